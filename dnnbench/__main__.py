@@ -1,0 +1,3 @@
+from dnnbench.cli import main
+
+main()

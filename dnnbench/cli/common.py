@@ -1,0 +1,148 @@
+"""Helpers shared by the command modules: one-line errors with the right exit code, consoles."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def err_console() -> Console:
+    return Console(stderr=True)
+
+
+def out_console() -> Console:
+    """Tables on stdout; wide enough for them when stdout is not a terminal (pipes, CI logs)."""
+    import sys
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def usage_error(message: str) -> NoReturn:
+    """Bad input: one clear line on stderr, exit code 2, no traceback."""
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def runtime_error(message: str) -> NoReturn:
+    """A run that failed for a runtime reason: one line on stderr, exit code 1."""
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(EXIT_RUNTIME)
+
+
+def warn(message: str) -> None:
+    err_console().print(f"[bold yellow]Warning:[/] {message}", highlight=False)
+
+
+def command_line() -> str:
+    return " ".join(["dnnbench", *sys.argv[1:]])
+
+
+# ---------------------------------------------------------------- shared experiment plumbing
+
+def parse_int_list(text: str, option: str, minimum: int = 1) -> tuple[int, ...]:
+    """'1-7' or '1,3,5,7' (or a mix, '1-3,5') -> (1, ...); bad input is a usage error."""
+    values: list[int] = []
+    try:
+        for part in text.replace(" ", "").split(","):
+            if not part:
+                continue
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                values.extend(range(int(lo), int(hi) + 1))
+            else:
+                values.append(int(part))
+    except ValueError:
+        usage_error(f"{option}: {text!r} is not a list like 1,3,5 or a range like 1-7")
+    if not values:
+        usage_error(f"{option}: give at least one value (e.g. 1-7 or 1,3,5)")
+    if min(values) < minimum:
+        usage_error(f"{option}: values must be >= {minimum}, got {min(values)}")
+    return tuple(values)
+
+
+def check_positive(value: float, option: str, *, integer: bool = False) -> None:
+    import math
+
+    if not math.isfinite(value) or value <= 0:
+        kind = "a positive integer" if integer else "a positive finite number"
+        usage_error(f"{option} must be {kind}, got {value}")
+
+
+def check_target(value: float, option: str = "--target") -> None:
+    if not (0 < value <= 1):
+        usage_error(f"{option} must be in (0, 1], got {value}")
+
+
+def check_choice(value: str, table, option: str) -> None:
+    if value not in table:
+        usage_error(f"{option}: unknown value {value!r}; choose from: {', '.join(table)}")
+
+
+def load_data(dataset: str | None, default: str, data_dir, **kwargs):
+    """The chosen data set, or the default with the offline fallback (warning on stderr).
+
+    Exit 2 when an explicitly requested data set cannot be had; exit 1 for a corrupt file."""
+    from dnnbench.data import DataError, DataUnavailable, resolve_dataset
+
+    if dataset is not None:
+        from dnnbench.data import DATASETS
+
+        check_choice(dataset, DATASETS, "--dataset")
+    try:
+        return resolve_dataset(dataset, default, data_dir=data_dir,
+                               on_fallback=lambda msg: warn(msg), **kwargs)
+    except DataUnavailable as e:
+        usage_error(str(e))
+    except DataError as e:
+        runtime_error(str(e))
+
+
+def quick_subset(data, n_train: int = 4000, n_eval: int = 1000):
+    """A smaller copy of ``data`` for --quick smoke runs (first n examples of each split)."""
+    import dataclasses
+
+    return dataclasses.replace(
+        data, x_train=data.x_train[:n_train], y_train=data.y_train[:n_train],
+        x_val=data.x_val[:n_eval], y_val=data.y_val[:n_eval], x_test=data.x_test[:n_eval],
+        y_test=data.y_test[:n_eval], source=f"{data.source} (--quick subset)")
+
+
+def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict):
+    """Run (or resume) the units, write the three result files; Ctrl-C/SIGTERM -> exit 130.
+
+    Returns (runs, curves, paths)."""
+    import signal
+
+    from dnnbench.experiments.units import UnitStore, count_saved, run_units
+    from dnnbench.report.console import RichProgress
+    from dnnbench.report.io import now, write_results
+    from dnnbench.train.arm import enable_compile_cache
+
+    enable_compile_cache()
+    store = UnitStore(out, experiment, data.name, data.fingerprint)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    started = now()
+    try:
+        runs, curves = run_units(units, store, fresh=fresh, progress=RichProgress(title=experiment))
+    except KeyboardInterrupt:
+        saved = count_saved(units, store)
+        typer.echo(f"Interrupted: {saved}/{len(units)} units are saved in {store.dir}; "
+                   "run the same command again to resume (add --fresh to start over).", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    full_meta = {"command": command_line(), "started": started, "finished": now(), **meta}
+    paths = write_results(out, experiment, data, runs, curves, full_meta)
+    err_console().print("Wrote " + ", ".join(str(p) for p in paths.values()), highlight=False)
+    return runs, curves, paths

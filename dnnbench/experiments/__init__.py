@@ -1,0 +1,1 @@
+"""One module per experiment: builds its arms (specs), runs them as resumable units, returns DataFrames."""

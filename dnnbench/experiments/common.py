@@ -1,0 +1,84 @@
+"""Pieces every experiment shares: arms, per-seed result rows, curve rows, unit construction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dnnbench.experiments.units import Unit
+from dnnbench.spec import RunSpec, widths_str
+from dnnbench.train.arm import ArmResult, train_arm
+from dnnbench.train.engine import first_reach
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A named spec within an experiment; ``labels`` become columns of its rows."""
+
+    name: str
+    spec: RunSpec
+    labels: tuple[tuple[str, Any], ...] = ()
+
+
+def spec_columns(spec: RunSpec) -> dict[str, Any]:
+    return {"depth": spec.depth, "widths": widths_str(spec.widths), "activation": spec.activation,
+            "init": spec.init, "bn": spec.norm == "batch", "bn_position": spec.norm_position,
+            "bn_momentum": spec.bn_momentum, "optimizer": spec.optimizer,
+            "learning_rate": spec.learning_rate, "batch_size": spec.batch_size}
+
+
+def seed_rows(result: ArmResult, seeds: Sequence[int], target: float | None) -> list[dict]:
+    """Per-seed outcome of a vmapped arm: steps-to-target (None = censored), accuracies, timing."""
+    tr, tm = result.trace, result.timing
+    rows = []
+    for i, seed in enumerate(seeds):
+        n_done = int(tr.n_done[i])
+        acc = np.asarray(tr.eval_acc[i], dtype=float)
+        diverged = bool(tr.diverged[i])
+        steps = None if (diverged or target is None) else first_reach(tr.steps[i], acc, n_done, target)
+        valid = acc[:n_done]
+        valid = valid[np.isfinite(valid)]
+        final = float(valid[-1]) if valid.size and not diverged else np.nan
+        rows.append({
+            "seed": int(seed), "target": target, "reached": steps is not None,
+            "steps_to_target": steps, "steps_done": int(tr.steps[i][n_done - 1]) if n_done else 0,
+            "diverged": diverged, "final_eval_accuracy": final,
+            "best_eval_accuracy": float(valid.max()) if valid.size and not diverged else np.nan,
+            "final_test_accuracy": float(tr.test_acc[i]),
+            "compile_s": tm.compile_s, "step_ms": tm.step_ms, "eval_ms": tm.eval_ms,
+            "time_to_target_s": steps * tm.step_ms / 1e3 if steps is not None else np.nan,
+        })
+    return rows
+
+
+def curve_frame(arm: Arm, result: ArmResult, seeds: Sequence[int],
+                columns: Sequence[str] = ("train_loss", "eval_loss", "eval_accuracy"),
+                rename: dict[str, str] | None = None) -> pd.DataFrame:
+    """Long table of curve points (only evaluations that were actually performed)."""
+    tr = result.trace
+    src = {"train_loss": tr.train_loss, "eval_loss": tr.eval_loss, "eval_accuracy": tr.eval_acc}
+    parts = []
+    for i, seed in enumerate(seeds):
+        n = int(tr.n_done[i])
+        part = {"arm": arm.name, "seed": int(seed), "step": np.asarray(tr.steps[i][:n])}
+        for c in columns:
+            part[c] = np.asarray(src[c][i][:n], dtype=float)
+        parts.append(pd.DataFrame(part))
+    df = pd.concat(parts, ignore_index=True)
+    return df.rename(columns=rename or {})
+
+
+def arm_unit(arm: Arm, data, seeds: Sequence[int], build_frames, **train_kwargs) -> Unit:
+    """A resumable unit that trains ``arm`` on all ``seeds`` and turns the result into frames."""
+    seeds = tuple(int(s) for s in seeds)
+
+    def compute():
+        result = train_arm(arm.spec, data, seeds, **train_kwargs)
+        return build_frames(arm, result, seeds)
+
+    return Unit(arm.name, (arm.name, arm.spec.hash, seeds, arm.labels,
+                           sorted(train_kwargs.items(), key=lambda kv: kv[0])), compute)

@@ -1,0 +1,90 @@
+"""Name -> factory tables. Every choice offered on the command line is looked up here.
+
+Add an entry to extend the tool; the CLI's choices and the contract tests follow the tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+ACTIVATIONS: dict[str, Callable] = {
+    "relu": jax.nn.relu,
+    "leaky_relu": jax.nn.leaky_relu,
+    "elu": jax.nn.elu,
+    "selu": jax.nn.selu,
+    "gelu": jax.nn.gelu,
+    "swish": jax.nn.swish,
+    "mish": jax.nn.mish,
+    "sigmoid": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+}
+
+_init = jax.nn.initializers
+INITIALIZERS: dict[str, Callable[[], Callable]] = {
+    "glorot-uniform": _init.glorot_uniform,
+    "glorot-normal": _init.glorot_normal,
+    "he-normal": _init.he_normal,
+    "he-uniform": _init.he_uniform,
+    "lecun-normal": _init.lecun_normal,
+    "normal": lambda: _init.normal(stddev=1.0),
+}
+
+# The default initializer depends on the activation family (He for the ReLU family,
+# Glorot for saturating ones, LeCun for SELU), as the textbooks recommend.
+DEFAULT_INIT: dict[str, str] = {
+    "relu": "he-normal", "leaky_relu": "he-normal", "elu": "he-normal", "gelu": "he-normal",
+    "swish": "he-normal", "mish": "he-normal", "selu": "lecun-normal",
+    "sigmoid": "glorot-uniform", "tanh": "glorot-uniform",
+}
+
+# Optimizers: learning_rate (a float, a traced scalar or a schedule) -> GradientTransformation.
+# Hyper-parameters other than the learning rate are the reference textbook's.
+OPTIMIZERS: dict[str, Callable] = {
+    "sgd": lambda lr: optax.sgd(lr),
+    "momentum": lambda lr: optax.sgd(lr, momentum=0.9),
+    "nesterov": lambda lr: optax.sgd(lr, momentum=0.9, nesterov=True),
+    "adagrad": lambda lr: optax.adagrad(lr),
+    "rmsprop": lambda lr: optax.rmsprop(lr, decay=0.9),
+    "adam": lambda lr: optax.adam(lr, b1=0.9, b2=0.999),
+    "adamax": lambda lr: optax.adamax(lr, b1=0.9, b2=0.999),
+    "nadam": lambda lr: optax.nadam(lr, b1=0.9, b2=0.999),
+    "adamw": lambda lr: optax.adamw(lr, b1=0.9, b2=0.999, weight_decay=1e-5),
+}
+
+# Schedules: (peak learning rate, total steps) -> optax schedule.
+SCHEDULES: dict[str, Callable] = {
+    "constant": lambda lr, steps: optax.constant_schedule(lr),
+    "cosine": lambda lr, steps: optax.cosine_decay_schedule(lr, decay_steps=max(steps, 1)),
+    "exponential": lambda lr, steps: optax.exponential_decay(
+        lr, transition_steps=max(steps // 10, 1), decay_rate=0.8),
+    "warmup-cosine": lambda lr, steps: optax.warmup_cosine_decay_schedule(
+        0.0, lr, warmup_steps=max(steps // 20, 1), decay_steps=max(steps, 2)),
+}
+
+
+def choices(table: dict) -> str:
+    return ", ".join(table)
+
+
+def lookup(table: dict, name: str, what: str):
+    """table[name], or ValueError naming the allowed values (the CLI turns it into exit 2)."""
+    try:
+        return table[name]
+    except KeyError:
+        raise ValueError(f"unknown {what} {name!r}; choose from: {choices(table)}") from None
+
+
+def make_optimizer(name: str, learning_rate, *, schedule: str = "constant", total_steps: int = 1,
+                   clip_norm: float = 0.0) -> optax.GradientTransformation:
+    """The optimizer ``name`` at ``learning_rate`` (may be traced), with schedule and clipping."""
+    lr = lookup(SCHEDULES, schedule, "schedule")(learning_rate, total_steps)
+    if schedule == "constant":
+        lr = learning_rate  # keep the plain scalar: some optimizers special-case it
+    tx = lookup(OPTIMIZERS, name, "optimizer")(lr)
+    if clip_norm > 0:
+        tx = optax.chain(optax.clip_by_global_norm(clip_norm), tx)
+    return tx

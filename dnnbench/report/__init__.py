@@ -1,0 +1,1 @@
+"""Presentation and persistence: CSV/metadata writers, Rich tables and progress, figures."""

@@ -1,0 +1,50 @@
+"""Statistics used by every experiment summary (DESIGN.md section 4).
+
+Pure numpy/scipy.  Bootstrap intervals are reproducible: ``n_resamples=2000`` and a fixed
+``seed=0`` by default.  Degenerate inputs (n == 1, constant values, zero differences)
+never raise and give documented NaN-free results; NaN marks "no data" or, for interval
+bounds, "unbounded" (e.g. a median never reached, "> budget").
+
+- ``intervals``: ``mean_ci``, ``paired_difference``, ``paired_log_ratio``.
+- ``censored``: steps-to-target with censoring: ``kaplan_meier``, ``km_median``,
+  ``paired_censored_comparison``.
+- ``verdicts``: ``verdict_from_interval``, ``format_interval``, ``star_ratings``.
+"""
+
+from .censored import (
+    CensoredComparison,
+    CensoredSummary,
+    KMCurve,
+    kaplan_meier,
+    km_median,
+    paired_censored_comparison,
+)
+from .intervals import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    Interval,
+    PairedComparison,
+    mean_ci,
+    paired_difference,
+    paired_log_ratio,
+)
+from .verdicts import format_interval, star_ratings, verdict_from_interval
+
+__all__ = [
+    "DEFAULT_RESAMPLES",
+    "DEFAULT_SEED",
+    "CensoredComparison",
+    "CensoredSummary",
+    "Interval",
+    "KMCurve",
+    "PairedComparison",
+    "format_interval",
+    "kaplan_meier",
+    "km_median",
+    "mean_ci",
+    "paired_censored_comparison",
+    "paired_difference",
+    "paired_log_ratio",
+    "star_ratings",
+    "verdict_from_interval",
+]

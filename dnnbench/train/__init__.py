@@ -1,0 +1,1 @@
+"""Pure training: the step, the on-device loop, seed vmapping, evaluation and timing."""

@@ -58,3 +58,12 @@ def fake_mnist(tmp_path, data_env) -> tuple[Path, dict[str, str]]:
     """A data folder ``root`` whose ``mnist/`` holds tiny generated files; (root, their hashes)."""
     root = tmp_path / "data"
     return root, make_mnist_files(root / "mnist")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compile_cache():
+    """Share JAX's persistent compilation cache across tests (and test runs): identical programs
+    compiled by different tests are compiled once."""
+    from dnnbench.train.arm import enable_compile_cache
+
+    enable_compile_cache()

@@ -40,8 +40,14 @@ def warn(message: str) -> None:
     err_console().print(f"[bold yellow]Warning:[/] {message}", highlight=False)
 
 
-def command_line() -> str:
-    return " ".join(["dnnbench", *sys.argv[1:]])
+def command_line(command: str = "") -> str:
+    """The command as the user typed it; when called in-process (tests), ``dnnbench COMMAND``."""
+    import os
+    import shlex
+
+    if os.path.basename(sys.argv[0]) in ("dnnbench", "__main__.py"):
+        return shlex.join(["dnnbench", *sys.argv[1:]])
+    return f"dnnbench {command} (in-process)".replace("  ", " ")
 
 
 # ---------------------------------------------------------------- shared experiment plumbing
@@ -114,10 +120,12 @@ def quick_subset(data, n_train: int = 4000, n_eval: int = 1000):
         y_test=data.y_test[:n_eval], source=f"{data.source} (--quick subset)")
 
 
-def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict):
+def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict,
+                   finalize=None):
     """Run (or resume) the units, write the three result files; Ctrl-C/SIGTERM -> exit 130.
 
-    Returns (runs, curves, paths)."""
+    ``finalize(runs, curves) -> (runs, curves, extra_meta)``, if given, turns the units' frames
+    into the written ones (e.g. columns that depend on all units). Returns (runs, curves, paths)."""
     import signal
 
     from dnnbench.experiments.units import UnitStore, count_saved, run_units
@@ -142,7 +150,10 @@ def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-    full_meta = {"command": command_line(), "started": started, "finished": now(), **meta}
+    if finalize is not None:
+        runs, curves, extra_meta = finalize(runs, curves)
+        meta = {**meta, **extra_meta}
+    full_meta = {"command": command_line(experiment), "started": started, "finished": now(), **meta}
     paths = write_results(out, experiment, data, runs, curves, full_meta)
     err_console().print("Wrote " + ", ".join(str(p) for p in paths.values()), highlight=False)
     return runs, curves, paths

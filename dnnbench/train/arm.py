@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dnnbench.spec import RunSpec
-from dnnbench.train.engine import Trace, make_program, seed_keys, to_device
+from dnnbench.train.engine import Trace, full_control, make_program, seed_keys, to_device
 
 _CACHE_ENABLED = False
 
@@ -65,40 +65,40 @@ def _timed(fn, *args, repeats: int = 3) -> float:
 
 
 def train_arm(spec: RunSpec, data, seeds, *, lrs=None, init_params=None, timing: bool = True,
-              timing_steps: int = 20, **program_kwargs: Any) -> ArmResult:
-    """Train ``spec`` on every seed (and learning rate in ``lrs``, one per seed) at once."""
+              timing_steps: int = 50, **program_kwargs: Any) -> ArmResult:
+    """Train ``spec`` on every seed (and learning rate in ``lrs``, one per seed) at once.
+
+    One executable serves the run and its timing: ``Control`` (runtime, unbatched) switches
+    evaluation off and limits the number of chunks, so timing costs no extra compilation.
+    Step time = (time of k chunks without evaluation - time of 0 chunks) / steps;
+    eval time = (time of k chunks with evaluation - without) / k; medians of 3 after a warm-up.
+    """
     prog = make_program(spec, data.n_classes, len(data.y_train), **program_kwargs)
     dev = to_device(data, spec)
     keys = seed_keys(seeds)
     lrs = jnp.full((len(seeds),), spec.learning_rate, jnp.float32) if lrs is None else (
         jnp.asarray(lrs, jnp.float32))
-    args = (keys, lrs, dev) if init_params is None else (keys, lrs, dev, init_params)
-    axes = (0, 0, None) if init_params is None else (0, 0, None, 0)
-    run = jax.jit(jax.vmap(prog.run, in_axes=axes))
+    run = jax.jit(jax.vmap(prog.run, in_axes=(0, 0, None, None if init_params is None else 0,
+                                              None)))
 
+    def call(ctrl):
+        return compiled(keys, lrs, dev, init_params, ctrl)
+
+    full = full_control(spec)
     t0 = time.perf_counter()
-    compiled = run.lower(*args).compile()
+    compiled = run.lower(keys, lrs, dev, init_params, full).compile()
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    trace = _block(compiled(*args))
+    trace = _block(call(full))
     run_s = time.perf_counter() - t0
     trace = jax.device_get(trace)
 
     step_ms = eval_ms = float("nan")
     if timing:
-        step_ms, eval_ms = measure_step_and_eval(prog, spec, args, axes, timing_steps)
+        k = max(1, min(-(-timing_steps // spec.eval_every), spec.n_evals))
+        t_init = _timed(call, full_control(spec, max_evals=0, evaluate=False))
+        t_train = _timed(call, full_control(spec, max_evals=k, evaluate=False, early_stop=False))
+        t_eval = _timed(call, full_control(spec, max_evals=k, evaluate=True, early_stop=False))
+        step_ms = max(t_train - t_init, 0.0) / (k * spec.eval_every) * 1e3
+        eval_ms = max(t_eval - t_train, 0.0) / k * 1e3
     return ArmResult(trace, ArmTiming(compile_s, run_s, step_ms, eval_ms))
-
-
-def measure_step_and_eval(prog, spec: RunSpec, args, axes, n_steps: int) -> tuple[float, float]:
-    """Steady-state ms per training step and per evaluation, for all vmapped seeds together."""
-    n_steps = max(1, min(n_steps, spec.max_steps))
-    init = jax.jit(jax.vmap(prog.init, in_axes=axes))
-    state = init(*args)
-    lrs, dev = args[1], args[2]
-    chunk = jax.jit(jax.vmap(lambda s, lr, d: prog.train_chunk(s, 0, lr, d, n_steps),
-                             in_axes=(0, 0, None)))
-    step_s = _timed(chunk, state, lrs, dev) / n_steps
-    evaluate = jax.jit(jax.vmap(prog.evaluate, in_axes=(0, 0, None, None)))
-    eval_s = _timed(evaluate, state.params, state.batch_stats, dev["x_eval"], dev["y_eval"])
-    return step_s * 1e3, eval_s * 1e3

@@ -77,13 +77,28 @@ def split_key(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     return init_key, data_key, dropout_key
 
 
+class Control(NamedTuple):
+    """Runtime (traced, unbatched) knobs of a run; the defaults are the spec's protocol."""
+
+    max_evals: jax.Array  # int32: evaluations (chunks of eval_every steps) to run at most
+    evaluate: jax.Array  # bool: evaluate (off only to time pure training steps)
+    target: jax.Array  # float32: stop a seed once its eval accuracy reaches this (inf: never)
+
+
+def full_control(spec: RunSpec, *, max_evals: int | None = None, evaluate: bool = True,
+                 early_stop: bool = True) -> Control:
+    stop = spec.stop_at_target and spec.target > 0 and early_stop
+    return Control(jnp.int32(spec.n_evals if max_evals is None else max_evals),
+                   jnp.bool_(evaluate), jnp.float32(spec.target if stop else jnp.inf))
+
+
 class Program(NamedTuple):
     """The pure functions of one arm (all unbatched; vmap them over seeds)."""
 
     init: Callable  # (key, lr, data[, init_params]) -> TrainState
     train_chunk: Callable  # (state, t0, lr, data, n_steps) -> (state, mean_loss)
     evaluate: Callable  # (params, batch_stats, x, y) -> (loss, acc)
-    run: Callable  # (key, lr, data[, init_params]) -> Trace
+    run: Callable  # (key, lr, data, init_params=None, ctrl=None) -> Trace
 
 
 def default_tx(spec: RunSpec, lr) -> optax.GradientTransformation:
@@ -149,28 +164,35 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         logits = model.apply({"params": params, "batch_stats": batch_stats}, x, train=False)
         return loss_and_accuracy(logits, y, spec.loss)
 
-    def run(key, lr, data, init_params=None) -> Trace:
+    def run(key, lr, data, init_params=None, ctrl=None) -> Trace:
+        """Train one seed. ``ctrl`` (unbatched, runtime values, see ``Control``) lets timing
+        reuse this very executable: fewer evaluations, evaluation skipped, no early stop."""
+        ctrl = full_control(spec) if ctrl is None else ctrl
         state = init(key, lr, data, init_params)
         nan = jnp.full((n_evals,), jnp.nan, jnp.float32)
         curves0 = (nan, nan, nan)
-        target = spec.target if spec.stop_at_target and spec.target > 0 else jnp.inf
 
         def cond(c):
             _, i, diverged, reached, _ = c
-            return (i < n_evals) & ~diverged & ~reached
+            return (i < ctrl.max_evals) & ~diverged & ~reached
 
         def body(c):
             state, i, _, _, (tl, el, ea) = c
             state, loss = train_chunk(state, i * spec.eval_every, lr, data, spec.eval_every)
-            e_loss, e_acc = evaluate(state.params, state.batch_stats,
-                                     data["x_eval"], data["y_eval"])
+            e_loss, e_acc = jax.lax.cond(
+                ctrl.evaluate, lambda: evaluate(state.params, state.batch_stats,
+                                                data["x_eval"], data["y_eval"]),
+                lambda: (jnp.float32(jnp.nan), jnp.float32(jnp.nan)))
             diverged = ~jnp.isfinite(loss)
             curves = (tl.at[i].set(loss), el.at[i].set(e_loss), ea.at[i].set(e_acc))
-            return state, i + 1, diverged, e_acc >= target, curves
+            return state, i + 1, diverged, e_acc >= ctrl.target, curves
 
         state, n_done, diverged, _, (tl, el, ea) = jax.lax.while_loop(
             cond, body, (state, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), curves0))
-        t_loss, t_acc = evaluate(state.params, state.batch_stats, data["x_test"], data["y_test"])
+        t_loss, t_acc = jax.lax.cond(
+            ctrl.evaluate, lambda: evaluate(state.params, state.batch_stats, data["x_test"],
+                                            data["y_test"]),
+            lambda: (jnp.float32(jnp.nan), jnp.float32(jnp.nan)))
         t_loss = jnp.where(diverged, jnp.nan, t_loss)
         t_acc = jnp.where(diverged, jnp.nan, t_acc)
         steps = (jnp.arange(n_evals, dtype=jnp.int32) + 1) * spec.eval_every

@@ -1,0 +1,182 @@
+"""`dnnbench transfer`: does reusing the layers of a network trained on task A help task B?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dnnbench.cli.common import (
+    check_positive, err_console, load_data, out_console, quick_subset, run_experiment,
+    usage_error, warn)
+
+DEPTH = 3  # hidden layers of the protocol's networks (3 x 100 ReLU)
+QUICK_PAIRS = 3  # --quick --pairs all runs only the first pairs
+
+
+def parse_pair(text: str) -> tuple[int, int]:
+    """'3,5' -> (3, 5); anything else is a usage error."""
+    parts = text.replace(" ", "").split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        pos, neg = int(parts[0]), int(parts[1])
+    except ValueError:
+        usage_error(f"--pair: {text!r} is not two class labels like 3,5 (positive,negative)")
+    if pos == neg:
+        usage_error(f"--pair: the two classes must differ, got {pos} twice")
+    return pos, neg
+
+
+def transfer(
+    seeds: Annotated[int, typer.Option(help="Seeds per arm (vmapped; B and B-on-A paired by "
+                                       "seed; A retrained for every seed).")] = 20,
+    pair: Annotated[str | None, typer.Option(
+        help="Task B as POS,NEG class labels (default: fashion-mnist 2,0, Pullover vs "
+             "T-shirt/top; mnist, digits and synthetic 3,5).")] = None,
+    pairs: Annotated[str | None, typer.Option(
+        help="'all': repeat over every unordered class pair (45 for 10 classes; the smaller "
+             "label is the positive class).")] = None,
+    reuse_layers: Annotated[int | None, typer.Option(
+        help=f"Hidden layers of A reused by B-on-A, 0..{DEPTH} (default: all {DEPTH}); the "
+             "others start fresh.")] = None,
+    freeze_epochs: Annotated[int, typer.Option(help="Epochs with the reused layers frozen.")] = 4,
+    unfreeze_epochs: Annotated[int, typer.Option(
+        help="Epochs with all layers trainable after that (B from scratch trains "
+             "freeze + unfreeze epochs).")] = 16,
+    unfreeze_lr: Annotated[float | None, typer.Option(
+        help="Learning rate of the reused layers after unfreezing (default: --lr).")] = None,
+    lr: Annotated[float, typer.Option("--lr", help="SGD learning rate of every arm.")] = 0.001,
+    train_size: Annotated[int, typer.Option(
+        help="Task-B training images (the first N of the two classes).")] = 200,
+    epochs_a: Annotated[int, typer.Option(help="Training epochs of model A.")] = 20,
+    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 32,
+    dataset: Annotated[str | None, typer.Option(
+        help="Data set (default: fashion-mnist, falling back to digits when it is not "
+             "available).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Folder holding mnist/ and "
+                                                  "fashion-mnist/.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the result files.")] = Path("results"),
+    quick: Annotated[bool, typer.Option(
+        help=f"Smoke run of seconds: data subset, 3 seeds, 2 epochs for A, 1 frozen + 1 "
+             f"unfrozen for B; --pairs all runs the first {QUICK_PAIRS} pairs.")] = False,
+    fresh: Annotated[bool, typer.Option(help="Recompute everything instead of resuming.")] = False,
+    plot: Annotated[bool, typer.Option(help="Also write figures next to the CSVs.")] = False,
+) -> None:
+    """Transfer learning A -> B on many seeds: B from scratch vs B on A's layers, paired.
+
+    The textbook protocol: A = 3x100 ReLU net on 8 classes (SGD 0.001, 20 epochs, batch 32);
+    B = the same net with one sigmoid unit on 200 images of the two held-out classes; B-on-A
+    reuses A's hidden layers, frozen for 4 epochs, then trains them for 16 more. Reports each
+    arm's test accuracy with a 95% interval, the paired difference, its p-value, the seeds in
+    which transfer helps, the error-rate reduction and a plain verdict.
+    """
+    from dnnbench.experiments import transfer as exp
+
+    if pair is not None and pairs is not None:
+        usage_error("choose one of --pair POS,NEG and --pairs all")
+    if pairs is not None and pairs.strip().lower() != "all":
+        usage_error(f"--pairs: only 'all' is supported, got {pairs!r} (use --pair POS,NEG "
+                    "for one pair)")
+    chosen = parse_pair(pair) if pair is not None else None
+    check_positive(seeds, "--seeds", integer=True)
+    check_positive(lr, "--lr")
+    if unfreeze_lr is not None:
+        check_positive(unfreeze_lr, "--unfreeze-lr")
+    check_positive(epochs_a, "--epochs-a", integer=True)
+    check_positive(batch_size, "--batch-size", integer=True)
+    if train_size < 1:
+        usage_error(f"--train-size must be at least 1, got {train_size}")
+    if reuse_layers is not None and not 0 <= reuse_layers <= DEPTH:
+        usage_error(f"--reuse-layers must be in 0..{DEPTH} (the network has {DEPTH} hidden "
+                    f"layers), got {reuse_layers}")
+    for value, option in ((freeze_epochs, "--freeze-epochs"),
+                          (unfreeze_epochs, "--unfreeze-epochs")):
+        if value < 0:
+            usage_error(f"{option} must be >= 0, got {value}")
+    if freeze_epochs + unfreeze_epochs < 1:
+        usage_error("--freeze-epochs + --unfreeze-epochs must be at least 1")
+
+    data = load_data(dataset, exp.DEFAULT_DATASET, data_dir)
+    if quick:
+        data = quick_subset(data)
+        seeds, epochs_a = min(seeds, 3), min(epochs_a, 2)
+        freeze_epochs, unfreeze_epochs = min(freeze_epochs, 1), min(unfreeze_epochs, 1)
+
+    if pairs is not None:
+        if data.n_classes < 4:
+            usage_error(f"--pairs all needs at least 4 classes; {data.name} has {data.n_classes}")
+        pair_list = exp.all_pairs(data.n_classes)
+        if quick:
+            pair_list = pair_list[:QUICK_PAIRS]
+    else:
+        pair_list = [chosen or exp.default_pair(data)]
+    for p in pair_list:
+        try:
+            exp.check_pair(p, data.n_classes)
+        except ValueError as e:
+            usage_error(f"--pair: {e} in {data.name}")
+    available = min(exp.task_b_train_count(data, *p) for p in pair_list)
+    if train_size > available:
+        which = "the smallest pair has" if len(pair_list) > 1 else "the pair has"
+        usage_error(f"--train-size {train_size} is larger than the task-B training images "
+                    f"available ({which} {available} in {data.name}"
+                    f"{', --quick subset' if quick else ''})")
+    if train_size < batch_size:
+        warn(f"--train-size {train_size} is smaller than --batch-size {batch_size}; the B arms "
+             f"use batches of {train_size}.")
+
+    cfg = exp.TransferConfig(
+        pairs=tuple(pair_list), learning_rate=lr, unfreeze_lr=unfreeze_lr,
+        batch_size=batch_size, epochs_a=epochs_a, freeze_epochs=freeze_epochs,
+        unfreeze_epochs=unfreeze_epochs, train_size=train_size, reuse_layers=reuse_layers,
+        seeds=tuple(range(seeds)), timing="first" if len(pair_list) > 1 else "all")
+    too_small = [p for p in pair_list if _a_train_count(exp, data, p) < batch_size]
+    if too_small:
+        usage_error(f"--batch-size {batch_size} is larger than task A's training split for "
+                    f"pair {exp.pair_label(*too_small[0])}")
+    err_console().print(
+        f"transfer on {data.name}: {len(pair_list)} class pair(s), {seeds} seeds, "
+        f"{len(pair_list) * 3} vmapped programs", highlight=False)
+    units = exp.build_units(cfg, data)
+    runs, _curves, paths = run_experiment(
+        exp.EXPERIMENT, units, data, out, fresh=fresh,
+        meta={"config": cfg.__dict__, "quick": quick, "a_seed_offset": exp.A_SEED_OFFSET,
+              "pairs_mode": "all" if pairs is not None else "one"})
+
+    from dnnbench.report.transfer import pair_tables, pairs_table
+
+    summary = exp.summarize(runs)
+    console = out_console()
+    if len(summary) == 1:
+        row = summary.iloc[0]
+        for t in pair_tables(row, data.name, data.class_names):
+            console.print(t)
+        typer.echo(f"Verdict ({data.name}, {row['pair']}, {int(row['n_b'])} seeds): "
+                   f"{row['verdict_line']}")
+    else:
+        console.print(pairs_table(summary, data.name, data.class_names))
+        typer.echo(exp.across_pairs_text(exp.across_pairs(summary), seeds))
+    if plot:
+        _plot(paths["runs"])
+
+
+def _a_train_count(exp, data, pair) -> int:
+    return len(data.y_train) - exp.task_b_train_count(data, *pair)
+
+
+def _plot(runs_path: Path) -> None:
+    try:
+        from dnnbench.report import figures
+        plot_results = figures.plot_results
+    except (ImportError, AttributeError):
+        warn("--plot: figures are not available in this version "
+             "(dnnbench.report.figures.plot_results is missing); the CSVs are written.")
+        return
+    plot_results(runs_path)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("transfer")(transfer)
+

@@ -1,0 +1,159 @@
+"""`dnnbench depth-sweep` end to end, its arms, its summary and its bad-input handling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dnnbench.cli import app
+from dnnbench.experiments import depth_sweep as exp
+
+runner = CliRunner()
+SMALL = ["--dataset", "synthetic", "--width", "16", "--max-steps", "40", "--eval-every", "10",
+         "--batch-size", "64", "--target", "0.3"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quick")
+    result = runner.invoke(app, ["depth-sweep", "--quick", "--dataset", "digits", "--out",
+                                 str(out)])
+    return out, result
+
+
+def test_quick_writes_three_files_with_documented_columns(quick_run):
+    out, result = quick_run
+    assert result.exit_code == 0, result.output
+    runs = pd.read_csv(out / "depth-sweep-digits-runs.csv")
+    curves = pd.read_csv(out / "depth-sweep-digits-curves.csv")
+    meta = json.loads((out / "depth-sweep-digits-meta.json").read_text())
+    assert list(runs.columns) == exp.RUN_COLUMNS
+    assert list(curves.columns) == exp.CURVE_COLUMNS
+    assert len(runs) == 2 * 2 * 2  # depths 1-2, bn off/on, 2 seeds
+    assert set(runs["arm"]) == {exp.arm_name("relu", d, b) for d in (1, 2) for b in (0, 1)}
+    assert meta["schema_version"] == 1 and meta["dataset"]["name"] == "digits"
+    assert meta["command"].startswith("dnnbench depth-sweep")
+    # steps_to_target is filled exactly when reached, and is a multiple of eval_every
+    reached = runs[runs["reached"]]
+    assert reached["steps_to_target"].notna().all()
+    assert (reached["steps_to_target"] % 10 == 0).all()
+    assert runs.loc[~runs["reached"], "steps_to_target"].isna().all()
+    assert "Depth sweep on digits" in result.stdout
+
+
+def test_curves_agree_with_runs(quick_run):
+    out, _ = quick_run
+    runs = pd.read_csv(out / "depth-sweep-digits-runs.csv")
+    curves = pd.read_csv(out / "depth-sweep-digits-curves.csv")
+    for _, r in runs[runs["reached"]].iterrows():
+        c = curves[(curves["arm"] == r["arm"]) & (curves["seed"] == r["seed"])]
+        first = c.loc[c["test_accuracy"] >= r["target"], "step"].min()
+        assert first == r["steps_to_target"]
+        assert c["step"].max() == r["steps_to_target"]  # early stop at the target
+
+
+def test_same_command_twice_gives_identical_results(tmp_path):
+    args = ["depth-sweep", *SMALL, "--depths", "1", "--seeds", "2"]
+    timing = ["compile_s", "step_ms", "eval_ms", "time_to_target_s"]
+    frames = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert runner.invoke(app, [*args, "--out", str(out)]).exit_code == 0
+        frames.append((pd.read_csv(out / "depth-sweep-synthetic-runs.csv").drop(columns=timing),
+                       pd.read_csv(out / "depth-sweep-synthetic-curves.csv")))
+    pd.testing.assert_frame_equal(frames[0][0], frames[1][0])
+    pd.testing.assert_frame_equal(frames[0][1], frames[1][1])
+
+
+def test_build_arms_defaults_and_init_by_activation():
+    cfg = exp.DepthSweepConfig(depths=(1, 3), activations=("relu", "sigmoid"))
+    arms = exp.build_arms(cfg)
+    assert len(arms) == 2 * 2 * 2
+    by_name = {a.name: a.spec for a in arms}
+    s = by_name[exp.arm_name("relu", 3, True)]
+    assert s.widths == (500, 400, 300) and s.norm == "batch" and s.init == "he-normal"
+    assert s.learning_rate == 0.01 and s.batch_size == 500 and s.bn_momentum == 0.9
+    assert by_name[exp.arm_name("sigmoid", 1, False)].init == "glorot-uniform"
+    assert by_name[exp.arm_name("relu", 1, False)].norm == "none"
+    wide = exp.DepthSweepConfig(depths=(9,), width=64)
+    assert exp.build_arms(wide)[0].spec.widths == (64,) * 9
+
+
+def _runs(steps_on, steps_off, budget=100):
+    rows = []
+    for bn, steps in ((True, steps_on), (False, steps_off)):
+        for seed, s in enumerate(steps):
+            rows.append({"activation": "relu", "depth": 3, "bn": bn, "seed": seed,
+                         "steps_to_target": s, "reached": s is not None, "max_steps": budget,
+                         "diverged": False, "step_ms": 2.0, "compile_s": 1.0})
+    df = pd.DataFrame(rows)
+    df["steps_to_target"] = df["steps_to_target"].astype("Float64")
+    return df
+
+
+def test_summary_bn_verdicts_on_constructed_runs():
+    s = exp.summarize(_runs([20, 20, 30, 20, 20, 30], [60, 70, 60, 80, 60, 70]))
+    on = s[s["bn"]].iloc[0]
+    assert on["median_steps"] == 20 and on["reached"] == 6
+    assert on["bn_verdict"] == "fewer steps" and on["bn_ratio_high"] < 1
+    same = exp.summarize(_runs([20, 30, 20, 30, 20, 30], [30, 20, 30, 20, 30, 20]))
+    assert same[same["bn"]].iloc[0]["bn_verdict"] == "no clear difference"
+
+
+def test_summary_censored_arm_is_not_imputed():
+    s = exp.summarize(_runs([20] * 6, [None] * 6))
+    off = s[~s["bn"]].iloc[0]
+    assert off["reached"] == 0 and np.isnan(off["median_steps"])
+    assert np.isnan(off["time_to_target_s"])
+    assert s[s["bn"]].iloc[0]["bn_verdict"] == "fewer steps"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--depths", "0"], "--depths"),
+    (["--depths", ""], "--depths"),
+    (["--depths", "1-x"], "--depths"),
+    (["--width", "0"], "--width"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--batch-size", "100000"], "--batch-size"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "inf"], "--lr"),
+    (["--lr", "nan"], "--lr"),
+    (["--target", "1.5"], "--target"),
+    (["--target", "0"], "--target"),
+    (["--seeds", "0"], "--seeds"),
+    (["--eval-every", "0"], "--eval-every"),
+    (["--activation", "swishy"], "relu"),
+    (["--init", "zeros"], "he-normal"),
+    (["--optimizer", "lbfgs"], "adam"),
+    (["--depths", "9"], "--width"),
+    (["--bn", "--no-bn"], "at most one"),
+    (["--dataset", "cifar"], "mnist"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, args, needle):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["depth-sweep", "--dataset", "synthetic", "--out", str(out),
+                                 *args])
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert "Traceback" not in result.output
+    assert not out.exists()  # no partial output
+
+
+def test_explicit_unavailable_dataset_exits_2(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("DNNBENCH_DATA_DIR", raising=False)
+    import dnnbench.data.mnist as mnist
+
+    def offline(*a, **k):
+        raise OSError("offline")
+
+    monkeypatch.setattr(mnist.urllib.request, "urlopen", offline, raising=False)
+    result = runner.invoke(app, ["depth-sweep", "--dataset", "mnist", "--out",
+                                 str(tmp_path / "o"), "--data-dir", str(tmp_path / "none")])
+    assert result.exit_code == 2
+    assert "--dataset digits" in result.stderr

@@ -1,0 +1,67 @@
+"""Contract tests over every registered name: each entry builds and behaves."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dnnbench.models import build_model
+from dnnbench.registry import (
+    ACTIVATIONS, DEFAULT_INIT, INITIALIZERS, OPTIMIZERS, SCHEDULES, lookup, make_optimizer)
+from dnnbench.spec import RunSpec
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_is_elementwise_nonlinear_and_finite(name):
+    f = ACTIVATIONS[name]
+    x = jnp.linspace(-3, 3, 13)
+    y = f(x)
+    assert y.shape == x.shape and bool(jnp.all(jnp.isfinite(y)))
+    # not linear: a second difference is non-zero somewhere
+    h = 0.5
+    assert float(jnp.max(jnp.abs(f(x + h) - 2 * f(x) + f(x - h)))) > 1e-3
+    assert name in DEFAULT_INIT
+
+
+@pytest.mark.parametrize("name", list(INITIALIZERS))
+def test_initializer_scale(name):
+    w = INITIALIZERS[name]()(jax.random.PRNGKey(0), (400, 300))
+    std = float(jnp.std(w))
+    expected = {"normal": 1.0, "he-normal": np.sqrt(2 / 400), "he-uniform": np.sqrt(2 / 400),
+                "lecun-normal": np.sqrt(1 / 400), "glorot-normal": np.sqrt(2 / 700),
+                "glorot-uniform": np.sqrt(2 / 700)}[name]
+    assert abs(std - expected) / expected < 0.1
+
+
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+def test_every_optimizer_and_schedule_builds_and_steps(opt, schedule):
+    tx = make_optimizer(opt, 0.1, schedule=schedule, total_steps=100, clip_norm=1.0)
+    params = {"w": jnp.ones(3)}
+    state = tx.init(params)
+    updates, _ = tx.update({"w": jnp.ones(3)}, state, params)
+    if schedule == "warmup-cosine":  # starts at lr 0
+        return
+    assert float(jnp.sum(updates["w"])) < 0  # a descent direction
+
+
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+@pytest.mark.parametrize("norm,position", [("none", "before"), ("batch", "before"),
+                                           ("batch", "after")])
+def test_model_builds_for_every_activation_and_norm(act, norm, position):
+    spec = RunSpec(widths=(8, 4), activation=act, norm=norm, norm_position=position,
+                   dropout=0.1, bn_logits=norm == "batch")
+    model = build_model(spec, 3)
+    v = model.init(jax.random.PRNGKey(0), jnp.ones((5, 6)))
+    out = model.apply(v, jnp.ones((5, 6)))
+    assert out.shape == (5, 3) and bool(jnp.all(jnp.isfinite(out)))
+    params = v["params"]
+    assert ("bias" in params["hidden_0"]) == (not (norm == "batch" and position == "before"))
+    assert ("batch_stats" in v) == (norm == "batch")
+
+
+def test_lookup_error_names_choices():
+    with pytest.raises(ValueError, match="relu"):
+        lookup(ACTIVATIONS, "nope", "activation")

@@ -112,7 +112,8 @@ def test_pairing_same_seed_same_data_order(data):
 
 
 def test_timing_is_reported_separately(data):
-    res = train_arm(small_spec(), data, seeds=[0, 1], timing=True)
+    spec = small_spec(widths=(256, 256), batch_size=256, eval_every=100, max_steps=200)
+    res = train_arm(spec, data, seeds=[0, 1], timing=True)
     t = res.timing
     assert t.compile_s > 0 and t.run_s > 0 and t.step_ms > 0
     assert np.isfinite(t.eval_ms) and t.eval_ms >= 0  # tiny evals can time as ~0

@@ -65,3 +65,25 @@ def test_model_builds_for_every_activation_and_norm(act, norm, position):
 def test_lookup_error_names_choices():
     with pytest.raises(ValueError, match="relu"):
         lookup(ACTIVATIONS, "nope", "activation")
+
+
+@pytest.mark.parametrize("init", list(INITIALIZERS))
+def test_flat_init_matches_initializer_distribution(init):
+    """init_variables draws all kernels at once; each layer must still have its scale."""
+    from dnnbench.models import init_variables
+
+    spec = RunSpec(widths=(300, 200), init=init, head_init=init, norm="batch")
+    model = build_model(spec, 10)
+    v = init_variables(model, jax.random.PRNGKey(0), jnp.ones((1, 400)))
+    ref = model.init(jax.random.PRNGKey(0), jnp.ones((1, 400)))
+    assert jax.tree_util.tree_structure(v) == jax.tree_util.tree_structure(ref)
+    for layer in ("hidden_0", "hidden_1", "head"):
+        k, r = v["params"][layer]["kernel"], ref["params"][layer]["kernel"]
+        assert k.shape == r.shape
+        assert abs(float(jnp.std(k)) / float(jnp.std(r)) - 1) < 0.15
+    assert float(jnp.max(jnp.abs(v["params"]["hidden_0"]["kernel"]))) > 0
+    np.testing.assert_array_equal(v["batch_stats"]["bn_0"]["var"], 1.0)
+    # different layers are not copies of one another
+    a = v["params"]["hidden_1"]["kernel"][:10, 0]
+    b = v["params"]["hidden_0"]["kernel"][:10, 0]
+    assert not np.allclose(a, b)

@@ -20,7 +20,7 @@ app = typer.Typer(
 )
 
 # Command modules, in the order their commands appear in --help.
-COMMAND_MODULES = ["data", "depth_sweep", "optimizers", "transfer"]
+COMMAND_MODULES = ["data", "depth_sweep", "optimizers", "transfer", "claims", "check", "report"]
 
 for _mod in COMMAND_MODULES:
     importlib.import_module(f"dnnbench.cli.{_mod}").register(app)

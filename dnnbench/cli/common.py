@@ -134,26 +134,36 @@ def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict
     from dnnbench.train.arm import enable_compile_cache
 
     enable_compile_cache()
-    store = UnitStore(out, experiment, data.name, data.fingerprint)
+    store = UnitStore(out, experiment, data.name, data.fingerprint, on_damaged=warn)
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main_thread else None
     started = now()
+    stage = "units"
     try:
         runs, curves = run_units(units, store, fresh=fresh, progress=RichProgress(title=experiment))
+        stage = "results"
+        if finalize is not None:
+            runs, curves, extra_meta = finalize(runs, curves)
+            meta = {**meta, **extra_meta}
+        full_meta = {"command": command_line(experiment), "started": started,
+                     "finished": now(), **meta}
+        paths = write_results(out, experiment, data, runs, curves, full_meta)
     except KeyboardInterrupt:
         saved = count_saved(units, store)
-        typer.echo(f"Interrupted: {saved}/{len(units)} units are saved in {store.dir}; "
-                   "run the same command again to resume (add --fresh to start over).", err=True)
+        where = ("" if stage == "units" else
+                 " (all units done, but the result files were not all written)")
+        resume = " ".join(t for t in command_line(experiment).split(" ") if t != "--fresh")
+        typer.echo(f"Interrupted{where}: {saved}/{len(units)} units are saved in {store.dir}; "
+                   f"to resume, run the same command again without --fresh: {resume}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    if finalize is not None:
-        runs, curves, extra_meta = finalize(runs, curves)
-        meta = {**meta, **extra_meta}
-    full_meta = {"command": command_line(experiment), "started": started, "finished": now(), **meta}
-    paths = write_results(out, experiment, data, runs, curves, full_meta)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     err_console().print("Wrote " + ", ".join(str(p) for p in paths.values()), highlight=False)
     return runs, curves, paths

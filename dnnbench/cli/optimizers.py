@@ -10,8 +10,16 @@ from typing import Annotated
 import typer
 
 from dnnbench.cli.common import (
-    check_choice, check_positive, check_target, load_data, out_console, quick_subset,
-    run_experiment, usage_error, warn)
+    check_choice,
+    check_positive,
+    check_target,
+    load_data,
+    out_console,
+    quick_subset,
+    run_experiment,
+    usage_error,
+    warn,
+)
 
 
 def _float(text: str, option: str) -> float:
@@ -69,8 +77,8 @@ def parse_grid(text: str) -> tuple[float, ...]:
 
 def optimizers(
     optimizer: Annotated[list[str] | None, typer.Option(
-        "--optimizer", help="Optimizer to compare (repeatable) [default: all nine of the "
-        "registry].")] = None,
+        "--optimizer", help="Optimizer to compare (repeatable; default: all nine of the "
+        "registry).")] = None,
     lr: Annotated[list[str] | None, typer.Option(
         "--lr", help="Learning rate: one value for all (0.001), and/or NAME=VALUE overrides "
         "(repeatable, e.g. --lr sgd=0.01).")] = None,
@@ -79,10 +87,10 @@ def optimizers(
     seeds: Annotated[int, typer.Option(help="Seeds per arm (vmapped, paired across "
                                        "optimizers).")] = 5,
     eval_every: Annotated[int | None, typer.Option(
-        help="Evaluate on the validation split every N steps [default: once per epoch].")] = None,
+        help="Evaluate on the validation split every N steps (default: once per epoch).")] = None,
     target: Annotated[float | None, typer.Option(
-        help="Absolute validation-accuracy target in (0, 1] [default: relative, see "
-        "--target-fraction].")] = None,
+        help="Absolute validation-accuracy target in (0, 1] (default: relative, see "
+        "--target-fraction).")] = None,
     target_fraction: Annotated[float, typer.Option(
         help="Relative target: this fraction of the best median final validation accuracy "
         "among the arms (used when --target is not given).")] = 0.98,
@@ -93,7 +101,7 @@ def optimizers(
         help="Learning rates of --tune: LO:HI:N (N log-spaced) or a list 1e-4,1e-3.")]
     = "1e-4:1e-1:5",
     dataset: Annotated[str | None, typer.Option(
-        help="Data set [default: fashion-mnist, falling back to digits offline].")] = None,
+        help="Data set (default: fashion-mnist, falling back to digits offline).")] = None,
     data_dir: Annotated[Path | None, typer.Option(
         help="Folder holding mnist/ and fashion-mnist/.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the result files.")] = Path("results"),
@@ -105,9 +113,9 @@ def optimizers(
 ) -> None:
     """Steps to a validation-accuracy target and final accuracy of each optimizer, with stars.
 
-    Reproduces the textbook's optimizer comparison with measurements: 3x100 ReLU MLP, He init,
-    batch 32, 10 epochs, every optimizer at lr 0.001, several paired seeds; measured speed and
-    quality stars are printed beside the textbook's.
+    The textbook's optimizer comparison, measured: 3x100 ReLU MLP, batch 32, 10 epochs, lr 0.001.
+
+    Several paired seeds per optimizer; measured speed and quality stars beside the textbook's.
     """
     import importlib.util
 
@@ -157,7 +165,7 @@ def optimizers(
              f"epoch(s); training stops at the last evaluation, step {cfg.max_steps(n_train)}")
 
     units = exp.build_units(cfg, data)
-    runs, curves, paths = run_experiment(
+    runs, _curves, paths = run_experiment(
         exp.EXPERIMENT, units, data, out, fresh=fresh, meta={"config": cfg.__dict__,
                                                              "quick": quick},
         finalize=lambda r, c: exp.finalize(cfg, r, c))

@@ -8,8 +8,15 @@ from typing import Annotated
 import typer
 
 from dnnbench.cli.common import (
-    check_positive, err_console, load_data, out_console, quick_subset, run_experiment,
-    usage_error, warn)
+    check_positive,
+    err_console,
+    load_data,
+    out_console,
+    quick_subset,
+    run_experiment,
+    usage_error,
+    warn,
+)
 
 DEPTH = 3  # hidden layers of the protocol's networks (3 x 100 ReLU)
 QUICK_PAIRS = 3  # --quick --pairs all runs only the first pairs
@@ -23,7 +30,7 @@ def parse_pair(text: str) -> tuple[int, int]:
             raise ValueError
         pos, neg = int(parts[0]), int(parts[1])
     except ValueError:
-        usage_error(f"--pair: {text!r} is not two class labels like 3,5 (positive,negative)")
+        usage_error(f"--pair: {text!r} is not two class labels POS,NEG like 3,5")
     if pos == neg:
         usage_error(f"--pair: the two classes must differ, got {pos} twice")
     return pos, neg

@@ -151,7 +151,8 @@ class OptimizersConfig:
         return (self.epochs * self.steps_per_epoch(n_train)) // every * every
 
 
-def make_spec(cfg: OptimizersConfig, optimizer: str, learning_rate: float, n_train: int) -> RunSpec:
+def make_spec(cfg: OptimizersConfig, optimizer: str, learning_rate: float,
+              n_train: int) -> RunSpec:
     """The RunSpec of one arm. It holds no target (steps-to-target is computed afterwards)."""
     return RunSpec(
         widths=cfg.widths, activation=cfg.activation, init=cfg.init, loss="softmax",
@@ -173,7 +174,7 @@ def build_arms(cfg: OptimizersConfig, n_train: int) -> list[Arm]:
 
 # ------------------------------------------------------------------ raw (target-free) frames
 
-def _raw_frames(cfg: OptimizersConfig, data, spec: RunSpec, arm: str, lr_source: str,
+def raw_frames(cfg: OptimizersConfig, data, spec: RunSpec, arm: str, lr_source: str,
                 result: ArmResult, seeds: Sequence[int], lrs: Sequence[float]):
     """Per-seed rows (without the target-dependent columns) and curve points of one program."""
     tr, tm = result.trace, result.timing
@@ -208,8 +209,9 @@ def _raw_frames(cfg: OptimizersConfig, data, spec: RunSpec, arm: str, lr_source:
     return pd.DataFrame(rows)[RAW_COLUMNS], pd.concat(curves, ignore_index=True)[CURVE_COLUMNS]
 
 
-def sweep_lrs(seeds: Sequence[int], lrs: Sequence[float]) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """Seeds x learning rates flattened for one vmapped program: lr-major, the seed list repeated."""
+def sweep_lrs(seeds: Sequence[int],
+              lrs: Sequence[float]) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Seeds x lrs flattened for one vmapped program: lr-major, the seed list repeated."""
     flat_seeds = tuple(int(s) for _ in lrs for s in seeds)
     flat_lrs = tuple(float(lr) for lr in lrs for _ in seeds)
     return flat_seeds, flat_lrs
@@ -230,7 +232,7 @@ def build_units(cfg: OptimizersConfig, data) -> list[Unit]:
     for arm in build_arms(cfg, n_train):
         def frames(arm, result, seeds):
             lr = arm.spec.learning_rate
-            return _raw_frames(cfg, data, arm.spec, arm.name, "default", result, seeds,
+            return raw_frames(cfg, data, arm.spec, arm.name, "default", result, seeds,
                                [lr] * len(seeds))
 
         units.append(arm_unit(arm, data, seeds, frames))
@@ -243,7 +245,7 @@ def build_units(cfg: OptimizersConfig, data) -> list[Unit]:
                         (("optimizer", o), ("lr_source", "sweep")))
 
             def frames(arm, result, fseeds):
-                return _raw_frames(cfg, data, arm.spec, arm.name, "sweep", result, fseeds,
+                return raw_frames(cfg, data, arm.spec, arm.name, "sweep", result, fseeds,
                                    flat_lrs)
 
             units.append(arm_unit(sweep, data, flat_seeds, frames, lrs=flat_lrs, timing=False))
@@ -415,10 +417,14 @@ def summarize(runs: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
         else:
             c = paired_censored_comparison(*_censored(a), *_censored(base))
             d = paired_difference(a["final_val_accuracy"], base["final_val_accuracy"])
-            v = verdict_from_interval(d.low, d.high, better="higher",
-                                      labels=("more accurate", "less accurate",
-                                              "no clear difference")) if d.n >= 2 else (
-                "no clear difference")
+            if d.n == 0:  # e.g. every run of one arm diverged
+                v = "no finite pairs"
+            elif d.n == 1:
+                v = "no clear difference"
+            else:
+                v = verdict_from_interval(d.low, d.high, better="higher",
+                                          labels=("more accurate", "less accurate",
+                                                  "no clear difference"))
             vals = (c.ratio, c.low, c.high, c.verdict, c.n_pairs_a_faster, c.n_pairs_b_faster,
                     d.mean_diff, d.low, d.high, v)
         for k, v in zip(cmp_cols, vals, strict=True):

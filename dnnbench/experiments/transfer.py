@@ -63,7 +63,9 @@ Output columns
   10 classes; B arms: the task-B test images, binary); NaN if diverged;
 - diverged: the loss became NaN/inf;
 - compile_s: compiling the arm's program (all seeds); step_ms: one training step of all the
-  arm's seeds vmapped together, after warm-up, evaluation excluded (NaN when timing is off);
+  arm's seeds vmapped together, after warm-up, evaluation excluded; measuring it re-runs a few
+  evaluation chunks of the arm (for A: a few epochs), so ``--pairs all`` measures it for the
+  first pair only and leaves it empty (NaN) for the others (``TransferConfig.timing``);
 - spec_hash: ``RunSpec.hash`` for A and B; for B-on-A a hash of B's and A's spec hashes and the
   transfer settings (reuse_layers, freeze steps, unfreeze_lr).
 
@@ -92,6 +94,7 @@ import itertools
 import json
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -341,6 +344,10 @@ def reuse_params(fresh: dict, init_params: dict) -> dict:
 
 # ----------------------------------------------------------------------------- one class pair
 
+# Cached units are keyed by this module's source too: an edit here recomputes them.
+_CODE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
 def _hash(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -427,7 +434,7 @@ def build_units(cfg: TransferConfig, data: Dataset) -> list[Unit]:
                                                                timing=timing))
 
         key = dataclasses.asdict(cfg) | {"pairs": None, "pair": (pos, neg), "timing": timing,
-                                         "a_seed_offset": A_SEED_OFFSET}
+                                         "a_seed_offset": A_SEED_OFFSET, "code": _CODE_DIGEST}
         units.append(Unit(f"pair {pair_label(pos, neg)}", (EXPERIMENT, sorted(key.items())),
                           compute))
     return units

@@ -1,3 +1,3 @@
-from dnnbench.models.mlp import MLP, build_model
+from dnnbench.models.mlp import MLP, build_model, init_variables
 
-__all__ = ["MLP", "build_model"]
+__all__ = ["MLP", "build_model", "init_variables"]

@@ -20,19 +20,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-from dnnbench.report.io import SchemaError, atomic_write_bytes, read_results  # noqa: E402
-from dnnbench.stats import (  # noqa: E402
-    kaplan_meier,
-    km_median,
-    mean_ci,
-    paired_difference,
-    star_ratings,
-    verdict_from_interval,
+from dnnbench.report.io import (
+    SchemaError,
+    atomic_write_bytes,
+    read_curves,
+    read_results,
 )
+from dnnbench.stats import kaplan_meier, mean_ci
 
 FORMATS = ("png", "svg")
 DPI = 110
@@ -40,22 +38,10 @@ BN_STYLE = {False: {"color": "#d95f02", "label": "no BN"}, True: {"color": "#1b6
 PALETTE = ["#1b6ca8", "#d95f02", "#2a9d55", "#c0392b", "#7d5ba6", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf"]
 ACT_LINESTYLES = ["-", "--", ":", "-."]
-TRANSFER_VERDICTS = ("helps", "hurts", "no clear difference")
 
-# Columns each experiment's runs / curves files must have to be plotted and summarized.
-RUNS_REQUIRED = {
-    "depth-sweep": ["arm", "depth", "activation", "bn", "seed", "target", "reached",
-                    "steps_to_target", "max_steps", "diverged", "step_ms", "compile_s"],
-    "optimizers": ["arm", "optimizer", "learning_rate", "lr_source", "seed", "target",
-                   "target_kind", "reached", "steps_to_target", "max_steps", "diverged",
-                   "final_val_accuracy", "final_test_accuracy", "step_ms"],
-    "transfer": ["pair", "pos_class", "neg_class", "arm", "seed", "test_accuracy", "diverged"],
-}
-CURVES_REQUIRED = {
-    "depth-sweep": ["arm", "seed", "step", "test_accuracy"],
-    "optimizers": ["arm", "seed", "step", "train_loss", "val_loss"],
-    "transfer": ["pair", "arm", "seed", "step"],
-}
+# experiment name -> module in dnnbench.experiments (RUN_COLUMNS, CURVE_COLUMNS, summarize)
+EXPERIMENT_MODULES = {"depth-sweep": "depth_sweep", "optimizers": "optimizers",
+                      "transfer": "transfer"}
 EXPERIMENT_TITLES = {"depth-sweep": "Depth sweep: batch normalization vs depth",
                      "optimizers": "Optimizers: speed and quality",
                      "transfer": "Transfer: reusing layers of task A for task B"}
@@ -86,29 +72,32 @@ def experiment_of(runs: pd.DataFrame, meta: dict) -> str:
     return str(exp or "")
 
 
+def required_columns(experiment: str) -> tuple[list[str], list[str]]:
+    """(runs, curves) columns an experiment's files must have: those its command writes."""
+    import importlib
+
+    mod = importlib.import_module(f"dnnbench.experiments.{EXPERIMENT_MODULES[experiment]}")
+    return list(mod.RUN_COLUMNS), list(mod.CURVE_COLUMNS)
+
+
 def load_results(runs_path: str | Path, require_known: bool = True) -> ResultSet:
     """Read ``*-runs.csv`` with its meta JSON and curves CSV; SchemaError (one line) on a bad
     schema version, missing files or columns, or (``require_known``) an unknown experiment."""
     runs_path = Path(runs_path)
-    if not runs_path.name.endswith("-runs.csv"):
-        raise SchemaError(f"{runs_path}: not a results file (expected a name ending in -runs.csv)")
     runs, meta = read_results(runs_path)
     exp = experiment_of(runs, meta)
-    if exp not in RUNS_REQUIRED:
+    if exp not in EXPERIMENT_MODULES:
         if require_known:
             raise SchemaError(f"{runs_path}: unknown experiment {exp!r}; figures exist for: "
-                              f"{', '.join(RUNS_REQUIRED)}")
+                              f"{', '.join(EXPERIMENT_MODULES)}")
         return ResultSet(exp, "", runs, None, meta, runs_path)
-    missing = [c for c in RUNS_REQUIRED[exp] if c not in runs.columns]
+    if runs.empty:
+        raise SchemaError(f"{runs_path}: has no runs")
+    run_cols, curve_cols = required_columns(exp)
+    missing = [c for c in run_cols if c not in runs.columns]
     if missing:
         raise SchemaError(f"{runs_path}: missing columns: {', '.join(missing)}")
-    curves_path = runs_path.with_name(runs_path.name.replace("-runs.csv", "-curves.csv"))
-    if not curves_path.exists():
-        raise SchemaError(f"{runs_path}: curves file {curves_path.name} is missing")
-    curves = pd.read_csv(curves_path)
-    missing = [c for c in CURVES_REQUIRED[exp] if c not in curves.columns]
-    if missing:
-        raise SchemaError(f"{curves_path}: missing columns: {', '.join(missing)}")
+    curves = read_curves(runs_path, curve_cols, meta=meta)
     dataset = (meta.get("dataset") or {}).get("name") or (
         str(runs["dataset"].iloc[0]) if "dataset" in runs.columns and len(runs) else "?")
     return ResultSet(exp, dataset, _normalize(runs), curves, meta, runs_path)
@@ -168,14 +157,14 @@ def _finish(fig: Figure, title: str) -> Figure:
     return fig
 
 
-def _figure_legend(fig: Figure, axes, ncol: int = 4) -> None:
-    """One legend below the panels with the distinct entries of ``axes``."""
+def _figure_legend(fig: Figure, axes, ncol: int = 4, loc: str = "outside lower center") -> None:
+    """One legend outside the panels (below by default) with the distinct entries of ``axes``."""
     seen: dict[str, object] = {}
     for ax in axes:
         for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
             seen.setdefault(label, h)
-    fig.legend(list(seen.values()), list(seen), loc="outside lower center",
-               ncol=min(ncol, len(seen)), fontsize=9, frameon=False)
+    fig.legend(list(seen.values()), list(seen), loc=loc, ncol=min(ncol, len(seen)),
+               fontsize=9, frameon=False)
 
 
 def _grid(n: int, max_cols: int = 3):
@@ -191,9 +180,13 @@ def _axes(fig: Figure, n: int, max_cols: int = 3, **kw):
     return axs[:n]
 
 
-def _target_text(runs: pd.DataFrame) -> str:
-    t = runs["target"].dropna()
-    return f"{float(t.iloc[0]):.0%}" if len(t) else "target"
+def target_text(runs: pd.DataFrame) -> str:
+    """The accuracy target as a percentage: '90%', '93.1%'."""
+    t = pd.to_numeric(runs["target"], errors="coerce").dropna()
+    if not len(t):
+        return "the target"
+    v = float(t.iloc[0]) * 100
+    return f"{v:.0f}%" if abs(v - round(v)) < 0.05 else f"{v:.1f}%"
 
 
 # ------------------------------------------------------------------ depth sweep
@@ -234,12 +227,12 @@ def depth_steps_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
         ax.axhline(budget, color="0.4", ls="--", lw=1, label="step budget")
         ax.set_title(f"activation: {act}")
         ax.set_xlabel("depth (hidden layers)")
-        ax.set_ylabel(f"steps to {_target_text(runs)} test accuracy")
+        ax.set_ylabel(f"steps to {target_text(runs)} test accuracy")
         ax.set_xticks(sorted(s_act["depth"].unique()))
         ax.set_ylim(0, budget * 1.08)
         ax.grid(alpha=0.3)
     _figure_legend(fig, axes, ncol=3)
-    return _finish(fig, f"Steps to {_target_text(runs)} test accuracy vs depth on {dataset} "
+    return _finish(fig, f"Steps to {target_text(runs)} test accuracy vs depth on {dataset} "
                         f"({n_seeds_text(runs)}; Kaplan-Meier median, 95% CI)")
 
 
@@ -270,7 +263,7 @@ def depth_timing_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
         ax.legend(fontsize=8)
     ax_step.set_ylabel("ms per training step (all seeds vmapped)")
     ax_step.set_title("time per step (compile and eval excluded)")
-    ax_ttt.set_ylabel(f"seconds to {_target_text(runs)} test accuracy")
+    ax_ttt.set_ylabel(f"seconds to {target_text(runs)} test accuracy")
     ax_ttt.set_title("time to target = median steps x step time")
     return _finish(fig, f"Step time and time to target vs depth on {dataset} ({n_seeds_text(runs)})")
 
@@ -337,7 +330,8 @@ def depth_km_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
     depths = sorted(runs["depth"].unique())
     budget = float(runs["max_steps"].max())
     cols = len(depths)
-    fig = Figure(figsize=(max(6.0, 2.6 * cols + 1), 2.6 * len(acts) + 0.9), layout="constrained")
+    fig = Figure(figsize=(min(16.0, max(6.0, 2.6 * cols + 1)), 2.6 * len(acts) + 0.9),
+                 layout="constrained")
     axs = fig.subplots(len(acts), cols, squeeze=False, sharex=True, sharey=True)
     for i, act in enumerate(acts):
         for j, depth in enumerate(depths):
@@ -361,7 +355,7 @@ def depth_km_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
                 ax.set_xlabel("training step")
             if j == 0:
                 ax.set_ylabel("fraction at target")
-    return _finish(fig, f"Fraction of seeds that reached {_target_text(runs)} test accuracy by "
+    return _finish(fig, f"Fraction of seeds that reached {target_text(runs)} test accuracy by "
                         f"step s (Kaplan-Meier) on {dataset} ({n_seeds_text(runs)})")
 
 
@@ -376,41 +370,17 @@ def depth_sweep_figures(rs: ResultSet) -> dict[str, Figure]:
 
 # ------------------------------------------------------------------ optimizers
 
-def optimizer_label(optimizer: str, lr: float, lr_source: str = "default") -> str:
-    return f"{optimizer} lr={lr:g}" + (" (tuned)" if str(lr_source) == "tuned" else "")
-
-
 def optimizer_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per arm (in file order): reached n/N, KM median steps to target with 95% CI,
-    final validation/test accuracy mean with 95% CI, step and time to target, and measured
-    star ratings for speed (fewer steps) and quality (higher validation accuracy)."""
-    rows = []
-    for arm, g in runs.groupby("arm", sort=False):
-        g = g.sort_values("seed")
-        km = km_median(*censored(g))
-        val = mean_ci(g["final_val_accuracy"])
-        test = mean_ci(g["final_test_accuracy"])
-        step_ms = float(g["step_ms"].iloc[0])
-        first = g.iloc[0]
-        rows.append({
-            "arm": arm, "label": optimizer_label(first["optimizer"], float(first["learning_rate"]),
-                                                 first["lr_source"]),
-            "optimizer": first["optimizer"], "learning_rate": float(first["learning_rate"]),
-            "lr_source": first["lr_source"], "n": km.n, "reached": km.n_reached,
-            "diverged": int(g["diverged"].sum()), "median_steps": km.median,
-            "steps_low": km.low, "steps_high": km.high, "max_steps": float(g["max_steps"].max()),
-            "val_acc": val.estimate, "val_low": val.low, "val_high": val.high,
-            "test_acc": test.estimate, "test_low": test.low, "test_high": test.high,
-            "step_ms": step_ms,
-            "time_to_target_s": km.median * step_ms / 1e3 if not math.isnan(km.median)
-            else math.nan})
-    out = pd.DataFrame(rows)
-    if len(out):
-        out["speed_stars"] = star_ratings(out["median_steps"], out["steps_low"],
-                                          out["steps_high"], higher_is_better=False)
-        out["quality_stars"] = star_ratings(out["val_acc"], out["val_low"], out["val_high"],
-                                            higher_is_better=True)
-    return out
+    """The optimizers command's own summary (``experiments.optimizers.summarize``): one row per
+    arm with KM median steps and final accuracies with 95% CIs, stars, and the paired
+    comparison with SGD."""
+    from dnnbench.experiments.optimizers import summarize
+
+    return summarize(runs)
+
+
+def optimizer_label(optimizer: str, lr: float, lr_source: str = "default") -> str:
+    return f"{optimizer}{' (tuned)' if str(lr_source) == 'tuned' else ''} lr={lr:g}"
 
 
 def _arm_labels(runs: pd.DataFrame) -> dict[str, str]:
@@ -419,62 +389,80 @@ def _arm_labels(runs: pd.DataFrame) -> dict[str, str]:
             for arm, r in first.iterrows()}
 
 
+def _arm_styles(labels: dict[str, str], runs: pd.DataFrame) -> dict[str, dict]:
+    """One colour per optimizer; tuned arms dashed, so default and tuned read as a family."""
+    first = runs.groupby("arm", sort=False).first()
+    opts = list(dict.fromkeys(first["optimizer"]))
+    return {arm: {"color": PALETTE[opts.index(first.loc[arm, "optimizer"]) % len(PALETTE)],
+                  "ls": "--" if str(first.loc[arm, "lr_source"]) == "tuned" else "-"}
+            for arm in labels}
+
+
 def optimizer_loss_figure(runs: pd.DataFrame, curves: pd.DataFrame, dataset: str = "") -> Figure:
     """Training and validation loss vs step (log scale), one line per optimizer arm: geometric
     mean across seeds with its 95% t-interval band on the log scale (a diverged seed drops out
     where its loss is not finite)."""
     labels = _arm_labels(runs)
-    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    styles = _arm_styles(labels, runs)
+    fig = Figure(figsize=(11, 4.8), layout="constrained")
     axs = fig.subplots(1, 2, sharey=True)
-    for k, (metric, title) in enumerate([("train_loss", "training loss"),
-                                         ("val_loss", "validation loss")]):
-        ax = axs[k]
-        for i, arm in enumerate(labels):
+    for ax, (metric, title) in zip(axs, [("train_loss", "training loss"),
+                                         ("val_loss", "validation loss")], strict=True):
+        for arm, label in labels.items():
             c = curves[curves["arm"] == arm]
             t = c.pivot_table(index="step", columns="seed", values=metric, aggfunc="mean",
                               dropna=False)
             t = t.where(np.isfinite(t))
             steps = t.index.to_numpy(float)
             est, low, high = _mean_band(t, log=True)
-            color = PALETTE[i % len(PALETTE)]
-            ax.plot(steps, est, color=color, lw=2, label=labels[arm])
-            ax.fill_between(steps, low, high, color=color, alpha=0.15, lw=0)
+            ax.plot(steps, est, lw=2, label=label, **styles[arm])
+            ax.fill_between(steps, low, high, color=styles[arm]["color"], alpha=0.12, lw=0)
         ax.set_yscale("log")
         ax.set_title(title)
         ax.set_xlabel("training step")
         ax.set_ylabel(f"{title} (geometric mean, 95% CI)")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-    return _finish(fig, f"Loss curves per optimizer on {dataset} ({n_seeds_text(runs)})")
+    _figure_legend(fig, axs, ncol=4)
+    return _finish(fig, f"Loss curves per optimizer on {dataset} ({n_seeds_text(runs)}; "
+                        "dashed: tuned learning rate)")
 
 
 def optimizer_tradeoff_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
     """Speed vs quality: x = KM median steps to target (95% CI), y = final validation accuracy
     (mean, 95% CI); an arm whose median is never reached sits at the budget (open marker)."""
     s = optimizer_summary(runs)
+    labels = _arm_labels(runs)
+    styles = _arm_styles(labels, runs)
     budget = float(runs["max_steps"].max())
-    kind = str(runs["target_kind"].iloc[0]).replace("_", " ") if len(runs) else "target"
-    fig = Figure(figsize=(7.5, 5.2), layout="constrained")
+    fig = Figure(figsize=(11, 5.6), layout="constrained")
     ax = fig.subplots()
-    for i, r in s.reset_index(drop=True).iterrows():
-        color = PALETTE[i % len(PALETTE)]
+    for _, r in s.iterrows():
+        st = styles[r["arm"]]
         reached = not math.isnan(r["median_steps"])
         x = r["median_steps"] if reached else budget
         lo = r["steps_low"] if not math.isnan(r["steps_low"]) else x
         hi = r["steps_high"] if not math.isnan(r["steps_high"]) else budget
         xerr = [[max(x - lo, 0)], [max(hi - x, 0)]] if reached else None
-        y = r["val_acc"]
-        yerr = [[max(y - r["val_low"], 0)], [max(r["val_high"] - y, 0)]] if not math.isnan(y) else None
-        ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="o" if reached else ">", ms=8,
-                    color=color, mfc=color if reached else "white", capsize=3, lw=1.5,
-                    label=f"{r['label']} ({r['reached']}/{r['n']} reached)")
-    ax.axvline(budget, color="0.4", ls="--", lw=1, label="step budget")
-    ax.set_xlim(0, budget * 1.12)
-    ax.set_xlabel(f"steps to {_target_text(runs)} {kind} (Kaplan-Meier median, 95% CI)")
+        y = r["acc"]
+        yerr = [[max(y - r["acc_low"], 0)], [max(r["acc_high"] - y, 0)]] \
+            if not math.isnan(y) else None
+        bars = ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="o" if reached else ">", ms=8,
+                           color=st["color"], mfc=st["color"] if reached else "white",
+                           capsize=3, lw=1.5,
+                           label=f"{labels[r['arm']]} ({r['reached']}/{r['n']} reached)")
+        if st["ls"] == "--":
+            for line in bars[2]:
+                line.set_linestyle("--")
+    ax.axvline(budget, color="0.4", ls=":", lw=1, label="step budget (open marker: "
+                                                         "median not reached)")
+    ax.set_xlim(0, budget * 1.1)
+    ax.set_xlabel(f"steps to {target_text(runs)} validation accuracy (Kaplan-Meier median, "
+                  "95% CI)")
     ax.set_ylabel("final validation accuracy (mean, 95% CI)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
-    return _finish(fig, f"Speed vs quality of the optimizers on {dataset} ({n_seeds_text(runs)})")
+    _figure_legend(fig, [ax], ncol=3)
+    return _finish(fig, f"Speed vs quality of the optimizers on {dataset} "
+                        f"({n_seeds_text(runs)}; upper left is best)")
 
 
 def optimizers_figures(rs: ResultSet) -> dict[str, Figure]:
@@ -487,45 +475,22 @@ def optimizers_figures(rs: ResultSet) -> dict[str, Figure]:
 
 # ------------------------------------------------------------------ transfer
 
+def transfer_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """The transfer command's own summary (``experiments.transfer.summarize``): one row per
+    class pair with per-arm accuracies, the paired B-on-A minus B difference in points with
+    its 95% CI, Wilcoxon p and the verdict."""
+    from dnnbench.experiments.transfer import summarize
+
+    return summarize(runs)
+
+
 def _pair_frame(runs: pd.DataFrame, pair) -> pd.DataFrame:
     """(seed x arm) test accuracy of one class pair (diverged runs missing)."""
     g = runs[runs["pair"] == pair]
     g = g.assign(test_accuracy=g["test_accuracy"].where(~g["diverged"]))
-    return g.pivot_table(index="seed", columns="arm", values="test_accuracy", aggfunc="mean",
-                         dropna=False)
-
-
-def transfer_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per class pair: B and B-on-A test accuracy (means with 95% CI), the paired gain
-    B-on-A minus B with its 95% CI, Wilcoxon p, fraction of seeds where reuse won, verdict."""
-    rows = []
-    for pair in dict.fromkeys(runs["pair"]):
-        t = _pair_frame(runs, pair)
-        g = runs[runs["pair"] == pair].iloc[0]
-        b = t["B"] if "B" in t else pd.Series(np.nan, index=t.index)
-        ba = t["B-on-A"] if "B-on-A" in t else pd.Series(np.nan, index=t.index)
-        cmp = paired_difference(ba.to_numpy(float), b.to_numpy(float))
-        mb, mba = mean_ci(b), mean_ci(ba)
-        ma = mean_ci(t["A"]) if "A" in t else mean_ci([])
-        rows.append({
-            "pair": pair, "pos_class": g["pos_class"], "neg_class": g["neg_class"],
-            "n": cmp.n, "a_acc": ma.estimate, "b_acc": mb.estimate, "b_low": mb.low,
-            "b_high": mb.high, "ba_acc": mba.estimate, "ba_low": mba.low, "ba_high": mba.high,
-            "gain": cmp.mean_diff, "gain_low": cmp.low, "gain_high": cmp.high,
-            "p_value": cmp.p_value, "frac_reuse_better": cmp.frac_a_better,
-            "verdict": verdict_from_interval(cmp.low, cmp.high, labels=TRANSFER_VERDICTS)
-            if cmp.n >= 2 else TRANSFER_VERDICTS[2]})
-    return pd.DataFrame(rows)
-
-
-def transfer_overall(summary: pd.DataFrame) -> dict:
-    """Across class pairs: mean of the per-pair gains with a 95% CI, and verdict counts."""
-    ci = mean_ci(summary["gain"])
-    counts = summary["verdict"].value_counts()
-    return {"pairs": int(len(summary)), "gain": ci.estimate, "low": ci.low, "high": ci.high,
-            "verdict": verdict_from_interval(ci.low, ci.high, labels=TRANSFER_VERDICTS)
-            if ci.n >= 2 else TRANSFER_VERDICTS[2],
-            **{v: int(counts.get(v, 0)) for v in TRANSFER_VERDICTS}}
+    t = g.pivot_table(index="seed", columns="arm", values="test_accuracy", aggfunc="mean",
+                      dropna=False)
+    return t.reindex(columns=["A", "B", "B-on-A"])
 
 
 MAX_PAIR_PANELS = 12
@@ -538,56 +503,76 @@ def transfer_paired_figure(runs: pd.DataFrame, dataset: str = "",
     pairs = list(dict.fromkeys(runs["pair"]))
     shown = pairs[:max_panels]
     rows, cols = _grid(len(shown), 4)
-    fig = Figure(figsize=(3.2 * cols + 0.6, 3.4 * rows + 0.6), layout="constrained")
+    fig = Figure(figsize=(max(6.5, 3.3 * cols + 0.6), 3.4 * rows + 1.2), layout="constrained")
     axs = _axes(fig, len(shown), 4, sharey=True)
     for ax, pair in zip(axs, shown, strict=True):
         t = _pair_frame(runs, pair)
-        b = t["B"] if "B" in t else pd.Series(np.nan, index=t.index)
-        ba = t["B-on-A"] if "B-on-A" in t else pd.Series(np.nan, index=t.index)
+        b, ba = t["B"] * 100, t["B-on-A"] * 100
         for seed in t.index:
-            better = ba[seed] > b[seed]
-            ax.plot([0, 1], [b[seed], ba[seed]], "o-", color=PALETTE[0] if better else PALETTE[1],
-                    alpha=0.6, lw=1.2, ms=4)
+            d = ba[seed] - b[seed]
+            color = PALETTE[0] if d > 0 else PALETTE[1] if d < 0 else "0.5"
+            ax.plot([0, 1], [b[seed], ba[seed]], "o-", color=color, alpha=0.65, lw=1.2, ms=4)
         ax.plot([0, 1], [np.nanmean(b), np.nanmean(ba)], "s-", color="black", lw=2.5, ms=7,
-                label="mean")
+                label="mean over seeds")
         ax.set_xticks([0, 1], ["B (scratch)", "B-on-A"])
         ax.set_xlim(-0.3, 1.3)
-        ax.set_title(f"pair {pair} ({len(t)} seeds)", fontsize=10)
+        ax.set_title(f"pair {pair} ({t['B'].notna().sum()} seeds)", fontsize=10)
         ax.set_xlabel("arm")
-        ax.set_ylabel("test accuracy")
+        ax.set_ylabel("task B test accuracy (%)")
         ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=7, loc="lower right")
+    for color, label in ((PALETTE[0], "one seed: reuse better"),
+                         (PALETTE[1], "one seed: reuse worse"), ("0.5", "one seed: tie")):
+        axs[0].plot([], [], "o-", color=color, label=label)
+    _figure_legend(fig, axs[:1], ncol=4)
     more = f"; first {len(shown)} of {len(pairs)} pairs" if len(pairs) > len(shown) else ""
     return _finish(fig, f"Task B test accuracy per seed, from scratch vs reused layers on "
-                        f"{dataset} ({n_seeds_text(runs, ['pair', 'arm'])}{more}; blue: reuse "
-                        "won, orange: reuse lost)")
+                        f"{dataset} ({n_seeds_text(runs, ['pair', 'arm'])}{more})")
+
+
+TRANSFER_COLORS = {"helps": "#2a9d55", "hurts": "#c0392b"}
+MIN_PAIRS_FOR_HISTOGRAM = 8
 
 
 def transfer_gains_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
-    """Distribution of the gain (B-on-A minus B test accuracy) across class pairs: per pair,
-    the seeds (dots) and the mean gain with its paired 95% CI, sorted by mean gain."""
-    s = transfer_summary(runs).sort_values("gain").reset_index(drop=True)
-    fig = Figure(figsize=(8, 2.4 + 0.38 * len(s)), layout="constrained")
-    ax = fig.subplots()
-    colors = {"helps": PALETTE[2], "hurts": PALETTE[3], "no clear difference": "0.35"}
+    """Distribution of the gain (B-on-A minus B test accuracy, points) across class pairs: per
+    pair the seeds (dots) and the mean gain with its paired 95% CI (diamond), sorted by mean
+    gain, coloured by verdict; a histogram of the per-pair mean gains beside it."""
+    s = transfer_summary(runs).sort_values("diff", kind="stable").reset_index(drop=True)
+    with_hist = len(s) >= MIN_PAIRS_FOR_HISTOGRAM
+    fig = Figure(figsize=(11 if with_hist else 8.5, 2.6 + 0.3 * len(s)), layout="constrained")
+    if with_hist:
+        ax, hist = fig.subplots(1, 2, width_ratios=[2.2, 1])
+    else:
+        ax, hist = fig.subplots(), None
     for i, r in s.iterrows():
         t = _pair_frame(runs, r["pair"])
-        if "B" in t and "B-on-A" in t:
-            d = (t["B-on-A"] - t["B"]).dropna()
-            ax.scatter(d, np.full(len(d), i), s=14, color="0.6", zorder=2)
-        ax.errorbar([r["gain"]], [i], xerr=[[max(r["gain"] - r["gain_low"], 0)],
-                                            [max(r["gain_high"] - r["gain"], 0)]],
-                    fmt="D", color=colors[r["verdict"]], capsize=3, ms=6, zorder=3)
-    for verdict, color in colors.items():  # legend entries for the verdict colours
-        ax.plot([], [], "D", color=color, label=f"mean gain, 95% CI: {verdict}")
+        d = ((t["B-on-A"] - t["B"]) * 100).dropna()
+        ax.scatter(d, np.full(len(d), i), s=14, color="0.6", zorder=2)
+        color = TRANSFER_COLORS.get(r["verdict"], "0.3")
+        xerr = [[max(r["diff"] - r["diff_low"], 0)], [max(r["diff_high"] - r["diff"], 0)]] \
+            if not math.isnan(r["diff_low"]) else None
+        ax.errorbar([r["diff"]], [i], xerr=xerr, fmt="D", color=color, capsize=3, ms=6, zorder=3)
+    for verdict in dict.fromkeys(["helps", "hurts", *s["verdict"]]):
+        ax.plot([], [], "D", color=TRANSFER_COLORS.get(verdict, "0.3"),
+                label=f"mean gain, 95% CI: {verdict}")
     ax.scatter([], [], s=14, color="0.6", label="one seed")
     ax.axvline(0, color="black", lw=1)
-    ax.set_yticks(range(len(s)), [str(p) for p in s["pair"]])
+    ax.set_yticks(range(len(s)), [str(p) for p in s["pair"]],
+                  fontsize=9 if len(s) <= 20 else 6)
     ax.set_ylim(-0.6, len(s) - 0.4)
-    ax.set_xlabel("gain in test accuracy: B-on-A minus B (paired by seed)")
-    ax.set_ylabel("class pair")
+    ax.set_xlabel("gain in test accuracy, points: B-on-A minus B (paired by seed)")
+    ax.set_ylabel("class pair (positive v negative)")
+    ax.set_title("per class pair")
     ax.grid(alpha=0.3, axis="x")
-    _figure_legend(fig, [ax], ncol=2)
+    if hist is not None:
+        hist.hist(s["diff"].dropna(), bins=min(20, max(5, len(s) // 3)), color="#1b6ca8",
+                  alpha=0.8, edgecolor="white")
+        hist.axvline(0, color="black", lw=1)
+        hist.set_xlabel("mean gain per pair, points")
+        hist.set_ylabel("class pairs")
+        hist.set_title("distribution of the mean gains")
+        hist.grid(alpha=0.3, axis="y")
+    _figure_legend(fig, [ax], ncol=4)
     return _finish(fig, f"Gain from reusing layers across {len(s)} class pairs on {dataset} "
                         f"({n_seeds_text(runs, ['pair', 'arm'])})")
 
@@ -613,11 +598,15 @@ def make_figures(rs: ResultSet) -> dict[str, Figure]:
     return PLOTTERS[rs.experiment](rs)
 
 
-def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = DPI) -> bytes:
+def figure_bytes(fig: Figure, fmt: str = "png", dpi: int | None = None) -> bytes:
+    """The figure encoded as ``fmt`` (png or svg) at ``dpi`` (default ``DPI``)."""
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi, metadata={"Software": None} if fmt == "png" else None)
+    # no version or date stamps: the same results give byte-identical files
+    metadata = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None} \
+        if fmt == "svg" else None
+    fig.savefig(buf, format=fmt, dpi=dpi or DPI, metadata=metadata)
     return buf.getvalue()
 
 

@@ -1,15 +1,27 @@
 """Atomic, schema-versioned result files: ``<exp>-<dataset>-runs.csv``, ``-curves.csv``, ``-meta.json``.
 
-Every file is written to a temporary file in the same folder and renamed over the target, so a
-reader never sees a half-written CSV or JSON, even if the process dies mid-write.
+Every file is written to a temporary file in the same folder, flushed to disk and renamed over
+the target (then the folder entry is flushed too), so a reader never sees a half-written CSV or
+JSON, even if the process dies mid-write; when the write fails, the previous file is left intact
+and the temporary file is removed. A process killed with SIGKILL cannot clean up: its temporary
+file (``.<name>.<host>.<pid>-XXXX.tmp``, hidden and never matched by ``*-runs.csv``) is removed
+by the next writer into that folder (:func:`remove_stale_temps`) once that process is gone.
+
+The metadata file is written last and is the commit point of a result set: it carries
+``schema_version`` and the row count and SHA-256 of the runs and curves files, so a reader can
+tell a complete, consistent set from one whose writing was interrupted (:func:`read_results`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import io
 import json
 import os
 import platform
+import re
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -17,17 +29,47 @@ from pathlib import Path
 import pandas as pd
 
 SCHEMA_VERSION = 1
+RUNS_SUFFIX = "-runs.csv"
+META_SUFFIX = "-meta.json"
+CURVES_SUFFIX = "-curves.csv"
 
 
 class SchemaError(Exception):
     """A result file has an unknown schema version or lacks required columns (user-facing)."""
 
 
+# ------------------------------------------------------------------------------- atomic writes
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (power loss); a no-op where folders can't be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync, then rename over ``path``."""
+    """Write ``data`` to a temp file beside ``path``, fsync, then rename over ``path``.
+
+    On any failure (including KeyboardInterrupt) the temp file is removed and ``path`` keeps its
+    previous content."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host_tag()}.{os.getpid()}-",
+                               suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -40,18 +82,63 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove the temp files that killed writers on this host left in ``folder``; return them.
+
+    Only files named by :func:`atomic_write_bytes` whose process no longer runs are touched, so
+    a concurrent writer is never disturbed."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    host = _host_tag()
+    for p in folder.glob(".*.tmp"):
+        m = _TEMP_RE.match(p.name)
+        if m and m["host"] == host and int(m["pid"]) != os.getpid() and not _pid_alive(
+                int(m["pid"])):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
+def csv_text(df: pd.DataFrame) -> str:
+    """The exact text :func:`write_csv` writes for ``df``."""
+    return df.to_csv(index=False, lineterminator="\n")
+
+
 def write_csv(path: str | Path, df: pd.DataFrame) -> None:
-    atomic_write_text(path, df.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(path, csv_text(df))
 
 
 def write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def content_digest(data: bytes) -> str:
+    """SHA-256 of a text file's bytes, line endings normalized (a CRLF checkout still matches)."""
+    return hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
 
 
 def result_paths(out: str | Path, experiment: str, dataset: str) -> dict[str, Path]:
@@ -64,7 +151,7 @@ def _git_commit() -> str | None:
     try:
         here = Path(__file__).resolve().parent
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5)
+                             text=True, timeout=5, check=False)
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -90,38 +177,141 @@ def environment() -> dict:
 
 
 def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def write_results(out: str | Path, experiment: str, dataset, runs: pd.DataFrame,
                   curves: pd.DataFrame, meta: dict) -> dict[str, Path]:
-    """Write the three files of an experiment; returns their paths."""
+    """Write the three files of an experiment (runs, curves, then meta); returns their paths.
+
+    Each file is atomic; the meta file, written last, records the row count and digest of the
+    other two, so an interruption between the writes is detected by :func:`read_results`."""
     paths = result_paths(out, experiment, dataset.name)
-    write_csv(paths["runs"], runs)
-    write_csv(paths["curves"], curves)
+    remove_stale_temps(paths["runs"].parent)
+    files = {}
+    for kind, df in (("runs", runs), ("curves", curves)):
+        data = csv_text(df).encode("utf-8")
+        atomic_write_bytes(paths[kind], data)
+        files[kind] = {"name": paths[kind].name, "rows": len(df),
+                       "sha256": content_digest(data)}
     full_meta = {"schema_version": SCHEMA_VERSION, "experiment": experiment,
                  "dataset": {"name": dataset.name, "source": dataset.source,
                              "hashes": dataset.hashes, "fingerprint": dataset.fingerprint,
                              "n_train": len(dataset.y_train), "n_val": len(dataset.y_val),
                              "n_test": len(dataset.y_test)},
-                 **environment(), **meta}
+                 **environment(), **meta, "files": files}
     write_json(paths["meta"], full_meta)
     return paths
 
 
-def read_results(runs_path: str | Path, required: list[str] | tuple[str, ...] = ()):
-    """Read a runs CSV and its meta JSON; SchemaError (one line) if unknown schema or columns missing."""
+# ------------------------------------------------------------------------------------ reading
+
+def meta_path_of(runs_path: str | Path) -> Path:
     runs_path = Path(runs_path)
-    meta_path = runs_path.with_name(runs_path.name.replace("-runs.csv", "-meta.json"))
-    if not meta_path.exists():
-        raise SchemaError(f"{runs_path}: metadata file {meta_path.name} is missing")
-    meta = json.loads(meta_path.read_text())
+    return runs_path.with_name(runs_path.name.removesuffix(RUNS_SUFFIX) + META_SUFFIX)
+
+
+def curves_path_of(runs_path: str | Path) -> Path:
+    runs_path = Path(runs_path)
+    return runs_path.with_name(runs_path.name.removesuffix(RUNS_SUFFIX) + CURVES_SUFFIX)
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def read_meta(meta_path: str | Path) -> dict:
+    """A result set's metadata; SchemaError unless it is a JSON object of this schema version."""
+    meta_path = Path(meta_path)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SchemaError(f"{meta_path}: metadata file is missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise SchemaError(f"{meta_path}: not a readable metadata file ({_one_line(e)})") from None
+    if not isinstance(meta, dict):
+        raise SchemaError(f"{meta_path}: not a dnnbench metadata file (no JSON object)")
     version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise SchemaError(f"{meta_path}: unknown schema version {version!r} "
                           f"(this dnnbench reads version {SCHEMA_VERSION})")
-    df = pd.read_csv(runs_path)
+    return meta
+
+
+def _read_checked_csv(path: Path, meta: dict, kind: str,
+                      required: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SchemaError(f"{path}: {kind} file is missing") from None
+    except OSError as e:
+        raise SchemaError(f"{path}: cannot read ({_one_line(e)})") from None
+    recorded = (meta.get("files") or {}).get(kind) if isinstance(meta.get("files"), dict) else None
+    if isinstance(recorded, dict) and recorded.get("sha256") not in (None, content_digest(data)):
+        raise SchemaError(f"{path}: does not match its metadata file (changed after it was "
+                          "written, or the write was interrupted); run the command again")
+    try:
+        df = pd.read_csv(io.BytesIO(data))
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise SchemaError(f"{path}: not a readable CSV file ({_one_line(e)})") from None
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise SchemaError(f"{runs_path}: missing columns: {', '.join(missing)}")
-    return df, meta
+        raise SchemaError(f"{path}: missing columns: {', '.join(missing)}")
+    return df
+
+
+def read_results(runs_path: str | Path, required: list[str] | tuple[str, ...] = ()):
+    """Read a runs CSV and its meta JSON -> (runs, meta).
+
+    SchemaError (one line) for a missing or unreadable file, an unknown schema version, a runs
+    file that does not match the digest its meta recorded, or missing ``required`` columns."""
+    runs_path = Path(runs_path)
+    if not runs_path.name.endswith(RUNS_SUFFIX):
+        raise SchemaError(f"{runs_path}: not a results file (expected a name ending in "
+                          f"{RUNS_SUFFIX})")
+    if not runs_path.exists():
+        raise SchemaError(f"{runs_path}: no such results file")
+    meta = read_meta(meta_path_of(runs_path))
+    return _read_checked_csv(runs_path, meta, "runs", required), meta
+
+
+def read_curves(runs_path: str | Path, required: list[str] | tuple[str, ...] = (),
+                meta: dict | None = None) -> pd.DataFrame:
+    """The curves CSV beside ``runs_path``, checked like :func:`read_results` checks the runs."""
+    meta = read_meta(meta_path_of(runs_path)) if meta is None else meta
+    return _read_checked_csv(curves_path_of(runs_path), meta, "curves", required)
+
+
+def find_results(folder: str | Path, required: list[str] | tuple[str, ...] = (), *,
+                 recursive: bool = False) -> list[tuple[str, str, Path]]:
+    """Validate every result set in ``folder`` -> [(experiment, dataset, runs_path)], sorted.
+
+    A result set is a ``<exp>-<dataset>-runs.csv`` with its ``-meta.json``. Raises SchemaError
+    (one line) for a missing folder, a runs file without metadata (or the reverse), an unknown
+    schema version, a runs file that does not match its metadata, or missing ``required``
+    columns. Hidden files (temp files, the unit store) are ignored. An empty folder gives []."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SchemaError(f"{folder}: no such results folder")
+    pattern = "**/*" if recursive else "*"
+    stems: set[Path] = set()
+    for suffix in (RUNS_SUFFIX, META_SUFFIX):
+        for p in folder.glob(pattern + suffix):
+            if any(part.startswith(".") for part in p.relative_to(folder).parts):
+                continue
+            stems.add(p.with_name(p.name.removesuffix(suffix)))
+    found = []
+    for stem in sorted(stems):
+        runs_path = stem.with_name(stem.name + RUNS_SUFFIX)
+        if not runs_path.exists():
+            raise SchemaError(f"{meta_path_of(runs_path)}: its runs file {runs_path.name} "
+                              "is missing")
+        _, meta = read_results(runs_path, required)
+        dataset = meta.get("dataset")
+        dataset = dataset.get("name") if isinstance(dataset, dict) else dataset
+        experiment = meta.get("experiment")
+        if not isinstance(experiment, str) or not isinstance(dataset, str):
+            raise SchemaError(f"{meta_path_of(runs_path)}: metadata lacks the experiment or "
+                              "data set name")
+        found.append((experiment, dataset, runs_path))
+    return found

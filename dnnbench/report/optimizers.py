@@ -1,4 +1,4 @@
-"""Rich summary table of the optimizer comparison (rows from ``experiments.optimizers.summarize``)."""
+"""Rich summary table of the optimizer comparison (rows: ``experiments.optimizers.summarize``)."""
 
 from __future__ import annotations
 
@@ -44,9 +44,9 @@ def _vs_baseline(r) -> str:
     else:
         steps = "×" + format_interval(r["sgd_ratio"], r["sgd_ratio_low"], r["sgd_ratio_high"],
                                       "{:.2f}")
-    diff = format_interval(r["sgd_diff"] * 100, r["sgd_diff_low"] * 100,
-                           r["sgd_diff_high"] * 100, "{:+.1f}")
-    return f"{steps} {r['sgd_ratio_verdict']}\n{diff} pp {r['sgd_diff_verdict']}"
+    diff = "n/a" if math.isnan(r["sgd_diff"]) else format_interval(
+        r["sgd_diff"] * 100, r["sgd_diff_low"] * 100, r["sgd_diff_high"] * 100, "{:+.1f}") + " pp"
+    return f"{steps} {r['sgd_ratio_verdict']}\n{diff} {r['sgd_diff_verdict']}"
 
 
 def optimizers_table(summary: pd.DataFrame, dataset: str, target: float, target_kind: str,
@@ -95,9 +95,15 @@ def optimizers_table(summary: pd.DataFrame, dataset: str, target: float, target_
         columns.append("test acc % [95% CI]")
     columns += ["step ms", "speed\nmeas|book", "quality\nmeas|book",
                 f"vs {baseline.upper()} (paired): steps ratio,\nval acc difference"]
+    compare = any(r[-1] for r in rows)
+    if not compare:  # the baseline was not run: no comparison column
+        columns, rows = columns[:-1], [r[:-1] for r in rows]
+        caption = caption[:caption.index(f" vs {baseline.upper()}:")] + caption[
+            caption.index("'no clear difference'.") + len("'no clear difference'."):]
     t = table(f"Optimizers on {dataset}: {goal}; {n} seeds per arm, {epochs} epochs, "
               f"batch {batch_size}", columns, rows, caption=caption, justify_right_from=1)
-    t.columns[-1].justify = "left"
+    if compare:
+        t.columns[-1].justify = "left"
     for c in t.columns:
         c.no_wrap = c.header not in ("val acc % [95% CI]", "test acc % [95% CI]")
     return t

@@ -49,8 +49,9 @@ def pair_tables(row: pd.Series, dataset: str, class_names: Sequence[str] = ()) -
     """Two tables for one class pair: the three arms, then the paired comparison."""
     n = int(row["n_b"])
     task_b = pair_text(row, class_names)
-    transfer = (f"{task_b}; A's first {row['reuse_layers']} hidden layer(s) reused, frozen "
-                f"{row['freeze_epochs']} epochs")
+    k, f = int(row["reuse_layers"]), int(row["freeze_epochs"])
+    transfer = (f"{task_b}; reuses {k} hidden layer{'s' * (k != 1)} of A, frozen {f} "
+                f"epoch{'s' * (f != 1)}")
     if row["unfreeze_lr"] != row["learning_rate"]:
         transfer += f", then lr {row['unfreeze_lr']:g}"
     arms = [
@@ -100,7 +101,7 @@ def pairs_table(summary: pd.DataFrame, dataset: str, class_names: Sequence[str] 
                      f"{r['n_better']}/{int(r['n_paired'])}", _reduction(r), r["verdict"]])
     first = summary.iloc[0] if len(summary) else None
     setup = "" if first is None else (
-        f"; B arms on {int(first['train_size_b'])} images, {int(first['reuse_layers'])} layer(s) "
+        f"; B arms on {int(first['train_size_b'])} images, {int(first['reuse_layers'])} hidden layers "
         f"reused, frozen {int(first['freeze_epochs'])} of {int(first['epochs_b'])} epochs")
     return table(
         f"Transfer on {dataset}, every class pair ({n} seeds per arm{setup})",

@@ -65,13 +65,13 @@ def _timed(fn, *args, repeats: int = 3) -> float:
 
 
 def train_arm(spec: RunSpec, data, seeds, *, lrs=None, init_params=None, timing: bool = True,
-              timing_steps: int = 50, **program_kwargs: Any) -> ArmResult:
+              timing_steps: int = 100, **program_kwargs: Any) -> ArmResult:
     """Train ``spec`` on every seed (and learning rate in ``lrs``, one per seed) at once.
 
     One executable serves the run and its timing: ``Control`` (runtime, unbatched) switches
     evaluation off and limits the number of chunks, so timing costs no extra compilation.
-    Step time = (time of k chunks without evaluation - time of 0 chunks) / steps;
-    eval time = (time of k chunks with evaluation - without) / k; medians of 3 after a warm-up.
+    Step time = (time of one chunk of n steps without evaluation - time of no chunk) / n;
+    eval time = time of that chunk with its evaluation - without; medians of 3 after a warm-up.
     """
     prog = make_program(spec, data.n_classes, len(data.y_train), **program_kwargs)
     dev = to_device(data, spec)
@@ -95,10 +95,12 @@ def train_arm(spec: RunSpec, data, seeds, *, lrs=None, init_params=None, timing:
 
     step_ms = eval_ms = float("nan")
     if timing:
-        k = max(1, min(-(-timing_steps // spec.eval_every), spec.n_evals))
+        # one chunk of n training steps (n <= eval_every), with and without its evaluation
+        n = max(1, min(timing_steps, spec.eval_every, spec.max_steps))
+        ctrl = dict(max_evals=1, early_stop=False, chunk_steps=n)
         t_init = _timed(call, full_control(spec, max_evals=0, evaluate=False))
-        t_train = _timed(call, full_control(spec, max_evals=k, evaluate=False, early_stop=False))
-        t_eval = _timed(call, full_control(spec, max_evals=k, evaluate=True, early_stop=False))
-        step_ms = max(t_train - t_init, 0.0) / (k * spec.eval_every) * 1e3
-        eval_ms = max(t_eval - t_train, 0.0) / k * 1e3
+        t_train = _timed(call, full_control(spec, evaluate=False, **ctrl))
+        t_eval = _timed(call, full_control(spec, evaluate=True, **ctrl))
+        step_ms = max(t_train - t_init, 0.0) / n * 1e3
+        eval_ms = max(t_eval - t_train, 0.0) * 1e3
     return ArmResult(trace, ArmTiming(compile_s, run_s, step_ms, eval_ms))

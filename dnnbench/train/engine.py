@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dnnbench.models import build_model
+from dnnbench.models import build_model, init_variables
 from dnnbench.registry import make_optimizer
 from dnnbench.spec import RunSpec
 
@@ -83,13 +83,15 @@ class Control(NamedTuple):
     max_evals: jax.Array  # int32: evaluations (chunks of eval_every steps) to run at most
     evaluate: jax.Array  # bool: evaluate (off only to time pure training steps)
     target: jax.Array  # float32: stop a seed once its eval accuracy reaches this (inf: never)
+    chunk_steps: jax.Array  # int32: training steps between evaluations (eval_every)
 
 
 def full_control(spec: RunSpec, *, max_evals: int | None = None, evaluate: bool = True,
-                 early_stop: bool = True) -> Control:
+                 early_stop: bool = True, chunk_steps: int | None = None) -> Control:
     stop = spec.stop_at_target and spec.target > 0 and early_stop
     return Control(jnp.int32(spec.n_evals if max_evals is None else max_evals),
-                   jnp.bool_(evaluate), jnp.float32(spec.target if stop else jnp.inf))
+                   jnp.bool_(evaluate), jnp.float32(spec.target if stop else jnp.inf),
+                   jnp.int32(spec.eval_every if chunk_steps is None else chunk_steps))
 
 
 class Program(NamedTuple):
@@ -125,14 +127,15 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
 
     def init(key, lr, data, init_params=None) -> TrainState:
         init_key, data_key, dropout_key = split_key(key)
-        variables = model.init(init_key, data["x_train"][:1], train=False)
+        variables = init_variables(model, init_key, data["x_train"][:1])
         params = variables["params"]
         if merge_params is not None:
             params = merge_params(params, init_params)
         batch_stats = variables.get("batch_stats", {})
         opt_state = make_tx(spec, lr).init(params)
-        epoch_keys = jax.random.split(data_key, n_epochs)
-        perms = jax.vmap(lambda k: jax.random.permutation(k, n_train))(epoch_keys)
+        # every epoch's order from one random draw: argsort of random bits (a tie, which has
+        # probability ~n^2/2^33 per epoch, keeps index order: still a permutation)
+        perms = jnp.argsort(jax.random.bits(data_key, (n_epochs, n_train)), axis=-1)
         return TrainState(params, batch_stats, opt_state, perms.astype(jnp.int32), dropout_key)
 
     def train_step(state: TrainState, t, lr, data):
@@ -154,11 +157,14 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         return new, loss
 
     def train_chunk(state, t0, lr, data, n_steps):
-        def body(s, t):
-            return train_step(s, t, lr, data)
+        """``n_steps`` steps from step ``t0`` (a static int or a traced count); mean loss."""
+        def body(j, carry):
+            s, total = carry
+            s, loss = train_step(s, t0 + j, lr, data)
+            return s, total + loss
 
-        state, losses = jax.lax.scan(body, state, t0 + jnp.arange(n_steps))
-        return state, losses.mean()
+        state, total = jax.lax.fori_loop(0, n_steps, body, (state, jnp.float32(0.0)))
+        return state, total / n_steps
 
     def evaluate(params, batch_stats, x, y):
         logits = model.apply({"params": params, "batch_stats": batch_stats}, x, train=False)
@@ -178,7 +184,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
 
         def body(c):
             state, i, _, _, (tl, el, ea) = c
-            state, loss = train_chunk(state, i * spec.eval_every, lr, data, spec.eval_every)
+            state, loss = train_chunk(state, i * spec.eval_every, lr, data, ctrl.chunk_steps)
             e_loss, e_acc = jax.lax.cond(
                 ctrl.evaluate, lambda: evaluate(state.params, state.batch_stats,
                                                 data["x_eval"], data["y_eval"]),

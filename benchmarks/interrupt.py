@@ -1,0 +1,187 @@
+"""Interrupt / resume robustness (issue 8): kill a sweep at random moments, resume, compare.
+
+    uv run python benchmarks/interrupt.py [--trials 10] [--seed 0]
+
+Runs an uninterrupted reference ``dnnbench depth-sweep`` (digits, 8 small units) as a
+subprocess, then, ``--trials`` times: starts the same sweep into a fresh folder and kills it
+at a random moment -- during start-up, or once a random number (0..8) of units are saved plus
+a random 0-1.5 s (which also lands kills inside a unit and in the result writing) -- with a
+random signal (SIGINT, SIGTERM or SIGKILL); resumes it with the same command, sometimes
+interrupting the resume again the same way, then runs it to the end, and compares the final
+files with the reference: runs CSV with the timing columns (compile_s, step_ms, eval_ms,
+time_to_target_s) dropped, and
+curves CSV byte for byte. It also checks that no temp file is left and that the result set
+passes ``find_results`` (schema version, digests). Prints one line per trial and
+``k/N identical, L lost rows, D duplicated rows``; exit code 1 unless all are identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from dnnbench.report.io import find_results
+
+ROOT = Path(__file__).resolve().parent.parent
+SWEEP = ["depth-sweep", "--dataset", "digits", "--depths", "1-4", "--width", "16",
+         "--max-steps", "60", "--eval-every", "10", "--seeds", "2", "--batch-size", "64"]
+N_UNITS = 8
+TIMING_COLUMNS = ["compile_s", "step_ms", "eval_ms", "time_to_target_s"]
+SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
+RUNS, CURVES = "depth-sweep-digits-runs.csv", "depth-sweep-digits-curves.csv"
+
+
+def start(out: Path, extra=()) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dnnbench", *SWEEP, "--out", str(out), *extra],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+
+
+def unit_files(out: Path) -> int:
+    return len(list((out / ".dnnbench-units" / "depth-sweep-digits").glob("*.pkl")))
+
+
+def run_to_end(out: Path, extra=()) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = start(out, extra)
+    _, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"sweep failed (exit {proc.returncode}):\n{err}")
+    return time.perf_counter() - t0, err
+
+
+def interrupted(out: Path, after_units: int, delay: float, sig_name: str) -> dict:
+    """Start the sweep; once ``after_units`` more units are saved (0: from the start), wait
+    ``delay`` s more and send ``sig_name`` -- unless it ended first. What happened."""
+    before = unit_files(out)
+    t0 = time.perf_counter()
+    proc = start(out)
+    sent = False
+    while proc.poll() is None and unit_files(out) < min(before + after_units, N_UNITS):
+        time.sleep(0.01)
+    t_fire = time.perf_counter() + delay
+    while proc.poll() is None and time.perf_counter() < t_fire:
+        time.sleep(0.01)
+    if proc.poll() is None:
+        at_kill = unit_files(out)
+        proc.send_signal(SIGNALS[sig_name])
+        sent = True
+    elapsed = time.perf_counter() - t0
+    _, err = proc.communicate()
+    flat = " ".join(err.split())
+    info = {"signal": sig_name if sent else "-", "delay": elapsed, "rc": proc.returncode,
+            "saved_before": before, "saved_at_kill": at_kill if sent else None,
+            "saved_after": unit_files(out), "message": "Interrupted" in flat,
+            "traceback": "Traceback" in err}
+    if proc.returncode == 130 and not info["message"]:
+        info["problem"] = "exit 130 without the 'Interrupted ... resume' message"
+    if "Interrupted" in flat and f"{info['saved_after']}/{N_UNITS} units are saved" not in flat:
+        info["problem"] = "the interrupt message miscounts the saved units"
+    return info
+
+
+def random_moment(rng: random.Random, startup_s: float) -> tuple[int, float]:
+    """(units to wait for, then seconds): sometimes during start-up, else after 0..N units
+    plus up to ~a unit's time (which also lands kills in the result writing)."""
+    if rng.random() < 0.15:
+        return 0, rng.uniform(0.0, startup_s)
+    return rng.randint(0, N_UNITS), rng.uniform(0.0, 1.5)
+
+
+def compare(out: Path, ref: Path) -> dict:
+    ref_runs = pd.read_csv(ref / RUNS).drop(columns=TIMING_COLUMNS)
+    runs = pd.read_csv(out / RUNS).drop(columns=TIMING_COLUMNS)
+    key = ["arm", "seed"]
+    ref_keys = set(map(tuple, ref_runs[key].to_numpy().tolist()))
+    got_keys = list(map(tuple, runs[key].to_numpy().tolist()))
+    lost = len(ref_keys - set(got_keys))
+    dup = len(got_keys) - len(set(got_keys))
+    curves = pd.read_csv(out / CURVES)
+    dup += int(curves.duplicated(["arm", "seed", "step"]).sum())
+    same_runs = runs.equals(ref_runs)
+    same_curves = (out / CURVES).read_bytes() == (ref / CURVES).read_bytes()
+    temps = [p.name for p in out.rglob("*.tmp")]
+    try:
+        find_results(out)
+        valid = True
+    except Exception as e:  # noqa: BLE001 - reported, not raised
+        valid = f"{type(e).__name__}: {e}"
+    return {"identical": same_runs and same_curves and not temps and valid is True,
+            "lost": lost, "dup": dup, "temps": temps, "valid": valid}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random delays and signals")
+    ap.add_argument("--resume-interrupt-p", type=float, default=0.4,
+                    help="probability of interrupting the first resume again")
+    args = ap.parse_args()
+    # A background job ignores SIGINT and its children would inherit that; a handled signal is
+    # reset to the default on exec, so the sweeps get Python's KeyboardInterrupt, as in a terminal.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="dnnbench-interrupt-"))
+    ref = work / "reference"
+    t_start = time.perf_counter()
+    run_to_end(ref)  # warms the compile cache
+    t_ref, err = run_to_end(ref, ["--fresh"])
+    unit_s = sum(float(m) for m in re.findall(r"done in ([0-9.]+) s", err))
+    startup_s = max(t_ref - unit_s, 1.0)
+    print(f"reference: dnnbench {' '.join(SWEEP)} ({N_UNITS} units): uninterrupted "
+          f"{t_ref:.1f} s wall, of which ~{startup_s:.1f} s start-up; work folder {work}")
+
+    results = []
+    for trial in range(1, args.trials + 1):
+        out = work / f"trial{trial:02d}"
+        events = [interrupted(out, *random_moment(rng, startup_s), rng.choice(list(SIGNALS)))]
+        if events[0]["rc"] != 0:
+            if rng.random() < args.resume_interrupt_p:  # interrupt the resume too
+                events.append(interrupted(out, *random_moment(rng, startup_s),
+                                          rng.choice(list(SIGNALS))))
+            if events[-1]["rc"] != 0:
+                before = unit_files(out)
+                _, err = run_to_end(out)
+                flat = " ".join(err.split())
+                ok_msg = before == 0 or f"Resuming: {before}/{N_UNITS}" in flat
+                events.append({"signal": "none (final resume)", "saved_before": before,
+                               "message": ok_msg})
+        cmp = compare(out, ref)
+        problems = [e["problem"] for e in events if "problem" in e]
+        problems += ["resume did not report the saved units" for e in events
+                     if e.get("signal") == "none (final resume)" and not e["message"]]
+        cmp["identical"] = cmp["identical"] and not problems
+        results.append(cmp)
+        story = "; ".join(
+            (f"{e['signal']} at {e['delay']:.1f}s (units {e['saved_before']}->"
+             f"{e['saved_at_kill']}->{e['saved_after']}, exit {e['rc']}"
+             f"{', traceback' if e['traceback'] else ''})"
+             if e["signal"] not in ("-", "none (final resume)") else
+             f"ran to the end before its signal ({e['delay']:.1f}s, exit {e['rc']})"
+             if e["signal"] == "-" else f"resume {e['saved_before']}/{N_UNITS} -> done")
+            for e in events)
+        verdict = "identical" if cmp["identical"] else (
+            f"DIFFERENT (lost {cmp['lost']}, dup {cmp['dup']}, temps {cmp['temps']}, "
+            f"valid {cmp['valid']}, {problems})")
+        print(f"trial {trial:2d}: {story} -> {verdict}", flush=True)
+
+    k = sum(r["identical"] for r in results)
+    lost = sum(r["lost"] for r in results)
+    dup = sum(r["dup"] for r in results)
+    print(f"{k}/{len(results)} identical, {lost} lost rows, {dup} duplicated rows "
+          f"(total {time.perf_counter() - t_start:.0f} s)")
+    return 0 if k == len(results) and lost == 0 and dup == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Executable claims over the result CSVs (``dnnbench claims``).
+
+The packaged claims live in ``claims.toml`` beside this module; users add or override claims
+with their own file of the same format.  See :mod:`dnnbench.claims.engine` for the evaluators
+and the verdict rules.
+"""
+
+from dnnbench.claims.engine import (
+    CSV_COLUMNS,
+    EVALUATORS,
+    VERDICTS,
+    Check,
+    Claim,
+    ClaimResult,
+    ClaimsError,
+    Evaluator,
+    MissingData,
+    Outcome,
+    ResultSet,
+    claims_frame,
+    evaluate_claim,
+    evaluate_claims,
+    load_claims,
+    load_results,
+    packaged_claims,
+    parse_claims,
+    read_claims_file,
+)
+
+__all__ = [
+    "CSV_COLUMNS",
+    "EVALUATORS",
+    "VERDICTS",
+    "Check",
+    "Claim",
+    "ClaimResult",
+    "ClaimsError",
+    "Evaluator",
+    "MissingData",
+    "Outcome",
+    "ResultSet",
+    "claims_frame",
+    "evaluate_claim",
+    "evaluate_claims",
+    "load_claims",
+    "load_results",
+    "packaged_claims",
+    "parse_claims",
+    "read_claims_file",
+]

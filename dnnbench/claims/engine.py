@@ -1,0 +1,827 @@
+"""Executable claims: textbook folklore checked against the result CSVs.
+
+A *claim* (TOML, see ``claims.toml`` beside this module) has an ``id``, its ``text``, the
+``experiment`` whose results test it, the ``command`` that produces those results, and one or
+more ``[[claim.check]]`` tables: a named *evaluator* from :data:`EVALUATORS` with its
+parameters (row filters, columns, thresholds).  Each evaluator computes an effect, its
+interval and n with :mod:`dnnbench.stats` and returns a verdict:
+
+- ``supported``: the interval lies entirely on the side the claim predicts;
+- ``contradicted``: it lies entirely on the other side;
+- ``inconclusive``: it spans the null (or the margin) -- "no clear difference";
+- ``not run``: the data the claim needs are missing; the row names the command to run.
+
+A claim with several checks is supported when all are, contradicted when any is, otherwise
+inconclusive (and "not run" when any lacks data).  The effect, interval and n reported for
+such a claim are those of its deciding check (the first contradicted one, else the first
+inconclusive one, else the first).
+
+Censoring: steps-to-target of runs that never reached the target are handled by the
+censoring-aware functions (Kaplan-Meier medians, ``paired_censored_comparison``); they are
+never imputed.  Results are read from every ``<experiment>-<dataset>-runs.csv`` under the
+results folder (recursively, hidden folders skipped; files of the same experiment and data
+set are combined, e.g. a ReLU and a sigmoid depth sweep kept in two folders), and each claim
+is evaluated once per data set that has its experiment's results.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dnnbench.check.compare import resampled_km_medians
+from dnnbench.stats import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    km_median,
+    paired_censored_comparison,
+    paired_difference,
+    paired_log_ratio,
+    verdict_from_interval,
+)
+
+SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN = VERDICTS = (
+    "supported", "contradicted", "inconclusive", "not run")
+LABELS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE)  # for verdict_from_interval
+CSV_COLUMNS = ["claim_id", "claim", "experiment", "verdict", "effect", "low", "high", "n",
+               "evidence", "files", "command"]
+STEPS_COLUMNS = ("seed", "reached", "steps_to_target", "max_steps")
+
+
+class ClaimsError(ValueError):
+    """A claims file is unusable (message is user-facing, one line)."""
+
+
+class MissingData(Exception):
+    """The results lack what a check needs: the claim is reported as "not run"."""
+
+
+# ------------------------------------------------------------------------------ data types
+
+@dataclass(frozen=True)
+class Check:
+    evaluator: str
+    params: dict
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str
+    experiment: str
+    command: str
+    checks: tuple[Check, ...]
+    source: str = "package"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an evaluator returns: verdict, effect with its interval, n, evidence text."""
+
+    verdict: str
+    effect: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    n: int = 0
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim: Claim
+    dataset: str | None
+    outcome: Outcome
+    files: tuple[str, ...] = ()
+
+    @property
+    def verdict(self) -> str:
+        return self.outcome.verdict
+
+    def row(self) -> dict[str, Any]:
+        o = self.outcome
+        prefix = f"[{self.dataset}] " if self.dataset else ""
+        return {"claim_id": self.claim.id, "claim": self.claim.text,
+                "experiment": self.claim.experiment, "verdict": o.verdict, "effect": o.effect,
+                "low": o.low, "high": o.high, "n": o.n, "evidence": prefix + o.evidence,
+                "files": ";".join(self.files), "command": self.claim.command}
+
+
+@dataclass
+class ResultSet:
+    """All runs of one experiment on one data set (possibly from several files)."""
+
+    experiment: str
+    dataset: str
+    runs: pd.DataFrame
+    metas: list[dict] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    fn: Callable[[ResultSet, dict], Outcome]
+    params: frozenset  # allowed parameter names
+    columns: Callable[[dict], set]  # columns the check reads, given its parameters
+    doc: str
+
+
+# --------------------------------------------------------------------------- small helpers
+
+def _fmt(x: float, spec: str = "{:.2f}") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if isinstance(x, float) and math.isinf(x):
+        return "∞"
+    return spec.format(x)
+
+
+def _ci(est, low, high, spec="{:.2f}") -> str:
+    """``est [low, high]``; a NaN upper bound with a known lower one is unbounded (∞)."""
+    hi = "∞" if math.isnan(high) and not math.isnan(low) else _fmt(high, spec)
+    return f"{_fmt(est, spec)} [{_fmt(low, spec)}, {hi}]"
+
+
+def _is_true(series: pd.Series) -> pd.Series:
+    return series.astype(str).str.strip().str.lower().isin(("true", "1", "1.0", "yes"))
+
+
+def _match(series: pd.Series, value) -> pd.Series:
+    """Rows of ``series`` matching a filter value: scalar, list (any of), {min=, max=}."""
+    if isinstance(value, dict):
+        num = pd.to_numeric(series, errors="coerce")
+        ok = pd.Series(True, index=series.index)
+        if "min" in value:
+            ok &= num >= value["min"]
+        if "max" in value:
+            ok &= num <= value["max"]
+        return ok
+    if isinstance(value, list):
+        ok = pd.Series(False, index=series.index)
+        for v in value:
+            ok |= _match(series, v)
+        return ok
+    if isinstance(value, bool):
+        return _is_true(series) == value
+    if isinstance(value, int | float):
+        num = pd.to_numeric(series, errors="coerce")
+        return pd.Series(np.isclose(num.to_numpy(float), float(value), rtol=1e-9, atol=0),
+                         index=series.index)
+    return series.astype(str) == str(value)
+
+
+def _default_pair(rs: ResultSet) -> str:
+    """The class pair of a transfer run: the only one present, else the transfer experiment's
+    documented default pair for this data set (if it was run)."""
+    pairs = list(pd.unique(rs.runs["pair"].astype(str)))
+    if len(pairs) == 1:
+        return pairs[0]
+    try:
+        from dnnbench.experiments.transfer import DEFAULT_PAIRS, pair_label
+
+        pos, neg = DEFAULT_PAIRS[rs.dataset]
+        label = pair_label(pos, neg)
+    except (ImportError, KeyError):
+        label = None
+    if label in pairs:
+        return label
+    raise MissingData(f"{len(pairs)} class pairs and none is the default pair of "
+                      f"{rs.dataset!r}; give the pair in the claim's where table")
+
+
+SPECIAL = {("pair", "default"): _default_pair}
+
+
+def select(rs: ResultSet, where: dict | None) -> pd.DataFrame:
+    """Rows of ``rs`` matching every ``where`` filter (column -> value / list / range)."""
+    df = rs.runs
+    for col, value in (where or {}).items():
+        if col not in df.columns:
+            raise MissingData(f"no column {col!r}")
+        resolver = SPECIAL.get((col, value)) if isinstance(value, str) else None
+        if resolver is not None:
+            value = resolver(rs)
+        df = df[_match(df[col], value)]
+    return df
+
+
+def _where_text(where: dict | None) -> str:
+    return ", ".join(f"{k}={v}" for k, v in (where or {}).items())
+
+
+def steps_triplet(df: pd.DataFrame):
+    """(times, reached, censor_at) of runs: unreached or diverged runs are censored at their
+    budget (``max_steps``), never given a made-up step."""
+    reached = _is_true(df["reached"]).to_numpy().copy()
+    if "diverged" in df.columns:
+        reached = reached & ~_is_true(df["diverged"]).to_numpy()
+    times = pd.to_numeric(df["steps_to_target"], errors="coerce").to_numpy(float)
+    reached = reached & ~np.isnan(times)
+    censor = pd.to_numeric(df["max_steps"], errors="coerce").to_numpy(float)
+    return times, reached, censor
+
+
+def time_triplet(df: pd.DataFrame):
+    """Time to target in seconds: steps x step_ms; censored at budget x step_ms."""
+    t, r, c = steps_triplet(df)
+    ms = pd.to_numeric(df["step_ms"], errors="coerce").to_numpy(float)
+    if np.isnan(ms).any():
+        raise MissingData("step_ms is missing (timing was off)")
+    return t * ms / 1e3, r, c * ms / 1e3
+
+
+def pair_up(a: pd.DataFrame, b: pd.DataFrame, on: list[str], what: str):
+    """Rows of a and b paired on the ``on`` columns (inner join), in the same order."""
+    for name, df in (("a", a), ("b", b)):
+        if df.duplicated(on).any():
+            raise ValueError(f"{what}: several runs per {'/'.join(on)} in one arm "
+                             f"({name}); narrow the claim's where filter")
+    keys = a[on].merge(b[on], on=on).sort_values(on)
+    if keys.empty:
+        raise MissingData(f"{what}: no runs to pair on {'/'.join(on)}")
+    ia = a.set_index(on).loc[pd.MultiIndex.from_frame(keys) if len(on) > 1 else keys[on[0]]]
+    ib = b.set_index(on).loc[pd.MultiIndex.from_frame(keys) if len(on) > 1 else keys[on[0]]]
+    return ia.reset_index(), ib.reset_index()
+
+
+def _side(value_ok: bool, value_bad: bool) -> str:
+    return SUPPORTED if value_ok else CONTRADICTED if value_bad else INCONCLUSIVE
+
+
+def _step_verdict(cmp, expect: str) -> str:
+    """Map a paired_censored_comparison verdict (for a vs b) to the claim's verdict."""
+    good, bad = ("fewer steps", "more steps") if expect == "fewer" else ("more steps",
+                                                                        "fewer steps")
+    return _side(cmp.verdict == good, cmp.verdict == bad)
+
+
+def _km_text(df: pd.DataFrame) -> str:
+    s = km_median(*steps_triplet(df))
+    return f"{_fmt(s.median, '{:.0f}')} ({s.n_reached}/{s.n})"
+
+
+def _compare_text(cmp) -> str:
+    return (f"{_ci(cmp.ratio, cmp.low, cmp.high)}, sign test p={_fmt(cmp.p_value, '{:.2g}')} "
+            f"({cmp.n_pairs_a_faster} vs {cmp.n_pairs_b_faster} pairs, {cmp.n_ties} undecided)")
+
+
+def _by_compare(df: pd.DataFrame, compare: dict, where: dict | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    col = compare["column"]
+    if col not in df.columns:
+        raise MissingData(f"no column {col!r}")
+    a, b = df[_match(df[col], compare["a"])], df[_match(df[col], compare["b"])]
+    for name, part in ((compare["a"], a), (compare["b"], b)):
+        if part.empty:
+            extra = f" and {_where_text(where)}" if where else ""
+            raise MissingData(f"no runs with {col}={name}{extra}")
+    return a, b
+
+
+# ------------------------------------------------------------------------------ evaluators
+
+def _depth_ends(rs: ResultSet, p: dict):
+    df = select(rs, p.get("where"))
+    if "depth" not in df.columns or df.empty:
+        raise MissingData(f"no runs with {_where_text(p.get('where'))}")
+    depths = sorted(pd.unique(pd.to_numeric(df["depth"]).astype(int)))
+    lo = int(p.get("from_depth", depths[0]))
+    hi = int(p.get("to_depth", depths[-1]))
+    if len(depths) < 2 or lo == hi or lo not in depths or hi not in depths:
+        raise MissingData(f"needs runs at two depths (have {depths})")
+    a = df[df["depth"].astype(int) == hi]
+    b = df[df["depth"].astype(int) == lo]
+    a, b = pair_up(a, b, list(p.get("pair_on", ["seed"])), "depth comparison")
+    cmp = paired_censored_comparison(*steps_triplet(a), *steps_triplet(b))
+    per_depth = "; ".join(f"{d}: {_km_text(df[df['depth'].astype(int) == d])}" for d in depths)
+    return cmp, lo, hi, per_depth
+
+
+def trend_with_depth(rs: ResultSet, p: dict) -> Outcome:
+    """Steps to target grow with depth: paired (by seed) ratio of Kaplan-Meier median steps,
+    deepest / shallowest depth (``to_depth`` / ``from_depth``), with its paired-bootstrap
+    interval.  Supported if the interval lies above 1, contradicted if below."""
+    cmp, lo, hi, per_depth = _depth_ends(rs, p)
+    verdict = _step_verdict(cmp, "more")
+    return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n,
+                   f"median steps depth {hi} / depth {lo} = {_compare_text(cmp)}; KM median "
+                   f"steps (reached/N) by depth: {per_depth}")
+
+
+def flat_with_depth(rs: ResultSet, p: dict) -> Outcome:
+    """Steps to target stay nearly flat with depth: the paired deepest / shallowest ratio of
+    median steps lies within [1/margin, margin] (default margin 1.5).  Supported if its whole
+    interval is inside that band, contradicted if it lies entirely outside, else
+    inconclusive."""
+    m = float(p.get("margin", 1.5))
+    cmp, lo, hi, per_depth = _depth_ends(rs, p)
+    low = 0.0 if math.isnan(cmp.low) else cmp.low
+    high = math.inf if math.isnan(cmp.high) else cmp.high
+    if math.isnan(cmp.ratio):
+        verdict = CONTRADICTED if cmp.verdict != "no clear difference" else INCONCLUSIVE
+    else:
+        verdict = _side(low >= 1 / m and high <= m, low > m or high < 1 / m)
+    if cmp.n < 2:
+        verdict = INCONCLUSIVE
+    return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n,
+                   f"median steps depth {hi} / depth {lo} = {_compare_text(cmp)}, 'flat' band "
+                   f"[{1 / m:.2f}, {m:.2f}]; KM median steps by depth: {per_depth}")
+
+
+def paired_ratio(rs: ResultSet, p: dict) -> Outcome:
+    """Ratio a / b of a per-arm (or per-run) column, paired on ``pair_on`` (e.g. BN vs no-BN
+    step time at each depth): geometric mean of the per-pair ratios with a bootstrap interval
+    (``paired_log_ratio``).  ``expect="higher"``: supported if the interval lies above
+    ``null`` (default 1), contradicted if below; ``"lower"`` the reverse.  Fewer than
+    ``min_n`` (default 3) pairs -> inconclusive."""
+    col, on = p["column"], list(p.get("pair_on", ["seed"]))
+    a, b = _by_compare(select(rs, p.get("where")), p["compare"], p.get("where"))
+    if p.get("aggregate", "first") == "first":  # one value per arm (e.g. step_ms)
+        a = a.groupby(on, as_index=False)[col].first()
+        b = b.groupby(on, as_index=False)[col].first()
+    a, b = pair_up(a, b, on, col)
+    r = paired_log_ratio(pd.to_numeric(a[col]), pd.to_numeric(b[col]))
+    expect, null = p.get("expect", "higher"), float(p.get("null", 1.0))
+    verdict = verdict_from_interval(r.low, r.high, better=expect, null=null, labels=LABELS)
+    if r.n < int(p.get("min_n", 3)):
+        verdict = INCONCLUSIVE
+    cmp = p["compare"]
+    ratios = pd.to_numeric(a[col]).to_numpy(float) / pd.to_numeric(b[col]).to_numpy(float)
+    per = ", ".join(f"{'/'.join(str(a[c].iloc[i]) for c in on)}: {ratios[i]:.2f}"
+                    for i in range(len(a)))
+    return Outcome(verdict, r.estimate, r.low, r.high, r.n,
+                   f"{col} {cmp['column']}={cmp['a']} / {cmp['column']}={cmp['b']}: geometric "
+                   f"mean ratio {_ci(r.estimate, r.low, r.high)} over {r.n} pairs "
+                   f"({'/'.join(on)}: {per})")
+
+
+def time_to_target_ratio(rs: ResultSet, p: dict) -> Outcome:
+    """Total time to target (steps x step time) of a vs b, paired on ``pair_on`` (default
+    activation/depth/seed, pooling the selected depths): ratio of Kaplan-Meier median times
+    with a paired-bootstrap interval; runs that never reach the target are censored at
+    budget x step time.  ``expect="lower"``: supported if the interval lies below 1."""
+    on = list(p.get("pair_on", ["activation", "depth", "seed"]))
+    a, b = _by_compare(select(rs, p.get("where")), p["compare"], p.get("where"))
+    a, b = pair_up(a, b, on, "time to target")
+    cmp = paired_censored_comparison(*time_triplet(a), *time_triplet(b))
+    verdict = _step_verdict(cmp, "fewer" if p.get("expect", "lower") == "lower" else "more")
+    ka, kb = km_median(*time_triplet(a)), km_median(*time_triplet(b))
+    c = p["compare"]
+    return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n,
+                   f"KM median time to target {c['column']}={c['a']}: {_fmt(ka.median, '{:.3g}')}"
+                   f" s vs {c['column']}={c['b']}: {_fmt(kb.median, '{:.3g}')} s; ratio "
+                   f"{_compare_text(cmp)}; pairs on {'/'.join(on)} "
+                   f"({_where_text(p.get('where'))})")
+
+
+def _median_bounds(obs, event, censor, idx) -> tuple[np.ndarray, np.ndarray]:
+    """Per resample, bounds on the KM median: [m, m] when reached, [budget, inf] when not."""
+    med = resampled_km_medians(obs, event, censor, idx)
+    budget = np.array([np.max(censor[i]) for i in idx])
+    return np.where(np.isnan(med), budget, med), np.where(np.isnan(med), np.inf, med)
+
+
+def _frac_bounds(u_lo, u_hi, v_lo, v_hi) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of f = 1 - u / v over boxes [u_lo, u_hi] x [v_lo, v_hi] (v = log of the gap
+    without BN, u = with BN).  f is undefined where v may be <= 0 (no gap to close)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corners = np.stack([u / v for u in (u_lo, u_hi) for v in (v_lo, v_hi)])
+    bad = np.isnan(corners).any(axis=0) | (v_lo <= 0)
+    f_lo = np.where(bad, -np.inf, 1 - corners.max(axis=0))
+    f_hi = np.where(bad, np.inf, 1 - corners.min(axis=0))
+    return f_lo, f_hi
+
+
+def sigmoid_gap(rs: ResultSet, p: dict) -> Outcome:
+    """Sigmoid vs ReLU at one depth (``depth``: an int or "deepest" common one), paired by
+    seed across the four arms (activation x BN).  Gap without BN g0 = median steps sigmoid /
+    ReLU; with BN g1 likewise; share of the (log) gap BN closes f = 1 - log g1 / log g0.
+    Supported if g0's interval lies above ``much`` (default 1.5) AND f's lies above
+    ``closes`` (0.5, "most of the gap"); contradicted if either lies entirely on the other
+    side.  Intervals: paired bootstrap over seeds of KM medians; a median not reached within
+    the budget is only known to be > budget, and f's interval then uses those bounds
+    (interval arithmetic), never an imputed value."""
+    slow, fast = p.get("activations", ["sigmoid", "relu"])
+    much, closes = float(p.get("much", 1.5)), float(p.get("closes", 0.5))
+    df = select(rs, p.get("where"))
+    for col in ("activation", "bn", "depth"):
+        if col not in df.columns:
+            raise MissingData(f"no column {col!r}")
+    need = {(act, bn) for act in (slow, fast) for bn in (False, True)}
+    depths = [d for d, g in df.groupby(pd.to_numeric(df["depth"]).astype(int))
+              if need <= {(str(x), bool(y)) for x, y in zip(g["activation"], _is_true(g["bn"]),
+                                                            strict=True)}]
+    if not depths:
+        raise MissingData(f"needs {slow} and {fast} runs with and without BN at a common depth "
+                          "(run the depth sweep with --activation relu --activation sigmoid)")
+    depth = max(depths) if p.get("depth", "deepest") == "deepest" else int(p["depth"])
+    if depth not in depths:
+        raise MissingData(f"no complete set of arms at depth {depth} (have {depths})")
+    g = df[pd.to_numeric(df["depth"]).astype(int) == depth]
+    arms = {}
+    for act in (slow, fast):
+        for bn in (False, True):
+            arms[act, bn] = g[(g["activation"].astype(str) == act) & (_is_true(g["bn"]) == bn)]
+    seeds = set.intersection(*(set(a["seed"].astype(int)) for a in arms.values()))
+    if len(seeds) < 2:
+        raise MissingData(f"needs at least 2 seeds shared by the four arms at depth {depth}")
+    for k, a in arms.items():
+        if a.duplicated("seed").any():
+            raise ValueError(f"several runs per seed in arm {k}; narrow the where filter")
+        arms[k] = a.set_index(a["seed"].astype(int)).loc[sorted(seeds)]
+    n = len(seeds)
+    obs = {k: steps_triplet(a) for k, a in arms.items()}
+    obs = {k: (np.where(r, t, c), r, c) for k, (t, r, c) in obs.items()}
+    idx = np.random.default_rng(DEFAULT_SEED).integers(0, n, size=(DEFAULT_RESAMPLES, n))
+    point = np.arange(n)[None, :]
+
+    def stats_for(ix):
+        b = {k: _median_bounds(*o, ix) for k, o in obs.items()}
+        v_lo = np.log(b[slow, False][0]) - np.log(b[fast, False][1])
+        v_hi = np.log(b[slow, False][1]) - np.log(b[fast, False][0])
+        u_lo = np.log(b[slow, True][0]) - np.log(b[fast, True][1])
+        u_hi = np.log(b[slow, True][1]) - np.log(b[fast, True][0])
+        return v_lo, v_hi, u_lo, u_hi, _frac_bounds(u_lo, u_hi, v_lo, v_hi)
+
+    pv_lo, pv_hi, pu_lo, pu_hi, (pf_lo, pf_hi) = stats_for(point)
+    v_lo, v_hi, _, _, (f_lo, f_hi) = stats_for(idx)
+    def q(x, level, method):  # percentile bounds; "lower"/"higher" keep +-inf intact
+        return float(np.quantile(x, level, method=method))
+
+    g0_low, g0_high = math.exp(q(v_lo, 0.025, "lower")), math.exp(q(v_hi, 0.975, "higher"))
+    f_low, f_high = q(f_lo, 0.025, "lower"), q(f_hi, 0.975, "higher")
+    g0 = float(np.exp(pv_lo[0])) if pv_lo[0] == pv_hi[0] else math.nan
+    g1 = float(np.exp(pu_lo[0])) if pu_lo[0] == pu_hi[0] else math.nan
+    f = float(pf_lo[0]) if pf_lo[0] == pf_hi[0] else math.nan
+    part_a = _side(g0_low > much, g0_high < much)
+    part_b = _side(f_low > closes, f_high < closes)
+    verdict = (CONTRADICTED if CONTRADICTED in (part_a, part_b) else
+               SUPPORTED if part_a == part_b == SUPPORTED else INCONCLUSIVE)
+    f_low_r = f_low if math.isfinite(f_low) else math.nan
+    f_high_r = f_high if math.isfinite(f_high) else math.nan
+    g0_text = _fmt(g0) if not math.isnan(g0) else f">= {math.exp(pv_lo[0]):.2f} (not reached)"
+    f_text = _fmt(f) if not math.isnan(f) else f"in [{_fmt(pf_lo[0])}, {_fmt(pf_hi[0])}]"
+    ev = (f"depth {depth}, {n} seeds: KM median steps {slow}/{fast} without BN "
+          f"{_km_text(arms[slow, False])} / {_km_text(arms[fast, False])}, with BN "
+          f"{_km_text(arms[slow, True])} / {_km_text(arms[fast, True])}; gap without BN "
+          f"{g0_text} [{_fmt(g0_low)}, {_fmt(g0_high)}] (needs > {much:g}: {part_a}); with BN "
+          f"{_fmt(g1)}; share of the log gap BN closes {f_text} [{_fmt(f_low)}, "
+          f"{_fmt(f_high)}] (needs > {closes:g}: {part_b})")
+    return Outcome(verdict, f, f_low_r, f_high_r, n, ev)
+
+
+def group_vs_reference(rs: ResultSet, p: dict) -> Outcome:
+    """Every member of ``group`` (values of ``column``, e.g. optimizers) against
+    ``reference``, paired by seed, on steps to target (``paired_censored_comparison``).
+    ``expect="fewer"``: a member supports the claim if its median-steps ratio interval lies
+    below 1, contradicts it if above.  ``expect="not_more"`` (non-inferiority): supports if
+    the interval's upper end is below ``margin`` (default 1.1), contradicts if its lower end
+    is above it.  All members must support the claim for "supported"; any contradiction
+    gives "contradicted".  A member without runs -> "not run"."""
+    col, ref = p.get("column", "optimizer"), p["reference"]
+    group = list(p["group"])
+    expect, margin = p.get("expect", "fewer"), float(p.get("margin", 1.1))
+    on = list(p.get("pair_on", ["seed"]))
+    df = select(rs, p.get("where"))
+    if col not in df.columns:
+        raise MissingData(f"no column {col!r}")
+    b = df[_match(df[col], ref)]
+    missing = [m for m in [ref, *group] if df[_match(df[col], m)].empty]
+    if missing:
+        raise MissingData(f"no runs for {col} {', '.join(map(str, missing))} "
+                          f"({_where_text(p.get('where'))})")
+    parts = []
+    for m in group:
+        a, bb = pair_up(df[_match(df[col], m)], b, on, f"{m} vs {ref}")
+        cmp = paired_censored_comparison(*steps_triplet(a), *steps_triplet(bb))
+        if expect == "fewer":
+            v = _step_verdict(cmp, "fewer")
+        else:
+            high = math.inf if math.isnan(cmp.high) else cmp.high
+            low = 0.0 if math.isnan(cmp.low) else cmp.low
+            v = _side(high < margin, low > margin) if not math.isnan(cmp.ratio) else (
+                CONTRADICTED if cmp.verdict == "more steps" else INCONCLUSIVE)
+        if cmp.n < 2:
+            v = INCONCLUSIVE
+        parts.append((m, cmp, v))
+    verdicts = [v for _, _, v in parts]
+    verdict = (CONTRADICTED if CONTRADICTED in verdicts else
+               SUPPORTED if all(v == SUPPORTED for v in verdicts) else INCONCLUSIVE)
+    # deciding member: a contradicting one, else an inconclusive one, else the weakest
+    order = {CONTRADICTED: 0, INCONCLUSIVE: 1, SUPPORTED: 2}
+    key = (lambda x: (order[x[2]], -(x[1].high if not math.isnan(x[1].high) else math.inf)))
+    m, cmp, _ = min(parts, key=key)
+    rule = ("ratio interval below 1" if expect == "fewer"
+            else f"ratio interval below {margin:g} (non-inferiority)")
+    ev = (f"median steps / {ref} ({rule}): " + "; ".join(
+        f"{mm}: {_ci(c.ratio, c.low, c.high)} {v}" for mm, c, v in parts)
+        + f"; {cmp.n} seeds ({_where_text(p.get('where'))})")
+    return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n, ev)
+
+
+def _scaled(df: pd.DataFrame, col: str, scale: float) -> np.ndarray:
+    return pd.to_numeric(df[col], errors="coerce").to_numpy(float) * scale
+
+
+def paired_difference_check(rs: ResultSet, p: dict) -> Outcome:
+    """Paired difference a - b of ``column`` (e.g. final accuracy), paired on ``pair_on``
+    (default seed): mean difference with a bootstrap interval and a Wilcoxon p-value
+    (``paired_difference``), in units of ``column`` x ``scale``.  ``expect="lower"``:
+    supported if the interval lies below ``null`` (default 0), contradicted if above; an
+    interval that spans it is inconclusive.  Fewer than ``min_n`` (3) pairs: inconclusive."""
+    col, on, scale = p["column"], list(p.get("pair_on", ["seed"])), float(p.get("scale", 1))
+    df = select(rs, p.get("where"))
+    a, b = _by_compare(df, p["compare"], p.get("where"))
+    a, b = pair_up(a, b, on, col)
+    d = paired_difference(_scaled(a, col, scale), _scaled(b, col, scale))
+    expect, null = p.get("expect", "higher"), float(p.get("null", 0.0))
+    verdict = verdict_from_interval(d.low, d.high, better=expect, null=null, labels=LABELS)
+    if d.n < int(p.get("min_n", 3)):
+        verdict = INCONCLUSIVE
+    c, unit = p["compare"], p.get("unit", "")
+    return Outcome(verdict, d.mean_diff, d.low, d.high, d.n,
+                   f"{col} {c['column']}={c['a']} - {c['column']}={c['b']}: "
+                   f"{_ci(d.mean_diff, d.low, d.high, '{:+.2f}')} {unit}, Wilcoxon p="
+                   f"{_fmt(d.p_value, '{:.2g}')}, a higher in {round(d.frac_a_better * d.n)}/"
+                   f"{d.n} pairs ({_where_text(p.get('where'))})".replace("  ", " "))
+
+
+def not_consistently_positive(rs: ResultSet, p: dict) -> Outcome:
+    """Across groups (``group_by``, e.g. class pairs) the paired gain a - b is not positive
+    everywhere.  Per group: ``paired_difference`` with a Student-t interval at the
+    Bonferroni-adjusted level 1 - (1 - confidence) / groups (family-wise 95%).  Supported if
+    some group shows at most a negligible gain (its upper end below ``negligible``, default
+    0.5 points; a clearly negative gain included); contradicted if every group's gain is
+    clearly positive; otherwise inconclusive.  Needs ``min_groups`` (2) groups."""
+    col, by = p["column"], p.get("group_by", "pair")
+    on, scale = list(p.get("pair_on", ["seed"])), float(p.get("scale", 1))
+    neg, conf = float(p.get("negligible", 0.005)) * scale, float(p.get("confidence", 0.95))
+    df = select(rs, p.get("where"))
+    if by not in df.columns:
+        raise MissingData(f"no column {by!r}")
+    groups = list(pd.unique(df[by].astype(str)))
+    if len(groups) < int(p.get("min_groups", 2)):
+        raise MissingData(f"needs several {by}s (have {len(groups)}); run with --pairs all")
+    level = 1 - (1 - conf) / len(groups)
+    res = []
+    for gname in groups:
+        g = df[df[by].astype(str) == gname]
+        try:
+            a, b = _by_compare(g, p["compare"])
+            a, b = pair_up(a, b, on, f"{by} {gname}")
+        except MissingData:
+            continue
+        d = paired_difference(_scaled(a, col, scale), _scaled(b, col, scale), confidence=level,
+                              method="t")
+        if d.n >= 2:
+            res.append((gname, d))
+    if len(res) < int(p.get("min_groups", 2)):
+        raise MissingData(f"needs several {by}s with paired runs (have {len(res)})")
+    pos = [g for g, d in res if d.low > 0]
+    flat = [g for g, d in res if d.high < neg]
+    negs = [g for g, d in res if d.high < 0]
+    verdict = SUPPORTED if flat else CONTRADICTED if len(pos) == len(res) else INCONCLUSIVE
+    worst_g, worst = min(res, key=lambda x: x[1].mean_diff)
+    unit = p.get("unit", "")
+    ev = (f"{len(res)} {by}s, gain {col} {p['compare']['a']} - {p['compare']['b']} per {by} "
+          f"(t intervals at {level:.4f}, family-wise {conf:.0%}): clearly positive in "
+          f"{len(pos)}, at most negligible (< {neg:g} {unit}) in {len(flat)} "
+          f"(clearly negative in {len(negs)}), unclear in {len(res) - len(pos) - len(flat)}; "
+          f"smallest: {worst_g} {_ci(worst.mean_diff, worst.low, worst.high, '{:+.2f}')} "
+          f"{unit}; {worst.n} seeds per {by}")
+    return Outcome(verdict, worst.mean_diff, worst.low, worst.high, len(res), ev)
+
+
+def _cols(*fixed: str, keys=("column",), compare=True, group=()):
+    def columns(p: dict) -> set:
+        out = set(fixed) | set((p.get("where") or {}).keys())
+        out |= {p[k] for k in keys if k in p}
+        if compare and "compare" in p:
+            out.add(p["compare"]["column"])
+        out |= set(p.get("pair_on", []))
+        out |= {p[k] for k in group if k in p}
+        return out
+    return columns
+
+
+COMMON = {"where", "pair_on"}
+EVALUATORS: dict[str, Evaluator] = {
+    "trend_with_depth": Evaluator(trend_with_depth, frozenset(COMMON | {
+        "from_depth", "to_depth"}), _cols("depth", *STEPS_COLUMNS), trend_with_depth.__doc__),
+    "flat_with_depth": Evaluator(flat_with_depth, frozenset(COMMON | {
+        "from_depth", "to_depth", "margin"}), _cols("depth", *STEPS_COLUMNS),
+        flat_with_depth.__doc__),
+    "paired_ratio": Evaluator(paired_ratio, frozenset(COMMON | {
+        "column", "compare", "expect", "null", "aggregate", "min_n"}), _cols(),
+        paired_ratio.__doc__),
+    "time_to_target_ratio": Evaluator(time_to_target_ratio, frozenset(COMMON | {
+        "compare", "expect"}), _cols("step_ms", *STEPS_COLUMNS), time_to_target_ratio.__doc__),
+    "sigmoid_gap": Evaluator(sigmoid_gap, frozenset({
+        "where", "depth", "much", "closes", "activations"}),
+        _cols("activation", "bn", "depth", *STEPS_COLUMNS), sigmoid_gap.__doc__),
+    "group_vs_reference": Evaluator(group_vs_reference, frozenset(COMMON | {
+        "column", "group", "reference", "expect", "margin"}), _cols(*STEPS_COLUMNS),
+        group_vs_reference.__doc__),
+    "paired_difference": Evaluator(paired_difference_check, frozenset(COMMON | {
+        "column", "compare", "expect", "null", "scale", "unit", "min_n"}), _cols(),
+        paired_difference_check.__doc__),
+    "not_consistently_positive": Evaluator(not_consistently_positive, frozenset(COMMON | {
+        "column", "compare", "group_by", "scale", "unit", "negligible", "confidence",
+        "min_groups"}), _cols(group=("group_by",)), not_consistently_positive.__doc__),
+}
+EXPECT = {"paired_ratio": ("higher", "lower"), "paired_difference": ("higher", "lower"),
+          "time_to_target_ratio": ("lower", "higher"), "group_vs_reference": ("fewer",
+                                                                             "not_more")}
+
+
+# --------------------------------------------------------------------------- claims files
+
+PACKAGED = "claims.toml"
+
+
+def _parse_check(t: Any, where: str) -> Check:
+    if not isinstance(t, dict):
+        raise ClaimsError(f"{where}: a check must be a table")
+    name = t.get("evaluator")
+    if name not in EVALUATORS:
+        raise ClaimsError(f"{where}: unknown evaluator {name!r}; choose from: "
+                          f"{', '.join(EVALUATORS)}")
+    params = {k: v for k, v in t.items() if k != "evaluator"}
+    extra = sorted(set(params) - EVALUATORS[name].params)
+    if extra:
+        raise ClaimsError(f"{where}: evaluator {name} has no parameter(s) {', '.join(extra)}; "
+                          f"it takes: {', '.join(sorted(EVALUATORS[name].params))}")
+    if "where" in params and not isinstance(params["where"], dict):
+        raise ClaimsError(f"{where}.where: must be a table (column = value)")
+    if "compare" in params and not (isinstance(params["compare"], dict)
+                                    and {"column", "a", "b"} <= set(params["compare"])):
+        raise ClaimsError(f"{where}.compare: needs column, a and b")
+    required = {"paired_ratio": ("column", "compare"), "paired_difference": ("column", "compare"),
+                "time_to_target_ratio": ("compare",), "group_vs_reference": ("group",
+                                                                            "reference"),
+                "not_consistently_positive": ("column", "compare")}.get(name, ())
+    for k in required:
+        if k not in params:
+            raise ClaimsError(f"{where}: evaluator {name} needs '{k}'")
+    if "expect" in params and params["expect"] not in EXPECT.get(name, ()):
+        raise ClaimsError(f"{where}.expect: one of {', '.join(EXPECT.get(name, ()))}")
+    return Check(name, params)
+
+
+def parse_claims(doc: dict, source: str) -> list[Claim]:
+    items = doc.get("claim")
+    if not isinstance(items, list) or not items:
+        raise ClaimsError(f"{source}: no [[claim]] tables")
+    claims = []
+    for i, t in enumerate(items):
+        where = f"{source}: claim #{i + 1}"
+        if not isinstance(t, dict):
+            raise ClaimsError(f"{where}: must be a table")
+        for k in ("id", "text", "experiment", "command"):
+            if not isinstance(t.get(k), str) or not t[k].strip():
+                raise ClaimsError(f"{where}: missing or empty '{k}'")
+        where = f"{source}: claim {t['id']!r}"
+        extra = sorted(set(t) - {"id", "text", "experiment", "command", "check"})
+        if extra:
+            raise ClaimsError(f"{where}: unknown key(s) {', '.join(extra)}")
+        checks = t.get("check")
+        if not isinstance(checks, list) or not checks:
+            raise ClaimsError(f"{where}: needs at least one [[claim.check]]")
+        claims.append(Claim(t["id"], t["text"].strip(), t["experiment"], t["command"],
+                            tuple(_parse_check(c, f"{where} check #{j + 1}")
+                                  for j, c in enumerate(checks)), source))
+    ids = [c.id for c in claims]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ClaimsError(f"{source}: duplicate claim id(s) {', '.join(dup)}")
+    return claims
+
+
+def read_claims_file(path: str | Path) -> list[Claim]:
+    path = Path(path)
+    if not path.is_file():
+        raise ClaimsError(f"claims file not found: {path}")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ClaimsError(f"{path}: not valid TOML ({e})") from None
+    return parse_claims(doc, str(path))
+
+
+def packaged_claims() -> list[Claim]:
+    text = resources.files("dnnbench.claims").joinpath(PACKAGED).read_text()
+    return parse_claims(tomllib.loads(text), f"dnnbench/claims/{PACKAGED}")
+
+
+def load_claims(extra: str | Path | None = None, *, include_packaged: bool = True) -> list[Claim]:
+    """The packaged claims plus those of ``extra`` (a claim with a packaged id replaces it)."""
+    claims = packaged_claims() if include_packaged else []
+    if extra is not None:
+        user = read_claims_file(extra)
+        ids = {c.id for c in user}
+        claims = [c for c in claims if c.id not in ids] + user
+    return claims
+
+
+# ------------------------------------------------------------------------------ results
+
+def load_results(folder: str | Path) -> dict[tuple[str, str], ResultSet]:
+    """Every result set under ``folder`` (recursively; hidden folders skipped), combined per
+    (experiment, data set).  SchemaError for a missing folder or an unreadable/unknown file."""
+    from dnnbench.report.io import SchemaError, read_results
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SchemaError(f"{folder}: no such results folder")
+    sets: dict[tuple[str, str], ResultSet] = {}
+    for path in sorted(folder.rglob("*-runs.csv")):
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        runs, meta = read_results(path)
+        exp = meta.get("experiment")
+        ds = meta.get("dataset")
+        ds = ds.get("name") if isinstance(ds, dict) else ds
+        if not isinstance(exp, str) or not isinstance(ds, str):
+            raise SchemaError(f"{path}: metadata lacks the experiment or data set name")
+        rel = str(path.relative_to(folder))
+        rs = sets.setdefault((exp, ds), ResultSet(exp, ds, runs.iloc[0:0]))
+        rs.runs = pd.concat([rs.runs, runs], ignore_index=True) if len(rs.runs) else runs
+        rs.metas.append(meta)
+        rs.files.append(rel)
+    for rs in sets.values():
+        key = [c for c in ("pair", "arm", "seed", "spec_hash") if c in rs.runs.columns]
+        if len(rs.files) > 1 and key:
+            rs.runs = rs.runs.drop_duplicates(key, keep="last").reset_index(drop=True)
+    return sets
+
+
+def required_columns(claim: Claim) -> set[str]:
+    out: set[str] = set()
+    for c in claim.checks:
+        out |= EVALUATORS[c.evaluator].columns(c.params)
+    return out
+
+
+def _combine(outcomes: list[Outcome]) -> Outcome:
+    if len(outcomes) == 1:
+        return outcomes[0]
+    verdicts = [o.verdict for o in outcomes]
+    for v in (NOT_RUN, CONTRADICTED, INCONCLUSIVE):
+        if v in verdicts:
+            decisive = outcomes[verdicts.index(v)]
+            break
+    else:
+        decisive, v = outcomes[0], SUPPORTED
+    ev = " | ".join(f"({i + 1}) {o.verdict}: {o.evidence}" for i, o in enumerate(outcomes))
+    return Outcome(v, decisive.effect, decisive.low, decisive.high, decisive.n, ev)
+
+
+def evaluate_claim(claim: Claim, rs: ResultSet) -> Outcome:
+    """Run every check of ``claim`` on ``rs``; missing data -> "not run"."""
+    from dnnbench.report.io import SchemaError
+
+    missing = sorted(required_columns(claim) - set(rs.runs.columns))
+    if missing:
+        raise SchemaError(f"{', '.join(rs.files)}: missing columns for claim {claim.id}: "
+                          f"{', '.join(missing)}")
+    outcomes = []
+    for check in claim.checks:
+        try:
+            outcomes.append(EVALUATORS[check.evaluator].fn(rs, check.params))
+        except MissingData as e:
+            outcomes.append(Outcome(NOT_RUN, evidence=f"{e}; run: {claim.command}"))
+        except ValueError as e:
+            outcomes.append(Outcome(INCONCLUSIVE, evidence=f"cannot evaluate: {e}"))
+    return _combine(outcomes)
+
+
+def evaluate_claims(claims: list[Claim], results: dict[tuple[str, str], ResultSet],
+                    dataset: str | None = None, results_dir: str | Path = "results"
+                    ) -> list[ClaimResult]:
+    """One result per (claim, data set with that claim's experiment); a claim without any
+    data gives one "not run" row naming the command that would produce it."""
+    out = []
+    for claim in claims:
+        sets = [rs for (exp, ds), rs in sorted(results.items())
+                if exp == claim.experiment and (dataset is None or ds == dataset)]
+        if not sets:
+            where = f" on {dataset}" if dataset else ""
+            out.append(ClaimResult(claim, dataset, Outcome(
+                NOT_RUN, evidence=f"no {claim.experiment} results{where} in {results_dir}; "
+                f"run: {claim.command}")))
+            continue
+        for rs in sets:
+            out.append(ClaimResult(claim, rs.dataset, evaluate_claim(claim, rs),
+                                   tuple(rs.files)))
+    return out
+
+
+def claims_frame(results: list[ClaimResult]) -> pd.DataFrame:
+    return pd.DataFrame([r.row() for r in results], columns=CSV_COLUMNS)

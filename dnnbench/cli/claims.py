@@ -1,0 +1,110 @@
+"""`dnnbench claims`: the textbook's claims, checked against the result CSVs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dnnbench.cli.common import err_console, out_console, usage_error
+
+VERDICT_STYLE = {"supported": "bold green", "contradicted": "bold red",
+                 "inconclusive": "yellow", "not run": "dim"}
+
+
+def claims(
+    results_dir: Annotated[Path, typer.Argument(
+        help="Folder holding the result files (<experiment>-<dataset>-runs.csv + -meta.json; "
+        "searched recursively).")] = Path("results"),
+    claims_file: Annotated[Path | None, typer.Option(
+        "--claims", help="Extra claims file (TOML, same format as the packaged claims.toml); "
+        "a claim with a packaged id replaces it.", show_default=False)] = None,
+    only_file: Annotated[bool, typer.Option(
+        "--only-file", help="Check only the claims of --claims, not the packaged ones.")] = False,
+    dataset: Annotated[str | None, typer.Option(
+        help="Only results on this data set [default: every data set found].",
+        show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for claims.csv [default: RESULTS_DIR].", show_default=False)] = None,
+    list_evaluators: Annotated[bool, typer.Option(
+        "--list-evaluators", help="Describe the evaluators a claim can use and exit.")] = False,
+) -> None:
+    """Check each claim against the results: supported / contradicted / inconclusive / not run.
+
+    Prints the claim, its verdict and the evidence (effect, interval, n, files) and writes
+    claims.csv. A claim whose data is missing is "not run", with the command that would
+    produce it. Exit 2 for a missing folder, an unknown result schema or a bad claims file.
+    """
+    from dnnbench.claims import (
+        EVALUATORS,
+        ClaimsError,
+        claims_frame,
+        evaluate_claims,
+        load_claims,
+        load_results,
+    )
+    from dnnbench.report.io import SchemaError, write_csv
+
+    if list_evaluators:
+        for name, ev in EVALUATORS.items():
+            out_console().print(f"[bold]{name}[/] ({', '.join(sorted(ev.params))})")
+            out_console().print("    " + " ".join((ev.doc or "").split()), highlight=False)
+        return
+    if only_file and claims_file is None:
+        usage_error("--only-file needs --claims FILE")
+    try:
+        claim_list = load_claims(claims_file, include_packaged=not only_file)
+    except ClaimsError as e:
+        usage_error(str(e))
+    try:
+        results = load_results(results_dir)
+        evaluated = evaluate_claims(claim_list, results, dataset, results_dir)
+    except SchemaError as e:
+        usage_error(str(e))
+    frame = claims_frame(evaluated)
+    target = (out or results_dir) / "claims.csv"
+    write_csv(target, frame)
+    out_console().print(claims_table(evaluated, results_dir))
+    err_console().print(f"Wrote {target}", highlight=False)
+
+
+def _num(x: float, spec: str = "{:.3g}") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return "∞" if isinstance(x, float) and math.isinf(x) else spec.format(x)
+
+
+def claims_table(evaluated, results_dir):
+    from rich.markup import escape
+
+    from dnnbench.report.console import table
+
+    rows = []
+    for r in evaluated:
+        o = r.outcome
+        style = VERDICT_STYLE.get(o.verdict, "")
+        if o.verdict == "not run":
+            evidence = escape(o.evidence)
+        else:
+            hi = "∞" if math.isnan(o.high) and not math.isnan(o.low) else _num(o.high)
+            head = escape(f"effect {_num(o.effect)} [{_num(o.low)}, {hi}], n={o.n}")
+            evidence = (f"[bold]{head}[/]\n{escape(o.evidence)}\n"
+                        f"[dim]files: {escape(', '.join(r.files))}[/]")
+        claim = escape(r.claim.text) + (f"\n[dim]on {escape(r.dataset)}[/]" if r.dataset else "")
+        rows.append([escape(r.claim.id), claim, f"[{style}]{o.verdict}[/]", evidence])
+    counts = {v: sum(r.verdict == v for r in evaluated) for v in VERDICT_STYLE}
+    t = table(f"Claims checked against {results_dir}: " + ", ".join(
+        f"{n} {v}" for v, n in counts.items() if n), ["id", "claim", "verdict", "evidence"],
+        rows, caption="effect [95% interval], n = seeds (or pairs, depths, class pairs: see "
+        "the evidence) behind it. Supported / contradicted: the interval lies entirely on one "
+        "side of the null or margin the claim names; inconclusive: it spans it (no clear "
+        "difference).", justify_right_from=99)
+    t.columns[1].ratio, t.columns[3].ratio = 2, 5
+    t.columns[1].overflow = t.columns[3].overflow = "fold"
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    app.command("claims")(claims)

@@ -1,0 +1,41 @@
+"""`dnnbench report`: a self-contained HTML page and a Markdown file for a results folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dnnbench.cli.common import err_console, usage_error, warn
+
+
+def report(
+    results_dir: Annotated[Path, typer.Argument(
+        help="Folder holding <experiment>-<dataset>-runs.csv, -curves.csv and -meta.json files "
+             "(and claims.csv, if any).", show_default=True)] = Path("results"),
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for report.html, report.md and figures/ [default: RESULTS_DIR/report].")
+    ] = None,
+) -> None:
+    """Write report.html (figures embedded, summary tables, claims, metadata) and report.md.
+
+    Reads every result file in RESULTS_DIR; summaries use the same statistics as the
+    experiment commands (Kaplan-Meier medians, paired bootstrap intervals).
+    """
+    from dnnbench.report.html import ReportError, write_report
+    from dnnbench.report.io import SchemaError
+
+    out = out if out is not None else results_dir / "report"
+    if out.exists() and not out.is_dir():
+        usage_error(f"--out {out} exists and is not a folder")
+    try:
+        paths = write_report(results_dir, out, on_warning=warn)
+    except (ReportError, SchemaError) as e:
+        usage_error(str(e))
+    err_console().print(f"Wrote {paths['html']}, {paths['md']} and {len(paths['figures'])} "
+                        f"figures in {out / 'figures'}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)

@@ -1,0 +1,548 @@
+"""`dnnbench report`: one self-contained HTML page (and a Markdown twin) for a results folder.
+
+``build_report(results_dir)`` reads every ``*-runs.csv`` (with its meta JSON and curves) and
+``claims.csv`` when present, computes the summary tables with ``dnnbench.stats`` and draws
+the figures; nothing is written until everything has been read and checked, so a bad folder
+leaves no partial output. ``render_html`` embeds the figures as base64 PNG; ``write_report``
+writes ``report.html``, ``report.md`` and the PNG files the Markdown refers to.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from dnnbench.report import figures as F
+from dnnbench.report.console import fmt, fmt_interval
+from dnnbench.report.io import SchemaError, atomic_write_bytes, atomic_write_text, find_results
+
+CLAIMS_FILE = "claims.csv"
+CLAIMS_REQUIRED = ["claim_id", "claim", "verdict", "evidence", "files"]
+FIGURE_DIR = "figures"
+
+# verdict text -> CSS class of its badge
+VERDICT_CLASSES = {
+    "supported": "good", "fewer steps": "good", "helps": "good", "more accurate": "good",
+    "contradicted": "bad", "more steps": "bad", "hurts": "bad", "less accurate": "bad",
+    "inconclusive": "neutral", "no clear difference": "neutral", "no clear effect": "neutral",
+    "not run": "muted",
+}
+
+FIGURE_CAPTIONS = {
+    "steps-vs-depth": "Training steps needed to reach the target, per depth, with and without "
+                      "batch normalization. Line: Kaplan-Meier median over seeds (runs that "
+                      "never reached the target are censored, not imputed); band: its 95% "
+                      "confidence interval; an open triangle at the budget means the median "
+                      "was not reached.",
+    "timing-vs-depth": "Left: wall-clock time of one training step (all seeds vmapped, after "
+                       "warm-up; compile and evaluation excluded). Right: time to target = "
+                       "median steps x time per step.",
+    "curves": "Test accuracy during training at the deepest depth. Thin lines: individual "
+              "seeds; thick line and band: mean across seeds with its 95% t-interval. Runs "
+              "stop at the target and are held at their last value afterwards.",
+    "kaplan-meier": "Kaplan-Meier curves: estimated fraction of seeds that reached the target "
+                    "by step s. The legend gives reached/total seeds.",
+    "loss-curves": "Training and validation loss per optimizer: geometric mean across seeds "
+                   "with its 95% interval (log scale).",
+    "speed-vs-quality": "Speed (Kaplan-Meier median steps to target, 95% CI) against quality "
+                        "(final validation accuracy, mean with 95% CI). Lower left is fast but "
+                        "poor, upper left is fast and good. An open marker at the budget means "
+                        "the median was not reached.",
+    "paired-accuracy": "Task B test accuracy of each seed trained from scratch (B) and with "
+                       "layers reused from task A (B-on-A); each line joins the two runs of "
+                       "one seed (same data and initial key).",
+    "gains": "Gain in test accuracy from reusing layers (B-on-A minus B) for every class pair: "
+             "grey dots are seeds, diamonds the mean gain with its paired 95% CI, coloured by "
+             "verdict.",
+}
+EXPERIMENT_INTROS = {
+    "depth-sweep": "Do deep MLPs reach a test-accuracy target in fewer training steps with batch "
+                   "normalization, and does that pay off in seconds?",
+    "optimizers": "Which optimizer reaches the target fastest, and to what final quality?",
+    "transfer": "Does reusing the lower layers of a network trained on task A help a small "
+                "binary task B, compared with training B from scratch on the same seeds?",
+}
+
+
+class ReportError(Exception):
+    """The results folder cannot be reported on (user-facing, one line)."""
+
+
+@dataclass
+class TableItem:
+    title: str
+    df: pd.DataFrame  # cells are display strings
+    caption: str = ""
+    left: int = 1  # leading columns aligned left (text); the rest right (numbers)
+    text: tuple[str, ...] = ()  # further text columns: left-aligned, wrapped
+
+
+@dataclass
+class FigureItem:
+    name: str
+    filename: str
+    caption: str
+    png: bytes
+
+
+@dataclass
+class Section:
+    anchor: str
+    title: str
+    experiment: str
+    intro: str
+    command: str
+    bullets: list[str] = field(default_factory=list)
+    tables: list[TableItem] = field(default_factory=list)
+    figures: list[FigureItem] = field(default_factory=list)
+    meta: list[tuple[str, str]] = field(default_factory=list)
+    runs_file: str = ""
+
+
+@dataclass
+class Report:
+    results_dir: Path
+    generated: str
+    sections: list[Section]
+    claims: TableItem | None = None
+    skipped: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ formatting helpers
+
+def stars(n, n_stars: int = 3) -> str:
+    """3 -> '★★★', 1 -> '★☆☆'; '?' for a missing rating."""
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return "?"
+    return "★" * int(n) + "☆" * (n_stars - int(n))
+
+
+def pct_interval(est, low, high) -> str:
+    """Accuracy as percent with its interval: '95.1 [93.0, 96.8]'."""
+    if est is None or (isinstance(est, float) and math.isnan(est)):
+        return "–"
+    return fmt_interval(est * 100, low * 100, high * 100, "{:.1f}")
+
+
+def signed_pct_interval(est, low, high) -> str:
+    if est is None or (isinstance(est, float) and math.isnan(est)):
+        return "–"
+    return fmt_interval(est * 100, low * 100, high * 100, "{:+.1f}")
+
+
+def n_seeds(runs: pd.DataFrame, by="arm") -> str:
+    return F.n_seeds_text(runs, by)
+
+
+# ------------------------------------------------------------------ per-experiment sections
+
+def depth_sweep_tables(rs: F.ResultSet) -> tuple[list[TableItem], list[str]]:
+    s = F.depth_summary(rs.runs)
+    target = F.target_text(rs.runs)
+    rows = []
+    for _, r in s.iterrows():
+        ratio = verdict = ""
+        if r["bn"] and r["bn_verdict"]:
+            ratio = (fmt_interval(r["bn_ratio"], r["bn_ratio_low"], r["bn_ratio_high"], "{:.2f}")
+                     if not math.isnan(r["bn_ratio"]) else "n/a (a median not reached)")
+            verdict = r["bn_verdict"]
+        rows.append({
+            "activation": r["activation"], "depth": str(r["depth"]),
+            "BN": "on" if r["bn"] else "off",
+            "reached": f"{r['reached']}/{r['n']}" + (f" ({r['diverged']} diverged)"
+                                                     if r["diverged"] else ""),
+            "median steps [95% CI]": fmt_interval(r["median_steps"], r["steps_low"],
+                                                  r["steps_high"]),
+            "step ms": fmt(r["step_ms"], "{:.3f}"), "compile s": fmt(r["compile_s"], "{:.2f}"),
+            "time to target s": fmt(r["time_to_target_s"], "{:.3f}"),
+            "BN / no-BN steps [95% CI]": ratio, "verdict": verdict})
+    table = TableItem(
+        f"Steps to {target} test accuracy ({n_seeds(rs.runs)})", pd.DataFrame(rows),
+        "Median steps: Kaplan-Meier, runs that never reached the target are censored (∞ = upper "
+        "limit beyond the budget; 'not reached' = fewer than half the seeds reached it). step "
+        "ms: one step of all seeds vmapped together, compile and evaluation excluded. BN ratio: "
+        "paired by seed; a verdict needs an interval that excludes 1.", left=3)
+    bullets = []
+    for act, g in s[s["bn"]].groupby("activation", sort=False):
+        parts = []
+        for verdict in ("fewer steps", "more steps", "no clear difference"):
+            depths = [str(d) for d in g.loc[g["bn_verdict"] == verdict, "depth"]]
+            if depths:
+                parts.append(f"{verdict} at depth {', '.join(depths)}")
+        if parts:
+            bullets.append(f"{act}: with BN, {'; '.join(parts)} "
+                           f"(paired over {int(g['n'].max())} seeds).")
+    return [table], bullets
+
+
+def _vs_baseline(r) -> tuple[str, str]:
+    """(steps vs SGD, val accuracy vs SGD) cells of one optimizer row; empty for the baseline."""
+    if not r.get("sgd_ratio_verdict") and not r.get("sgd_diff_verdict"):
+        return "", ""
+    if math.isnan(r["sgd_ratio"]):
+        steps = f"first in {r['sgd_pairs_faster']}/{r['n']} seeds"
+    else:
+        steps = "×" + fmt_interval(r["sgd_ratio"], r["sgd_ratio_low"], r["sgd_ratio_high"],
+                                   "{:.2f}")
+    diff = signed_pct_interval(r["sgd_diff"], r["sgd_diff_low"], r["sgd_diff_high"])
+    return f"{steps}: {r['sgd_ratio_verdict']}", f"{diff} pts: {r['sgd_diff_verdict']}"
+
+
+def optimizers_tables(rs: F.ResultSet) -> tuple[list[TableItem], list[str]]:
+    s = F.optimizer_summary(rs.runs)
+    target = F.target_text(rs.runs)
+    relative = str(rs.runs["target_kind"].iloc[0]) == "relative"
+    goal = f"steps to {target} validation accuracy" + (
+        f" ({rs.meta.get('target_fraction', '')} x the best median final accuracy)"
+        if relative else "")
+    rows = []
+    for _, r in s.iterrows():
+        steps_vs, acc_vs = _vs_baseline(r)
+        rows.append({
+            "optimizer": r["optimizer"] + (" (tuned)" if r["lr_source"] == "tuned" else ""),
+            "lr": f"{r['learning_rate']:g}",
+            "reached": f"{r['reached']}/{r['n']}" + (f" ({r['diverged']} diverged)"
+                                                     if r["diverged"] else ""),
+            "median steps [95% CI]": fmt_interval(r["median_steps"], r["steps_low"],
+                                                  r["steps_high"]),
+            "val acc % [95% CI]": pct_interval(r["acc"], r["acc_low"], r["acc_high"]),
+            "test acc % [95% CI]": pct_interval(r["test_acc"], r["test_acc_low"],
+                                                r["test_acc_high"]),
+            "step ms": fmt(r["step_ms"], "{:.3f}"),
+            "speed meas | book": f"{stars(r['speed_stars'])} | {stars(r['book_speed'])}",
+            "quality meas | book": f"{stars(r['quality_stars'])} | {stars(r['book_quality'])}",
+            "vs SGD (paired): steps ratio, val acc difference":
+                f"{steps_vs}\n{acc_vs}" if steps_vs else ""})
+    table = TableItem(
+        f"Optimizers: {goal} and final quality ({n_seeds(rs.runs)})", pd.DataFrame(rows),
+        "Sorted by convergence speed. Steps: Kaplan-Meier median [95% CI] (runs that never "
+        "reach the target are censored; ∞ = upper limit beyond the budget). Accuracies: mean "
+        "[95% bootstrap CI] at the end of training. Stars, measured | textbook: quality from the "
+        "final val accuracy (3 = tied with the best, CIs overlap); speed from the paired ratio "
+        "of steps to the fastest arm (3 = its CI includes 1). vs SGD: paired by seed against "
+        "the SGD arm with the same lr source; a CI that includes 1 (ratio) or 0 (difference) "
+        "is 'no clear difference'. Tuned arms: the lr with the best median final val accuracy, "
+        "so their val accuracy is optimistic; their test accuracy is not.", left=1,
+        text=("vs SGD (paired): steps ratio, val acc difference",))
+    bullets = []
+    if len(s):
+        fast = [_opt_name(r) for _, r in s[s["speed_stars"] == 3].iterrows()]
+        good = [_opt_name(r) for _, r in s[s["quality_stars"] == 3].iterrows()]
+        bullets.append(f"Fastest to the target (best, or statistically tied with it): "
+                       f"{', '.join(fast) or 'none reached it'}.")
+        bullets.append(f"Best final validation accuracy (or tied): {', '.join(good)}.")
+    return [table], bullets
+
+
+def _opt_name(r) -> str:
+    return f"{r['optimizer']}{' (tuned)' if r['lr_source'] == 'tuned' else ''} " \
+           f"(lr {r['learning_rate']:g})"
+
+
+def transfer_tables(rs: F.ResultSet) -> tuple[list[TableItem], list[str]]:
+    from dnnbench.experiments.transfer import across_pairs
+
+    s = F.transfer_summary(rs.runs)
+    rows = []
+    for _, r in s.iterrows():
+        rows.append({
+            "task B (pos vs neg)": f"{r['pos_class']} vs {r['neg_class']}",
+            "A acc % [95% CI]": pct_interval(r["acc_a"], r["acc_a_low"], r["acc_a_high"]),
+            "B acc % [95% CI]": pct_interval(r["acc_b"], r["acc_b_low"], r["acc_b_high"]),
+            "B-on-A acc % [95% CI]": pct_interval(r["acc_t"], r["acc_t_low"], r["acc_t_high"]),
+            "B-on-A − B points [95% CI]": fmt_interval(r["diff"], r["diff_low"],
+                                                        r["diff_high"], "{:+.1f}"),
+            "p (Wilcoxon)": fmt(r["p_value"], "{:.3g}"),
+            "reuse better": f"{r['n_better']}/{int(r['n_paired'])} seeds",
+            "verdict": r["verdict"]})
+    first = s.iloc[0] if len(s) else None
+    setup = "" if first is None else (
+        f"; B arms on {int(first['train_size_b'])} images, {int(first['reuse_layers'])} "
+        f"layer(s) of A reused, frozen {int(first['freeze_epochs'])} of "
+        f"{int(first['epochs_b'])} epochs")
+    tables = [TableItem(
+        f"Task B test accuracy: from scratch (B) vs reused layers (B-on-A) "
+        f"({n_seeds(rs.runs, ['pair', 'arm'])}{setup})", pd.DataFrame(rows),
+        "Accuracies: mean over seeds [95% bootstrap CI]; A is scored on its own task (the other "
+        "classes). Difference: B-on-A minus B in points, paired by seed, with its Wilcoxon "
+        "p-value; a verdict needs an interval that excludes zero (and enough seeds).", left=1)]
+    bullets = ([f"Pair {r['pair']}: {r['verdict_line']}." for _, r in s.iterrows()]
+               if len(s) <= 5 else [])
+    if len(s) > 1:
+        o = across_pairs(s)
+        bullets.append(
+            f"Across {o['n_pairs']} class pairs transfer helps in {o['helps']}, hurts in "
+            f"{o['hurts']}, and has no clear effect in {o['unclear']}; median effect "
+            f"{o['median']:+.1f} points (quartiles {o['q1']:+.1f}, {o['q3']:+.1f}). With 95% "
+            f"intervals about {o['expected_by_chance']:.1f} of {o['n_pairs']} pairs would show "
+            "an effect by chance alone.")
+    return tables, bullets
+
+
+SECTION_BUILDERS: dict[str, Callable[[F.ResultSet], tuple[list[TableItem], list[str]]]] = {
+    "depth-sweep": depth_sweep_tables,
+    "optimizers": optimizers_tables,
+    "transfer": transfer_tables,
+}
+
+
+def meta_rows(meta: dict, runs_file: str) -> list[tuple[str, str]]:
+    """The metadata worth reading, as (key, value) display pairs."""
+    ds = meta.get("dataset") or {}
+    versions = meta.get("versions") or {}
+    rows = [("results file", runs_file), ("command", str(meta.get("command", "–"))),
+            ("started / finished", f"{meta.get('started', '–')} / {meta.get('finished', '–')}"),
+            ("data set", f"{ds.get('name', '–')} ({ds.get('source', '–')})"),
+            ("examples train / val / test",
+             f"{ds.get('n_train', '–')} / {ds.get('n_val', '–')} / {ds.get('n_test', '–')}"),
+            ("data fingerprint", str(ds.get("fingerprint", "–")))]
+    for name, digest in (ds.get("hashes") or {}).items():
+        rows.append((f"sha256 {name}", str(digest)))
+    devices = meta.get("devices") or []
+    rows += [("backend / device", f"{meta.get('backend', '–')} / {meta.get('device_kind', '–')}"
+                                  + (f" ({', '.join(map(str, devices))})" if devices else "")),
+             ("CPU count", str(meta.get("cpu_count", "–"))),
+             ("python / platform", f"{meta.get('python', '–')} / {meta.get('platform', '–')}"),
+             ("git commit", str(meta.get("git_commit") or "–")),
+             ("versions", ", ".join(f"{k} {v}" for k, v in versions.items() if v) or "–")]
+    if meta.get("quick"):
+        rows.append(("note", "--quick smoke run (data subset, few seeds and steps)"))
+    return rows
+
+
+def _section(rs: F.ResultSet, render_figures: bool) -> Section:
+    title = f"{F.EXPERIMENT_TITLES[rs.experiment]} — {rs.dataset}"
+    tables, bullets = SECTION_BUILDERS[rs.experiment](rs)
+    figs = []
+    if render_figures:
+        for name, fig in F.make_figures(rs).items():
+            filename = f"{rs.stem}-{name}.png"
+            figs.append(FigureItem(name, filename, FIGURE_CAPTIONS.get(name, ""),
+                                   F.figure_bytes(fig, "png")))
+    return Section(anchor=rs.stem, title=title, experiment=rs.experiment,
+                   intro=EXPERIMENT_INTROS.get(rs.experiment, ""),
+                   command=str(rs.meta.get("command", "")), bullets=bullets, tables=tables,
+                   figures=figs, meta=meta_rows(rs.meta, rs.runs_path.name),
+                   runs_file=rs.runs_path.name)
+
+
+def read_claims(results_dir: Path) -> TableItem | None:
+    path = results_dir / CLAIMS_FILE
+    if not path.exists():
+        return None
+    try:
+        claims = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise SchemaError(f"{path}: cannot be read as CSV ({str(e).splitlines()[0]})") from None
+    missing = [c for c in CLAIMS_REQUIRED if c not in claims.columns]
+    if missing:
+        raise SchemaError(f"{path}: missing columns: {', '.join(missing)}")
+    counts = claims["verdict"].value_counts()
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items())
+    return TableItem(f"Claims checked against these results ({len(claims)}: {summary})",
+                     claims[CLAIMS_REQUIRED + [c for c in claims.columns
+                                               if c not in CLAIMS_REQUIRED]],
+                     "Verdicts come from claims.csv in the results folder.", left=99)
+
+
+def build_report(results_dir: str | Path, render_figures: bool = True,
+                 on_warning: Callable[[str], None] | None = None) -> Report:
+    """Read and summarize every result in ``results_dir``. ReportError when the folder has
+    nothing to report on; SchemaError (one line) for an unknown schema or missing columns."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ReportError(f"results folder {results_dir} does not exist")
+    sets, skipped = [], []
+    for _, _, p in find_results(results_dir):
+        rs = F.load_results(p, require_known=False)
+        if rs.experiment in F.EXPERIMENT_MODULES:
+            sets.append(rs)
+        else:
+            skipped.append(f"{p.name} (experiment {rs.experiment!r})")
+    claims = read_claims(results_dir)
+    if not sets:
+        found = f"; skipped: {', '.join(skipped)}" if skipped else ""
+        raise ReportError(f"no recognizable results in {results_dir}: expected "
+                          f"<experiment>-<dataset>-runs.csv files of "
+                          f"{', '.join(F.EXPERIMENT_MODULES)}{found}")
+    for s in skipped:
+        if on_warning:
+            on_warning(f"skipping {s}: no report for this experiment")
+    sections = [_section(rs, render_figures) for rs in sets]
+    generated = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    return Report(results_dir, generated, sections, claims, skipped)
+
+
+# ------------------------------------------------------------------ HTML
+
+CSS = """
+:root { --fg: #1d2330; --muted: #5b6474; --line: #dde1e8; --bg: #ffffff; --soft: #f5f7fa;
+        --accent: #1b6ca8; }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--soft); color: var(--fg);
+       font: 15px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
+main { max-width: 1180px; margin: 0 auto; padding: 28px 32px 60px; background: var(--bg);
+       min-height: 100vh; box-shadow: 0 0 0 1px var(--line); }
+h1 { font-size: 28px; margin: 0 0 4px; }
+h2 { font-size: 22px; margin: 44px 0 8px; padding-top: 12px; border-top: 2px solid var(--line); }
+h3 { font-size: 16px; margin: 26px 0 8px; }
+p, li { max-width: 100ch; }
+.sub { color: var(--muted); margin: 0 0 18px; }
+nav { background: var(--soft); border: 1px solid var(--line); border-radius: 8px;
+      padding: 10px 18px; margin: 18px 0; }
+nav ul { margin: 4px 0; padding-left: 20px; }
+a { color: var(--accent); text-decoration: none; }
+a:hover { text-decoration: underline; }
+pre { background: #f0f2f6; border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px;
+      overflow-x: auto; white-space: pre-wrap; word-break: break-all; font-size: 13px; }
+code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono",
+       monospace; }
+.tablewrap { overflow-x: auto; margin: 8px 0 4px; }
+table { border-collapse: collapse; font-size: 13.5px; width: 100%; }
+caption { caption-side: top; text-align: left; font-weight: 600; padding: 4px 0 8px;
+          font-size: 14.5px; }
+th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { background: #eef1f6; text-align: left; font-weight: 600; vertical-align: bottom;
+     min-width: 4em; }
+th.num { text-align: right; }
+td.text { min-width: 19em; }
+td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+tbody tr:nth-child(even) td { background: #fafbfc; }
+tbody tr:hover td { background: #eef5fb; }
+.note { color: var(--muted); font-size: 13px; margin: 4px 0 16px; }
+.badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12.5px;
+         font-weight: 600; white-space: nowrap; }
+.badge.good { background: #dcf2e3; color: #17643a; }
+.badge.bad { background: #fbe0dd; color: #9b2c1f; }
+.badge.neutral { background: #ecedf0; color: #474d59; }
+.badge.muted { background: #f4f4f4; color: #8a8f98; font-style: italic; }
+figure { margin: 18px 0 26px; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; }
+figcaption { color: var(--muted); font-size: 13px; margin-top: 6px; max-width: 95ch; }
+table.meta { width: 100%; }
+table.meta th { width: 210px; background: var(--soft); }
+table.meta td { font-family: ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace;
+                font-size: 12.5px; word-break: break-all; }
+.findings { background: #f3f8fc; border-left: 4px solid var(--accent); padding: 8px 16px;
+            margin: 12px 0; border-radius: 0 6px 6px 0; }
+.findings ul { margin: 4px 0; padding-left: 18px; }
+footer { color: var(--muted); font-size: 12.5px; margin-top: 40px; }
+"""
+
+
+def _cell(col: str, value: str) -> str:
+    text = html.escape(str(value)).replace("\n", "<br>")
+    if col.lower() == "verdict" and str(value) in VERDICT_CLASSES:
+        return f'<span class="badge {VERDICT_CLASSES[str(value)]}">{text}</span>'
+    return text
+
+
+NUM = ' class="num"'
+TEXT = ' class="text"'
+
+
+def html_table(t: TableItem) -> str:
+    cols = list(t.df.columns)
+    num = [i >= t.left and str(c).lower() != "verdict" and c not in t.text
+           for i, c in enumerate(cols)]
+    head = "".join(f"<th{NUM if n else ''}>{html.escape(str(c))}</th>"
+                   for c, n in zip(cols, num, strict=True))
+    body = []
+    for _, row in t.df.iterrows():
+        cells = []
+        for c, n in zip(cols, num, strict=True):
+            cls = NUM if n else TEXT if c in t.text else ""
+            cells.append(f"<td{cls}>{_cell(c, row[c])}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    caption = f'<p class="note">{html.escape(t.caption)}</p>' if t.caption else ""
+    return (f'<div class="tablewrap"><table><caption>{html.escape(t.title)}</caption>'
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+            f"{caption}")
+
+
+def html_figure(f: FigureItem) -> str:
+    data = base64.b64encode(f.png).decode("ascii")
+    return (f'<figure id="fig-{html.escape(f.filename)}"><img alt="{html.escape(f.caption)}" '
+            f'src="data:image/png;base64,{data}"><figcaption>{html.escape(f.caption)}'
+            "</figcaption></figure>")
+
+
+def _meta_table(rows: Sequence[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+                   for k, v in rows)
+    return f'<div class="tablewrap"><table class="meta"><tbody>{body}</tbody></table></div>'
+
+
+def render_html(report: Report) -> str:
+    e = html.escape
+    toc = [f'<li><a href="#{e(s.anchor)}">{e(s.title)}</a></li>' for s in report.sections]
+    if report.claims is not None:
+        toc.append('<li><a href="#claims">Claims</a></li>')
+    toc.append('<li><a href="#metadata">Metadata</a></li>')
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>dnnbench report</title>", f"<style>{CSS}</style></head><body><main>",
+        "<h1>dnnbench report</h1>",
+        (f'<p class="sub">Results in <code>{e(str(report.results_dir))}</code> · generated '
+        f"{e(report.generated)} · {len(report.sections)} experiment result"
+        f"{'s' if len(report.sections) != 1 else ''}</p>"),
+        f"<nav><strong>Contents</strong><ul>{''.join(toc)}</ul></nav>"]
+    for s in report.sections:
+        parts.append(f'<section id="{e(s.anchor)}"><h2>{e(s.title)}</h2>')
+        if s.intro:
+            parts.append(f"<p>{e(s.intro)}</p>")
+        if s.command:
+            parts.append(f"<pre><code>{e(s.command)}</code></pre>")
+        if s.bullets:
+            items = "".join(f"<li>{e(b)}</li>" for b in s.bullets)
+            parts.append(f'<div class="findings"><strong>What the numbers say</strong>'
+                         f"<ul>{items}</ul></div>")
+        parts.extend(html_table(t) for t in s.tables)
+        parts.extend(html_figure(f) for f in s.figures)
+        parts.append("</section>")
+    if report.claims is not None:
+        parts.append('<section id="claims"><h2>Claims</h2>')
+        parts.append(html_table(report.claims))
+        parts.append("</section>")
+    parts.append('<section id="metadata"><h2>Metadata</h2>')
+    parts.append('<p class="note">Where and how each result was produced: the exact command, '
+                 "library versions, device, and the hashes of the data set files.</p>")
+    for s in report.sections:
+        parts.append(f"<h3>{e(s.title)}</h3>{_meta_table(s.meta)}")
+    parts.append("</section>")
+    if report.skipped:
+        parts.append(f'<p class="note">Skipped (no report for these experiments): '
+                     f"{e(', '.join(report.skipped))}</p>")
+    parts.append("<footer>Generated by <code>dnnbench report</code>. Every interval is a 95% "
+                 "confidence interval; a difference whose interval includes zero (or a ratio "
+                 "whose interval includes 1) is reported as no clear difference.</footer>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(results_dir: str | Path, out: str | Path,
+                 on_warning: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """Build the report and write ``report.html``, ``report.md`` and ``figures/*.png`` into
+    ``out``; returns their paths (``html``, ``md``, ``figures``)."""
+    from dnnbench.report.markdown import render_markdown
+
+    report = build_report(results_dir, on_warning=on_warning)
+    page, md = render_html(report), render_markdown(report, FIGURE_DIR)
+    out = Path(out)
+    fig_paths = []
+    for s in report.sections:
+        for f in s.figures:
+            path = out / FIGURE_DIR / f.filename
+            atomic_write_bytes(path, f.png)
+            fig_paths.append(path)
+    atomic_write_text(out / "report.md", md)
+    atomic_write_text(out / "report.html", page)
+    return {"html": out / "report.html", "md": out / "report.md", "figures": fig_paths}

@@ -1,0 +1,336 @@
+"""`dnnbench check`: the gate's statistics on constructed runs tables, profiles, the command."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from dnnbench.check import (
+    IncompatibleRuns,
+    ProfileError,
+    Thresholds,
+    compare_runs,
+    github_action_benchmark,
+    load_profiles,
+    report_json,
+)
+from dnnbench.check.baseline import BASELINE_SCHEMA, BASELINE_VERSION, meta_path
+from dnnbench.check.compare import resampled_km_medians
+from dnnbench.check.profiles import parse_profile
+from dnnbench.cli import app
+from dnnbench.stats import km_median
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+ARMS = {"act=relu,depth=1,bn=off": (120.0, 0.944), "opt=sgd,lr=0.1,depth=2": (125.0, 0.938)}
+
+
+def make_runs(seeds, *, steps_factor=1.0, acc_shift=0.0, arms=ARMS, sd=0.15, budget=300,
+              rng_seed=0, step_ms=2.0) -> pd.DataFrame:
+    """Runs like the smoke profile's: log-normal steps on an eval grid of 5, budget 300."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for arm, (median, acc) in arms.items():
+        for s in seeds:
+            t = 5 * math.ceil(median * steps_factor * math.exp(sd * rng.standard_normal()) / 5)
+            reached = t <= budget
+            rows.append({"profile": "t", "dataset": "digits", "group": "g", "arm": arm,
+                         "seed": int(s), "reached": reached,
+                         "steps_to_target": t if reached else None, "max_steps": budget,
+                         "diverged": False,
+                         "final_test_accuracy": acc + acc_shift + 0.008 * rng.standard_normal(),
+                         "compile_s": 1.0, "step_ms": step_ms, "eval_ms": 0.5,
+                         "spec_hash": "h"})
+    df = pd.DataFrame(rows)
+    df["steps_to_target"] = df["steps_to_target"].astype("Int64")
+    return df
+
+
+BASE = make_runs(range(128))
+
+
+def verdicts(report) -> dict[tuple[str, str], str]:
+    return {(m.arm, m.metric): m.verdict for m in report.metrics}
+
+
+# ------------------------------------------------------------------------- the statistics
+
+def test_same_distribution_passes():
+    rep = compare_runs(BASE, make_runs(range(1000, 1048), rng_seed=1))
+    assert rep.passed and rep.exit_code == 0
+    assert set(verdicts(rep).values()) == {"ok"}
+    steps = next(m for m in rep.metrics if m.metric == "steps")
+    assert 0.85 < steps.effect < 1.15 and steps.low < 1.0 < steps.high
+    assert steps.p_regression > 0.5  # nowhere near a 15% slowdown
+    assert rep.n_baseline_seeds == 128 and rep.n_current_seeds == 48
+
+
+def test_thirty_percent_slowdown_is_a_regression():
+    rep = compare_runs(BASE, make_runs(range(1000, 1048), steps_factor=1.3, rng_seed=1))
+    assert not rep.passed and rep.exit_code == 1
+    assert {v for (a, m), v in verdicts(rep).items() if m == "steps"} == {"regression"}
+    assert {v for (a, m), v in verdicts(rep).items() if m == "accuracy"} == {"ok"}
+    m = rep.regressions[0]
+    assert m.effect > 1.15 and m.p_regression < 0.01 and m.low > 1.0
+
+
+def test_p_value_is_mann_whitney_against_the_minimum_effect():
+    cur = make_runs(range(1000, 1048), steps_factor=1.3, rng_seed=1)
+    rep = compare_runs(BASE, cur, n_resamples=0)
+    arm = next(iter(ARMS))
+    c = cur[cur["arm"] == arm]["steps_to_target"].astype(float).to_numpy()
+    b = BASE[BASE["arm"] == arm]["steps_to_target"].astype(float).to_numpy()
+    ref = stats.mannwhitneyu(c, 1.15 * b, alternative="greater", method="asymptotic").pvalue
+    m = next(m for m in rep.metrics if m.arm == arm and m.metric == "steps")
+    assert m.p_regression == pytest.approx(ref)
+    assert math.isnan(m.low)  # n_resamples=0: no descriptive interval, same verdict
+
+
+def test_small_real_slowdown_within_tolerance_passes_even_with_many_seeds():
+    base = make_runs(range(400), arms={"a": (120.0, 0.95)})
+    cur = make_runs(range(1000, 1400), steps_factor=1.07, arms={"a": (120.0, 0.95)},
+                    rng_seed=5)
+    rep = compare_runs(base, cur)
+    m = rep.metrics[0]
+    assert m.effect > 1.0 and m.verdict == "ok" and rep.passed
+
+
+def test_improvement_is_reported_and_passes():
+    rep = compare_runs(BASE, make_runs(range(1000, 1048), steps_factor=0.6, acc_shift=0.03,
+                                       rng_seed=2))
+    assert rep.passed and rep.exit_code == 0
+    assert set(verdicts(rep).values()) == {"improvement"}
+    assert len(rep.improvements) == 4
+
+
+def test_accuracy_drop_beyond_one_point_is_a_regression():
+    rep = compare_runs(BASE, make_runs(range(1000, 1048), acc_shift=-0.03, rng_seed=3))
+    v = verdicts(rep)
+    assert {x for (a, m), x in v.items() if m == "accuracy"} == {"regression"}
+    assert {x for (a, m), x in v.items() if m == "steps"} == {"ok"}
+    acc = next(m for m in rep.metrics if m.metric == "accuracy")
+    assert acc.effect == pytest.approx(-0.03, abs=0.005) and acc.high < 0
+    # a 0.5-point drop stays within the 1-point tolerance
+    assert compare_runs(BASE, make_runs(range(1000, 1048), acc_shift=-0.005, rng_seed=3)).passed
+
+
+def test_runs_that_never_reach_the_target_count_as_worst_not_imputed():
+    cur = make_runs(range(1000, 1048), steps_factor=3.0, rng_seed=4)  # most beyond budget
+    assert (~cur["reached"]).mean() > 0.5
+    rep = compare_runs(BASE, cur)
+    m = next(m for m in rep.metrics if m.metric == "steps")
+    assert math.isnan(m.current) and math.isinf(m.effect)  # median not reached
+    assert m.verdict == "regression" and m.p_regression < 1e-6
+    div = make_runs(range(1000, 1048), rng_seed=1)
+    div["diverged"] = True  # diverged runs: censored and accuracy worst
+    rep = compare_runs(BASE, div)
+    assert set(verdicts(rep).values()) == {"regression"}
+
+
+def test_fast_resampled_km_medians_equal_km_median():
+    rng = np.random.default_rng(0)
+    t = rng.integers(1, 60, 30).astype(float) * 5
+    r = t < 250
+    c = np.full(30, 300.0)
+    idx = rng.integers(0, 30, (50, 30))
+    fast = resampled_km_medians(t, r, c, idx)
+    slow = np.array([km_median(t[i], r[i], c[i]).median for i in idx])
+    np.testing.assert_array_equal(fast, slow)
+    c2 = c.copy()
+    c2[~r] = 100.0  # censored before some reach steps: the general (slow) path
+    fast = resampled_km_medians(t, r, c2, idx)
+    slow = np.array([km_median(t[i], r[i], c2[i]).median for i in idx])
+    np.testing.assert_array_equal(fast, slow)
+
+
+def test_incompatible_tables():
+    with pytest.raises(IncompatibleRuns, match="different arms"):
+        compare_runs(BASE, make_runs(range(1000, 1010), arms={"other": (1.0, 0.9)}))
+    with pytest.raises(IncompatibleRuns, match="fresh seeds"):
+        compare_runs(BASE, make_runs(range(120, 130)))
+    with pytest.raises(IncompatibleRuns, match="lack columns"):
+        compare_runs(BASE, make_runs(range(1000, 1010)).drop(columns=["max_steps"]))
+
+
+def test_json_reports():
+    rep = compare_runs(BASE, make_runs(range(1000, 1048), steps_factor=1.3, rng_seed=1),
+                       Thresholds(), n_resamples=200)
+    doc = report_json(rep, {"profile": "t"})
+    assert doc["exit_code"] == 1 and doc["passed"] is False and doc["profile"] == "t"
+    assert len(doc["metrics"]) == 4 and doc["metrics"][0]["verdict"] == "regression"
+    json.dumps(doc, allow_nan=False)  # NaN/inf became null
+    gha = github_action_benchmark(rep, {"profile": "t"})
+    assert {"name", "unit", "value"} <= set(gha[0]) and gha[0]["unit"] == "steps"
+    assert gha[0]["value"] == rep.metrics[0].current
+    assert any(e["unit"] == "ms" for e in gha) and "regression" in gha[0]["extra"]
+    json.dumps(gha, allow_nan=False)
+
+
+# ------------------------------------------------------------------------------- profiles
+
+def test_committed_profiles_parse():
+    profiles = load_profiles(ROOT / "benchmarks" / "regression.toml")
+    assert {"smoke", "full"} <= set(profiles)
+    smoke = profiles["smoke"]
+    assert smoke.dataset == "digits" and len(smoke.arms) == 7
+    assert {pa.group for pa in smoke.arms} == {"depth-sweep", "optimizers"}
+    assert all(not pa.arm.spec.stop_at_target for pa in smoke.arms)
+    assert smoke.arms[0].arm.name == "act=relu,depth=1,bn=off"  # depth_sweep.build_arms
+    assert not set(smoke.baseline_seed_list()) & set(smoke.current_seed_list())
+    assert len(profiles["full"].arms) == 8 + 9
+
+
+TINY = {"dataset": "synthetic", "seeds": 3, "baseline_seeds": 3, "seed_offset": 1000,
+        "train": {"batch_size": 32, "max_steps": 20, "eval_every": 5, "target": 0.3},
+        "depth_sweep": {"depths": [1], "width": 8, "bn": [False], "learning_rate": 0.01}}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"bogus": 1}, "unknown key"),
+    ({"seed_offset": 1}, "overlaps"),
+    ({"optimizers": {"learning_rates": {"nope": 0.1}}}, "unknown optimizer"),
+    ({"optimizers": {"learning_rates": {"sgd": -1}}}, "positive"),
+    ({"train": {"batch_size": 32}}, "missing key"),
+    ({"depth_sweep": {"depths": [3], "widths": [8]}}, "exceeds"),
+])
+def test_bad_profiles(change, message):
+    with pytest.raises(ProfileError, match=message):
+        parse_profile("x", {**TINY, **change})
+
+
+# ----------------------------------------------------------------------------- the command
+
+def tiny_profiles(folder: Path, **changes) -> Path:
+    lines = ["[profiles.t]"]
+    table = {**TINY, **changes}
+    for k, v in table.items():
+        if not isinstance(v, dict):
+            lines.append(f"{k} = {json.dumps(v)}")
+    for k, v in table.items():
+        if isinstance(v, dict):
+            lines.append(f"[profiles.t.{k}]")
+            lines += [f"{kk} = {json.dumps(vv).replace('false', 'false')}"
+                      for kk, vv in v.items()]
+    path = folder / "profiles.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def store(path: Path, runs: pd.DataFrame, *, dataset="digits", profile="t", config=None,
+          version=BASELINE_VERSION) -> Path:
+    runs.to_csv(path, index=False)
+    meta = {"schema": BASELINE_SCHEMA, "schema_version": version, "profile": profile,
+            "profile_config": config if config is not None else {**TINY, "dataset": "digits"},
+            "dataset": {"name": dataset, "fingerprint": "x"},
+            "seeds": {"offset": 0, "count": 128}, "current_seed_offset": 1000}
+    meta_path(path).write_text(json.dumps(meta))
+    return path
+
+
+@pytest.fixture
+def setup(tmp_path):
+    profiles = tiny_profiles(tmp_path, dataset="digits")
+    base = store(tmp_path / "base.csv", BASE)
+
+    def run(current: pd.DataFrame | None, *extra, **kw):
+        args = ["check", "--profile", "t", "--profiles", str(profiles), "--baseline", str(base)]
+        if current is not None:
+            cur = tmp_path / "cur.csv"
+            current.to_csv(cur, index=False)
+            args += ["--current", str(cur)]
+        return runner.invoke(app, args + list(extra))
+
+    return tmp_path, run
+
+
+def test_cli_pass_regression_improvement(setup):
+    tmp_path, run = setup
+    res = run(make_runs(range(1000, 1048), rng_seed=1))
+    assert res.exit_code == 0, res.output
+    assert "PASS" in res.stdout and "regression │" not in res.stdout
+    res = run(make_runs(range(1000, 1048), steps_factor=1.4, rng_seed=1),
+              "--json", str(tmp_path / "r.json"))
+    assert res.exit_code == 1, res.output
+    assert "FAIL" in res.stdout and "regression │" in res.stdout
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["exit_code"] == 1 and doc["current_seeds"] == {"offset": 1000, "count": 48}
+    res = run(make_runs(range(1000, 1048), steps_factor=0.6, rng_seed=1),
+              "--json", str(tmp_path / "g.json"), "--json-format", "github-action-benchmark")
+    assert res.exit_code == 0, res.output
+    assert "improvement" in res.stdout
+    gha = json.loads((tmp_path / "g.json").read_text())
+    assert isinstance(gha, list) and {e["unit"] for e in gha} >= {"steps", "ms"}
+
+
+def test_cli_thresholds_can_be_overridden(setup):
+    _, run = setup
+    cur = make_runs(range(1000, 1048), steps_factor=1.4, rng_seed=1)
+    assert run(cur, "--max-steps-ratio", "2.0").exit_code == 0
+    assert run(cur, "--max-steps-ratio", "0.5").exit_code == 2
+
+
+def test_cli_incompatible_baselines_exit_2(setup, tmp_path):
+    _, run = setup
+    cur = make_runs(range(1000, 1048), rng_seed=1)
+    for kwargs, message in (({"dataset": "mnist"}, "data set"),
+                            ({"config": {**TINY, "dataset": "digits", "seeds": 4}},
+                             "settings differ"),
+                            ({"profile": "smoke"}, "profile"),
+                            ({"version": 99}, "schema")):
+        store(tmp_path / "base.csv", BASE, **kwargs)
+        res = run(cur)
+        assert res.exit_code == 2, (kwargs, res.output)
+        assert "incompatible baseline" in res.output and message in res.output
+    store(tmp_path / "base.csv", BASE)
+    res = run(make_runs(range(100, 148), rng_seed=1))  # seeds shared with the baseline
+    assert res.exit_code == 2 and "fresh seeds" in res.output
+    res = run(make_runs(range(1000, 1010), arms={"x": (1.0, 0.9)}))
+    assert res.exit_code == 2 and "different arms" in res.output
+
+
+def test_cli_usage_errors(setup, tmp_path):
+    _, run = setup
+    cur = make_runs(range(1000, 1048), rng_seed=1)
+    assert run(cur, "--json-format", "xml").exit_code == 2
+    assert run(cur, "--alpha", "2").exit_code == 2
+    res = runner.invoke(app, ["check", "--profile", "nope", "--profiles",
+                              str(tmp_path / "profiles.toml")])
+    assert res.exit_code == 2 and "unknown profile" in res.output
+    res = runner.invoke(app, ["check", "--profile", "t", "--profiles",
+                              str(tmp_path / "profiles.toml"), "--baseline",
+                              str(tmp_path / "missing.csv")])
+    assert res.exit_code == 2 and "--update-baseline" in res.output
+    res = runner.invoke(app, ["check", "--profiles", str(tmp_path / "none.toml")])
+    assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_cli_trains_updates_baseline_and_checks(tmp_path, data_env):
+    """End to end on a tiny profile (one arm, synthetic data, 20 steps, 3 seeds)."""
+    profiles = tiny_profiles(tmp_path)
+    args = ["check", "--profile", "t", "--profiles", str(profiles), "--baseline",
+            str(tmp_path / "b" / "t.csv")]
+    res = runner.invoke(app, args + ["--update-baseline"])
+    assert res.exit_code == 0, res.output
+    base = pd.read_csv(tmp_path / "b" / "t.csv")
+    meta = json.loads((tmp_path / "b" / "t.meta.json").read_text())
+    assert list(base["seed"]) == [0, 1, 2] and meta["current_seed_offset"] == 1000
+    assert meta["dataset"]["name"] == "synthetic" and meta["profile"] == "t"
+    assert base["step_ms"].notna().all() and base["reached"].dtype == bool
+    res = runner.invoke(app, args + ["--save-current", str(tmp_path / "cur.csv")])
+    assert res.exit_code == 0, res.output  # 3 vs 3 seeds can never reach p < 0.01
+    cur = pd.read_csv(tmp_path / "cur.csv")
+    assert list(cur["seed"]) == [1000, 1001, 1002]
+    # the saved current run can be compared again without training
+    res = runner.invoke(app, args + ["--current", str(tmp_path / "cur.csv")])
+    assert res.exit_code == 0, res.output
+    # a profile edit makes the baseline incompatible
+    tiny_profiles(tmp_path, seeds=4)
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "settings differ" in res.output

@@ -1,0 +1,403 @@
+"""`dnnbench claims`: evaluators and verdicts on constructed result files, and the command."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dnnbench.claims import (
+    CSV_COLUMNS,
+    EVALUATORS,
+    ClaimsError,
+    ResultSet,
+    evaluate_claims,
+    load_claims,
+    load_results,
+    packaged_claims,
+    parse_claims,
+)
+from dnnbench.claims.engine import _frac_bounds
+from dnnbench.cli import app
+
+SEEDS = list(range(8))
+runner = CliRunner()
+
+
+# ----------------------------------------------------------------------- constructed results
+
+def write_set(folder: Path, experiment: str, runs: pd.DataFrame, dataset: str = "digits",
+              meta: dict | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"{experiment}-{dataset}"
+    runs.to_csv(f"{stem}-runs.csv", index=False)
+    m = {"schema_version": 1, "experiment": experiment, "dataset": {"name": dataset},
+         **(meta or {})}
+    Path(f"{stem}-meta.json").write_text(json.dumps(m))
+    return Path(f"{stem}-runs.csv")
+
+
+def depth_runs(steps, step_ms=None, max_steps=1000, noise=0.05, seed=0) -> pd.DataFrame:
+    """steps: {(activation, depth, bn): median steps or None (never reached)}; per-seed
+    multiplicative noise; step_ms: {(activation, depth, bn): ms} (default 1 / 1.3 for BN)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for (act, depth, bn), s in steps.items():
+        ms = (step_ms or {}).get((act, depth, bn), 1.3 if bn else 1.0)
+        for seed_ in SEEDS:
+            t = None if s is None else round(s * math.exp(noise * rng.standard_normal()))
+            if t is not None and t > max_steps:
+                t = None
+            rows.append({
+                "experiment": "depth-sweep", "dataset": "digits",
+                "arm": f"act={act},depth={depth},bn={'on' if bn else 'off'}", "depth": depth,
+                "widths": "32", "activation": act, "init": "he-normal", "bn": bn,
+                "bn_position": "before", "bn_momentum": 0.9, "optimizer": "adam",
+                "learning_rate": 0.01, "batch_size": 64, "seed": seed_, "target": 0.9,
+                "reached": t is not None, "steps_to_target": t, "max_steps": max_steps,
+                "diverged": False, "final_test_accuracy": 0.95, "best_test_accuracy": 0.95,
+                "compile_s": 1.0, "step_ms": ms, "eval_ms": 0.1,
+                "time_to_target_s": t * ms / 1e3 if t else None, "spec_hash": "x"})
+    df = pd.DataFrame(rows)
+    df["steps_to_target"] = df["steps_to_target"].astype("Int64")
+    return df
+
+
+def optimizer_runs(steps: dict, acc: dict, noise=0.05, seed=1, max_steps=500) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for opt, s in steps.items():
+        for seed_ in SEEDS:
+            t = None if s is None else round(s * math.exp(noise * rng.standard_normal()))
+            a = acc.get(opt, 0.9) + 0.003 * rng.standard_normal()
+            rows.append({
+                "experiment": "optimizers", "dataset": "digits", "arm": f"{opt}/default",
+                "optimizer": opt, "learning_rate": 0.001, "lr_source": "default", "depth": 3,
+                "widths": "100-100-100", "activation": "relu", "init": "he-normal",
+                "batch_size": 32, "epochs": 10, "seed": seed_, "target": 0.9,
+                "target_kind": "absolute", "reached": t is not None, "steps_to_target": t,
+                "max_steps": max_steps, "diverged": False, "final_val_accuracy": a,
+                "best_val_accuracy": a, "final_val_loss": 0.3, "final_test_accuracy": a,
+                "compile_s": 1.0, "step_ms": 0.2, "eval_ms": 0.1,
+                "time_to_target_s": None, "spec_hash": opt})
+    df = pd.DataFrame(rows)
+    df["steps_to_target"] = df["steps_to_target"].astype("Int64")
+    return df
+
+
+def transfer_runs(gains: dict, noise=0.01, seed=2, n_seeds=8) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for pair, gain in gains.items():
+        pos, neg = (int(c) for c in pair.split("v"))
+        for s in range(n_seeds):
+            base = 0.85 + 0.02 * rng.standard_normal()
+            for arm, acc in (("A", 0.97), ("B", base),
+                             ("B-on-A", base + gain + noise * rng.standard_normal())):
+                rows.append({
+                    "experiment": "transfer", "dataset": "digits", "pair": pair,
+                    "pos_class": pos, "neg_class": neg, "arm": arm, "seed": s,
+                    "train_size": 1000 if arm == "A" else 200,
+                    "reuse_layers": 3 if arm == "B-on-A" else 0, "freeze_epochs": 4,
+                    "unfreeze_epochs": 16, "learning_rate": 0.001, "unfreeze_lr": None,
+                    "epochs": 20, "test_accuracy": acc, "test_loss": 0.3, "diverged": False,
+                    "compile_s": 1.0, "step_ms": 0.1, "spec_hash": f"{pair}{arm}"})
+    return pd.DataFrame(rows)
+
+
+def evaluate(tmp_path, ids, claims=None) -> dict[str, object]:
+    claims = claims or packaged_claims()
+    out = evaluate_claims([c for c in claims if c.id in ids], load_results(tmp_path))
+    return {r.claim.id: r for r in out}
+
+
+BN_DEPTHS = {("relu", d, bn): s for d in (1, 3, 5, 7)
+             for bn, s in ((False, 100 * (1 + 0.5 * (d - 1))), (True, 80.0))}
+
+
+# ------------------------------------------------------------------------------ the claims
+
+def test_packaged_claims_cover_the_issue():
+    claims = packaged_claims()
+    assert [c.id for c in claims] == [str(i) for i in range(1, 11)]
+    assert {c.experiment for c in claims} == {"depth-sweep", "optimizers", "transfer"}
+    for c in claims:
+        assert c.command.startswith("dnnbench ")
+        assert all(ch.evaluator in EVALUATORS for ch in c.checks)
+    assert claims[6].checks[1].params["expect"] == "not_more"  # 7: Nesterov vs momentum
+
+
+def test_depth_claims_supported(tmp_path):
+    write_set(tmp_path, "depth-sweep", depth_runs(BN_DEPTHS))
+    r = evaluate(tmp_path, {"1", "2", "3", "4"})
+    assert {k: v.verdict for k, v in r.items()} == {
+        "1": "supported", "2": "supported", "3": "supported", "4": "supported"}
+    one = r["1"].outcome
+    assert one.effect == pytest.approx(4.0, rel=0.15)  # depth 7 / depth 1 = 400 / 100
+    assert one.low > 1 and one.n == len(SEEDS)
+    assert r["3"].outcome.effect == pytest.approx(1.3) and r["3"].outcome.n == 4  # per depth
+    four = r["4"].outcome  # depths 5 and 7 pooled: BN 80 x 1.3 vs no-BN 300/400 x 1
+    assert four.high < 1 and four.n == 2 * len(SEEDS)
+    assert r["1"].files == ("depth-sweep-digits-runs.csv",)
+    assert r["1"].row()["files"] == "depth-sweep-digits-runs.csv"
+
+
+def test_depth_claims_contradicted(tmp_path):
+    steps = {("relu", d, bn): s for d in (1, 3, 5, 7)
+             for bn, s in ((False, 400 / d), (True, 50.0 * d))}  # the folklore reversed
+    ms = {k: (0.8 if k[2] else 1.0) for k in steps}  # BN steps cheaper
+    write_set(tmp_path, "depth-sweep", depth_runs(steps, ms, max_steps=2000))
+    r = evaluate(tmp_path, {"1", "2", "3", "4"})
+    assert {k: v.verdict for k, v in r.items()} == {
+        "1": "contradicted", "2": "contradicted", "3": "contradicted", "4": "contradicted"}
+    assert r["1"].outcome.high < 1
+    assert r["2"].outcome.low > 1.5  # 350 / 50 = 7, far outside the "flat" band
+
+
+def test_depth_claims_inconclusive_with_noise(tmp_path):
+    steps = {("relu", d, bn): 100.0 for d in (1, 7) for bn in (False, True)}
+    write_set(tmp_path, "depth-sweep", depth_runs(steps, noise=0.6, seed=3))
+    r = evaluate(tmp_path, {"1", "2"})
+    assert r["1"].verdict == "inconclusive"
+    o = r["1"].outcome
+    assert o.low <= 1 <= (o.high if not math.isnan(o.high) else math.inf)  # spans the null
+    assert r["2"].verdict == "inconclusive"  # wide interval: not inside [1/1.5, 1.5]
+
+
+def test_censored_runs_count_without_imputation(tmp_path):
+    # No-BN depth 7 never reaches the target: the steps "grow" (sign test and unbounded
+    # ratio), although no step count exists for them.
+    steps = {("relu", 1, False): 100.0, ("relu", 7, False): None,
+             ("relu", 1, True): 80.0, ("relu", 7, True): 85.0}
+    write_set(tmp_path, "depth-sweep", depth_runs(steps))
+    r = evaluate(tmp_path, {"1"})
+    o = r["1"].outcome
+    assert r["1"].verdict == "supported"
+    assert math.isnan(o.effect)  # the deep median is not reached: no made-up ratio
+    assert "0/8" in o.evidence  # reached 0 of 8 at depth 7
+
+
+def test_sigmoid_gap_supported_even_when_sigmoid_never_reaches(tmp_path):
+    steps = {("relu", 3, False): 100.0, ("relu", 3, True): 90.0, ("sigmoid", 3, True): 110.0,
+             ("sigmoid", 3, False): None}  # censored at the 1000-step budget
+    write_set(tmp_path, "depth-sweep", depth_runs(steps))
+    o = evaluate(tmp_path, {"5"})["5"]
+    assert o.verdict == "supported", o.outcome.evidence
+    assert "not reached" in o.outcome.evidence
+    assert o.outcome.low > 0.5
+
+
+def test_sigmoid_gap_reached_and_contradicted(tmp_path):
+    closes = {("relu", 3, False): 100.0, ("sigmoid", 3, False): 600.0,
+              ("relu", 3, True): 100.0, ("sigmoid", 3, True): 120.0}
+    write_set(tmp_path / "a", "depth-sweep", depth_runs(closes))
+    o = evaluate(tmp_path / "a", {"5"})["5"].outcome
+    assert o.verdict == "supported"
+    assert o.effect == pytest.approx(1 - math.log(1.2) / math.log(6), abs=0.08)
+    stays = dict(closes)
+    stays["sigmoid", 3, True] = 550.0  # BN leaves the gap open
+    write_set(tmp_path / "b", "depth-sweep", depth_runs(stays))
+    o = evaluate(tmp_path / "b", {"5"})["5"].outcome
+    assert o.verdict == "contradicted"
+    assert o.high < 0.5
+
+
+def test_frac_bounds_interval_arithmetic():
+    # f = 1 - u / v; v in [log 4, inf] (sigmoid never reached), u = log 1.2 exactly
+    u = np.array([math.log(1.2)])
+    lo, hi = _frac_bounds(u, u, np.array([math.log(4)]), np.array([math.inf]))
+    assert lo[0] == pytest.approx(1 - math.log(1.2) / math.log(4)) and hi[0] == 1.0
+    lo, hi = _frac_bounds(u, u, np.array([-0.1]), np.array([0.5]))  # gap may be <= 1
+    assert lo[0] == -math.inf and hi[0] == math.inf
+
+
+def test_optimizer_claims(tmp_path):
+    steps = {"sgd": 400.0, "momentum": 150.0, "nesterov": 140.0, "adagrad": 120.0,
+             "rmsprop": 100.0, "adam": 90.0, "adamax": 110.0, "nadam": 95.0, "adamw": 92.0}
+    acc = {"adagrad": 0.86, "adam": 0.90}
+    write_set(tmp_path, "optimizers", optimizer_runs(steps, acc))
+    r = evaluate(tmp_path, {"6", "7", "8"})
+    assert {k: v.verdict for k, v in r.items()} == {
+        "6": "supported", "7": "supported", "8": "supported"}
+    assert r["8"].outcome.effect == pytest.approx(-4.0, abs=0.5)  # points
+    assert r["6"].outcome.high < 1
+
+    steps["adamax"], steps["nesterov"] = 900.0, 300.0  # slower than SGD / than momentum
+    acc["adagrad"] = 0.94
+    write_set(tmp_path, "optimizers", optimizer_runs(steps, acc))
+    r = evaluate(tmp_path, {"6", "7", "8"})
+    assert {k: v.verdict for k, v in r.items()} == {
+        "6": "contradicted", "7": "contradicted", "8": "contradicted"}
+    assert "adamax" in r["6"].outcome.evidence and r["6"].outcome.low > 1
+
+
+def test_optimizer_claims_not_run_when_an_optimizer_is_missing(tmp_path):
+    write_set(tmp_path, "optimizers", optimizer_runs({"sgd": 300.0, "adam": 90.0}, {}))
+    r = evaluate(tmp_path, {"6", "8"})
+    assert r["6"].verdict == "not run"
+    assert "rmsprop" in r["6"].outcome.evidence
+    assert r["6"].outcome.evidence.endswith("run: dnnbench optimizers --seeds 5")
+    assert r["8"].verdict == "not run"
+
+
+def test_transfer_claims(tmp_path):
+    gains = {"3v5": 0.04, "0v1": 0.0, "2v7": 0.03}
+    write_set(tmp_path, "transfer", transfer_runs(gains, noise=0.002))
+    r = evaluate(tmp_path, {"9", "10"})
+    assert r["9"].verdict == "supported"  # default pair of digits is 3v5
+    assert r["9"].outcome.effect == pytest.approx(4.0, abs=0.3)
+    assert r["10"].verdict == "supported"  # 0v1: no gain
+    assert r["10"].outcome.n == 3
+    assert r["10"].outcome.effect == pytest.approx(0.0, abs=0.3)
+
+    write_set(tmp_path, "transfer", transfer_runs({"3v5": 0.05, "2v7": 0.04}, noise=0.002))
+    r = evaluate(tmp_path, {"10"})
+    assert r["10"].verdict == "contradicted"  # consistently positive
+    write_set(tmp_path, "transfer", transfer_runs({"3v5": 0.01, "2v7": 0.04}, noise=0.03))
+    r = evaluate(tmp_path, {"9", "10"})
+    assert r["9"].verdict == "inconclusive"  # +1 point, noise 3 points: CI spans 0
+    assert r["9"].outcome.low < 0 < r["9"].outcome.high
+    assert r["10"].verdict == "inconclusive"
+
+
+def test_transfer_single_pair_is_not_enough_for_claim_10(tmp_path):
+    write_set(tmp_path, "transfer", transfer_runs({"2v7": 0.02}, noise=0.002))
+    r = evaluate(tmp_path, {"9", "10"})
+    assert r["9"].verdict == "supported"  # the only pair is the one run
+    assert r["10"].verdict == "not run" and "--pairs all" in r["10"].outcome.evidence
+
+
+def test_missing_experiment_is_not_run_with_its_command(tmp_path):
+    out = evaluate_claims(packaged_claims(), load_results(tmp_path), results_dir=tmp_path)
+    assert len(out) == 10 and {r.verdict for r in out} == {"not run"}
+    five = next(r for r in out if r.claim.id == "5")
+    assert "--activation sigmoid" in five.row()["command"]
+    assert "run: dnnbench depth-sweep" in five.outcome.evidence
+
+
+def test_results_in_subfolders_are_combined(tmp_path):
+    relu = {k: v for k, v in BN_DEPTHS.items() if k[1] in (1, 7)}
+    sig = {("sigmoid", 7, False): 900.0, ("sigmoid", 7, True): 100.0}  # relu: 400, 80
+    write_set(tmp_path / "relu", "depth-sweep", depth_runs(relu))
+    write_set(tmp_path / "sigmoid", "depth-sweep", depth_runs(sig))
+    sets = load_results(tmp_path)
+    assert list(sets) == [("depth-sweep", "digits")]
+    assert len(sets["depth-sweep", "digits"].files) == 2
+    r = evaluate(tmp_path, {"1", "5"})
+    assert r["5"].verdict == "supported" and r["1"].verdict == "supported"
+
+
+def test_user_claims_file_extends_and_overrides(tmp_path):
+    f = tmp_path / "mine.toml"
+    f.write_text('''
+[[claim]]
+id = "1"
+text = "Without BN, depth 7 needs more than twice the steps of depth 1."
+experiment = "depth-sweep"
+command = "dnnbench depth-sweep"
+[[claim.check]]
+evaluator = "trend_with_depth"
+where = { bn = false }
+from_depth = 1
+to_depth = 7
+[[claim]]
+id = "bn-fewer"
+text = "BN needs fewer steps at depth 7."
+experiment = "depth-sweep"
+command = "dnnbench depth-sweep"
+[[claim.check]]
+evaluator = "group_vs_reference"
+where = { depth = 7 }
+column = "bn"
+group = [true]
+reference = false
+''')
+    claims = load_claims(f)
+    assert [c.id for c in claims][-2:] == ["1", "bn-fewer"] and len(claims) == 11
+    write_set(tmp_path / "r", "depth-sweep", depth_runs(BN_DEPTHS))
+    r = evaluate(tmp_path / "r", {"1", "bn-fewer"}, claims)
+    assert r["bn-fewer"].verdict == "supported"
+    assert r["1"].claim.source == str(f)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[[claim]]\nid='x'\ntext='t'\nexperiment='e'\ncommand='c'\n", "needs at least one"),
+    (("[[claim]]\nid='x'\ntext='t'\nexperiment='e'\ncommand='c'\n[[claim.check]]\n"
+      "evaluator='nope'\n"), "unknown evaluator"),
+    (("[[claim]]\nid='x'\ntext='t'\nexperiment='e'\ncommand='c'\n[[claim.check]]\n"
+      "evaluator='trend_with_depth'\nbogus=1\n"), "no parameter"),
+    (("[[claim]]\nid='x'\ntext='t'\nexperiment='e'\n[[claim.check]]\n"
+      "evaluator='trend_with_depth'\n"), "'command'"),
+    ("x = 1\n", "no [[claim]]"),
+])
+def test_bad_claims_are_rejected(text, message):
+    import tomllib
+
+    with pytest.raises(ClaimsError, match=message.replace("[", r"\[")):
+        parse_claims(tomllib.loads(text), "f.toml")
+
+
+# -------------------------------------------------------------------------------- the CLI
+
+def test_cli_writes_claims_csv_and_table(tmp_path):
+    write_set(tmp_path, "depth-sweep", depth_runs(BN_DEPTHS))
+    res = runner.invoke(app, ["claims", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "claims.csv", dtype={"claim_id": str})
+    assert list(df.columns) == CSV_COLUMNS
+    assert len(df) == 10
+    got = dict(zip(df["claim_id"], df["verdict"], strict=True))
+    assert got["1"] == "supported" and got["6"] == "not run" and got["5"] == "not run"
+    assert "4 supported" in res.stdout and "not run" in res.stdout
+    assert (df.loc[df["claim_id"] == "1", "n"] == len(SEEDS)).all()
+
+
+def test_cli_out_folder_and_dataset_filter(tmp_path):
+    write_set(tmp_path / "r", "depth-sweep", depth_runs(BN_DEPTHS), dataset="mnist")
+    res = runner.invoke(app, ["claims", str(tmp_path / "r"), "--out", str(tmp_path / "o"),
+                              "--dataset", "digits"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "o" / "claims.csv")
+    assert set(df["verdict"]) == {"not run"}
+    assert not (tmp_path / "r" / "claims.csv").exists()
+
+
+def test_cli_exit_2_for_missing_folder_schema_and_claims_file(tmp_path):
+    res = runner.invoke(app, ["claims", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "no such results folder" in res.output
+    p = write_set(tmp_path / "bad", "depth-sweep", depth_runs(BN_DEPTHS))
+    meta = p.with_name("depth-sweep-digits-meta.json")
+    meta.write_text(json.dumps({"schema_version": 99, "experiment": "depth-sweep",
+                                "dataset": {"name": "digits"}}))
+    res = runner.invoke(app, ["claims", str(tmp_path / "bad")])
+    assert res.exit_code == 2 and "schema version" in res.output
+    assert not (tmp_path / "bad" / "claims.csv").exists()  # no partial output
+    res = runner.invoke(app, ["claims", str(tmp_path), "--claims", str(tmp_path / "x.toml")])
+    assert res.exit_code == 2 and "claims file not found" in res.output
+    res = runner.invoke(app, ["claims", str(tmp_path), "--only-file"])
+    assert res.exit_code == 2
+
+
+def test_cli_missing_columns_is_a_schema_error(tmp_path):
+    write_set(tmp_path, "depth-sweep", depth_runs(BN_DEPTHS).drop(columns=["step_ms"]))
+    res = runner.invoke(app, ["claims", str(tmp_path)])
+    assert res.exit_code == 2 and "step_ms" in res.output
+
+
+def test_cli_lists_evaluators():
+    res = runner.invoke(app, ["claims", "--list-evaluators"])
+    assert res.exit_code == 0
+    for name in EVALUATORS:
+        assert name in res.stdout
+
+
+def test_resultset_requires_no_io():
+    rs = ResultSet("depth-sweep", "digits", depth_runs(BN_DEPTHS))
+    one = next(c for c in packaged_claims() if c.id == "1")
+    out = evaluate_claims([one], {("depth-sweep", "digits"): rs})
+    assert out[0].verdict == "supported" and out[0].dataset == "digits"

@@ -1,0 +1,212 @@
+"""`dnnbench report`: the HTML/Markdown report of a results folder, and what it refuses."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dnnbench.cli import app
+from dnnbench.report import figures
+from dnnbench.report.html import ReportError, build_report, render_html
+from dnnbench.report.io import SchemaError
+from dnnbench.report.markdown import markdown_table, render_markdown
+
+RESULTS = Path(__file__).parent / "fixtures" / "results"
+runner = CliRunner()
+
+SECTION_TITLES = ["Depth sweep: batch normalization vs depth — digits",
+                  "Optimizers: speed and quality — digits",
+                  "Transfer: reusing layers of task A for task B — digits"]
+
+
+def one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def copy_results(dst: Path, experiments=("depth-sweep", "optimizers", "transfer"),
+                 claims: bool = True) -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
+    for exp in experiments:
+        for suffix in ("runs.csv", "curves.csv", "meta.json"):
+            shutil.copy(RESULTS / f"{exp}-digits-{suffix}", dst)
+    if claims:
+        shutil.copy(RESULTS / "claims.csv", dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """`dnnbench report tests/fixtures/results --out OUT`, run once for the module."""
+    out = tmp_path_factory.mktemp("report")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(figures, "DPI", 40)  # small images: the same content, drawn faster
+        result = runner.invoke(app, ["report", str(RESULTS), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def page(written) -> str:
+    return (written[0] / "report.html").read_text(encoding="utf-8")
+
+
+def test_report_writes_html_markdown_and_figures(written):
+    out, result = written
+    assert (out / "report.html").stat().st_size > 50_000  # figures are embedded
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert figures == sorted([
+        "depth-sweep-digits-steps-vs-depth.png", "depth-sweep-digits-timing-vs-depth.png",
+        "depth-sweep-digits-curves.png", "depth-sweep-digits-kaplan-meier.png",
+        "optimizers-digits-loss-curves.png", "optimizers-digits-speed-vs-quality.png",
+        "transfer-digits-paired-accuracy.png", "transfer-digits-gains.png"])
+    assert "report.html" in result.stderr and result.stdout == ""
+
+
+def test_html_is_self_contained_with_every_figure_embedded(page):
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert page.count('src="data:image/png;base64,') == 8
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from outside
+    assert "<style>" in page
+
+
+def test_html_has_a_section_per_experiment_claims_and_metadata(page):
+    headings = re.findall(r"<h2>(.*?)</h2>", page)
+    assert headings == SECTION_TITLES + ["Claims", "Metadata"]
+    for anchor in ("depth-sweep-digits", "optimizers-digits", "transfer-digits", "claims",
+                   "metadata"):
+        assert f'id="{anchor}"' in page and f'href="#{anchor}"' in page
+
+
+def test_html_tables_carry_the_statistics(page):
+    # depth sweep: KM medians and the paired BN/no-BN ratio with its verdict
+    assert "Steps to 90% test accuracy (3 seeds per arm)" in page
+    assert "0.57 [0.40, 0.71]" in page and '<span class="badge good">fewer steps</span>' in page
+    assert "not reached" in page
+    # optimizers: stars and the comparison with SGD; transfer: per-pair verdicts
+    assert "★★★ | ★★★" in page and "vs SGD (paired)" in page
+    assert page.count('<span class="badge neutral">no clear effect</span>') == 3
+    assert "Across 3 class pairs transfer helps in 0, hurts in 0" in page
+    assert page.count("seeds per arm") >= 3
+
+
+def test_html_shows_the_metadata(page):
+    for exp in ("depth-sweep", "optimizers", "transfer"):
+        meta = json.loads((RESULTS / f"{exp}-digits-meta.json").read_text())
+        assert meta["command"].replace("'", "&#x27;") in page
+        assert meta["git_commit"] in page
+    assert "20def7f70a702f0af9732fbba4375e147a7d54fe70d8c45569b8e7c1c7010c10" in page
+    assert "jax 0.10.2" in page and "cpu / cpu (cpu:0)" in page
+    assert "--quick smoke run" in page  # the transfer fixture is a --quick run
+
+
+def test_html_lists_the_claims_with_verdict_badges(page):
+    assert "Claims checked against these results (4: 1 supported, 1 inconclusive, " \
+           "1 contradicted, 1 not run)" in page
+    for verdict, cls in (("supported", "good"), ("contradicted", "bad"),
+                         ("inconclusive", "neutral"), ("not run", "muted")):
+        assert f'<span class="badge {cls}">{verdict}</span>' in page
+
+
+def test_markdown_report_refers_to_the_written_figures(written):
+    out, _ = written
+    md = (out / "report.md").read_text(encoding="utf-8")
+    for title in SECTION_TITLES + ["Claims", "Metadata"]:
+        assert f"## {title}" in md
+    links = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", md)
+    assert len(links) == 8 and all((out / link).is_file() for link in links)
+    assert "| activation | depth | BN |" in md
+    assert "| bn-fewer-steps |" in md
+
+
+def test_markdown_table_escapes_and_aligns():
+    df = pd.DataFrame({"name": ["a|b"], "value": ["1\n2"], "verdict": ["helps"]})
+    assert markdown_table(df).splitlines() == [
+        "| name | value | verdict |", "|:---|---:|:---|", "| a\\|b | 1<br>2 | helps |"]
+
+
+def test_report_without_claims_has_no_claims_section(tmp_path):
+    folder = copy_results(tmp_path / "r", experiments=("transfer",), claims=False)
+    report = build_report(folder, render_figures=False)
+    page, md = render_html(report), render_markdown(report)
+    assert re.findall(r"<h2>(.*?)</h2>", page) == [SECTION_TITLES[2], "Metadata"]
+    assert "Claims" not in page and "## Claims" not in md
+
+
+def test_default_out_is_inside_the_results_folder(tmp_path):
+    folder = copy_results(tmp_path / "r", experiments=("transfer",), claims=False)
+    result = runner.invoke(app, ["report", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert (folder / "report" / "report.html").is_file()
+    assert (folder / "report" / "figures" / "transfer-digits-gains.png").is_file()
+
+
+def test_help():
+    result = runner.invoke(app, ["report", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "RESULTS_DIR" in text and "--out" in text and "report.html" in text
+
+
+# ------------------------------------------------------------------ refusals: exit 2, no output
+
+def refuse(folder: Path, tmp_path: Path, match: str) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["report", str(folder), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert match in one_error_line(result)
+    assert not out.exists(), "no partial output"
+
+
+def test_refuses_a_folder_without_results(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("nothing here")
+    refuse(empty, tmp_path, "no recognizable results in")
+    with pytest.raises(ReportError):
+        build_report(empty)
+
+
+def test_refuses_a_missing_folder(tmp_path):
+    refuse(tmp_path / "nope", tmp_path, "does not exist")
+
+
+def test_refuses_a_folder_with_only_unknown_experiments(tmp_path):
+    folder = tmp_path / "r"
+    folder.mkdir()
+    shutil.copy(RESULTS / "transfer-digits-runs.csv", folder / "mystery-digits-runs.csv")
+    (folder / "mystery-digits-meta.json").write_text(json.dumps(
+        {"schema_version": 1, "experiment": "mystery", "dataset": {"name": "digits"}}))
+    refuse(folder, tmp_path, "skipped: mystery-digits-runs.csv (experiment 'mystery')")
+
+
+def test_refuses_an_unknown_schema_version(tmp_path):
+    folder = copy_results(tmp_path / "r", experiments=("transfer",), claims=False)
+    meta_path = folder / "transfer-digits-meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["schema_version"] = 99
+    meta_path.write_text(json.dumps(meta))
+    refuse(folder, tmp_path, "unknown schema version 99")
+    with pytest.raises(SchemaError):
+        build_report(folder)
+
+
+def test_refuses_missing_columns(tmp_path):
+    folder = copy_results(tmp_path / "r", experiments=("depth-sweep",), claims=False)
+    runs = pd.read_csv(folder / "depth-sweep-digits-runs.csv").drop(columns=["steps_to_target"])
+    runs.to_csv(folder / "depth-sweep-digits-runs.csv", index=False)
+    refuse(folder, tmp_path, "missing columns: steps_to_target")
+
+
+def test_refuses_a_claims_file_without_verdicts(tmp_path):
+    folder = copy_results(tmp_path / "r", experiments=("transfer",), claims=False)
+    (folder / "claims.csv").write_text("claim_id,claim\nx,y\n")
+    refuse(folder, tmp_path, "claims.csv: missing columns: verdict, evidence, files")

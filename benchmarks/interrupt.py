@@ -79,11 +79,13 @@ def interrupted(out: Path, after_units: int, delay: float, sig_name: str) -> dic
     elapsed = time.perf_counter() - t0
     _, err = proc.communicate()
     flat = " ".join(err.split())
+    n = len(list(out.parent.glob(f"{out.name}-*.stderr")))
+    out.parent.joinpath(f"{out.name}-{n + 1}-{sig_name if sent else 'none'}.stderr").write_text(err)
     info = {"signal": sig_name if sent else "-", "delay": elapsed, "rc": proc.returncode,
             "saved_before": before, "saved_at_kill": at_kill if sent else None,
             "saved_after": unit_files(out), "message": "Interrupted" in flat,
-            "traceback": "Traceback" in err}
-    if proc.returncode == 130 and not info["message"]:
+            "traceback": "Traceback" in err, "after_results": "Wrote " in flat}
+    if proc.returncode == 130 and not info["message"] and not info["after_results"]:
         info["problem"] = "exit 130 without the 'Interrupted ... resume' message"
     if "Interrupted" in flat and f"{info['saved_after']}/{N_UNITS} units are saved" not in flat:
         info["problem"] = "the interrupt message miscounts the saved units"
@@ -165,6 +167,7 @@ def main() -> int:
         story = "; ".join(
             (f"{e['signal']} at {e['delay']:.1f}s (units {e['saved_before']}->"
              f"{e['saved_at_kill']}->{e['saved_after']}, exit {e['rc']}"
+             f"{', after the files were written' if e['after_results'] else ''}"
              f"{', traceback' if e['traceback'] else ''})"
              if e["signal"] not in ("-", "none (final resume)") else
              f"ran to the end before its signal ({e['delay']:.1f}s, exit {e['rc']})"

@@ -134,6 +134,18 @@ def test_runs_that_never_reach_the_target_count_as_worst_not_imputed():
     assert set(verdicts(rep).values()) == {"regression"}
 
 
+def test_wall_time_is_advisory_and_compared_like_with_like():
+    cur = make_runs(range(1000, 1048), rng_seed=1, step_ms=4.0)  # twice the baseline's 2 ms
+    rep = compare_runs(BASE, cur, n_resamples=0)
+    assert rep.passed  # never gated
+    w = rep.wall[0]
+    assert (w.n_baseline, w.n_current) == (128, 48)
+    assert w.ratio == pytest.approx((4.0 / 48) / (2.0 / 128))  # per seed
+    wall = {"seeds": 48, "step_ms": {a: 1.0 for a in ARMS}}  # baseline timed at 48 seeds
+    w = compare_runs(BASE, cur, n_resamples=0, baseline_wall=wall).wall[0]
+    assert w.ratio == pytest.approx(4.0) and w.n_baseline == 48
+
+
 def test_fast_resampled_km_medians_equal_km_median():
     rng = np.random.default_rng(0)
     t = rng.integers(1, 60, 30).astype(float) * 5
@@ -293,6 +305,8 @@ def test_cli_incompatible_baselines_exit_2(setup, tmp_path):
     assert res.exit_code == 2 and "fresh seeds" in res.output
     res = run(make_runs(range(1000, 1010), arms={"x": (1.0, 0.9)}))
     assert res.exit_code == 2 and "different arms" in res.output
+    res = run(cur.drop(columns=["seed"]))
+    assert res.exit_code == 2 and "lack columns" in res.output
 
 
 def test_cli_usage_errors(setup, tmp_path):
@@ -323,6 +337,7 @@ def test_cli_trains_updates_baseline_and_checks(tmp_path, data_env):
     assert list(base["seed"]) == [0, 1, 2] and meta["current_seed_offset"] == 1000
     assert meta["dataset"]["name"] == "synthetic" and meta["profile"] == "t"
     assert base["step_ms"].notna().all() and base["reached"].dtype == bool
+    assert meta["wall"]["seeds"] == 3 and set(meta["wall"]["step_ms"]) == set(base["arm"])
     res = runner.invoke(app, args + ["--save-current", str(tmp_path / "cur.csv")])
     assert res.exit_code == 0, res.output  # 3 vs 3 seeds can never reach p < 0.01
     cur = pd.read_csv(tmp_path / "cur.csv")

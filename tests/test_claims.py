@@ -42,14 +42,15 @@ def write_set(folder: Path, experiment: str, runs: pd.DataFrame, dataset: str = 
     return Path(f"{stem}-runs.csv")
 
 
-def depth_runs(steps, step_ms=None, max_steps=1000, noise=0.05, seed=0) -> pd.DataFrame:
+def depth_runs(steps, step_ms=None, max_steps=1000, noise=0.05, seed=0,
+               seeds=SEEDS) -> pd.DataFrame:
     """steps: {(activation, depth, bn): median steps or None (never reached)}; per-seed
     multiplicative noise; step_ms: {(activation, depth, bn): ms} (default 1 / 1.3 for BN)."""
     rng = np.random.default_rng(seed)
     rows = []
     for (act, depth, bn), s in steps.items():
         ms = (step_ms or {}).get((act, depth, bn), 1.3 if bn else 1.0)
-        for seed_ in SEEDS:
+        for seed_ in seeds:
             t = None if s is None else round(s * math.exp(noise * rng.standard_normal()))
             if t is not None and t > max_steps:
                 t = None
@@ -167,6 +168,14 @@ def test_depth_claims_inconclusive_with_noise(tmp_path):
     o = r["1"].outcome
     assert o.low <= 1 <= (o.high if not math.isnan(o.high) else math.inf)  # spans the null
     assert r["2"].verdict == "inconclusive"  # wide interval: not inside [1/1.5, 1.5]
+
+
+def test_too_few_seeds_is_never_more_than_inconclusive(tmp_path):
+    write_set(tmp_path, "depth-sweep", depth_runs(BN_DEPTHS, seeds=[0, 1, 2]))
+    r = evaluate(tmp_path, {"1", "3"})
+    assert r["1"].verdict == "inconclusive"  # a clear 4x effect, but 3 seeds < min_n = 5
+    assert r["1"].outcome.low > 1 and "too few" in r["1"].outcome.evidence
+    assert r["3"].verdict == "supported"  # per-arm step time: 4 depths >= its min_n = 3
 
 
 def test_censored_runs_count_without_imputation(tmp_path):

@@ -19,10 +19,28 @@ SMALL = ["--dataset", "synthetic", "--width", "16", "--max-steps", "40", "--eval
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
+    """`depth-sweep --quick` as a user without MNIST and without network runs it: the default
+    data set (mnist) cannot be had, so it falls back to digits with a warning."""
+    import dnnbench.data.mnist as mnist
+
     out = tmp_path_factory.mktemp("quick")
-    result = runner.invoke(app, ["depth-sweep", "--quick", "--dataset", "digits", "--out",
-                                 str(out)])
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("DNNBENCH_DATA_DIR", raising=False)
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        mp.setattr(mnist.urllib.request, "urlopen", offline)
+        result = runner.invoke(app, ["depth-sweep", "--quick", "--out", str(out)])
     return out, result
+
+
+def test_offline_default_falls_back_to_digits_with_warning(quick_run):
+    _, result = quick_run
+    assert result.exit_code == 0, result.output
+    assert "Warning" in result.stderr and "digits" in result.stderr
+    assert "mnist" in result.stderr
 
 
 def test_quick_writes_three_files_with_documented_columns(quick_run):

@@ -324,3 +324,33 @@ def test_interrupt_message_gives_the_resume_command_without_fresh(tmp_path, monk
     hint = flat.split("run the same command again without --fresh:")[1]
     assert f"dnnbench fake-exp --out {tmp_path}" in hint and "--fresh" not in hint
     assert not list(tmp_path.glob("*.csv"))
+
+
+def test_swallowed_interrupt_still_stops_at_the_next_unit(tmp_path, monkeypatch, capsys):
+    """Python prints and ignores an exception raised while a finalizer runs; a library may
+    catch it too. The signal's flag must still stop the run (exit 130), not let it go on."""
+    import types
+
+    import typer
+
+    from dnnbench.cli.common import run_experiment
+
+    calls: list = []
+
+    def swallowing():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)  # the handler raises KeyboardInterrupt in here...
+        except KeyboardInterrupt:
+            pass  # ...and something swallows it
+        return fake_unit(1, calls).compute()
+
+    units = [fake_unit(0, calls), U.Unit("unit 1", ("fake", 1), swallowing),
+             fake_unit(2, calls), fake_unit(3, calls)]
+    data = types.SimpleNamespace(name="toy", fingerprint="f00d")
+    with pytest.raises(typer.Exit) as exc:
+        run_experiment("fake-exp", units, data, tmp_path, fresh=False, meta={})
+    assert exc.value.exit_code == 130
+    assert calls == [0, 1]  # unit 1 finished and was saved; unit 2 never started
+    assert "Interrupted: 2/4 units are saved" in " ".join(capsys.readouterr().err.split())
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored

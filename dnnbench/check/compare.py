@@ -106,10 +106,11 @@ class MetricCheck:
 class WallCheck:
     """Advisory: steady-state time per training step, in ms.
 
-    ``*_step_ms`` is one step of all the table's seeds vmapped together (as measured);
-    baseline and current have different seed counts, so ``ratio`` compares the cost *per
-    seed*: (current_step_ms / n_current) / (baseline_step_ms / n_baseline).  It depends on
-    the machine and its load, hence advisory only.
+    ``*_step_ms`` is one step of all ``n_*`` seeds vmapped together (as measured);
+    ``ratio`` = (current_step_ms / n_current) / (baseline_step_ms / n_baseline): a plain
+    ratio when the baseline metadata holds a timing at the check's seed count (then
+    ``n_baseline == n_current``), else the cost per seed.  It depends on the machine and
+    its load, hence advisory only.
     """
 
     arm: str
@@ -154,8 +155,8 @@ class CheckReport:
 
 # ------------------------------------------------------------------------------- helpers
 
-def _steps(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(times, reached, censor_at) of one arm; a diverged run is censored where it stopped."""
+def steps_triplet(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(times, reached, censor_at) of one arm; a diverged run is censored at its budget."""
     reached = df["reached"].astype(str).str.lower().eq("true").to_numpy() & ~_diverged(df)
     times = pd.to_numeric(df["steps_to_target"], errors="coerce").to_numpy(float)
     reached &= ~np.isnan(times)
@@ -250,7 +251,7 @@ def _boot_diff(base: np.ndarray, cur: np.ndarray, confidence: float, n_resamples
 
 def compare_steps(arm: str, base: pd.DataFrame, cur: pd.DataFrame, th: Thresholds, *,
                   n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> MetricCheck:
-    b, c = _steps(base), _steps(cur)
+    b, c = steps_triplet(base), steps_triplet(cur)
     kb, kc = km_median(*b, confidence=th.confidence), km_median(*c, confidence=th.confidence)
     ratio = _ratio(kc.median, kb.median)
     low, high = _boot_ratio(b, c, th.confidence, n_resamples, seed)
@@ -298,12 +299,16 @@ def compare_accuracy(arm: str, base: pd.DataFrame, cur: pd.DataFrame, th: Thresh
 
 def compare_runs(baseline: pd.DataFrame, current: pd.DataFrame,
                  thresholds: Thresholds | None = None, *, n_resamples: int = DEFAULT_RESAMPLES,
-                 seed: int = DEFAULT_SEED) -> CheckReport:
+                 seed: int = DEFAULT_SEED, baseline_wall: dict | None = None) -> CheckReport:
     """Compare two runs tables (one row per arm and seed) arm by arm.
 
     Raises IncompatibleRuns when a column is missing, the arms differ, or a seed appears in
     both tables (a current run must use fresh seeds).  ``n_resamples=0`` skips the
     descriptive bootstrap intervals (the verdicts do not depend on them).
+    ``baseline_wall`` (``{"seeds": n, "step_ms": {arm: ms}}``, stored in the baseline
+    metadata) is the baseline's step time measured with the check run's number of vmapped
+    seeds; when the current run has that many seeds the advisory wall-time ratio compares
+    like with like, otherwise it compares the cost per seed.
     """
     th = thresholds or Thresholds()
     for name, df in (("baseline", baseline), ("current", current)):
@@ -330,6 +335,10 @@ def compare_runs(baseline: pd.DataFrame, current: pd.DataFrame,
                                                seed=seed))
         sb = float(pd.to_numeric(b["step_ms"], errors="coerce").median())
         sc = float(pd.to_numeric(c["step_ms"], errors="coerce").median())
-        ratio = (sc / len(c)) / (sb / len(b)) if sb > 0 else math.nan
-        report.wall.append(WallCheck(arm, sb, sc, len(b), len(c), ratio))
+        nb = len(b)
+        same = (baseline_wall or {}).get("step_ms", {}).get(arm)
+        if same is not None and int(baseline_wall.get("seeds", -1)) == len(c):
+            sb, nb = float(same), len(c)
+        ratio = (sc / len(c)) / (sb / nb) if sb > 0 else math.nan
+        report.wall.append(WallCheck(arm, sb, sc, nb, len(c), ratio))
     return report

@@ -8,7 +8,8 @@ interval and n with :mod:`dnnbench.stats` and returns a verdict:
 
 - ``supported``: the interval lies entirely on the side the claim predicts;
 - ``contradicted``: it lies entirely on the other side;
-- ``inconclusive``: it spans the null (or the margin) -- "no clear difference";
+- ``inconclusive``: it spans the null (or the margin) -- "no clear difference" -- or it rests
+  on fewer than ``min_n`` (default :data:`MIN_N` = 5) seeds or pairs;
 - ``not run``: the data the claim needs are missing; the row names the command to run.
 
 A claim with several checks is supported when all are, contradicted when any is, otherwise
@@ -213,7 +214,12 @@ def select(rs: ResultSet, where: dict | None) -> pd.DataFrame:
 
 
 def _where_text(where: dict | None) -> str:
-    return ", ".join(f"{k}={v}" for k, v in (where or {}).items())
+    def one(k, v):
+        if isinstance(v, dict):
+            return " and ".join(f"{k}{op}{v[key]}" for key, op in (("min", ">="), ("max", "<="))
+                                if key in v)
+        return f"{k}={v}"
+    return ", ".join(one(k, v) for k, v in (where or {}).items())
 
 
 def steps_triplet(df: pd.DataFrame):
@@ -249,6 +255,18 @@ def pair_up(a: pd.DataFrame, b: pd.DataFrame, on: list[str], what: str):
     ia = a.set_index(on).loc[pd.MultiIndex.from_frame(keys) if len(on) > 1 else keys[on[0]]]
     ib = b.set_index(on).loc[pd.MultiIndex.from_frame(keys) if len(on) > 1 else keys[on[0]]]
     return ia.reset_index(), ib.reset_index()
+
+
+MIN_N = 5  # fewer seeds (pairs) than this: never more than "inconclusive" (``min_n`` overrides)
+
+
+def _enough(verdict: str, n: int, p: dict) -> tuple[str, str]:
+    """Downgrade a verdict resting on fewer than ``min_n`` seeds/pairs to inconclusive: a
+    bootstrap over a handful of values has (almost) no spread but carries no evidence."""
+    need = int(p.get("min_n", MIN_N))
+    if n < need and verdict in (SUPPORTED, CONTRADICTED):
+        return INCONCLUSIVE, f" [n={n} < {need}: too few for a verdict]"
+    return verdict, ""
 
 
 def _side(value_ok: bool, value_bad: bool) -> str:
@@ -309,10 +327,10 @@ def trend_with_depth(rs: ResultSet, p: dict) -> Outcome:
     deepest / shallowest depth (``to_depth`` / ``from_depth``), with its paired-bootstrap
     interval.  Supported if the interval lies above 1, contradicted if below."""
     cmp, lo, hi, per_depth = _depth_ends(rs, p)
-    verdict = _step_verdict(cmp, "more")
+    verdict, note = _enough(_step_verdict(cmp, "more"), cmp.n, p)
     return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n,
                    f"median steps depth {hi} / depth {lo} = {_compare_text(cmp)}; KM median "
-                   f"steps (reached/N) by depth: {per_depth}")
+                   f"steps (reached/N) by depth: {per_depth}{note}")
 
 
 def flat_with_depth(rs: ResultSet, p: dict) -> Outcome:
@@ -328,30 +346,28 @@ def flat_with_depth(rs: ResultSet, p: dict) -> Outcome:
         verdict = CONTRADICTED if cmp.verdict != "no clear difference" else INCONCLUSIVE
     else:
         verdict = _side(low >= 1 / m and high <= m, low > m or high < 1 / m)
-    if cmp.n < 2:
-        verdict = INCONCLUSIVE
+    verdict, note = _enough(verdict, cmp.n, p)
     return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n,
                    f"median steps depth {hi} / depth {lo} = {_compare_text(cmp)}, 'flat' band "
-                   f"[{1 / m:.2f}, {m:.2f}]; KM median steps by depth: {per_depth}")
+                   f"[{1 / m:.2f}, {m:.2f}]; KM median steps by depth: {per_depth}{note}")
 
 
 def paired_ratio(rs: ResultSet, p: dict) -> Outcome:
     """Ratio a / b of a per-arm (or per-run) column, paired on ``pair_on`` (e.g. BN vs no-BN
     step time at each depth): geometric mean of the per-pair ratios with a bootstrap interval
-    (``paired_log_ratio``).  ``expect="higher"``: supported if the interval lies above
-    ``null`` (default 1), contradicted if below; ``"lower"`` the reverse.  Fewer than
-    ``min_n`` (default 3) pairs -> inconclusive."""
+    (``paired_log_ratio``, ``method`` "bca" or "t").  ``expect="higher"``: supported if the
+    interval lies above ``null`` (default 1), contradicted if below; ``"lower"`` the reverse."""
     col, on = p["column"], list(p.get("pair_on", ["seed"]))
     a, b = _by_compare(select(rs, p.get("where")), p["compare"], p.get("where"))
     if p.get("aggregate", "first") == "first":  # one value per arm (e.g. step_ms)
         a = a.groupby(on, as_index=False)[col].first()
         b = b.groupby(on, as_index=False)[col].first()
     a, b = pair_up(a, b, on, col)
-    r = paired_log_ratio(pd.to_numeric(a[col]), pd.to_numeric(b[col]))
+    r = paired_log_ratio(pd.to_numeric(a[col]), pd.to_numeric(b[col]),
+                         method=p.get("method", "bca"))
     expect, null = p.get("expect", "higher"), float(p.get("null", 1.0))
     verdict = verdict_from_interval(r.low, r.high, better=expect, null=null, labels=LABELS)
-    if r.n < int(p.get("min_n", 3)):
-        verdict = INCONCLUSIVE
+    verdict, note = _enough(verdict, r.n, p)
     cmp = p["compare"]
     ratios = pd.to_numeric(a[col]).to_numpy(float) / pd.to_numeric(b[col]).to_numpy(float)
     per = ", ".join(f"{'/'.join(str(a[c].iloc[i]) for c in on)}: {ratios[i]:.2f}"
@@ -359,7 +375,7 @@ def paired_ratio(rs: ResultSet, p: dict) -> Outcome:
     return Outcome(verdict, r.estimate, r.low, r.high, r.n,
                    f"{col} {cmp['column']}={cmp['a']} / {cmp['column']}={cmp['b']}: geometric "
                    f"mean ratio {_ci(r.estimate, r.low, r.high)} over {r.n} pairs "
-                   f"({'/'.join(on)}: {per})")
+                   f"({'/'.join(on)}: {per}){note}")
 
 
 def time_to_target_ratio(rs: ResultSet, p: dict) -> Outcome:
@@ -372,13 +388,14 @@ def time_to_target_ratio(rs: ResultSet, p: dict) -> Outcome:
     a, b = pair_up(a, b, on, "time to target")
     cmp = paired_censored_comparison(*time_triplet(a), *time_triplet(b))
     verdict = _step_verdict(cmp, "fewer" if p.get("expect", "lower") == "lower" else "more")
+    verdict, note = _enough(verdict, cmp.n, p)
     ka, kb = km_median(*time_triplet(a)), km_median(*time_triplet(b))
     c = p["compare"]
     return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n,
                    f"KM median time to target {c['column']}={c['a']}: {_fmt(ka.median, '{:.3g}')}"
                    f" s vs {c['column']}={c['b']}: {_fmt(kb.median, '{:.3g}')} s; ratio "
                    f"{_compare_text(cmp)}; pairs on {'/'.join(on)} "
-                   f"({_where_text(p.get('where'))})")
+                   f"({_where_text(p.get('where'))}){note}")
 
 
 def _median_bounds(obs, event, censor, idx) -> tuple[np.ndarray, np.ndarray]:
@@ -464,6 +481,7 @@ def sigmoid_gap(rs: ResultSet, p: dict) -> Outcome:
     part_b = _side(f_low > closes, f_high < closes)
     verdict = (CONTRADICTED if CONTRADICTED in (part_a, part_b) else
                SUPPORTED if part_a == part_b == SUPPORTED else INCONCLUSIVE)
+    verdict, note = _enough(verdict, n, p)
     f_low_r = f_low if math.isfinite(f_low) else math.nan
     f_high_r = f_high if math.isfinite(f_high) else math.nan
     g0_text = _fmt(g0) if not math.isnan(g0) else f">= {math.exp(pv_lo[0]):.2f} (not reached)"
@@ -473,7 +491,7 @@ def sigmoid_gap(rs: ResultSet, p: dict) -> Outcome:
           f"{_km_text(arms[slow, True])} / {_km_text(arms[fast, True])}; gap without BN "
           f"{g0_text} [{_fmt(g0_low)}, {_fmt(g0_high)}] (needs > {much:g}: {part_a}); with BN "
           f"{_fmt(g1)}; share of the log gap BN closes {f_text} [{_fmt(f_low)}, "
-          f"{_fmt(f_high)}] (needs > {closes:g}: {part_b})")
+          f"{_fmt(f_high)}] (needs > {closes:g}: {part_b}){note}")
     return Outcome(verdict, f, f_low_r, f_high_r, n, ev)
 
 
@@ -508,8 +526,7 @@ def group_vs_reference(rs: ResultSet, p: dict) -> Outcome:
             low = 0.0 if math.isnan(cmp.low) else cmp.low
             v = _side(high < margin, low > margin) if not math.isnan(cmp.ratio) else (
                 CONTRADICTED if cmp.verdict == "more steps" else INCONCLUSIVE)
-        if cmp.n < 2:
-            v = INCONCLUSIVE
+        v, _ = _enough(v, cmp.n, p)
         parts.append((m, cmp, v))
     verdicts = [v for _, _, v in parts]
     verdict = (CONTRADICTED if CONTRADICTED in verdicts else
@@ -522,7 +539,7 @@ def group_vs_reference(rs: ResultSet, p: dict) -> Outcome:
             else f"ratio interval below {margin:g} (non-inferiority)")
     ev = (f"median steps / {ref} ({rule}): " + "; ".join(
         f"{mm}: {_ci(c.ratio, c.low, c.high)} {v}" for mm, c, v in parts)
-        + f"; {cmp.n} seeds ({_where_text(p.get('where'))})")
+        + f"; {cmp.n} seeds ({_where_text(p.get('where'))})" + _enough(SUPPORTED, cmp.n, p)[1])
     return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n, ev)
 
 
@@ -535,7 +552,7 @@ def paired_difference_check(rs: ResultSet, p: dict) -> Outcome:
     (default seed): mean difference with a bootstrap interval and a Wilcoxon p-value
     (``paired_difference``), in units of ``column`` x ``scale``.  ``expect="lower"``:
     supported if the interval lies below ``null`` (default 0), contradicted if above; an
-    interval that spans it is inconclusive.  Fewer than ``min_n`` (3) pairs: inconclusive."""
+    interval that spans it is inconclusive."""
     col, on, scale = p["column"], list(p.get("pair_on", ["seed"])), float(p.get("scale", 1))
     df = select(rs, p.get("where"))
     a, b = _by_compare(df, p["compare"], p.get("where"))
@@ -543,14 +560,13 @@ def paired_difference_check(rs: ResultSet, p: dict) -> Outcome:
     d = paired_difference(_scaled(a, col, scale), _scaled(b, col, scale))
     expect, null = p.get("expect", "higher"), float(p.get("null", 0.0))
     verdict = verdict_from_interval(d.low, d.high, better=expect, null=null, labels=LABELS)
-    if d.n < int(p.get("min_n", 3)):
-        verdict = INCONCLUSIVE
+    verdict, note = _enough(verdict, d.n, p)
     c, unit = p["compare"], p.get("unit", "")
     return Outcome(verdict, d.mean_diff, d.low, d.high, d.n,
                    f"{col} {c['column']}={c['a']} - {c['column']}={c['b']}: "
                    f"{_ci(d.mean_diff, d.low, d.high, '{:+.2f}')} {unit}, Wilcoxon p="
                    f"{_fmt(d.p_value, '{:.2g}')}, a higher in {round(d.frac_a_better * d.n)}/"
-                   f"{d.n} pairs ({_where_text(p.get('where'))})".replace("  ", " "))
+                   f"{d.n} pairs ({_where_text(p.get('where'))}){note}".replace("  ", " "))
 
 
 def not_consistently_positive(rs: ResultSet, p: dict) -> Outcome:
@@ -580,13 +596,14 @@ def not_consistently_positive(rs: ResultSet, p: dict) -> Outcome:
             continue
         d = paired_difference(_scaled(a, col, scale), _scaled(b, col, scale), confidence=level,
                               method="t")
-        if d.n >= 2:
-            res.append((gname, d))
+        res.append((gname, d))
     if len(res) < int(p.get("min_groups", 2)):
         raise MissingData(f"needs several {by}s with paired runs (have {len(res)})")
-    pos = [g for g, d in res if d.low > 0]
-    flat = [g for g, d in res if d.high < neg]
+    need = int(p.get("min_n", MIN_N))  # a group with fewer seeds stays "unclear"
+    pos = [g for g, d in res if d.low > 0 and d.n >= need]
+    flat = [g for g, d in res if d.high < neg and d.n >= need]
     negs = [g for g, d in res if d.high < 0]
+    negs = [g for g in negs if g in flat]
     verdict = SUPPORTED if flat else CONTRADICTED if len(pos) == len(res) else INCONCLUSIVE
     worst_g, worst = min(res, key=lambda x: x[1].mean_diff)
     unit = p.get("unit", "")
@@ -595,7 +612,8 @@ def not_consistently_positive(rs: ResultSet, p: dict) -> Outcome:
           f"{len(pos)}, at most negligible (< {neg:g} {unit}) in {len(flat)} "
           f"(clearly negative in {len(negs)}), unclear in {len(res) - len(pos) - len(flat)}; "
           f"smallest: {worst_g} {_ci(worst.mean_diff, worst.low, worst.high, '{:+.2f}')} "
-          f"{unit}; {worst.n} seeds per {by}")
+          f"{unit}; {worst.n} seeds per {by}"
+          + (f" [{by}s with < {need} seeds count as unclear]" if worst.n < need else ""))
     return Outcome(verdict, worst.mean_diff, worst.low, worst.high, len(res), ev)
 
 
@@ -611,7 +629,7 @@ def _cols(*fixed: str, keys=("column",), compare=True, group=()):
     return columns
 
 
-COMMON = {"where", "pair_on"}
+COMMON = {"where", "pair_on", "min_n"}
 EVALUATORS: dict[str, Evaluator] = {
     "trend_with_depth": Evaluator(trend_with_depth, frozenset(COMMON | {
         "from_depth", "to_depth"}), _cols("depth", *STEPS_COLUMNS), trend_with_depth.__doc__),
@@ -619,18 +637,18 @@ EVALUATORS: dict[str, Evaluator] = {
         "from_depth", "to_depth", "margin"}), _cols("depth", *STEPS_COLUMNS),
         flat_with_depth.__doc__),
     "paired_ratio": Evaluator(paired_ratio, frozenset(COMMON | {
-        "column", "compare", "expect", "null", "aggregate", "min_n"}), _cols(),
+        "column", "compare", "expect", "null", "aggregate", "method"}), _cols(),
         paired_ratio.__doc__),
     "time_to_target_ratio": Evaluator(time_to_target_ratio, frozenset(COMMON | {
         "compare", "expect"}), _cols("step_ms", *STEPS_COLUMNS), time_to_target_ratio.__doc__),
     "sigmoid_gap": Evaluator(sigmoid_gap, frozenset({
-        "where", "depth", "much", "closes", "activations"}),
+        "where", "depth", "much", "closes", "activations", "min_n"}),
         _cols("activation", "bn", "depth", *STEPS_COLUMNS), sigmoid_gap.__doc__),
     "group_vs_reference": Evaluator(group_vs_reference, frozenset(COMMON | {
         "column", "group", "reference", "expect", "margin"}), _cols(*STEPS_COLUMNS),
         group_vs_reference.__doc__),
     "paired_difference": Evaluator(paired_difference_check, frozenset(COMMON | {
-        "column", "compare", "expect", "null", "scale", "unit", "min_n"}), _cols(),
+        "column", "compare", "expect", "null", "scale", "unit"}), _cols(),
         paired_difference_check.__doc__),
     "not_consistently_positive": Evaluator(not_consistently_positive, frozenset(COMMON | {
         "column", "compare", "group_by", "scale", "unit", "negligible", "confidence",

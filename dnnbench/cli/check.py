@@ -24,16 +24,16 @@ def check(
     profile: Annotated[str, typer.Option(help="Profile of the profiles file to run.")] = "smoke",
     baseline: Annotated[Path | None, typer.Option(
         help="Baseline runs CSV (its metadata sits beside it as NAME.meta.json) "
-        "[default: benchmarks/baselines/PROFILE.csv].", show_default=False)] = None,
+        "(default: benchmarks/baselines/PROFILE.csv).", show_default=False)] = None,
     profiles: Annotated[Path | None, typer.Option(
-        help="Profiles file [default: benchmarks/regression.toml].", show_default=False)] = None,
+        help="Profiles file (default: benchmarks/regression.toml).", show_default=False)] = None,
     update_baseline: Annotated[bool, typer.Option(
         "--update-baseline", help="Run the profile on the baseline's seed block and write a "
         "new baseline (CSV + metadata) instead of checking.")] = False,
     seed_offset: Annotated[int | None, typer.Option(
         help="First seed of the block to train. Check: a block of fresh seeds, default the "
         "one recorded in the baseline metadata; with --update-baseline: the baseline's block "
-        "[default: from the profile].", show_default=False)] = None,
+        "(default: from the profile).", show_default=False)] = None,
     json_path: Annotated[Path | None, typer.Option(
         "--json", help="Also write a machine-readable report to this file.",
         show_default=False)] = None,
@@ -46,13 +46,13 @@ def check(
         hidden=True, help="Compare this stored runs CSV instead of training (with its "
         ".meta.json if present).")] = None,
     max_steps_ratio: Annotated[float | None, typer.Option(
-        help="Fail when median steps rise by more than this factor [default: profile's, "
-        "1.15].", show_default=False)] = None,
+        help="Fail when median steps rise by more than this factor (default: profile's, "
+        "1.15).", show_default=False)] = None,
     max_accuracy_drop: Annotated[float | None, typer.Option(
         help="Fail when final accuracy falls by more than this (0.01 = 1 point) "
-        "[default: profile's].", show_default=False)] = None,
+        "(default: profile's).", show_default=False)] = None,
     alpha: Annotated[float | None, typer.Option(
-        help="One-sided significance level of the gate [default: profile's, 0.01].",
+        help="One-sided significance level of the gate (default: profile's, 0.01).",
         show_default=False)] = None,
     data_dir: Annotated[Path | None, typer.Option(
         help="Folder holding mnist/ and fashion-mnist/ (profiles on those data sets).",
@@ -137,8 +137,14 @@ def check(
                         f"block of check runs (seeds {prof.seed_offset}.."
                         f"{prof.seed_offset + prof.seeds - 1})")
         runs = train(seeds)
+        # the advisory wall-time comparison needs the step time at the check's seed count
+        err_console().print(f"Timing the arms with {prof.seeds} vmapped seeds (the check size)",
+                            highlight=False)
+        timed = train(seeds[: prof.seeds])
+        wall = {"seeds": prof.seeds, "step_ms": {
+            a: float(g["step_ms"].iloc[0]) for a, g in timed.groupby("arm", sort=False)}}
         meta = baseline_meta(prof, data, seeds, prof.seed_offset,
-                             {"command": command_line()})
+                             {"command": command_line("check"), "wall": wall})
         paths = write_baseline(baseline, runs, meta)
         err_console().print("Wrote " + ", ".join(map(str, paths)), highlight=False)
         out_console().print(_baseline_table(runs, prof))
@@ -153,6 +159,8 @@ def check(
         usage_error(f"incompatible baseline: {e}")
 
     if current is not None:
+        import pandas as pd
+
         from dnnbench.check import meta_path
 
         try:
@@ -162,7 +170,8 @@ def check(
                 check_compatible(cur_meta, prof, what="current run")
         except (FileNotFoundError, IncompatibleBaseline, ValueError) as e:
             usage_error(f"--current: {e}")
-        seeds_used = sorted(set(cur_runs["seed"].astype(int)))
+        seeds_used = (sorted(set(pd.to_numeric(cur_runs["seed"], errors="coerce").dropna()
+                                 .astype(int))) if "seed" in cur_runs.columns else [])
     else:
         data = load_data()
         try:
@@ -178,7 +187,7 @@ def check(
                         "a check needs fresh seeds")
         cur_runs = train(seeds_used)
         if save_current is not None:
-            meta = baseline_meta(prof, data, seeds_used, offset, {"command": command_line(),
+            meta = baseline_meta(prof, data, seeds_used, offset, {"command": command_line("check"),
                                                                    "role": "current"})
             write_baseline(save_current, cur_runs, meta)
 
@@ -188,7 +197,7 @@ def check(
                            else max_accuracy_drop),
         alpha=prof.alpha if alpha is None else alpha)
     try:
-        report = compare_runs(base_runs, cur_runs, th)
+        report = compare_runs(base_runs, cur_runs, th, baseline_wall=base_meta.get("wall"))
     except IncompatibleRuns as e:
         usage_error(f"incompatible baseline: {e}")
     except (ValueError, KeyError) as e:
@@ -196,8 +205,9 @@ def check(
 
     context = {"profile": prof.name, "dataset": prof.dataset, "baseline": str(baseline),
                "baseline_seeds": base_meta.get("seeds"),
-               "current_seeds": {"offset": seeds_used[0], "count": len(seeds_used)},
-               "command": command_line()}
+               "current_seeds": {"offset": seeds_used[0] if seeds_used else None,
+                                 "count": len(seeds_used)},
+               "command": command_line("check")}
     out_console().print(check_table(report, prof.name, prof.dataset))
     if json_path is not None:
         from dnnbench.report.io import write_json
@@ -255,7 +265,9 @@ def check_table(report, profile: str, dataset: str):
     wall_txt = ""
     if wall:
         worst = max(wall, key=lambda w: w.ratio)
-        wall_txt = (f" Wall time (advisory, not gated): step time per seed current/baseline "
+        basis = ("same seed count" if all(w.n_baseline == w.n_current for w in wall)
+                 else "per seed")
+        wall_txt = (f" Wall time (advisory, not gated): step time current/baseline ({basis}) "
                     f"from ×{min(w.ratio for w in wall):.2f} to ×{worst.ratio:.2f} "
                     f"({worst.arm}).")
     status = "PASS" if report.passed else "FAIL"
@@ -276,16 +288,17 @@ def check_table(report, profile: str, dataset: str):
 def _baseline_table(runs, prof):
     from rich.markup import escape
 
-    from dnnbench.check.compare import Thresholds, compare_steps
+    from dnnbench.check.compare import steps_triplet
     from dnnbench.report.console import table
+    from dnnbench.stats import km_median
 
     rows = []
     for arm, g in runs.groupby("arm", sort=False):
-        m = compare_steps(arm, g, g, Thresholds(), n_resamples=0)
+        km = km_median(*steps_triplet(g))
         acc = g["final_test_accuracy"].astype(float)
-        rows.append([escape(str(arm)),
-                     f"{_fmt(m.baseline)} [{_fmt(m.baseline_low)}, {_fmt(m.baseline_high, missing='∞')}]",
-                     f"{m.reached_baseline}/{m.n_baseline}", f"{100 * acc.mean():.1f}%",
+        rows.append([escape(str(arm)), escape(f"{_fmt(km.median)} [{_fmt(km.low)}, "
+                                              f"{_fmt(km.high, missing='∞')}]"),
+                     f"{km.n_reached}/{km.n}", f"{100 * acc.mean():.1f}%",
                      _fmt(float(g["step_ms"].iloc[0]), "{:.2f}")])
     n = int(runs.groupby("arm").size().max())
     return table(f"New baseline for profile {prof.name} on {prof.dataset} ({n} seeds per arm)",

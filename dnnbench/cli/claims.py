@@ -24,10 +24,10 @@ def claims(
     only_file: Annotated[bool, typer.Option(
         "--only-file", help="Check only the claims of --claims, not the packaged ones.")] = False,
     dataset: Annotated[str | None, typer.Option(
-        help="Only results on this data set [default: every data set found].",
+        help="Only results on this data set (default: every data set found).",
         show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
-        help="Folder for claims.csv [default: RESULTS_DIR].", show_default=False)] = None,
+        help="Folder for claims.csv (default: RESULTS_DIR).", show_default=False)] = None,
     list_evaluators: Annotated[bool, typer.Option(
         "--list-evaluators", help="Describe the evaluators a claim can use and exit.")] = False,
 ) -> None:

@@ -136,25 +136,41 @@ def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict
     enable_compile_cache()
     store = UnitStore(out, experiment, data.name, data.fingerprint, on_damaged=warn)
 
-    def on_term(signum, frame):
+    requested: list[int] = []  # signals received (the flag survives a swallowed exception)
+
+    def on_signal(signum, frame):
+        requested.append(signum)
         raise KeyboardInterrupt
 
     import threading
 
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, on_term) if main_thread else None
+    caught = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, on_signal) for s in caught} if main_thread else {}
+
+    def restore():
+        for s, handler in previous.items():  # None: installed outside Python -> the default
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+
     started = now()
     stage = "units"
     try:
-        runs, curves = run_units(units, store, fresh=fresh, progress=RichProgress(title=experiment))
+        runs, curves = run_units(units, store, fresh=fresh, progress=RichProgress(title=experiment),
+                                 stop_requested=lambda: bool(requested))
         stage = "results"
         if finalize is not None:
             runs, curves, extra_meta = finalize(runs, curves)
             meta = {**meta, **extra_meta}
         full_meta = {"command": command_line(experiment), "started": started,
                      "finished": now(), **meta}
+        if requested:
+            raise KeyboardInterrupt
         paths = write_results(out, experiment, data, runs, curves, full_meta)
-    except KeyboardInterrupt:
+    except BaseException as e:
+        # A signal can also surface as another exception (raised inside a library callback).
+        if not (isinstance(e, KeyboardInterrupt) or requested):
+            raise
+        restore()  # a second signal is handled as usual while the summary is printed
         saved = count_saved(units, store)
         where = ("" if stage == "units" else
                  " (all units done, but the result files were not all written)")
@@ -163,7 +179,6 @@ def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict
                    f"to resume, run the same command again without --fresh: {resume}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        restore()
     err_console().print("Wrote " + ", ".join(str(p) for p in paths.values()), highlight=False)
     return runs, curves, paths

@@ -344,12 +344,17 @@ class Progress:
 
 
 def run_units(units: Sequence[Unit], store: UnitStore, *, fresh: bool = False,
-              progress: Progress | None = None) -> Frames:
+              progress: Progress | None = None,
+              stop_requested: Callable[[], bool] | None = None) -> Frames:
     """Compute (or load) every unit in order and concatenate their frames in that order.
 
     Each unit is saved as soon as it finishes; ``fresh`` deletes the saved copies of these
-    units first, so everything is recomputed."""
+    units first, so everything is recomputed. ``stop_requested()`` is checked before each unit
+    and at the end (KeyboardInterrupt when true): a signal handler that raises
+    KeyboardInterrupt can see it swallowed (Python prints and ignores an exception raised
+    while a finalizer runs), and its flag then still stops the run at the next unit boundary."""
     progress = progress or Progress()
+    stop_requested = stop_requested or (lambda: False)
     remove_stale_temps(store.dir)
     if fresh:
         store.discard(units)
@@ -358,12 +363,16 @@ def run_units(units: Sequence[Unit], store: UnitStore, *, fresh: bool = False,
     frames: list[Frames] = []
     try:
         for unit, cached in zip(units, loaded, strict=True):
+            if stop_requested():
+                raise KeyboardInterrupt
             if cached is None:
                 progress.unit_started(unit.label)
                 cached = unit.compute()
                 store.save(unit, cached)
                 progress.unit_finished(unit.label, cached=False)
             frames.append(cached)
+        if stop_requested():
+            raise KeyboardInterrupt
     finally:
         progress.stop()
     runs = pd.concat([f[0] for f in frames], ignore_index=True)

@@ -79,14 +79,15 @@ def train_arm(spec: RunSpec, data, seeds, *, lrs=None, init_params=None, timing:
     lrs = jnp.full((len(seeds),), spec.learning_rate, jnp.float32) if lrs is None else (
         jnp.asarray(lrs, jnp.float32))
     run = jax.jit(jax.vmap(prog.run, in_axes=(0, 0, None, None if init_params is None else 0,
-                                              None)))
+                                              None, 0)))
+    perms = _block(jax.jit(jax.vmap(prog.shuffles))(keys))
 
     def call(ctrl):
-        return compiled(keys, lrs, dev, init_params, ctrl)
+        return compiled(keys, lrs, dev, init_params, ctrl, perms)
 
     full = full_control(spec)
     t0 = time.perf_counter()
-    compiled = run.lower(keys, lrs, dev, init_params, full).compile()
+    compiled = run.lower(keys, lrs, dev, init_params, full, perms).compile()
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     trace = _block(call(full))

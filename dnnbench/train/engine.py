@@ -97,10 +97,11 @@ def full_control(spec: RunSpec, *, max_evals: int | None = None, evaluate: bool 
 class Program(NamedTuple):
     """The pure functions of one arm (all unbatched; vmap them over seeds)."""
 
-    init: Callable  # (key, lr, data[, init_params]) -> TrainState
+    shuffles: Callable  # (key) -> (epochs, n_train) int32 data order
+    init: Callable  # (key, lr, data, init_params=None, perms=None) -> TrainState
     train_chunk: Callable  # (state, t0, lr, data, n_steps) -> (state, mean_loss)
     evaluate: Callable  # (params, batch_stats, x, y) -> (loss, acc)
-    run: Callable  # (key, lr, data, init_params=None, ctrl=None) -> Trace
+    run: Callable  # (key, lr, data, init_params=None, ctrl=None, perms=None) -> Trace
 
 
 def default_tx(spec: RunSpec, lr) -> optax.GradientTransformation:
@@ -125,7 +126,16 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     n_epochs = math.ceil(spec.max_steps / steps_per_epoch)
     n_evals = spec.n_evals
 
-    def init(key, lr, data, init_params=None) -> TrainState:
+    def shuffles(key) -> jax.Array:
+        """The data order of every epoch of the budget, (epochs, n_train) int32, on device:
+        argsort of random bits from the run's data key (a tie, probability ~n^2/2^33 per
+        epoch, keeps index order: still a permutation). Computed once per arm, outside the
+        training program, so that timing calls and early-stopped runs do not redo it."""
+        _, data_key, _ = split_key(key)
+        return jnp.argsort(jax.random.bits(data_key, (n_epochs, n_train)), axis=-1).astype(
+            jnp.int32)
+
+    def init(key, lr, data, init_params=None, perms=None) -> TrainState:
         init_key, data_key, dropout_key = split_key(key)
         variables = init_variables(model, init_key, data["x_train"][:1])
         params = variables["params"]
@@ -133,10 +143,8 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             params = merge_params(params, init_params)
         batch_stats = variables.get("batch_stats", {})
         opt_state = make_tx(spec, lr).init(params)
-        # every epoch's order from one random draw: argsort of random bits (a tie, which has
-        # probability ~n^2/2^33 per epoch, keeps index order: still a permutation)
-        perms = jnp.argsort(jax.random.bits(data_key, (n_epochs, n_train)), axis=-1)
-        return TrainState(params, batch_stats, opt_state, perms.astype(jnp.int32), dropout_key)
+        perms = shuffles(key) if perms is None else perms
+        return TrainState(params, batch_stats, opt_state, perms, dropout_key)
 
     def train_step(state: TrainState, t, lr, data):
         idx = jax.lax.dynamic_slice_in_dim(state.perms[t // steps_per_epoch],
@@ -170,11 +178,11 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         logits = model.apply({"params": params, "batch_stats": batch_stats}, x, train=False)
         return loss_and_accuracy(logits, y, spec.loss)
 
-    def run(key, lr, data, init_params=None, ctrl=None) -> Trace:
+    def run(key, lr, data, init_params=None, ctrl=None, perms=None) -> Trace:
         """Train one seed. ``ctrl`` (unbatched, runtime values, see ``Control``) lets timing
         reuse this very executable: fewer evaluations, evaluation skipped, no early stop."""
         ctrl = full_control(spec) if ctrl is None else ctrl
-        state = init(key, lr, data, init_params)
+        state = init(key, lr, data, init_params, perms)
         nan = jnp.full((n_evals,), jnp.nan, jnp.float32)
         curves0 = (nan, nan, nan)
 
@@ -205,7 +213,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         return Trace(steps, tl, el, ea, n_done, diverged, t_loss, t_acc,
                      state.params if return_params else None)
 
-    return Program(init, train_chunk, evaluate, run)
+    return Program(shuffles, init, train_chunk, evaluate, run)
 
 
 def first_reach(steps: np.ndarray, acc: np.ndarray, n_done: int, target: float) -> int | None:

@@ -165,7 +165,7 @@ def test_km_median_matches_r_survfit_log_interval():
 
 def test_km_median_log_log_interval_hand_computed():
     # Nonmaintained arm: S(30) = 0.292 -> upper band 0.561; S(33) = 0.194 -> 0.461.
-    nm = km_median(*_km_args(*AML_NONMAINTAINED))
+    nm = km_median(*_km_args(*AML_NONMAINTAINED), conf_type="log-log")
     assert (nm.median, nm.low, nm.high) == (23, 5, 33)
 
 
@@ -177,9 +177,21 @@ def test_km_median_not_reached():
     assert math.isnan(none.median) and none.n_reached == 0
 
 
-def test_km_median_all_equal_is_bounded_below_only():
-    r = km_median([100.0] * 5, [True] * 5, 500)
+def test_km_median_all_equal_greenwood_is_bounded_below_only():
+    r = km_median([100.0] * 5, [True] * 5, 500, conf_type="log-log")
     assert (r.median, r.low) == (100.0, 100.0) and math.isnan(r.high)
+
+
+def test_km_median_bootstrap_interval():
+    r = km_median([100.0] * 5, [True] * 5, 500)  # default: bootstrap over runs
+    assert (r.median, r.low, r.high) == (100.0, 100.0, 100.0)
+    r = km_median([10, 20, 30, 40, 50, 60, 70, 80, 90], [True] * 9, 500)
+    assert r.median == 50 and 20 <= r.low < 50 < r.high <= 80
+    # most runs censored: the upper limit is beyond the budget (NaN), never the budget itself
+    r = km_median([10, 20, 30, math.nan, math.nan], [True, True, True, False, False], 500)
+    assert r.median == 30 and math.isnan(r.high)
+    # reproducible (fixed seed)
+    assert km_median([10, 20, 35, 40], [True] * 4, 100) == km_median([10, 20, 35, 40], [True] * 4, 100)
 
 
 # ---- paired_censored_comparison ------------------------------------------------------

@@ -47,7 +47,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from dnnbench.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, km_median, mean_ci
+from dnnbench.stats import (DEFAULT_RESAMPLES, DEFAULT_SEED, km_median, mean_ci,
+                            resampled_km_medians)
 
 REQUIRED_COLUMNS = ("arm", "seed", "reached", "steps_to_target", "max_steps", "diverged",
                     "final_test_accuracy", "step_ms")
@@ -181,27 +182,6 @@ def _mwu(x: np.ndarray, y: np.ndarray, alternative: str) -> float:
         warnings.simplefilter("ignore")
         p = sps.mannwhitneyu(x, y, alternative=alternative, method="asymptotic").pvalue
     return 1.0 if not np.isfinite(p) else float(p)
-
-
-def _fast_km_medians(obs: np.ndarray, event: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
-    """KM medians of many resamples at once when every censoring step lies at or beyond every
-    reach step (the budget case): then the KM curve is the plain empirical one and its median
-    is the ceil(n/2)-th smallest step, or "not reached" (NaN) if that one is censored.
-    Returns None when that condition does not hold (the caller then uses ``km_median``)."""
-    if event.any() and (~event).any() and obs[~event].min() < obs[event].max():
-        return None
-    n = idx.shape[1]
-    vals = np.sort(np.where(event, obs, np.inf)[idx], axis=1)[:, math.ceil(n / 2) - 1]
-    return np.where(np.isinf(vals), np.nan, vals)
-
-
-def resampled_km_medians(times, reached, censor, idx: np.ndarray) -> np.ndarray:
-    """KM median steps of each resample ``idx[k]`` (rows of indices); NaN = not reached."""
-    obs = np.where(reached, times, censor)
-    fast = _fast_km_medians(obs, reached, idx)
-    if fast is not None:
-        return fast
-    return np.array([km_median(obs[i], reached[i], censor[i]).median for i in idx])
 
 
 def _ratio(a: float, b: float) -> float:

@@ -38,11 +38,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dnnbench.check.compare import resampled_km_medians
 from dnnbench.stats import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
     km_median,
+    resampled_km_medians,
     paired_censored_comparison,
     paired_difference,
     paired_log_ratio,

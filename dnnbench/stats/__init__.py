@@ -18,6 +18,7 @@ from .censored import (
     kaplan_meier,
     km_median,
     paired_censored_comparison,
+    resampled_km_medians,
 )
 from .intervals import (
     DEFAULT_RESAMPLES,
@@ -45,6 +46,7 @@ __all__ = [
     "paired_censored_comparison",
     "paired_difference",
     "paired_log_ratio",
+    "resampled_km_medians",
     "star_ratings",
     "verdict_from_interval",
 ]

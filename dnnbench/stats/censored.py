@@ -28,7 +28,7 @@ from scipy import stats
 from .intervals import DEFAULT_RESAMPLES, DEFAULT_SEED
 from .verdicts import verdict_from_interval
 
-CONF_TYPES = ("log-log", "log", "plain")
+CONF_TYPES = ("bootstrap", "log-log", "log", "plain")
 STEP_LABELS = ("fewer steps", "more steps", "no clear difference")
 
 
@@ -140,12 +140,52 @@ def _median(obs: np.ndarray, event: np.ndarray) -> float:
     return _first_at_or_below(t, s)
 
 
-def km_median(
-    times, reached, censor_at, confidence: float = 0.95, conf_type: str = "log-log"
-) -> CensoredSummary:
-    """Kaplan-Meier median steps-to-target with a Brookmeyer-Crowley style interval.
+def _fast_km_medians(obs: np.ndarray, event: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
+    """KM medians of many resamples at once when every censoring step lies at or beyond every
+    reach step (the budget case): then the KM curve is the plain empirical one and its median
+    is the ceil(n/2)-th smallest step, or "not reached" (NaN) if that one is censored.
+    Returns None when that condition does not hold (the caller then loops)."""
+    if event.any() and (~event).any() and obs[~event].min() < obs[event].max():
+        return None
+    n = idx.shape[1]
+    vals = np.sort(np.where(event, obs, np.inf)[idx], axis=1)[:, math.ceil(n / 2) - 1]
+    return np.where(np.isinf(vals), np.nan, vals)
 
-    The pointwise band for S uses Greenwood's variance ``v = sum d / (r (r - d))`` with the
+
+def resampled_km_medians(times, reached, censor, idx: np.ndarray) -> np.ndarray:
+    """KM median steps of each resample ``idx[k]`` (rows of run indices); NaN = not reached."""
+    obs, event = _observed(times, reached, censor)
+    fast = _fast_km_medians(obs, event, idx)
+    if fast is not None:
+        return fast
+    return np.array([_median(obs[i], event[i]) for i in idx])
+
+
+def _bootstrap_median_ci(obs, event, confidence, n_resamples, seed) -> tuple[float, float]:
+    """Percentile interval of the KM median over resampled runs; a resample whose median is
+    not reached counts as +inf (so an upper limit in that tail is unbounded: NaN)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, obs.size, size=(n_resamples, obs.size))
+    med = resampled_km_medians(obs, event, obs, idx)
+    med = np.where(np.isnan(med), np.inf, med)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(med, [alpha, 1 - alpha], method="inverted_cdf")
+    return (float(low) if np.isfinite(low) else math.nan,
+            float(high) if np.isfinite(high) else math.nan)
+
+
+def km_median(
+    times, reached, censor_at, confidence: float = 0.95, conf_type: str = "bootstrap",
+    n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+) -> CensoredSummary:
+    """Kaplan-Meier median steps-to-target with a confidence interval.
+
+    ``conf_type="bootstrap"`` (default): percentile interval of the KM median over runs
+    resampled with replacement (fixed ``seed``); resamples whose median is not reached count
+    as beyond the budget, so the upper limit is NaN ("> budget") when more than the tail
+    fraction of them do. Unlike the Greenwood band it stays bounded when every run reached.
+
+    The other types are Brookmeyer-Crowley style intervals: the pointwise band for S uses Greenwood's variance ``v = sum d / (r (r - d))`` with the
     transform ``conf_type``: "log-log" (default) ``S ** exp(+/- z sqrt(v) / log S)``;
     "log" ``S * exp(-/+ z sqrt(v))``; "plain" ``S -/+ z S sqrt(v)``.  Bounds are clipped to
     [0, 1].  Where S = 0 the band is [0, 1] (R reports NA there), so a curve that falls
@@ -159,6 +199,9 @@ def km_median(
     if n_reached == 0:
         return CensoredSummary(math.nan, math.nan, math.nan, n, 0)
     t, s, r, d = _km(obs, event)
+    if conf_type == "bootstrap":
+        low, high = _bootstrap_median_ci(obs, event, confidence, n_resamples, seed)
+        return CensoredSummary(_first_at_or_below(t, s), low, high, n, n_reached)
     z = stats.norm.ppf(0.5 + confidence / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         se = np.sqrt(np.cumsum(d / (r * (r - d))))  # sd of log S (inf once S hits 0)

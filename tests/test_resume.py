@@ -254,7 +254,7 @@ def seed_units(reference: Path, out: Path, keep: int) -> None:
 def test_signal_exits_130_says_what_was_saved_then_resumes(reference, tmp_path, sig):
     """The real signal path (handler -> KeyboardInterrupt -> exit 130), in-process to save a
     JAX start-up: a thread sends the signal to this process once one more unit is saved."""
-    out, keep = tmp_path / "out", 3
+    out, keep = tmp_path / "out", 4
     seed_units(reference, out, keep)
     late: list[int] = []
     previous = signal.signal(sig, lambda signum, frame: late.append(signum))  # safety net

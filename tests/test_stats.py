@@ -287,3 +287,16 @@ def test_star_ratings():
     stars = star_ratings(steps, [90, 380, 105, 900], [110, 420, math.nan, math.nan], False)
     assert stars == [3, 1, 3, 1]
     assert star_ratings([1.0, 1.0], [0.5, 0.5], [1.5, 1.5], True) == [3, 3]
+
+
+def test_censored_comparison_never_reaching_reference_decides_by_logrank():
+    # a reaches at step 1718 in all 5 seeds; b never reaches within 17180 steps
+    a = _arm([1718.0] * 5, budget=17180.0)
+    b = _arm([math.inf] * 5, budget=17180.0)
+    r = paired_censored_comparison(*a, *b)
+    assert math.isnan(r.ratio)  # b's median is not reached: no ratio
+    assert r.p_value == pytest.approx(2 * 0.5**5)  # the sign test alone could not decide
+    assert r.verdict == "fewer steps"
+    one_seed_less = paired_censored_comparison(*_arm([1718.0] * 2, 17180.0),
+                                               *_arm([math.inf] * 2, 17180.0))
+    assert one_seed_less.verdict == "no clear difference"  # log-rank p ~ 0.08 with 2 vs 2

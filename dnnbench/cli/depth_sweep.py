@@ -40,8 +40,8 @@ def depth_sweep(
     eval_every: Annotated[int, typer.Option(help="Evaluate on the test split every N steps.")] = 10,
     max_steps: Annotated[int, typer.Option(help="Step budget per run.")] = 3000,
     seeds: Annotated[int, typer.Option(help="Seeds per arm (vmapped, paired across arms).")] = 5,
-    dataset: Annotated[str | None, typer.Option(help="Data set [default: mnist, falling back "
-                                                "to digits offline].")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Data set (default: mnist, falling back "
+                                                "to digits offline).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder holding mnist/ and "
                                                   "fashion-mnist/.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the result files.")] = Path("results"),

@@ -15,7 +15,7 @@ def report(
         help="Folder holding <experiment>-<dataset>-runs.csv, -curves.csv and -meta.json files "
              "(and claims.csv, if any).", show_default=True)] = Path("results"),
     out: Annotated[Path | None, typer.Option(
-        help="Folder for report.html, report.md and figures/ [default: RESULTS_DIR/report].")
+        help="Folder for report.html, report.md and figures/ (default: RESULTS_DIR/report).")
     ] = None,
 ) -> None:
     """Write report.html (figures embedded, summary tables, claims, metadata) and report.md.

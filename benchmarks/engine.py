@@ -1,6 +1,7 @@
 """Engine performance profile (run by hand, results go into the closing note / README).
 
     DNNBENCH_DATA_DIR=../shared/data uv run python benchmarks/engine.py [--skip-e2e]
+        [--torch-python /tmp/torchenv/bin/python]
 
 Prints, measured in one run on this machine:
   * fp32 matmul throughput (GFLOP/s), the machine's practical limit;
@@ -10,7 +11,8 @@ Prints, measured in one run on this machine:
   * evaluation throughput vs training throughput (examples/s);
   * compile time per arm, cold (empty persistent cache) and warm;
   * end to end `dnnbench depth-sweep --depths 1,3,5,7 --seeds 3` wall time, cold and warm,
-    and its peak RSS.
+    and its peak RSS; with --torch-python, the same 24 runs as a plain PyTorch eager loop
+    (benchmarks/pytorch_baseline.py, run by that interpreter: torch is no dependency).
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import matmul_gflops, peak_rss_mib, train_flops  # noqa: E402
+from common import matmul_gflops, peak_rss_mib, train_flops
 
-from dnnbench.data import load_dataset  # noqa: E402
-from dnnbench.spec import TAPERED_WIDTHS, RunSpec  # noqa: E402
-from dnnbench.train.arm import train_arm  # noqa: E402
+from dnnbench.data import DataError, load_dataset
+from dnnbench.spec import TAPERED_WIDTHS, RunSpec
+from dnnbench.train.arm import train_arm
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def data():
     try:
         return load_dataset("mnist", download=False)
-    except Exception:
+    except DataError:
         print("(MNIST not found: using synthetic data with 784 features)")
         return load_dataset("synthetic", n_train=55000, n_val=5000, n_test=10000, n_features=784)
 
@@ -46,7 +48,7 @@ def step_gflops(spec: RunSpec, ds, seeds: int) -> tuple[float, float, float]:
     """(GFLOP/s of training, ms per step of all seeds, eval ms) for ``seeds`` vmapped seeds."""
     spec = spec.replace(max_steps=max(spec.eval_every * 20, 200), target=0.0,
                         stop_at_target=False)
-    res = train_arm(spec, ds, list(range(seeds)), timing=True, timing_steps=100)
+    res = train_arm(spec, ds, list(range(seeds)), timing=True, timing_steps=400)
     flops = train_flops(ds.n_features, spec.widths, ds.n_classes, spec.batch_size) * seeds
     return flops / (res.timing.step_ms / 1e3) / 1e9, res.timing.step_ms, res.timing.eval_ms
 
@@ -97,6 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--skip-e2e", action="store_true", help="skip the end-to-end sweep")
     ap.add_argument("--skip-compile", action="store_true", help="skip cold/warm compile")
+    ap.add_argument("--torch-python", help="a Python with torch: also time the PyTorch loop")
     args = ap.parse_args()
     from dnnbench.train.arm import enable_compile_cache
 
@@ -120,13 +123,17 @@ def main() -> None:
     small = RunSpec(widths=(100, 100, 100), batch_size=32, eval_every=100, optimizer="sgd",
                     learning_rate=1e-3)
     base = None
+    from dnnbench.train.devices import seed_shards
+
     for s in (1, 4, 16):
         g, ms, _ = step_gflops(small, ds, s)
+        shards = seed_shards(s, train_flops(ds.n_features, small.widths, ds.n_classes, 32))
         per_seed = ms / s
         base = base or per_seed
         extra = f" = {g / peak:.0%} of matmul (target >= 40%)" if s == 1 else ""
-        print(f"3x100, batch 32, {s:2d} seeds: {ms:.3f} ms/step, {per_seed:.3f} ms per seed-step "
-              f"({per_seed / base:.2f}x of 1 seed; target at 16: <= 0.8x), {g:.1f} GFLOP/s{extra}")
+        print(f"3x100, batch 32, {s:2d} seeds on {shards} device(s): {ms:.3f} ms/step, "
+              f"{per_seed:.3f} ms per seed-step ({per_seed / base:.2f}x of 1 seed; target at 16: "
+              f"<= 0.8x), {g:.1f} GFLOP/s{extra}")
 
     if not args.skip_compile:
         for norm, (cold, warm) in compile_times().items():
@@ -136,6 +143,12 @@ def main() -> None:
         for label, wall, rss in end_to_end():
             print(f"depth-sweep --depths 1,3,5,7 --seeds 3 ({label} compile cache): "
                   f"{wall:.1f} s wall, peak RSS {rss:.0f} MiB")
+    if args.torch_python:
+        t0 = time.perf_counter()
+        p = subprocess.run([args.torch_python, str(ROOT / "benchmarks" / "pytorch_baseline.py")],
+                           capture_output=True, text=True, check=True, cwd=ROOT)
+        print(f"PyTorch eager loop, the same 24 runs: {time.perf_counter() - t0:.1f} s wall "
+              f"(process); it reports: {p.stdout.strip().splitlines()[-1]}")
 
 
 if __name__ == "__main__":

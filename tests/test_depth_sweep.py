@@ -21,7 +21,7 @@ SMALL = ["--dataset", "synthetic", "--width", "16", "--max-steps", "40", "--eval
 def quick_run(tmp_path_factory):
     """`depth-sweep --quick` as a user without MNIST and without network runs it: the default
     data set (mnist) cannot be had, so it falls back to digits with a warning."""
-    import dnnbench.data.mnist as mnist
+    from dnnbench.data import mnist
 
     out = tmp_path_factory.mktemp("quick")
 
@@ -165,7 +165,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, needle):
 def test_explicit_unavailable_dataset_exits_2(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("DNNBENCH_DATA_DIR", raising=False)
-    import dnnbench.data.mnist as mnist
+    from dnnbench.data import mnist
 
     def offline(*a, **k):
         raise OSError("offline")

@@ -19,8 +19,8 @@ def data():
 
 
 def small_spec(**kw) -> RunSpec:
-    base = dict(widths=(32, 32), batch_size=64, max_steps=60, eval_every=10, learning_rate=0.01,
-                target=0.0, stop_at_target=False)
+    base = {"widths": (32, 32), "batch_size": 64, "max_steps": 60, "eval_every": 10,
+            "learning_rate": 0.01, "target": 0.0, "stop_at_target": False}
     return RunSpec(**{**base, **kw})
 
 
@@ -117,3 +117,102 @@ def test_timing_is_reported_separately(data):
     t = res.timing
     assert t.compile_s > 0 and t.run_s > 0 and t.step_ms > 0
     assert np.isfinite(t.eval_ms) and t.eval_ms >= 0  # tiny evals can time as ~0
+
+
+def test_final_test_evaluation_is_the_last_one_when_evaluating_on_test(data):
+    """With eval_split="test" the last evaluation already saw the final parameters, so the
+    engine reuses it; it must equal a fresh evaluation of those parameters."""
+    spec = small_spec(eval_split="test", max_steps=400, target=0.6, stop_at_target=True)
+    res = train_arm(spec, data, seeds=[0, 1], timing=False, return_params=True)
+    tr = res.trace
+    prog = make_program(spec, data.n_classes, len(data.y_train))
+    x, y = jnp.asarray(data.x_test), jnp.asarray(data.y_test)
+    for i in range(2):
+        n = int(tr.n_done[i])
+        assert n < spec.n_evals  # stopped early, so the final state is the stop state
+        assert tr.test_acc[i] == tr.eval_acc[i, n - 1]
+        params = jax.tree_util.tree_map(lambda a, i=i: a[i], tr.params)
+        loss, acc = prog.evaluate(params, {}, x, y)
+        np.testing.assert_allclose(float(acc), tr.test_acc[i], rtol=1e-6)
+        np.testing.assert_allclose(float(loss), tr.test_loss[i], rtol=1e-5)
+
+
+@pytest.mark.parametrize("n", [7, 2000, 4999])
+def test_blocked_evaluation_equals_one_pass(n):
+    """evaluate() walks the examples in blocks (and a remainder); the means are the same."""
+    from dnnbench.models import build_model
+
+    d = load_dataset("synthetic", n_train=256, n_val=16, n_test=n, n_features=8)
+    spec = small_spec(widths=(8,), batch_size=32)
+    prog = make_program(spec, d.n_classes, len(d.y_train))
+    state = prog.init(jax.random.PRNGKey(1), 0.01, to_device(d, spec))
+    x, y = jnp.asarray(d.x_test), jnp.asarray(d.y_test)
+    loss, acc = prog.evaluate(state.params, state.batch_stats, x, y)
+    logits = build_model(spec, d.n_classes).apply({"params": state.params}, x, train=False)
+    ref_loss = float(jnp.mean(
+        jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[:, None], -1)[:, 0]))
+    ref_acc = float(jnp.mean(jnp.argmax(logits, -1) == y))
+    np.testing.assert_allclose(float(loss), ref_loss, rtol=1e-5)
+    assert float(acc) == pytest.approx(ref_acc, abs=1e-6)
+
+
+def test_initial_draws_made_ahead_equal_draws_made_inside(data):
+    """seed_inputs draws the initial kernels (rounded-up counts) in a shared program; the
+    parameters must be bit for bit those that init draws by itself."""
+    spec = small_spec(widths=(24, 12), norm="batch")
+    prog = make_program(spec, data.n_classes, len(data.y_train))
+    dev = to_device(data, spec)
+    keys = seed_keys([3, 4])
+    pre = prog.seed_inputs(keys, dev)
+    for i in range(2):
+        inside = prog.init(keys[i], 0.01, dev)
+        ahead = prog.init(keys[i], 0.01, dev,
+                          pre=jax.tree_util.tree_map(lambda a, i=i: a[i], pre))
+        for a, b in zip(jax.tree_util.tree_leaves(inside), jax.tree_util.tree_leaves(ahead),
+                        strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_one_seed_run_equals_its_row_of_a_batch(data):
+    """run(key) is run_seeds on a batch of one: the same numbers as row i of a batch."""
+    spec = small_spec(max_steps=40)
+    prog = make_program(spec, data.n_classes, len(data.y_train))
+    dev = to_device(data, spec)
+    keys = seed_keys([0, 1])
+    batch = jax.jit(prog.run_seeds)(keys, jnp.full((2,), 0.01), dev)
+    one = jax.jit(prog.run)(keys[1], jnp.float32(0.01), dev)
+    np.testing.assert_allclose(np.asarray(one.train_loss), np.asarray(batch.train_loss[1]),
+                               rtol=1e-5)
+    assert int(one.n_done) == int(batch.n_done[1]) == spec.n_evals
+
+
+def test_seeds_split_over_devices_only_where_it_pays(monkeypatch):
+    from dnnbench.train import devices
+
+    cpus = [type("D", (), {"platform": "cpu"})()] * 2
+    monkeypatch.setattr(devices.jax, "devices", lambda: cpus)
+    assert devices.seed_shards(16, 2e7) == 2  # small steps: both devices
+    assert devices.seed_shards(5, 2e7) == 2  # 3 + 3 (one padded) beats 5 on one device
+    assert devices.seed_shards(1, 2e7) == 1
+    assert devices.seed_shards(16, 2.4e9) == 1  # a big step already fills both cores
+    monkeypatch.setattr(devices.jax, "devices", lambda: cpus[:1])
+    assert devices.seed_shards(16, 2e7) == 1
+
+
+def test_a_split_arm_gives_the_numbers_of_an_unsplit_one(data, monkeypatch):
+    """The seed axis split over two CPU devices (padded to an even count) must not change
+    any seed's numbers."""
+    if len(jax.devices()) < 2:
+        pytest.skip("one device only (DNNBENCH_CPU_DEVICES=1 or a 1-core machine)")
+    from dnnbench.train import arm as arm_module
+
+    spec = small_spec(norm="batch")
+    split = arm_module.compile_arm(spec, data, [0, 1, 2])
+    assert split.shards == 2 and split.n_pad == 4
+    monkeypatch.setattr(arm_module, "seed_shards", lambda n, f: 1)
+    whole = arm_module.compile_arm(spec, data, [0, 1, 2])
+    assert whole.shards == 1
+    a, b = split.train(timing=False).trace, whole.train(timing=False).trace
+    assert a.train_loss.shape == b.train_loss.shape == (3, spec.n_evals)
+    np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-5)
+    np.testing.assert_allclose(a.test_acc, b.test_acc, rtol=1e-6)

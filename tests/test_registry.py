@@ -9,7 +9,14 @@ import pytest
 
 from dnnbench.models import build_model
 from dnnbench.registry import (
-    ACTIVATIONS, DEFAULT_INIT, INITIALIZERS, OPTIMIZERS, SCHEDULES, lookup, make_optimizer)
+    ACTIVATIONS,
+    DEFAULT_INIT,
+    INITIALIZERS,
+    OPTIMIZERS,
+    SCHEDULES,
+    lookup,
+    make_optimizer,
+)
 from dnnbench.spec import RunSpec
 
 

@@ -354,3 +354,60 @@ def test_swallowed_interrupt_still_stops_at_the_next_unit(tmp_path, monkeypatch,
     assert calls == [0, 1]  # unit 1 finished and was saved; unit 2 never started
     assert "Interrupted: 2/4 units are saved" in " ".join(capsys.readouterr().err.split())
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored
+
+
+def test_once_computes_one_time_across_threads_and_take_forgets():
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.05)
+        return len(calls)
+
+    once = U.Once(slow)
+    threads = [threading.Thread(target=once) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [1] and once() == 1
+    assert once.take() == 1
+    assert once() == 2  # taken: the next call computes anew
+
+    def fails():
+        raise ValueError("no")
+
+    bad = U.Once(fails)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="no"):
+            bad()
+
+
+def test_runner_prepares_the_next_unit_while_this_one_computes(tmp_path):
+    """prepare(k+1) is started before compute(k) returns, and each unit is prepared once."""
+    events: list[str] = []
+    started = [threading.Event() for _ in range(3)]
+
+    def unit(i):
+        def prep():
+            events.append(f"prepare {i}")
+            started[i].set()
+            return i
+
+        once = U.Once(prep)
+
+        def compute():
+            assert once.take() == i
+            if i + 1 < 3:
+                assert started[i + 1].wait(5), "the next unit was not prepared ahead"
+            events.append(f"compute {i}")
+            return (pd.DataFrame({"arm": [f"a{i}"], "seed": [0]}),
+                    pd.DataFrame({"arm": [f"a{i}"], "step": [1]}))
+
+        return U.Unit(f"unit {i}", ("prep", i), compute, once)
+
+    runs, _ = U.run_units([unit(i) for i in range(3)], store_at(tmp_path))
+    assert list(runs["arm"]) == ["a0", "a1", "a2"]
+    assert sorted(events) == sorted([f"prepare {i}" for i in range(3)]
+                                    + [f"compute {i}" for i in range(3)])
+    assert events.index("prepare 1") < events.index("compute 0")

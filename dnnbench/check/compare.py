@@ -47,8 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from dnnbench.stats import (DEFAULT_RESAMPLES, DEFAULT_SEED, km_median, mean_ci,
-                            resampled_km_medians)
+from dnnbench.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, km_median, mean_ci, resampled_km_medians
 
 REQUIRED_COLUMNS = ("arm", "seed", "reached", "steps_to_target", "max_steps", "diverged",
                     "final_test_accuracy", "step_ms")

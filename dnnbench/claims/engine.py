@@ -42,10 +42,10 @@ from dnnbench.stats import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
     km_median,
-    resampled_km_medians,
     paired_censored_comparison,
     paired_difference,
     paired_log_ratio,
+    resampled_km_medians,
     verdict_from_interval,
 )
 

@@ -8,8 +8,16 @@ from typing import Annotated
 import typer
 
 from dnnbench.cli.common import (
-    check_choice, check_positive, check_target, load_data, out_console, parse_int_list,
-    quick_subset, run_experiment, usage_error)
+    check_choice,
+    check_positive,
+    check_target,
+    load_data,
+    out_console,
+    parse_int_list,
+    quick_subset,
+    run_experiment,
+    usage_error,
+)
 
 BN_MODES = {"both": (False, True), "off": (False,), "on": (True,)}
 
@@ -100,8 +108,8 @@ def depth_sweep(
         optimizer=optimizer, learning_rate=lr, batch_size=batch_size, target=target,
         eval_every=eval_every, max_steps=max_steps, seeds=tuple(range(seeds)))
     units = exp.build_units(cfg, data)
-    runs, curves, paths = run_experiment(exp.EXPERIMENT, units, data, out, fresh=fresh,
-                                         meta={"config": cfg.__dict__, "quick": quick})
+    runs, _curves, paths = run_experiment(exp.EXPERIMENT, units, data, out, fresh=fresh,
+                                          meta={"config": cfg.__dict__, "quick": quick})
     from dnnbench.report.depth_sweep import depth_sweep_table
 
     out_console().print(depth_sweep_table(exp.summarize(runs), data.name, target))

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dnnbench.experiments.units import Unit
+from dnnbench.experiments.units import Once, Unit
 from dnnbench.spec import RunSpec, widths_str
-from dnnbench.train.arm import ArmResult, train_arm
+from dnnbench.train.arm import ArmResult, compile_arm
 from dnnbench.train.engine import first_reach
 
 
@@ -72,13 +72,17 @@ def curve_frame(arm: Arm, result: ArmResult, seeds: Sequence[int],
     return df.rename(columns=rename or {})
 
 
-def arm_unit(arm: Arm, data, seeds: Sequence[int], build_frames, **train_kwargs) -> Unit:
-    """A resumable unit that trains ``arm`` on all ``seeds`` and turns the result into frames."""
+def arm_unit(arm: Arm, data, seeds: Sequence[int], build_frames, *, timing: bool = True,
+             **compile_kwargs) -> Unit:
+    """A resumable unit that trains ``arm`` on all ``seeds`` and turns the result into frames;
+    its program is compiled by ``prepare``, which the runner may call ahead of time."""
     seeds = tuple(int(s) for s in seeds)
+    prepare = Once(lambda: compile_arm(arm.spec, data, seeds, **compile_kwargs))
 
     def compute():
-        result = train_arm(arm.spec, data, seeds, **train_kwargs)
+        result = prepare.take().train(timing=timing)
         return build_frames(arm, result, seeds)
 
     return Unit(arm.name, (arm.name, arm.spec.hash, seeds, arm.labels,
-                           sorted(train_kwargs.items(), key=lambda kv: kv[0])), compute)
+                           sorted({**compile_kwargs, "timing": timing}.items(),
+                                  key=lambda kv: kv[0])), compute, prepare)

@@ -27,12 +27,15 @@ import enum
 import functools
 import hashlib
 import importlib.metadata as md
+import itertools
 import json
 import math
 import os
 import pickle
+import threading
 import types
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +61,39 @@ class Unit:
     label: str  # shown in progress, e.g. "depth=5 bn=on"
     key_parts: tuple  # everything that determines the unit's numbers (besides version and data)
     compute: Callable[[], Frames]
+    # Work that ``compute`` needs and that may run ahead, on another thread, while the previous
+    # unit computes (compiling its program); ``compute`` must call it too (see ``Once``).
+    prepare: Callable[[], object] | None = None
+
+
+class Once:
+    """``fn()`` computed at most once, by whichever thread asks first (the others wait);
+    its result, or its exception, is given to every caller until ``take`` hands it over."""
+
+    def __init__(self, fn: Callable[[], object]):
+        self._fn = fn
+        self._lock = threading.Lock()
+        self._result: tuple | None = None  # (value, error)
+
+    def __call__(self):
+        with self._lock:
+            if self._result is None:
+                try:
+                    self._result = (self._fn(), None)
+                except Exception as e:  # noqa: BLE001 - handed to the caller below
+                    self._result = (None, e)
+            value, error = self._result
+        if error is not None:
+            raise error
+        return value
+
+    def take(self):
+        """The value, after which the cell forgets it (a later call computes it anew)."""
+        try:
+            return self()
+        finally:
+            with self._lock:
+                self._result = None
 
 
 # ------------------------------------------------------------------------ stable key encoding
@@ -360,6 +396,9 @@ def run_units(units: Sequence[Unit], store: UnitStore, *, fresh: bool = False,
         store.discard(units)
     loaded = [store.load(u) for u in units]
     progress.start(len(units), sum(f is not None for f in loaded))
+    todo = [u for u, f in zip(units, loaded, strict=True) if f is None]
+    nxt = {id(u): v for u, v in itertools.pairwise(todo)}  # the unit computed after u
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dnnbench-prepare")
     frames: list[Frames] = []
     try:
         for unit, cached in zip(units, loaded, strict=True):
@@ -367,6 +406,11 @@ def run_units(units: Sequence[Unit], store: UnitStore, *, fresh: bool = False,
                 raise KeyboardInterrupt
             if cached is None:
                 progress.unit_started(unit.label)
+                if unit.prepare is not None:
+                    unit.prepare()  # (done already if it was prepared ahead)
+                following = nxt.get(id(unit))
+                if following is not None and following.prepare is not None:
+                    ahead.submit(following.prepare)  # compile it while this unit trains
                 cached = unit.compute()
                 store.save(unit, cached)
                 progress.unit_finished(unit.label, cached=False)
@@ -374,6 +418,7 @@ def run_units(units: Sequence[Unit], store: UnitStore, *, fresh: bool = False,
         if stop_requested():
             raise KeyboardInterrupt
     finally:
+        ahead.shutdown(wait=False, cancel_futures=True)
         progress.stop()
     runs = pd.concat([f[0] for f in frames], ignore_index=True)
     curves = pd.concat([f[1] for f in frames], ignore_index=True)

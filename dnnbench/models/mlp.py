@@ -7,7 +7,10 @@ BatchNorm has no bias (BN's shift makes it redundant).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+from functools import partial
 
 import flax.linen as nn
 import jax
@@ -70,28 +73,78 @@ def build_model(spec: RunSpec, n_classes: int) -> MLP:
                bn_logits=spec.bn_logits, dropout=spec.dropout)
 
 
+def mlp_macs(n_in: int, widths, n_out: int) -> int:
+    """Multiply-accumulates of one forward pass of one example through a dense MLP."""
+    dims = [n_in, *widths, n_out]
+    return sum(a * b for a, b in itertools.pairwise(dims))
+
+
+def train_flops(n_in: int, widths, n_out: int, examples: int) -> float:
+    """Training FLOPs: forward + backward ~ 3 x forward, 2 FLOPs per multiply-accumulate."""
+    return 6.0 * mlp_macs(n_in, widths, n_out) * examples
+
+
+def eval_flops(n_in: int, widths, n_out: int, examples: int) -> float:
+    """Forward-pass FLOPs of ``examples`` examples."""
+    return 2.0 * mlp_macs(n_in, widths, n_out) * examples
+
+
 _CONSTANT_LEAVES = {"bias": jnp.zeros, "scale": jnp.ones, "mean": jnp.zeros, "var": jnp.ones}
 
 
-def init_variables(model: MLP, key: jax.Array, x: jax.Array) -> dict:
-    """Initial variables of ``model``: the same distributions as ``model.init``, but every
-    kernel is carved out of ONE random draw per distribution, scaled per layer.
+def _kernel_layout(model: MLP, x: jax.Array):
+    """(variable shapes, {layer: kernel shape}, {layer: Initializer}) of ``model``."""
+    return _layout(model, jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype))
 
-    XLA compiles a separate random-number kernel for every distinct shape drawn (about 0.5 s
-    each on a CPU), so this makes an arm's program compile several seconds faster. Biases and
-    BN shifts start at 0, BN scales and running variances at 1, running means at 0.
-    """
-    shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
+
+@functools.lru_cache(maxsize=64)
+def _layout(model: MLP, x: jax.ShapeDtypeStruct):  # tracing a model costs ~0.1 s: once
+    shapes = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False), x)
     layers = {name: leaves["kernel"].shape for name, leaves in shapes["params"].items()
               if "kernel" in leaves}
     inits = {name: lookup(INITIALIZERS, model.head_init if name == "head" else model.initializer,
                           "initializer") for name in layers}
+    return shapes, layers, inits
+
+
+def draw_sizes(model: MLP, x: jax.Array) -> tuple[tuple[str, int], ...]:
+    """The standard draws that initialize ``model``: (distribution, count) pairs, sorted."""
+    _, layers, inits = _kernel_layout(model, x)
+    return tuple((dist, sum(math.prod(layers[n]) for n in layers
+                            if inits[n].distribution == dist))
+                 for dist in sorted({i.distribution for i in inits.values()}))
+
+
+@partial(jax.jit, static_argnames="sizes")
+def standard_draws(keys: jax.Array, sizes: tuple[tuple[str, int], ...]) -> dict:
+    """For each key (leading axis), ``count`` standard draws of each distribution in ``sizes``.
+
+    A longer draw starts with the values of a shorter one (JAX's partitionable threefry keys
+    every value by its index), so callers may round counts up to share one compiled draw."""
+    def one(key):
+        ks = jax.random.split(key, len(sizes))
+        return {dist: STANDARD_DRAWS[dist](k, n) for (dist, n), k in zip(sizes, ks, strict=True)}
+    return jax.vmap(one)(keys)
+
+
+def init_variables(model: MLP, key: jax.Array, x: jax.Array, draws: dict | None = None) -> dict:
+    """Initial variables of ``model``: the same distributions as ``model.init``, but every
+    kernel is carved out of ONE random draw per distribution, scaled per layer.
+
+    XLA compiles a separate random-number kernel for every distinct shape drawn (about 0.5 s
+    each on a CPU), so this makes an arm's program compile several seconds faster. ``draws``
+    (``standard_draws`` of ``key``, counts possibly rounded up) may be computed beforehand, in a
+    program shared by many arms; the result is the same. Biases and BN shifts start at 0, BN
+    scales and running variances at 1, running means at 0.
+    """
+    shapes, layers, inits = _kernel_layout(model, x)
+    if draws is None:
+        draws = jax.tree_util.tree_map(lambda a: a[0],
+                                       standard_draws(key[None], draw_sizes(model, x)))
     kernels = {}
-    dists = sorted({i.distribution for i in inits.values()})
-    for dist, k in zip(dists, jax.random.split(key, len(dists)), strict=True):
+    for dist in sorted({i.distribution for i in inits.values()}):
         names = [n for n in sorted(layers) if inits[n].distribution == dist]
-        flat = STANDARD_DRAWS[dist](k, sum(math.prod(layers[n]) for n in names))
-        offset = 0
+        flat, offset = draws[dist], 0
         for n in names:
             (fan_in, fan_out), size = layers[n], math.prod(layers[n])
             kernels[n] = (flat[offset:offset + size].reshape(fan_in, fan_out)

@@ -1,12 +1,16 @@
 """Train all seeds of one arm in one compiled program, and time it honestly.
 
-Compile time, steady-state step time (after warm-up, evaluation excluded) and evaluation
-time are measured separately, so compile never hides inside "time per step".
+``compile_arm`` traces and compiles an arm (it needs only shapes, so experiments can compile
+the next arm while this one trains); ``CompiledArm.train`` runs it and measures, separately,
+compile time, steady-state step time (evaluation excluded) and evaluation time, so compile
+never hides inside "time per step". ``train_arm`` does both.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -14,11 +18,18 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
+from dnnbench.models.mlp import train_flops
 from dnnbench.spec import RunSpec
+from dnnbench.train.devices import seed_shards
 from dnnbench.train.engine import Trace, full_control, make_program, seed_keys, to_device
 
 _CACHE_ENABLED = False
+# Held while an arm compiles and while step times are measured: an experiment may compile its
+# next arm on another thread while this one trains, but never while this one is being timed.
+_COMPILING_OR_TIMING = threading.Lock()
 
 
 def enable_compile_cache(folder: str | Path | None = None) -> Path:
@@ -38,7 +49,7 @@ def enable_compile_cache(folder: str | Path | None = None) -> Path:
 
 
 class ArmTiming(NamedTuple):
-    compile_s: float  # compiling the arm's training program
+    compile_s: float  # tracing and compiling the arm's training program
     run_s: float  # executing it (all seeds, evaluation included)
     step_ms: float  # steady-state wall time of one training step of all vmapped seeds
     eval_ms: float  # one evaluation of all vmapped seeds on the eval split
@@ -53,55 +64,147 @@ def _block(tree):
     return jax.tree_util.tree_map(lambda a: a.block_until_ready(), tree)
 
 
-def _timed(fn, *args, repeats: int = 3) -> float:
-    """Median wall time of fn(*args) over ``repeats`` calls, after one warm-up call."""
-    _block(fn(*args))
-    times = []
-    for _ in range(repeats):
+def _timed(fn, *args, budget_s: float = 0.2, repeats: int = 3) -> float:
+    """Median wall time of fn(*args): called until ``budget_s`` is spent, at most ``repeats``
+    times (the executable is already warm: it has just run the arm)."""
+    times: list[float] = []
+    while len(times) < repeats and sum(times) < budget_s:
         t0 = time.perf_counter()
         _block(fn(*args))
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
 
 
+def _pad(tree, n: int):
+    """Repeat the last entry of every leaf's leading axis until it has ``n`` entries."""
+    def pad(a):
+        a = jnp.asarray(a)
+        return a if a.shape[0] == n else jnp.concatenate(
+            [a, jnp.repeat(a[-1:], n - a.shape[0], axis=0)])
+    return jax.tree_util.tree_map(pad, tree)
+
+
+_PLACED: dict[tuple, tuple[Any, dict]] = {}
+
+
+def _placed_data(data, spec: RunSpec, sharding) -> dict:
+    """The arm's arrays on device (replicated across a seed mesh), reused by the next arm of
+    the same data set instead of being copied again."""
+    key = (id(data), spec.eval_split, sharding)
+    hit = _PLACED.get(key)
+    if hit is not None and hit[0] is data:
+        return hit[1]
+    dev = to_device(data, spec)
+    if sharding is not None:
+        dev = jax.device_put(dev, sharding)
+    if len(_PLACED) >= 2:
+        _PLACED.pop(next(iter(_PLACED)))
+    _PLACED[key] = (data, dev)
+    return dev
+
+
+class CompiledArm:
+    """An arm's training program, compiled for its seeds (and learning rates), ready to run."""
+
+    def __init__(self, spec: RunSpec, data, seeds, *, lrs=None, init_params=None,
+                 **program_kwargs: Any):
+        with _COMPILING_OR_TIMING:
+            self._build(spec, data, seeds, lrs, init_params, program_kwargs)
+
+    def _build(self, spec: RunSpec, data, seeds, lrs, init_params, program_kwargs) -> None:
+        t0 = time.perf_counter()
+        self.spec, self.n_seeds = spec, len(seeds)
+        prog = make_program(spec, data.n_classes, len(data.y_train), **program_kwargs)
+        flops = train_flops(data.n_features, spec.widths, data.n_classes, spec.batch_size)
+        self.shards = seed_shards(self.n_seeds, flops)
+        n_pad = self.shards * math.ceil(self.n_seeds / self.shards)
+        self.takes_params = init_params is not None
+
+        def run(keys, lrs, dev, init_params, ctrl, pre):
+            return prog.run_seeds(keys, lrs, dev, init_params, ctrl, pre)
+
+        if self.shards > 1:
+            mesh = Mesh(np.array(jax.devices()[:self.shards]), ("seeds",))
+            split, whole = NamedSharding(mesh, P("seeds")), NamedSharding(mesh, P())
+            run = jax.shard_map(run, mesh=mesh, in_specs=(P("seeds"), P("seeds"), P(),
+                                                          P("seeds"), P(), P("seeds")),
+                                out_specs=P("seeds"), check_vma=False)
+        else:
+            split = whole = None
+        self._split = split
+        keys = seed_keys(seeds)
+        lrs = jnp.full((self.n_seeds,), spec.learning_rate, jnp.float32) if lrs is None else (
+            jnp.asarray(lrs, jnp.float32))
+        self.dev = _placed_data(data, spec, whole)
+        self.keys, self.lrs = self._place(_pad(keys, n_pad)), self._place(_pad(lrs, n_pad))
+        self.pre = self._place(prog.seed_inputs(self.keys, self.dev))
+        self.n_pad = n_pad
+        params_shape = None if init_params is None else jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct((n_pad, *a.shape[1:]), a.dtype, sharding=split),
+            init_params)
+        self.compiled = jax.jit(run).lower(self.keys, self.lrs, self.dev, params_shape,
+                                           full_control(spec), self.pre).compile()
+        self.compile_s = time.perf_counter() - t0
+
+    def _place(self, tree):
+        return tree if self._split is None else jax.device_put(tree, self._split)
+
+    def _call(self, init_params, ctrl):
+        return self.compiled(self.keys, self.lrs, self.dev, init_params, ctrl, self.pre)
+
+    def train(self, *, init_params=None, timing: bool = True,
+              timing_steps: int = 100) -> ArmResult:
+        """Train every seed; with ``timing``, also measure the step and evaluation times with
+        the same executable (``Control`` switches evaluation off and limits the chunks)."""
+        if (init_params is not None) != self.takes_params:
+            raise ValueError("init_params must be given exactly when the arm was compiled "
+                             "with them")
+        params = None if init_params is None else self._place(_pad(init_params, self.n_pad))
+        spec = self.spec
+        t0 = time.perf_counter()
+        trace = _block(self._call(params, full_control(spec)))
+        run_s = time.perf_counter() - t0
+        trace = jax.tree_util.tree_map(lambda a: np.asarray(a)[:self.n_seeds],
+                                       jax.device_get(trace))
+
+        step_ms = eval_ms = math.nan
+        if timing:
+            with _COMPILING_OR_TIMING:  # never while another arm compiles beside this one
+                step_ms, eval_ms = self._time_steps(params, timing_steps)
+        return ArmResult(trace, ArmTiming(self.compile_s, run_s, step_ms, eval_ms))
+
+    def _time_steps(self, params, timing_steps: int) -> tuple[float, float]:
+        """(step_ms, eval_ms): steady-state time of one training step of all seeds, and of one
+        evaluation, each as the difference between two calls of the same executable."""
+        spec = self.spec
+
+        def timed(repeats=3, **ctrl):
+            return _timed(self._call, params, full_control(
+                spec, early_stop=False, test_eval=False, **ctrl), repeats=repeats)
+
+        t_init = timed(max_evals=0, evaluate=False)
+        # a chunk of n steps, n sized to take ~0.15 s, after a one-step probe
+        limit = max(1, min(timing_steps, spec.max_steps))
+        probe = timed(repeats=1, max_evals=1, evaluate=False, chunk_steps=1) - t_init
+        n = int(min(limit, max(1, math.ceil(0.15 / max(probe, 1e-6)))))
+        t_train = timed(max_evals=1, evaluate=False, chunk_steps=n)
+        t_eval = timed(max_evals=1, evaluate=True, chunk_steps=0)
+        step_ms = (t_train - t_init) / n * 1e3
+        eval_ms = max(t_eval - t_init, 0.0) * 1e3
+        if step_ms <= 0:  # lost in the noise of the control calls
+            step_ms = math.nan
+        return step_ms, eval_ms
+
+
+def compile_arm(spec: RunSpec, data, seeds, *, lrs=None, init_params=None,
+                **program_kwargs: Any) -> CompiledArm:
+    """Trace and compile ``spec`` for ``seeds`` (``init_params`` may be shapes only:
+    ``jax.ShapeDtypeStruct`` leaves with a leading seed axis)."""
+    return CompiledArm(spec, data, seeds, lrs=lrs, init_params=init_params, **program_kwargs)
+
+
 def train_arm(spec: RunSpec, data, seeds, *, lrs=None, init_params=None, timing: bool = True,
               timing_steps: int = 100, **program_kwargs: Any) -> ArmResult:
-    """Train ``spec`` on every seed (and learning rate in ``lrs``, one per seed) at once.
-
-    One executable serves the run and its timing: ``Control`` (runtime, unbatched) switches
-    evaluation off and limits the number of chunks, so timing costs no extra compilation.
-    Step time = (time of one chunk of n steps without evaluation - time of no chunk) / n;
-    eval time = time of that chunk with its evaluation - without; medians of 3 after a warm-up.
-    """
-    prog = make_program(spec, data.n_classes, len(data.y_train), **program_kwargs)
-    dev = to_device(data, spec)
-    keys = seed_keys(seeds)
-    lrs = jnp.full((len(seeds),), spec.learning_rate, jnp.float32) if lrs is None else (
-        jnp.asarray(lrs, jnp.float32))
-    run = jax.jit(jax.vmap(prog.run, in_axes=(0, 0, None, None if init_params is None else 0,
-                                              None, 0)))
-    perms = _block(jax.jit(jax.vmap(prog.shuffles))(keys))
-
-    def call(ctrl):
-        return compiled(keys, lrs, dev, init_params, ctrl, perms)
-
-    full = full_control(spec)
-    t0 = time.perf_counter()
-    compiled = run.lower(keys, lrs, dev, init_params, full, perms).compile()
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    trace = _block(call(full))
-    run_s = time.perf_counter() - t0
-    trace = jax.device_get(trace)
-
-    step_ms = eval_ms = float("nan")
-    if timing:
-        # one chunk of n training steps (n <= eval_every), with and without its evaluation
-        n = max(1, min(timing_steps, spec.eval_every, spec.max_steps))
-        ctrl = dict(max_evals=1, early_stop=False, chunk_steps=n)
-        t_init = _timed(call, full_control(spec, max_evals=0, evaluate=False))
-        t_train = _timed(call, full_control(spec, evaluate=False, **ctrl))
-        t_eval = _timed(call, full_control(spec, evaluate=True, **ctrl))
-        step_ms = max(t_train - t_init, 0.0) / n * 1e3
-        eval_ms = max(t_eval - t_train, 0.0) * 1e3
-    return ArmResult(trace, ArmTiming(compile_s, run_s, step_ms, eval_ms))
+    """Train ``spec`` on every seed (and learning rate in ``lrs``, one per seed) at once."""
+    arm = compile_arm(spec, data, seeds, lrs=lrs, init_params=init_params, **program_kwargs)
+    return arm.train(init_params=init_params, timing=timing, timing_steps=timing_steps)

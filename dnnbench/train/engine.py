@@ -1,17 +1,20 @@
 """The training engine: one pure ``run(key, lr, data) -> Trace`` per arm.
 
-``jax.jit(jax.vmap(run, in_axes=(0, 0, None)))(keys, lrs, data)`` trains every seed of an arm
-(and, for learning-rate sweeps, every learning rate) in one compiled program. The data arrays
-are arguments (never closed-over constants), live on device and are reshuffled on device every
-epoch; the step loop is a ``lax.scan`` of ``eval_every`` steps inside a ``lax.while_loop`` over
-evaluations, so no Python runs per step. Under ``vmap`` the while loop continues until every seed
-is done; a seed that reached the target (when ``stop_at_target``) or diverged is frozen.
+``jax.jit(program.run_seeds)(keys, lrs, data)`` trains every seed of an arm (and, for
+learning-rate sweeps, every learning rate) in one compiled program: the per-seed step and
+evaluation are pure functions vmapped over the seed axis, and ``run(key)`` is the same program
+for one seed. The data arrays are arguments (never closed-over constants) and live on device;
+each seed's data order is drawn on device. The step loop is a ``lax.fori_loop`` of
+``eval_every`` steps inside a ``lax.while_loop`` over evaluations, so no Python runs per step.
+The while loop continues until every seed is done; a seed that reached the target (when
+``stop_at_target``) or diverged is frozen.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -19,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dnnbench.models import build_model, init_variables
+from dnnbench.models.mlp import build_model, draw_sizes, init_variables, standard_draws
 from dnnbench.registry import make_optimizer
 from dnnbench.spec import RunSpec
 
@@ -32,6 +35,13 @@ class TrainState(NamedTuple):
     opt_state: Any
     perms: jax.Array  # (epochs, n_train) int32: the data order of every epoch
     dropout_key: jax.Array
+
+
+class SeedInputs(NamedTuple):
+    """What a run draws before its first step (leading seed axis when batched)."""
+
+    perms: jax.Array  # (epochs, n_train) int32: the data order of every epoch
+    draws: dict  # distribution -> standard draws that the initial kernels are carved from
 
 
 class Trace(NamedTuple):
@@ -77,6 +87,19 @@ def split_key(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     return init_key, data_key, dropout_key
 
 
+@partial(jax.jit, static_argnames=("n_epochs", "n_train"))
+def data_orders(keys: jax.Array, n_epochs: int, n_train: int) -> jax.Array:
+    """The data order of every epoch of the budget for each seed, (seeds, epochs, n_train)
+    int32, on device: argsort of random bits from each run's data key (a tie, probability
+    ~n^2/2^33 per epoch, keeps index order: still a permutation). Computed once per arm,
+    outside the training program, so that timing calls and early-stopped runs do not redo it;
+    one jitted function for all arms, so arms of the same data compile it once."""
+    def order(key):
+        _, data_key, _ = split_key(key)
+        return jnp.argsort(jax.random.bits(data_key, (n_epochs, n_train)), axis=-1)
+    return jax.vmap(order)(keys).astype(jnp.int32)
+
+
 class Control(NamedTuple):
     """Runtime (traced, unbatched) knobs of a run; the defaults are the spec's protocol."""
 
@@ -84,29 +107,49 @@ class Control(NamedTuple):
     evaluate: jax.Array  # bool: evaluate (off only to time pure training steps)
     target: jax.Array  # float32: stop a seed once its eval accuracy reaches this (inf: never)
     chunk_steps: jax.Array  # int32: training steps between evaluations (eval_every)
+    test_eval: jax.Array  # bool: evaluate the final parameters on the test split
 
 
 def full_control(spec: RunSpec, *, max_evals: int | None = None, evaluate: bool = True,
-                 early_stop: bool = True, chunk_steps: int | None = None) -> Control:
+                 early_stop: bool = True, chunk_steps: int | None = None,
+                 test_eval: bool | None = None) -> Control:
     stop = spec.stop_at_target and spec.target > 0 and early_stop
     return Control(jnp.int32(spec.n_evals if max_evals is None else max_evals),
                    jnp.bool_(evaluate), jnp.float32(spec.target if stop else jnp.inf),
-                   jnp.int32(spec.eval_every if chunk_steps is None else chunk_steps))
+                   jnp.int32(spec.eval_every if chunk_steps is None else chunk_steps),
+                   jnp.bool_(evaluate if test_eval is None else test_eval))
 
 
 class Program(NamedTuple):
-    """The pure functions of one arm (all unbatched; vmap them over seeds)."""
+    """The pure functions of one arm. ``init``, ``train_step`` and ``evaluate`` are per seed;
+    ``run_seeds`` trains a batch of seeds (leading axis) and ``run`` one seed."""
 
     shuffles: Callable  # (key) -> (epochs, n_train) int32 data order
-    init: Callable  # (key, lr, data, init_params=None, perms=None) -> TrainState
-    train_chunk: Callable  # (state, t0, lr, data, n_steps) -> (state, mean_loss)
+    seed_inputs: Callable  # (keys, data) -> SeedInputs: data orders and initial draws of many seeds
+    init: Callable  # (key, lr, data, init_params=None, pre=None) -> TrainState
+    train_step: Callable  # (state, t, lr, data) -> (state, loss)
+    train_chunk: Callable  # (state, t0, lr, data, n_steps) -> (state, mean loss)
     evaluate: Callable  # (params, batch_stats, x, y) -> (loss, acc)
-    run: Callable  # (key, lr, data, init_params=None, ctrl=None, perms=None) -> Trace
+    run_seeds: Callable  # (keys, lrs, data, init_params=None, ctrl=None, pre=None) -> Trace
+    run: Callable  # (key, lr, data, init_params=None, ctrl=None, pre=None) -> Trace
 
 
 def default_tx(spec: RunSpec, lr) -> optax.GradientTransformation:
-    return make_optimizer(spec.optimizer, lr, schedule=spec.schedule,
-                          total_steps=spec.max_steps, clip_norm=spec.clip_norm)
+    """The spec's optimizer, run on the parameters raveled into one vector (``optax.flatten``):
+    the same arithmetic, but one fused update instead of one per layer, which makes the
+    program compile faster."""
+    return optax.flatten(make_optimizer(spec.optimizer, lr, schedule=spec.schedule,
+                                        total_steps=spec.max_steps, clip_norm=spec.clip_norm))
+
+
+def _keep(active: jax.Array, new, old):
+    """``new`` for the active seeds, ``old`` for the others (leaves with a leading seed axis)."""
+    def pick(n, o):
+        return jnp.where(active.reshape(active.shape + (1,) * (n.ndim - 1)), n, o)
+    return jax.tree_util.tree_map(pick, new, old)
+
+
+EVAL_BLOCK = 2000  # examples per block of an evaluation (keeps activations in cache)
 
 
 def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
@@ -127,23 +170,29 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     n_evals = spec.n_evals
 
     def shuffles(key) -> jax.Array:
-        """The data order of every epoch of the budget, (epochs, n_train) int32, on device:
-        argsort of random bits from the run's data key (a tie, probability ~n^2/2^33 per
-        epoch, keeps index order: still a permutation). Computed once per arm, outside the
-        training program, so that timing calls and early-stopped runs do not redo it."""
-        _, data_key, _ = split_key(key)
-        return jnp.argsort(jax.random.bits(data_key, (n_epochs, n_train)), axis=-1).astype(
-            jnp.int32)
+        """The data order of every epoch of the budget, (epochs, n_train) int32."""
+        return data_orders(key[None], n_epochs, n_train)[0]
 
-    def init(key, lr, data, init_params=None, perms=None) -> TrainState:
-        init_key, data_key, dropout_key = split_key(key)
-        variables = init_variables(model, init_key, data["x_train"][:1])
+    def seed_inputs(keys, data) -> SeedInputs:
+        """What a run draws at its start, for a batch of seeds, computed in programs that all
+        arms share (kernel draws rounded up to a power of two): the data order of every epoch
+        and the standard draws of the initial kernels."""
+        init_keys = jax.vmap(lambda k: split_key(k)[0])(keys)
+        x1 = jax.ShapeDtypeStruct((1, data["x_train"].shape[1]), jnp.float32)
+        sizes = tuple((dist, 1 << (n - 1).bit_length()) for dist, n in draw_sizes(model, x1))
+        return SeedInputs(data_orders(keys, n_epochs, n_train), standard_draws(init_keys, sizes))
+
+    def init(key, lr, data, init_params=None, pre=None) -> TrainState:
+        """The state of one seed at step 0 (``pre``: its ``SeedInputs``, else drawn here)."""
+        init_key, _, dropout_key = split_key(key)
+        variables = init_variables(model, init_key, data["x_train"][:1],
+                                   None if pre is None else pre.draws)
         params = variables["params"]
         if merge_params is not None:
             params = merge_params(params, init_params)
         batch_stats = variables.get("batch_stats", {})
         opt_state = make_tx(spec, lr).init(params)
-        perms = shuffles(key) if perms is None else perms
+        perms = shuffles(key) if pre is None else pre.perms
         return TrainState(params, batch_stats, opt_state, perms, dropout_key)
 
     def train_step(state: TrainState, t, lr, data):
@@ -164,56 +213,121 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
                              batch_stats=updates.get("batch_stats", state.batch_stats))
         return new, loss
 
-    def train_chunk(state, t0, lr, data, n_steps):
-        """``n_steps`` steps from step ``t0`` (a static int or a traced count); mean loss."""
+    def evaluate(params, batch_stats, x, y):
+        """(mean loss, accuracy) on (x, y), in blocks of about EVAL_BLOCK examples."""
+        def block(xb, yb):
+            logits = model.apply({"params": params, "batch_stats": batch_stats}, xb,
+                                 train=False)
+            loss, acc = loss_and_accuracy(logits, yb, spec.loss)
+            return loss * len(yb), acc * len(yb)
+
+        n = len(y)
+        n_blocks = max(1, n // EVAL_BLOCK)
+        size = n // n_blocks
+        loss, acc = jax.tree_util.tree_map(jnp.sum, jax.lax.map(
+            lambda b: block(*b), (x[:n_blocks * size].reshape(n_blocks, size, -1),
+                                  y[:n_blocks * size].reshape(n_blocks, size))))
+        if n_blocks * size < n:  # the remainder
+            rest = block(x[n_blocks * size:], y[n_blocks * size:])
+            loss, acc = loss + rest[0], acc + rest[1]
+        return loss / n, acc / n
+
+    # The batched pieces. vmap is applied to the per-seed functions, not to the loops below
+    # (vmapping a while loop would make JAX re-batch its body to a fixed point, which costs
+    # seconds of tracing per arm). Jitted, so that each is traced once however often used.
+    eval_seeds = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, None)))
+
+    def steps(state, t0, n_steps, lr, data, step_fn):
+        """``n_steps`` steps from step ``t0`` (a traced count); (state, mean training loss).
+        The data order is a loop constant, not part of the loop's carry (XLA would copy it)."""
+        perms = state.perms
+
         def body(j, carry):
             s, total = carry
-            s, loss = train_step(s, t0 + j, lr, data)
-            return s, total + loss
+            s, loss = step_fn(s._replace(perms=perms), t0 + j, lr, data)
+            return s._replace(perms=None), total + loss
+        zero = jnp.zeros(jnp.shape(lr), jnp.float32)
+        state, total = jax.lax.fori_loop(0, n_steps, body, (state._replace(perms=None), zero))
+        return state._replace(perms=perms), total / n_steps
 
-        state, total = jax.lax.fori_loop(0, n_steps, body, (state, jnp.float32(0.0)))
-        return state, total / n_steps
+    def advance(state, lrs, t0, ctrl, data):
+        """Every seed trains ``chunk_steps`` steps at once, then is evaluated."""
+        new, loss = steps(state, t0, ctrl.chunk_steps, lrs, data,
+                          jax.vmap(jax.jit(train_step), in_axes=(0, None, 0, None)))
+        nan = jnp.full(jnp.shape(lrs), jnp.nan, jnp.float32)
+        e_loss, e_acc = jax.lax.cond(ctrl.evaluate, lambda: eval_seeds(
+            new.params, new.batch_stats, data["x_eval"], data["y_eval"]), lambda: (nan, nan))
+        return new, loss, e_loss, e_acc
 
-    def evaluate(params, batch_stats, x, y):
-        logits = model.apply({"params": params, "batch_stats": batch_stats}, x, train=False)
-        return loss_and_accuracy(logits, y, spec.loss)
+    def run_seeds(keys, lrs, data, init_params=None, ctrl=None, pre=None) -> Trace:
+        """Train a batch of seeds (keys and lrs have a leading seed axis; so do init_params
+        and ``pre``, the ``seed_inputs`` of the keys, when given). ``ctrl`` (unbatched runtime
+        values, see ``Control``) lets timing reuse this very executable: fewer evaluations,
+        evaluation skipped, no early stop.
 
-    def run(key, lr, data, init_params=None, ctrl=None, perms=None) -> Trace:
-        """Train one seed. ``ctrl`` (unbatched, runtime values, see ``Control``) lets timing
-        reuse this very executable: fewer evaluations, evaluation skipped, no early stop."""
+        The loop runs while any seed is active; a seed that reached the target or diverged is
+        frozen (its state and curves no longer change), exactly as if it ran alone."""
         ctrl = full_control(spec) if ctrl is None else ctrl
-        state = init(key, lr, data, init_params, perms)
-        nan = jnp.full((n_evals,), jnp.nan, jnp.float32)
-        curves0 = (nan, nan, nan)
+        n_seeds = keys.shape[0]
+        state = jax.vmap(init, in_axes=(0, 0, None, None if init_params is None else 0,
+                                        None if pre is None else 0))(
+            keys, lrs, data, init_params, pre)
+        nan_seeds = jnp.full((n_seeds,), jnp.nan, jnp.float32)
+        nan_curves = jnp.full((n_seeds, n_evals), jnp.nan, jnp.float32)
+        false = jnp.zeros((n_seeds,), bool)
 
         def cond(c):
-            _, i, diverged, reached, _ = c
-            return (i < ctrl.max_evals) & ~diverged & ~reached
+            i, active = c[1], c[2]
+            return (i < ctrl.max_evals) & jnp.any(active)
 
         def body(c):
-            state, i, _, _, (tl, el, ea) = c
-            state, loss = train_chunk(state, i * spec.eval_every, lr, data, ctrl.chunk_steps)
-            e_loss, e_acc = jax.lax.cond(
-                ctrl.evaluate, lambda: evaluate(state.params, state.batch_stats,
-                                                data["x_eval"], data["y_eval"]),
-                lambda: (jnp.float32(jnp.nan), jnp.float32(jnp.nan)))
-            diverged = ~jnp.isfinite(loss)
-            curves = (tl.at[i].set(loss), el.at[i].set(e_loss), ea.at[i].set(e_acc))
-            return state, i + 1, diverged, e_acc >= ctrl.target, curves
+            state, i, active, n_done, diverged, reached, curves, last = c
+            new, loss, e_loss, e_acc = advance(state, lrs, i * spec.eval_every, ctrl, data)
+            state = _keep(active, new._replace(perms=state.perms), state)
+            curves = tuple(_keep(active, c.at[:, i].set(v), c)
+                           for c, v in zip(curves, (loss, e_loss, e_acc), strict=True))
+            last = _keep(active, (e_loss, e_acc), last)
+            bad = active & ~jnp.isfinite(loss)
+            hit = active & (e_acc >= ctrl.target)
+            n_done = n_done + active.astype(jnp.int32)
+            return (state, i + 1, active & ~bad & ~hit, n_done, diverged | bad, reached | hit,
+                    curves, last)
 
-        state, n_done, diverged, _, (tl, el, ea) = jax.lax.while_loop(
-            cond, body, (state, jnp.int32(0), jnp.bool_(False), jnp.bool_(False), curves0))
-        t_loss, t_acc = jax.lax.cond(
-            ctrl.evaluate, lambda: evaluate(state.params, state.batch_stats, data["x_test"],
-                                            data["y_test"]),
-            lambda: (jnp.float32(jnp.nan), jnp.float32(jnp.nan)))
+        init_carry = (state, jnp.int32(0), ~false, jnp.zeros((n_seeds,), jnp.int32), false,
+                      false, (nan_curves,) * 3, (nan_seeds, nan_seeds))
+        state, _, _, n_done, diverged, _, (tl, el, ea), last = jax.lax.while_loop(
+            cond, body, init_carry)
+
+        def test_eval():
+            return eval_seeds(state.params, state.batch_stats, data["x_test"], data["y_test"])
+
+        if spec.eval_split == "test":  # the last evaluation already saw the final parameters
+            reuse = ctrl.evaluate & jnp.all(n_done > 0)
+            final = lambda: jax.lax.cond(reuse, lambda: last, test_eval)
+        else:
+            final = test_eval
+        t_loss, t_acc = jax.lax.cond(ctrl.test_eval, final, lambda: (nan_seeds, nan_seeds))
         t_loss = jnp.where(diverged, jnp.nan, t_loss)
         t_acc = jnp.where(diverged, jnp.nan, t_acc)
-        steps = (jnp.arange(n_evals, dtype=jnp.int32) + 1) * spec.eval_every
+        steps = jnp.broadcast_to((jnp.arange(n_evals, dtype=jnp.int32) + 1) * spec.eval_every,
+                                 (n_seeds, n_evals))
         return Trace(steps, tl, el, ea, n_done, diverged, t_loss, t_acc,
                      state.params if return_params else None)
 
-    return Program(shuffles, init, train_chunk, evaluate, run)
+    def run(key, lr, data, init_params=None, ctrl=None, pre=None) -> Trace:
+        """Train one seed: ``run_seeds`` on a batch of one."""
+        add = partial(jax.tree_util.tree_map, lambda a: jnp.asarray(a)[None])
+        trace = run_seeds(add(key), add(jnp.asarray(lr, jnp.float32)), data,
+                          None if init_params is None else add(init_params), ctrl,
+                          None if pre is None else add(pre))
+        return jax.tree_util.tree_map(lambda a: a[0], trace)
+
+    def train_chunk(state, t0, lr, data, n_steps):
+        """One seed: ``n_steps`` steps from step ``t0``; (state, mean training loss)."""
+        return steps(state, t0, n_steps, lr, data, train_step)
+
+    return Program(shuffles, seed_inputs, init, train_step, train_chunk, evaluate, run_seeds,
+                   run)
 
 
 def first_reach(steps: np.ndarray, acc: np.ndarray, n_done: int, target: float) -> int | None:

@@ -9,7 +9,8 @@ Prints, measured in one run on this machine:
   * per-seed cost with 1, 4 and 16 vmapped seeds for a 3x100 net at batch 32;
   * one seed of the 3x100/batch-32 net as a fraction of the matmul throughput;
   * evaluation throughput vs training throughput (examples/s);
-  * compile time per arm, cold (empty persistent cache) and warm;
+  * compile time per arm (trace, lower, compile), cold (empty persistent cache) and warm: the
+    first arm of a process, then a depth-7 arm without and with BN after it;
   * end to end `dnnbench depth-sweep --depths 1,3,5,7 --seeds 3` wall time, cold and warm,
     and its peak RSS; with --torch-python, the same 24 runs as a plain PyTorch eager loop
     (benchmarks/pytorch_baseline.py, run by that interpreter: torch is no dependency).
@@ -53,30 +54,34 @@ def step_gflops(spec: RunSpec, ds, seeds: int) -> tuple[float, float, float]:
     return flops / (res.timing.step_ms / 1e3) / 1e9, res.timing.step_ms, res.timing.eval_ms
 
 
+# A sweep's arms in one process, as `dnnbench depth-sweep` compiles them: the first arm also
+# pays what a process compiles once (JAX's start, the programs every arm shares: data orders,
+# initial draws); the depth-7 arms after it show the cost of one more arm.
 COMPILE_SNIPPET = """
-import sys, time
+import sys
 from dnnbench.data import load_dataset
 from dnnbench.spec import TAPERED_WIDTHS, RunSpec
-from dnnbench.train.arm import enable_compile_cache, train_arm
+from dnnbench.train.arm import compile_arm, enable_compile_cache
 enable_compile_cache(sys.argv[1])
 ds = load_dataset("synthetic", n_train=5000, n_val=500, n_test=1000, n_features=784)
-spec = RunSpec(widths=TAPERED_WIDTHS, norm=sys.argv[2], max_steps=100, eval_every=10)
-r = train_arm(spec, ds, range(5), timing=True)
-print(r.timing.compile_s)
+for depth, norm in ((1, "none"), (7, "none"), (7, "batch")):
+    spec = RunSpec(widths=TAPERED_WIDTHS[:depth], norm=norm, bn_logits=norm == "batch",
+                   max_steps=100, eval_every=10)
+    print(depth, norm, compile_arm(spec, ds, range(5)).compile_s)
 """
 
 
-def compile_times() -> dict[str, tuple[float, float]]:
-    out = {}
-    for norm in ("none", "batch"):
-        with tempfile.TemporaryDirectory() as cache:
-            times = []
-            for _ in range(2):  # cold (empty cache), then warm
-                p = subprocess.run([sys.executable, "-c", COMPILE_SNIPPET, cache, norm],
-                                   capture_output=True, text=True, check=True, cwd=ROOT)
-                times.append(float(p.stdout.strip().splitlines()[-1]))
-            out[norm] = (times[0], times[1])
-    return out
+def compile_times() -> dict[tuple[int, str], tuple[float, float]]:
+    """{(depth, norm): (cold s, warm s)}: an empty persistent cache, then the same again."""
+    out: dict[tuple[int, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as cache:
+        for _ in range(2):
+            p = subprocess.run([sys.executable, "-c", COMPILE_SNIPPET, cache],
+                               capture_output=True, text=True, check=True, cwd=ROOT)
+            for line in p.stdout.strip().splitlines():
+                depth, norm, seconds = line.split()
+                out.setdefault((int(depth), norm), []).append(float(seconds))
+    return {k: (v[0], v[1]) for k, v in out.items()}
 
 
 def end_to_end() -> list[tuple[str, float, float]]:
@@ -136,9 +141,11 @@ def main() -> None:
               f"<= 0.8x), {g:.1f} GFLOP/s{extra}")
 
     if not args.skip_compile:
-        for norm, (cold, warm) in compile_times().items():
-            print(f"compile depth-7 arm (bn={norm}, 5 seeds): cold {cold:.2f} s (target <= 5), "
-                  f"warm {warm:.2f} s (target <= 1)")
+        for (depth, norm), (cold, warm) in compile_times().items():
+            what = ("first arm of the process" if depth == 1 else
+                    "next arm, target cold <= 5 s, warm <= 1 s")
+            print(f"compile depth-{depth} arm (bn={norm}, 5 seeds; {what}): cold {cold:.2f} s, "
+                  f"warm {warm:.2f} s")
     if not args.skip_e2e:
         for label, wall, rss in end_to_end():
             print(f"depth-sweep --depths 1,3,5,7 --seeds 3 ({label} compile cache): "

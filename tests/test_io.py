@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from dnnbench.data import load_dataset
+from dnnbench import files
 from dnnbench.report import io as rio
 from dnnbench.report.io import SchemaError
 
@@ -133,13 +134,13 @@ def test_stale_temp_of_a_dead_writer_is_removed_live_ones_kept(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
     dead_pid = int(dead.stdout)
-    host = rio._host_tag()
+    host = files._host_tag()
     stale = tmp_path / f".a-runs.csv.{host}.{dead_pid}-abc_12.tmp"
     live = tmp_path / f".a-runs.csv.{host}.{os.getppid()}-xyz.tmp"  # a running process
     other = tmp_path / ".notes.tmp"  # not ours: never touched
     for p in (stale, live, other):
         p.write_text("partial")
-    assert rio.remove_stale_temps(tmp_path) == [stale]
+    assert files.remove_stale_temps(tmp_path) == [stale]
     assert not stale.exists() and live.exists() and other.exists()
 
 

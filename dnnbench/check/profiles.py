@@ -14,13 +14,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from dnnbench.files import read_toml
 from dnnbench.spec import RunSpec
 
 if TYPE_CHECKING:  # the training stack (JAX) is imported only when arms are built or run
@@ -223,12 +223,7 @@ def parse_profile(name: str, table: dict) -> Profile:
 def load_profiles(path: str | Path) -> dict[str, Profile]:
     """All profiles of a TOML file; ProfileError (one line) for any problem."""
     path = Path(path)
-    if not path.is_file():
-        raise ProfileError(f"profiles file not found: {path}")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ProfileError(f"{path}: not valid TOML ({e})") from None
+    doc = read_toml(path, ProfileError, "profiles file")
     tables = doc.get("profiles")
     if not isinstance(tables, dict) or not tables:
         raise ProfileError(f"{path}: no [profiles.<name>] tables")

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dnnbench.files import read_toml
 from dnnbench.stats import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
@@ -723,14 +724,7 @@ def parse_claims(doc: dict, source: str) -> list[Claim]:
 
 
 def read_claims_file(path: str | Path) -> list[Claim]:
-    path = Path(path)
-    if not path.is_file():
-        raise ClaimsError(f"claims file not found: {path}")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ClaimsError(f"{path}: not valid TOML ({e})") from None
-    return parse_claims(doc, str(path))
+    return parse_claims(read_toml(path, ClaimsError, "claims file"), str(path))
 
 
 def packaged_claims() -> list[Claim]:

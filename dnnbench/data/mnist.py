@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from dnnbench.data.base import DataError, Dataset, DataUnavailable
-from dnnbench.data.cache import atomic_writer, cache_dir
+from dnnbench.data.cache import cache_dir
+from dnnbench.files import atomic_writer
 from dnnbench.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 
 ENV_VAR = "DNNBENCH_DATA_DIR"

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 import dnnbench
-from dnnbench.report.io import atomic_write_bytes, remove_stale_temps
+from dnnbench.files import atomic_write_bytes, remove_stale_temps
 
 Frames = tuple[pd.DataFrame, pd.DataFrame]  # (runs, curves)
 

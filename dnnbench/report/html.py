@@ -21,7 +21,8 @@ import pandas as pd
 
 from dnnbench.report import figures as F
 from dnnbench.report.console import fmt, fmt_interval
-from dnnbench.report.io import SchemaError, atomic_write_bytes, atomic_write_text, find_results
+from dnnbench.files import atomic_write_bytes, atomic_write_text
+from dnnbench.report.io import SchemaError, find_results
 
 CLAIMS_FILE = "claims.csv"
 CLAIMS_REQUIRED = ["claim_id", "claim", "verdict", "evidence", "files"]

@@ -20,13 +20,12 @@ import io
 import json
 import os
 import platform
-import re
-import socket
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from dnnbench.files import atomic_write_bytes, atomic_write_text, remove_stale_temps
 
 SCHEMA_VERSION = 1
 RUNS_SUFFIX = "-runs.csv"
@@ -34,93 +33,11 @@ META_SUFFIX = "-meta.json"
 CURVES_SUFFIX = "-curves.csv"
 
 
+__all__ = ["atomic_write_bytes", "atomic_write_text", "remove_stale_temps"]  # (re-exported)
+
+
 class SchemaError(Exception):
     """A result file has an unknown schema version or lacks required columns (user-facing)."""
-
-
-# ------------------------------------------------------------------------------- atomic writes
-
-def _host_tag() -> str:
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (power loss); a no-op where folders can't be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync, then rename over ``path``.
-
-    On any failure (including KeyboardInterrupt) the temp file is removed and ``path`` keeps its
-    previous content."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host_tag()}.{os.getpid()}-",
-                               suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return True
-    return True
-
-
-def remove_stale_temps(folder: str | Path) -> list[Path]:
-    """Remove the temp files that killed writers on this host left in ``folder``; return them.
-
-    Only files named by :func:`atomic_write_bytes` whose process no longer runs are touched, so
-    a concurrent writer is never disturbed."""
-    folder = Path(folder)
-    removed = []
-    if not folder.is_dir():
-        return removed
-    host = _host_tag()
-    for p in folder.glob(".*.tmp"):
-        m = _TEMP_RE.match(p.name)
-        if m and m["host"] == host and int(m["pid"]) != os.getpid() and not _pid_alive(
-                int(m["pid"])):
-            try:
-                p.unlink()
-                removed.append(p)
-            except OSError:
-                pass
-    return removed
 
 
 def csv_text(df: pd.DataFrame) -> str:

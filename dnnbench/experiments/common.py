@@ -12,6 +12,7 @@ import pandas as pd
 from dnnbench.experiments.units import Once, Unit
 from dnnbench.spec import RunSpec, widths_str
 from dnnbench.train.arm import ArmResult, compile_arm
+from dnnbench.train.devices import compile_ahead
 from dnnbench.train.engine import first_reach
 
 
@@ -75,7 +76,8 @@ def curve_frame(arm: Arm, result: ArmResult, seeds: Sequence[int],
 def arm_unit(arm: Arm, data, seeds: Sequence[int], build_frames, *, timing: bool = True,
              **compile_kwargs) -> Unit:
     """A resumable unit that trains ``arm`` on all ``seeds`` and turns the result into frames;
-    its program is compiled by ``prepare``, which the runner may call ahead of time."""
+    its program is compiled by ``prepare``, which the runner calls ahead of time (while the
+    previous unit trains) where that pays (``compile_ahead``)."""
     seeds = tuple(int(s) for s in seeds)
     prepare = Once(lambda: compile_arm(arm.spec, data, seeds, **compile_kwargs))
 
@@ -85,4 +87,5 @@ def arm_unit(arm: Arm, data, seeds: Sequence[int], build_frames, *, timing: bool
 
     return Unit(arm.name, (arm.name, arm.spec.hash, seeds, arm.labels,
                            sorted({**compile_kwargs, "timing": timing}.items(),
-                                  key=lambda kv: kv[0])), compute, prepare)
+                                  key=lambda kv: kv[0])), compute,
+                prepare if compile_ahead() else None)

@@ -57,3 +57,11 @@ def seed_shards(n_seeds: int, flops_per_seed_step: float) -> int:
         return 1
     per_device = math.ceil(n_seeds / len(devices))
     return math.ceil(n_seeds / per_device)
+
+
+def compile_ahead() -> bool:
+    """Whether compiling the next arm while this one trains can save time: only where the
+    training runs on an accelerator. On a CPU, XLA's compiler and the training compete for the
+    same cores (both use all of them), so nothing is gained and the arm's compile time would
+    be measured under that competition."""
+    return jax.default_backend() != "cpu"

@@ -94,7 +94,7 @@ def main(argv=None) -> None:
     print(f"training FLOPs: {train / 1e12:.3f} TFLOP -> {flop_s:.1f} s; evaluation FLOPs: "
           f"{evals / 1e12:.3f} TFLOP -> {evals / (gflops * 1e9):.1f} s")
     print(f"wall time of the command: {wall:.1f} s (compile {per['compile_s'].sum():.1f} s "
-          f"summed over arms, mostly overlapped with training)")
+          f"summed over the arms)")
     print(f"wall / training-FLOP time: {wall / flop_s:.2f} (target <= 2)")
     if args.json:
         Path(args.json).write_text(json.dumps({

@@ -229,8 +229,10 @@ def depth_steps_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
         ax.set_xlabel("depth (hidden layers)")
         ax.set_ylabel(f"steps to {target_text(runs)} test accuracy")
         ax.set_xticks(sorted(s_act["depth"].unique()))
-        ax.set_ylim(0, budget * 1.08)
-        ax.grid(alpha=0.3)
+        # log scale: the medians span tens to thousands of steps (and the budget)
+        ax.set_yscale("log")
+        ax.set_ylim(_first_step(runs) / 1.5, budget * 1.4)
+        ax.grid(alpha=0.3, which="both")
     _figure_legend(fig, axes, ncol=3)
     return _finish(fig, f"Steps to {target_text(runs)} test accuracy vs depth on {dataset} "
                         f"({n_seeds_text(runs)}; Kaplan-Meier median, 95% CI)")
@@ -323,6 +325,12 @@ def depth_curves_figure(runs: pd.DataFrame, curves: pd.DataFrame, dataset: str =
                         f"({n_seeds_text(at)}; band: 95% CI of the mean; thin: seeds)")
 
 
+def _first_step(runs: pd.DataFrame) -> float:
+    """The smallest steps-to-target of any run (a floor for log-scaled step axes)."""
+    first = pd.to_numeric(runs["steps_to_target"], errors="coerce").min()
+    return float(first) if np.isfinite(first) and first > 0 else 1.0
+
+
 def depth_km_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
     """Kaplan-Meier curves: fraction of seeds that reached the target by step s, BN vs no BN,
     one panel per (activation, depth)."""
@@ -333,6 +341,7 @@ def depth_km_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
     fig = Figure(figsize=(min(16.0, max(6.0, 2.6 * cols + 1)), 2.6 * len(acts) + 0.9),
                  layout="constrained")
     axs = fig.subplots(len(acts), cols, squeeze=False, sharex=True, sharey=True)
+    start = _first_step(runs) / 1.5  # log-scaled steps: tens to thousands
     for i, act in enumerate(acts):
         for j, depth in enumerate(depths):
             ax = axs[i, j]
@@ -340,7 +349,7 @@ def depth_km_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
             for bn, g in block.groupby("bn", sort=True):
                 style = BN_STYLE[bool(bn)]
                 km = kaplan_meier(*censored(g))
-                x = np.concatenate(([0.0], km.times, [budget]))
+                x = np.concatenate(([start], km.times, [budget]))
                 y = np.concatenate(([0.0], 1 - km.survival, [1 - km.survival[-1]
                                                              if km.survival.size else 0.0]))
                 ax.step(x, y, where="post", color=style["color"], lw=2,
@@ -348,7 +357,8 @@ def depth_km_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
             ax.axhline(0.5, color="0.6", ls=":", lw=1)
             ax.set_title(f"{act}, depth {depth}", fontsize=10)
             ax.set_ylim(-0.02, 1.04)
-            ax.set_xlim(0, budget)
+            ax.set_xscale("log")
+            ax.set_xlim(start, budget)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="lower right")
             if i == len(acts) - 1:

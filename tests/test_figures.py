@@ -73,6 +73,8 @@ def test_steps_vs_depth(depth):
     for ax in axes:  # two median lines (no BN, BN) and the budget
         assert len(ax.lines) == 3
         assert len(ax.collections) >= 2  # one interval band per arm
+        assert ax.get_yscale() == "log"  # medians span tens to thousands of steps
+        assert ax.get_ylim()[1] > 80  # the budget is in view
     bn = by_label(relu, "BN: median")
     assert list(bn.get_xdata()) == [1, 2, 3]
     assert list(bn.get_ydata()) == [30, 20, 25]  # KM medians of the fixture
@@ -129,6 +131,7 @@ def test_kaplan_meier_curves(depth):
     assert_labelled(fig)
     for ax in axes:  # no BN, BN, and the median level
         assert len(ax.lines) == 3
+        assert ax.get_xscale() == "log" and ax.get_xlim()[0] > 0
     ax = axes[3]
     assert ax.get_title() == "sigmoid, depth 1"
     labels = [ln.get_label() for ln in ax.lines]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dnnbench.data import load_dataset
 from dnnbench import files
+from dnnbench.data import load_dataset
 from dnnbench.report import io as rio
 from dnnbench.report.io import SchemaError
 

@@ -34,8 +34,8 @@ import numpy as np
 
 from dnnbench.data.base import DataError, Dataset, DataUnavailable
 from dnnbench.data.cache import cache_dir
-from dnnbench.files import atomic_writer
 from dnnbench.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
+from dnnbench.files import atomic_writer
 
 ENV_VAR = "DNNBENCH_DATA_DIR"
 N_VAL = 5000

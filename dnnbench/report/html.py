@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from dnnbench.files import atomic_write_bytes, atomic_write_text
 from dnnbench.report import figures as F
 from dnnbench.report.console import fmt, fmt_interval
-from dnnbench.files import atomic_write_bytes, atomic_write_text
 from dnnbench.report.io import SchemaError, find_results
 
 CLAIMS_FILE = "claims.csv"

@@ -216,3 +216,29 @@ def test_a_split_arm_gives_the_numbers_of_an_unsplit_one(data, monkeypatch):
     assert a.train_loss.shape == b.train_loss.shape == (3, spec.n_evals)
     np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-5)
     np.testing.assert_allclose(a.test_acc, b.test_acc, rtol=1e-6)
+
+
+def test_padded_data_orders_draw_every_real_row_once_per_epoch():
+    from dnnbench.train.engine import data_orders
+
+    perms = np.asarray(data_orders(seed_keys([0, 1]), 3, 20, jnp.int32(13)))
+    assert perms.shape == (2, 3, 20)
+    for row in perms.reshape(-1, 20):
+        assert sorted(row[:13]) == list(range(13))  # the real rows first, each once
+        assert sorted(row[13:]) == list(range(13, 20))  # padding last
+
+
+def test_padded_evaluation_equals_the_unpadded_one(data):
+    """Zero rows with weight 0 (padding) must not change the loss or the accuracy."""
+    from dnnbench.train.engine import Rows
+
+    spec = small_spec(widths=(16,))
+    prog = make_program(spec, data.n_classes, len(data.y_train))
+    plain = to_device(data, spec)
+    padded = to_device(data, spec, Rows(600, 200, 4100))
+    assert padded["x_test"].shape[0] == 4100 and int(padded["n_train"]) == 512
+    state = prog.init(jax.random.PRNGKey(0), 0.01, plain)
+    ref = prog.evaluate(state.params, {}, plain["x_test"], plain["y_test"])
+    got = prog.evaluate(state.params, {}, padded["x_test"], padded["y_test"],
+                        padded["w_test"])
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-5)

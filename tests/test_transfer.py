@@ -372,3 +372,30 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, needle):
     assert len(lines) == 1 and needle in lines[0], result.stderr
     assert "Traceback" not in result.output
     assert not out.exists()  # no partial output
+
+
+def test_pairs_share_three_programs_and_a_shared_program_gives_each_pair_its_own_numbers(data):
+    """With several pairs, A, B and B-on-A are compiled once per number of steps per epoch
+    (on padded data) and reused; a pair trained on reused programs gets exactly the numbers it
+    gets as the first pair of a fresh set of programs (nothing leaks from the pair before)."""
+    cfg = exp.TransferConfig(pairs=((3, 5), (0, 1), (2, 4)), widths=(8, 8), batch_size=16,
+                             train_size=64, freeze_epochs=1, unfreeze_epochs=1, epochs_a=1,
+                             seeds=(0, 1), learning_rate=0.05)
+    shared = exp.SharedPrograms(cfg, data)
+    results = [exp.train_pair(cfg, data, pos, neg, timing=False, shared=shared)
+               for pos, neg in cfg.pairs]
+    spe_a = {len(r.task_a.y_train) // cfg.batch_size for r in results}
+    assert len(shared.programs) == len(spe_a) + 2  # A per steps-per-epoch; B and B-on-A once
+    compiled = [[r.results[arm].timing.compile_s > 0 for arm in exp.ARMS] for r in results]
+    assert sum(map(sum, compiled)) == len(shared.programs)
+    assert compiled[0] == [True] * 3 and [c[1:] for c in compiled[1:]] == [[False] * 2] * 2
+    fresh = exp.SharedPrograms(cfg, data)
+    alone = exp.train_pair(cfg, data, 2, 4, timing=False, shared=fresh)
+    for arm in exp.ARMS:
+        a, b = results[2].results[arm].trace, alone.results[arm].trace
+        np.testing.assert_array_equal(a.test_acc, b.test_acc)
+        np.testing.assert_array_equal(a.train_loss, b.train_loss)
+    # the pairs differ (other tasks), and every pair's accuracy is a real accuracy
+    accs = [r.results["B"].trace.test_acc for r in results]
+    assert not np.array_equal(accs[0], accs[1])
+    assert all(np.all((a >= 0) & (a <= 1)) for a in accs)

@@ -31,7 +31,10 @@ the init key and the layer name, and both arms build the same model from the sam
 trained with PRNG seed ``A_SEED_OFFSET + i`` (pairing seed i), so that A's initial weights are
 independent of B's; seed i's trained A feeds seed i's B-on-A (A is retrained for every seed
 and every class pair). All seeds of an arm train in one ``jit(vmap)`` program (see
-:func:`dnnbench.train.arm.train_arm`), three programs per class pair.
+:func:`dnnbench.train.arm.train_arm`), three programs per class pair; with several pairs,
+every split is padded to the largest pair's row count (padding is never drawn for training
+and has weight 0 in evaluations), so that all pairs with the same steps per epoch share the
+three programs instead of compiling their own.
 
 Freezing (``make_tx`` hook of the engine, no second training loop)
 ------------------------------------------------------------------
@@ -62,7 +65,9 @@ Output columns
 - test_accuracy, test_loss: on the arm's task test images (A: the task-A test images, 8-way for
   10 classes; B arms: the task-B test images, binary); NaN if diverged;
 - diverged: the loss became NaN/inf;
-- compile_s: compiling the arm's program (all seeds); step_ms: one training step of all the
+- compile_s: compiling the arm's program (all seeds); with several pairs the pairs share the
+  programs (see :class:`SharedPrograms`), so it is 0 for a pair that reused one; step_ms: one
+  training step of all the
   arm's seeds vmapped together, after warm-up, evaluation excluded; measuring it re-runs a few
   evaluation chunks of the arm (for A: a few epochs), so ``--pairs all`` measures it for the
   first pair only and leaves it empty (NaN) for the others (``TransferConfig.timing``);
@@ -361,24 +366,63 @@ class PairResult(NamedTuple):
     results: dict[str, Any]  # arm -> ArmResult
 
 
+class SharedPrograms:
+    """The compiled programs of a sweep over class pairs, shared by every pair whose tasks
+    fit the padded row counts and give the same steps per epoch (all pairs of digits, for
+    one): the pairs then cost training time only, not one compile of three programs each."""
+
+    def __init__(self, cfg: TransferConfig, data: Dataset):
+        from dnnbench.train.engine import Rows
+
+        tasks = [split_tasks(data, pos, neg, cfg.train_size) for pos, neg in cfg.pairs]
+
+        def rows(i: int) -> Rows:
+            return Rows(*(max(len(t[i].split(s)[1]) for t in tasks)
+                          for s in ("train", "val", "test")))
+
+        self.rows = {"A": rows(0), "B": rows(1), "B-on-A": rows(1)}
+        self.programs: dict[tuple, Any] = {}
+
+    def train(self, arm: str, spec: RunSpec, task: Dataset, seeds, *, timing: bool,
+              init_params=None, **program_kwargs):
+        """Train ``arm`` on ``task``, compiling its program only for the first pair that
+        needs it (``compile_s`` is 0 for the pairs that reuse it)."""
+        from dnnbench.train.arm import compile_arm
+
+        key = (arm, spec.hash, len(task.y_train) // spec.batch_size)
+        compiled = self.programs.get(key)
+        fresh = compiled is None
+        if fresh:
+            compiled = self.programs[key] = compile_arm(
+                spec, task, seeds, init_params=init_params, rows=self.rows[arm],
+                **program_kwargs)
+        result = compiled.train(data=task, init_params=init_params, timing=timing)
+        if not fresh:
+            result = result._replace(timing=result.timing._replace(compile_s=0.0))
+        return result
+
+
 def train_pair(cfg: TransferConfig, data: Dataset, pos: int, neg: int, *,
-               timing: bool = True) -> PairResult:
-    """Train A, B and B-on-A on every seed (three vmapped programs); ``timing``: measure
-    the steady-state step time of each arm too."""
+               timing: bool = True, shared: SharedPrograms | None = None) -> PairResult:
+    """Train A, B and B-on-A on every seed (three vmapped programs, or the ``shared`` ones of
+    a sweep over pairs); ``timing``: measure the steady-state step time of each arm too."""
     from dnnbench.train.arm import train_arm
+
+    def train(arm, spec, task, seeds, **kwargs):
+        if shared is None:
+            return train_arm(spec, task, seeds, timing=timing, **kwargs)
+        return shared.train(arm, spec, task, seeds, timing=timing, **kwargs)
 
     task_a, task_b = split_tasks(data, pos, neg, cfg.train_size)
     sa, sb = spec_a(cfg, task_a), spec_b(cfg, task_b)
     seeds = tuple(cfg.seeds)
-    res_a = train_arm(sa, task_a, [A_SEED_OFFSET + s for s in seeds], timing=timing,
-                      return_params=True)
+    res_a = train("A", sa, task_a, [A_SEED_OFFSET + s for s in seeds], return_params=True)
     reused = hidden_layers(res_a.trace.params, cfg.reused)
     res_a = res_a._replace(trace=res_a.trace._replace(params=None))
-    res_b = train_arm(sb, task_b, seeds, timing=timing)
+    res_b = train("B", sb, task_b, seeds)
     freeze_steps = cfg.freeze_epochs * steps_per_epoch(sb)
-    res_t = train_arm(sb, task_b, seeds, timing=timing, init_params=reused,
-                      merge_params=reuse_params,
-                      make_tx=transfer_tx(cfg.reused, freeze_steps, cfg.lr_after))
+    res_t = train("B-on-A", sb, task_b, seeds, init_params=reused, merge_params=reuse_params,
+                  make_tx=transfer_tx(cfg.reused, freeze_steps, cfg.lr_after))
     return PairResult(task_a, task_b, {"A": sa, "B": sb, "B-on-A": sb},
                       {"A": res_a, "B": res_b, "B-on-A": res_t})
 
@@ -426,12 +470,22 @@ def build_units(cfg: TransferConfig, data: Dataset) -> list[Unit]:
     if cfg.timing not in TIMING_MODES:
         raise ValueError(f"timing must be one of {', '.join(TIMING_MODES)}, got {cfg.timing!r}")
     units = []
+    # several pairs: one set of programs for all (created on first use, when a unit computes)
+    shared: list[SharedPrograms] = []
+
+    def programs() -> SharedPrograms | None:
+        if len(cfg.pairs) < 2:
+            return None
+        if not shared:
+            shared.append(SharedPrograms(cfg, data))
+        return shared[0]
+
     for i, (pos, neg) in enumerate(cfg.pairs):
         timing = cfg.timing == "all" or (cfg.timing == "first" and i == 0)
 
         def compute(pos=pos, neg=neg, timing=timing):
-            return pair_frames(cfg, data, pos, neg, train_pair(cfg, data, pos, neg,
-                                                               timing=timing))
+            return pair_frames(cfg, data, pos, neg, train_pair(
+                cfg, data, pos, neg, timing=timing, shared=programs()))
 
         key = dataclasses.asdict(cfg) | {"pairs": None, "pair": (pos, neg), "timing": timing,
                                          "a_seed_offset": A_SEED_OFFSET, "code": _CODE_DIGEST}

@@ -24,7 +24,7 @@ from jax.sharding import PartitionSpec as P
 from dnnbench.models.mlp import train_flops
 from dnnbench.spec import RunSpec
 from dnnbench.train.devices import seed_shards
-from dnnbench.train.engine import Trace, full_control, make_program, seed_keys, to_device
+from dnnbench.train.engine import Rows, Trace, full_control, make_program, seed_keys, to_device
 
 _CACHE_ENABLED = False
 # Held while an arm compiles and while step times are measured: an experiment may compile its
@@ -88,14 +88,14 @@ def _pad(tree, n: int):
 _PLACED: dict[tuple, tuple[Any, dict]] = {}
 
 
-def _placed_data(data, spec: RunSpec, sharding) -> dict:
+def _placed_data(data, spec: RunSpec, sharding, rows: Rows | None = None) -> dict:
     """The arm's arrays on device (replicated across a seed mesh), reused by the next arm of
     the same data set instead of being copied again."""
-    key = (id(data), spec.eval_split, sharding)
+    key = (id(data), spec.eval_split, sharding, rows)
     hit = _PLACED.get(key)
     if hit is not None and hit[0] is data:
         return hit[1]
-    dev = to_device(data, spec)
+    dev = to_device(data, spec, rows)
     if sharding is not None:
         dev = jax.device_put(dev, sharding)
     if len(_PLACED) >= 2:
@@ -105,17 +105,24 @@ def _placed_data(data, spec: RunSpec, sharding) -> dict:
 
 
 class CompiledArm:
-    """An arm's training program, compiled for its seeds (and learning rates), ready to run."""
+    """An arm's training program, compiled for its seeds (and learning rates), ready to run.
+
+    With ``rows`` the data are padded to those row counts (see ``engine.to_device``); the
+    program then also trains on any other data set of the same classes and features whose
+    splits fit in ``rows`` and whose training split gives as many steps per epoch
+    (``train(data=...)``): the class pairs of a transfer sweep share one program."""
 
     def __init__(self, spec: RunSpec, data, seeds, *, lrs=None, init_params=None,
-                 **program_kwargs: Any):
+                 rows: Rows | None = None, **program_kwargs: Any):
         with _COMPILING_OR_TIMING:
-            self._build(spec, data, seeds, lrs, init_params, program_kwargs)
+            self._build(spec, data, seeds, lrs, init_params, rows, program_kwargs)
 
-    def _build(self, spec: RunSpec, data, seeds, lrs, init_params, program_kwargs) -> None:
+    def _build(self, spec: RunSpec, data, seeds, lrs, init_params, rows, program_kwargs) -> None:
         t0 = time.perf_counter()
-        self.spec, self.n_seeds = spec, len(seeds)
-        prog = make_program(spec, data.n_classes, len(data.y_train), **program_kwargs)
+        self.spec, self.n_seeds, self.rows = spec, len(seeds), rows
+        self.steps_per_epoch = len(data.y_train) // spec.batch_size
+        self.prog = prog = make_program(spec, data.n_classes, len(data.y_train),
+                                        **program_kwargs)
         flops = train_flops(data.n_features, spec.widths, data.n_classes, spec.batch_size)
         self.shards = seed_shards(self.n_seeds, flops)
         n_pad = self.shards * math.ceil(self.n_seeds / self.shards)
@@ -132,11 +139,11 @@ class CompiledArm:
                                 out_specs=P("seeds"), check_vma=False)
         else:
             split = whole = None
-        self._split = split
+        self._split, self._whole = split, whole
         keys = seed_keys(seeds)
         lrs = jnp.full((self.n_seeds,), spec.learning_rate, jnp.float32) if lrs is None else (
             jnp.asarray(lrs, jnp.float32))
-        self.dev = _placed_data(data, spec, whole)
+        self.dev = _placed_data(data, spec, whole, rows)
         self.keys, self.lrs = self._place(_pad(keys, n_pad)), self._place(_pad(lrs, n_pad))
         self.pre = self._place(prog.seed_inputs(self.keys, self.dev))
         self.n_pad = n_pad
@@ -153,13 +160,21 @@ class CompiledArm:
     def _call(self, init_params, ctrl):
         return self.compiled(self.keys, self.lrs, self.dev, init_params, ctrl, self.pre)
 
-    def train(self, *, init_params=None, timing: bool = True,
+    def train(self, *, data=None, init_params=None, timing: bool = True,
               timing_steps: int = 100) -> ArmResult:
-        """Train every seed; with ``timing``, also measure the step and evaluation times with
-        the same executable (``Control`` switches evaluation off and limits the chunks)."""
+        """Train every seed (on ``data`` instead of the compiled arm's own data set, if given;
+        see the class); with ``timing``, also measure the step and evaluation times with the
+        same executable (``Control`` switches evaluation off and limits the chunks)."""
         if (init_params is not None) != self.takes_params:
             raise ValueError("init_params must be given exactly when the arm was compiled "
                              "with them")
+        if data is not None:
+            if self.rows is None or len(data.y_train) // self.spec.batch_size != \
+                    self.steps_per_epoch:
+                raise ValueError("another data set needs an arm compiled with padding rows "
+                                 "and the same number of steps per epoch")
+            self.dev = _placed_data(data, self.spec, self._whole, self.rows)
+            self.pre = self._place(self.prog.seed_inputs(self.keys, self.dev))
         params = None if init_params is None else self._place(_pad(init_params, self.n_pad))
         spec = self.spec
         t0 = time.perf_counter()
@@ -198,10 +213,11 @@ class CompiledArm:
 
 
 def compile_arm(spec: RunSpec, data, seeds, *, lrs=None, init_params=None,
-                **program_kwargs: Any) -> CompiledArm:
+                rows: Rows | None = None, **program_kwargs: Any) -> CompiledArm:
     """Trace and compile ``spec`` for ``seeds`` (``init_params`` may be shapes only:
-    ``jax.ShapeDtypeStruct`` leaves with a leading seed axis)."""
-    return CompiledArm(spec, data, seeds, lrs=lrs, init_params=init_params, **program_kwargs)
+    ``jax.ShapeDtypeStruct`` leaves with a leading seed axis; ``rows``: pad the data)."""
+    return CompiledArm(spec, data, seeds, lrs=lrs, init_params=init_params, rows=rows,
+                       **program_kwargs)
 
 
 def train_arm(spec: RunSpec, data, seeds, *, lrs=None, init_params=None, timing: bool = True,

@@ -58,22 +58,55 @@ class Trace(NamedTuple):
     params: Any = None  # final parameters, when requested
 
 
-def to_device(data, spec: RunSpec) -> Data:
-    """The arrays one run needs, as device arrays (eval split chosen by ``spec.eval_split``)."""
+class Rows(NamedTuple):
+    """Row counts to pad the train / eval / test arrays to, so that data sets of different
+    sizes (the class pairs of a transfer sweep) share one compiled program."""
+
+    train: int
+    eval: int
+    test: int
+
+
+def to_device(data, spec: RunSpec, rows: Rows | None = None) -> Data:
+    """The arrays one run needs, as device arrays (eval split chosen by ``spec.eval_split``).
+
+    With ``rows``, every split is padded with zero rows to that count; ``n_train`` (the real
+    number of training examples: data orders only draw from those) and the weights
+    ``w_eval`` / ``w_test`` (1 for a real example, 0 for padding) come with them."""
     x_eval, y_eval = data.split(spec.eval_split)
     arrays = {"x_train": data.x_train, "y_train": data.y_train, "x_eval": x_eval,
               "y_eval": y_eval, "x_test": data.x_test, "y_test": data.y_test}
-    return {k: jnp.asarray(v, jnp.int32 if k.startswith("y") else jnp.float32)
-            for k, v in arrays.items()}
+    if rows is not None:
+        size = {"train": rows.train, "eval": rows.eval, "test": rows.test}
+        real = {split: len(arrays[f"y_{split}"]) for split in size}
+        if any(real[s] > size[s] for s in size):
+            raise ValueError(f"data of {real} rows do not fit in {rows}")
+        arrays = {k: np.concatenate([v, np.zeros((size[k[2:]] - len(v), *np.shape(v)[1:]),
+                                                 np.asarray(v).dtype)])
+                  for k, v in arrays.items()}
+        arrays |= {f"w_{s}": (np.arange(size[s]) < real[s]) for s in ("eval", "test")}
+    dev = {k: jnp.asarray(v, jnp.int32 if k.startswith("y") else jnp.float32)
+           for k, v in arrays.items()}
+    if rows is not None:
+        dev["n_train"] = jnp.int32(len(data.y_train))
+    return dev
+
+
+def per_example(logits: jax.Array, labels: jax.Array, kind: str):
+    """(loss, correct) of every example: softmax cross-entropy over classes, or binary
+    cross-entropy of one sigmoid unit."""
+    if kind == "sigmoid":
+        z = logits[:, 0]
+        return (optax.sigmoid_binary_cross_entropy(z, labels.astype(z.dtype)),
+                (z > 0) == (labels > 0))
+    return (optax.softmax_cross_entropy_with_integer_labels(logits, labels),
+            jnp.argmax(logits, -1) == labels)
 
 
 def loss_and_accuracy(logits: jax.Array, labels: jax.Array, kind: str):
-    if kind == "sigmoid":
-        z = logits[:, 0]
-        loss = optax.sigmoid_binary_cross_entropy(z, labels.astype(z.dtype)).mean()
-        return loss, jnp.mean((z > 0) == (labels > 0))
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    return loss, jnp.mean(jnp.argmax(logits, -1) == labels)
+    """(mean loss, accuracy)."""
+    loss, correct = per_example(logits, labels, kind)
+    return loss.mean(), jnp.mean(correct)
 
 
 def seed_keys(seeds) -> jax.Array:
@@ -87,16 +120,21 @@ def split_key(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     return init_key, data_key, dropout_key
 
 
-@partial(jax.jit, static_argnames=("n_epochs", "n_train"))
-def data_orders(keys: jax.Array, n_epochs: int, n_train: int) -> jax.Array:
-    """The data order of every epoch of the budget for each seed, (seeds, epochs, n_train)
+@partial(jax.jit, static_argnames=("n_epochs", "n_rows"))
+def data_orders(keys: jax.Array, n_epochs: int, n_rows: int, n_real=None) -> jax.Array:
+    """The data order of every epoch of the budget for each seed, (seeds, epochs, n_rows)
     int32, on device: argsort of random bits from each run's data key (a tie, probability
-    ~n^2/2^33 per epoch, keeps index order: still a permutation). Computed once per arm,
-    outside the training program, so that timing calls and early-stopped runs do not redo it;
-    one jitted function for all arms, so arms of the same data compile it once."""
+    ~n^2/2^33 per epoch, keeps index order: still a permutation). With ``n_real`` (padded
+    data), the real rows come first, in random order. Computed once per arm, outside the
+    training program, so that timing calls and early-stopped runs do not redo it; one jitted
+    function for all arms, so arms of the same data compile it once."""
     def order(key):
         _, data_key, _ = split_key(key)
-        return jnp.argsort(jax.random.bits(data_key, (n_epochs, n_train)), axis=-1)
+        bits = jax.random.bits(data_key, (n_epochs, n_rows))
+        if n_real is not None:
+            top = jnp.array(jnp.iinfo(bits.dtype).max, bits.dtype)
+            bits = jnp.where(jnp.arange(n_rows) < n_real, bits, top)
+        return jnp.argsort(bits, axis=-1)
     return jax.vmap(order)(keys).astype(jnp.int32)
 
 
@@ -169,9 +207,12 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     n_epochs = math.ceil(spec.max_steps / steps_per_epoch)
     n_evals = spec.n_evals
 
-    def shuffles(key) -> jax.Array:
-        """The data order of every epoch of the budget, (epochs, n_train) int32."""
-        return data_orders(key[None], n_epochs, n_train)[0]
+    def orders(keys, data):
+        return data_orders(keys, n_epochs, data["x_train"].shape[0], data.get("n_train"))
+
+    def shuffles(key, data=None) -> jax.Array:
+        """The data order of every epoch of the budget, (epochs, rows) int32."""
+        return orders(key[None], data or {"x_train": jnp.zeros((n_train, 0))})[0]
 
     def seed_inputs(keys, data) -> SeedInputs:
         """What a run draws at its start, for a batch of seeds, computed in programs that all
@@ -180,7 +221,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         init_keys = jax.vmap(lambda k: split_key(k)[0])(keys)
         x1 = jax.ShapeDtypeStruct((1, data["x_train"].shape[1]), jnp.float32)
         sizes = tuple((dist, 1 << (n - 1).bit_length()) for dist, n in draw_sizes(model, x1))
-        return SeedInputs(data_orders(keys, n_epochs, n_train), standard_draws(init_keys, sizes))
+        return SeedInputs(orders(keys, data), standard_draws(init_keys, sizes))
 
     def init(key, lr, data, init_params=None, pre=None) -> TrainState:
         """The state of one seed at step 0 (``pre``: its ``SeedInputs``, else drawn here)."""
@@ -192,7 +233,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             params = merge_params(params, init_params)
         batch_stats = variables.get("batch_stats", {})
         opt_state = make_tx(spec, lr).init(params)
-        perms = shuffles(key) if pre is None else pre.perms
+        perms = shuffles(key, data) if pre is None else pre.perms
         return TrainState(params, batch_stats, opt_state, perms, dropout_key)
 
     def train_step(state: TrainState, t, lr, data):
@@ -213,29 +254,34 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
                              batch_stats=updates.get("batch_stats", state.batch_stats))
         return new, loss
 
-    def evaluate(params, batch_stats, x, y):
-        """(mean loss, accuracy) on (x, y), in blocks of about EVAL_BLOCK examples."""
-        def block(xb, yb):
+    def evaluate(params, batch_stats, x, y, w=None):
+        """(mean loss, accuracy) on (x, y) (weighted by ``w`` if given: 0 for padding), in
+        blocks of about EVAL_BLOCK examples."""
+        w = jnp.ones(len(y), jnp.float32) if w is None else w.astype(jnp.float32)
+
+        def block(xb, yb, wb):  # weighted sums of the block
             logits = model.apply({"params": params, "batch_stats": batch_stats}, xb,
                                  train=False)
-            loss, acc = loss_and_accuracy(logits, yb, spec.loss)
-            return loss * len(yb), acc * len(yb)
+            loss, correct = per_example(logits, yb, spec.loss)
+            return jnp.sum(wb * loss), jnp.sum(wb * correct)
 
         n = len(y)
         n_blocks = max(1, n // EVAL_BLOCK)
         size = n // n_blocks
+        cut = n_blocks * size
         loss, acc = jax.tree_util.tree_map(jnp.sum, jax.lax.map(
-            lambda b: block(*b), (x[:n_blocks * size].reshape(n_blocks, size, -1),
-                                  y[:n_blocks * size].reshape(n_blocks, size))))
-        if n_blocks * size < n:  # the remainder
-            rest = block(x[n_blocks * size:], y[n_blocks * size:])
+            lambda b: block(*b), (x[:cut].reshape(n_blocks, size, -1),
+                                  y[:cut].reshape(n_blocks, size), w[:cut].reshape(n_blocks, size))))
+        if cut < n:  # the remainder
+            rest = block(x[cut:], y[cut:], w[cut:])
             loss, acc = loss + rest[0], acc + rest[1]
-        return loss / n, acc / n
+        total = jnp.sum(w)
+        return loss / total, acc / total
 
     # The batched pieces. vmap is applied to the per-seed functions, not to the loops below
     # (vmapping a while loop would make JAX re-batch its body to a fixed point, which costs
     # seconds of tracing per arm). Jitted, so that each is traced once however often used.
-    eval_seeds = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, None)))
+    eval_seeds = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, None, None)))
 
     def steps(state, t0, n_steps, lr, data, step_fn):
         """``n_steps`` steps from step ``t0`` (a traced count); (state, mean training loss).
@@ -256,7 +302,8 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
                           jax.vmap(jax.jit(train_step), in_axes=(0, None, 0, None)))
         nan = jnp.full(jnp.shape(lrs), jnp.nan, jnp.float32)
         e_loss, e_acc = jax.lax.cond(ctrl.evaluate, lambda: eval_seeds(
-            new.params, new.batch_stats, data["x_eval"], data["y_eval"]), lambda: (nan, nan))
+            new.params, new.batch_stats, data["x_eval"], data["y_eval"], data.get("w_eval")),
+            lambda: (nan, nan))
         return new, loss, e_loss, e_acc
 
     def run_seeds(keys, lrs, data, init_params=None, ctrl=None, pre=None) -> Trace:
@@ -299,7 +346,8 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             cond, body, init_carry)
 
         def test_eval():
-            return eval_seeds(state.params, state.batch_stats, data["x_test"], data["y_test"])
+            return eval_seeds(state.params, state.batch_stats, data["x_test"], data["y_test"],
+                              data.get("w_test"))
 
         if spec.eval_split == "test":  # the last evaluation already saw the final parameters
             reuse = ctrl.evaluate & jnp.all(n_done > 0)

@@ -114,12 +114,13 @@ def scenario(name: str, args: list[str], gflops: float) -> None:
     after = matmul_gflops()
     print(f"\nfp32 matmul throughput: {gflops:.1f} GFLOP/s before, {after:.1f} after")
     gflops = max(gflops, after)
-    compile_s = runs.groupby(["pair", "arm"])["compile_s"].first().sum()
+    per_program = runs.groupby(["pair", "arm"])["compile_s"].first()
+    compile_s, n_programs = per_program.sum(), int((per_program > 0).sum())
     t_train = train / (gflops * 1e9)
     t_all = (train + evaluate) / (gflops * 1e9)
     print(f"\n[{name}] dnnbench transfer {' '.join(args)}")
     print(f"  {len(cfg.pairs)} pair(s) x 3 arms x {len(cfg.seeds)} seeds; wall {wall:.1f} s "
-          f"(compile included: {compile_s:.1f} s in {len(cfg.pairs) * 3} programs)")
+          f"(compile included: {compile_s:.1f} s in {n_programs} programs)")
     print(f"  training {train / 1e12:.3f} TFLOP -> {t_train:.1f} s at {gflops:.1f} GFLOP/s; "
           f"wall / FLOP time = {wall / t_train:.2f} (target <= 2)")
     print(f"  with evaluation {(train + evaluate) / 1e12:.3f} TFLOP -> {t_all:.1f} s; "

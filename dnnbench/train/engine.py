@@ -1,4 +1,4 @@
-"""The training engine: one pure ``run(key, lr, data) -> Trace`` per arm.
+"""The training engine: pure ``run_seeds(keys, lrs, data) -> Trace`` per arm.
 
 ``jax.jit(program.run_seeds)(keys, lrs, data)`` trains every seed of an arm (and, for
 learning-rate sweeps, every learning rate) in one compiled program: the per-seed step and
@@ -162,12 +162,12 @@ class Program(NamedTuple):
     """The pure functions of one arm. ``init``, ``train_step`` and ``evaluate`` are per seed;
     ``run_seeds`` trains a batch of seeds (leading axis) and ``run`` one seed."""
 
-    shuffles: Callable  # (key) -> (epochs, n_train) int32 data order
-    seed_inputs: Callable  # (keys, data) -> SeedInputs: data orders and initial draws of many seeds
+    shuffles: Callable  # (key, data=None) -> (epochs, rows) int32 data order
+    seed_inputs: Callable  # (keys, data) -> SeedInputs: data orders and initial draws
     init: Callable  # (key, lr, data, init_params=None, pre=None) -> TrainState
     train_step: Callable  # (state, t, lr, data) -> (state, loss)
     train_chunk: Callable  # (state, t0, lr, data, n_steps) -> (state, mean loss)
-    evaluate: Callable  # (params, batch_stats, x, y) -> (loss, acc)
+    evaluate: Callable  # (params, batch_stats, x, y, w=None) -> (loss, acc)
     run_seeds: Callable  # (keys, lrs, data, init_params=None, ctrl=None, pre=None) -> Trace
     run: Callable  # (key, lr, data, init_params=None, ctrl=None, pre=None) -> Trace
 

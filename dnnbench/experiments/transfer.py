@@ -374,13 +374,19 @@ class SharedPrograms:
     def __init__(self, cfg: TransferConfig, data: Dataset):
         from dnnbench.train.engine import Rows
 
-        tasks = [split_tasks(data, pos, neg, cfg.train_size) for pos, neg in cfg.pairs]
+        def rows(task_b: bool) -> Rows:
+            """The largest split sizes of task A (or B) over the pairs (counted on labels, as
+            ``split_tasks`` splits them)."""
+            sizes = []
+            for split in ("train", "val", "test"):
+                y = data.split(split)[1]
+                counts = [int((np.isin(y, pair) == task_b).sum()) for pair in cfg.pairs]
+                if task_b and split == "train":
+                    counts = [min(n, cfg.train_size) for n in counts]
+                sizes.append(max(counts))
+            return Rows(*sizes)
 
-        def rows(i: int) -> Rows:
-            return Rows(*(max(len(t[i].split(s)[1]) for t in tasks)
-                          for s in ("train", "val", "test")))
-
-        self.rows = {"A": rows(0), "B": rows(1), "B-on-A": rows(1)}
+        self.rows = {"A": rows(False), "B": rows(True), "B-on-A": rows(True)}
         self.programs: dict[tuple, Any] = {}
 
     def train(self, arm: str, spec: RunSpec, task: Dataset, seeds, *, timing: bool,
@@ -470,22 +476,13 @@ def build_units(cfg: TransferConfig, data: Dataset) -> list[Unit]:
     if cfg.timing not in TIMING_MODES:
         raise ValueError(f"timing must be one of {', '.join(TIMING_MODES)}, got {cfg.timing!r}")
     units = []
-    # several pairs: one set of programs for all (created on first use, when a unit computes)
-    shared: list[SharedPrograms] = []
-
-    def programs() -> SharedPrograms | None:
-        if len(cfg.pairs) < 2:
-            return None
-        if not shared:
-            shared.append(SharedPrograms(cfg, data))
-        return shared[0]
-
+    shared = SharedPrograms(cfg, data) if len(cfg.pairs) > 1 else None  # one set for all pairs
     for i, (pos, neg) in enumerate(cfg.pairs):
         timing = cfg.timing == "all" or (cfg.timing == "first" and i == 0)
 
         def compute(pos=pos, neg=neg, timing=timing):
             return pair_frames(cfg, data, pos, neg, train_pair(
-                cfg, data, pos, neg, timing=timing, shared=programs()))
+                cfg, data, pos, neg, timing=timing, shared=shared))
 
         key = dataclasses.asdict(cfg) | {"pairs": None, "pair": (pos, neg), "timing": timing,
                                          "a_seed_offset": A_SEED_OFFSET, "code": _CODE_DIGEST}

@@ -162,7 +162,7 @@ class Program(NamedTuple):
     """The pure functions of one arm. ``init``, ``train_step`` and ``evaluate`` are per seed;
     ``run_seeds`` trains a batch of seeds (leading axis) and ``run`` one seed."""
 
-    shuffles: Callable  # (key, data=None) -> (epochs, rows) int32 data order
+    shuffles: Callable  # (key, data) -> (epochs, rows) int32 data order
     seed_inputs: Callable  # (keys, data) -> SeedInputs: data orders and initial draws
     init: Callable  # (key, lr, data, init_params=None, pre=None) -> TrainState
     train_step: Callable  # (state, t, lr, data) -> (state, loss)
@@ -210,9 +210,9 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     def orders(keys, data):
         return data_orders(keys, n_epochs, data["x_train"].shape[0], data.get("n_train"))
 
-    def shuffles(key, data=None) -> jax.Array:
+    def shuffles(key, data) -> jax.Array:
         """The data order of every epoch of the budget, (epochs, rows) int32."""
-        return orders(key[None], data or {"x_train": jnp.zeros((n_train, 0))})[0]
+        return orders(key[None], data)[0]
 
     def seed_inputs(keys, data) -> SeedInputs:
         """What a run draws at its start, for a batch of seeds, computed in programs that all

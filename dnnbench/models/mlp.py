@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from functools import partial
 
 import flax.linen as nn
 import jax
@@ -115,7 +114,7 @@ def draw_sizes(model: MLP, x: jax.Array) -> tuple[tuple[str, int], ...]:
                  for dist in sorted({i.distribution for i in inits.values()}))
 
 
-@partial(jax.jit, static_argnames="sizes")
+@functools.partial(jax.jit, static_argnames="sizes")
 def standard_draws(keys: jax.Array, sizes: tuple[tuple[str, int], ...]) -> dict:
     """For each key (leading axis), ``count`` standard draws of each distribution in ``sizes``.
 

@@ -24,12 +24,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dnnbench.report.io import (
-    SchemaError,
-    atomic_write_bytes,
-    read_curves,
-    read_results,
-)
+from dnnbench.files import atomic_write_bytes
+from dnnbench.report.io import SchemaError, read_curves, read_results
 from dnnbench.stats import kaplan_meier, mean_ci
 
 FORMATS = ("png", "svg")

@@ -33,9 +33,6 @@ META_SUFFIX = "-meta.json"
 CURVES_SUFFIX = "-curves.csv"
 
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "remove_stale_temps"]  # (re-exported)
-
-
 class SchemaError(Exception):
     """A result file has an unknown schema version or lacks required columns (user-facing)."""
 

@@ -242,3 +242,41 @@ def test_padded_evaluation_equals_the_unpadded_one(data):
     got = prog.evaluate(state.params, {}, padded["x_test"], padded["y_test"],
                         padded["w_test"])
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-5)
+
+
+def test_seed_groups_fit_the_cache_and_pad_the_fewest(monkeypatch):
+    from dnnbench.train import devices
+
+    monkeypatch.setattr(devices.jax, "default_backend", lambda: "cpu")
+    monkeypatch.setattr(devices, "CPU_SEED_GROUP_BYTES", 4 << 20)
+    mb = 1 << 20
+    assert devices.seed_chunk(10, 2e7, lambda: 2 * mb) == 2  # 5 groups of 2 fit
+    assert devices.seed_chunk(10, 2e7, lambda: mb // 2) == 5  # 8 would fit; 2 x 5 pads nothing
+    assert devices.seed_chunk(3, 2e7, lambda: 2 * mb) == 1  # 2 + 2 would pad one seed
+    assert devices.seed_chunk(10, 2e7, lambda: 100) == 10  # everything fits
+    assert devices.seed_chunk(10, 2e7, lambda: 64 * mb) == 1  # nothing fits: one by one
+    assert devices.seed_chunk(3, 2.4e9, lambda: 64 * mb) == 3  # large steps: vmapped together
+    monkeypatch.setattr(devices.jax, "default_backend", lambda: "gpu")
+    assert devices.seed_chunk(10, 2e7, lambda: 2 * mb) == 10
+
+
+def test_seeds_trained_in_groups_give_the_numbers_of_one_batch(data, monkeypatch):
+    """Groups of seeds in sequence (``lax.map``), each stopping when its own seeds are done,
+    must give every seed the numbers it gets in one vmapped batch (here with early stopping at
+    different evaluations, a padded last group, and BN)."""
+    from dnnbench.train import arm as arm_module
+
+    monkeypatch.setattr(arm_module, "seed_shards", lambda n, f: 1)
+    spec = small_spec(norm="batch", max_steps=300, target=0.75, stop_at_target=True,
+                      eval_split="val")
+    seeds = [0, 1, 2, 3, 4]
+    grouped = arm_module.compile_arm(spec, data, seeds, chunk=2)
+    whole = arm_module.compile_arm(spec, data, seeds, chunk=5)
+    assert (grouped.chunk, grouped.n_pad, whole.chunk, whole.n_pad) == (2, 6, 5, 5)
+    a, b = grouped.train(timing=False).trace, whole.train(timing=False).trace
+    assert a.train_loss.shape == b.train_loss.shape == (5, spec.n_evals)
+    assert len(set(np.asarray(b.n_done).tolist())) > 1  # the seeds stopped at different times
+    np.testing.assert_array_equal(a.n_done, b.n_done)
+    np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-5)
+    np.testing.assert_allclose(a.eval_acc, b.eval_acc, rtol=1e-6)
+    np.testing.assert_allclose(a.test_acc, b.test_acc, rtol=1e-6)

@@ -45,7 +45,9 @@ def command_line(command: str = "") -> str:
     import os
     import shlex
 
-    if os.path.basename(sys.argv[0]) in ("dnnbench", "__main__.py"):
+    path = sys.argv[0] if sys.argv else ""
+    if os.path.basename(path) == "dnnbench" or path.endswith(
+            os.path.join("dnnbench", "__main__.py")):  # the console script or python -m dnnbench
         return shlex.join(["dnnbench", *sys.argv[1:]])
     return f"dnnbench {command} (in-process)".replace("  ", " ")
 

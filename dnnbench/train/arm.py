@@ -23,7 +23,7 @@ from jax.sharding import PartitionSpec as P
 
 from dnnbench.models.mlp import train_flops
 from dnnbench.spec import RunSpec
-from dnnbench.train.devices import seed_shards
+from dnnbench.train.devices import seed_chunk, seed_shards
 from dnnbench.train.engine import Rows, Trace, full_control, make_program, seed_keys, to_device
 
 _CACHE_ENABLED = False
@@ -113,11 +113,12 @@ class CompiledArm:
     (``train(data=...)``): the class pairs of a transfer sweep share one program."""
 
     def __init__(self, spec: RunSpec, data, seeds, *, lrs=None, init_params=None,
-                 rows: Rows | None = None, **program_kwargs: Any):
+                 rows: Rows | None = None, chunk: int | None = None, **program_kwargs: Any):
         with _COMPILING_OR_TIMING:
-            self._build(spec, data, seeds, lrs, init_params, rows, program_kwargs)
+            self._build(spec, data, seeds, lrs, init_params, rows, chunk, program_kwargs)
 
-    def _build(self, spec: RunSpec, data, seeds, lrs, init_params, rows, program_kwargs) -> None:
+    def _build(self, spec: RunSpec, data, seeds, lrs, init_params, rows, chunk,
+               program_kwargs) -> None:
         t0 = time.perf_counter()
         self.spec, self.n_seeds, self.rows = spec, len(seeds), rows
         self.steps_per_epoch = len(data.y_train) // spec.batch_size
@@ -125,11 +126,15 @@ class CompiledArm:
                                         **program_kwargs)
         flops = train_flops(data.n_features, spec.widths, data.n_classes, spec.batch_size)
         self.shards = seed_shards(self.n_seeds, flops)
-        n_pad = self.shards * math.ceil(self.n_seeds / self.shards)
+        per_shard = math.ceil(self.n_seeds / self.shards)
+        if chunk is None:
+            chunk = seed_chunk(per_shard, flops, lambda: self._state_bytes(data, init_params))
+        self.chunk = chunk = max(1, min(chunk, per_shard))
+        n_pad = self.shards * chunk * math.ceil(per_shard / chunk)
         self.takes_params = init_params is not None
 
         def run(keys, lrs, dev, init_params, ctrl, pre):
-            return prog.run_seeds(keys, lrs, dev, init_params, ctrl, pre)
+            return prog.run_seeds(keys, lrs, dev, init_params, ctrl, pre, chunk=chunk)
 
         if self.shards > 1:
             mesh = Mesh(np.array(jax.devices()[:self.shards]), ("seeds",))
@@ -153,6 +158,19 @@ class CompiledArm:
         self.compiled = jax.jit(run).lower(self.keys, self.lrs, self.dev, params_shape,
                                            full_control(spec), self.pre).compile()
         self.compile_s = time.perf_counter() - t0
+
+    def _state_bytes(self, data, init_params) -> int:
+        """Bytes of one seed's training state (parameters, BN statistics, optimizer state)
+        plus its gradients: what a training step reads and writes besides the batch."""
+        x1 = jax.ShapeDtypeStruct((1, data.n_features), jnp.float32)
+        params = None if init_params is None else jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), init_params)
+        state = jax.eval_shape(
+            lambda k, x, p: self.prog.init(k, jnp.float32(self.spec.learning_rate),
+                                           {"x_train": x}, p),
+            jax.ShapeDtypeStruct((2,), jnp.uint32), x1, params)
+        size = lambda tree: sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(tree))
+        return 2 * size(state.params) + size(state.batch_stats) + size(state.opt_state)
 
     def _place(self, tree):
         return tree if self._split is None else jax.device_put(tree, self._split)
@@ -213,11 +231,13 @@ class CompiledArm:
 
 
 def compile_arm(spec: RunSpec, data, seeds, *, lrs=None, init_params=None,
-                rows: Rows | None = None, **program_kwargs: Any) -> CompiledArm:
+                rows: Rows | None = None, chunk: int | None = None,
+                **program_kwargs: Any) -> CompiledArm:
     """Trace and compile ``spec`` for ``seeds`` (``init_params`` may be shapes only:
-    ``jax.ShapeDtypeStruct`` leaves with a leading seed axis; ``rows``: pad the data)."""
+    ``jax.ShapeDtypeStruct`` leaves with a leading seed axis; ``rows``: pad the data;
+    ``chunk``: seeds per vmapped group on each device, default ``devices.seed_chunk``)."""
     return CompiledArm(spec, data, seeds, lrs=lrs, init_params=init_params, rows=rows,
-                       **program_kwargs)
+                       chunk=chunk, **program_kwargs)
 
 
 def train_arm(spec: RunSpec, data, seeds, *, lrs=None, init_params=None, timing: bool = True,

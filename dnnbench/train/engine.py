@@ -138,6 +138,27 @@ def data_orders(keys: jax.Array, n_epochs: int, n_rows: int, n_real=None) -> jax
     return jax.vmap(order)(keys).astype(jnp.int32)
 
 
+_ORDERS: dict[tuple, jax.Array] = {}
+
+
+def shared_data_orders(keys: jax.Array, n_epochs: int, n_rows: int, n_real=None) -> jax.Array:
+    """``data_orders``, remembered for the last two arguments seen: the arms of a sweep share
+    their seeds and data, so they share their data orders too, computed once (an argsort per
+    epoch and seed: 3 seeds x 28 epochs of MNIST take 1.6 s on 2 CPU cores). Traced
+    arguments are passed through."""
+    if any(isinstance(a, jax.core.Tracer) for a in (keys, n_real)):
+        return data_orders(keys, n_epochs, n_rows, n_real)
+    key = (np.asarray(keys).tobytes(), keys.shape, keys.sharding, n_epochs, n_rows,
+           None if n_real is None else int(n_real))
+    hit = _ORDERS.get(key)
+    if hit is None:
+        hit = data_orders(keys, n_epochs, n_rows, n_real)
+        if len(_ORDERS) >= 2:
+            _ORDERS.pop(next(iter(_ORDERS)))
+        _ORDERS[key] = hit
+    return hit
+
+
 class Control(NamedTuple):
     """Runtime (traced, unbatched) knobs of a run; the defaults are the spec's protocol."""
 
@@ -208,7 +229,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     n_evals = spec.n_evals
 
     def orders(keys, data):
-        return data_orders(keys, n_epochs, data["x_train"].shape[0], data.get("n_train"))
+        return shared_data_orders(keys, n_epochs, data["x_train"].shape[0], data.get("n_train"))
 
     def shuffles(key, data) -> jax.Array:
         """The data order of every epoch of the budget, (epochs, rows) int32."""
@@ -306,15 +327,34 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             lambda: (nan, nan))
         return new, loss, e_loss, e_acc
 
-    def run_seeds(keys, lrs, data, init_params=None, ctrl=None, pre=None) -> Trace:
+    def run_seeds(keys, lrs, data, init_params=None, ctrl=None, pre=None, *,
+                  chunk: int | None = None) -> Trace:
         """Train a batch of seeds (keys and lrs have a leading seed axis; so do init_params
         and ``pre``, the ``seed_inputs`` of the keys, when given). ``ctrl`` (unbatched runtime
         values, see ``Control``) lets timing reuse this very executable: fewer evaluations,
         evaluation skipped, no early stop.
 
         The loop runs while any seed is active; a seed that reached the target or diverged is
-        frozen (its state and curves no longer change), exactly as if it ran alone."""
+        frozen (its state and curves no longer change), exactly as if it ran alone.
+
+        ``chunk`` (a divisor of the number of seeds): train the seeds in consecutive groups of
+        that many, each group vmapped and with its own loop (``lax.map`` over the groups), in
+        one program. On a CPU a group whose states fit in the cache trains faster per seed than
+        one large batch, and a group stops as soon as its own seeds are done."""
         ctrl = full_control(spec) if ctrl is None else ctrl
+        n_seeds = keys.shape[0]
+        if chunk is not None and chunk < n_seeds:
+            if n_seeds % chunk:
+                raise ValueError(f"chunk {chunk} does not divide {n_seeds} seeds")
+            groups = partial(jax.tree_util.tree_map,
+                             lambda a: a.reshape((n_seeds // chunk, chunk, *a.shape[1:])))
+            trace = jax.lax.map(lambda g: run_batch(*g, data, ctrl),
+                                groups((keys, lrs, init_params, pre)))
+            return jax.tree_util.tree_map(lambda a: a.reshape((n_seeds, *a.shape[2:])), trace)
+        return run_batch(keys, lrs, init_params, pre, data, ctrl)
+
+    def run_batch(keys, lrs, init_params, pre, data, ctrl) -> Trace:
+        """``run_seeds`` on one vmapped batch of seeds."""
         n_seeds = keys.shape[0]
         state = jax.vmap(init, in_axes=(0, 0, None, None if init_params is None else 0,
                                         None if pre is None else 0))(

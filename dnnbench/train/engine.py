@@ -166,7 +166,8 @@ class Control(NamedTuple):
     evaluate: jax.Array  # bool: evaluate (off only to time pure training steps)
     target: jax.Array  # float32: stop a seed once its eval accuracy reaches this (inf: never)
     chunk_steps: jax.Array  # int32: training steps between evaluations (eval_every)
-    test_eval: jax.Array  # bool: evaluate the final parameters on the test split
+    test_eval: jax.Array  # bool: evaluate the final parameters on the test split (when the
+    # eval split is the test split: the last evaluation's numbers, NaN if there was none)
 
 
 def full_control(spec: RunSpec, *, max_evals: int | None = None, evaluate: bool = True,
@@ -389,9 +390,13 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             return eval_seeds(state.params, state.batch_stats, data["x_test"], data["y_test"],
                               data.get("w_test"))
 
-        if spec.eval_split == "test":  # the last evaluation already saw the final parameters
-            reuse = ctrl.evaluate & jnp.all(n_done > 0)
-            final = lambda: jax.lax.cond(reuse, lambda: last, test_eval)
+        if spec.eval_split == "test":
+            # The last evaluation already saw the final parameters (a frozen seed keeps both);
+            # no second copy of the evaluation in the program (it costs compile time).
+            # A run that made no evaluation (only possible with a custom ``ctrl``) has none.
+            def final():
+                made = ctrl.evaluate & (n_done > 0)
+                return tuple(jnp.where(made, v, jnp.nan) for v in last)
         else:
             final = test_eval
         t_loss, t_acc = jax.lax.cond(ctrl.test_eval, final, lambda: (nan_seeds, nan_seeds))

@@ -9,8 +9,10 @@ Prints, measured in one run on this machine:
   * per-seed cost with 1, 4 and 16 vmapped seeds for a 3x100 net at batch 32;
   * one seed of the 3x100/batch-32 net as a fraction of the matmul throughput;
   * evaluation throughput vs training throughput (examples/s);
-  * compile time per arm (trace, lower, compile), cold (empty persistent cache) and warm: the
-    first arm of a process, then a depth-7 arm without and with BN after it;
+  * compile time per arm (trace, lower, compile), cold (empty persistent cache and no kept
+    programs) and warm (both filled by the cold run; a warm arm loads its kept program
+    instead of tracing it): the first arm of a process, then a depth-7 arm without and with
+    BN after it;
   * end to end `dnnbench depth-sweep --depths 1,3,5,7 --seeds 3` wall time, cold and warm,
     and its peak RSS; with --torch-python, the same 24 runs as a plain PyTorch eager loop
     (benchmarks/pytorch_baseline.py, run by that interpreter: torch is no dependency).
@@ -62,7 +64,7 @@ import sys
 from dnnbench.data import load_dataset
 from dnnbench.spec import TAPERED_WIDTHS, RunSpec
 from dnnbench.train.arm import compile_arm, enable_compile_cache
-enable_compile_cache(sys.argv[1])
+enable_compile_cache(sys.argv[1] + "/jax")  # kept programs go beside it, in <dir>/programs
 ds = load_dataset("synthetic", n_train=5000, n_val=500, n_test=1000, n_features=784)
 for depth, norm in ((1, "none"), (7, "none"), (7, "batch")):
     spec = RunSpec(widths=TAPERED_WIDTHS[:depth], norm=norm, bn_logits=norm == "batch",

@@ -198,17 +198,11 @@ def _package_root() -> Path:
     return Path(dnnbench.__file__).resolve().parent
 
 
-@functools.cache
 def code_fingerprint() -> str:
     """Digest of the package's source files that compute every unit's numbers (CODE_PACKAGES)."""
-    root = _package_root()
-    h = hashlib.sha256()
-    for part in CODE_PACKAGES:
-        p = root / part
-        files = sorted(p.rglob("*.py")) if p.is_dir() else [p] if p.exists() else []
-        for f in files:
-            h.update(f"{f.relative_to(root).as_posix()}:{_file_digest(f)}\n".encode())
-    return h.hexdigest()[:16]
+    from dnnbench.train.programs import source_digest
+
+    return source_digest(CODE_PACKAGES)
 
 
 def _functions_of(f, depth: int = 3) -> list:

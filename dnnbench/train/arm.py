@@ -8,6 +8,7 @@ never hides inside "time per step". ``train_arm`` does both.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -23,6 +24,7 @@ from jax.sharding import PartitionSpec as P
 
 from dnnbench.models.mlp import train_flops
 from dnnbench.spec import RunSpec
+from dnnbench.train import programs
 from dnnbench.train.devices import seed_chunk, seed_shards
 from dnnbench.train.engine import Rows, Trace, full_control, make_program, seed_keys, to_device
 
@@ -44,6 +46,7 @@ def enable_compile_cache(folder: str | Path | None = None) -> Path:
         jax.config.update("jax_compilation_cache_dir", str(folder))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        programs.use_folder(folder.parent / "programs")
         _CACHE_ENABLED = True
     return folder
 
@@ -155,8 +158,12 @@ class CompiledArm:
         params_shape = None if init_params is None else jax.tree_util.tree_map(
             lambda a: jax.ShapeDtypeStruct((n_pad, *a.shape[1:]), a.dtype, sharding=split),
             init_params)
-        self.compiled = jax.jit(run).lower(self.keys, self.lrs, self.dev, params_shape,
-                                           full_control(spec), self.pre).compile()
+        args = (self.keys, self.lrs, self.dev, params_shape, full_control(spec), self.pre)
+        key = programs.program_key(
+            {"spec": json.dumps(spec.to_dict(), sort_keys=True), "n_classes": data.n_classes,
+             "n_train": len(data.y_train), "rows": None if rows is None else repr(tuple(rows)),
+             "shards": self.shards, "chunk": chunk, "n_pad": n_pad, **program_kwargs}, args)
+        self.compiled = programs.compile_program(run, args, key)
         self.compile_s = time.perf_counter() - t0
 
     def _state_bytes(self, data, init_params) -> int:

@@ -1,0 +1,119 @@
+"""Exported training programs, kept on disk so that a warm start skips tracing.
+
+JAX's persistent compilation cache skips XLA's compile, but it is keyed by the lowered
+program, so every process still traces the Flax model and lowers the whole training program
+first: about 1 s per arm (of 1.2-1.6 s) on a warm cache. Here the lowered program of an arm
+is also kept, serialized with ``jax.export``, under a key made of everything it depends on:
+the arm's spec and the other arguments of ``make_program``, the shapes, dtypes and shardings
+of the program's arguments, the source of the code that builds it (``train/``, ``models/``,
+``registry.py``, ``spec.py``), the versions of jax, jaxlib, flax and optax, the backend and
+device count. A later process with the same key deserializes it instead of tracing; the
+persistent cache then supplies the executable. A file that cannot be read or deserialized
+is replaced. Programs whose construction involves functions (custom optimizers of transfer
+learning) are not kept: their behaviour is not captured by a key of plain values.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata as md
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from dnnbench.files import atomic_write_bytes
+from dnnbench.train.engine import Control, SeedInputs, Trace
+
+# The parts of the package whose source builds a training program (relative to the package).
+PROGRAM_SOURCES = ("train", "models", "registry.py", "spec.py")
+FORMAT = 1
+
+for _t in (Control, SeedInputs, Trace):
+    jax.export.register_namedtuple_serialization(_t, serialized_name=f"dnnbench.{_t.__name__}")
+
+_folder: Path | None = None
+
+
+def use_folder(folder: Path | None) -> None:
+    """Keep exported programs in ``folder`` (None: keep none)."""
+    global _folder
+    _folder = None if folder is None else Path(folder)
+
+
+def _package_root() -> Path:
+    import dnnbench
+
+    return Path(dnnbench.__file__).resolve().parent
+
+
+@functools.cache
+def source_digest(parts: tuple[str, ...] = PROGRAM_SOURCES) -> str:
+    """SHA-256 (16 hex digits) of the package's source files under ``parts``."""
+    root = _package_root()
+    h = hashlib.sha256()
+    for part in parts:
+        p = root / part
+        files = sorted(p.rglob("*.py")) if p.is_dir() else [p] if p.exists() else []
+        for f in files:
+            h.update(f"{f.relative_to(root).as_posix()}:".encode())
+            h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def _plain(value) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _arg_specs(args) -> list:
+    def spec(a):
+        sharding = getattr(a, "sharding", None)
+        return [list(a.shape), str(a.dtype), None if sharding is None else repr(sharding)]
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    return [str(tree), [spec(a) for a in leaves]]
+
+
+@functools.cache
+def _environment() -> dict:
+    versions = {}
+    for pkg in ("jax", "jaxlib", "flax", "optax"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    return {"versions": versions, "backend": jax.default_backend(),
+            "devices": [d.device_kind for d in jax.devices()],
+            "x64": bool(jax.config.jax_enable_x64)}
+
+
+def program_key(build: dict[str, Any], args) -> str | None:
+    """The key of a program built from ``build`` (plain values) for ``args``, or None when
+    it cannot be kept (a value that is not plain, e.g. a function)."""
+    if not all(_plain(v) for v in build.values()):
+        return None
+    material = json.dumps({"format": FORMAT, "build": build, "args": _arg_specs(args),
+                           "code": source_digest(), "environment": _environment()},
+                          sort_keys=True, default=str)
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def compile_program(fn: Callable, args, key: str | None):
+    """``jax.jit(fn)`` lowered and compiled for ``args``; through a kept exported program
+    when ``key`` is given and a folder is in use (exported and kept on a miss)."""
+    path = None if key is None or _folder is None else _folder / f"{key}.jaxexport"
+    if path is not None:
+        exported = None
+        try:
+            exported = jax.export.deserialize(bytearray(path.read_bytes()))
+        except FileNotFoundError:
+            pass
+        except Exception:  # noqa: BLE001 - damaged or of another version: export it again
+            exported = None
+        if exported is None:
+            exported = jax.export.export(jax.jit(fn))(*args)
+            atomic_write_bytes(path, bytes(exported.serialize()))
+        fn = exported.call
+    return jax.jit(fn).lower(*args).compile()

@@ -1,0 +1,73 @@
+"""Exported training programs kept on disk: reused instead of traced, keyed, never trusted
+when damaged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dnnbench.data import load_dataset
+from dnnbench.spec import RunSpec
+from dnnbench.train import arm as arm_module
+from dnnbench.train import programs
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("synthetic", n_train=256, n_val=64, n_test=64, n_features=12)
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(programs, "_folder", tmp_path)
+    return tmp_path
+
+
+def spec(**kw) -> RunSpec:
+    base = {"widths": (16, 16), "batch_size": 32, "max_steps": 40, "eval_every": 10,
+            "norm": "batch", "target": 0.0, "stop_at_target": False}
+    return RunSpec(**{**base, **kw})
+
+
+def test_a_kept_program_is_reused_without_tracing_and_gives_the_same_numbers(data, folder,
+                                                                             monkeypatch):
+    first = arm_module.compile_arm(spec(), data, [0, 1])
+    kept = list(folder.glob("*.jaxexport"))
+    assert len(kept) == 1
+    a = first.train(timing=False).trace
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again instead of reusing the kept program")
+
+    monkeypatch.setattr(programs.jax.export, "export", no_export)
+    second = arm_module.compile_arm(spec(), data, [0, 1])
+    b = second.train(timing=False).trace
+    for x, y in zip((a.train_loss, a.eval_acc, a.test_acc), (b.train_loss, b.eval_acc, b.test_acc),
+                    strict=True):
+        np.testing.assert_array_equal(x, y)
+    monkeypatch.undo()
+    programs.use_folder(None)
+    fresh = arm_module.compile_arm(spec(), data, [0, 1]).train(timing=False).trace
+    np.testing.assert_allclose(fresh.train_loss, a.train_loss, rtol=1e-6)
+
+
+def test_another_spec_or_shape_gets_another_program(data, folder):
+    arm_module.compile_arm(spec(), data, [0, 1])
+    arm_module.compile_arm(spec(learning_rate=0.02), data, [0, 1])
+    arm_module.compile_arm(spec(), data, [0, 1, 2, 3, 4])
+    assert len(list(folder.glob("*.jaxexport"))) == 3
+
+
+def test_a_damaged_program_file_is_replaced(data, folder):
+    arm_module.compile_arm(spec(), data, [0, 1])
+    (path,) = folder.glob("*.jaxexport")
+    path.write_bytes(b"not a program")
+    res = arm_module.compile_arm(spec(), data, [0, 1]).train(timing=False)
+    assert np.isfinite(res.trace.train_loss).all()
+    assert path.read_bytes() != b"not a program"
+
+
+def test_programs_built_from_functions_are_not_kept():
+    assert programs.program_key({"spec": "x", "make_tx": lambda s, lr: None}, ()) is None
+    assert programs.program_key({"spec": "x", "return_params": True}, ()) is not None
+    assert programs.program_key({"spec": "x"}, ()) != programs.program_key({"spec": "y"}, ())

@@ -26,11 +26,9 @@ import dataclasses
 import enum
 import functools
 import hashlib
-import importlib.metadata as md
 import itertools
 import json
 import math
-import os
 import pickle
 import threading
 import types
@@ -245,21 +243,11 @@ def module_digests(compute: Callable) -> dict[str, str]:
     return out
 
 
-@functools.cache
 def environment_key() -> dict:
     """Library versions and the device: a change may change the numbers of a unit."""
-    import jax
+    from dnnbench.train.programs import environment
 
-    versions = {}
-    for pkg in ("jax", "jaxlib", "flax", "optax"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    devices = jax.devices()
-    return {"libraries": versions, "backend": jax.default_backend(),
-            "device_kind": devices[0].device_kind if devices else None,
-            "x64": bool(jax.config.jax_enable_x64), "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    return environment()
 
 
 # ------------------------------------------------------------------------------- the store

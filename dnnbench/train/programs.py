@@ -19,6 +19,7 @@ import functools
 import hashlib
 import importlib.metadata as md
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,16 +78,20 @@ def _arg_specs(args) -> list:
 
 
 @functools.cache
-def _environment() -> dict:
+def environment() -> dict:
+    """The versions of jax, jaxlib, flax and optax, the backend, devices, x64 and XLA_FLAGS:
+    what, besides the code, may change a program or its numbers."""
     versions = {}
     for pkg in ("jax", "jaxlib", "flax", "optax"):
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
-    return {"versions": versions, "backend": jax.default_backend(),
-            "devices": [d.device_kind for d in jax.devices()],
-            "x64": bool(jax.config.jax_enable_x64)}
+    devices = jax.devices()
+    return {"libraries": versions, "backend": jax.default_backend(),
+            "device_kind": devices[0].device_kind if devices else None,
+            "device_count": len(devices), "x64": bool(jax.config.jax_enable_x64),
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
 def program_key(build: dict[str, Any], args) -> str | None:
@@ -95,7 +100,7 @@ def program_key(build: dict[str, Any], args) -> str | None:
     if not all(_plain(v) for v in build.values()):
         return None
     material = json.dumps({"format": FORMAT, "build": build, "args": _arg_specs(args),
-                           "code": source_digest(), "environment": _environment()},
+                           "code": source_digest(), "environment": environment()},
                           sort_keys=True, default=str)
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 

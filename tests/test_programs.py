@@ -67,6 +67,16 @@ def test_a_damaged_program_file_is_replaced(data, folder):
     assert path.read_bytes() != b"not a program"
 
 
+def test_a_program_that_cannot_be_exported_is_compiled_as_it_is(data, folder, monkeypatch):
+    def fails(*args, **kwargs):
+        raise NotImplementedError("no export for this program")
+
+    monkeypatch.setattr(programs.jax.export, "export", fails)
+    res = arm_module.compile_arm(spec(), data, [0, 1]).train(timing=False)
+    assert np.isfinite(res.trace.train_loss).all()
+    assert not list(folder.glob("*.jaxexport"))
+
+
 def test_programs_built_from_functions_are_not_kept():
     assert programs.program_key({"spec": "x", "make_tx": lambda s, lr: None}, ()) is None
     assert programs.program_key({"spec": "x", "return_params": True}, ()) is not None

@@ -6,10 +6,11 @@ first: about 1 s per arm (of 1.2-1.6 s) on a warm cache. Here the lowered progra
 is also kept, serialized with ``jax.export``, under a key made of everything it depends on:
 the arm's spec and the other arguments of ``make_program``, the shapes, dtypes and shardings
 of the program's arguments, the source of the code that builds it (``train/``, ``models/``,
-``registry.py``, ``spec.py``), the versions of jax, jaxlib, flax and optax, the backend and
-device count. A later process with the same key deserializes it instead of tracing; the
-persistent cache then supplies the executable. A file that cannot be read or deserialized
-is replaced. Programs whose construction involves functions (custom optimizers of transfer
+``registry.py``, ``spec.py``), the library versions, backend, devices and XLA_FLAGS
+(``environment``). A later process with the same key deserializes it instead of tracing;
+the persistent cache then supplies the executable. A file that cannot be read or
+deserialized is replaced; a program that cannot be exported is compiled as it is, and not
+kept. Programs whose construction involves functions (the custom optimizers of transfer
 learning) are not kept: their behaviour is not captured by a key of plain values.
 """
 
@@ -118,7 +119,11 @@ def compile_program(fn: Callable, args, key: str | None):
         except Exception:  # noqa: BLE001 - damaged or of another version: export it again
             exported = None
         if exported is None:
-            exported = jax.export.export(jax.jit(fn))(*args)
-            atomic_write_bytes(path, bytes(exported.serialize()))
+            try:
+                exported = jax.export.export(jax.jit(fn))(*args)
+                blob = bytes(exported.serialize())
+            except Exception:  # noqa: BLE001 - a program export cannot take: compile it as is
+                return jax.jit(fn).lower(*args).compile()
+            atomic_write_bytes(path, blob)
         fn = exported.call
     return jax.jit(fn).lower(*args).compile()

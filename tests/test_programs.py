@@ -81,3 +81,17 @@ def test_programs_built_from_functions_are_not_kept():
     assert programs.program_key({"spec": "x", "make_tx": lambda s, lr: None}, ()) is None
     assert programs.program_key({"spec": "x", "return_params": True}, ()) is not None
     assert programs.program_key({"spec": "x"}, ()) != programs.program_key({"spec": "y"}, ())
+
+
+def test_only_the_most_recently_used_programs_are_kept(tmp_path):
+    import os
+
+    for i in range(5):
+        p = tmp_path / f"{i}.jaxexport"
+        p.write_bytes(b"x")
+        os.utime(p, (1000 + i, 1000 + i))
+    os.utime(tmp_path / "0.jaxexport", (2000, 2000))  # used again lately
+    gone = programs.prune(tmp_path, keep=3)
+    assert sorted(p.name for p in gone) == ["1.jaxexport", "2.jaxexport"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.jaxexport", "3.jaxexport",
+                                                          "4.jaxexport"]

@@ -11,7 +11,8 @@ of the program's arguments, the source of the code that builds it (``train/``, `
 the persistent cache then supplies the executable. A file that cannot be read or
 deserialized is replaced; a program that cannot be exported is compiled as it is, and not
 kept. Programs whose construction involves functions (the custom optimizers of transfer
-learning) are not kept: their behaviour is not captured by a key of plain values.
+learning) are not kept: their behaviour is not captured by a key of plain values. At most
+MAX_KEPT programs are kept; the least recently used are deleted first.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dnnbench.train.engine import Control, SeedInputs, Trace
 # The parts of the package whose source builds a training program (relative to the package).
 PROGRAM_SOURCES = ("train", "models", "registry.py", "spec.py")
 FORMAT = 1
+MAX_KEPT = 256  # kept programs (~40 KB each); the least recently used beyond it are deleted
 
 for _t in (Control, SeedInputs, Trace):
     jax.export.register_namedtuple_serialization(_t, serialized_name=f"dnnbench.{_t.__name__}")
@@ -95,6 +97,24 @@ def environment() -> dict:
             "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
+def prune(folder: Path, keep: int | None = None) -> list[Path]:
+    """Delete all but the ``keep`` (default MAX_KEPT) most recently used kept programs (each
+    code change makes new ones; the old ones would otherwise pile up). Returns the deleted."""
+    keep = MAX_KEPT if keep is None else keep
+    files = []
+    for p in folder.glob("*.jaxexport"):
+        try:
+            files.append((p.stat().st_mtime, p))
+        except FileNotFoundError:  # pruned by another process meanwhile
+            pass
+    files.sort(reverse=True)
+    gone = []
+    for _, p in files[keep:]:
+        p.unlink(missing_ok=True)
+        gone.append(p)
+    return gone
+
+
 def program_key(build: dict[str, Any], args) -> str | None:
     """The key of a program built from ``build`` (plain values) for ``args``, or None when
     it cannot be kept (a value that is not plain, e.g. a function)."""
@@ -114,6 +134,7 @@ def compile_program(fn: Callable, args, key: str | None):
         exported = None
         try:
             exported = jax.export.deserialize(bytearray(path.read_bytes()))
+            os.utime(path)  # recently used: pruned last
         except FileNotFoundError:
             pass
         except Exception:  # noqa: BLE001 - damaged or of another version: export it again
@@ -125,5 +146,6 @@ def compile_program(fn: Callable, args, key: str | None):
             except Exception:  # noqa: BLE001 - a program export cannot take: compile it as is
                 return jax.jit(fn).lower(*args).compile()
             atomic_write_bytes(path, blob)
+            prune(path.parent)
         fn = exported.call
     return jax.jit(fn).lower(*args).compile()

@@ -45,8 +45,7 @@ def test_a_kept_program_is_reused_without_tracing_and_gives_the_same_numbers(dat
     for x, y in zip((a.train_loss, a.eval_acc, a.test_acc), (b.train_loss, b.eval_acc, b.test_acc),
                     strict=True):
         np.testing.assert_array_equal(x, y)
-    monkeypatch.undo()
-    programs.use_folder(None)
+    monkeypatch.setattr(programs, "_folder", None)  # no kept program: traced and compiled
     fresh = arm_module.compile_arm(spec(), data, [0, 1]).train(timing=False).trace
     np.testing.assert_allclose(fresh.train_loss, a.train_loss, rtol=1e-6)
 

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 import dnnbench
+from dnnbench import package_root
 from dnnbench.files import atomic_write_bytes, remove_stale_temps
 
 Frames = tuple[pd.DataFrame, pd.DataFrame]  # (runs, curves)
@@ -192,10 +193,6 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _package_root() -> Path:
-    return Path(dnnbench.__file__).resolve().parent
-
-
 def code_fingerprint() -> str:
     """Digest of the package's source files that compute every unit's numbers (CODE_PACKAGES)."""
     from dnnbench.train.programs import source_digest
@@ -232,7 +229,7 @@ def module_digests(compute: Callable) -> dict[str, str]:
     answered with results computed by the old code."""
     import sys
 
-    root = _package_root()
+    root = package_root()
     out = {}
     for f in _functions_of(compute):
         name = getattr(getattr(f, "func", f), "__module__", None) or ""

@@ -73,16 +73,12 @@ def _git_commit() -> str | None:
 
 def environment() -> dict:
     """Versions, backend and device of this process (for the metadata file)."""
-    import importlib.metadata as md
-
     import jax
 
-    versions = {}
-    for pkg in ("dnnbench", "jax", "jaxlib", "flax", "optax", "numpy", "pandas", "scipy"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
+    from dnnbench import package_versions
+
+    versions = package_versions("dnnbench", "jax", "jaxlib", "flax", "optax", "numpy",
+                                "pandas", "scipy")
     devices = jax.devices()
     return {"versions": versions, "backend": jax.default_backend(),
             "devices": [str(d) for d in devices], "device_kind": devices[0].device_kind,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata as md
 import json
 import os
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from typing import Any
 
 import jax
 
+from dnnbench import package_root, package_versions
 from dnnbench.files import atomic_write_bytes
 from dnnbench.train.engine import Control, SeedInputs, Trace
 
@@ -48,16 +48,10 @@ def use_folder(folder: Path | None) -> None:
     _folder = None if folder is None else Path(folder)
 
 
-def _package_root() -> Path:
-    import dnnbench
-
-    return Path(dnnbench.__file__).resolve().parent
-
-
 @functools.cache
 def source_digest(parts: tuple[str, ...] = PROGRAM_SOURCES) -> str:
     """SHA-256 (16 hex digits) of the package's source files under ``parts``."""
-    root = _package_root()
+    root = package_root()
     h = hashlib.sha256()
     for part in parts:
         p = root / part
@@ -84,12 +78,7 @@ def _arg_specs(args) -> list:
 def environment() -> dict:
     """The versions of jax, jaxlib, flax and optax, the backend, devices, x64 and XLA_FLAGS:
     what, besides the code, may change a program or its numbers."""
-    versions = {}
-    for pkg in ("jax", "jaxlib", "flax", "optax"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
+    versions = package_versions("jax", "jaxlib", "flax", "optax")
     devices = jax.devices()
     return {"libraries": versions, "backend": jax.default_backend(),
             "device_kind": devices[0].device_kind if devices else None,

@@ -138,7 +138,23 @@ def data_orders(keys: jax.Array, n_epochs: int, n_rows: int, n_real=None) -> jax
     return jax.vmap(order)(keys).astype(jnp.int32)
 
 
-_ORDERS: dict[tuple, jax.Array] = {}
+_RECENT: dict[str, dict[tuple, Any]] = {"orders": {}, "draws": {}}
+
+
+def _recent(kind: str, key: tuple, compute: Callable[[], Any], keep: int = 2):
+    """``compute()``, remembered for the last ``keep`` keys of its ``kind``."""
+    store = _RECENT[kind]
+    hit = store.get(key)
+    if hit is None:
+        hit = compute()
+        if len(store) >= keep:
+            store.pop(next(iter(store)))
+        store[key] = hit
+    return hit
+
+
+def _keys_key(keys: jax.Array) -> tuple:
+    return np.asarray(keys).tobytes(), keys.shape, keys.sharding
 
 
 def shared_data_orders(keys: jax.Array, n_epochs: int, n_rows: int, n_real=None) -> jax.Array:
@@ -148,15 +164,19 @@ def shared_data_orders(keys: jax.Array, n_epochs: int, n_rows: int, n_real=None)
     arguments are passed through."""
     if any(isinstance(a, jax.core.Tracer) for a in (keys, n_real)):
         return data_orders(keys, n_epochs, n_rows, n_real)
-    key = (np.asarray(keys).tobytes(), keys.shape, keys.sharding, n_epochs, n_rows,
-           None if n_real is None else int(n_real))
-    hit = _ORDERS.get(key)
-    if hit is None:
-        hit = data_orders(keys, n_epochs, n_rows, n_real)
-        if len(_ORDERS) >= 2:
-            _ORDERS.pop(next(iter(_ORDERS)))
-        _ORDERS[key] = hit
-    return hit
+    key = (*_keys_key(keys), n_epochs, n_rows, None if n_real is None else int(n_real))
+    return _recent("orders", key, lambda: data_orders(keys, n_epochs, n_rows, n_real))
+
+
+def shared_draws(keys: jax.Array, sizes: tuple[tuple[str, int], ...]) -> dict:
+    """``standard_draws`` of each run's init key, remembered for the last two arguments: they
+    depend on the seeds and the (rounded) draw sizes only, so the arms of a transfer sweep
+    (45 class pairs x 3 arms on digits) draw three times instead of 135."""
+    def draw():
+        return standard_draws(jax.vmap(lambda k: split_key(k)[0])(keys), sizes)
+    if isinstance(keys, jax.core.Tracer):
+        return draw()
+    return _recent("draws", (*_keys_key(keys), sizes), draw)
 
 
 class Control(NamedTuple):
@@ -240,10 +260,9 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         """What a run draws at its start, for a batch of seeds, computed in programs that all
         arms share (kernel draws rounded up to a power of two): the data order of every epoch
         and the standard draws of the initial kernels."""
-        init_keys = jax.vmap(lambda k: split_key(k)[0])(keys)
         x1 = jax.ShapeDtypeStruct((1, data["x_train"].shape[1]), jnp.float32)
         sizes = tuple((dist, 1 << (n - 1).bit_length()) for dist, n in draw_sizes(model, x1))
-        return SeedInputs(orders(keys, data), standard_draws(init_keys, sizes))
+        return SeedInputs(orders(keys, data), shared_draws(keys, sizes))
 
     def init(key, lr, data, init_params=None, pre=None) -> TrainState:
         """The state of one seed at step 0 (``pre``: its ``SeedInputs``, else drawn here)."""

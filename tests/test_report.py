@@ -89,7 +89,9 @@ def test_html_has_a_section_per_experiment_claims_and_metadata(page):
 def test_html_tables_carry_the_statistics(page):
     # depth sweep: KM medians and the paired BN/no-BN ratio with its verdict
     assert "Steps to 90% test accuracy (3 seeds per arm)" in page
-    assert "0.57 [0.40, 0.71]" in page and '<span class="badge good">fewer steps</span>' in page
+    # (3 seeds: a ratio whose interval excludes 1, but too few seeds for a verdict)
+    assert "0.57 [0.40, 0.71]" in page and "fewer steps</span>" not in page
+    assert '<span class="badge neutral">no clear difference</span>' in page
     assert "not reached" in page
     # optimizers: stars and the comparison with SGD; transfer: per-pair verdicts
     assert "★★★ | ★★★" in page and "vs SGD (paired)" in page

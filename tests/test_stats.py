@@ -214,6 +214,16 @@ def test_censored_comparison_clearly_faster():
     assert slower.verdict == "more steps" and slower.ratio == 2.0
 
 
+def test_censored_comparison_needs_five_seeds_for_a_verdict():
+    # every seed halves its steps: a zero-width interval at 0.5, whatever the number of seeds;
+    # with 2-4 seeds that agreement is too likely by chance (2 / 2^n) to carry a verdict
+    for n in (2, 3, 4):
+        r = paired_censored_comparison(*_arm([10] * n), *_arm([20] * n))
+        assert (r.ratio, r.low, r.high) == (0.5, 0.5, 0.5)
+        assert r.verdict == "no clear difference", n
+    assert paired_censored_comparison(*_arm([10] * 5), *_arm([20] * 5)).verdict == "fewer steps"
+
+
 def test_censored_comparison_identical_arms():
     t = [120, 90, 150, 100, 130, 110, 95, 140]
     r = paired_censored_comparison(*_arm(t), *_arm(t))

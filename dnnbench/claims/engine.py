@@ -263,9 +263,11 @@ MIN_N = 5  # fewer seeds (pairs) than this: never more than "inconclusive" (``mi
 
 def _enough(verdict: str, n: int, p: dict) -> tuple[str, str]:
     """Downgrade a verdict resting on fewer than ``min_n`` seeds/pairs to inconclusive: a
-    bootstrap over a handful of values has (almost) no spread but carries no evidence."""
+    bootstrap over a handful of values has (almost) no spread but carries no evidence. (The
+    paired step comparison already says "no clear difference" below 5 pairs; the evidence
+    line says why either way.)"""
     need = int(p.get("min_n", MIN_N))
-    if n < need and verdict in (SUPPORTED, CONTRADICTED):
+    if n < need:
         return INCONCLUSIVE, f" [n={n} < {need}: too few for a verdict]"
     return verdict, ""
 

@@ -76,6 +76,7 @@ from dnnbench.experiments.units import Unit
 from dnnbench.registry import OPTIMIZERS
 from dnnbench.spec import RunSpec, widths_str
 from dnnbench.stats import (
+    MIN_SEEDS_FOR_VERDICT,
     km_median,
     mean_ci,
     paired_censored_comparison,
@@ -419,7 +420,7 @@ def summarize(runs: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
             d = paired_difference(a["final_val_accuracy"], base["final_val_accuracy"])
             if d.n == 0:  # e.g. every run of one arm diverged
                 v = "no finite pairs"
-            elif d.n == 1:
+            elif d.n < MIN_SEEDS_FOR_VERDICT:
                 v = "no clear difference"
             else:
                 v = verdict_from_interval(d.low, d.high, better="higher",

@@ -113,7 +113,13 @@ from dnnbench.experiments.common import Arm, curve_frame
 from dnnbench.experiments.units import Unit
 from dnnbench.registry import make_optimizer
 from dnnbench.spec import RunSpec
-from dnnbench.stats import mean_ci, paired_difference, paired_log_ratio, verdict_from_interval
+from dnnbench.stats import (
+    MIN_SEEDS_FOR_VERDICT,
+    mean_ci,
+    paired_difference,
+    paired_log_ratio,
+    verdict_from_interval,
+)
 
 EXPERIMENT = "transfer"
 DEFAULT_DATASET = "fashion-mnist"
@@ -124,7 +130,6 @@ DEFAULT_PAIRS: dict[str, tuple[int, int]] = {
 FALLBACK_PAIR = (1, 0)  # any other data set
 A_SEED_OFFSET = 10_000
 ARMS = ("A", "B", "B-on-A")
-MIN_SEEDS_FOR_VERDICT = 5
 VERDICT_LABELS = ("helps", "hurts", "no clear effect")
 TIMING_MODES = ("all", "first", "none")
 

@@ -27,5 +27,5 @@ def depth_sweep_table(summary: pd.DataFrame, dataset: str, target: float) -> Tab
         caption="Median steps: Kaplan-Meier (runs that never reached the target are censored, "
                 "∞ = upper limit beyond the budget). step ms: one training step of all seeds "
                 "vmapped together, compile and evaluation excluded. BN ratio: paired by seed; "
-                "a verdict needs an interval that excludes 1.",
+                "a verdict needs an interval that excludes 1 and at least 5 seeds.",
         justify_right_from=1)

@@ -169,7 +169,7 @@ def depth_sweep_tables(rs: F.ResultSet) -> tuple[list[TableItem], list[str]]:
         "Median steps: Kaplan-Meier, runs that never reached the target are censored (∞ = upper "
         "limit beyond the budget; 'not reached' = fewer than half the seeds reached it). step "
         "ms: one step of all seeds vmapped together, compile and evaluation excluded. BN ratio: "
-        "paired by seed; a verdict needs an interval that excludes 1.", left=3)
+        "paired by seed; a verdict needs an interval that excludes 1 and at least 5 seeds.", left=3)
     bullets = []
     for act, g in s[s["bn"]].groupby("activation", sort=False):
         parts = []

@@ -86,7 +86,8 @@ def optimizers_table(summary: pd.DataFrame, dataset: str, target: float, target_
         f"vs {baseline.upper()}: paired by seed, against the {baseline} arm with the same lr "
         "source: ratio of KM median steps (or the seeds that reached the target first, when a "
         "median is not reached), then the difference of final val accuracy in points; a CI "
-        "that includes 1 (ratio) or 0 (difference) is 'no clear difference'.")
+        "that includes 1 (ratio) or 0 (difference), or fewer than 5 seeds, is 'no clear "
+        "difference'.")
     if tuned:
         caption += (" Tuned: the lr with the best median final val accuracy of the sweep, so "
                     "its val accuracy is optimistic; its test accuracy is not.")

@@ -29,11 +29,17 @@ from .intervals import (
     paired_difference,
     paired_log_ratio,
 )
-from .verdicts import format_interval, star_ratings, verdict_from_interval
+from .verdicts import (
+    MIN_SEEDS_FOR_VERDICT,
+    format_interval,
+    star_ratings,
+    verdict_from_interval,
+)
 
 __all__ = [
     "DEFAULT_RESAMPLES",
     "DEFAULT_SEED",
+    "MIN_SEEDS_FOR_VERDICT",
     "CensoredComparison",
     "CensoredSummary",
     "Interval",

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import stats
 
 from .intervals import DEFAULT_RESAMPLES, DEFAULT_SEED
-from .verdicts import verdict_from_interval
+from .verdicts import MIN_SEEDS_FOR_VERDICT, verdict_from_interval
 
 CONF_TYPES = ("bootstrap", "log-log", "log", "plain")
 STEP_LABELS = ("fewer steps", "more steps", "no clear difference")
@@ -267,8 +267,10 @@ def paired_censored_comparison(
     With an undefined ratio (a median not reached, e.g. plain SGD never reaching the target),
     fall back on the log-rank test of the two arms (``scipy.stats.logrank``, unpaired, so it
     can decide with 5 seeds where the sign test cannot go below p = 0.0625): p_logrank <
-    1 - confidence decides for the arm that won more pairs, else "no clear difference".  A single pair (n < 2) is
-    always "no clear difference": its bootstrap interval has zero width but no evidence.
+    1 - confidence decides for the arm that won more pairs, else "no clear difference".  Fewer
+    than ``MIN_SEEDS_FOR_VERDICT`` (5) pairs always give "no clear difference": their bootstrap
+    interval can exclude 1 (even with zero width) on an agreement of the seeds that chance
+    alone produces often (see ``verdicts.MIN_SEEDS_FOR_VERDICT``).
     """
     oa, ea = _observed(times_a, reached_a, censor_a)
     ob, eb = _observed(times_b, reached_b, censor_b)
@@ -304,7 +306,7 @@ def paired_censored_comparison(
             )
             high = math.nan if math.isinf(high) else high
 
-    if n < 2:
+    if n < MIN_SEEDS_FOR_VERDICT:
         verdict = STEP_LABELS[2]
     elif not math.isnan(ratio):
         verdict = verdict_from_interval(low, high, better="lower", null=1.0, labels=STEP_LABELS)

@@ -28,6 +28,15 @@ def _host_tag() -> str:
 _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _fsync_dir(folder: Path) -> None:
     """Make a rename in ``folder`` durable (power loss); a no-op where folders can't be opened."""
     try:

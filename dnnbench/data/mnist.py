@@ -35,7 +35,7 @@ import numpy as np
 from dnnbench.data.base import DataError, Dataset, DataUnavailable
 from dnnbench.data.cache import cache_dir
 from dnnbench.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
-from dnnbench.files import atomic_writer
+from dnnbench.files import atomic_writer, sha256_file
 
 ENV_VAR = "DNNBENCH_DATA_DIR"
 N_VAL = 5000
@@ -86,14 +86,6 @@ def _default_opener(url: str) -> Any:
 def _check_name(name: str) -> None:
     if name not in SHA256:
         raise ValueError(f"unknown MNIST-family data set {name!r}; choose from {', '.join(NAMES)}")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def candidate_folders(name: str,

@@ -42,7 +42,7 @@ import pandas as pd
 
 import dnnbench
 from dnnbench import package_root
-from dnnbench.files import atomic_write_bytes, remove_stale_temps
+from dnnbench.files import atomic_write_bytes, remove_stale_temps, sha256_file
 
 Frames = tuple[pd.DataFrame, pd.DataFrame]  # (runs, curves)
 
@@ -188,9 +188,7 @@ def canonical(obj, _seen: frozenset = frozenset()):
     return {"repr": f"{type(obj).__module__}.{type(obj).__qualname__}", "value": text}
 
 
-@functools.cache
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+_file_digest = functools.cache(sha256_file)
 
 
 def code_fingerprint() -> str:

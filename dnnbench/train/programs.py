@@ -28,7 +28,7 @@ from typing import Any
 import jax
 
 from dnnbench import package_root, package_versions
-from dnnbench.files import atomic_write_bytes
+from dnnbench.files import atomic_write_bytes, sha256_file
 from dnnbench.train.engine import Control, SeedInputs, Trace
 
 # The parts of the package whose source builds a training program (relative to the package).
@@ -57,8 +57,7 @@ def source_digest(parts: tuple[str, ...] = PROGRAM_SOURCES) -> str:
         p = root / part
         files = sorted(p.rglob("*.py")) if p.is_dir() else [p] if p.exists() else []
         for f in files:
-            h.update(f"{f.relative_to(root).as_posix()}:".encode())
-            h.update(hashlib.sha256(f.read_bytes()).digest())
+            h.update(f"{f.relative_to(root).as_posix()}:{sha256_file(f)}\n".encode())
     return h.hexdigest()[:16]
 
 

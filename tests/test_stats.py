@@ -276,6 +276,8 @@ def test_verdict_from_interval():
     assert verdict_from_interval(0.6, 0.9, "lower", 1.0, labels) == "fewer steps"
     assert verdict_from_interval(1.2, math.nan, "lower", 1.0, labels) == "more steps"
     assert verdict_from_interval(0.6, math.nan, "lower", 1.0, labels) == "no clear difference"
+    assert verdict_from_interval(0.1, 0.5, n=5) == "better"
+    assert verdict_from_interval(0.1, 0.5, n=4) == "no clear difference"  # too few seeds
 
 
 def test_format_interval():

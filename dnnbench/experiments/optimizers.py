@@ -76,7 +76,6 @@ from dnnbench.experiments.units import Unit
 from dnnbench.registry import OPTIMIZERS
 from dnnbench.spec import RunSpec, widths_str
 from dnnbench.stats import (
-    MIN_SEEDS_FOR_VERDICT,
     km_median,
     mean_ci,
     paired_censored_comparison,
@@ -420,12 +419,10 @@ def summarize(runs: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
             d = paired_difference(a["final_val_accuracy"], base["final_val_accuracy"])
             if d.n == 0:  # e.g. every run of one arm diverged
                 v = "no finite pairs"
-            elif d.n < MIN_SEEDS_FOR_VERDICT:
-                v = "no clear difference"
             else:
                 v = verdict_from_interval(d.low, d.high, better="higher",
                                           labels=("more accurate", "less accurate",
-                                                  "no clear difference"))
+                                                  "no clear difference"), n=d.n)
             vals = (c.ratio, c.low, c.high, c.verdict, c.n_pairs_a_faster, c.n_pairs_b_faster,
                     d.mean_diff, d.low, d.high, v)
         for k, v in zip(cmp_cols, vals, strict=True):

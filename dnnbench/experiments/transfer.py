@@ -546,10 +546,9 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def verdict(low: float, high: float, n: int) -> str:
-    """"helps" / "hurts" only when the interval of the difference excludes zero."""
-    if n < MIN_SEEDS_FOR_VERDICT:
-        return VERDICT_LABELS[2]
-    return verdict_from_interval(low, high, labels=VERDICT_LABELS)
+    """"helps" / "hurts" only when the interval of the difference excludes zero (and at least
+    MIN_SEEDS_FOR_VERDICT seeds back it)."""
+    return verdict_from_interval(low, high, labels=VERDICT_LABELS, n=n)
 
 
 def verdict_text(row: dict) -> str:

@@ -32,16 +32,20 @@ def verdict_from_interval(
     better: str = "higher",
     null: float = 0.0,
     labels: tuple[str, str, str] = DEFAULT_LABELS,
+    n: int | None = None,
 ) -> str:
     """Verdict for an interval of a difference (``null=0``) or a ratio (``null=1``).
 
     Returns ``labels[0]`` when the whole interval lies strictly on the better side of
     ``null`` (above it if ``better="higher"``, below it if ``better="lower"``),
     ``labels[1]`` when it lies strictly on the other side, and ``labels[2]`` ("no clear
-    difference") when it contains or touches ``null``.  NaN bounds count as unbounded.
+    difference") when it contains or touches ``null``, or when ``n`` (the paired seeds behind
+    the interval, if given) is below ``MIN_SEEDS_FOR_VERDICT``.  NaN bounds count as unbounded.
     """
     if better not in ("higher", "lower"):
         raise ValueError(f"better must be 'higher' or 'lower', got {better!r}")
+    if n is not None and n < MIN_SEEDS_FOR_VERDICT:
+        return labels[2]
     low, high = _bounds(low, high)
     if low > null:
         return labels[0] if better == "higher" else labels[1]

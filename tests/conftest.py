@@ -67,3 +67,4 @@ def _compile_cache():
     from dnnbench.train.arm import enable_compile_cache
 
     enable_compile_cache()
+

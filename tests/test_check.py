@@ -349,3 +349,142 @@ def test_cli_trains_updates_baseline_and_checks(tmp_path, data_env):
     tiny_profiles(tmp_path, seeds=4)
     res = runner.invoke(app, args)
     assert res.exit_code == 2 and "settings differ" in res.output
+
+
+# ------------------------------------------- damaged baselines, p-values, JSON, compare
+
+def no_traceback(res) -> None:
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1, \
+        res.output
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("steps_to_target", "abc", "number of steps"),
+    ("steps_to_target", None, "number of steps"),  # reached, but no step: not "not reached"
+    ("final_test_accuracy", "", "accuracy in [0, 1]"),  # the accuracy gate must not go off
+    ("final_test_accuracy", "high", "accuracy in [0, 1]"),
+    ("reached", "maybe", "true or false"),
+    ("seed", "x", "integer seeds"),
+    ("max_steps", "", "positive step budget"),
+    ("step_ms", "fast", "numbers"),
+])
+def test_cli_baseline_with_bad_values_is_incompatible(setup, tmp_path, column, value, message):
+    _, run = setup
+    bad = BASE.astype(object)
+    bad[column] = value
+    store(tmp_path / "base.csv", bad)
+    res = run(make_runs(range(1000, 1048), rng_seed=1))
+    assert res.exit_code == 2, res.output
+    assert "incompatible baseline" in res.output and message in res.output
+    no_traceback(res)
+
+
+def test_cli_empty_baseline_is_incompatible(setup, tmp_path):
+    _, run = setup
+    store(tmp_path / "base.csv", BASE.iloc[0:0])
+    res = run(make_runs(range(1000, 1048), rng_seed=1))
+    assert res.exit_code == 2 and "no rows" in res.output
+    no_traceback(res)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("dataset", "digits"), ("profile", 3), ("profile_config", [1]),
+    ("current_seed_offset", "abc"), ("seeds", "x"), ("wall", {"seeds": "3", "step_ms": {}}),
+])
+def test_cli_metadata_with_wrong_types_is_incompatible(setup, tmp_path, field, value):
+    _, run = setup
+    path = store(tmp_path / "base.csv", BASE)
+    meta = json.loads(meta_path(path).read_text())
+    meta[field] = value
+    meta_path(path).write_text(json.dumps(meta))
+    res = run(make_runs(range(1000, 1048), rng_seed=1))
+    assert res.exit_code == 2 and "incompatible baseline" in res.output and field in res.output
+    no_traceback(res)
+    meta_path(path).write_text("[1, 2]")
+    res = run(make_runs(range(1000, 1048), rng_seed=1))
+    assert res.exit_code == 2 and "JSON object" in res.output
+
+
+def test_p_values_tell_any_difference_from_the_gate():
+    """The gate's p (against the minimum effect) is ~1 for a 7% slowdown within tolerance;
+    the two-sided p of any difference sees it."""
+    base = make_runs(range(400), arms={"a": (120.0, 0.95)})
+    same = compare_runs(base, make_runs(range(1000, 1400), arms={"a": (120.0, 0.95)},
+                                        rng_seed=5), n_resamples=0).metrics[0]
+    slow = compare_runs(base, make_runs(range(1000, 1400), steps_factor=1.07,
+                                        arms={"a": (120.0, 0.95)}, rng_seed=5),
+                        n_resamples=0).metrics[0]
+    assert slow.verdict == "ok" and slow.p_gate > 0.5
+    assert slow.p_difference < 0.01 < same.p_difference
+    assert slow.p_gate == slow.p_regression
+
+
+def test_github_action_benchmark_states_each_entry_in_one_unit():
+    rep = compare_runs(BASE, make_runs(range(1000, 1048), acc_shift=-0.03, rng_seed=3),
+                       n_resamples=200)
+    gha = github_action_benchmark(rep, {"profile": "t"})
+    acc = next(m for m in rep.metrics if m.metric == "accuracy")
+    err = next(e for e in gha if e["name"] == f"t/{acc.arm}/final test error")
+    assert err["unit"] == "%" and err["value"] == pytest.approx(100 * (1 - acc.current))
+    # baseline and change in the entry's unit (error %, points of error), not accuracy
+    assert f"baseline {100 * (1 - acc.baseline):.4g} %" in err["extra"]
+    assert f"change {-100 * acc.effect:+.3g} pt" in err["extra"]
+    lo, hi = (float(x) for x in err["range"].split(" %")[0].split(" to "))
+    assert lo <= err["value"] <= hi
+    steps = next(e for e in gha if e["name"].endswith("steps to target"))
+    assert steps["range"].endswith("steps (95% CI)") and " steps; ratio ×" in steps["extra"]
+    assert {e["unit"] for e in gha} == {"steps", "%", "ms"}
+
+
+def write_result(folder: Path, runs: pd.DataFrame, experiment="depth-sweep",
+                 dataset="digits") -> Path:
+    """A results file as the experiment commands write it (runs CSV + meta JSON)."""
+    from dnnbench.report.io import SCHEMA_VERSION
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{experiment}-{dataset}-runs.csv"
+    runs.to_csv(path, index=False)
+    (folder / f"{experiment}-{dataset}-meta.json").write_text(json.dumps(
+        {"schema_version": SCHEMA_VERSION, "experiment": experiment, "dataset": {"name": dataset}}))
+    return path
+
+
+def test_compare_command(tmp_path):
+    a = write_result(tmp_path / "a", BASE)
+    write_result(tmp_path / "b", make_runs(range(48), rng_seed=1))  # same seeds: allowed
+    res = runner.invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    assert "0 regression(s)" in res.output and "regression │" not in res.stdout
+    assert "p any" in res.stdout and "p gate" in res.stdout
+    slow = write_result(tmp_path / "c", make_runs(range(48), steps_factor=1.4, rng_seed=1))
+    res = runner.invoke(app, ["compare", str(a), str(slow)])
+    assert res.exit_code == 0 and "regression │" in res.stdout  # reported, exit 0 unasked
+    res = runner.invoke(app, ["compare", str(a), str(slow), "--fail-on-regression"])
+    assert res.exit_code == 1 and "2 regression(s)" in res.output
+    res = runner.invoke(app, ["compare", str(slow), str(a), "--fail-on-regression"])
+    assert res.exit_code == 0 and "improvement │" in res.stdout
+
+
+@pytest.mark.parametrize("case, message", [
+    ("other dataset", "same experiment and data set"),
+    ("other arms", "different arms"),
+    ("bad values", "number of steps"),
+    ("missing", "no such file"),
+    ("not results", "metadata file"),
+])
+def test_compare_incompatible_inputs_exit_2(tmp_path, case, message):
+    a = write_result(tmp_path / "a", BASE)
+    b = {"other dataset": lambda: write_result(tmp_path / "b", BASE, dataset="mnist"),
+         "other arms": lambda: write_result(tmp_path / "b", make_runs(
+             range(5), arms={"x": (1.0, 0.9)})),
+         "bad values": lambda: write_result(tmp_path / "b", BASE.assign(
+             steps_to_target="abc")),
+         "missing": lambda: tmp_path / "nope",
+         "not results": lambda: write_result(tmp_path / "b", BASE).with_name("x.txt"),
+         }[case]()
+    if case == "not results":
+        b.write_text("a,b\n")
+    res = runner.invoke(app, ["compare", str(a), str(b)])
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    no_traceback(res)

@@ -65,11 +65,14 @@ def read_baseline(csv_path: str | Path) -> tuple[pd.DataFrame, dict]:
         meta = json.loads(mp.read_text())
     except json.JSONDecodeError as e:
         raise IncompatibleBaseline(f"{mp}: not valid JSON ({e.msg})") from None
+    if not isinstance(meta, dict):
+        raise IncompatibleBaseline(f"{mp}: expected a JSON object, got {type(meta).__name__}")
     if meta.get("schema") != BASELINE_SCHEMA or meta.get("schema_version") != BASELINE_VERSION:
         raise IncompatibleBaseline(
             f"{mp}: unknown schema {meta.get('schema')!r} version "
             f"{meta.get('schema_version')!r} (this dnnbench reads {BASELINE_SCHEMA} "
             f"version {BASELINE_VERSION})")
+    _check_meta_types(meta, mp)
     try:
         runs = pd.read_csv(csv_path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
@@ -78,6 +81,35 @@ def read_baseline(csv_path: str | Path) -> tuple[pd.DataFrame, dict]:
     if missing:
         raise IncompatibleBaseline(f"{csv_path}: missing columns: {', '.join(missing)}")
     return runs, meta
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+META_TYPES = {  # key: (check, what) -- the fields that comparisons read
+    "profile": (lambda v: isinstance(v, str), "a profile name"),
+    "profile_config": (lambda v: isinstance(v, dict), "a table of settings"),
+    "dataset": (lambda v: isinstance(v, dict) and isinstance(v.get("name"), str),
+                'an object with a "name"'),
+    "seeds": (lambda v: isinstance(v, dict) and all(_is_int(v.get(k)) for k in ("offset",
+                                                                              "count")),
+              'an object with integer "offset" and "count"'),
+    "current_seed_offset": (_is_int, "an integer >= 0"),
+    "wall": (lambda v: isinstance(v, dict) and _is_int(v.get("seeds")) and isinstance(
+        v.get("step_ms"), dict) and all(isinstance(x, int | float) and not isinstance(x, bool)
+                                        for x in v["step_ms"].values()),
+        'an object with integer "seeds" and numeric "step_ms"'),
+}
+
+
+def _check_meta_types(meta: dict, mp: Path) -> None:
+    """IncompatibleBaseline for a metadata field of the wrong type (optional ones may lack)."""
+    for key, (ok, what) in META_TYPES.items():
+        required = key in ("profile", "profile_config", "dataset")
+        if (key in meta or required) and not ok(meta.get(key)):
+            raise IncompatibleBaseline(f"{mp}: field {key!r} must be {what}, got "
+                                       f"{meta.get(key)!r:.60}")
 
 
 def check_compatible(meta: dict, profile: Profile, data=None, *, what: str = "baseline") -> None:

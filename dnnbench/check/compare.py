@@ -58,6 +58,44 @@ class IncompatibleRuns(ValueError):
     """Baseline and current tables cannot be compared (different arms, overlapping seeds...)."""
 
 
+BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+
+
+def validate_runs(df: pd.DataFrame, name: str) -> None:
+    """IncompatibleRuns (one line) unless ``df`` is a usable runs table: the required columns,
+    at least one row, true/false flags, integer seeds, a positive budget, a number of steps for
+    every reached run, an accuracy in [0, 1] for every run that did not diverge, and numbers
+    (or nothing) as step times.  A damaged column must never read as "not reached" or as a
+    missing accuracy: that would turn into an improvement or switch the accuracy gate off."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise IncompatibleRuns(f"{name} runs lack columns: {', '.join(missing)}")
+    if df.empty:
+        raise IncompatibleRuns(f"{name} runs table has no rows")
+
+    def bad(col: str, ok: pd.Series, what: str) -> None:
+        if not ok.all():
+            value = df.loc[~ok, col].iloc[0]
+            raise IncompatibleRuns(f"{name} runs: column {col!r} needs {what}, found "
+                                   f"{value!r} in {int((~ok).sum())} row(s)")
+
+    flags = {}
+    for col in ("reached", "diverged"):
+        text = df[col].astype(str).str.strip().str.lower()
+        bad(col, text.isin(BOOL_TEXT), "true or false")
+        flags[col] = text.map(BOOL_TEXT).astype(bool)
+    num = {c: pd.to_numeric(df[c], errors="coerce") for c in REQUIRED_COLUMNS
+           if c in ("seed", "steps_to_target", "max_steps", "final_test_accuracy", "step_ms")}
+    bad("seed", num["seed"].notna() & (num["seed"] % 1 == 0), "integer seeds")
+    bad("max_steps", num["max_steps"] > 0, "a positive step budget")
+    bad("steps_to_target", num["steps_to_target"].notna() | ~flags["reached"],
+        "a number of steps for every reached run")
+    bad("final_test_accuracy", num["final_test_accuracy"].between(0, 1) | flags["diverged"],
+        "an accuracy in [0, 1] for every run that did not diverge")
+    for col in ("steps_to_target", "step_ms"):
+        bad(col, num[col].notna() | df[col].isna(), "numbers")
+
+
 @dataclass(frozen=True)
 class Thresholds:
     max_steps_ratio: float = 1.15  # fail only if median steps rise by more than this factor
@@ -73,7 +111,9 @@ class MetricCheck:
     baseline/current: KM median steps (with its interval) or mean accuracy (with its
     interval); effect: ratio current / baseline (steps) or difference current - baseline
     (accuracy) with a bootstrap interval [low, high]; p_regression, p_improvement: one-sided
-    p-values against the minimum effect; verdict: "ok", "regression" or "improvement".
+    p-values against the minimum effect (the gate's tests); verdict: "ok", "regression" or
+    "improvement"; p_difference: two-sided Mann-Whitney p-value of *any* difference (no
+    minimum effect; descriptive, not gated).
     """
 
     arm: str
@@ -94,10 +134,14 @@ class MetricCheck:
     p_regression: float
     p_improvement: float
     verdict: str
+    p_difference: float = math.nan
 
     @property
-    def p(self) -> float:
-        """The p-value of the direction the data moved in (shown in tables)."""
+    def p_gate(self) -> float:
+        """The gate's one-sided p-value in the direction the data moved in: "worse (better) by
+        more than the minimum effect".  It is near 1 whenever the change lies well inside the
+        tolerance, as with an unchanged code; ``p_difference`` tells whether there is any
+        difference at all."""
         worse = self.effect > 1 if self.metric == "steps" else self.effect < 0
         return self.p_regression if worse or math.isnan(self.effect) else self.p_improvement
 
@@ -149,7 +193,7 @@ class CheckReport:
         return {"passed": self.passed, "thresholds": asdict(self.thresholds),
                 "n_baseline_seeds": self.n_baseline_seeds,
                 "n_current_seeds": self.n_current_seeds,
-                "metrics": [{**asdict(m), "p": m.p} for m in self.metrics],
+                "metrics": [{**asdict(m), "p_gate": m.p_gate} for m in self.metrics],
                 "wall_advisory": [asdict(w) for w in self.wall]}
 
 
@@ -174,7 +218,7 @@ def _ranked(times: np.ndarray, reached: np.ndarray) -> np.ndarray:
 
 
 def _mwu(x: np.ndarray, y: np.ndarray, alternative: str) -> float:
-    """One-sided Mann-Whitney U p-value of x against y (1.0 when undefined, e.g. all tied)."""
+    """Mann-Whitney U p-value of x against y (1.0 when undefined, e.g. all tied)."""
     if x.size == 0 or y.size == 0:
         return 1.0
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
@@ -245,7 +289,7 @@ def compare_steps(arm: str, base: pd.DataFrame, cur: pd.DataFrame, th: Threshold
         verdict = "improvement"
     return MetricCheck(arm, "steps", kb.median, kb.low, kb.high, kc.median, kc.low, kc.high,
                        kb.n, kc.n, kb.n_reached, kc.n_reached, ratio, low, high,
-                       p_reg, p_imp, verdict)
+                       p_reg, p_imp, verdict, _mwu(rc, rb, "two-sided"))
 
 
 def compare_accuracy(arm: str, base: pd.DataFrame, cur: pd.DataFrame, th: Thresholds, *,
@@ -273,16 +317,21 @@ def compare_accuracy(arm: str, base: pd.DataFrame, cur: pd.DataFrame, th: Thresh
         verdict = "improvement"
     return MetricCheck(arm, "accuracy", mb, cb.low, cb.high, mc, cc.low, cc.high, int(ab.size),
                        int(ac.size), int(fb.size), int(fc.size), diff, low, high, p_reg, p_imp,
-                       verdict)
+                       verdict, _mwu(rc, rb, "two-sided"))
 
 
 def compare_runs(baseline: pd.DataFrame, current: pd.DataFrame,
                  thresholds: Thresholds | None = None, *, n_resamples: int = DEFAULT_RESAMPLES,
-                 seed: int = DEFAULT_SEED, baseline_wall: dict | None = None) -> CheckReport:
+                 seed: int = DEFAULT_SEED, baseline_wall: dict | None = None,
+                 fresh_seeds: bool = True, names: tuple[str, str] = ("baseline", "current")
+                 ) -> CheckReport:
     """Compare two runs tables (one row per arm and seed) arm by arm.
 
-    Raises IncompatibleRuns when a column is missing, the arms differ, or a seed appears in
-    both tables (a current run must use fresh seeds).  ``n_resamples=0`` skips the
+    Raises IncompatibleRuns when a table is unusable (:func:`validate_runs`), the arms differ,
+    or (``fresh_seeds``, the check's rule) a seed appears in both tables.  Two stored runs
+    of the same seeds (``dnnbench compare``) are compared as independent samples all the
+    same: conservative, since pairing could only narrow the intervals.  ``names`` name the two
+    tables in messages.  ``n_resamples=0`` skips the
     descriptive bootstrap intervals (the verdicts do not depend on them).
     ``baseline_wall`` (``{"seeds": n, "step_ms": {arm: ms}}``, stored in the baseline
     metadata) is the baseline's step time measured with the check run's number of vmapped
@@ -290,19 +339,17 @@ def compare_runs(baseline: pd.DataFrame, current: pd.DataFrame,
     like with like, otherwise it compares the cost per seed.
     """
     th = thresholds or Thresholds()
-    for name, df in (("baseline", baseline), ("current", current)):
-        missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-        if missing:
-            raise IncompatibleRuns(f"{name} runs lack columns: {', '.join(missing)}")
+    nb, nc = names
+    validate_runs(baseline, nb)
+    validate_runs(current, nc)
     arms_b, arms_c = list(dict.fromkeys(baseline["arm"])), list(dict.fromkeys(current["arm"]))
     if set(arms_b) != set(arms_c):
         only_b = sorted(set(arms_b) - set(arms_c))
         only_c = sorted(set(arms_c) - set(arms_b))
-        raise IncompatibleRuns("baseline and current have different arms "
-                               f"(only in baseline: {only_b or '-'}; only in current: "
-                               f"{only_c or '-'})")
+        raise IncompatibleRuns(f"{nb} and {nc} have different arms (only in {nb}: "
+                               f"{only_b or '-'}; only in {nc}: {only_c or '-'})")
     shared = set(baseline["seed"].astype(int)) & set(current["seed"].astype(int))
-    if shared:
+    if shared and fresh_seeds:
         raise IncompatibleRuns(f"{len(shared)} seeds appear in both baseline and current (e.g. "
                                f"{min(shared)}); the current run must use fresh seeds")
     report = CheckReport(th, [], n_baseline_seeds=baseline.groupby("arm").size().max(),

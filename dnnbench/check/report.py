@@ -33,36 +33,39 @@ def report_json(report: CheckReport, context: dict) -> dict:
 
 
 def github_action_benchmark(report: CheckReport, context: dict) -> list[dict]:
-    """``customSmallerIsBetter`` entries: per arm median steps to target, final test error
-    (percent) and step time (ms).  ``range`` is the 95% interval, ``extra`` the verdict."""
+    """github-action-benchmark's ``customSmallerIsBetter`` entries (every entry is smaller is
+    better): per arm median steps to target (steps), final test error (%) and step time (ms).
+    Each entry states every number in its own unit: ``range`` is the 95% interval of
+    ``value``, ``extra`` the verdict, the baseline and the change (a ratio of steps, a change
+    of the error in points)."""
     out = []
-    wall = {w.arm: w for w in report.wall}
     prefix = f"{context.get('profile', 'check')}/"
     for m in report.metrics:
         if m.metric == "steps":
-            value, unit = m.current, "steps"
-            rng = (m.current_low, m.current_high)
-            name = f"{prefix}{m.arm}/steps to target"
-        else:
-            value, unit = 100 * (1 - m.current), "% test error"
-            rng = (100 * (1 - m.current_high), 100 * (1 - m.current_low))
-            name = f"{prefix}{m.arm}/final test error"
-        entry = {"name": name, "unit": unit, "value": _num(value)}
-        if all(_num(v) is not None for v in rng):
-            entry["range"] = f"{rng[0]:.4g} to {rng[1]:.4g} (95% CI)"
-        extra = (f"{m.verdict}; baseline {_fmt(m.baseline)}; effect {_fmt(m.effect)} "
-                 f"[{_fmt(m.low)}, {_fmt(m.high)}]; p={_fmt(m.p)}; "
-                 f"n={m.n_current} vs {m.n_baseline} seeds")
-        entry["extra"] = extra
-        if entry["value"] is not None:
-            out.append(entry)
-    for arm, w in wall.items():
+            value, low, high, base = m.current, m.current_low, m.current_high, m.baseline
+            name, unit = "steps to target", "steps"
+            change = f"ratio ×{_fmt(m.effect)} [{_fmt(m.low)}, {_fmt(m.high)}]"
+        else:  # accuracy -> error in percent, so that smaller is better here too
+            value, low, high, base = (100 * (1 - x) for x in (m.current, m.current_high,
+                                                               m.current_low, m.baseline))
+            name, unit = "final test error", "%"
+            change = (f"change {_fmt(-100 * m.effect, '{:+.3g}')} pt "
+                      f"[{_fmt(-100 * m.high, '{:+.3g}')}, {_fmt(-100 * m.low, '{:+.3g}')}]")
+        if _num(value) is None:
+            continue
+        entry = {"name": f"{prefix}{m.arm}/{name}", "unit": unit, "value": float(value)}
+        if _num(low) is not None and _num(high) is not None:
+            entry["range"] = f"{low:.4g} to {high:.4g} {unit} (95% CI)"
+        entry["extra"] = (f"{m.verdict}; baseline {_fmt(base)} {unit}; {change}; p gate="
+                          f"{_fmt(m.p_gate)}; n={m.n_current} vs {m.n_baseline} seeds")
+        out.append(entry)
+    for w in report.wall:
         if _num(w.current_step_ms) is not None:
-            out.append({"name": f"{prefix}{arm}/step time", "unit": "ms",
+            out.append({"name": f"{prefix}{w.arm}/step time", "unit": "ms",
                         "value": float(w.current_step_ms),
                         "extra": f"advisory; baseline {_fmt(w.baseline_step_ms)} ms"})
     return out
 
 
-def _fmt(x) -> str:
-    return "n/a" if _num(x) is None else f"{x:.4g}"
+def _fmt(x, spec: str = "{:.4g}") -> str:
+    return "n/a" if _num(x) is None else spec.format(x)

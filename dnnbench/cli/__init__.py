@@ -20,7 +20,8 @@ app = typer.Typer(
 )
 
 # Command modules, in the order their commands appear in --help.
-COMMAND_MODULES = ["data", "depth_sweep", "optimizers", "transfer", "claims", "check", "report"]
+COMMAND_MODULES = ["data", "depth_sweep", "optimizers", "transfer", "claims", "check", "compare",
+                   "report"]
 
 for _mod in COMMAND_MODULES:
     importlib.import_module(f"dnnbench.cli.{_mod}").register(app)

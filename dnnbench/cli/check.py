@@ -235,10 +235,16 @@ def _fmt(x, spec="{:.0f}", missing="n/a") -> str:
     return missing if x is None or (isinstance(x, float) and math.isnan(x)) else spec.format(x)
 
 
+def _p(p: float) -> str:
+    """A p-value with two digits; never a bare "1" (it is a probability, not a certainty)."""
+    return "n/a" if math.isnan(p) else ">0.99" if p > 0.99 else f"{p:.2g}"
+
+
 VERDICT_STYLE = {"ok": "green", "regression": "bold red", "improvement": "cyan"}
 
 
-def check_table(report, profile: str, dataset: str):
+def check_table(report, profile: str, dataset: str, title: str | None = None,
+                names: tuple[str, str] = ("baseline", "current")):
     """Rich table: arm, metric, baseline, current, ratio/difference, interval, p, verdict."""
     from rich.markup import escape
 
@@ -259,28 +265,30 @@ def check_table(report, profile: str, dataset: str):
             if math.isnan(m.low):
                 ci = "n/a"
         style = VERDICT_STYLE.get(m.verdict, "")
-        rows.append([escape(m.arm), m.metric, base, cur, eff, ci, _fmt(m.p, "{:.2g}"),
-                     f"[{style}]{m.verdict}[/]"])
+        rows.append([escape(m.arm), m.metric, base, cur, eff, ci, _p(m.p_difference),
+                     _p(m.p_gate), f"[{style}]{m.verdict}[/]"])
     wall = [w for w in report.wall if not math.isnan(w.ratio)]
     wall_txt = ""
     if wall:
         worst = max(wall, key=lambda w: w.ratio)
         basis = ("same seed count" if all(w.n_baseline == w.n_current for w in wall)
                  else "per seed")
-        wall_txt = (f" Wall time (advisory, not gated): step time current/baseline ({basis}) "
+        wall_txt = (f" Wall time (advisory, not gated): step time {names[1]}/{names[0]} ({basis}) "
                     f"from ×{min(w.ratio for w in wall):.2f} to ×{worst.ratio:.2f} "
                     f"({worst.arm}).")
     status = "PASS" if report.passed else "FAIL"
     return table(
-        f"dnnbench check {profile} on {dataset}: {status} ({report.n_current_seeds} fresh seeds "
-        f"per arm vs a baseline of {report.n_baseline_seeds})",
-        ["arm", "metric", "baseline", "current", "ratio / diff", "95% interval", "p",
-         "verdict"], rows,
-        caption=(f"steps: Kaplan-Meier median steps to target (reached/seeds); ratio current/"
-                 f"baseline. accuracy: mean final test accuracy; difference in points. p: one-"
-                 f"sided Mann-Whitney test against the minimum effect (steps ×"
-                 f"{th.max_steps_ratio:g}, accuracy -{100 * th.max_accuracy_drop:g} pt); a "
-                 f"regression needs p < {th.alpha:g} and a point effect beyond that minimum."
+        title or f"dnnbench check {profile} on {dataset}: {status} ({report.n_current_seeds} "
+        f"fresh seeds per arm vs a baseline of {report.n_baseline_seeds})",
+        ["arm", "metric", *names, "ratio / diff", "95% interval", "p any",
+         "p gate", "verdict"], rows,
+        caption=(f"steps: Kaplan-Meier median steps to target (reached/seeds); ratio {names[1]}/"
+                 f"{names[0]}. accuracy: mean final test accuracy; difference in points. p any: "
+                 "two-sided Mann-Whitney test of any difference (not gated). p gate: one-sided "
+                 f"Mann-Whitney test against the minimum effect (steps ×{th.max_steps_ratio:g}, "
+                 f"accuracy -{100 * th.max_accuracy_drop:g} pt) in the direction of the change, "
+                 "near 1 while the change lies well inside that tolerance; a regression needs "
+                 f"p gate < {th.alpha:g} and a point effect beyond that minimum."
                  + wall_txt),
         justify_right_from=2)
 

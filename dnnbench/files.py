@@ -132,3 +132,40 @@ def read_toml(path: str | os.PathLike, error: type[Exception], what: str = "file
         return tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise error(f"{path}: not valid TOML ({e})") from None
+
+
+# ------------------------------------------------------------------ output locations, checked
+
+def folder_problem(path: str | os.PathLike) -> str | None:
+    """Why files cannot be written into folder ``path`` (created if missing), or None.
+
+    Checked before any work: an existing file where the folder should be, a path below a
+    file, a place this process may not write to (permissions, a read-only file system)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return f"{path} exists and is not a folder"
+    existing = path
+    while not existing.exists():  # the nearest existing folder above it
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, so {path} cannot be a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    try:  # a real probe: os.access does not see every refusal (e.g. root on some mounts)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        return f"{existing} is not writable ({e.strerror or e})"
+    return None
+
+
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why file ``path`` cannot be written (its folder is created if missing), or None."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a folder, not a file"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path} is not writable"
+    return folder_problem(path.parent)

@@ -122,29 +122,73 @@ def quick_subset(data, n_train: int = 4000, n_eval: int = 1000):
         y_test=data.y_test[:n_eval], source=f"{data.source} (--quick subset)")
 
 
+def check_writable_folder(path, option: str) -> None:
+    """Exit 2 (one line) unless files can be written into folder ``path``: before any work."""
+    from dnnbench.files import folder_problem
+
+    problem = folder_problem(path)
+    if problem is not None:
+        usage_error(f"{option} {path}: {problem}")
+
+
+def check_writable_file(path, option: str) -> None:
+    """Exit 2 (one line) unless file ``path`` can be written: before any work."""
+    from dnnbench.files import file_problem
+
+    problem = file_problem(path)
+    if problem is not None:
+        usage_error(f"{option} {path}: {problem}")
+
+
 def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict,
-                   finalize=None):
+                   finalize=None, force: bool = False):
     """Run (or resume) the units, write the three result files; Ctrl-C/SIGTERM -> exit 130.
 
-    ``finalize(runs, curves) -> (runs, curves, extra_meta)``, if given, turns the units' frames
-    into the written ones (e.g. columns that depend on all units). Returns (runs, curves, paths)."""
+    ``meta`` holds the run's settings (configuration, --quick, ...): results of ``out`` made
+    with other settings are not replaced unless ``force`` (exit 2), and the folder is locked
+    for the run (a second run into it: exit 2). A write failure (disk full) exits 1; the
+    finished units stay saved. ``finalize(runs, curves) -> (runs, curves, extra_meta)``, if
+    given, turns the units' frames into the written ones (e.g. columns that depend on all
+    units). Returns (runs, curves, paths)."""
+    from dnnbench.report.io import result_paths
+    from dnnbench.runfolder import FolderInUse, locked, replaced_run, run_settings
+
+    check_writable_folder(out, "--out")
+    settings = run_settings(experiment, data.fingerprint, meta)
+    try:
+        with locked(out, command_line(experiment)):
+            other = replaced_run(result_paths(out, experiment, data.name)["meta"], settings)
+            if other is not None and not force:
+                usage_error(f"{out} holds {experiment} results on {data.name} made with other "
+                            f"settings, by {other}; choose another --out, or replace them "
+                            "with --force")
+            return _run_locked(experiment, units, data, out, fresh=fresh, meta=meta,
+                               settings=settings, finalize=finalize)
+    except FolderInUse as e:
+        usage_error(str(e))
+
+
+def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, settings: dict,
+                finalize):
     import signal
+    import threading
 
     from dnnbench.experiments.units import UnitStore, count_saved, run_units
     from dnnbench.report.console import RichProgress
     from dnnbench.report.io import now, write_results
+    from dnnbench.runfolder import RunRecord, settings_digest
     from dnnbench.train.arm import enable_compile_cache
 
-    enable_compile_cache()
+    enable_compile_cache(on_warning=warn)
     store = UnitStore(out, experiment, data.name, data.fingerprint, on_damaged=warn)
+    digest = settings_digest(settings)
+    record = RunRecord(store.dir, digest)
 
     requested: list[int] = []  # signals received (the flag survives a swallowed exception)
 
     def on_signal(signum, frame):
         requested.append(signum)
         raise KeyboardInterrupt
-
-    import threading
 
     main_thread = threading.current_thread() is threading.main_thread()
     caught = (signal.SIGINT, signal.SIGTERM)
@@ -154,9 +198,9 @@ def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict
         for s, handler in previous.items():  # None: installed outside Python -> the default
             signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
-    started = now()
     stage = "units"
     try:
+        started, resumed = record.begin(now(), fresh=fresh)
         runs, curves = run_units(units, store, fresh=fresh, progress=RichProgress(title=experiment),
                                  stop_requested=lambda: bool(requested))
         stage = "results"
@@ -164,20 +208,25 @@ def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict
             runs, curves, extra_meta = finalize(runs, curves)
             meta = {**meta, **extra_meta}
         full_meta = {"command": command_line(experiment), "started": started,
-                     "finished": now(), **meta}
+                     "resumed": resumed, "finished": now(), "settings_digest": digest, **meta}
         if requested:
             raise KeyboardInterrupt
         paths = write_results(out, experiment, data, runs, curves, full_meta)
+        record.finish()
     except BaseException as e:
         # A signal can also surface as another exception (raised inside a library callback).
-        if not (isinstance(e, KeyboardInterrupt) or requested):
+        interrupted = isinstance(e, KeyboardInterrupt) or bool(requested)
+        if not (interrupted or isinstance(e, OSError)):
             raise
         restore()  # a second signal is handled as usual while the summary is printed
-        saved = count_saved(units, store)
+        saved = f"{count_saved(units, store)}/{len(units)} units are saved in {store.dir}"
+        if not interrupted:  # a write failure: disk full, read-only file system, ...
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            runtime_error(f"writing to {out} failed: {e.strerror or e}{where}; {saved}")
         where = ("" if stage == "units" else
                  " (all units done, but the result files were not all written)")
         resume = " ".join(t for t in command_line(experiment).split(" ") if t != "--fresh")
-        typer.echo(f"Interrupted{where}: {saved}/{len(units)} units are saved in {store.dir}; "
+        typer.echo(f"Interrupted{where}: {saved}; "
                    f"to resume, run the same command again without --fresh: {resume}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:

@@ -52,10 +52,12 @@ def depth_sweep(
                                                 "to digits offline).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder holding mnist/ and "
                                                   "fashion-mnist/.")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the result files.")] = Path("results"),
+    out: Annotated[Path, typer.Option(help="Folder for the result files.")] = Path("out"),
     quick: Annotated[bool, typer.Option(help="Smoke run of seconds: data subset, 2 seeds, "
                                         "depths 1-2, 100 steps.")] = False,
     fresh: Annotated[bool, typer.Option(help="Recompute everything instead of resuming.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace results in --out made with other "
+                                        "settings.")] = False,
     plot: Annotated[bool, typer.Option(help="Also write figures next to the CSVs.")] = False,
 ) -> None:
     """Steps (and seconds) to a test-accuracy target vs depth, with and without batch norm.
@@ -109,6 +111,7 @@ def depth_sweep(
         eval_every=eval_every, max_steps=max_steps, seeds=tuple(range(seeds)))
     units = exp.build_units(cfg, data)
     runs, _curves, paths = run_experiment(exp.EXPERIMENT, units, data, out, fresh=fresh,
+                                          force=force,
                                           meta={"config": cfg.__dict__, "quick": quick})
     from dnnbench.report.depth_sweep import depth_sweep_table
 

@@ -104,11 +104,13 @@ def optimizers(
         help="Data set (default: fashion-mnist, falling back to digits offline).")] = None,
     data_dir: Annotated[Path | None, typer.Option(
         help="Folder holding mnist/ and fashion-mnist/.")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the result files.")] = Path("results"),
+    out: Annotated[Path, typer.Option(help="Folder for the result files.")] = Path("out"),
     quick: Annotated[bool, typer.Option(
         help="Smoke run of seconds: data subset, 2 seeds, 2 epochs, 2 evaluations per epoch.")]
     = False,
     fresh: Annotated[bool, typer.Option(help="Recompute everything instead of resuming.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace results in --out made with other "
+                                        "settings.")] = False,
     plot: Annotated[bool, typer.Option(help="Also write figures next to the CSVs.")] = False,
 ) -> None:
     """Steps to a validation-accuracy target and final accuracy of each optimizer, with stars.
@@ -166,8 +168,8 @@ def optimizers(
 
     units = exp.build_units(cfg, data)
     runs, _curves, paths = run_experiment(
-        exp.EXPERIMENT, units, data, out, fresh=fresh, meta={"config": cfg.__dict__,
-                                                             "quick": quick},
+        exp.EXPERIMENT, units, data, out, fresh=fresh, force=force,
+        meta={"config": cfg.__dict__, "quick": quick},
         finalize=lambda r, c: exp.finalize(cfg, r, c))
     from dnnbench.report.optimizers import optimizers_table
 

@@ -64,11 +64,13 @@ def transfer(
              "available).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder holding mnist/ and "
                                                   "fashion-mnist/.")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the result files.")] = Path("results"),
+    out: Annotated[Path, typer.Option(help="Folder for the result files.")] = Path("out"),
     quick: Annotated[bool, typer.Option(
         help=f"Smoke run of seconds: data subset, 3 seeds, 2 epochs for A, 1 frozen + 1 "
              f"unfrozen for B; --pairs all runs the first {QUICK_PAIRS} pairs.")] = False,
     fresh: Annotated[bool, typer.Option(help="Recompute everything instead of resuming.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace results in --out made with other "
+                                        "settings.")] = False,
     plot: Annotated[bool, typer.Option(help="Also write figures next to the CSVs.")] = False,
 ) -> None:
     """Transfer learning A -> B on many seeds: B from scratch vs B on A's layers, paired.
@@ -148,7 +150,7 @@ def transfer(
         f"{len(pair_list) * 3} vmapped programs", highlight=False)
     units = exp.build_units(cfg, data)
     runs, _curves, paths = run_experiment(
-        exp.EXPERIMENT, units, data, out, fresh=fresh,
+        exp.EXPERIMENT, units, data, out, fresh=fresh, force=force,
         meta={"config": cfg.__dict__, "quick": quick, "a_seed_offset": exp.A_SEED_OFFSET,
               "pairs_mode": "all" if pairs is not None else "one"})
 

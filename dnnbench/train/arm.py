@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 import time
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -25,30 +23,13 @@ from jax.sharding import PartitionSpec as P
 from dnnbench.models.mlp import train_flops
 from dnnbench.spec import RunSpec
 from dnnbench.train import programs
+from dnnbench.train.compile_cache import enable_compile_cache  # noqa: F401 (re-exported)
 from dnnbench.train.devices import seed_chunk, seed_shards
 from dnnbench.train.engine import Rows, Trace, full_control, make_program, seed_keys, to_device
 
-_CACHE_ENABLED = False
 # Held while an arm compiles and while step times are measured: an experiment may compile its
 # next arm on another thread while this one trains, but never while this one is being timed.
 _COMPILING_OR_TIMING = threading.Lock()
-
-
-def enable_compile_cache(folder: str | Path | None = None) -> Path:
-    """Turn on JAX's persistent compilation cache (default: <user cache>/dnnbench/jax)."""
-    global _CACHE_ENABLED
-    if folder is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        folder = Path(base) / "dnnbench" / "jax"
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if not _CACHE_ENABLED:
-        jax.config.update("jax_compilation_cache_dir", str(folder))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-        programs.use_folder(folder.parent / "programs")
-        _CACHE_ENABLED = True
-    return folder
 
 
 class ArmTiming(NamedTuple):

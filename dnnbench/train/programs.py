@@ -8,9 +8,10 @@ the arm's spec and the other arguments of ``make_program``, the shapes, dtypes a
 of the program's arguments, the source of the code that builds it (``train/``, ``models/``,
 ``registry.py``, ``spec.py``), the library versions, backend, devices and XLA_FLAGS
 (``environment``). A later process with the same key deserializes it instead of tracing;
-the persistent cache then supplies the executable. A file that cannot be read or
-deserialized is replaced; a program that cannot be exported is compiled as it is, and not
-kept. Programs whose construction involves functions (the custom optimizers of transfer
+the persistent cache then supplies the executable. Each file carries the SHA-256 of its
+bytes: a file that is damaged, cannot be read or deserialized is replaced (with one warning);
+a program that cannot be exported is compiled as it is, and not kept; when the folder cannot
+be written (disk full), programs are no longer kept, with one warning. Programs whose construction involves functions (the custom optimizers of transfer
 learning) are not kept: their behaviour is not captured by a key of plain values. At most
 MAX_KEPT programs are kept; the least recently used are deleted first.
 """
@@ -33,19 +34,60 @@ from dnnbench.train.engine import Control, SeedInputs, Trace
 
 # The parts of the package whose source builds a training program (relative to the package).
 PROGRAM_SOURCES = ("train", "models", "registry.py", "spec.py")
-FORMAT = 1
+FORMAT = 2  # 2: a checksum header (MAGIC + SHA-256) before the program
+MAGIC = b"dnnbench-program\n"
 MAX_KEPT = 256  # kept programs (~40 KB each); the least recently used beyond it are deleted
 
 for _t in (Control, SeedInputs, Trace):
     jax.export.register_namedtuple_serialization(_t, serialized_name=f"dnnbench.{_t.__name__}")
 
 _folder: Path | None = None
+_warn: Callable[[str, str], None] = lambda key, message: None
 
 
-def use_folder(folder: Path | None) -> None:
-    """Keep exported programs in ``folder`` (None: keep none)."""
-    global _folder
+def use_folder(folder: Path | None,
+               on_warning: Callable[[str, str], None] | None = None) -> None:
+    """Keep exported programs in ``folder`` (None: keep none); ``on_warning(key, message)``
+    is told of damaged files and write failures (``key`` names the kind of fault)."""
+    global _folder, _warn
     _folder = None if folder is None else Path(folder)
+    if on_warning is not None:
+        _warn = on_warning
+
+
+def _read(path: Path):
+    """The kept program at ``path``, or None when absent or untrustworthy (then warned)."""
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        why = f"cannot be read ({e.strerror or e})"
+    else:
+        head, digest, payload = blob[:len(MAGIC)], blob[len(MAGIC):len(MAGIC) + 32], \
+            blob[len(MAGIC) + 32:]
+        why = "is damaged (checksum mismatch)"
+        if head == MAGIC and hashlib.sha256(payload).digest() == digest:
+            try:
+                exported = jax.export.deserialize(bytearray(payload))
+                os.utime(path)  # recently used: pruned last
+                return exported
+            except Exception:  # noqa: BLE001 - of another version: export it again
+                why = "cannot be deserialized"
+    _warn(f"program {path.name}", f"kept program {path} {why}; building it again")
+    return None
+
+
+def _keep(path: Path, blob: bytes) -> None:
+    """Write a program file; on a write failure stop keeping programs (one warning)."""
+    global _folder
+    try:
+        atomic_write_bytes(path, MAGIC + hashlib.sha256(blob).digest() + blob)
+        prune(path.parent)
+    except OSError as e:
+        _warn("programs write", f"cannot keep exported programs in {path.parent} "
+              f"({e.strerror or e}); going on without keeping them")
+        _folder = None
 
 
 @functools.cache
@@ -119,21 +161,13 @@ def compile_program(fn: Callable, args, key: str | None):
     when ``key`` is given and a folder is in use (exported and kept on a miss)."""
     path = None if key is None or _folder is None else _folder / f"{key}.jaxexport"
     if path is not None:
-        exported = None
-        try:
-            exported = jax.export.deserialize(bytearray(path.read_bytes()))
-            os.utime(path)  # recently used: pruned last
-        except FileNotFoundError:
-            pass
-        except Exception:  # noqa: BLE001 - damaged or of another version: export it again
-            exported = None
+        exported = _read(path)
         if exported is None:
             try:
                 exported = jax.export.export(jax.jit(fn))(*args)
                 blob = bytes(exported.serialize())
             except Exception:  # noqa: BLE001 - a program export cannot take: compile it as is
                 return jax.jit(fn).lower(*args).compile()
-            atomic_write_bytes(path, blob)
-            prune(path.parent)
+            _keep(path, blob)
         fn = exported.call
     return jax.jit(fn).lower(*args).compile()

@@ -6,6 +6,7 @@ Add an entry to extend the tool; the CLI's choices and the contract tests follow
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
@@ -78,18 +79,43 @@ DEFAULT_INIT: dict[str, str] = {
     "sigmoid": "glorot-uniform", "tanh": "glorot-uniform",
 }
 
-# Optimizers: learning_rate (a float, a traced scalar or a schedule) -> GradientTransformation.
-# Hyper-parameters other than the learning rate are the reference textbook's.
-OPTIMIZERS: dict[str, Callable] = {
-    "sgd": lambda lr: optax.sgd(lr),
-    "momentum": lambda lr: optax.sgd(lr, momentum=0.9),
-    "nesterov": lambda lr: optax.sgd(lr, momentum=0.9, nesterov=True),
-    "adagrad": lambda lr: optax.adagrad(lr),
-    "rmsprop": lambda lr: optax.rmsprop(lr, decay=0.9),
-    "adam": lambda lr: optax.adam(lr, b1=0.9, b2=0.999),
-    "adamax": lambda lr: optax.adamax(lr, b1=0.9, b2=0.999),
-    "nadam": lambda lr: optax.nadam(lr, b1=0.9, b2=0.999),
-    "adamw": lambda lr: optax.adamw(lr, b1=0.9, b2=0.999, weight_decay=1e-5),
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+    """An optimizer as data: ``factory(learning_rate, **coefficients)`` returns an
+    ``optax.GradientTransformation``; ``coefficients`` names every numeric keyword the
+    experiments may set, with the reference textbook's value. A coefficient may be a traced
+    scalar (a lane value: one compiled program for many values).
+
+    ``weight_decay`` is a coefficient of every optimizer: decoupled weight decay (the update
+    becomes ``-lr * (direction + wd * params)``, as in AdamW and SGDW), native where the
+    factory has it (adamw), otherwise added around the factory's direction by
+    :func:`make_optimizer` (the registry's factories all scale their direction by the
+    learning rate last)."""
+
+    factory: Callable
+    coefficients: dict[str, float]
+    about: str = ""
+    native_decay: bool = False  # the factory takes weight_decay itself
+
+    @property
+    def defaults(self) -> dict[str, float]:
+        return {**self.coefficients, **({} if self.native_decay else {"weight_decay": 0.0})}
+
+
+OPTIMIZERS: dict[str, Optimizer] = {
+    "sgd": Optimizer(optax.sgd, {}, "plain stochastic gradient descent"),
+    "momentum": Optimizer(optax.sgd, {"momentum": 0.9}, "SGD with momentum"),
+    "nesterov": Optimizer(functools.partial(optax.sgd, nesterov=True), {"momentum": 0.9},
+                          "SGD with Nesterov momentum"),
+    "adagrad": Optimizer(optax.adagrad, {"initial_accumulator_value": 0.1, "eps": 1e-7},
+                         "AdaGrad"),
+    "rmsprop": Optimizer(optax.rmsprop, {"decay": 0.9, "eps": 1e-8}, "RMSProp"),
+    "adam": Optimizer(optax.adam, {"b1": 0.9, "b2": 0.999, "eps": 1e-8}, "Adam"),
+    "adamax": Optimizer(optax.adamax, {"b1": 0.9, "b2": 0.999, "eps": 1e-8}, "AdaMax"),
+    "nadam": Optimizer(optax.nadam, {"b1": 0.9, "b2": 0.999, "eps": 1e-8}, "Nadam"),
+    "adamw": Optimizer(optax.adamw, {"b1": 0.9, "b2": 0.999, "eps": 1e-8,
+                                     "weight_decay": 1e-5}, "Adam, decoupled weight decay",
+                       native_decay=True),
 }
 
 # Schedules: (peak learning rate, total steps) -> optax schedule.
@@ -116,12 +142,130 @@ def lookup(table: dict, name: str, what: str):
 
 
 def make_optimizer(name: str, learning_rate, *, schedule: str = "constant", total_steps: int = 1,
-                   clip_norm: float = 0.0) -> optax.GradientTransformation:
-    """The optimizer ``name`` at ``learning_rate`` (may be traced), with schedule and clipping."""
-    lr = lookup(SCHEDULES, schedule, "schedule")(learning_rate, total_steps)
+                   clip_norm=0.0, coefficients: dict | None = None) -> optax.GradientTransformation:
+    """The optimizer ``name`` (a registry name or a plug-in ``package.module:factory``) at
+    ``learning_rate`` with its ``coefficients`` (missing ones at their defaults; any value may
+    be traced), the schedule and global-norm clipping (``clip_norm``: a number, or traced;
+    0 = off; ``inf`` leaves the gradients as they are)."""
+    opt = get_optimizer(name)
+    given = dict(coefficients or {})
+    unknown = set(given) - set(opt.defaults)
+    if unknown:
+        raise ValueError(f"optimizer {name!r} has no coefficient {sorted(unknown)[0]!r}; "
+                         f"its coefficients: {', '.join(opt.defaults) or 'none'}")
+    coef = {**opt.defaults, **given}
+    lr = get_schedule(schedule)(learning_rate, total_steps)
     if schedule == "constant":
         lr = learning_rate  # keep the plain scalar: some optimizers special-case it
-    tx = lookup(OPTIMIZERS, name, "optimizer")(lr)
-    if clip_norm > 0:
+    decay = coef.pop("weight_decay") if not opt.native_decay else None
+    if decay is None or _is_static_zero(decay):
+        tx = opt.factory(lr, **coef)
+    else:  # the direction at lr 1 (sign flipped), + wd * params, then scaled by lr
+        tx = optax.chain(opt.factory(1.0, **coef), optax.add_decayed_weights(-decay),
+                         optax.scale_by_learning_rate(lr, flip_sign=False))
+    if not _is_static_zero(clip_norm):
         tx = optax.chain(optax.clip_by_global_norm(clip_norm), tx)
     return tx
+
+
+def _is_static_zero(value) -> bool:
+    return isinstance(value, (int, float)) and value == 0
+
+
+# ----------------------------------------------------------------------------------- plug-ins
+
+def is_plugin(name: str) -> bool:
+    """Whether ``name`` names a plug-in by import path (``package.module:attribute``)."""
+    return ":" in name
+
+
+def load_plugin(path: str, what: str):
+    """The object at ``package.module:attribute``; ValueError (one line) if it cannot be had."""
+    import importlib
+
+    module, _, attr = path.partition(":")
+    if not module or not attr:
+        raise ValueError(f"{what} plug-in {path!r} is not of the form package.module:name")
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as e:  # noqa: BLE001 - any import failure is the user's to fix
+        raise ValueError(f"{what} plug-in {path!r} cannot be imported: "
+                         f"{type(e).__name__}: {e}") from None
+    if not callable(obj):
+        raise ValueError(f"{what} plug-in {path!r} is not callable")
+    return obj
+
+
+def _numeric_keywords(factory: Callable) -> dict[str, float]:
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: float(p.default) for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and isinstance(p.default, (int, float)) and not isinstance(p.default, bool)}
+
+
+@functools.cache
+def get_optimizer(name: str) -> Optimizer:
+    """The registry's optimizer ``name``, or a plug-in: ``package.module:factory`` where
+    ``factory(learning_rate, **coefficients)`` returns an ``optax.GradientTransformation``; its
+    coefficients are its keyword arguments with numeric defaults (each one may be set in an
+    experiment and vary as a lane value). Weight decay is native if it takes ``weight_decay``."""
+    if not is_plugin(name):
+        return lookup(OPTIMIZERS, name, "optimizer")
+    factory = load_plugin(name, "optimizer")
+    coef = _numeric_keywords(factory)
+    coef.pop("learning_rate", None)
+    try:
+        tx = factory(0.01)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"optimizer plug-in {name!r} failed when called as "
+                         f"factory(0.01): {type(e).__name__}: {e}") from None
+    if not isinstance(tx, optax.GradientTransformation):
+        raise ValueError(f"optimizer plug-in {name!r} returned {type(tx).__name__}, not an "
+                         "optax.GradientTransformation")
+    return Optimizer(factory, coef, f"plug-in {name}", native_decay="weight_decay" in coef)
+
+
+@functools.cache
+def get_activation(name: str) -> Callable:
+    """The registry's activation, or a plug-in ``package.module:function`` (an elementwise
+    function of a jax array)."""
+    if not is_plugin(name):
+        return lookup(ACTIVATIONS, name, "activation")
+    fn = load_plugin(name, "activation")
+    try:
+        out = fn(jnp.linspace(-1.0, 1.0, 4))
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"activation plug-in {name!r} failed on an array: "
+                         f"{type(e).__name__}: {e}") from None
+    if getattr(out, "shape", None) != (4,):
+        raise ValueError(f"activation plug-in {name!r} is not elementwise (shape "
+                         f"{getattr(out, 'shape', None)} for an input of shape (4,))")
+    return fn
+
+
+@functools.cache
+def get_initializer(name: str) -> Initializer:
+    """The registry's initializer, or a plug-in ``package.module:factory`` whose
+    ``factory()`` returns an :class:`Initializer` (distribution, scale, mode)."""
+    if not is_plugin(name):
+        return lookup(INITIALIZERS, name, "initializer")
+    made = load_plugin(name, "initializer")()
+    if not isinstance(made, Initializer):
+        raise ValueError(f"initializer plug-in {name!r} returned {type(made).__name__}, not "
+                         "a dnnbench.registry.Initializer")
+    return made
+
+
+def get_schedule(name: str) -> Callable:
+    """The registry's schedule, or a plug-in ``package.module:factory`` with
+    ``factory(peak_lr, total_steps)`` returning an optax schedule (step -> learning rate)."""
+    if not is_plugin(name):
+        return lookup(SCHEDULES, name, "schedule")
+    return load_plugin(name, "schedule")

@@ -25,13 +25,18 @@ class RunSpec:
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-3
     bn_logits: bool = False
-    dropout: float = 0.0
+    dropout: float = 0.0  # rate of the dropout after every hidden layer
     loss: str = "softmax"  # "softmax" (n_out classes) | "sigmoid" (one unit, binary)
     # optimization
     optimizer: str = "adam"
     learning_rate: float = 0.01
+    # coefficients of the optimizer, (name, value) pairs sorted by name; the others keep the
+    # registry's defaults (registry.Optimizer.defaults), weight_decay included
+    optimizer_params: tuple[tuple[str, float], ...] = ()
     schedule: str = "constant"
     clip_norm: float = 0.0  # global-norm gradient clipping; 0 = off
+    l1: float = 0.0  # penalty l1 * sum(|kernel|) over the kernels, added to the training loss
+    l2: float = 0.0  # penalty l2 * sum(kernel^2) over the kernels, added to the training loss
     batch_size: int = 500
     # budget and evaluation
     max_steps: int = 3000
@@ -42,6 +47,8 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "optimizer_params", tuple(sorted(
+            (str(k), float(v)) for k, v in dict(self.optimizer_params).items())))
 
     @property
     def depth(self) -> int:
@@ -54,6 +61,12 @@ class RunSpec:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["widths"] = list(self.widths)
+        d["optimizer_params"] = [list(kv) for kv in self.optimizer_params]
+        # settings added after results were committed are left out at their defaults, so the
+        # hash of every earlier spec (and its results' spec_hash) stays what it was
+        for name in ("optimizer_params", "l1", "l2"):
+            if d[name] == _DEFAULTS[name]:
+                del d[name]
         return d
 
     @property
@@ -68,3 +81,62 @@ class RunSpec:
 
 def widths_str(widths: tuple[int, ...]) -> str:
     return "-".join(str(w) for w in widths)
+
+
+_DEFAULTS = {"optimizer_params": [], "l1": 0.0, "l2": 0.0}
+
+
+# ------------------------------------------------------------------- structure and lane values
+# The numbers of a spec that are runtime inputs of its training program (a "lane" of the
+# vmapped axis carries one value of each): many arms that differ only in these numbers are
+# trained by one compiled program. Everything else (widths, activation, initializer, norm kind
+# and placement, optimizer family, schedule, batch size, budget, evaluation) is the program's
+# STRUCTURE. Whether a penalty, dropout, decay or clipping is applied at all is structure too:
+# the program of a group applies it when any of its arms does (a lane value of 0 then leaves
+# the numbers as they would be without it).
+LANE_SETTINGS = ("learning_rate", "dropout", "l1", "l2", "clip_norm", "bn_momentum")
+OPTIMIZER_PREFIX = "opt."  # lane names of optimizer coefficients: "opt.<coefficient>"
+
+
+def lane_values(spec: RunSpec) -> dict[str, float]:
+    """Every lane value of ``spec``: the lane settings and every coefficient of its optimizer
+    (defaults resolved), keyed by lane name. Clipping "off" (0) is an infinite threshold as a
+    lane value (the gradients pass unchanged)."""
+    from dnnbench.registry import get_optimizer
+
+    values = {name: float(getattr(spec, name)) for name in LANE_SETTINGS}
+    if values["clip_norm"] == 0:
+        values["clip_norm"] = float("inf")
+    coefficients = {**get_optimizer(spec.optimizer).defaults, **dict(spec.optimizer_params)}
+    values |= {OPTIMIZER_PREFIX + k: float(v) for k, v in coefficients.items()}
+    return values
+
+
+def structure_key(spec: RunSpec) -> str:
+    """What makes the compiled program of ``spec``: its fields without the lane values (arms
+    with equal keys share one program)."""
+    d = dataclasses.asdict(spec)
+    for name in (*LANE_SETTINGS, "optimizer_params"):
+        d.pop(name)
+    return json.dumps(d, sort_keys=True, default=list)
+
+
+def group_spec(specs: list[RunSpec]) -> tuple[RunSpec, tuple[str, ...]]:
+    """The spec that one program of ``specs`` (all of one structure) is built from, and the
+    names of its lanes: the lane values that differ between the specs (the learning rate is
+    always one, as the engine has always had it). A setting that is a lane keeps, in the
+    returned spec, its largest value: the program applies the penalty, dropout, decay or
+    clipping if any arm does, and reads the numbers from the lanes."""
+    first = specs[0]
+    if any(structure_key(s) != structure_key(first) for s in specs[1:]):
+        raise ValueError("group_spec: the specs are not all of one structure")
+    values = [lane_values(s) for s in specs]
+    lanes = tuple(k for k in values[0]
+                  if k == "learning_rate" or any(v[k] != values[0][k] for v in values[1:]))
+    changes = {k: max(getattr(s, k) for s in specs) for k in LANE_SETTINGS if k in lanes}
+    params = dict(first.optimizer_params)
+    for k in lanes:
+        if k.startswith(OPTIMIZER_PREFIX):
+            name = k[len(OPTIMIZER_PREFIX):]
+            params[name] = max(v[k] for v in values)
+    return first.replace(**changes, optimizer_params=tuple(params.items())), lanes

@@ -79,7 +79,7 @@ def test_first_reach_on_constructed_trace():
 
 def test_diverging_seed_stops_and_others_continue(data):
     spec = small_spec(optimizer="sgd")
-    tr = train_arm(spec, data, seeds=[0, 1], lrs=[0.05, 1e12], timing=False).trace
+    tr = train_arm(spec, data, seeds=[0, 1], hps={"learning_rate": [0.05, 1e12]}, timing=False).trace
     assert not tr.diverged[0] and tr.diverged[1]
     assert tr.n_done[0] == spec.n_evals
     assert tr.n_done[1] < spec.n_evals

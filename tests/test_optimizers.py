@@ -101,8 +101,8 @@ def _problem(seed=0, n=3, scale=1.0):
 def test_nesterov_differs_from_momentum():
     params, grads = _problem()
     lr = 0.1
-    mom = _updates(OPTIMIZERS["momentum"](lr), params, grads)
-    nes = _updates(OPTIMIZERS["nesterov"](lr), params, grads)
+    mom = _updates(make_optimizer("momentum", lr), params, grads)
+    nes = _updates(make_optimizer("nesterov", lr), params, grads)
     # first step: momentum -lr g, Nesterov looks ahead: -lr (g + 0.9 g)
     np.testing.assert_allclose(mom[0]["w"], -lr * grads[0]["w"], rtol=1e-6)
     np.testing.assert_allclose(nes[0]["w"], -lr * 1.9 * grads[0]["w"], rtol=1e-6)
@@ -121,8 +121,8 @@ def test_adamw_equals_adam_without_weight_decay_and_differs_with_it():
     # the registry's adamw (weight decay 1e-5) adds exactly -lr * wd * params on the first step
     # (large params, so that the difference stands far above float32 rounding)
     params, grads = _problem(seed=2, n=1, scale=1000.0)
-    reg_adam = _updates(OPTIMIZERS["adam"](lr), params, grads[:1])[0]
-    reg_adamw = _updates(OPTIMIZERS["adamw"](lr), params, grads[:1])[0]
+    reg_adam = _updates(make_optimizer("adam", lr), params, grads[:1])[0]
+    reg_adamw = _updates(make_optimizer("adamw", lr), params, grads[:1])[0]
     for k in params:
         diff = np.asarray(reg_adamw[k]) - np.asarray(reg_adam[k])
         assert np.abs(diff).max() > 0

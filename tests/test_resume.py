@@ -121,8 +121,8 @@ def test_key_covers_version_code_data_seeds_and_train_kwargs(tmp_path, monkeypat
     variants = {
         "seeds": arm_unit(arm, None, (0, 2), None),
         "spec": arm_unit(Arm("a", spec.replace(learning_rate=0.02)), None, (0, 1), None),
-        "kwargs": arm_unit(arm, None, (0, 1), None, lrs=(0.1, 0.2)),
-        "kwargs-values": arm_unit(arm, None, (0, 1), None, lrs=(0.1, 0.3)),
+        "kwargs": arm_unit(arm, None, (0, 1), None, hps={"learning_rate": (0.1, 0.2)}),
+        "kwargs-values": arm_unit(arm, None, (0, 1), None, hps={"learning_rate": (0.1, 0.3)}),
         "labels": arm_unit(Arm("a", spec, (("x", 1),)), None, (0, 1), None),
     }
     keys = {name: store.key(u) for name, u in variants.items()}

@@ -221,7 +221,7 @@ def train_lr_sweep(spec: RunSpec, data, seeds: Sequence[int], lrs: Sequence[floa
                    **train_kwargs) -> ArmResult:
     """Every (learning rate, seed) of ``spec`` in ONE compiled program (lr-major order)."""
     flat_seeds, flat_lrs = sweep_lrs(seeds, lrs)
-    return train_arm(spec, data, flat_seeds, lrs=flat_lrs, **train_kwargs)
+    return train_arm(spec, data, flat_seeds, hps={"learning_rate": flat_lrs}, **train_kwargs)
 
 
 def build_units(cfg: OptimizersConfig, data) -> list[Unit]:
@@ -248,7 +248,8 @@ def build_units(cfg: OptimizersConfig, data) -> list[Unit]:
                 return raw_frames(cfg, data, arm.spec, arm.name, "sweep", result, fseeds,
                                    flat_lrs)
 
-            units.append(arm_unit(sweep, data, flat_seeds, frames, lrs=flat_lrs, timing=False))
+            units.append(arm_unit(sweep, data, flat_seeds, frames, hps={"learning_rate": flat_lrs},
+                                  timing=False))
     return units
 
 

@@ -111,8 +111,8 @@ import pandas as pd
 from dnnbench.data.base import Dataset
 from dnnbench.experiments.common import Arm, curve_frame
 from dnnbench.experiments.units import Unit
-from dnnbench.registry import make_optimizer
 from dnnbench.spec import RunSpec
+from dnnbench.train.engine import make_optimizer_of
 from dnnbench.stats import (
     MIN_SEEDS_FOR_VERDICT,
     mean_ci,
@@ -328,15 +328,14 @@ def layer_labels(reuse_layers: int) -> Callable[[Any], Any]:
 
 
 def transfer_tx(reuse_layers: int, freeze_steps: int, unfreeze_lr: float) -> Callable:
-    """The engine's ``make_tx(spec, lr)`` for B-on-A: reused layers frozen, then ``unfreeze_lr``."""
+    """The engine's ``make_tx(spec, hp)`` for B-on-A: reused layers frozen, then ``unfreeze_lr``."""
 
-    def make_tx(spec: RunSpec, lr) -> optax.GradientTransformation:
-        def opt(rate):
-            return make_optimizer(spec.optimizer, rate, schedule=spec.schedule,
-                                  total_steps=spec.max_steps, clip_norm=spec.clip_norm)
+    def make_tx(spec: RunSpec, hp) -> optax.GradientTransformation:
+        def opt(rate=None):
+            return make_optimizer_of(spec, hp, rate)
 
         return optax.multi_transform(
-            {"trainable": opt(lr), "reused": frozen_until(opt(unfreeze_lr), freeze_steps)},
+            {"trainable": opt(), "reused": frozen_until(opt(unfreeze_lr), freeze_steps)},
             layer_labels(reuse_layers))
 
     return make_tx

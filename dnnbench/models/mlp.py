@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dnnbench.registry import ACTIVATIONS, INITIALIZERS, STANDARD_DRAWS, lookup
+from dnnbench.registry import STANDARD_DRAWS, get_activation, get_initializer
 from dnnbench.spec import RunSpec
 
 
@@ -30,7 +30,7 @@ class MLP(nn.Module):
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-3
     bn_logits: bool = False
-    dropout: float = 0.0
+    dropout: float = 0.0  # a number, or a traced lane value (then dropout is always applied)
 
     def _bn(self, x, train: bool, name: str):
         return nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
@@ -38,8 +38,8 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        act = lookup(ACTIVATIONS, self.activation, "activation")
-        kernel_init = lookup(INITIALIZERS, self.initializer, "initializer")()
+        act = get_activation(self.activation)
+        kernel_init = get_initializer(self.initializer)()
         bn_before = self.norm == "batch" and self.norm_position == "before"
         bn_after = self.norm == "batch" and self.norm_position == "after"
         for i, width in enumerate(self.widths):
@@ -50,14 +50,26 @@ class MLP(nn.Module):
             x = act(x)
             if bn_after:
                 x = self._bn(x, train, f"bn_{i}")
-            if self.dropout > 0:
-                x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        head_init = lookup(INITIALIZERS, self.head_init, "initializer")()
+            if train and not _is_zero(self.dropout):
+                x = dropout(x, self.dropout, self.make_rng("dropout"))
+        head_init = get_initializer(self.head_init)()
         x = nn.Dense(self.n_out, use_bias=not self.bn_logits, kernel_init=head_init,
                      name="head")(x)
         if self.bn_logits:
             x = self._bn(x, train, "bn_head")
         return x
+
+
+def _is_zero(value) -> bool:
+    return isinstance(value, (int, float)) and value == 0
+
+
+def dropout(x: jax.Array, rate, key: jax.Array) -> jax.Array:
+    """Inverted dropout at ``rate`` (a number or a traced lane value; 0 returns ``x``
+    unchanged): the arithmetic of ``flax.linen.Dropout``, which needs a static rate."""
+    keep = 1.0 - rate
+    mask = jax.random.bernoulli(key, p=keep, shape=x.shape)
+    return jax.lax.select(mask, x / keep, jnp.zeros_like(x))
 
 
 def build_model(spec: RunSpec, n_classes: int) -> MLP:
@@ -101,8 +113,8 @@ def _layout(model: MLP, x: jax.ShapeDtypeStruct):  # tracing a model costs ~0.1 
     shapes = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False), x)
     layers = {name: leaves["kernel"].shape for name, leaves in shapes["params"].items()
               if "kernel" in leaves}
-    inits = {name: lookup(INITIALIZERS, model.head_init if name == "head" else model.initializer,
-                          "initializer") for name in layers}
+    inits = {name: get_initializer(model.head_init if name == "head" else model.initializer)
+             for name in layers}
     return shapes, layers, inits
 
 

@@ -96,15 +96,17 @@ class CompiledArm:
     splits fit in ``rows`` and whose training split gives as many steps per epoch
     (``train(data=...)``): the class pairs of a transfer sweep share one program."""
 
-    def __init__(self, spec: RunSpec, data, seeds, *, lrs=None, init_params=None,
+    def __init__(self, spec: RunSpec, data, seeds, *, hps=None, init_params=None,
                  rows: Rows | None = None, chunk: int | None = None, **program_kwargs: Any):
         with _COMPILING_OR_TIMING:
-            self._build(spec, data, seeds, lrs, init_params, rows, chunk, program_kwargs)
+            self._build(spec, data, seeds, hps, init_params, rows, chunk, program_kwargs)
 
-    def _build(self, spec: RunSpec, data, seeds, lrs, init_params, rows, chunk,
+    def _build(self, spec: RunSpec, data, seeds, hps, init_params, rows, chunk,
                program_kwargs) -> None:
         t0 = time.perf_counter()
         self.spec, self.n_seeds, self.rows = spec, len(seeds), rows
+        hps = lane_arrays(spec, self.n_seeds, hps)
+        self.lane_names = tuple(hps)
         self.steps_per_epoch = len(data.y_train) // spec.batch_size
         self.prog = prog = make_program(spec, data.n_classes, len(data.y_train),
                                         **program_kwargs)
@@ -117,8 +119,8 @@ class CompiledArm:
         n_pad = self.shards * chunk * math.ceil(per_shard / chunk)
         self.takes_params = init_params is not None
 
-        def run(keys, lrs, dev, init_params, ctrl, pre):
-            return prog.run_seeds(keys, lrs, dev, init_params, ctrl, pre, chunk=chunk)
+        def run(keys, hps, dev, init_params, ctrl, pre):
+            return prog.run_seeds(keys, hps, dev, init_params, ctrl, pre, chunk=chunk)
 
         if self.shards > 1:
             mesh = Mesh(np.array(jax.devices()[:self.shards]), ("seeds",))
@@ -130,16 +132,14 @@ class CompiledArm:
             split = whole = None
         self._split, self._whole = split, whole
         keys = seed_keys(seeds)
-        lrs = jnp.full((self.n_seeds,), spec.learning_rate, jnp.float32) if lrs is None else (
-            jnp.asarray(lrs, jnp.float32))
         self.dev = _placed_data(data, spec, whole, rows)
-        self.keys, self.lrs = self._place(_pad(keys, n_pad)), self._place(_pad(lrs, n_pad))
+        self.keys, self.hps = self._place(_pad(keys, n_pad)), self._place(_pad(hps, n_pad))
         self.pre = self._place(prog.seed_inputs(self.keys, self.dev))
         self.n_pad = n_pad
         params_shape = None if init_params is None else jax.tree_util.tree_map(
             lambda a: jax.ShapeDtypeStruct((n_pad, *a.shape[1:]), a.dtype, sharding=split),
             init_params)
-        args = (self.keys, self.lrs, self.dev, params_shape, full_control(spec), self.pre)
+        args = (self.keys, self.hps, self.dev, params_shape, full_control(spec), self.pre)
         key = programs.program_key(
             {"spec": json.dumps(spec.to_dict(), sort_keys=True), "n_classes": data.n_classes,
              "n_train": len(data.y_train), "rows": None if rows is None else repr(tuple(rows)),
@@ -154,8 +154,8 @@ class CompiledArm:
         params = None if init_params is None else jax.tree_util.tree_map(
             lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), init_params)
         state = jax.eval_shape(
-            lambda k, x, p: self.prog.init(k, jnp.float32(self.spec.learning_rate),
-                                           {"x_train": x}, p),
+            lambda k, x, p: self.prog.init(
+                k, {name: jnp.float32(1.0) for name in self.lane_names}, {"x_train": x}, p),
             jax.ShapeDtypeStruct((2,), jnp.uint32), x1, params)
         size = lambda tree: sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(tree))
         return 2 * size(state.params) + size(state.batch_stats) + size(state.opt_state)
@@ -164,7 +164,7 @@ class CompiledArm:
         return tree if self._split is None else jax.device_put(tree, self._split)
 
     def _call(self, init_params, ctrl):
-        return self.compiled(self.keys, self.lrs, self.dev, init_params, ctrl, self.pre)
+        return self.compiled(self.keys, self.hps, self.dev, init_params, ctrl, self.pre)
 
     def train(self, *, data=None, init_params=None, timing: bool = True,
               timing_steps: int = 100) -> ArmResult:
@@ -222,18 +222,33 @@ class CompiledArm:
         return step_ms, eval_ms
 
 
-def compile_arm(spec: RunSpec, data, seeds, *, lrs=None, init_params=None,
+def lane_arrays(spec: RunSpec, n_lanes: int, hps=None) -> dict[str, jax.Array]:
+    """The runtime hyper-parameters of ``n_lanes`` lanes as float32 arrays: ``hps`` (lane name
+    -> one value per lane; see ``spec.lane_values``), the learning rate always among them
+    (default: the spec's, in every lane)."""
+    hps = dict(hps or {})
+    hps.setdefault("learning_rate", [spec.learning_rate] * n_lanes)
+    out = {k: jnp.asarray(v, jnp.float32) for k, v in sorted(hps.items())}
+    for k, v in out.items():
+        if v.shape != (n_lanes,):
+            raise ValueError(f"lane values {k!r}: {v.shape[0] if v.ndim else 'a scalar'} "
+                             f"given for {n_lanes} lanes")
+    return out
+
+
+def compile_arm(spec: RunSpec, data, seeds, *, hps=None, init_params=None,
                 rows: Rows | None = None, chunk: int | None = None,
                 **program_kwargs: Any) -> CompiledArm:
     """Trace and compile ``spec`` for ``seeds`` (``init_params`` may be shapes only:
     ``jax.ShapeDtypeStruct`` leaves with a leading seed axis; ``rows``: pad the data;
     ``chunk``: seeds per vmapped group on each device, default ``devices.seed_chunk``)."""
-    return CompiledArm(spec, data, seeds, lrs=lrs, init_params=init_params, rows=rows,
+    return CompiledArm(spec, data, seeds, hps=hps, init_params=init_params, rows=rows,
                        chunk=chunk, **program_kwargs)
 
 
-def train_arm(spec: RunSpec, data, seeds, *, lrs=None, init_params=None, timing: bool = True,
+def train_arm(spec: RunSpec, data, seeds, *, hps=None, init_params=None, timing: bool = True,
               timing_steps: int = 100, **program_kwargs: Any) -> ArmResult:
-    """Train ``spec`` on every seed (and learning rate in ``lrs``, one per seed) at once."""
-    arm = compile_arm(spec, data, seeds, lrs=lrs, init_params=init_params, **program_kwargs)
+    """Train ``spec`` on every lane at once: a seed each, with the lane values ``hps`` (lane
+    name -> one value per seed; default: the spec's learning rate)."""
+    arm = compile_arm(spec, data, seeds, hps=hps, init_params=init_params, **program_kwargs)
     return arm.train(init_params=init_params, timing=timing, timing_steps=timing_steps)

@@ -1,7 +1,10 @@
-"""The training engine: pure ``run_seeds(keys, lrs, data) -> Trace`` per arm.
+"""The training engine: pure ``run_seeds(keys, hps, data) -> Trace`` per program.
 
-``jax.jit(program.run_seeds)(keys, lrs, data)`` trains every seed of an arm (and, for
-learning-rate sweeps, every learning rate) in one compiled program: the per-seed step and
+``jax.jit(program.run_seeds)(keys, hps, data)`` trains every lane of a program in one
+compiled program. A lane is one run: a seed, and the runtime hyper-parameters of its arm
+(``hps``: lane name -> one float32 per lane, see ``spec.lane_values``: the learning rate,
+optimizer coefficients, penalties, dropout rate, clipping threshold, BN momentum), so the
+arms of one structure (``spec.group_spec``) times their seeds are one program: the per-seed step and
 evaluation are pure functions vmapped over the seed axis, and ``run(key)`` is the same program
 for one seed. The data arrays are arguments (never closed-over constants) and live on device;
 each seed's data order is drawn on device. The step loop is a ``lax.fori_loop`` of
@@ -24,7 +27,7 @@ import optax
 
 from dnnbench.models.mlp import build_model, draw_sizes, init_variables, standard_draws
 from dnnbench.registry import make_optimizer
-from dnnbench.spec import RunSpec
+from dnnbench.spec import OPTIMIZER_PREFIX, RunSpec
 
 Data = dict[str, jax.Array]  # x_train, y_train, x_eval, y_eval, x_test, y_test
 
@@ -206,20 +209,59 @@ class Program(NamedTuple):
 
     shuffles: Callable  # (key, data) -> (epochs, rows) int32 data order
     seed_inputs: Callable  # (keys, data) -> SeedInputs: data orders and initial draws
-    init: Callable  # (key, lr, data, init_params=None, pre=None) -> TrainState
-    train_step: Callable  # (state, t, lr, data) -> (state, loss)
-    train_chunk: Callable  # (state, t0, lr, data, n_steps) -> (state, mean loss)
+    init: Callable  # (key, hp, data, init_params=None, pre=None) -> TrainState
+    train_step: Callable  # (state, t, hp, data) -> (state, loss)
+    train_chunk: Callable  # (state, t0, hp, data, n_steps) -> (state, mean loss)
     evaluate: Callable  # (params, batch_stats, x, y, w=None) -> (loss, acc)
-    run_seeds: Callable  # (keys, lrs, data, init_params=None, ctrl=None, pre=None) -> Trace
-    run: Callable  # (key, lr, data, init_params=None, ctrl=None, pre=None) -> Trace
+    run_seeds: Callable  # (keys, hps, data, init_params=None, ctrl=None, pre=None) -> Trace
+    run: Callable  # (key, hp, data, init_params=None, ctrl=None, pre=None) -> Trace
 
 
-def default_tx(spec: RunSpec, lr) -> optax.GradientTransformation:
+def as_lanes(hp) -> dict:
+    """``hp`` as lane values: a bare learning rate (a number or an array) is ``{"learning_rate":
+    hp}``."""
+    return hp if isinstance(hp, dict) else {"learning_rate": hp}
+
+
+def setting(spec: RunSpec, hp: dict, name: str):
+    """A lane setting of one run: its lane value where it is a lane of the program (traced),
+    else the spec's number (compiled in)."""
+    return hp[name] if name in hp else getattr(spec, name)
+
+
+def coefficients(spec: RunSpec, hp: dict) -> dict:
+    """The optimizer coefficients of one run that are set (spec or lanes); others default."""
+    lanes = {k[len(OPTIMIZER_PREFIX):]: v for k, v in hp.items()
+             if k.startswith(OPTIMIZER_PREFIX)}
+    return {**dict(spec.optimizer_params), **lanes}
+
+
+def make_optimizer_of(spec: RunSpec, hp: dict, learning_rate=None) -> optax.GradientTransformation:
+    """The spec's optimizer with its schedule, coefficients and clipping, at ``learning_rate``
+    (default: the run's)."""
+    lr = hp["learning_rate"] if learning_rate is None else learning_rate
+    return make_optimizer(spec.optimizer, lr, schedule=spec.schedule, total_steps=spec.max_steps,
+                          clip_norm=setting(spec, hp, "clip_norm"),
+                          coefficients=coefficients(spec, hp))
+
+
+def default_tx(spec: RunSpec, hp: dict) -> optax.GradientTransformation:
     """The spec's optimizer, run on the parameters raveled into one vector (``optax.flatten``):
     the same arithmetic, but one fused update instead of one per layer, which makes the
     program compile faster."""
-    return optax.flatten(make_optimizer(spec.optimizer, lr, schedule=spec.schedule,
-                                        total_steps=spec.max_steps, clip_norm=spec.clip_norm))
+    return optax.flatten(make_optimizer_of(spec, hp))
+
+
+def penalty(spec: RunSpec, hp: dict, params) -> jax.Array | float:
+    """l1 * sum(|kernel|) + l2 * sum(kernel^2) over the kernels (biases and BN excluded); 0 when
+    the program applies neither."""
+    kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+               if path[-1].key == "kernel"]
+    total = 0.0
+    for name, term in (("l1", jnp.abs), ("l2", jnp.square)):
+        if getattr(spec, name) != 0:  # applied by the program (see spec.group_spec)
+            total = total + setting(spec, hp, name) * sum(jnp.sum(term(k)) for k in kernels)
+    return total
 
 
 def _keep(active: jax.Array, new, old):
@@ -237,7 +279,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
                  merge_params: Callable | None = None) -> Program:
     """Build the pure functions of an arm.
 
-    ``make_tx(spec, lr)`` builds the optimizer (override it for freezing/masking);
+    ``make_tx(spec, hp)`` builds the optimizer of one lane (``hp``: its lane values) (override it for freezing/masking);
     ``merge_params(fresh_params, init_params)`` lets a caller start from given weights
     (transfer learning); it then receives ``init_params`` as the 4th argument of init/run.
     """
@@ -264,32 +306,41 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         sizes = tuple((dist, 1 << (n - 1).bit_length()) for dist, n in draw_sizes(model, x1))
         return SeedInputs(orders(keys, data), shared_draws(keys, sizes))
 
-    def init(key, lr, data, init_params=None, pre=None) -> TrainState:
+    def init(key, hp, data, init_params=None, pre=None) -> TrainState:
         """The state of one seed at step 0 (``pre``: its ``SeedInputs``, else drawn here)."""
         init_key, _, dropout_key = split_key(key)
+        hp = as_lanes(hp)
         variables = init_variables(model, init_key, data["x_train"][:1],
                                    None if pre is None else pre.draws)
         params = variables["params"]
         if merge_params is not None:
             params = merge_params(params, init_params)
         batch_stats = variables.get("batch_stats", {})
-        opt_state = make_tx(spec, lr).init(params)
+        opt_state = make_tx(spec, hp).init(params)
         perms = shuffles(key, data) if pre is None else pre.perms
         return TrainState(params, batch_stats, opt_state, perms, dropout_key)
 
-    def train_step(state: TrainState, t, lr, data):
+    def lane_model(hp):
+        """The model with the lane values it takes (dropout rate, BN momentum)."""
+        changes = {k: hp[k] for k in ("dropout", "bn_momentum") if k in hp}
+        return model.clone(**changes) if changes else model
+
+    def train_step(state: TrainState, t, hp, data):
+        hp = as_lanes(hp)
         idx = jax.lax.dynamic_slice_in_dim(state.perms[t // steps_per_epoch],
                                            (t % steps_per_epoch) * bs, bs)
         xb, yb = data["x_train"][idx], data["y_train"][idx]
         rngs = {"dropout": jax.random.fold_in(state.dropout_key, t)}
 
         def loss_fn(params):
-            logits, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
-                                          xb, train=True, mutable=["batch_stats"], rngs=rngs)
-            return loss_and_accuracy(logits, yb, spec.loss)[0], updates
+            logits, updates = lane_model(hp).apply(
+                {"params": params, "batch_stats": state.batch_stats}, xb, train=True,
+                mutable=["batch_stats"], rngs=rngs)
+            loss = loss_and_accuracy(logits, yb, spec.loss)[0]
+            return loss + penalty(spec, hp, params), updates
 
         (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        tx_updates, opt_state = make_tx(spec, lr).update(grads, state.opt_state, state.params)
+        tx_updates, opt_state = make_tx(spec, hp).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, tx_updates)
         new = state._replace(params=params, opt_state=opt_state,
                              batch_stats=updates.get("batch_stats", state.batch_stats))
@@ -324,33 +375,33 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     # seconds of tracing per arm). Jitted, so that each is traced once however often used.
     eval_seeds = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, None, None)))
 
-    def steps(state, t0, n_steps, lr, data, step_fn):
+    def steps(state, t0, n_steps, hp, data, step_fn):
         """``n_steps`` steps from step ``t0`` (a traced count); (state, mean training loss).
         The data order is a loop constant, not part of the loop's carry (XLA would copy it)."""
         perms = state.perms
 
         def body(j, carry):
             s, total = carry
-            s, loss = step_fn(s._replace(perms=perms), t0 + j, lr, data)
+            s, loss = step_fn(s._replace(perms=perms), t0 + j, hp, data)
             return s._replace(perms=None), total + loss
-        zero = jnp.zeros(jnp.shape(lr), jnp.float32)
+        zero = jnp.zeros(jnp.shape(hp["learning_rate"]), jnp.float32)
         state, total = jax.lax.fori_loop(0, n_steps, body, (state._replace(perms=None), zero))
         return state._replace(perms=perms), total / n_steps
 
-    def advance(state, lrs, t0, ctrl, data):
+    def advance(state, hps, t0, ctrl, data):
         """Every seed trains ``chunk_steps`` steps at once, then is evaluated."""
-        new, loss = steps(state, t0, ctrl.chunk_steps, lrs, data,
+        new, loss = steps(state, t0, ctrl.chunk_steps, hps, data,
                           jax.vmap(jax.jit(train_step), in_axes=(0, None, 0, None)))
-        nan = jnp.full(jnp.shape(lrs), jnp.nan, jnp.float32)
+        nan = jnp.full(jnp.shape(hps["learning_rate"]), jnp.nan, jnp.float32)
         e_loss, e_acc = jax.lax.cond(ctrl.evaluate, lambda: eval_seeds(
             new.params, new.batch_stats, data["x_eval"], data["y_eval"], data.get("w_eval")),
             lambda: (nan, nan))
         return new, loss, e_loss, e_acc
 
-    def run_seeds(keys, lrs, data, init_params=None, ctrl=None, pre=None, *,
+    def run_seeds(keys, hps, data, init_params=None, ctrl=None, pre=None, *,
                   chunk: int | None = None) -> Trace:
-        """Train a batch of seeds (keys and lrs have a leading seed axis; so do init_params
-        and ``pre``, the ``seed_inputs`` of the keys, when given). ``ctrl`` (unbatched runtime
+        """Train a batch of lanes (keys and every array of ``hps`` have a leading lane axis; so
+        do init_params and ``pre``, the ``seed_inputs`` of the keys, when given). ``ctrl`` (unbatched runtime
         values, see ``Control``) lets timing reuse this very executable: fewer evaluations,
         evaluation skipped, no early stop.
 
@@ -362,6 +413,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         one program. On a CPU a group whose states fit in the cache trains faster per seed than
         one large batch, and a group stops as soon as its own seeds are done."""
         ctrl = full_control(spec) if ctrl is None else ctrl
+        hps = as_lanes(hps)
         n_seeds = keys.shape[0]
         if chunk is not None and chunk < n_seeds:
             if n_seeds % chunk:
@@ -369,16 +421,16 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             groups = partial(jax.tree_util.tree_map,
                              lambda a: a.reshape((n_seeds // chunk, chunk, *a.shape[1:])))
             trace = jax.lax.map(lambda g: run_batch(*g, data, ctrl),
-                                groups((keys, lrs, init_params, pre)))
+                                groups((keys, hps, init_params, pre)))
             return jax.tree_util.tree_map(lambda a: a.reshape((n_seeds, *a.shape[2:])), trace)
-        return run_batch(keys, lrs, init_params, pre, data, ctrl)
+        return run_batch(keys, hps, init_params, pre, data, ctrl)
 
-    def run_batch(keys, lrs, init_params, pre, data, ctrl) -> Trace:
+    def run_batch(keys, hps, init_params, pre, data, ctrl) -> Trace:
         """``run_seeds`` on one vmapped batch of seeds."""
         n_seeds = keys.shape[0]
         state = jax.vmap(init, in_axes=(0, 0, None, None if init_params is None else 0,
                                         None if pre is None else 0))(
-            keys, lrs, data, init_params, pre)
+            keys, hps, data, init_params, pre)
         nan_seeds = jnp.full((n_seeds,), jnp.nan, jnp.float32)
         nan_curves = jnp.full((n_seeds, n_evals), jnp.nan, jnp.float32)
         false = jnp.zeros((n_seeds,), bool)
@@ -389,7 +441,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
 
         def body(c):
             state, i, active, n_done, diverged, reached, curves, last = c
-            new, loss, e_loss, e_acc = advance(state, lrs, i * spec.eval_every, ctrl, data)
+            new, loss, e_loss, e_acc = advance(state, hps, i * spec.eval_every, ctrl, data)
             state = _keep(active, new._replace(perms=state.perms), state)
             curves = tuple(_keep(active, c.at[:, i].set(v), c)
                            for c, v in zip(curves, (loss, e_loss, e_acc), strict=True))
@@ -426,17 +478,18 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         return Trace(steps, tl, el, ea, n_done, diverged, t_loss, t_acc,
                      state.params if return_params else None)
 
-    def run(key, lr, data, init_params=None, ctrl=None, pre=None) -> Trace:
-        """Train one seed: ``run_seeds`` on a batch of one."""
+    def run(key, hp, data, init_params=None, ctrl=None, pre=None) -> Trace:
+        """Train one lane: ``run_seeds`` on a batch of one (``hp``: lane name -> value)."""
         add = partial(jax.tree_util.tree_map, lambda a: jnp.asarray(a)[None])
-        trace = run_seeds(add(key), add(jnp.asarray(lr, jnp.float32)), data,
+        hp = {k: jnp.asarray(v, jnp.float32) for k, v in as_lanes(hp).items()}
+        trace = run_seeds(add(key), add(hp), data,
                           None if init_params is None else add(init_params), ctrl,
                           None if pre is None else add(pre))
         return jax.tree_util.tree_map(lambda a: a[0], trace)
 
-    def train_chunk(state, t0, lr, data, n_steps):
-        """One seed: ``n_steps`` steps from step ``t0``; (state, mean training loss)."""
-        return steps(state, t0, n_steps, lr, data, train_step)
+    def train_chunk(state, t0, hp, data, n_steps):
+        """One lane: ``n_steps`` steps from step ``t0``; (state, mean training loss)."""
+        return steps(state, t0, n_steps, as_lanes(hp), data, train_step)
 
     return Program(shuffles, seed_inputs, init, train_step, train_chunk, evaluate, run_seeds,
                    run)

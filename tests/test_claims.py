@@ -113,7 +113,8 @@ def transfer_runs(gains: dict, noise=0.01, seed=2, n_seeds=8) -> pd.DataFrame:
 
 def evaluate(tmp_path, ids, claims=None) -> dict[str, object]:
     claims = claims or packaged_claims()
-    out = evaluate_claims([c for c in claims if c.id in ids], load_results(tmp_path))
+    out = evaluate_claims([c for c in claims if c.id in ids], load_results(tmp_path),
+                          results_dir=tmp_path)
     return {r.claim.id: r for r in out}
 
 
@@ -250,7 +251,9 @@ def test_optimizer_claims_not_run_when_an_optimizer_is_missing(tmp_path):
     r = evaluate(tmp_path, {"6", "8"})
     assert r["6"].verdict == "not run"
     assert "rmsprop" in r["6"].outcome.evidence
-    assert r["6"].outcome.evidence.endswith("run: dnnbench optimizers --seeds 5")
+    # the command for this data set, writing into the folder being checked
+    assert r["6"].outcome.evidence.endswith(
+        f"run: dnnbench optimizers --seeds 5 --dataset digits --out {tmp_path}")
     assert r["8"].verdict == "not run"
 
 
@@ -275,10 +278,43 @@ def test_transfer_claims(tmp_path):
 
 
 def test_transfer_single_pair_is_not_enough_for_claim_10(tmp_path):
-    write_set(tmp_path, "transfer", transfer_runs({"2v7": 0.02}, noise=0.002))
-    r = evaluate(tmp_path, {"9", "10"})
+    write_set(tmp_path / "sub", "transfer", transfer_runs({"2v7": 0.02}, noise=0.002),
+              dataset="mnist")
+    out = evaluate_claims([c for c in packaged_claims() if c.id in ("9", "10")],
+                          load_results(tmp_path), results_dir=tmp_path)
+    r = {x.claim.id: x for x in out}
     assert r["9"].verdict == "supported"  # the only pair is the one run
-    assert r["10"].verdict == "not run" and "--pairs all" in r["10"].outcome.evidence
+    # the packaged command names digits: the suggestion is for mnist and the checked folder
+    assert r["10"].verdict == "not run" and r["10"].outcome.evidence.endswith(
+        f"run: dnnbench transfer --pairs all --dataset mnist --seeds 20 --out {tmp_path / 'sub'}")
+
+
+def test_sgd_never_reaching_gives_a_bounded_effect_not_nan(tmp_path):
+    steps = {"sgd": None, "momentum": 150.0, "nesterov": 140.0, "adagrad": 120.0,
+             "rmsprop": 100.0, "adam": 90.0, "adamax": 110.0, "nadam": 95.0, "adamw": 92.0}
+    write_set(tmp_path, "optimizers", optimizer_runs(steps, {}))
+    r = evaluate(tmp_path, {"6", "7"})
+    assert r["6"].verdict == r["7"].verdict == "supported"
+    for cid in ("6", "7"):
+        text = r[cid].row()["effect_text"]
+        assert "n/a" not in text and " / sgd: < 0." in text and "0/8 reached" in text
+        assert "n/a [n/a" not in r[cid].outcome.evidence
+    res = runner.invoke(app, ["claims", str(tmp_path)])
+    assert res.exit_code == 0 and "n/a [n/a" not in res.stdout
+
+
+@pytest.mark.parametrize("param, value", [("margin", "'wide'"), ("to_depth", "'7'"),
+                                          ("min_n", "2.5"), ("much", "true")])
+def test_non_numeric_claim_parameter_exits_2(tmp_path, param, value):
+    evaluator = "sigmoid_gap" if param == "much" else "flat_with_depth"
+    f = tmp_path / "c.toml"
+    f.write_text(f"[[claim]]\nid='x'\ntext='t'\nexperiment='depth-sweep'\ncommand='c'\n"
+                 f"[[claim.check]]\nevaluator='{evaluator}'\n{param}={value}\n")
+    write_set(tmp_path / "r", "depth-sweep", depth_runs(BN_DEPTHS))
+    res = runner.invoke(app, ["claims", str(tmp_path / "r"), "--claims", str(f)])
+    assert res.exit_code == 2, res.output
+    assert f"{param}: expected" in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
 
 
 def test_missing_experiment_is_not_run_with_its_command(tmp_path):
@@ -390,6 +426,22 @@ def test_cli_exit_2_for_missing_folder_schema_and_claims_file(tmp_path):
     assert res.exit_code == 2 and "claims file not found" in res.output
     res = runner.invoke(app, ["claims", str(tmp_path), "--only-file"])
     assert res.exit_code == 2
+
+
+def test_cli_fail_on_contradicted(tmp_path):
+    contradicted = {("relu", d, bn): 100.0 * (8 - d if not bn else 1) for d in (1, 7)
+                    for bn in (False, True)}  # no BN: fewer steps with depth
+    write_set(tmp_path, "depth-sweep", depth_runs(contradicted))
+    res = runner.invoke(app, ["claims", str(tmp_path)])
+    assert res.exit_code == 0 and "contradicted" in res.stdout  # reported, exit 0 unasked
+    res = runner.invoke(app, ["claims", str(tmp_path), "--fail-on", "contradicted"])
+    assert res.exit_code == 1 and "claim(s) contradicted: 1 on digits" in res.output
+    assert (tmp_path / "claims.csv").exists()
+    write_set(tmp_path, "depth-sweep", depth_runs(BN_DEPTHS))
+    res = runner.invoke(app, ["claims", str(tmp_path), "--fail-on", "contradicted"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["claims", str(tmp_path), "--fail-on", "wrong"])
+    assert res.exit_code == 2 and "unknown verdict" in res.output
 
 
 def test_cli_missing_columns_is_a_schema_error(tmp_path):

@@ -54,7 +54,7 @@ SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN = VERDICTS = (
     "supported", "contradicted", "inconclusive", "not run")
 LABELS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE)  # for verdict_from_interval
 CSV_COLUMNS = ["claim_id", "claim", "experiment", "verdict", "effect", "low", "high", "n",
-               "evidence", "files", "command"]
+               "effect_text", "evidence", "files", "command"]
 STEPS_COLUMNS = ("seed", "reached", "steps_to_target", "max_steps")
 
 
@@ -94,6 +94,14 @@ class Outcome:
     high: float = math.nan
     n: int = 0
     evidence: str = ""
+    effect_note: str = ""  # the effect in words when no number states it (a median not reached)
+
+    @property
+    def effect_text(self) -> str:
+        """The effect as shown in tables: ``est [low, high]`` rounded, or the note."""
+        if self.effect_note or self.verdict == NOT_RUN:
+            return self.effect_note
+        return _ci(self.effect, self.low, self.high, "{:.3g}")
 
 
 @dataclass(frozen=True)
@@ -112,7 +120,8 @@ class ClaimResult:
         prefix = f"[{self.dataset}] " if self.dataset else ""
         return {"claim_id": self.claim.id, "claim": self.claim.text,
                 "experiment": self.claim.experiment, "verdict": o.verdict, "effect": o.effect,
-                "low": o.low, "high": o.high, "n": o.n, "evidence": prefix + o.evidence,
+                "low": o.low, "high": o.high, "n": o.n, "effect_text": o.effect_text,
+                "evidence": prefix + o.evidence,
                 "files": ";".join(self.files), "command": self.claim.command}
 
 
@@ -522,6 +531,7 @@ def group_vs_reference(rs: ResultSet, p: dict) -> Outcome:
     for m in group:
         a, bb = pair_up(df[_match(df[col], m)], b, on, f"{m} vs {ref}")
         cmp = paired_censored_comparison(*steps_triplet(a), *steps_triplet(bb))
+        note = _unreached_ratio(a, bb, m, ref) if math.isnan(cmp.ratio) else ""
         if expect == "fewer":
             v = _step_verdict(cmp, "fewer")
         else:
@@ -530,20 +540,40 @@ def group_vs_reference(rs: ResultSet, p: dict) -> Outcome:
             v = _side(high < margin, low > margin) if not math.isnan(cmp.ratio) else (
                 CONTRADICTED if cmp.verdict == "more steps" else INCONCLUSIVE)
         v, _ = _enough(v, cmp.n, p)
-        parts.append((m, cmp, v))
-    verdicts = [v for _, _, v in parts]
+        parts.append((m, cmp, v, note))
+    verdicts = [x[2] for x in parts]
     verdict = (CONTRADICTED if CONTRADICTED in verdicts else
                SUPPORTED if all(v == SUPPORTED for v in verdicts) else INCONCLUSIVE)
     # deciding member: a contradicting one, else an inconclusive one, else the weakest
     order = {CONTRADICTED: 0, INCONCLUSIVE: 1, SUPPORTED: 2}
     key = (lambda x: (order[x[2]], -(x[1].high if not math.isnan(x[1].high) else math.inf)))
-    m, cmp, _ = min(parts, key=key)
+    m, cmp, _, note = min(parts, key=key)
     rule = ("ratio interval below 1" if expect == "fewer"
             else f"ratio interval below {margin:g} (non-inferiority)")
+    if any(x[3] for x in parts):
+        rule += ("; where a median is not reached within the budget the ratio is only bounded "
+                 "and the log-rank test decides")
     ev = (f"median steps / {ref} ({rule}): " + "; ".join(
-        f"{mm}: {_ci(c.ratio, c.low, c.high)} {v}" for mm, c, v in parts)
+        f"{mm}: {nn or _ci(c.ratio, c.low, c.high)} {v}" for mm, c, v, nn in parts)
         + f"; {cmp.n} seeds ({_where_text(p.get('where'))})" + _enough(SUPPORTED, cmp.n, p)[1])
-    return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n, ev)
+    return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n, ev,
+                   f"{m} / {ref}: {note}" if note else "")
+
+
+def _unreached_ratio(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str) -> str:
+    """The median-steps ratio a / b in words when a median was not reached: b's median lies
+    beyond its budget, so the ratio is below median(a) / budget; with the log-rank test that
+    decides such a comparison (see ``paired_censored_comparison``)."""
+    ta, tb = steps_triplet(a), steps_triplet(b)
+    ka, kb = km_median(*ta), km_median(*tb)
+    reached = f"{ka.n_reached}/{ka.n} vs {kb.n_reached}/{kb.n} reached"
+    if not math.isnan(ka.median) and math.isnan(kb.median):
+        budget = float(np.nanmax(tb[2]))
+        return f"< {ka.median / budget:.2g} ({reached}; {name_b}'s median > {budget:.0f} steps)"
+    if math.isnan(ka.median) and not math.isnan(kb.median):
+        budget = float(np.nanmax(ta[2]))
+        return f"> {budget / kb.median:.2g} ({reached}; {name_a}'s median > {budget:.0f} steps)"
+    return f"undefined ({reached}: neither median within the budget)"
 
 
 def _scaled(df: pd.DataFrame, col: str, scale: float) -> np.ndarray:
@@ -587,7 +617,7 @@ def not_consistently_positive(rs: ResultSet, p: dict) -> Outcome:
         raise MissingData(f"no column {by!r}")
     groups = list(pd.unique(df[by].astype(str)))
     if len(groups) < int(p.get("min_groups", 2)):
-        raise MissingData(f"needs several {by}s (have {len(groups)}); run with --pairs all")
+        raise MissingData(f"needs several {by}s (have {len(groups)})")
     level = 1 - (1 - conf) / len(groups)
     res = []
     for gname in groups:
@@ -665,6 +695,10 @@ EXPECT = {"paired_ratio": ("higher", "lower"), "paired_difference": ("higher", "
 # --------------------------------------------------------------------------- claims files
 
 PACKAGED = "claims.toml"
+NUMERIC_PARAMS = {**dict.fromkeys(("from_depth", "to_depth", "min_n", "min_groups", "depth"),
+                                  int),
+                  **dict.fromkeys(("margin", "null", "much", "closes", "scale", "negligible",
+                                   "confidence"), int | float)}
 
 
 def _parse_check(t: Any, where: str) -> Check:
@@ -691,6 +725,13 @@ def _parse_check(t: Any, where: str) -> Check:
     for k in required:
         if k not in params:
             raise ClaimsError(f"{where}: evaluator {name} needs '{k}'")
+    for k, v in params.items():
+        kind = NUMERIC_PARAMS.get(k)
+        ok = (kind is None or isinstance(v, kind) and not isinstance(v, bool)
+              and math.isfinite(v) or k == "depth" and v == "deepest")
+        if not ok:
+            raise ClaimsError(f"{where}.{k}: expected {'an integer' if kind is int else 'a number'}"
+                              f"{' or deepest' if k == 'depth' else ''}, got {v!r}")
     if "expect" in params and params["expect"] not in EXPECT.get(name, ()):
         raise ClaimsError(f"{where}.expect: one of {', '.join(EXPECT.get(name, ()))}")
     return Check(name, params)
@@ -794,11 +835,28 @@ def _combine(outcomes: list[Outcome]) -> Outcome:
     else:
         decisive, v = outcomes[0], SUPPORTED
     ev = " | ".join(f"({i + 1}) {o.verdict}: {o.evidence}" for i, o in enumerate(outcomes))
-    return Outcome(v, decisive.effect, decisive.low, decisive.high, decisive.n, ev)
+    return Outcome(v, decisive.effect, decisive.low, decisive.high, decisive.n, ev,
+                   decisive.effect_note)
 
 
-def evaluate_claim(claim: Claim, rs: ResultSet) -> Outcome:
-    """Run every check of ``claim`` on ``rs``; missing data -> "not run"."""
+def suggested_command(claim: Claim, dataset: str | None, folder: str | Path) -> str:
+    """The claim's command for this data set, writing into the folder being checked."""
+    import shlex
+
+    args = shlex.split(claim.command)
+    for opt, value in (("--dataset", dataset), ("--out", folder)):
+        if value is None:
+            continue
+        if opt in args[:-1]:
+            args[args.index(opt) + 1] = str(value)
+        else:
+            args += [opt, str(value)]
+    return shlex.join(args)
+
+
+def evaluate_claim(claim: Claim, rs: ResultSet, results_dir: str | Path = "results") -> Outcome:
+    """Run every check of ``claim`` on ``rs``; missing data -> "not run" with the command that
+    would produce them in the folder of ``rs``'s files (under ``results_dir``)."""
     from dnnbench.report.io import SchemaError
 
     missing = sorted(required_columns(claim) - set(rs.runs.columns))
@@ -810,7 +868,9 @@ def evaluate_claim(claim: Claim, rs: ResultSet) -> Outcome:
         try:
             outcomes.append(EVALUATORS[check.evaluator].fn(rs, check.params))
         except MissingData as e:
-            outcomes.append(Outcome(NOT_RUN, evidence=f"{e}; run: {claim.command}"))
+            folder = Path(results_dir) / Path(rs.files[0]).parent if rs.files else results_dir
+            outcomes.append(Outcome(NOT_RUN, evidence=f"{e}; run: "
+                                    f"{suggested_command(claim, rs.dataset, folder)}"))
         except ValueError as e:
             outcomes.append(Outcome(INCONCLUSIVE, evidence=f"cannot evaluate: {e}"))
     return _combine(outcomes)
@@ -829,10 +889,10 @@ def evaluate_claims(claims: list[Claim], results: dict[tuple[str, str], ResultSe
             where = f" on {dataset}" if dataset else ""
             out.append(ClaimResult(claim, dataset, Outcome(
                 NOT_RUN, evidence=f"no {claim.experiment} results{where} in {results_dir}; "
-                f"run: {claim.command}")))
+                f"run: {suggested_command(claim, dataset, results_dir)}")))
             continue
         for rs in sets:
-            out.append(ClaimResult(claim, rs.dataset, evaluate_claim(claim, rs),
+            out.append(ClaimResult(claim, rs.dataset, evaluate_claim(claim, rs, results_dir),
                                    tuple(rs.files)))
     return out
 

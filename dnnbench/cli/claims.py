@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -30,12 +29,17 @@ def claims(
         help="Folder for claims.csv (default: RESULTS_DIR).", show_default=False)] = None,
     list_evaluators: Annotated[bool, typer.Option(
         "--list-evaluators", help="Describe the evaluators a claim can use and exit.")] = False,
+    fail_on: Annotated[list[str] | None, typer.Option(
+        "--fail-on", help="Exit 1 when any claim gets this verdict (repeatable; for CI, e.g. "
+        "--fail-on contradicted). One of: " + ", ".join(VERDICT_STYLE) + ".",
+        show_default=False)] = None,
 ) -> None:
     """Check each claim against the results: supported / contradicted / inconclusive / not run.
 
     Prints the claim, its verdict and the evidence (effect, interval, n, files) and writes
     claims.csv. A claim whose data is missing is "not run", with the command that would
-    produce it. Exit 2 for a missing folder, an unknown result schema or a bad claims file.
+    produce it. Exit 1 with --fail-on VERDICT when a claim gets that verdict; exit 2 for a
+    missing folder, an unknown result schema or a bad claims file.
     """
     from dnnbench.claims import (
         EVALUATORS,
@@ -52,6 +56,10 @@ def claims(
             out_console().print(f"[bold]{name}[/] ({', '.join(sorted(ev.params))})")
             out_console().print("    " + " ".join((ev.doc or "").split()), highlight=False)
         return
+    bad = [v for v in fail_on or [] if v not in VERDICT_STYLE]
+    if bad:
+        usage_error(f"--fail-on: unknown verdict {bad[0]!r}; choose from: "
+                    f"{', '.join(VERDICT_STYLE)}")
     if only_file and claims_file is None:
         usage_error("--only-file needs --claims FILE")
     try:
@@ -68,12 +76,13 @@ def claims(
     write_csv(target, frame)
     out_console().print(claims_table(evaluated, results_dir))
     err_console().print(f"Wrote {target}", highlight=False)
-
-
-def _num(x: float, spec: str = "{:.3g}") -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    return "∞" if isinstance(x, float) and math.isinf(x) else spec.format(x)
+    failed = [r for r in evaluated if r.verdict in (fail_on or [])]
+    if failed:
+        err_console().print(f"claims: {len(failed)} claim(s) {'/'.join(fail_on)}: "
+                            + ", ".join(f"{r.claim.id}" + (f" on {r.dataset}" if r.dataset
+                                                           else "") for r in failed),
+                            highlight=False)
+        raise typer.Exit(1)
 
 
 def claims_table(evaluated, results_dir):
@@ -88,8 +97,7 @@ def claims_table(evaluated, results_dir):
         if o.verdict == "not run":
             evidence = escape(o.evidence)
         else:
-            hi = "∞" if math.isnan(o.high) and not math.isnan(o.low) else _num(o.high)
-            head = escape(f"effect {_num(o.effect)} [{_num(o.low)}, {hi}], n={o.n}")
+            head = escape(f"effect {o.effect_text}, n={o.n}")
             evidence = (f"[bold]{head}[/]\n{escape(o.evidence)}\n"
                         f"[dim]files: {escape(', '.join(r.files))}[/]")
         claim = escape(r.claim.text) + (f"\n[dim]on {escape(r.dataset)}[/]" if r.dataset else "")

@@ -212,3 +212,25 @@ def test_refuses_a_claims_file_without_verdicts(tmp_path):
     folder = copy_results(tmp_path / "r", experiments=("transfer",), claims=False)
     (folder / "claims.csv").write_text("claim_id,claim\nx,y\n")
     refuse(folder, tmp_path, "claims.csv: missing columns: verdict, evidence, files")
+
+
+@pytest.mark.parametrize("experiment, kind, column, value, what", [
+    ("depth-sweep", "runs", "steps_to_target", "many", "numbers"),
+    ("depth-sweep", "runs", "depth", "deep", "numbers"),
+    ("depth-sweep", "runs", "reached", "maybe", "true or false"),
+    ("optimizers", "runs", "final_val_accuracy", "high", "numbers"),
+    ("optimizers", "curves", "val_loss", "low", "numbers"),
+    ("transfer", "runs", "test_accuracy", "n/a%", "numbers"),
+])
+def test_refuses_non_numeric_values(tmp_path, experiment, kind, column, value, what):
+    folder = copy_results(tmp_path / "r", experiments=(experiment,), claims=False)
+    path = folder / f"{experiment}-digits-{kind}.csv"
+    df = pd.read_csv(path)
+    df[column] = df[column].astype(object)
+    df.loc[df.index[1], column] = value
+    df.to_csv(path, index=False)
+    meta = json.loads((folder / f"{experiment}-digits-meta.json").read_text())
+    meta.pop("files", None)  # a hand-edited file: no digest to catch it
+    (folder / f"{experiment}-digits-meta.json").write_text(json.dumps(meta))
+    refuse(folder, tmp_path, f"column '{column}' holds values that are not {what} "
+                             f"('{value}' in 1 row(s))")

@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dnnbench.files import atomic_write_bytes
-from dnnbench.report.io import SchemaError, read_curves, read_results
+from dnnbench.report.io import SchemaError, curves_path_of, read_curves, read_results
 from dnnbench.stats import kaplan_meier, mean_ci
 
 FORMATS = ("png", "svg")
@@ -93,10 +93,42 @@ def load_results(runs_path: str | Path, require_known: bool = True) -> ResultSet
     missing = [c for c in run_cols if c not in runs.columns]
     if missing:
         raise SchemaError(f"{runs_path}: missing columns: {', '.join(missing)}")
-    curves = read_curves(runs_path, curve_cols, meta=meta)
+    runs = _typed(runs, run_cols, runs_path)
+    curves = _typed(read_curves(runs_path, curve_cols, meta=meta), curve_cols,
+                    curves_path_of(runs_path))
     dataset = (meta.get("dataset") or {}).get("name") or (
         str(runs["dataset"].iloc[0]) if "dataset" in runs.columns and len(runs) else "?")
     return ResultSet(exp, dataset, _normalize(runs), curves, meta, runs_path)
+
+
+TEXT_COLUMNS = frozenset({"experiment", "dataset", "arm", "pair", "widths", "activation", "init",
+                          "bn_position", "optimizer", "lr_source", "target_kind", "spec_hash"})
+BOOL_COLUMNS = frozenset({"bn", "reached", "diverged"})
+BOOL_TEXT = ("true", "false", "1", "0", "yes", "no")
+
+
+def _typed(df: pd.DataFrame, columns: Sequence[str], path: Path) -> pd.DataFrame:
+    """``df`` with its number columns as numbers; SchemaError (one line) for a value that is
+    neither a number nor empty, or a flag that is not true/false (a damaged or hand-edited
+    file), instead of a failure deep inside a summary."""
+    df = df.copy()
+    for c in columns:
+        if c in TEXT_COLUMNS or c not in df.columns:
+            continue
+        given = df[c].notna() & df[c].astype(str).str.strip().ne("")
+        if c in BOOL_COLUMNS:
+            ok = df[c].astype(str).str.strip().str.lower().isin(BOOL_TEXT) | ~given
+            what = "true or false"
+        else:
+            num = pd.to_numeric(df[c], errors="coerce")
+            ok = num.notna() | ~given
+            what = "numbers"
+        if not ok.all():
+            raise SchemaError(f"{path}: column {c!r} holds values that are not {what} "
+                              f"({df.loc[~ok, c].iloc[0]!r} in {int((~ok).sum())} row(s))")
+        if c not in BOOL_COLUMNS:
+            df[c] = num
+    return df
 
 
 def _bool(s: pd.Series) -> pd.Series:

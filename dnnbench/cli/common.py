@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from typing import NoReturn
 
 import typer
@@ -14,7 +15,9 @@ EXIT_INTERRUPTED = 130
 
 
 def err_console() -> Console:
-    return Console(stderr=True)
+    from dnnbench.report import stderr_console
+
+    return stderr_console()
 
 
 def out_console() -> Console:
@@ -54,33 +57,71 @@ def command_line(command: str = "") -> str:
 
 # ---------------------------------------------------------------- shared experiment plumbing
 
-def parse_int_list(text: str, option: str, minimum: int = 1) -> tuple[int, ...]:
-    """'1-7' or '1,3,5,7' (or a mix, '1-3,5') -> (1, ...); bad input is a usage error."""
+def parse_int_list(text: str, option: str, minimum: int = 1, limit: str = "int32",
+                   unique: bool = True) -> tuple[int, ...]:
+    """'1-7' or '1,3,5,7' (or a mix, '1-3,5') -> (1, ...); bad input is a usage error: an empty
+    item, a value below ``minimum`` or past the ``limit`` kind (checked before a range is
+    expanded), and (with ``unique``) a value given twice."""
+    from dnnbench.limits import check
+
     values: list[int] = []
-    try:
-        for part in text.replace(" ", "").split(","):
-            if not part:
-                continue
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1)
-                values.extend(range(int(lo), int(hi) + 1))
-            else:
-                values.append(int(part))
-    except ValueError:
-        usage_error(f"{option}: {text!r} is not a list like 1,3,5 or a range like 1-7")
-    if not values:
-        usage_error(f"{option}: give at least one value (e.g. 1-7 or 1,3,5)")
-    if min(values) < minimum:
-        usage_error(f"{option}: values must be >= {minimum}, got {min(values)}")
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            usage_error(f"{option}: empty item in {text!r} (give a list like 1,3,5 or a range "
+                        "like 1-7)")
+        try:
+            lo, hi = (part.split("-", 1) if "-" in part[1:] else (part, part))
+            lo, hi = int(lo), int(hi)
+        except ValueError:
+            usage_error(f"{option}: {part!r} is not a number or a range like 1-7")
+        if lo > hi:
+            usage_error(f"{option}: the range {part!r} is empty (write LOW-HIGH)")
+        if lo < minimum:
+            usage_error(f"{option}: values must be >= {minimum}, got {lo}")
+        with within_limits():
+            check(limit, hi, option)
+        values.extend(range(lo, hi + 1))
+    if unique:
+        check_unique(values, option)
     return tuple(values)
 
 
-def check_positive(value: float, option: str, *, integer: bool = False) -> None:
+def check_unique(values, option: str) -> None:
+    """A list option must not name a value twice (it would run, and write, the arm twice)."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            usage_error(f"{option}: {v} is given more than once")
+        seen.add(v)
+
+
+@contextmanager
+def within_limits():
+    """A :class:`dnnbench.limits.LimitError` raised inside becomes a usage error (exit 2)."""
+    from dnnbench.limits import LimitError
+
+    try:
+        yield
+    except LimitError as e:
+        usage_error(str(e))
+
+
+def check_positive(value: float, option: str, *, integer: bool = False,
+                   limit: str = "int32") -> None:
+    """A positive number the engine can represent: an int32 (or the ``limit`` kind) for an
+    integer, a float32 otherwise."""
     import math
 
-    if not math.isfinite(value) or value <= 0:
+    from dnnbench.limits import check, check_float32
+
+    if integer and value <= 0 or not integer and not (math.isfinite(value) and value > 0):
         kind = "a positive integer" if integer else "a positive finite number"
         usage_error(f"{option} must be {kind}, got {value}")
+    with within_limits():
+        if integer:
+            check(limit, value, option)
+        else:
+            check_float32(value, option)
 
 
 def check_target(value: float, option: str = "--target") -> None:
@@ -110,6 +151,9 @@ def load_data(dataset: str | None, default: str, data_dir, **kwargs):
         usage_error(str(e))
     except DataError as e:
         runtime_error(str(e))
+    except OSError as e:  # no permission, a folder where a file should be, ...
+        runtime_error(f"cannot read the data set: {e.filename or ''}{': ' if e.filename else ''}"
+                      f"{e.strerror or e}")
 
 
 def quick_subset(data, n_train: int = 4000, n_eval: int = 1000):
@@ -173,6 +217,7 @@ def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, s
     import signal
     import threading
 
+    from dnnbench.cli.interrupt import announce
     from dnnbench.experiments.units import UnitStore, count_saved, run_units
     from dnnbench.report.console import RichProgress
     from dnnbench.report.io import now, write_results
@@ -226,8 +271,8 @@ def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, s
         where = ("" if stage == "units" else
                  " (all units done, but the result files were not all written)")
         resume = " ".join(t for t in command_line(experiment).split(" ") if t != "--fresh")
-        typer.echo(f"Interrupted{where}: {saved}; "
-                   f"to resume, run the same command again without --fresh: {resume}", err=True)
+        announce(f"Interrupted{where}: {saved}; "
+                 f"to resume, run the same command again without --fresh: {resume}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         restore()

@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
+from dnnbench.choices import DATASETS, FILE_DATASETS, listed
 from dnnbench.cli.common import out_console, runtime_error, usage_error
 
-NAMES_HELP = "mnist, fashion-mnist, digits or synthetic"
-FILE_SETS_HELP = "mnist or fashion-mnist"
+NAMES_HELP = listed(DATASETS)
+FILE_SETS_HELP = listed(FILE_DATASETS)
 
 data_app = typer.Typer(help="List, verify, fetch and inspect the data sets.", no_args_is_help=True)
 

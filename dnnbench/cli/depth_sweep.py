@@ -7,58 +7,87 @@ from typing import Annotated
 
 import typer
 
+from dnnbench.choices import ACTIVATIONS, BN_POSITIONS, INITIALIZERS, OPTIMIZERS, listed
+from dnnbench.cli import options
 from dnnbench.cli.common import (
     check_choice,
     check_positive,
     check_target,
+    check_unique,
     load_data,
     out_console,
     parse_int_list,
     quick_subset,
     run_experiment,
     usage_error,
+    within_limits,
 )
+from dnnbench.cli.options import MODEL, OUTPUT, TRAINING, pick
+from dnnbench.limits import LIMITS, check_memory, run_bytes
 
 BN_MODES = {"both": (False, True), "off": (False,), "on": (True,)}
+Seeds = options.seeds(5, 2, "vmapped, paired across arms")
+Quick = options.quick("data subset, 2 seeds, depths 1-2, 100 steps")
+Dataset = options.dataset("mnist")
 
 
 def depth_sweep(
-    bn: Annotated[bool, typer.Option("--bn", help="Run both arms, with and without BN, paired "
-                                     "by seed (the default).")] = False,
-    no_bn: Annotated[bool, typer.Option("--no-bn", help="Run only the arm without BN.")] = False,
-    only_bn: Annotated[bool, typer.Option("--only-bn", help="Run only the arm with BN.")] = False,
-    depths: Annotated[str, typer.Option(help="Hidden-layer counts: a list (1,3,5,7) or a range "
-                                        "(1-7).")] = "1-7",
-    widths: Annotated[str, typer.Option(help="Comma-separated hidden widths; depth d uses the "
-                                        "first d.")] = "500,400,300,200,100,50,25",
-    width: Annotated[int | None, typer.Option(help="All hidden layers this wide (allows depths "
-                                              "beyond the widths list).")] = None,
+    bn: Annotated[bool, typer.Option(
+        "--bn", rich_help_panel=MODEL, help="Run both arms, with and without BN, paired by seed "
+        "(the default).")] = False,
+    no_bn: Annotated[bool, typer.Option("--no-bn", rich_help_panel=MODEL,
+                                        help="Run only the arm without BN.")] = False,
+    only_bn: Annotated[bool, typer.Option("--only-bn", rich_help_panel=MODEL,
+                                          help="Run only the arm with BN.")] = False,
+    depths: Annotated[str | None, typer.Option(
+        metavar="LIST", rich_help_panel=MODEL, show_default=False,
+        help=f"Hidden-layer counts: a list (1,3,5,7) or a range (1-7), each at most "
+             f"{LIMITS['depth'][0]:,} (default: 1-7; 1-2 with --quick).")] = None,
+    widths: Annotated[str, typer.Option(
+        metavar="LIST", rich_help_panel=MODEL,
+        help="Comma-separated hidden widths; depth d uses the first d.")]
+    = "500,400,300,200,100,50,25",
+    width: Annotated[int | None, typer.Option(
+        rich_help_panel=MODEL, show_default=False,
+        help="All hidden layers this wide (allows depths beyond the widths list).")] = None,
     activation: Annotated[list[str] | None, typer.Option(
-        help="Activation (repeatable, e.g. --activation relu --activation sigmoid).")] = None,
-    init: Annotated[str | None, typer.Option(help="Initializer; default he-normal for the ReLU "
-                                             "family, glorot-uniform for sigmoid/tanh.")] = None,
-    optimizer: Annotated[str, typer.Option(help="Optimizer name.")] = "adam",
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 0.01,
-    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 500,
-    bn_momentum: Annotated[float, typer.Option(help="BN running-average momentum.")] = 0.9,
-    bn_position: Annotated[str, typer.Option(help="BN before or after the activation.")] = "before",
-    bn_logits: Annotated[bool, typer.Option(help="Also normalize the logits in the BN arm (as "
-                                            "the original did).")] = True,
-    target: Annotated[float, typer.Option(help="Test accuracy to reach, in (0, 1].")] = 0.90,
-    eval_every: Annotated[int, typer.Option(help="Evaluate on the test split every N steps.")] = 10,
-    max_steps: Annotated[int, typer.Option(help="Step budget per run.")] = 3000,
-    seeds: Annotated[int, typer.Option(help="Seeds per arm (vmapped, paired across arms).")] = 5,
-    dataset: Annotated[str | None, typer.Option(help="Data set (default: mnist, falling back "
-                                                "to digits offline).")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Folder holding mnist/ and "
-                                                  "fashion-mnist/.")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the result files.")] = Path("out"),
-    quick: Annotated[bool, typer.Option(help="Smoke run of seconds: data subset, 2 seeds, "
-                                        "depths 1-2, 100 steps.")] = False,
-    fresh: Annotated[bool, typer.Option(help="Recompute everything instead of resuming.")] = False,
-    force: Annotated[bool, typer.Option(help="Replace results in --out made with other "
-                                        "settings.")] = False,
-    plot: Annotated[bool, typer.Option(help="Also write figures next to the CSVs.")] = False,
+        metavar="NAME", rich_help_panel=MODEL, show_default=False,
+        help=f"Activation, repeatable: {listed(ACTIVATIONS)} (default: relu).")] = None,
+    init: Annotated[str | None, typer.Option(
+        metavar="NAME", rich_help_panel=MODEL, show_default=False,
+        help=f"Initializer: {listed(INITIALIZERS)} (default: he-normal for the ReLU family, "
+             "lecun-normal for selu, glorot-uniform for sigmoid and tanh).")] = None,
+    bn_momentum: Annotated[float, typer.Option(
+        rich_help_panel=MODEL, help="BN running-average momentum, in [0, 1).")] = 0.9,
+    bn_position: Annotated[str, typer.Option(
+        metavar="NAME", rich_help_panel=MODEL,
+        help=f"BN {listed(BN_POSITIONS)} the activation.")] = "before",
+    bn_logits: Annotated[bool, typer.Option(
+        rich_help_panel=MODEL, help="Also normalize the logits in the BN arm (as the original "
+        "did).")] = True,
+    optimizer: Annotated[str, typer.Option(
+        metavar="NAME", rich_help_panel=TRAINING,
+        help=f"Optimizer: {listed(OPTIMIZERS)}.")] = "adam",
+    lr: Annotated[float, typer.Option("--lr", rich_help_panel=TRAINING,
+                                      help="Learning rate.")] = 0.01,
+    batch_size: Annotated[int, typer.Option(rich_help_panel=TRAINING,
+                                            help="Mini-batch size.")] = 500,
+    target: Annotated[float, typer.Option(rich_help_panel=TRAINING,
+                                          help="Test accuracy to reach, in (0, 1].")] = 0.90,
+    eval_every: Annotated[int, typer.Option(
+        rich_help_panel=TRAINING, help="Evaluate on the test split every N steps.")] = 10,
+    max_steps: Annotated[int | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
+        help="Step budget per run (default: 3000; 100 with --quick).")] = None,
+    seeds: Seeds = None,
+    quick: Quick = False,
+    dataset: Dataset = None,
+    data_dir: options.DataDir = None,
+    out: options.Out = Path("out"),
+    fresh: options.Fresh = False,
+    force: Annotated[bool, typer.Option(rich_help_panel=OUTPUT, help="Replace results in --out "
+                                        "made with other settings.")] = False,
+    plot: options.Plot = False,
 ) -> None:
     """Steps (and seconds) to a test-accuracy target vs depth, with and without batch norm.
 
@@ -66,30 +95,32 @@ def depth_sweep(
     BN before the activation, steps needed to reach 90% test accuracy, several paired seeds.
     """
     from dnnbench.experiments import depth_sweep as exp
-    from dnnbench.registry import ACTIVATIONS, INITIALIZERS, OPTIMIZERS
 
     if sum([bn, no_bn, only_bn]) > 1:
         usage_error("choose at most one of --bn, --no-bn, --only-bn")
     bn_arms = BN_MODES["off" if no_bn else "on" if only_bn else "both"]
-    depth_list = parse_int_list(depths, "--depths")
-    width_list = parse_int_list(widths, "--widths")
+    depth_list = parse_int_list(pick(depths, "1-7", "1-2", quick), "--depths", limit="depth")
+    width_list = parse_int_list(widths, "--widths", limit="width", unique=False)
+    max_steps = pick(max_steps, 3000, 100, quick)
+    seeds = pick(seeds, 5, 2, quick)
     activations = tuple(activation or ["relu"])
+    check_unique(activations, "--activation")
     for a in activations:
         check_choice(a, ACTIVATIONS, "--activation")
     if init is not None:
         check_choice(init, INITIALIZERS, "--init")
     check_choice(optimizer, OPTIMIZERS, "--optimizer")
-    check_choice(bn_position, {"before": 0, "after": 1}, "--bn-position")
+    check_choice(bn_position, BN_POSITIONS, "--bn-position")
     if width is not None:
-        check_positive(width, "--width", integer=True)
+        check_positive(width, "--width", integer=True, limit="width")
     elif max(depth_list) > len(width_list):
         usage_error(f"--depths: depth {max(depth_list)} exceeds the {len(width_list)} widths "
                     "given; use --width N for deeper nets")
     check_positive(lr, "--lr")
     check_positive(batch_size, "--batch-size", integer=True)
     check_positive(eval_every, "--eval-every", integer=True)
-    check_positive(max_steps, "--max-steps", integer=True)
-    check_positive(seeds, "--seeds", integer=True)
+    check_positive(max_steps, "--max-steps", integer=True, limit="steps")
+    check_positive(seeds, "--seeds", integer=True, limit="seeds")
     check_target(target)
     if not 0 <= bn_momentum < 1:
         usage_error(f"--bn-momentum must be in [0, 1), got {bn_momentum}")
@@ -99,10 +130,16 @@ def depth_sweep(
     data = load_data(dataset, exp.DEFAULT_DATASET, data_dir)
     if quick:
         data = quick_subset(data)
-        depth_list, seeds, max_steps = depth_list[:2], min(seeds, 2), min(max_steps, 100)
     if batch_size > len(data.y_train):
         usage_error(f"--batch-size {batch_size} is larger than the training split "
                     f"({len(data.y_train)} examples of {data.name})")
+    deepest = max(depth_list)
+    hidden = (width,) * deepest if width is not None else width_list[:deepest]
+    with within_limits():
+        check_memory(run_bytes(lanes=seeds, layer_sizes=(data.n_features, *hidden, data.n_classes),
+                               batch_size=batch_size, steps=max_steps,
+                               n_evals=max_steps // eval_every),
+                     f"depth {deepest} with {seeds} seeds")
 
     cfg = exp.DepthSweepConfig(
         depths=depth_list, widths=width_list, width=width, activations=activations, init=init,

@@ -9,17 +9,28 @@ from typing import Annotated
 
 import typer
 
+from dnnbench.choices import OPTIMIZERS as OPTIMIZER_NAMES
+from dnnbench.choices import listed
+from dnnbench.cli import options
 from dnnbench.cli.common import (
     check_choice,
     check_positive,
     check_target,
+    check_unique,
     load_data,
     out_console,
     quick_subset,
     run_experiment,
     usage_error,
     warn,
+    within_limits,
 )
+from dnnbench.cli.options import OUTPUT, TRAINING, pick
+from dnnbench.limits import LIMITS, check, check_memory, run_bytes
+
+Seeds = options.seeds(5, 2, "vmapped, paired across optimizers")
+Quick = options.quick("data subset, 2 seeds, 2 epochs, 2 evaluations per epoch")
+Dataset = options.dataset("fashion-mnist")
 
 
 def _float(text: str, option: str) -> float:
@@ -42,6 +53,8 @@ def parse_lrs(values: list[str], optimizers, table) -> tuple[float | None, tuple
             if not name or not num.strip():
                 usage_error(f"--lr: {v!r} is not NAME=VALUE (e.g. adam=0.003)")
             check_choice(name, table, "--lr")
+            if name in overrides:
+                usage_error(f"--lr: {name}=... is given more than once")
             overrides[name] = _float(num.strip(), f"--lr {name}")
         else:
             plain.append(_float(v, "--lr"))
@@ -66,52 +79,64 @@ def parse_grid(text: str) -> tuple[float, ...]:
             usage_error(f"--tune-grid: {parts[2]!r} is not a count (LO:HI:N, e.g. 1e-4:1e-1:5)")
         if n < 1 or (n > 1 and lo >= hi):
             usage_error(f"--tune-grid: need LO < HI and N >= 1, got {text!r}")
+        with within_limits():
+            check("grid", n, "--tune-grid N")
         return tuple(float(v) for v in np.logspace(math.log10(lo), math.log10(hi), n))
     if len(parts) != 1:
         usage_error(f"--tune-grid: {text!r} is neither LO:HI:N nor a list like 1e-4,1e-3")
-    values = [_float(p, "--tune-grid") for p in parts[0].split(",") if p]
-    if not values:
-        usage_error("--tune-grid: give at least one learning rate")
-    return tuple(sorted(set(values)))
+    items = parts[0].split(",")
+    if "" in items:
+        usage_error(f"--tune-grid: empty item in {text!r} (give a list like 1e-4,1e-3)")
+    with within_limits():
+        check("grid", len(items), "--tune-grid (values)")
+    values = [_float(p, "--tune-grid") for p in items]
+    check_unique(values, "--tune-grid")
+    return tuple(sorted(values))
 
 
 def optimizers(
     optimizer: Annotated[list[str] | None, typer.Option(
-        "--optimizer", help="Optimizer to compare (repeatable; default: all nine of the "
-        "registry).")] = None,
+        "--optimizer", metavar="NAME", rich_help_panel=TRAINING, show_default=False,
+        help=f"Optimizer to compare, repeatable: {listed(OPTIMIZER_NAMES)} (default: all "
+             "nine).")] = None,
     lr: Annotated[list[str] | None, typer.Option(
-        "--lr", help="Learning rate: one value for all (0.001), and/or NAME=VALUE overrides "
-        "(repeatable, e.g. --lr sgd=0.01).")] = None,
-    epochs: Annotated[int, typer.Option(help="Epochs over the training split.")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 32,
-    seeds: Annotated[int, typer.Option(help="Seeds per arm (vmapped, paired across "
-                                       "optimizers).")] = 5,
+        "--lr", metavar="LR|NAME=LR", rich_help_panel=TRAINING, show_default=False,
+        help="Learning rate: one value for all (default 0.001), and/or NAME=VALUE overrides "
+             "(repeatable, e.g. --lr sgd=0.01).")] = None,
+    epochs: Annotated[int | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
+        help="Epochs over the training split (default: 10; 2 with --quick).")] = None,
+    batch_size: Annotated[int, typer.Option(rich_help_panel=TRAINING,
+                                            help="Mini-batch size.")] = 32,
+    seeds: Seeds = None,
     eval_every: Annotated[int | None, typer.Option(
-        help="Evaluate on the validation split every N steps (default: once per epoch).")] = None,
+        rich_help_panel=TRAINING, show_default=False,
+        help="Evaluate on the validation split every N steps (default: once per epoch; twice "
+             "with --quick).")] = None,
     target: Annotated[float | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
         help="Absolute validation-accuracy target in (0, 1] (default: relative, see "
-        "--target-fraction).")] = None,
+             "--target-fraction).")] = None,
     target_fraction: Annotated[float, typer.Option(
+        rich_help_panel=TRAINING,
         help="Relative target: this fraction of the best median final validation accuracy "
-        "among the arms (used when --target is not given).")] = 0.98,
+             "among the arms (used when --target is not given).")] = 0.98,
     tune: Annotated[bool, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
         help="Also sweep each optimizer's learning rate (one vectorized program per optimizer) "
-        "and report it at its best lr too.")] = False,
+             "and report it at its best lr too.")] = False,
     tune_grid: Annotated[str, typer.Option(
-        help="Learning rates of --tune: LO:HI:N (N log-spaced) or a list 1e-4,1e-3.")]
-    = "1e-4:1e-1:5",
-    dataset: Annotated[str | None, typer.Option(
-        help="Data set (default: fashion-mnist, falling back to digits offline).")] = None,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Folder holding mnist/ and fashion-mnist/.")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the result files.")] = Path("out"),
-    quick: Annotated[bool, typer.Option(
-        help="Smoke run of seconds: data subset, 2 seeds, 2 epochs, 2 evaluations per epoch.")]
-    = False,
-    fresh: Annotated[bool, typer.Option(help="Recompute everything instead of resuming.")] = False,
-    force: Annotated[bool, typer.Option(help="Replace results in --out made with other "
-                                        "settings.")] = False,
-    plot: Annotated[bool, typer.Option(help="Also write figures next to the CSVs.")] = False,
+        metavar="GRID", rich_help_panel=TRAINING,
+        help=f"Learning rates of --tune: LO:HI:N (N log-spaced) or a list 1e-4,1e-3; at most "
+             f"{LIMITS['grid'][0]:,}.")] = "1e-4:1e-1:5",
+    quick: Quick = False,
+    dataset: Dataset = None,
+    data_dir: options.DataDir = None,
+    out: options.Out = Path("out"),
+    fresh: options.Fresh = False,
+    force: Annotated[bool, typer.Option(rich_help_panel=OUTPUT, help="Replace results in --out "
+                                        "made with other settings.")] = False,
+    plot: options.Plot = False,
 ) -> None:
     """Steps to a validation-accuracy target and final accuracy of each optimizer, with stars.
 
@@ -123,14 +148,17 @@ def optimizers(
 
     from dnnbench.experiments import optimizers as exp
     from dnnbench.registry import OPTIMIZERS
+    from dnnbench.report.console import plural
 
-    names = tuple(dict.fromkeys(optimizer)) if optimizer else tuple(OPTIMIZERS)
+    names = tuple(optimizer) if optimizer else tuple(OPTIMIZERS)
+    check_unique(names, "--optimizer")
     for name in names:
         check_choice(name, OPTIMIZERS, "--optimizer")
     plain_lr, overrides = parse_lrs(lr or [], names, OPTIMIZERS)
-    check_positive(epochs, "--epochs", integer=True)
+    epochs, seeds = pick(epochs, 10, 2, quick), pick(seeds, 5, 2, quick)
+    check_positive(epochs, "--epochs", integer=True, limit="steps")
     check_positive(batch_size, "--batch-size", integer=True)
-    check_positive(seeds, "--seeds", integer=True)
+    check_positive(seeds, "--seeds", integer=True, limit="seeds")
     if eval_every is not None:
         check_positive(eval_every, "--eval-every", integer=True)
     if target is not None:
@@ -145,7 +173,6 @@ def optimizers(
     data = load_data(dataset, exp.DEFAULT_DATASET, data_dir)
     if quick:
         data = quick_subset(data)
-        seeds, epochs = min(seeds, 2), min(epochs, 2)
     n_train = len(data.y_train)
     if batch_size > n_train:
         usage_error(f"--batch-size {batch_size} is larger than the training split "
@@ -159,12 +186,20 @@ def optimizers(
     elif eval_every is not None:
         cfg = dataclasses.replace(cfg, eval_every=eval_every)
     total = epochs * cfg.steps_per_epoch(n_train)
+    with within_limits():
+        check("steps", total, f"--epochs {epochs:,} x {cfg.steps_per_epoch(n_train):,} steps "
+                              "per epoch")
+        check_memory(run_bytes(lanes=seeds * (len(grid) if tune else 1),
+                               layer_sizes=(data.n_features, *cfg.widths, data.n_classes),
+                               batch_size=batch_size, steps=total,
+                               n_evals=total // cfg.eval_every_steps(n_train)),
+                     f"{epochs:,} epochs of {seeds} seeds" + (f" x {len(grid)} lrs" if tune else ""))
     if cfg.eval_every_steps(n_train) > total:
         usage_error(f"--eval-every ({eval_every}) exceeds the {total} training steps of "
-                    f"{epochs} epoch(s)")
+                    f"{plural(epochs, 'epoch')}")
     if eval_every is not None and cfg.max_steps(n_train) != total:
-        warn(f"--eval-every {cfg.eval_every} does not divide the {total} steps of {epochs} "
-             f"epoch(s); training stops at the last evaluation, step {cfg.max_steps(n_train)}")
+        warn(f"--eval-every {cfg.eval_every} does not divide the {total} steps of "
+             f"{plural(epochs, 'epoch')}; training stops at the last evaluation, step {cfg.max_steps(n_train)}")
 
     units = exp.build_units(cfg, data)
     runs, _curves, paths = run_experiment(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from dnnbench.cli import options
 from dnnbench.cli.common import (
     check_positive,
     err_console,
@@ -16,10 +17,18 @@ from dnnbench.cli.common import (
     run_experiment,
     usage_error,
     warn,
+    within_limits,
 )
+from dnnbench.cli.options import MODEL, OUTPUT, TRAINING, pick
+from dnnbench.limits import check, check_memory, run_bytes
 
 DEPTH = 3  # hidden layers of the protocol's networks (3 x 100 ReLU)
 QUICK_PAIRS = 3  # --quick --pairs all runs only the first pairs
+TASK = "Task"
+Seeds = options.seeds(20, 3, "vmapped; B and B-on-A paired by seed; A retrained for every seed")
+Quick = options.quick("data subset, 3 seeds, 2 epochs for A, 1 frozen + 1 unfrozen for B; "
+                      f"--pairs all runs the first {QUICK_PAIRS} pairs")
+Dataset = options.dataset("fashion-mnist")
 
 
 def parse_pair(text: str) -> tuple[int, int]:
@@ -37,41 +46,47 @@ def parse_pair(text: str) -> tuple[int, int]:
 
 
 def transfer(
-    seeds: Annotated[int, typer.Option(help="Seeds per arm (vmapped; B and B-on-A paired by "
-                                       "seed; A retrained for every seed).")] = 20,
     pair: Annotated[str | None, typer.Option(
+        metavar="POS,NEG", rich_help_panel=TASK, show_default=False,
         help="Task B as POS,NEG class labels (default: fashion-mnist 2,0, Pullover vs "
              "T-shirt/top; mnist, digits and synthetic 3,5).")] = None,
     pairs: Annotated[str | None, typer.Option(
+        metavar="all", rich_help_panel=TASK, show_default=False,
         help="'all': repeat over every unordered class pair (45 for 10 classes; the smaller "
              "label is the positive class).")] = None,
+    train_size: Annotated[int, typer.Option(
+        rich_help_panel=TASK,
+        help="Task-B training images (the first N of the two classes).")] = 200,
     reuse_layers: Annotated[int | None, typer.Option(
+        rich_help_panel=MODEL, show_default=False,
         help=f"Hidden layers of A reused by B-on-A, 0..{DEPTH} (default: all {DEPTH}); the "
              "others start fresh.")] = None,
-    freeze_epochs: Annotated[int, typer.Option(help="Epochs with the reused layers frozen.")] = 4,
-    unfreeze_epochs: Annotated[int, typer.Option(
-        help="Epochs with all layers trainable after that (B from scratch trains "
-             "freeze + unfreeze epochs).")] = 16,
+    epochs_a: Annotated[int | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
+        help="Training epochs of model A (default: 20; 2 with --quick).")] = None,
+    freeze_epochs: Annotated[int | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
+        help="Epochs with the reused layers frozen (default: 4; 1 with --quick).")] = None,
+    unfreeze_epochs: Annotated[int | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
+        help="Epochs with all layers trainable after that; B from scratch trains freeze + "
+             "unfreeze epochs (default: 16; 1 with --quick).")] = None,
+    lr: Annotated[float, typer.Option("--lr", rich_help_panel=TRAINING,
+                                      help="SGD learning rate of every arm.")] = 0.001,
     unfreeze_lr: Annotated[float | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
         help="Learning rate of the reused layers after unfreezing (default: --lr).")] = None,
-    lr: Annotated[float, typer.Option("--lr", help="SGD learning rate of every arm.")] = 0.001,
-    train_size: Annotated[int, typer.Option(
-        help="Task-B training images (the first N of the two classes).")] = 200,
-    epochs_a: Annotated[int, typer.Option(help="Training epochs of model A.")] = 20,
-    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 32,
-    dataset: Annotated[str | None, typer.Option(
-        help="Data set (default: fashion-mnist, falling back to digits when it is not "
-             "available).")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Folder holding mnist/ and "
-                                                  "fashion-mnist/.")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the result files.")] = Path("out"),
-    quick: Annotated[bool, typer.Option(
-        help=f"Smoke run of seconds: data subset, 3 seeds, 2 epochs for A, 1 frozen + 1 "
-             f"unfrozen for B; --pairs all runs the first {QUICK_PAIRS} pairs.")] = False,
-    fresh: Annotated[bool, typer.Option(help="Recompute everything instead of resuming.")] = False,
-    force: Annotated[bool, typer.Option(help="Replace results in --out made with other "
-                                        "settings.")] = False,
-    plot: Annotated[bool, typer.Option(help="Also write figures next to the CSVs.")] = False,
+    batch_size: Annotated[int, typer.Option(rich_help_panel=TRAINING,
+                                            help="Mini-batch size.")] = 32,
+    seeds: Seeds = None,
+    quick: Quick = False,
+    dataset: Dataset = None,
+    data_dir: options.DataDir = None,
+    out: options.Out = Path("out"),
+    fresh: options.Fresh = False,
+    force: Annotated[bool, typer.Option(rich_help_panel=OUTPUT, help="Replace results in --out "
+                                        "made with other settings.")] = False,
+    plot: options.Plot = False,
 ) -> None:
     """Transfer learning A -> B on many seeds: B from scratch vs B on A's layers, paired.
 
@@ -82,6 +97,7 @@ def transfer(
     which transfer helps, the error-rate reduction and a plain verdict.
     """
     from dnnbench.experiments import transfer as exp
+    from dnnbench.report.console import plural
 
     if pair is not None and pairs is not None:
         usage_error("choose one of --pair POS,NEG and --pairs all")
@@ -89,14 +105,16 @@ def transfer(
         usage_error(f"--pairs: only 'all' is supported, got {pairs!r} (use --pair POS,NEG "
                     "for one pair)")
     chosen = parse_pair(pair) if pair is not None else None
-    check_positive(seeds, "--seeds", integer=True)
+    seeds, epochs_a = pick(seeds, 20, 3, quick), pick(epochs_a, 20, 2, quick)
+    freeze_epochs = pick(freeze_epochs, 4, 1, quick)
+    unfreeze_epochs = pick(unfreeze_epochs, 16, 1, quick)
+    check_positive(seeds, "--seeds", integer=True, limit="seeds")
     check_positive(lr, "--lr")
     if unfreeze_lr is not None:
         check_positive(unfreeze_lr, "--unfreeze-lr")
-    check_positive(epochs_a, "--epochs-a", integer=True)
+    check_positive(epochs_a, "--epochs-a", integer=True, limit="steps")
     check_positive(batch_size, "--batch-size", integer=True)
-    if train_size < 1:
-        usage_error(f"--train-size must be at least 1, got {train_size}")
+    check_positive(train_size, "--train-size", integer=True)
     if reuse_layers is not None and not 0 <= reuse_layers <= DEPTH:
         usage_error(f"--reuse-layers must be in 0..{DEPTH} (the network has {DEPTH} hidden "
                     f"layers), got {reuse_layers}")
@@ -104,14 +122,14 @@ def transfer(
                           (unfreeze_epochs, "--unfreeze-epochs")):
         if value < 0:
             usage_error(f"{option} must be >= 0, got {value}")
+        with within_limits():
+            check("steps", value, option)
     if freeze_epochs + unfreeze_epochs < 1:
         usage_error("--freeze-epochs + --unfreeze-epochs must be at least 1")
 
     data = load_data(dataset, exp.DEFAULT_DATASET, data_dir)
     if quick:
         data = quick_subset(data)
-        seeds, epochs_a = min(seeds, 3), min(epochs_a, 2)
-        freeze_epochs, unfreeze_epochs = min(freeze_epochs, 1), min(unfreeze_epochs, 1)
 
     if pairs is not None:
         if data.n_classes < 4:
@@ -145,9 +163,16 @@ def transfer(
     if too_small:
         usage_error(f"--batch-size {batch_size} is larger than task A's training split for "
                     f"pair {exp.pair_label(*too_small[0])}")
+    steps_a = epochs_a * (max(_a_train_count(exp, data, p) for p in pair_list) // batch_size)
+    with within_limits():
+        check("steps", steps_a, f"--epochs-a {epochs_a:,} (model A's steps)")
+        check_memory(run_bytes(lanes=seeds, layer_sizes=(data.n_features, *cfg.widths,
+                                                         data.n_classes),
+                               batch_size=batch_size, steps=steps_a, n_evals=epochs_a),
+                     f"model A with {seeds} seeds and {epochs_a:,} epochs")
     err_console().print(
-        f"transfer on {data.name}: {len(pair_list)} class pair(s), {seeds} seeds, "
-        f"{len(pair_list) * 3} vmapped programs", highlight=False)
+        f"transfer on {data.name}: {plural(len(pair_list), 'class pair')}, "
+        f"{plural(seeds, 'seed')}, {len(pair_list) * 3} vmapped programs", highlight=False)
     units = exp.build_units(cfg, data)
     runs, _curves, paths = run_experiment(
         exp.EXPERIMENT, units, data, out, fresh=fresh, force=force,
@@ -162,7 +187,7 @@ def transfer(
         row = summary.iloc[0]
         for t in pair_tables(row, data.name, data.class_names):
             console.print(t)
-        typer.echo(f"Verdict ({data.name}, {row['pair']}, {int(row['n_b'])} seeds): "
+        typer.echo(f"Verdict ({data.name}, {row['pair']}, {plural(int(row['n_b']), 'seed')}): "
                    f"{row['verdict_line']}")
     else:
         console.print(pairs_table(summary, data.name, data.class_names))

@@ -6,17 +6,25 @@ import math
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from dnnbench.experiments.units import Progress as ProgressProtocol
+from dnnbench.report import stderr_console
 
 
 class RichProgress(ProgressProtocol):
     """One bar over the units of an experiment; says which unit runs and which were resumed."""
 
     def __init__(self, console: Console | None = None, title: str = "training"):
-        self.console = console or Console(stderr=True)
+        self.console = console or stderr_console()
         self.title = title
         self._p: Progress | None = None
         self._task = None
@@ -26,8 +34,8 @@ class RichProgress(ProgressProtocol):
         if done:
             self.console.print(f"[cyan]Resuming:[/] {done}/{total} units already saved, skipping them.")
         self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                           MofNCompleteColumn(), TimeElapsedColumn(), console=self.console,
-                           transient=False)
+                           MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                           TimeRemainingColumn(), console=self.console, transient=False)
         self._p.start()
         self._task = self._p.add_task(self.title, total=total, completed=done)
 
@@ -37,12 +45,18 @@ class RichProgress(ProgressProtocol):
 
     def unit_finished(self, label: str, cached: bool) -> None:
         self._p.advance(self._task)
-        self._p.console.log(f"{label} done in {time.perf_counter() - self._t0:.1f} s")
+        self._p.console.print(f"{label} done in {time.perf_counter() - self._t0:.1f} s",
+                              highlight=False)
 
     def stop(self) -> None:
         if self._p is not None:
             self._p.update(self._task, description=self.title)
             self._p.stop()
+
+
+def plural(n: int, noun: str) -> str:
+    """'1 seed', '3 seeds'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def fmt(x, spec: str = "{:.0f}", missing: str = "–") -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from rich.table import Table
 
-from dnnbench.report.console import fmt, fmt_interval, table
+from dnnbench.report.console import fmt, fmt_interval, plural, table
 
 
 def depth_sweep_table(summary: pd.DataFrame, dataset: str, target: float) -> Table:
@@ -21,7 +21,8 @@ def depth_sweep_table(summary: pd.DataFrame, dataset: str, target: float) -> Tab
                      fmt_interval(r["median_steps"], r["steps_low"], r["steps_high"]),
                      fmt(r["step_ms"], "{:.2f}"), fmt(r["time_to_target_s"], "{:.2f}"), bn_col])
     return table(
-        f"Depth sweep on {dataset}: steps to {target:.0%} test accuracy ({n} seeds per arm)",
+        f"Depth sweep on {dataset}: steps to {target:.0%} test accuracy "
+        f"({plural(n, 'seed')} per arm)",
         ["activation", "depth", "BN", "reached", "median steps [95% CI]", "step ms",
          "time to target s", "BN / no-BN steps [95% CI]"], rows,
         caption="Median steps: Kaplan-Meier (runs that never reached the target are censored, "

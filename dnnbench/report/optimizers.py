@@ -7,7 +7,7 @@ import math
 import pandas as pd
 from rich.table import Table
 
-from dnnbench.report.console import fmt, table
+from dnnbench.report.console import fmt, plural, table
 from dnnbench.stats import format_interval
 
 
@@ -101,7 +101,8 @@ def optimizers_table(summary: pd.DataFrame, dataset: str, target: float, target_
         columns, rows = columns[:-1], [r[:-1] for r in rows]
         caption = caption[:caption.index(f" vs {baseline.upper()}:")] + caption[
             caption.index("'no clear difference'.") + len("'no clear difference'."):]
-    t = table(f"Optimizers on {dataset}: {goal}; {n} seeds per arm, {epochs} epochs, "
+    t = table(f"Optimizers on {dataset}: {goal}; {plural(n, 'seed')} per arm, "
+              f"{plural(epochs, 'epoch')}, "
               f"batch {batch_size}", columns, rows, caption=caption, justify_right_from=1)
     if compare:
         t.columns[-1].justify = "left"

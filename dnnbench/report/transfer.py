@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pandas as pd
 from rich.table import Table
 
-from dnnbench.report.console import fmt, table
+from dnnbench.report.console import fmt, plural, table
 from dnnbench.stats import format_interval
 
 
@@ -65,7 +65,7 @@ def pair_tables(row: pd.Series, dataset: str, class_names: Sequence[str] = ()) -
              fmt(row[f"compile_s_{k}"], "{:.1f}"), fmt(row[f"step_ms_{k}"], "{:.2f}")]
             for name, task, size, epochs, k in arms]
     arms_table = table(
-        f"Transfer on {dataset}: task B = {task_b} ({n} seeds per arm)",
+        f"Transfer on {dataset}: task B = {task_b} ({plural(n, 'seed')} per arm)",
         ["arm", "task", "train images", "epochs", "test accuracy % [95% CI]", "compile s",
          "step ms"], rows,
         caption="Test accuracy on the arm's own task (A: the other classes; B arms: the two "
@@ -73,7 +73,7 @@ def pair_tables(row: pd.Series, dataset: str, class_names: Sequence[str] = ()) -
                 "training step of all seeds vmapped together, compile and evaluation excluded.",
         justify_right_from=2)
     cmp_table = table(
-        f"B-on-A minus B, paired by seed ({int(row['n_paired'])} seeds)",
+        f"B-on-A minus B, paired by seed ({plural(int(row['n_paired']), 'seed')})",
         ["difference, points [95% CI]", "p (Wilcoxon)", "B-on-A better in",
          "error-rate reduction [95% CI]", "verdict"],
         [[_points(row), fmt(row["p_value"], "{:.3g}"),
@@ -104,7 +104,7 @@ def pairs_table(summary: pd.DataFrame, dataset: str, class_names: Sequence[str] 
         f"; B arms on {int(first['train_size_b'])} images, {int(first['reuse_layers'])} hidden layers "
         f"reused, frozen {int(first['freeze_epochs'])} of {int(first['epochs_b'])} epochs")
     return table(
-        f"Transfer on {dataset}, every class pair ({n} seeds per arm{setup})",
+        f"Transfer on {dataset}, every class pair ({plural(n, 'seed')} per arm{setup})",
         ["task B (pos vs neg)", "A acc %", "B acc %", "B-on-A acc %", "B-on-A - B points",
          "p", "better", "error-rate reduction", "verdict"], rows,
         caption="Test accuracy: mean over seeds [95% bootstrap CI]. Differences paired by seed, "

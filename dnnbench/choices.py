@@ -1,0 +1,25 @@
+"""The names the command line offers, importable without JAX so that ``--help`` stays fast.
+
+The tables behind them (:mod:`dnnbench.registry`, :data:`dnnbench.data.DATASETS`) import JAX
+or NumPy; a contract test (tests/test_cli_ux.py) checks that these tuples name exactly their
+keys, in the same order.
+"""
+
+from __future__ import annotations
+
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish", "mish", "sigmoid", "tanh")
+INITIALIZERS = ("glorot-uniform", "glorot-normal", "he-normal", "he-uniform", "lecun-normal",
+                "normal")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax", "nadam",
+              "adamw")
+SCHEDULES = ("constant", "cosine", "exponential", "warmup-cosine")
+DATASETS = ("mnist", "fashion-mnist", "digits", "synthetic")
+FILE_DATASETS = ("mnist", "fashion-mnist")  # the ones read from (and fetched as) IDX files
+BN_POSITIONS = ("before", "after")
+FALLBACKS = ("mnist", "digits")  # in this order, for a default data set that is missing
+
+
+def listed(names) -> str:
+    """'a, b or c'"""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"

@@ -3,24 +3,27 @@
 Names: ``mnist`` and ``fashion-mnist`` (the canonical IDX files, looked up in ``--data-dir``,
 ``$DNNBENCH_DATA_DIR``, the user cache, then downloaded; see :mod:`dnnbench.data.mnist`),
 ``digits`` (scikit-learn's bundled 8x8 digits, offline everywhere) and ``synthetic``
-(procedural, seeded, any size). :func:`resolve_dataset` adds the offline fallback to ``digits``
-for experiments whose user did not choose a data set.
+(procedural, seeded, any size). :func:`resolve_dataset` adds the offline fallback (to mnist's
+files if present, then ``digits``) for experiments whose user did not choose a data set.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from dnnbench import choices
 from dnnbench.data import digits, mnist, synthetic
 from dnnbench.data.base import DataError, Dataset, DataUnavailable
 
 __all__ = [
     "DATASETS",
     "FALLBACK",
+    "FALLBACKS",
     "STD_FLOOR",
     "DataError",
     "DataUnavailable",
@@ -31,7 +34,9 @@ __all__ = [
     "standardize_dataset",
 ]
 
-FALLBACK = "digits"
+FALLBACK = "digits"  # available everywhere (bundled with scikit-learn)
+# An unavailable default data set is replaced by the first of these that is available.
+FALLBACKS = choices.FALLBACKS
 STD_FLOOR = 1e-2  # per-feature std below this is raised to it (features are in [0, 1])
 
 
@@ -98,10 +103,12 @@ def resolve_dataset(name: str | None, default: str, *, data_dir: str | os.PathLi
     """Load the data set the user chose, or the experiment's default with an offline fallback.
 
     ``name`` is the ``--dataset`` value (None when the user did not pass it). If it is None and
-    ``default`` is unavailable, ``on_fallback(message)`` is called (the CLI prints a warning on
-    stderr) and :data:`FALLBACK` (``digits``) is returned instead; check ``.name`` of the result
-    for the data set actually used. An explicit ``name`` that is unavailable raises
-    DataUnavailable. Corrupt files (DataError) never trigger the fallback.
+    ``default`` is unavailable, the first available of :data:`FALLBACKS` is loaded instead (the
+    nearest real data set, mnist, from local files only, before ``digits``),
+    ``on_fallback(message)`` is called (the CLI prints a warning on stderr), and the result
+    records ``requested`` (``default``) and ``fallback_reason``; check ``.name`` for the data
+    set actually used. An explicit ``name`` that is unavailable raises DataUnavailable. Corrupt
+    files (DataError) never trigger the fallback.
     """
     if name is not None:
         return load_dataset(name, data_dir=data_dir, download=download, standardize=standardize,
@@ -110,10 +117,18 @@ def resolve_dataset(name: str | None, default: str, *, data_dir: str | os.PathLi
         return load_dataset(default, data_dir=data_dir, download=download,
                             standardize=standardize, **kwargs)
     except DataUnavailable as e:
+        reason = " ".join(str(e).split())
+    for fallback in (f for f in FALLBACKS if f != default):
+        try:
+            ds = load_dataset(fallback, data_dir=data_dir, download=False,
+                              standardize=standardize)
+        except DataUnavailable:
+            continue
         if on_fallback is not None:
-            on_fallback(f"{e} Continuing on '{FALLBACK}' instead; results are for '{FALLBACK}', "
-                        f"not '{default}'.")
-        return load_dataset(FALLBACK, standardize=standardize)
+            on_fallback(f"{reason} Continuing on '{fallback}' instead; results are for "
+                        f"'{fallback}', not '{default}'.")
+        return dataclasses.replace(ds, requested=default, fallback_reason=reason)
+    raise DataUnavailable(reason)  # pragma: no cover - digits is bundled
 
 
 _INFO = {

@@ -36,6 +36,8 @@ class Dataset:
     hashes: dict[str, str]
     source: str
     class_names: tuple[str, ...] = ()
+    requested: str | None = None  # the data set asked for, when this one stands in for it
+    fallback_reason: str | None = None  # why it stands in (the requested one is unavailable)
 
     @property
     def n_features(self) -> int:

@@ -106,6 +106,8 @@ def write_results(out: str | Path, experiment: str, dataset, runs: pd.DataFrame,
                        "sha256": content_digest(data)}
     full_meta = {"schema_version": SCHEMA_VERSION, "experiment": experiment,
                  "dataset": {"name": dataset.name, "source": dataset.source,
+                             "requested": dataset.requested or dataset.name,
+                             "fallback_reason": dataset.fallback_reason,
                              "hashes": dataset.hashes, "fingerprint": dataset.fingerprint,
                              "n_train": len(dataset.y_train), "n_val": len(dataset.y_val),
                              "n_test": len(dataset.y_test)},

@@ -91,11 +91,11 @@ def test_html_tables_carry_the_statistics(page):
     assert "Steps to 90% test accuracy (3 seeds per arm)" in page
     # (3 seeds: a ratio whose interval excludes 1, but too few seeds for a verdict)
     assert "0.57 [0.40, 0.71]" in page and "fewer steps</span>" not in page
-    assert '<span class="badge neutral">no clear difference</span>' in page
+    assert '<span class="badge neutral">too few seeds for a verdict</span>' in page
     assert "not reached" in page
     # optimizers: stars and the comparison with SGD; transfer: per-pair verdicts
     assert "★★★ | ★★★" in page and "vs SGD (paired)" in page
-    assert page.count('<span class="badge neutral">no clear effect</span>') == 3
+    assert page.count('<span class="badge neutral">too few seeds for a verdict</span>') >= 3
     assert "Across 3 class pairs transfer helps in 0, hurts in 0" in page
     assert page.count("seeds per arm") >= 3
 

@@ -209,7 +209,7 @@ def test_censored_comparison_clearly_faster():
     assert r.p_value == pytest.approx(stats.binomtest(10, 10).pvalue)
     assert r.verdict == "fewer steps"
     one = paired_censored_comparison(*_arm([100]), *_arm([200]))
-    assert one.ratio == 0.5 and one.verdict == "no clear difference"
+    assert one.ratio == 0.5 and one.verdict == "too few seeds for a verdict"
     slower = paired_censored_comparison(*_arm([200] * 10), *_arm([100] * 10))
     assert slower.verdict == "more steps" and slower.ratio == 2.0
 
@@ -220,7 +220,7 @@ def test_censored_comparison_needs_five_seeds_for_a_verdict():
     for n in (2, 3, 4):
         r = paired_censored_comparison(*_arm([10] * n), *_arm([20] * n))
         assert (r.ratio, r.low, r.high) == (0.5, 0.5, 0.5)
-        assert r.verdict == "no clear difference", n
+        assert r.verdict == "too few seeds for a verdict", n
     assert paired_censored_comparison(*_arm([10] * 5), *_arm([20] * 5)).verdict == "fewer steps"
 
 
@@ -253,7 +253,7 @@ def test_censored_comparison_undecidable_pairs_are_ties():
         [100, 100, 100],
     )
     assert (r.n_pairs_a_faster, r.n_pairs_b_faster, r.n_ties) == (1, 0, 2)
-    assert r.verdict == "no clear difference"
+    assert r.verdict == "too few seeds for a verdict"  # 3 pairs
 
 
 def test_censored_comparison_partly_censored_counts_undefined_resamples():
@@ -277,7 +277,7 @@ def test_verdict_from_interval():
     assert verdict_from_interval(1.2, math.nan, "lower", 1.0, labels) == "more steps"
     assert verdict_from_interval(0.6, math.nan, "lower", 1.0, labels) == "no clear difference"
     assert verdict_from_interval(0.1, 0.5, n=5) == "better"
-    assert verdict_from_interval(0.1, 0.5, n=4) == "no clear difference"  # too few seeds
+    assert verdict_from_interval(0.1, 0.5, n=4) == "too few seeds for a verdict"
 
 
 def test_format_interval():
@@ -311,4 +311,4 @@ def test_censored_comparison_never_reaching_reference_decides_by_logrank():
     assert r.verdict == "fewer steps"
     one_seed_less = paired_censored_comparison(*_arm([1718.0] * 2, 17180.0),
                                                *_arm([math.inf] * 2, 17180.0))
-    assert one_seed_less.verdict == "no clear difference"  # log-rank p ~ 0.08 with 2 vs 2
+    assert one_seed_less.verdict == "too few seeds for a verdict"  # 2 pairs

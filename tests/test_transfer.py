@@ -214,7 +214,8 @@ def test_summary_verdicts_never_call_an_interval_spanning_zero_a_win():
     assert noisy["verdict_line"].startswith("no clear effect (")
 
     few = exp.summarize(fake_runs([0.05, 0.06, 0.04])).iloc[0]  # consistent but only 3 seeds
-    assert few["verdict"] == "no clear effect" and "too few" in few["verdict_line"]
+    assert few["verdict"] == "too few seeds for a verdict"
+    assert few["verdict_line"].startswith("too few seeds for a verdict (+")
 
 
 def test_distribution_across_pairs():
@@ -286,7 +287,7 @@ def test_quick_run_writes_three_files_with_exact_columns(quick_run):
     assert set(curves["epoch"]) == {1, 2} and len(curves) == 3 * 3 * 2
     verdict = [ln for ln in result.stdout.splitlines() if ln.startswith("Verdict (synthetic, 1v0")]
     assert len(verdict) == 1 and "better in" in verdict[0] and "/3 seeds" in verdict[0]
-    assert "no clear effect" in verdict[0]  # 3 seeds never support a verdict
+    assert "too few seeds for a verdict" in verdict[0]  # 3 seeds never support a verdict
     assert "Transfer on synthetic: task B" in result.stdout
 
 

@@ -355,7 +355,7 @@ def flat_with_depth(rs: ResultSet, p: dict) -> Outcome:
     low = 0.0 if math.isnan(cmp.low) else cmp.low
     high = math.inf if math.isnan(cmp.high) else cmp.high
     if math.isnan(cmp.ratio):
-        verdict = CONTRADICTED if cmp.verdict != "no clear difference" else INCONCLUSIVE
+        verdict = CONTRADICTED if cmp.verdict in ("fewer steps", "more steps") else INCONCLUSIVE
     else:
         verdict = _side(low >= 1 / m and high <= m, low > m or high < 1 / m)
     verdict, note = _enough(verdict, cmp.n, p)

@@ -88,7 +88,7 @@ ratios with its interval (``paired_log_ratio``; seeds where either arm makes no 
 left out, ``err_reduction_n`` counts the seeds used). The verdict comes from the difference's
 interval (``verdict_from_interval``): "helps" / "hurts" only when it excludes zero, otherwise
 "no clear effect"; with fewer than :data:`MIN_SEEDS_FOR_VERDICT` paired seeds it is always
-"no clear effect" (a bootstrap over 1-4 values cannot support a claim).
+"too few seeds for a verdict" (a bootstrap over 1-4 values cannot support a claim).
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ from dnnbench.spec import RunSpec
 from dnnbench.train.engine import make_optimizer_of
 from dnnbench.stats import (
     MIN_SEEDS_FOR_VERDICT,
+    TOO_FEW_SEEDS,
     mean_ci,
     paired_difference,
     paired_log_ratio,
@@ -561,9 +562,9 @@ def verdict_text(row: dict) -> str:
         return f"transfer helps by {effect}"
     if row["verdict"] == "hurts":
         return f"transfer hurts by {effect}"
-    few = (f"; {n} seeds are too few for a verdict (at least {MIN_SEEDS_FOR_VERDICT})"
-           if n < MIN_SEEDS_FOR_VERDICT else "")
-    return f"no clear effect ({effect}{few})"
+    if row["verdict"] == TOO_FEW_SEEDS:
+        return f"{TOO_FEW_SEEDS} ({effect}; a verdict needs {MIN_SEEDS_FOR_VERDICT})"
+    return f"no clear effect ({effect})"
 
 
 def across_pairs(summary: pd.DataFrame, confidence: float = 0.95) -> dict[str, Any]:
@@ -575,14 +576,17 @@ def across_pairs(summary: pd.DataFrame, confidence: float = 0.95) -> dict[str, A
     return {"n_pairs": len(summary), "helps": int(counts.get("helps", 0)),
             "hurts": int(counts.get("hurts", 0)),
             "unclear": int(counts.get("no clear effect", 0)),
+            "too_few": int(counts.get(TOO_FEW_SEEDS, 0)),
             "min": float(q[0]), "q1": float(q[1]), "median": float(q[2]), "q3": float(q[3]),
             "max": float(q[4]), "expected_by_chance": (1 - confidence) * len(summary)}
 
 
 def across_pairs_text(dist: dict[str, Any], n_seeds: int) -> str:
     n = dist["n_pairs"]
+    few = dist.get("too_few", 0)
     return (f"Across {n} class pairs ({n_seeds} seeds each): transfer helps in {dist['helps']}, "
-            f"hurts in {dist['hurts']}, no clear effect in {dist['unclear']}; median effect "
+            f"hurts in {dist['hurts']}, no clear effect in {dist['unclear']}"
+            f"{f', {TOO_FEW_SEEDS} in {few}' if few else ''}; median effect "
             f"{dist['median']:+.1f} points (quartiles {dist['q1']:+.1f}, {dist['q3']:+.1f}; "
             f"range {dist['min']:+.1f} to {dist['max']:+.1f}). With 95% intervals, about "
             f"{dist['expected_by_chance']:.1f} of {n} pairs would show an effect by chance alone.")

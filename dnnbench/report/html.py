@@ -33,6 +33,7 @@ VERDICT_CLASSES = {
     "supported": "good", "fewer steps": "good", "helps": "good", "more accurate": "good",
     "contradicted": "bad", "more steps": "bad", "hurts": "bad", "less accurate": "bad",
     "inconclusive": "neutral", "no clear difference": "neutral", "no clear effect": "neutral",
+    "too few seeds for a verdict": "neutral",
     "not run": "muted",
 }
 
@@ -173,7 +174,8 @@ def depth_sweep_tables(rs: F.ResultSet) -> tuple[list[TableItem], list[str]]:
     bullets = []
     for act, g in s[s["bn"]].groupby("activation", sort=False):
         parts = []
-        for verdict in ("fewer steps", "more steps", "no clear difference"):
+        for verdict in ("fewer steps", "more steps", "no clear difference",
+                        "too few seeds for a verdict"):
             depths = [str(d) for d in g.loc[g["bn_verdict"] == verdict, "depth"]]
             if depths:
                 parts.append(f"{verdict} at depth {', '.join(depths)}")

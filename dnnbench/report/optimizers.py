@@ -86,8 +86,8 @@ def optimizers_table(summary: pd.DataFrame, dataset: str, target: float, target_
         f"vs {baseline.upper()}: paired by seed, against the {baseline} arm with the same lr "
         "source: ratio of KM median steps (or the seeds that reached the target first, when a "
         "median is not reached), then the difference of final val accuracy in points; a CI "
-        "that includes 1 (ratio) or 0 (difference), or fewer than 5 seeds, is 'no clear "
-        "difference'.")
+        "that includes 1 (ratio) or 0 (difference) is 'no clear difference', and fewer than 5 "
+        "seeds are 'too few seeds for a verdict'.")
     if tuned:
         caption += (" Tuned: the lr with the best median final val accuracy of the sweep, so "
                     "its val accuracy is optimistic; its test accuracy is not.")
@@ -100,7 +100,7 @@ def optimizers_table(summary: pd.DataFrame, dataset: str, target: float, target_
     if not compare:  # the baseline was not run: no comparison column
         columns, rows = columns[:-1], [r[:-1] for r in rows]
         caption = caption[:caption.index(f" vs {baseline.upper()}:")] + caption[
-            caption.index("'no clear difference'.") + len("'no clear difference'."):]
+            caption.index("for a verdict'.") + len("for a verdict'."):]
     t = table(f"Optimizers on {dataset}: {goal}; {plural(n, 'seed')} per arm, "
               f"{plural(epochs, 'epoch')}, "
               f"batch {batch_size}", columns, rows, caption=caption, justify_right_from=1)

@@ -31,6 +31,7 @@ from .intervals import (
 )
 from .verdicts import (
     MIN_SEEDS_FOR_VERDICT,
+    TOO_FEW_SEEDS,
     format_interval,
     star_ratings,
     verdict_from_interval,
@@ -40,6 +41,7 @@ __all__ = [
     "DEFAULT_RESAMPLES",
     "DEFAULT_SEED",
     "MIN_SEEDS_FOR_VERDICT",
+    "TOO_FEW_SEEDS",
     "CensoredComparison",
     "CensoredSummary",
     "Interval",

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import stats
 
 from .intervals import DEFAULT_RESAMPLES, DEFAULT_SEED
-from .verdicts import MIN_SEEDS_FOR_VERDICT, verdict_from_interval
+from .verdicts import MIN_SEEDS_FOR_VERDICT, TOO_FEW_SEEDS, verdict_from_interval
 
 CONF_TYPES = ("bootstrap", "log-log", "log", "plain")
 STEP_LABELS = ("fewer steps", "more steps", "no clear difference")
@@ -87,7 +87,8 @@ class CensoredComparison:
     below, high NaN = unbounded above; both NaN when the ratio is NaN); p_value: two-sided sign test over the decided pairs;
     n: pairs; n_pairs_a_faster, n_pairs_b_faster: pairs decided for a / for b;
     n_ties: pairs with equal times or undecidable because of censoring;
-    verdict: "fewer steps" / "more steps" / "no clear difference" (for a);
+    verdict: "fewer steps" / "more steps" / "no clear difference" (for a), or
+    ``TOO_FEW_SEEDS`` below ``MIN_SEEDS_FOR_VERDICT`` pairs;
     n_resamples_undefined: bootstrap resamples in which a median was not reached.
     """
 
@@ -268,7 +269,7 @@ def paired_censored_comparison(
     fall back on the log-rank test of the two arms (``scipy.stats.logrank``, unpaired, so it
     can decide with 5 seeds where the sign test cannot go below p = 0.0625): p_logrank <
     1 - confidence decides for the arm that won more pairs, else "no clear difference".  Fewer
-    than ``MIN_SEEDS_FOR_VERDICT`` (5) pairs always give "no clear difference": their bootstrap
+    than ``MIN_SEEDS_FOR_VERDICT`` (5) pairs always give ``TOO_FEW_SEEDS``: their bootstrap
     interval can exclude 1 (even with zero width) on an agreement of the seeds that chance
     alone produces often (see ``verdicts.MIN_SEEDS_FOR_VERDICT``).
     """
@@ -307,7 +308,7 @@ def paired_censored_comparison(
             high = math.nan if math.isinf(high) else high
 
     if n < MIN_SEEDS_FOR_VERDICT:
-        verdict = STEP_LABELS[2]
+        verdict = TOO_FEW_SEEDS
     elif not math.isnan(ratio):
         verdict = verdict_from_interval(low, high, better="lower", null=1.0, labels=STEP_LABELS)
     elif _logrank(oa, ea, ob, eb) < 1 - confidence and n_a != n_b:

@@ -18,6 +18,8 @@ DEFAULT_LABELS = ("better", "worse", "no clear difference")
 # of zero width); when the arms do not differ, that happens by chance with probability
 # 2 / 2^n: 50% with 2 seeds, 25% with 3, 12.5% with 4, 6.25% with 5.
 MIN_SEEDS_FOR_VERDICT = 5
+# The verdict of every comparison with fewer paired seeds than that, whatever its interval.
+TOO_FEW_SEEDS = "too few seeds for a verdict"
 
 
 def _bounds(low: float, high: float) -> tuple[float, float]:
@@ -39,13 +41,14 @@ def verdict_from_interval(
     Returns ``labels[0]`` when the whole interval lies strictly on the better side of
     ``null`` (above it if ``better="higher"``, below it if ``better="lower"``),
     ``labels[1]`` when it lies strictly on the other side, and ``labels[2]`` ("no clear
-    difference") when it contains or touches ``null``, or when ``n`` (the paired seeds behind
-    the interval, if given) is below ``MIN_SEEDS_FOR_VERDICT``.  NaN bounds count as unbounded.
+    difference") when it contains or touches ``null``; :data:`TOO_FEW_SEEDS` when ``n`` (the
+    paired seeds behind the interval, if given) is below ``MIN_SEEDS_FOR_VERDICT``.  NaN bounds
+    count as unbounded.
     """
     if better not in ("higher", "lower"):
         raise ValueError(f"better must be 'higher' or 'lower', got {better!r}")
     if n is not None and n < MIN_SEEDS_FOR_VERDICT:
-        return labels[2]
+        return TOO_FEW_SEEDS
     low, high = _bounds(low, high)
     if low > null:
         return labels[0] if better == "higher" else labels[1]

@@ -12,6 +12,7 @@ experiment and writes ``<experiment>-<dataset>-<figure>.png`` and ``.svg``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +235,11 @@ def depth_steps_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
     fig = Figure(figsize=(max(7.0, 5.2 * min(len(acts), 3)), 4.6 * _grid(len(acts))[0]),
                  layout="constrained")
     axes = _axes(fig, len(acts), sharey=True)
+    # the budget is in view only when something is drawn there (a median not reached, an
+    # unbounded interval); otherwise the axis ends just above the data
+    to_budget = summary["median_steps"].isna().any() or summary["steps_high"].isna().any()
+    shown = summary[["median_steps", "steps_low", "steps_high"]].to_numpy(float)
+    top = budget if to_budget else float(np.nanmax(shown, initial=_first_step(runs)))
     for ax, act in zip(axes, acts, strict=True):
         s_act = summary[summary["activation"] == act]
         for bn, g in s_act.groupby("bn", sort=True):
@@ -245,23 +251,24 @@ def depth_steps_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
             high = np.where(np.isnan(med), np.nan, high)
             ax.plot(x, med, "o-", color=style["color"], label=f"{style['label']}: median", lw=2)
             ax.fill_between(x, low, high, color=style["color"], alpha=0.15, lw=0,
-                            label=f"{style['label']}: 95% CI (unbounded upper limit drawn "
-                                  "to the budget)")
+                            label=f"{style['label']}: 95% CI")
             miss = np.isnan(med)
             if miss.any():
                 ax.scatter(x[miss], np.full(miss.sum(), budget), marker="^", s=70,
                            facecolors="white", edgecolors=style["color"], linewidths=1.8,
                            zorder=3, label=f"{style['label']}: not reached")
-        ax.axhline(budget, color="0.4", ls="--", lw=1, label="step budget")
+        if to_budget:
+            ax.axhline(budget, color="0.4", ls="--", lw=1,
+                       label="step budget (an open interval is drawn to it)")
         ax.set_title(f"activation: {act}")
         ax.set_xlabel("depth (hidden layers)")
         ax.set_ylabel(f"steps to {target_text(runs)} test accuracy")
         ax.set_xticks(sorted(s_act["depth"].unique()))
         # log scale: the medians span tens to thousands of steps (and the budget)
         ax.set_yscale("log")
-        ax.set_ylim(_first_step(runs) / 1.5, budget * 1.4)
+        ax.set_ylim(_first_step(runs) / 1.5, top * 1.4)
         ax.grid(alpha=0.3, which="both")
-    _figure_legend(fig, axes, ncol=3)
+    _figure_legend(fig, axes, ncol=2 if len(acts) == 1 else 3)
     return _finish(fig, f"Steps to {target_text(runs)} test accuracy vs depth on {dataset} "
                         f"({n_seeds_text(runs)}; Kaplan-Meier median, 95% CI)")
 
@@ -288,36 +295,30 @@ def depth_timing_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
     for ax in (ax_step, ax_ttt):
         ax.set_xlabel("depth (hidden layers)")
         ax.set_xticks(depths)
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
+    ax_step.set_ylim(bottom=0)
+    ax_ttt.set_yscale("log")  # times to target span orders of magnitude across arms
     ax_step.set_ylabel("ms per training step (all seeds vmapped)")
     ax_step.set_title("time per step (compile and eval excluded)")
-    ax_ttt.set_ylabel(f"seconds to {target_text(runs)} test accuracy")
+    ax_ttt.set_ylabel(f"seconds to {target_text(runs)} test accuracy (log scale)")
     ax_ttt.set_title("time to target = median steps x step time")
     return _finish(fig, f"Step time and time to target vs depth on {dataset} ({n_seeds_text(runs)})")
 
 
-def _seed_table(curves: pd.DataFrame, arm: str, metric: str, steps: np.ndarray,
-                hold: set[int]) -> pd.DataFrame:
-    """(step x seed) table of a metric; seeds in ``hold`` (stopped at the target) keep their
-    last value after they stopped, the others stay missing."""
+def _seed_table(curves: pd.DataFrame, arm: str, metric: str, steps: np.ndarray) -> pd.DataFrame:
+    """(step x seed) table of a metric; missing after a seed stopped (it reached the target)."""
     c = curves[curves["arm"] == arm]
-    t = c.pivot_table(index="step", columns="seed", values=metric, aggfunc="mean")
-    t = t.reindex(steps)
-    for seed in t.columns:
-        if int(seed) in hold:
-            last = t[seed].last_valid_index()
-            if last is not None:
-                t.loc[t.index > last, seed] = t.loc[last, seed]
-    return t
+    return c.pivot_table(index="step", columns="seed", values=metric, aggfunc="mean").reindex(steps)
 
 
 def depth_curves_figure(runs: pd.DataFrame, curves: pd.DataFrame, dataset: str = "",
                         depth: int | None = None) -> Figure:
     """Test accuracy vs step of both arms at one depth (default: the deepest), one panel per
-    activation: thin lines per seed, mean across seeds with its 95% t-interval band. Runs stop
-    at the target; a run that reached it is held at its last value afterwards."""
+    activation: a thin line per seed, ending with a dot where the seed reached the target and
+    stopped; the median of the seeds still training at each step (while at least two are) with
+    their interquartile range as a band. A stopped seed is not carried on at its last value:
+    that would average frozen values with running ones."""
     depth = int(runs["depth"].max()) if depth is None else int(depth)
     at = runs[runs["depth"] == depth]
     if at.empty:
@@ -326,21 +327,35 @@ def depth_curves_figure(runs: pd.DataFrame, curves: pd.DataFrame, dataset: str =
     target = float(at["target"].dropna().iloc[0]) if at["target"].notna().any() else None
     fig = Figure(figsize=(5.2 * min(len(acts), 3), 4.2 * _grid(len(acts))[0]),
                  layout="constrained")
-    for ax, act in zip(_axes(fig, len(acts), sharey=True), acts, strict=True):
+    axes = _axes(fig, len(acts), sharey=True)
+    for ax, act in zip(axes, acts, strict=True):
         block = at[at["activation"] == act]
+        counts = []
         arms = block.groupby("bn", sort=True)["arm"].first()
         steps = np.sort(curves[curves["arm"].isin(arms)]["step"].unique())
         for bn, arm in arms.items():
             style = BN_STYLE[bool(bn)]
             r = block[block["arm"] == arm]
-            hold = set(r.loc[r["reached"], "seed"].astype(int))
-            t = _seed_table(curves, arm, "test_accuracy", steps, hold)
+            reached = set(r.loc[r["reached"], "seed"].astype(int))
+            t = _seed_table(curves, arm, "test_accuracy", steps)
             for seed in t.columns:
-                ax.plot(steps, t[seed], color=style["color"], alpha=0.3, lw=0.8)
-            est, low, high = _mean_band(t)
+                ax.plot(steps, t[seed], color=style["color"], alpha=0.45, lw=0.9)
+                last = t[seed].last_valid_index()
+                if int(seed) in reached and last is not None:
+                    ax.plot([last], [t.loc[last, seed]], "o", color=style["color"], ms=4,
+                            alpha=0.8)
+            running = t.where(t.notna().sum(axis=1) >= 2)
+            with warnings.catch_warnings():  # all-NaN rows: fewer than two seeds left
+                warnings.simplefilter("ignore", RuntimeWarning)
+                low, est, high = np.nanpercentile(running.to_numpy(float), [25, 50, 75],
+                                                  axis=1)
             ax.plot(steps, est, color=style["color"], lw=2.2,
-                    label=f"{style['label']}: mean of {t.shape[1]} seeds")
-            ax.fill_between(steps, low, high, color=style["color"], alpha=0.18, lw=0)
+                    label=f"{style['label']}: median of the seeds still training")
+            ax.fill_between(steps, low, high, color=style["color"], alpha=0.18, lw=0,
+                            label=f"{style['label']}: their interquartile range")
+            counts.append(f"{style['label']} {len(reached)}/{t.shape[1]}")
+        ax.text(0.97, 0.03, "reached the target: " + ", ".join(counts),
+                transform=ax.transAxes, ha="right", fontsize=8.5, color="0.25")
         if target is not None:
             ax.axhline(target, color="0.3", ls="--", lw=1, label=f"target {target:.0%}")
         ax.set_title(f"activation: {act}, depth {depth}")
@@ -348,9 +363,10 @@ def depth_curves_figure(runs: pd.DataFrame, curves: pd.DataFrame, dataset: str =
         ax.set_ylabel("test accuracy")
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+    _figure_legend(fig, axes, ncol=3)
     return _finish(fig, f"Test accuracy during training at depth {depth} on {dataset} "
-                        f"({n_seeds_text(at)}; band: 95% CI of the mean; thin: seeds)")
+                        f"({n_seeds_text(at)}; thin: seeds, a dot where one reached the target "
+                        "and stopped)")
 
 
 def _first_step(runs: pd.DataFrame) -> float:
@@ -359,40 +375,51 @@ def _first_step(runs: pd.DataFrame) -> float:
     return float(first) if np.isfinite(first) and first > 0 else 1.0
 
 
+KM_MAX_COLS = 4
+
+
 def depth_km_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
     """Kaplan-Meier curves: fraction of seeds that reached the target by step s, BN vs no BN,
-    one panel per (activation, depth)."""
-    acts = list(dict.fromkeys(runs["activation"]))
-    depths = sorted(runs["depth"].unique())
+    one panel per (activation, depth), at most ``KM_MAX_COLS`` panels a row; one legend for
+    the figure and the reached counts in each panel."""
+    acts, depths = list(dict.fromkeys(runs["activation"])), sorted(runs["depth"].unique())
+    per_act, cols = _grid(len(depths), KM_MAX_COLS)  # each activation starts a new row
+    rows = per_act * len(acts)
     budget = float(runs["max_steps"].max())
-    cols = len(depths)
-    fig = Figure(figsize=(min(16.0, max(6.0, 2.6 * cols + 1)), 2.6 * len(acts) + 0.9),
-                 layout="constrained")
-    axs = fig.subplots(len(acts), cols, squeeze=False, sharex=True, sharey=True)
+    fig = Figure(figsize=(max(6.0, 3.1 * cols + 0.6), 2.7 * rows + 1.3), layout="constrained")
+    grid = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True).ravel()
+    slots = [i * per_act * cols + j for i in range(len(acts)) for j in range(len(depths))]
+    for k, ax in enumerate(grid):
+        ax.set_visible(k in slots)
+    panels = [(act, depth) for act in acts for depth in depths]
+    axs = [grid[k] for k in slots]
     start = _first_step(runs) / 1.5  # log-scaled steps: tens to thousands
-    for i, act in enumerate(acts):
-        for j, depth in enumerate(depths):
-            ax = axs[i, j]
-            block = runs[(runs["activation"] == act) & (runs["depth"] == depth)]
-            for bn, g in block.groupby("bn", sort=True):
-                style = BN_STYLE[bool(bn)]
-                km = kaplan_meier(*censored(g))
-                x = np.concatenate(([start], km.times, [budget]))
-                y = np.concatenate(([0.0], 1 - km.survival, [1 - km.survival[-1]
-                                                             if km.survival.size else 0.0]))
-                ax.step(x, y, where="post", color=style["color"], lw=2,
-                        label=f"{style['label']} ({km.n_reached}/{km.n})")
-            ax.axhline(0.5, color="0.6", ls=":", lw=1)
-            ax.set_title(f"{act}, depth {depth}", fontsize=10)
-            ax.set_ylim(-0.02, 1.04)
-            ax.set_xscale("log")
-            ax.set_xlim(start, budget)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="lower right")
-            if i == len(acts) - 1:
-                ax.set_xlabel("training step")
-            if j == 0:
-                ax.set_ylabel("fraction at target")
+    for k, ax, (act, depth) in zip(slots, axs, panels, strict=True):
+        block = runs[(runs["activation"] == act) & (runs["depth"] == depth)]
+        counts = []
+        for bn, g in block.groupby("bn", sort=True):
+            style = BN_STYLE[bool(bn)]
+            km = kaplan_meier(*censored(g))
+            x = np.concatenate(([start], km.times, [budget]))
+            y = np.concatenate(([0.0], 1 - km.survival, [1 - km.survival[-1]
+                                                         if km.survival.size else 0.0]))
+            ax.step(x, y, where="post", color=style["color"], lw=2, label=style["label"])
+            counts.append(f"{style['label']} {km.n_reached}/{km.n}")
+        ax.axhline(0.5, color="0.6", ls=":", lw=1, label="half of the seeds")
+        ax.set_title(f"{act}, depth {depth}", fontsize=10)
+        ax.text(0.97, 0.05, "reached: " + ", ".join(counts), transform=ax.transAxes,
+                fontsize=8.5, ha="right", color="0.25",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
+        ax.set_ylim(-0.02, 1.04)
+        ax.set_xscale("log")
+        ax.set_xlim(start, budget)
+        ax.grid(alpha=0.3)
+        if k + cols not in slots:  # the lowest panel of its column
+            ax.set_xlabel("training step")
+            ax.xaxis.set_tick_params(labelbottom=True)
+        if k % cols == 0:
+            ax.set_ylabel("fraction at target")
+    _figure_legend(fig, axs[:1], ncol=3)
     return _finish(fig, f"Fraction of seeds that reached {target_text(runs)} test accuracy by "
                         f"step s (Kaplan-Meier) on {dataset} ({n_seeds_text(runs)})")
 
@@ -465,22 +492,34 @@ def optimizer_loss_figure(runs: pd.DataFrame, curves: pd.DataFrame, dataset: str
                         "dashed: tuned learning rate)")
 
 
+DODGE = 0.013  # sideways spread of tied markers in the speed-vs-quality figure, share of budget
+
+
 def optimizer_tradeoff_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
     """Speed vs quality: x = KM median steps to target (95% CI), y = final validation accuracy
-    (mean, 95% CI); an arm whose median is never reached sits at the budget (open marker)."""
+    (mean, 95% CI); an arm whose median is never reached sits at the budget (open marker).
+    Arms with the same median (steps lie on the evaluation grid) are spread sideways by
+    ``DODGE`` of the budget each, their interval bars kept, and every marker is labelled."""
     s = optimizer_summary(runs)
     labels = _arm_labels(runs)
     styles = _arm_styles(labels, runs)
     budget = float(runs["max_steps"].max())
     fig = Figure(figsize=(11, 5.6), layout="constrained")
     ax = fig.subplots()
-    for _, r in s.iterrows():
+    at = s["median_steps"].fillna(budget).to_numpy(float)
+    shift, tied = np.zeros(len(s)), np.zeros(len(s), bool)
+    for x0 in np.unique(at):  # ties: centred offsets -1.5, -0.5, 0.5, 1.5 ... x DODGE x budget
+        same = np.flatnonzero(at == x0)
+        shift[same] = (np.arange(same.size) - (same.size - 1) / 2) * DODGE * budget
+        tied[same] = same.size > 1
+    for i, (_, r) in enumerate(s.iterrows()):
         st = styles[r["arm"]]
         reached = not math.isnan(r["median_steps"])
         x = r["median_steps"] if reached else budget
         lo = r["steps_low"] if not math.isnan(r["steps_low"]) else x
         hi = r["steps_high"] if not math.isnan(r["steps_high"]) else budget
         xerr = [[max(x - lo, 0)], [max(hi - x, 0)]] if reached else None
+        x += shift[i]
         y = r["acc"]
         yerr = [[max(y - r["acc_low"], 0)], [max(r["acc_high"] - y, 0)]] \
             if not math.isnan(y) else None
@@ -491,11 +530,18 @@ def optimizer_tradeoff_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
         if st["ls"] == "--":
             for line in bars[2]:
                 line.set_linestyle("--")
+        if not math.isnan(y):  # the name just above the interval bar
+            top = r["acc_high"] if not math.isnan(r["acc_high"]) else y
+            ax.annotate(labels[r["arm"]].split(" lr=")[0], (x, top), xytext=(0, 4),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=8,
+                        color=st["color"], rotation=90 if tied[i] else 0)
+    lo_y, hi_y = ax.get_ylim()
+    ax.set_ylim(lo_y, hi_y + 0.2 * (hi_y - lo_y))  # room for the names
     ax.axvline(budget, color="0.4", ls=":", lw=1, label="step budget (open marker: "
                                                          "median not reached)")
     ax.set_xlim(0, budget * 1.1)
     ax.set_xlabel(f"steps to {target_text(runs)} validation accuracy (Kaplan-Meier median, "
-                  "95% CI)")
+                  "95% CI; equal medians spread sideways)")
     ax.set_ylabel("final validation accuracy (mean, 95% CI)")
     ax.grid(alpha=0.3)
     _figure_legend(fig, [ax], ncol=3)

@@ -16,14 +16,24 @@ its units exits 130 with the "Interrupted: n/8 units are saved ... to resume" li
 and that a resume announces the saved units. Each run's stderr is kept in the work folder.
 Prints one line per trial and ``k/N identical, L lost rows, D duplicated rows``; exit code 1
 unless all are identical with no problem.
+
+Then ``--pty-trials`` (default 20) times, Ctrl-C as a user gives it: ``uv run dnnbench ...``
+runs in a pseudo-terminal and a ^C is typed into the terminal (the kernel sends SIGINT to
+the terminal's foreground process group: uv and dnnbench alike) at a random moment; each
+must exit 130 with exactly one "Interrupted" line, the last thing printed, and no traceback;
+then the same command resumes and the files must equal the reference. Prints
+``k/N exit 130, T with a traceback, ...``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pty
 import random
 import re
+import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -130,12 +140,98 @@ def compare(out: Path, ref: Path) -> dict:
             "lost": lost, "dup": dup, "temps": temps, "valid": valid}
 
 
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
+
+
+def ctrl_c_in_terminal(out: Path, after_units: int, delay: float) -> dict:
+    """``uv run dnnbench`` in a pseudo-terminal; type ^C once ``after_units`` more units are
+    saved and ``delay`` s more have passed. What it printed and how it exited."""
+    before = unit_files(out)
+    argv = ["uv", "run", "dnnbench", *SWEEP, "--out", str(out)]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a session with the pseudo-terminal as its terminal
+        os.chdir(ROOT)
+        os.execvpe(argv[0], argv, {**os.environ, "COLUMNS": "200"})
+    chunks: list[bytes] = []
+    t0, sent, status = time.perf_counter(), None, None
+    fire_at = None
+    while status is None:
+        ready, _, _ = select.select([fd], [], [], 0.01)
+        if ready:
+            try:
+                chunks.append(os.read(fd, 65536))
+            except OSError:  # the terminal closed: the child is gone
+                pass
+        done, st = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = st
+            break
+        if sent is None:
+            if fire_at is None and unit_files(out) >= min(before + after_units, N_UNITS):
+                fire_at = time.perf_counter() + delay
+            if fire_at is not None and time.perf_counter() >= fire_at:
+                os.write(fd, b"\x03")  # ^C, as typed
+                sent = time.perf_counter() - t0
+    while True:  # what is left in the terminal
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if not ready:
+            break
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(fd)
+    text = ANSI.sub(b"", b"".join(chunks)).decode("utf-8", "replace")
+    lines = [ln for ln in text.splitlines() if ln.strip() and ln.strip() != "^C"]
+    rc = os.waitstatus_to_exitcode(status)
+    return {"sent": sent, "rc": rc, "traceback": "Traceback" in text,
+            "interrupted_lines": sum("Interrupted" in ln for ln in lines),
+            "last_is_interrupted": bool(lines) and "Interrupted" in lines[-1],
+            "saved_after": unit_files(out), "text": text}
+
+
+def pty_trials(n: int, rng: random.Random, work: Path, ref: Path) -> int:
+    """``n`` Ctrl-C trials in a pseudo-terminal, each resumed and compared; the exit code."""
+    ok = tracebacks = identical = 0
+    for trial in range(1, n + 1):
+        out = work / f"pty{trial:02d}"
+        for _attempt in range(5):  # a run that ended before its ^C is run again (fresh)
+            after, delay = rng.randint(0, N_UNITS - 1), rng.uniform(0.0, 1.0)
+            r = ctrl_c_in_terminal(out, after, delay)
+            if r["sent"] is not None:
+                break
+            shutil.rmtree(out)
+        out.parent.joinpath(f"{out.name}.terminal").write_text(r["text"])
+        good = (r["sent"] is not None and r["rc"] == 130 and not r["traceback"]
+                and r["interrupted_lines"] == 1 and r["last_is_interrupted"])
+        verdict = ("never interrupted: each run ended before its ^C" if r["sent"] is None else
+                   f"^C at {r['sent']:.1f}s: exit {r['rc']}, "
+                   f"{r['interrupted_lines']} 'Interrupted' line(s)"
+                   f"{'' if r['last_is_interrupted'] else ', NOT the last line'}"
+                   f"{', TRACEBACK' if r['traceback'] else ''}, {r['saved_after']} units saved")
+        ok += good
+        tracebacks += r["traceback"]
+        run_to_end(out)
+        cmp = compare(out, ref)
+        identical += cmp["identical"]
+        print(f"pty trial {trial:2d}: {verdict} -> resumed: "
+              f"{'identical' if cmp['identical'] else f'DIFFERENT {cmp}'}", flush=True)
+    print(f"{ok}/{n} exit 130 with one 'Interrupted' line last, {tracebacks} with a traceback; "
+          f"{identical}/{n} resumed results identical", flush=True)
+    return 0 if ok == n and identical == n and not tracebacks else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0, help="seed of the random delays and signals")
     ap.add_argument("--resume-interrupt-p", type=float, default=0.4,
                     help="probability of interrupting the first resume again")
+    ap.add_argument("--pty-trials", type=int, default=20,
+                    help="Ctrl-C typed into a pseudo-terminal running `uv run dnnbench`")
     args = ap.parse_args()
     # A background job ignores SIGINT and its children would inherit that; a handled signal is
     # reset to the default on exec, so the sweeps get Python's KeyboardInterrupt, as in a terminal.
@@ -194,7 +290,8 @@ def main() -> int:
     n_problems = sum(len(r["problems"]) for r in results)
     print(f"{k}/{len(results)} identical, {lost} lost rows, {dup} duplicated rows; "
           f"{n_problems} interrupt-message problems (total {time.perf_counter() - t_start:.0f} s)")
-    return 0 if k == len(results) and lost == 0 and dup == 0 and not n_problems else 1
+    code = 0 if k == len(results) and lost == 0 and dup == 0 and not n_problems else 1
+    return max(code, pty_trials(args.pty_trials, rng, work, ref))
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ def folder_problem(path: str | os.PathLike) -> str | None:
     file, a place this process may not write to (permissions, a read-only file system)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        return f"{path} exists and is not a folder"
+        return f"{path} is a file, not a folder"
     existing = path
     while not existing.exists():  # the nearest existing folder above it
         if existing.parent == existing:

@@ -130,4 +130,6 @@ for _mod in COMMAND_MODULES:
 
 
 def main() -> None:  # console-script entry point
-    app()
+    from dnnbench.cli.interrupt import run
+
+    run(app)  # Ctrl-C: one "Interrupted" line, exit 130

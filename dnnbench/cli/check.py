@@ -10,6 +10,7 @@ import typer
 
 from dnnbench.cli.common import (
     EXIT_INTERRUPTED,
+    check_writable_file,
     command_line,
     err_console,
     out_console,
@@ -99,6 +100,9 @@ def check(
         usage_error(f"--alpha must be in (0, 1), got {alpha}")
     if seed_offset is not None and seed_offset < 0:
         usage_error(f"--seed-offset must be >= 0, got {seed_offset}")
+    for option, path in (("--json", json_path), ("--save-current", save_current)):
+        if path is not None:
+            check_writable_file(path, option)
 
     try:
         table = load_profiles(profiles or default_profiles_path())
@@ -108,6 +112,8 @@ def check(
         usage_error(f"--profile: unknown profile {profile!r}; choose from: {', '.join(table)}")
     prof = table[profile]
     baseline = baseline or Path("benchmarks") / "baselines" / f"{profile}.csv"
+    if update_baseline:
+        check_writable_file(baseline, "--baseline")
 
     def load_data():
         try:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dnnbench.cli.common import err_console, out_console, usage_error
+from dnnbench.cli.common import check_writable_file, err_console, out_console, usage_error
 
 VERDICT_STYLE = {"supported": "bold green", "contradicted": "bold red",
                  "inconclusive": "yellow", "not run": "dim"}
@@ -27,6 +27,8 @@ def claims(
         show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
         help="Folder for claims.csv (default: RESULTS_DIR).", show_default=False)] = None,
+    force: Annotated[bool, typer.Option(
+        help="Replace a claims.csv that holds other claims (other inputs or code).")] = False,
     list_evaluators: Annotated[bool, typer.Option(
         "--list-evaluators", help="Describe the evaluators a claim can use and exit.")] = False,
     fail_on: Annotated[list[str] | None, typer.Option(
@@ -49,7 +51,7 @@ def claims(
         load_claims,
         load_results,
     )
-    from dnnbench.report.io import SchemaError, write_csv
+    from dnnbench.report.io import SchemaError, csv_text, write_csv
 
     if list_evaluators:
         for name, ev in EVALUATORS.items():
@@ -62,6 +64,8 @@ def claims(
                     f"{', '.join(VERDICT_STYLE)}")
     if only_file and claims_file is None:
         usage_error("--only-file needs --claims FILE")
+    target = (out or results_dir) / "claims.csv"
+    check_writable_file(target, "--out")
     try:
         claim_list = load_claims(claims_file, include_packaged=not only_file)
     except ClaimsError as e:
@@ -72,7 +76,9 @@ def claims(
     except SchemaError as e:
         usage_error(str(e))
     frame = claims_frame(evaluated)
-    target = (out or results_dir) / "claims.csv"
+    if not force and target.is_file() and target.read_bytes() != csv_text(frame).encode():
+        usage_error(f"{target} holds other claims (made from other results or by other code); "
+                    "write these elsewhere with --out DIR, or replace it with --force")
     write_csv(target, frame)
     out_console().print(claims_table(evaluated, results_dir))
     err_console().print(f"Wrote {target}", highlight=False)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dnnbench.cli.common import err_console, usage_error, warn
+from dnnbench.cli.common import check_writable_folder, err_console, usage_error, warn
 
 
 def report(
@@ -27,8 +27,7 @@ def report(
     from dnnbench.report.io import SchemaError
 
     out = out if out is not None else results_dir / "report"
-    if out.exists() and not out.is_dir():
-        usage_error(f"--out {out} exists and is not a folder")
+    check_writable_folder(out, "--out")
     try:
         paths = write_report(results_dir, out, on_warning=warn)
     except (ReportError, SchemaError) as e:

@@ -118,6 +118,27 @@ def test_html_lists_the_claims_with_verdict_badges(page):
         assert f'<span class="badge {cls}">{verdict}</span>' in page
 
 
+def test_claims_table_is_formatted_not_a_csv_dump(tmp_path):
+    """Rounded effects with their intervals, a verdict column, no file lists or 16-digit
+    floats; an older claims.csv (no effect_text) is formatted the same way."""
+    folder = copy_results(tmp_path / "r", experiments=("transfer",), claims=False)
+    row = {"claim_id": "3", "claim": "BN makes each step slower.", "experiment": "depth-sweep",
+           "verdict": "inconclusive", "effect": 1.0496768701454924, "low": 0.7549064007918562,
+           "high": 1.4595472108365823, "n": 4, "evidence": "[mnist] step_ms ratio ...",
+           "files": "depth-sweep-mnist-runs.csv", "command": "dnnbench depth-sweep"}
+    for extra in ({}, {"effect_text": "1.05 [0.75, 1.46]"}):
+        pd.DataFrame([{**row, **extra}]).to_csv(folder / "claims.csv", index=False)
+        t = build_report(folder, render_figures=False).claims
+        assert list(t.df.columns) == ["id", "claim", "data set", "verdict", "effect [95% CI]",
+                                      "n", "evidence"]
+        r = t.df.iloc[0]
+        assert r["effect [95% CI]"] == "1.05 [0.75, 1.46]" and r["data set"] == "mnist"
+        assert r["evidence"] == "step_ms ratio ..."
+        page = render_html(build_report(folder, render_figures=False))
+        assert "0.7549064007918562" not in page and "depth-sweep-mnist-runs.csv" not in page
+        assert '<span class="badge neutral">inconclusive</span>' in page
+
+
 def test_markdown_report_refers_to_the_written_figures(written):
     out, _ = written
     md = (out / "report.md").read_text(encoding="utf-8")

@@ -101,7 +101,7 @@ class Outcome:
         """The effect as shown in tables: ``est [low, high]`` rounded, or the note."""
         if self.effect_note or self.verdict == NOT_RUN:
             return self.effect_note
-        return _ci(self.effect, self.low, self.high, "{:.3g}")
+        return _ci(self.effect, self.low, self.high)
 
 
 @dataclass(frozen=True)
@@ -551,29 +551,27 @@ def group_vs_reference(rs: ResultSet, p: dict) -> Outcome:
     rule = ("ratio interval below 1" if expect == "fewer"
             else f"ratio interval below {margin:g} (non-inferiority)")
     if any(x[3] for x in parts):
-        rule += ("; where a median is not reached within the budget the ratio is only bounded "
-                 "and the log-rank test decides")
+        rule += ("; a median not reached within the budget (n/N reached) only bounds the "
+                 "ratio by median / budget, and the log-rank test decides")
     ev = (f"median steps / {ref} ({rule}): " + "; ".join(
         f"{mm}: {nn or _ci(c.ratio, c.low, c.high)} {v}" for mm, c, v, nn in parts)
         + f"; {cmp.n} seeds ({_where_text(p.get('where'))})" + _enough(SUPPORTED, cmp.n, p)[1])
     return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n, ev,
-                   f"{m} / {ref}: {note}" if note else "")
+                   f"{m} / {ref}: {note}, {ref}'s median beyond the budget" if note else "")
 
 
 def _unreached_ratio(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str) -> str:
     """The median-steps ratio a / b in words when a median was not reached: b's median lies
-    beyond its budget, so the ratio is below median(a) / budget; with the log-rank test that
-    decides such a comparison (see ``paired_censored_comparison``)."""
+    beyond its budget, so the ratio is below median(a) / budget (or the reverse); the log-rank
+    test decides such a comparison (see ``paired_censored_comparison``)."""
     ta, tb = steps_triplet(a), steps_triplet(b)
     ka, kb = km_median(*ta), km_median(*tb)
     reached = f"{ka.n_reached}/{ka.n} vs {kb.n_reached}/{kb.n} reached"
     if not math.isnan(ka.median) and math.isnan(kb.median):
-        budget = float(np.nanmax(tb[2]))
-        return f"< {ka.median / budget:.2g} ({reached}; {name_b}'s median > {budget:.0f} steps)"
+        return f"< {ka.median / float(np.nanmax(tb[2])):.2g} ({reached})"
     if math.isnan(ka.median) and not math.isnan(kb.median):
-        budget = float(np.nanmax(ta[2]))
-        return f"> {budget / kb.median:.2g} ({reached}; {name_a}'s median > {budget:.0f} steps)"
-    return f"undefined ({reached}: neither median within the budget)"
+        return f"> {float(np.nanmax(ta[2])) / kb.median:.2g} ({reached})"
+    return f"undefined ({reached})"
 
 
 def _scaled(df: pd.DataFrame, col: str, scale: float) -> np.ndarray:

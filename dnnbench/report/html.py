@@ -45,18 +45,20 @@ FIGURE_CAPTIONS = {
                       "was not reached.",
     "timing-vs-depth": "Left: wall-clock time of one training step (all seeds vmapped, after "
                        "warm-up; compile and evaluation excluded). Right: time to target = "
-                       "median steps x time per step.",
+                       "median steps x time per step (log scale).",
     "curves": "Test accuracy during training at the deepest depth. Thin lines: individual "
-              "seeds; thick line and band: mean across seeds with its 95% t-interval. Runs "
-              "stop at the target and are held at their last value afterwards.",
+              "seeds; a run stops when it reaches the target (dot). Thick line and band: "
+              "median and interquartile range of the seeds still training (while at least "
+              "two are).",
     "kaplan-meier": "Kaplan-Meier curves: estimated fraction of seeds that reached the target "
-                    "by step s. The legend gives reached/total seeds.",
+                    "by step s. Each panel gives reached/total seeds.",
     "loss-curves": "Training and validation loss per optimizer: geometric mean across seeds "
                    "with its 95% interval (log scale).",
     "speed-vs-quality": "Speed (Kaplan-Meier median steps to target, 95% CI) against quality "
                         "(final validation accuracy, mean with 95% CI). Lower left is fast but "
                         "poor, upper left is fast and good. An open marker at the budget means "
-                        "the median was not reached.",
+                        "the median was not reached. Arms with equal medians are spread "
+                        "sideways so that none hides another.",
     "paired-accuracy": "Task B test accuracy of each seed trained from scratch (B) and with "
                        "layers reused from task A (B-on-A); each line joins the two runs of "
                        "one seed (same data and initial key).",
@@ -336,7 +338,20 @@ def _section(rs: F.ResultSet, render_figures: bool) -> Section:
                    runs_file=rs.runs_path.name)
 
 
+def _effect_text(row: pd.Series) -> str:
+    """The rounded effect of a claims.csv row: its effect_text, else (an older file) the
+    numbers formatted as the claims command does."""
+    from dnnbench.claims.engine import Outcome
+
+    if "effect_text" in row.index:
+        return row["effect_text"]
+    num = pd.to_numeric(row.reindex(["effect", "low", "high"]), errors="coerce").astype(float)
+    return Outcome(row["verdict"], *num).effect_text
+
+
 def read_claims(results_dir: Path) -> TableItem | None:
+    """claims.csv as a readable table: id, claim, data set, verdict badge, rounded effect with
+    its interval, n and the evidence (the files and command stay in the CSV)."""
     path = results_dir / CLAIMS_FILE
     if not path.exists():
         return None
@@ -349,10 +364,18 @@ def read_claims(results_dir: Path) -> TableItem | None:
         raise SchemaError(f"{path}: missing columns: {', '.join(missing)}")
     counts = claims["verdict"].value_counts()
     summary = ", ".join(f"{n} {v}" for v, n in counts.items())
-    return TableItem(f"Claims checked against these results ({len(claims)}: {summary})",
-                     claims[CLAIMS_REQUIRED + [c for c in claims.columns
-                                               if c not in CLAIMS_REQUIRED]],
-                     "Verdicts come from claims.csv in the results folder.", left=99)
+    dataset = claims["evidence"].str.extract(r"^\[([^\]]+)\] ", expand=False).fillna("")
+    table = pd.DataFrame({
+        "id": claims["claim_id"], "claim": claims["claim"], "data set": dataset,
+        "verdict": claims["verdict"],
+        "effect [95% CI]": claims.apply(_effect_text, axis=1),
+        "n": claims["n"] if "n" in claims.columns else "",
+        "evidence": claims["evidence"].str.replace(r"^\[[^\]]+\] ", "", regex=True)})
+    return TableItem(f"Claims checked against these results ({len(claims)}: {summary})", table,
+                     "Verdicts, effects and evidence from claims.csv in the results folder "
+                     "(which also names the files and the command behind each claim). n: "
+                     "seeds, pairs or groups behind the effect.", left=4,
+                     text=("claim", "effect [95% CI]", "evidence"))
 
 
 def build_report(results_dir: str | Path, render_figures: bool = True,

@@ -12,7 +12,8 @@ import os
 from collections.abc import Sequence
 from itertools import pairwise
 
-INT32_MAX = 2**31 - 1  # step counters, example indices and PRNG seeds are int32 on device
+INT32_MAX = 2**31 - 1  # step counters and example indices are int32 on device
+UINT32_MAX = 2**32 - 1  # jax.random.PRNGKey keeps the low 32 bits: seed 2**32 is seed 0
 FLOAT32_MAX = 3.4028234663852886e38
 FLOAT32_TINY = 1.1754943508222875e-38  # smallest normal float32
 
@@ -20,7 +21,7 @@ FLOAT32_TINY = 1.1754943508222875e-38  # smallest normal float32
 LIMITS: dict[str, tuple[int, str]] = {
     "int32": (INT32_MAX, "the engine's counters are int32"),
     "steps": (INT32_MAX, "step counts are int32"),
-    "seed": (INT32_MAX, "PRNG seeds are int32"),
+    "seed": (UINT32_MAX, "PRNG seeds are 32-bit: a larger one repeats a smaller one"),
     "seeds": (1_000, "the seeds of an arm are the lanes of one vmapped program"),
     "width": (65_536, "the widest hidden layer supported"),
     "depth": (1_000, "the deepest network supported"),

@@ -75,6 +75,9 @@ def test_limit_functions_take_plain_values():
         limits.check("depth", 1001, "--depths")
     with pytest.raises(limits.LimitError, match="int32"):
         limits.check("steps", 2**31, "--max-steps")
+    limits.check("seed", 2**32 - 1, "--seed-offset")  # a seed offset plus the seeds, e.g.
+    with pytest.raises(limits.LimitError, match="32-bit"):
+        limits.check("seed", 2**32, "--seed-offset")
     limits.check_float32(1e-3, "--lr")
     with pytest.raises(limits.LimitError, match="float32"):
         limits.check_float32(1e-45, "--lr")

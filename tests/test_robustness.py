@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pandas as pd
@@ -462,3 +463,41 @@ def test_interrupt_run_ends_the_process_with_its_code():
                              text=True, timeout=60, check=False)
         assert res.returncode == want
         assert (res.stdout + res.stderr).strip().splitlines()[-1] == last
+
+
+def test_interrupt_inside_a_finalizer_prints_no_traceback_and_stops_at_once(tmp_path, capsys):
+    """A signal handled inside a gc callback or finalizer (JAX's ``_xla_gc_callback``) raises
+    KeyboardInterrupt where Python can only print and ignore it: no traceback, and the run
+    still stops in the unit it was in (not after it)."""
+    import typer
+
+    from dnnbench.cli.common import run_experiment
+
+    finished = []
+
+    class SignalsWhenCollected:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # the handler raises KeyboardInterrupt in here
+
+    def unit(i):
+        def compute():
+            if i == 1:
+                SignalsWhenCollected()  # collected at once: the signal lands in __del__
+                time.sleep(2)
+            finished.append(i)
+            return (pd.DataFrame({"arm": [f"a{i}"], "seed": [0]}),
+                    pd.DataFrame({"arm": [f"a{i}"], "step": [10]}))
+        return U.Unit(f"unit {i}", ("finalizer", i), compute)
+
+    data = types.SimpleNamespace(name="toy", fingerprint="f00d")
+    hook = sys.unraisablehook
+    with pytest.raises(typer.Exit) as exc:
+        run_experiment("fake-exp", [unit(0), unit(1), unit(2)], data, tmp_path, fresh=False,
+                       meta={})
+    assert exc.value.exit_code == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert finished == [0]  # unit 1 was stopped inside, not run to its end
+    assert "Interrupted: 1/3 units are saved" in " ".join(err.split())
+    assert sys.unraisablehook is hook  # restored

@@ -216,6 +216,7 @@ def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, s
                 finalize):
     import signal
     import threading
+    import time
 
     from dnnbench.cli.interrupt import announce
     from dnnbench.experiments.units import UnitStore, count_saved, run_units
@@ -235,11 +236,35 @@ def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, s
         requested.append(signum)
         raise KeyboardInterrupt
 
+    rearm, done = threading.Event(), threading.Event()
+
+    def rearmer():  # sends a swallowed signal again, once outside the code that swallowed it
+        while rearm.wait() and not done.is_set():
+            rearm.clear()
+            time.sleep(0.02)
+            if not done.is_set():
+                signal.pthread_kill(threading.main_thread().ident, requested[-1])
+
+    def unraisable(info):
+        """Python prints and ignores an exception raised where it cannot propagate (a gc
+        callback of JAX, a finalizer): for our KeyboardInterrupt, print nothing and have the
+        signal sent again (a few times; the flag also stops the run at the next unit)."""
+        if not (isinstance(info.exc_value, KeyboardInterrupt) and requested):
+            previous_hook(info)
+        elif len(requested) < 5:
+            rearm.set()
+
     main_thread = threading.current_thread() is threading.main_thread()
     caught = (signal.SIGINT, signal.SIGTERM)
     previous = {s: signal.signal(s, on_signal) for s in caught} if main_thread else {}
+    previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
+    if main_thread:
+        threading.Thread(target=rearmer, name="dnnbench-rearm", daemon=True).start()
 
     def restore():
+        done.set()
+        rearm.set()
+        sys.unraisablehook = previous_hook
         for s, handler in previous.items():  # None: installed outside Python -> the default
             signal.signal(s, signal.SIG_DFL if handler is None else handler)
 

@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
+
+if _os.path.basename(_sys.argv[0] if _sys.argv else "") == "dnnbench":  # the console script
+    import signal as _signal
+
+    def _interrupted_while_starting(signum, frame):  # replaced by cli.interrupt.run
+        print("Interrupted", file=_sys.stderr, flush=True)
+        _os._exit(130)
+
+    for _s in (_signal.SIGINT, _signal.SIGTERM):
+        _signal.signal(_s, _interrupted_while_starting)
+
+# (imports after the handler: a Ctrl-C while they load is one line too)
 from pathlib import Path
 
 __version__ = "0.1.0"

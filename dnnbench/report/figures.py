@@ -381,7 +381,7 @@ KM_MAX_COLS = 4
 def depth_km_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
     """Kaplan-Meier curves: fraction of seeds that reached the target by step s, BN vs no BN,
     one panel per (activation, depth), at most ``KM_MAX_COLS`` panels a row; one legend for
-    the figure and the reached counts in each panel."""
+    the figure and the reached counts in each panel's title."""
     acts, depths = list(dict.fromkeys(runs["activation"])), sorted(runs["depth"].unique())
     per_act, cols = _grid(len(depths), KM_MAX_COLS)  # each activation starts a new row
     rows = per_act * len(acts)
@@ -406,10 +406,7 @@ def depth_km_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
             ax.step(x, y, where="post", color=style["color"], lw=2, label=style["label"])
             counts.append(f"{style['label']} {km.n_reached}/{km.n}")
         ax.axhline(0.5, color="0.6", ls=":", lw=1, label="half of the seeds")
-        ax.set_title(f"{act}, depth {depth}", fontsize=10)
-        ax.text(0.97, 0.05, "reached: " + ", ".join(counts), transform=ax.transAxes,
-                fontsize=8.5, ha="right", color="0.25",
-                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
+        ax.set_title(f"{act}, depth {depth}\nreached: {', '.join(counts)}", fontsize=9.5)
         ax.set_ylim(-0.02, 1.04)
         ax.set_xscale("log")
         ax.set_xlim(start, budget)

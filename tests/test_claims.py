@@ -439,6 +439,8 @@ def test_cli_fail_on_contradicted(tmp_path):
     assert (tmp_path / "claims.csv").exists()
     write_set(tmp_path, "depth-sweep", depth_runs(BN_DEPTHS))
     res = runner.invoke(app, ["claims", str(tmp_path), "--fail-on", "contradicted"])
+    assert res.exit_code == 2 and "holds other claims" in res.output  # never replaced silently
+    res = runner.invoke(app, ["claims", str(tmp_path), "--fail-on", "contradicted", "--force"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["claims", str(tmp_path), "--fail-on", "wrong"])
     assert res.exit_code == 2 and "unknown verdict" in res.output

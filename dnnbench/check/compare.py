@@ -51,6 +51,7 @@ from dnnbench.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, km_median, mean_ci, 
 
 REQUIRED_COLUMNS = ("arm", "seed", "reached", "steps_to_target", "max_steps", "diverged",
                     "final_test_accuracy", "step_ms")
+STEP_COLUMNS = ("reached", "steps_to_target", "max_steps")  # not needed with steps=False
 VERDICTS = ("ok", "regression", "improvement")
 
 
@@ -61,13 +62,15 @@ class IncompatibleRuns(ValueError):
 BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
 
 
-def validate_runs(df: pd.DataFrame, name: str) -> None:
+def validate_runs(df: pd.DataFrame, name: str, steps: bool = True) -> None:
     """IncompatibleRuns (one line) unless ``df`` is a usable runs table: the required columns,
     at least one row, true/false flags, integer seeds, a positive budget, a number of steps for
     every reached run, an accuracy in [0, 1] for every run that did not diverge, and numbers
     (or nothing) as step times.  A damaged column must never read as "not reached" or as a
-    missing accuracy: that would turn into an improvement or switch the accuracy gate off."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    missing accuracy: that would turn into an improvement or switch the accuracy gate off.
+    ``steps=False``: a table without steps to target (only the accuracy is compared)."""
+    columns = [c for c in REQUIRED_COLUMNS if steps or c not in STEP_COLUMNS]
+    missing = [c for c in columns if c not in df.columns]
     if missing:
         raise IncompatibleRuns(f"{name} runs lack columns: {', '.join(missing)}")
     if df.empty:
@@ -80,20 +83,22 @@ def validate_runs(df: pd.DataFrame, name: str) -> None:
                                    f"{value!r} in {int((~ok).sum())} row(s)")
 
     flags = {}
-    for col in ("reached", "diverged"):
+    for col in ("reached", "diverged") if steps else ("diverged",):
         text = df[col].astype(str).str.strip().str.lower()
         bad(col, text.isin(BOOL_TEXT), "true or false")
         flags[col] = text.map(BOOL_TEXT).astype(bool)
-    num = {c: pd.to_numeric(df[c], errors="coerce") for c in REQUIRED_COLUMNS
+    num = {c: pd.to_numeric(df[c], errors="coerce") for c in columns
            if c in ("seed", "steps_to_target", "max_steps", "final_test_accuracy", "step_ms")}
     bad("seed", num["seed"].notna() & (num["seed"] % 1 == 0), "integer seeds")
-    bad("max_steps", num["max_steps"] > 0, "a positive step budget")
-    bad("steps_to_target", num["steps_to_target"].notna() | ~flags["reached"],
-        "a number of steps for every reached run")
     bad("final_test_accuracy", num["final_test_accuracy"].between(0, 1) | flags["diverged"],
         "an accuracy in [0, 1] for every run that did not diverge")
-    for col in ("steps_to_target", "step_ms"):
-        bad(col, num[col].notna() | df[col].isna(), "numbers")
+    bad("step_ms", num["step_ms"].notna() | df["step_ms"].isna(), "numbers")
+    if steps:
+        bad("max_steps", num["max_steps"] > 0, "a positive step budget")
+        bad("steps_to_target", num["steps_to_target"].notna() | ~flags["reached"],
+            "a number of steps for every reached run")
+        bad("steps_to_target", num["steps_to_target"].notna() | df["steps_to_target"].isna(),
+            "numbers")
 
 
 @dataclass(frozen=True)
@@ -323,15 +328,16 @@ def compare_accuracy(arm: str, base: pd.DataFrame, cur: pd.DataFrame, th: Thresh
 def compare_runs(baseline: pd.DataFrame, current: pd.DataFrame,
                  thresholds: Thresholds | None = None, *, n_resamples: int = DEFAULT_RESAMPLES,
                  seed: int = DEFAULT_SEED, baseline_wall: dict | None = None,
-                 fresh_seeds: bool = True, names: tuple[str, str] = ("baseline", "current")
-                 ) -> CheckReport:
+                 fresh_seeds: bool = True, names: tuple[str, str] = ("baseline", "current"),
+                 steps: bool = True) -> CheckReport:
     """Compare two runs tables (one row per arm and seed) arm by arm.
 
     Raises IncompatibleRuns when a table is unusable (:func:`validate_runs`), the arms differ,
     or (``fresh_seeds``, the check's rule) a seed appears in both tables.  Two stored runs
     of the same seeds (``dnnbench compare``) are compared as independent samples all the
     same: conservative, since pairing could only narrow the intervals.  ``names`` name the two
-    tables in messages.  ``n_resamples=0`` skips the
+    tables in messages; ``steps=False`` compares the final accuracy only (tables without steps
+    to target, such as the transfer experiment's).  ``n_resamples=0`` skips the
     descriptive bootstrap intervals (the verdicts do not depend on them).
     ``baseline_wall`` (``{"seeds": n, "step_ms": {arm: ms}}``, stored in the baseline
     metadata) is the baseline's step time measured with the check run's number of vmapped
@@ -340,8 +346,8 @@ def compare_runs(baseline: pd.DataFrame, current: pd.DataFrame,
     """
     th = thresholds or Thresholds()
     nb, nc = names
-    validate_runs(baseline, nb)
-    validate_runs(current, nc)
+    validate_runs(baseline, nb, steps)
+    validate_runs(current, nc, steps)
     arms_b, arms_c = list(dict.fromkeys(baseline["arm"])), list(dict.fromkeys(current["arm"]))
     if set(arms_b) != set(arms_c):
         only_b = sorted(set(arms_b) - set(arms_c))
@@ -356,7 +362,9 @@ def compare_runs(baseline: pd.DataFrame, current: pd.DataFrame,
                          n_current_seeds=current.groupby("arm").size().max())
     for arm in arms_b:
         b, c = baseline[baseline["arm"] == arm], current[current["arm"] == arm]
-        report.metrics.append(compare_steps(arm, b, c, th, n_resamples=n_resamples, seed=seed))
+        if steps:
+            report.metrics.append(compare_steps(arm, b, c, th, n_resamples=n_resamples,
+                                                seed=seed))
         report.metrics.append(compare_accuracy(arm, b, c, th, n_resamples=n_resamples,
                                                seed=seed))
         sb = float(pd.to_numeric(b["step_ms"], errors="coerce").median())

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from dnnbench.cli.common import err_console, out_console, usage_error, warn
+from dnnbench.cli.common import err_console, out_console, usage_error
 
 
 def _result_sets(path: Path) -> dict[tuple[str, str], tuple[Path, object]]:
@@ -34,6 +34,14 @@ def _result_sets(path: Path) -> dict[tuple[str, str], tuple[Path, object]]:
         out[str(meta.get("experiment")), str(ds.get("name") if isinstance(ds, dict) else ds)] = (
             f, runs)
     return out
+
+
+def _per_pair(runs):
+    """A transfer table as arms ``<pair> <arm>`` with its test accuracy as the final one."""
+    if "pair" not in runs.columns or "test_accuracy" not in runs.columns:
+        return runs
+    return runs.assign(arm=runs["pair"].astype(str) + " " + runs["arm"].astype(str),
+                       final_test_accuracy=runs["test_accuracy"])
 
 
 def compare(
@@ -61,7 +69,7 @@ def compare(
     mean final test accuracy (difference in points with its interval), each with a verdict
     (ok / regression / improvement) from the same one-sided tests against a minimum effect as
     `dnnbench check`. Seeds are treated as independent samples, even when A and B used the
-    same ones. Experiments with steps to target only (depth-sweep, optimizers, check runs).
+    same ones. Transfer results (no steps to target): the test accuracy per class pair and arm.
     Exit 0, or 1 with --fail-on-regression when an arm regressed; 2 for unusable inputs,
     different experiments, data sets or arms.
     """
@@ -91,14 +99,11 @@ def compare(
     reports = []
     for exp, ds in common:
         (fa, ra), (fb, rb) = sets[0][exp, ds], sets[1][exp, ds]
-        if "steps_to_target" not in ra.columns:
-            if len(common) == 1:
-                usage_error(f"{exp} results have no steps to target; compare handles "
-                            "depth-sweep, optimizers and check runs")
-            warn(f"skipping {exp} on {ds}: no steps to target to compare")
-            continue
+        steps = "steps_to_target" in ra.columns
+        if not steps:
+            ra, rb = _per_pair(ra), _per_pair(rb)
         try:
-            report = compare_runs(ra, rb, th, fresh_seeds=False, names=("A", "B"))
+            report = compare_runs(ra, rb, th, fresh_seeds=False, names=("A", "B"), steps=steps)
         except IncompatibleRuns as e:
             usage_error(f"cannot compare {fa} with {fb}: {e}")
         reports.append(report)

@@ -32,7 +32,7 @@ def claims(
     list_evaluators: Annotated[bool, typer.Option(
         "--list-evaluators", help="Describe the evaluators a claim can use and exit.")] = False,
     fail_on: Annotated[list[str] | None, typer.Option(
-        "--fail-on", help="Exit 1 when any claim gets this verdict (repeatable; for CI, e.g. "
+        "--fail-on", metavar="VERDICT", help="Exit 1 when any claim gets this verdict (repeatable; for CI, e.g. "
         "--fail-on contradicted). One of: " + ", ".join(VERDICT_STYLE) + ".",
         show_default=False)] = None,
 ) -> None:

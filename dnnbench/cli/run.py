@@ -1,0 +1,170 @@
+"""`dnnbench run NAME_OR_FILE` and `dnnbench list`: experiments as data files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dnnbench.cli import options
+from dnnbench.cli.common import (
+    load_data,
+    out_console,
+    quick_subset,
+    run_experiment,
+    usage_error,
+    warn,
+)
+from dnnbench.cli.options import OUTPUT, TRAINING
+
+
+def run(
+    experiment: Annotated[str, typer.Argument(
+        metavar="NAME_OR_FILE", show_default=False,
+        help="A packaged experiment (see `dnnbench list`) or the path of an experiment file "
+             "(.toml).")],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE", rich_help_panel=TRAINING, show_default=False,
+        help="Override a setting (repeatable): a base setting (--set max_steps=500), or a "
+             "factor's levels (--set learning_rate=0.001,0.01); a list for a base setting "
+             "makes it a factor.")] = None,
+    seeds: Annotated[int | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
+        help="Paired seeds per arm (default: the file's; its [quick] seeds with --quick).")]
+    = None,
+    quick: Annotated[bool, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
+        help="The file's smoke variant ([quick]: fewer seeds and steps, a data subset). "
+             "Options given explicitly win.")] = False,
+    dataset: Annotated[str | None, typer.Option(
+        metavar="NAME", rich_help_panel=options.DATA, show_default=False,
+        help="Data set (default: the file's; mnist falls back to digits offline).")] = None,
+    data_dir: options.DataDir = None,
+    out: options.Out = Path("out"),
+    fresh: options.Fresh = False,
+    force: Annotated[bool, typer.Option(rich_help_panel=OUTPUT, show_default=False,
+                                        help="Replace results in --out made with other "
+                                             "settings.")] = False,
+    plot: options.Plot = False,
+    one_program_per_arm: Annotated[bool, typer.Option(
+        rich_help_panel=TRAINING, show_default=False, hidden=True,
+        help="Compile every arm as its own program (to measure what lanes save).")] = False,
+) -> None:
+    """Run an experiment file: its grid of arms x paired seeds, then the summary and claims.
+
+    Arms that differ only in numbers (learning rate, optimizer coefficients, penalties,
+    dropout, clipping, BN momentum) are lanes of one compiled program; results are written as
+    <out>/<name>-<dataset>-runs.csv, -curves.csv and -meta.json. Example: dnnbench run
+    my-grid.toml --seeds 3 --set learning_rate=0.001,0.01 --out results-grid
+    """
+    from dnnbench.experiments import files, generic
+    from dnnbench.limits import LimitError, check
+
+    try:
+        exp = files.load(experiment)
+        sets = dict(files.parse_assignment(s) for s in (set_ or []))
+        if quick:
+            exp = files.quick_variant(exp)
+        exp = files.override(exp, sets)
+        n_seeds = seeds if seeds is not None else (exp.quick["seeds"] if quick else exp.seeds)
+        check("seeds", n_seeds, "--seeds")
+        check("grid", exp.n_arms, f"{exp.name}: arms")
+    except (files.ExperimentError, LimitError) as e:
+        usage_error(str(e))
+    if n_seeds < 1:
+        usage_error(f"--seeds must be a positive integer, got {n_seeds}")
+    data = load_data(dataset, exp.dataset, data_dir)
+    if quick and exp.quick.get("subset", True):
+        data = quick_subset(data)
+    try:
+        units = generic.build_units(exp, data, range(n_seeds),
+                                    one_program_per_arm=one_program_per_arm)
+    except (files.ExperimentError, ValueError) as e:
+        usage_error(str(e))
+    meta = {"experiment_file": exp.source, "config": {
+        "base": exp.base, "factors": exp.factors, "reference": exp.reference,
+        "seeds": n_seeds, "one_program_per_arm": one_program_per_arm}, "quick": quick,
+        "compiled_programs": len(units), "arms": exp.n_arms}
+    runs, _curves, paths = run_experiment(
+        exp.name, units, data, out, fresh=fresh, force=force, meta=meta,
+        finalize=lambda r, c: generic.finalize(exp, data, r, c))
+    from dnnbench.report.generic import claims_table, summary_table
+
+    console = out_console()
+    console.print(summary_table(exp, generic.summarize(exp, runs), data.name))
+    if exp.claims:
+        console.print(claims_table(generic.check_claims(exp, runs)))
+    if plot:
+        from dnnbench.report.generic import plot_experiment
+
+        try:
+            written = plot_experiment(exp, runs, paths["runs"])
+        except ValueError as e:
+            warn(f"no figure: {e}")
+        else:
+            if written:
+                typer.echo("Figures: " + ", ".join(str(p) for p in written), err=True)
+
+
+def list_(
+    name: Annotated[str | None, typer.Argument(
+        metavar="NAME", show_default=False,
+        help="Print this packaged experiment's file instead.")] = None,
+) -> None:
+    """List the packaged experiments and every registry (optimizers and their coefficients,
+    activations, initializers, schedules, normalizations, data sets, run settings)."""
+    from dnnbench.experiments import files
+
+    console = out_console()
+    if name is not None:
+        try:
+            path = files.find(name)
+            files.load(name)
+        except files.ExperimentError as e:
+            usage_error(str(e))
+        console.print(path.read_text(encoding="utf-8"), highlight=False, markup=False)
+        return
+    from rich.table import Table
+
+    from dnnbench import choices, registry
+
+    t = Table(title="Experiments (dnnbench run NAME)", title_justify="left",
+              header_style="bold")
+    for c in ("name", "question", "arms", "command"):
+        t.add_column(c)
+    for exp_name in files.catalogue():
+        exp = files.load(exp_name)
+        t.add_row(exp.name, exp.question, str(exp.n_arms), exp.command)
+    console.print(t)
+    r = Table(title="Registries (plug-ins: package.module:factory)", title_justify="left",
+              header_style="bold")
+    r.add_column("registry")
+    r.add_column("names")
+    opts = "; ".join(f"{n} ({', '.join(f'{k}={v:g}' for k, v in o.defaults.items())})"
+                     for n, o in registry.OPTIMIZERS.items())
+    for label, names in (("optimizers (coefficients)", opts),
+                         ("activations", ", ".join(registry.ACTIVATIONS)),
+                         ("initializers", ", ".join(registry.INITIALIZERS)),
+                         ("schedules", ", ".join(registry.SCHEDULES)),
+                         ("normalizations", "none, batch (norm_position before/after)"),
+                         ("data sets", ", ".join(choices.DATASETS)),
+                         ("run settings", ", ".join(files.SETTINGS))):
+        r.add_row(label, names)
+    profiles = _profiles()
+    if profiles:
+        r.add_row("check profiles", profiles)
+    console.print(r)
+
+
+def _profiles() -> str:
+    try:
+        from dnnbench.check.profiles import PROFILES
+    except ImportError:
+        return ""
+    return ", ".join(PROFILES)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("list")(list_)

@@ -1,0 +1,604 @@
+"""Experiments as data: a TOML file per experiment, read, checked and expanded into arms.
+
+An experiment file holds (every key but ``name`` optional)::
+
+    name = "my-grid"                 # lower-case words joined by "-"
+    title = "..."                    # one line
+    question = "..."                 # the question it answers, one line
+    dataset = "digits"               # default data set (mnist falls back offline)
+    seeds = 5                        # paired seeds per arm
+    expected = "..."                 # the expected result, in words
+    cost = "..."                     # what a full run costs, in words
+    reference = { bn = "off" }       # the arm every other is compared with, paired by seed
+    show = ["steps_to_target", ...]  # summary columns (default: steps, final eval, test acc.)
+
+    [base]                           # run settings shared by every arm (see SETTINGS)
+    widths = [64, 64]
+    optimizer = "adam"
+
+    [factors]                        # a grid: every combination of levels is an arm
+    learning_rate = [0.001, 0.01]    # a setting and its levels
+    [factors.bn]                     # named levels, each a table of settings
+    off = { norm = "none" }
+    on = { norm = "batch", bn_logits = true }
+
+    [quick]                          # the smoke variant (--quick): seconds, not minutes
+    seeds = 2
+    subset = true                    # first 4,000 training / 1,000 evaluation examples
+    set = { max_steps = 100, depth = [1, 2] }   # settings or factor levels replaced
+
+    [[claims]]                       # what the textbook says, checked against the summary
+    text = "BN needs fewer steps at depth 5 and more"
+    compare = { bn = "on" }          # arms with these levels, against the reference
+    where = { depth = [5, 7] }       # (optional) only these levels
+    metric = "steps_to_target"       # or a final metric column
+    expect = "fewer"                 # fewer | more | higher | lower
+
+Every run setting of :class:`dnnbench.spec.RunSpec` may be set in ``[base]``, varied as a
+factor, or overridden with ``--set key=value`` (a comma list replaces a factor's levels), and
+so may the derived settings ``depth`` (the first ``depth`` of ``widths``, or ``width`` units
+each), ``width``, ``epochs`` (the budget in passes over the training split),
+``train_size`` (the first n training examples), and every coefficient of the arm's optimizer
+(``momentum``, ``b1``, ``b2``, ``eps``, ``weight_decay``, ...: see ``dnnbench list``).
+Optimizers, activations, initializers and schedules may be plug-ins named by import path
+(``package.module:factory``; see :mod:`dnnbench.registry`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import re
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from dnnbench import choices
+
+CATALOGUE_PACKAGE = "dnnbench.experiments.catalogue"
+MAX_ARMS = 1000  # the arms of one experiment (dnnbench.limits "grid")
+
+
+class ExperimentError(ValueError):
+    """A bad experiment file or override; the message is one line naming the key and file."""
+
+
+# ------------------------------------------------------------------------------ the settings
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """A run setting's type and allowed values: kind is int, float, bool, str, widths; for
+    names, ``names`` (a tuple, or a registry attribute name) lists the allowed values."""
+
+    kind: str
+    about: str
+    names: tuple[str, ...] | None = None
+    minimum: float | None = None  # inclusive
+    maximum: float | None = None  # exclusive for floats with ``open_max``
+    open_max: bool = False
+    plugins: bool = False  # a name may also be package.module:factory
+
+
+SETTINGS: dict[str, Setting] = {
+    # model
+    "widths": Setting("widths", "hidden-layer widths, e.g. [300, 100]"),
+    "depth": Setting("int", "hidden layers: the first `depth` of widths (or `width` each)",
+                     minimum=1, maximum=1000),
+    "width": Setting("int", "units of every hidden layer (with depth)", minimum=1,
+                     maximum=65536),
+    "activation": Setting("str", "hidden activation", choices.ACTIVATIONS, plugins=True),
+    "init": Setting("str", "kernel initializer of the hidden layers ('default': He for the "
+                    "ReLU family, Glorot for sigmoid/tanh, LeCun for SELU)",
+                    ("default", *choices.INITIALIZERS), plugins=True),
+    "head_init": Setting("str", "initializer of the output layer", choices.INITIALIZERS,
+                         plugins=True),
+    "norm": Setting("str", "normalization of the hidden layers", ("none", "batch")),
+    "norm_position": Setting("str", "BN before or after the activation", choices.BN_POSITIONS),
+    "bn_momentum": Setting("float", "BN running-average momentum (a lane value)", minimum=0,
+                           maximum=1, open_max=True),
+    "bn_epsilon": Setting("float", "BN epsilon", minimum=0),
+    "bn_logits": Setting("bool", "batch-normalize the logits too (BN arms)"),
+    "dropout": Setting("float", "dropout rate after every hidden layer (a lane value)",
+                       minimum=0, maximum=1, open_max=True),
+    "loss": Setting("str", "softmax over the classes, or one sigmoid unit (2 classes)",
+                    ("softmax", "sigmoid")),
+    # optimization
+    "optimizer": Setting("str", "optimizer", choices.OPTIMIZERS, plugins=True),
+    "learning_rate": Setting("float", "learning rate (a lane value)", minimum=0),
+    "schedule": Setting("str", "learning-rate schedule", choices.SCHEDULES, plugins=True),
+    "clip_norm": Setting("float", "global-norm gradient clipping threshold, 0 = off (a lane "
+                         "value)", minimum=0),
+    "l1": Setting("float", "l1 penalty coefficient on the kernels (a lane value)", minimum=0),
+    "l2": Setting("float", "l2 penalty coefficient on the kernels (a lane value)", minimum=0),
+    "batch_size": Setting("int", "mini-batch size", minimum=1),
+    # budget and evaluation
+    "max_steps": Setting("int", "training steps of the budget", minimum=1, maximum=2**31 - 1),
+    "epochs": Setting("int", "the budget in epochs (passes over the training split)",
+                      minimum=1, maximum=100000),
+    "eval_every": Setting("int", "steps between evaluations (or \"epoch\")", minimum=1,
+                          maximum=2**31 - 1),
+    "eval_split": Setting("str", "the split evaluated during training", ("val", "test")),
+    "target": Setting("float", "accuracy on the eval split that counts as reached; 0 = none",
+                      minimum=0, maximum=1),
+    "stop_at_target": Setting("bool", "stop a seed once it reaches the target"),
+    "train_size": Setting("int", "use the first n training examples (0 = all)", minimum=0),
+}
+# settings that are not RunSpec fields: resolved into the spec by ``make_spec``
+DERIVED = ("depth", "width", "epochs", "train_size")
+STRUCTURE_ONLY = ("train_size",)  # shapes the data rather than the spec
+COLUMN_ORDER = ("depth", "widths", "activation", "init", "head_init", "norm", "norm_position",
+                "bn_momentum", "bn_epsilon", "bn_logits", "dropout", "loss", "optimizer",
+                "learning_rate", "schedule", "clip_norm", "l1", "l2", "batch_size", "epochs",
+                "max_steps", "eval_every", "eval_split", "target", "stop_at_target",
+                "train_size")
+
+METRICS = ("steps_to_target", "time_to_target_s", "final_eval_accuracy", "best_eval_accuracy",
+           "final_eval_loss", "final_train_loss", "final_test_accuracy", "final_test_loss")
+DEFAULT_SHOW = ("steps_to_target", "final_eval_accuracy", "final_test_accuracy")
+EXPECTATIONS = {"fewer": ("steps", "lower"), "more": ("steps", "higher"),
+                "higher": ("value", "higher"), "lower": ("value", "lower")}
+
+TOP_KEYS = {"name", "title", "question", "dataset", "seeds", "expected", "cost", "reference",
+            "show", "base", "factors", "quick", "claims", "protocol"}
+QUICK_KEYS = {"seeds", "subset", "set"}
+CLAIM_KEYS = {"id", "text", "compare", "where", "metric", "expect"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str
+    compare: dict[str, Any]  # factor -> level of the arms compared with the reference
+    where: dict[str, tuple]  # factor -> levels the claim is restricted to
+    metric: str
+    expect: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """An experiment file, checked (see the module docstring)."""
+
+    name: str
+    source: str  # the file it was read from
+    title: str = ""
+    question: str = ""
+    dataset: str = "mnist"
+    seeds: int = 5
+    expected: str = ""
+    cost: str = ""
+    base: dict[str, Any] = dataclasses.field(default_factory=dict)
+    factors: dict[str, tuple] = dataclasses.field(default_factory=dict)  # name -> levels
+    # factor -> {level name: settings} for factors with named levels
+    named_levels: dict[str, dict[str, dict]] = dataclasses.field(default_factory=dict)
+    reference: dict[str, Any] = dataclasses.field(default_factory=dict)
+    show: tuple[str, ...] = DEFAULT_SHOW
+    quick: dict[str, Any] = dataclasses.field(default_factory=dict)
+    claims: tuple[Claim, ...] = ()
+    protocol: str | None = None
+
+    @property
+    def n_arms(self) -> int:
+        return math.prod(len(v) for v in self.factors.values())
+
+    @property
+    def command(self) -> str:
+        return f"dnnbench run {self.name}"
+
+
+# ------------------------------------------------------------------------------- reading
+
+def catalogue() -> dict[str, Path]:
+    """The packaged experiment files: name -> path, sorted by name."""
+    folder = resources.files(CATALOGUE_PACKAGE)
+    files = sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml"))
+    return {p.stem: p for p in files}
+
+
+def find(name_or_path: str) -> Path:
+    """A packaged experiment by name, or a file by path."""
+    packaged = catalogue()
+    if name_or_path in packaged:
+        return packaged[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ExperimentError(f"experiment file not found: {path}")
+        return path
+    raise ExperimentError(f"unknown experiment {name_or_path!r}: neither a packaged experiment "
+                          f"({', '.join(packaged)}) nor a .toml file")
+
+
+def load(name_or_path: str) -> Experiment:
+    """Read and check an experiment file (by packaged name or path)."""
+    import tomllib
+
+    path = find(name_or_path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ExperimentError(f"{path}: not valid TOML ({e})") from None
+    except OSError as e:
+        raise ExperimentError(f"{path}: cannot be read ({e.strerror})") from None
+    return parse(doc, str(path))
+
+
+def _fail(where: str, message: str):
+    raise ExperimentError(f"{where}: {message}")
+
+
+def _type(value, kind, where: str, key: str):
+    if kind is dict and not isinstance(value, dict):
+        _fail(where, f"{key} must be a table, got {value!r}")
+    if kind is str and not isinstance(value, str):
+        _fail(where, f"{key} must be a string, got {value!r}")
+    return value
+
+
+def parse(doc: Mapping, source: str) -> Experiment:
+    """An :class:`Experiment` from a TOML document; ExperimentError for anything unknown or
+    out of range, naming the key and the file."""
+    unknown = sorted(set(doc) - TOP_KEYS)
+    if unknown:
+        _fail(source, f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(TOP_KEYS))}")
+    name = doc.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name):
+        _fail(source, f"name must be lower-case words joined by '-', got {name!r}")
+    for key in ("title", "question", "expected", "cost"):
+        _type(doc.get(key, ""), str, source, key)
+    dataset = _type(doc.get("dataset", "mnist"), str, source, "dataset")
+    if dataset not in choices.DATASETS:
+        _fail(source, f"dataset: unknown value {dataset!r}; allowed: "
+                      f"{', '.join(choices.DATASETS)}")
+    seeds = _count(doc.get("seeds", 5), source, "seeds")
+    base = {k: check_setting(k, v, f"{source} [base]")
+            for k, v in _type(doc.get("base", {}), dict, source, "[base]").items()}
+    factors, named = {}, {}
+    for key, levels in _type(doc.get("factors", {}), dict, source, "[factors]").items():
+        factors[key], named_levels = _levels(key, levels, f"{source} [factors]")
+        if named_levels is not None:
+            named[key] = named_levels
+    exp = Experiment(
+        name=name, source=source, title=doc.get("title", ""),
+        question=doc.get("question", ""), dataset=dataset, seeds=seeds,
+        expected=doc.get("expected", ""), cost=doc.get("cost", ""), base=base,
+        factors=factors, named_levels=named, protocol=doc.get("protocol"))
+    reference = _type(doc.get("reference", {}), dict, source, "reference")
+    for key, level in reference.items():
+        _level_of(exp, key, level, f"{source} reference")
+    show = doc.get("show", list(DEFAULT_SHOW))
+    if not isinstance(show, list) or not show:
+        _fail(source, "show must be a list of metric names")
+    for m in show:
+        if m not in METRICS:
+            _fail(source, f"show: unknown metric {m!r}; allowed: {', '.join(METRICS)}")
+    exp = dataclasses.replace(exp, reference=dict(reference), show=tuple(show))
+    if exp.n_arms > MAX_ARMS:
+        _fail(source, f"the factors make {exp.n_arms:,} arms, above the limit of {MAX_ARMS:,}")
+    quick = _quick(_type(doc.get("quick", {}), dict, source, "[quick]"), exp, source)
+    claims = doc.get("claims", [])
+    if not isinstance(claims, list):
+        _fail(source, "claims must be an array of tables ([[claims]])")
+    exp = dataclasses.replace(exp, quick=quick, claims=tuple(
+        _claim(c, i, exp, source) for i, c in enumerate(claims)))
+    expand(exp)  # every arm must make a valid spec (names, coefficients, depths)
+    return exp
+
+
+def _count(value, where: str, key: str, maximum: int = 1000) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        _fail(where, f"{key} must be an integer from 1 to {maximum}, got {value!r}")
+    return value
+
+
+def check_setting(key: str, value, where: str):
+    """``value`` checked against the setting ``key`` (or an optimizer coefficient: any finite
+    non-negative number, checked against the optimizer when the arm is built)."""
+    setting = SETTINGS.get(key)
+    if setting is None:
+        if _is_number(value) and re.fullmatch(r"[a-z][a-z0-9_]*", key):
+            if not math.isfinite(value) or value < 0:
+                _fail(where, f"{key} must be a finite number >= 0, got {value!r}")
+            return float(value)  # an optimizer coefficient (checked in make_spec)
+        _fail(where, f"unknown setting {key!r}; allowed: {', '.join(SETTINGS)} and the "
+                     "optimizer's coefficients (see `dnnbench list`)")
+    kind = setting.kind
+    if key == "eval_every" and value == "epoch":
+        return value
+    if kind == "widths":
+        if (not isinstance(value, list) or not value
+                or not all(isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= 65536
+                           for w in value)):
+            _fail(where, f"{key} must be a non-empty list of integers from 1 to 65536, "
+                         f"got {value!r}")
+        return tuple(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            _fail(where, f"{key} must be true or false, got {value!r}")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            _fail(where, f"{key} must be a name, got {value!r}")
+        if value not in setting.names and not (setting.plugins and ":" in value):
+            plug = " or package.module:factory" if setting.plugins else ""
+            _fail(where, f"{key}: unknown value {value!r}; allowed: "
+                         f"{', '.join(setting.names)}{plug}")
+        return value
+    if not _is_number(value) or (kind == "int" and not isinstance(value, int)):
+        _fail(where, f"{key} must be {'an integer' if kind == 'int' else 'a number'}, "
+                     f"got {value!r}")
+    if not math.isfinite(value):
+        _fail(where, f"{key} must be finite, got {value!r}")
+    low, high = setting.minimum, setting.maximum
+    too_high = high is not None and (value >= high if setting.open_max else value > high)
+    if (low is not None and value < low) or too_high:
+        right = ")" if setting.open_max else "]"
+        _fail(where, f"{key} must be in [{low:g}, {'inf' if high is None else f'{high:g}'}"
+                     f"{right}, got {value!r}")
+    return int(value) if kind == "int" else float(value)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _levels(key: str, levels, where: str) -> tuple[tuple, dict | None]:
+    """(levels, named levels or None) of a factor."""
+    if isinstance(levels, dict):  # named levels: level -> settings
+        if not levels:
+            _fail(where, f"factor {key!r} has no levels")
+        named = {}
+        for level, settings in levels.items():
+            _type(settings, dict, where, f"{key}.{level}")
+            named[level] = {k: check_setting(k, v, f"{where} {key}.{level}")
+                            for k, v in settings.items()}
+        return tuple(named), named
+    if key not in SETTINGS and not re.fullmatch(r"[a-z][a-z0-9_]*", key):
+        _fail(where, f"unknown setting {key!r}")
+    if not isinstance(levels, list) or not levels:
+        _fail(where, f"factor {key!r} must be a non-empty list of levels (or a table of "
+                     "named levels)")
+    checked = tuple(check_setting(key, v, f"{where} {key}") for v in levels)
+    if len(set(checked)) != len(checked):
+        _fail(where, f"factor {key!r} repeats a level: {list(levels)}")
+    return checked, None
+
+
+def _level_of(exp: Experiment, key: str, level, where: str):
+    if key not in exp.factors:
+        _fail(where, f"{key!r} is not a factor; factors: {', '.join(exp.factors) or 'none'}")
+    if key in exp.named_levels:
+        if level not in exp.named_levels[key]:
+            _fail(where, f"{key}: unknown level {level!r}; levels: "
+                         f"{', '.join(exp.named_levels[key])}")
+        return level
+    value = check_setting(key, level, where)
+    if value not in exp.factors[key]:
+        _fail(where, f"{key}: {level!r} is not one of its levels {list(exp.factors[key])}")
+    return value
+
+
+def _quick(quick: dict, exp: Experiment, where: str) -> dict:
+    unknown = sorted(set(quick) - QUICK_KEYS)
+    if unknown:
+        _fail(where, f"[quick]: unknown key {unknown[0]!r}; allowed: "
+                     f"{', '.join(sorted(QUICK_KEYS))}")
+    out = {"seeds": _count(quick.get("seeds", min(exp.seeds, 2)), where, "[quick] seeds"),
+           "subset": quick.get("subset", True), "set": {}}
+    if not isinstance(out["subset"], bool):
+        _fail(where, "[quick] subset must be true or false")
+    for key, value in _type(quick.get("set", {}), dict, where, "[quick] set").items():
+        out["set"][key] = value
+    override(exp, out["set"], f"{where} [quick] set")  # checked now, applied with --quick
+    return out
+
+
+def _claim(doc, i: int, exp: Experiment, where: str) -> Claim:
+    at = f"{where} claims[{i}]"
+    _type(doc, dict, at, "claim")
+    unknown = sorted(set(doc) - CLAIM_KEYS)
+    if unknown:
+        _fail(at, f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(CLAIM_KEYS))}")
+    for key in ("text", "metric", "expect"):
+        if not isinstance(doc.get(key), str):
+            _fail(at, f"{key} is required (a string)")
+    if doc["metric"] not in METRICS:
+        _fail(at, f"metric: unknown {doc['metric']!r}; allowed: {', '.join(METRICS)}")
+    if doc["expect"] not in EXPECTATIONS:
+        _fail(at, f"expect: unknown {doc['expect']!r}; allowed: {', '.join(EXPECTATIONS)}")
+    steps = doc["metric"] == "steps_to_target"
+    if steps != (EXPECTATIONS[doc["expect"]][0] == "steps"):
+        _fail(at, "expect fewer/more goes with steps_to_target, higher/lower with the others")
+    if not exp.reference:
+        _fail(at, "a claim needs the file's reference arm (reference = {factor = level})")
+    compare = _type(doc.get("compare", {}), dict, at, "compare")
+    if not compare:
+        _fail(at, "compare is required: the levels of the arms compared with the reference")
+    compare = {k: _level_of(exp, k, v, at) for k, v in compare.items()}
+    where_levels = {}
+    for k, v in _type(doc.get("where", {}), dict, at, "where").items():
+        vs = v if isinstance(v, list) else [v]
+        where_levels[k] = tuple(_level_of(exp, k, x, at) for x in vs)
+    return Claim(doc.get("id", f"{exp.name}-{i + 1}"), doc["text"], compare, where_levels,
+                 doc["metric"], doc["expect"])
+
+
+# ------------------------------------------------------------------------------- overrides
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``key=value`` or ``key=v1,v2`` from the command line; values read as TOML where they
+    can be (numbers, true/false, [lists]), else as names."""
+    import tomllib
+
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ExperimentError(f"--set {text!r}: expected key=value (e.g. learning_rate=0.01 or "
+                              "learning_rate=0.001,0.01)")
+
+    def value(s: str):
+        s = s.strip()
+        if not s:
+            raise ExperimentError(f"--set {text!r}: empty value")
+        try:
+            return tomllib.loads(f"v = {s}")["v"]
+        except tomllib.TOMLDecodeError:
+            return s
+
+    if raw.strip().startswith("["):
+        return key, value(raw)
+    parts = raw.split(",")
+    values = [value(p) for p in parts]
+    return key, values if len(values) > 1 else values[0]
+
+
+def override(exp: Experiment, assignments: Mapping[str, Any], where: str = "--set"
+             ) -> Experiment:
+    """``exp`` with settings replaced: a factor's levels (a list, or one value: the factor
+    then has one level), or a base setting (a list makes it a factor)."""
+    base, factors, named = dict(exp.base), dict(exp.factors), dict(exp.named_levels)
+    for key, value in assignments.items():
+        if key in named:
+            levels = value if isinstance(value, list) else [value]
+            unknown = [v for v in levels if v not in named[key]]
+            if unknown:
+                _fail(where, f"{key}: unknown level {unknown[0]!r}; levels: "
+                             f"{', '.join(named[key])}")
+            if len(set(levels)) != len(levels):
+                _fail(where, f"{key} repeats a level: {levels}")
+            factors[key] = tuple(levels)
+            continue
+        is_levels = isinstance(value, list) and not (
+            SETTINGS.get(key, Setting("", "")).kind == "widths"
+            and all(isinstance(v, int) for v in value))
+        if is_levels or key in factors:
+            factors[key], _ = _levels(key, value if is_levels else [value], where)
+            base.pop(key, None)
+        else:
+            base[key] = check_setting(key, value, where)
+    out = dataclasses.replace(exp, base=base, factors=factors, named_levels=named)
+    reference = {k: v for k, v in exp.reference.items()
+                 if k in factors and v in factors[k]}
+    return dataclasses.replace(out, reference=reference)
+
+
+def quick_variant(exp: Experiment) -> Experiment:
+    """The experiment's smoke variant (its ``[quick]`` table)."""
+    return override(exp, exp.quick.get("set", {}), f"{exp.source} [quick] set")
+
+
+# ------------------------------------------------------------------------------- expansion
+
+@dataclasses.dataclass(frozen=True)
+class ArmSettings:
+    """One combination of factor levels: its name, levels and resolved settings."""
+
+    name: str
+    levels: tuple[tuple[str, Any], ...]  # (factor, level) in factor order
+    settings: dict[str, Any]
+
+
+def format_level(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return "-".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def expand(exp: Experiment) -> list[ArmSettings]:
+    """Every combination of the factors' levels (the first factor varies slowest)."""
+    names = list(exp.factors)
+    arms = []
+    for combo in itertools.product(*(exp.factors[n] for n in names)):
+        settings = dict(exp.base)
+        for n, level in zip(names, combo, strict=True):
+            settings.update(exp.named_levels[n][level] if n in exp.named_levels
+                            else {n: level})
+        label = ",".join(f"{n}={format_level(v)}" for n, v in zip(names, combo, strict=True))
+        arms.append(ArmSettings(label or "base", tuple(zip(names, combo, strict=True)),
+                                settings))
+        make_spec(settings, n_train=None, where=f"{exp.source} arm {label or 'base'}")
+    return arms
+
+
+def make_spec(settings: Mapping[str, Any], n_train: int | None, where: str = ""):
+    """The RunSpec of an arm's settings (``n_train``: training examples, for ``epochs`` and
+    ``eval_every = "epoch"``; None only checks the settings)."""
+    from dnnbench.registry import DEFAULT_INIT, get_optimizer
+    from dnnbench.spec import RunSpec
+
+    s = dict(settings)
+    fields = {f.name for f in dataclasses.fields(RunSpec)}
+    depth, width = s.pop("depth", None), s.pop("width", None)
+    epochs, s_train = s.pop("epochs", None), s.pop("train_size", 0)
+    widths = s.pop("widths", None)
+    if width is not None:
+        widths = (width,) * (depth or (len(widths) if widths else 1))
+    elif widths is None:
+        widths = (100,) * (depth or 3)
+    elif depth is not None:
+        if depth > len(widths):
+            _fail(where, f"depth {depth} exceeds the {len(widths)} widths given; set width "
+                         "for deeper nets")
+        widths = widths[:depth]
+    activation = s.get("activation", "relu")
+    if s.get("init", "default") == "default":
+        s["init"] = DEFAULT_INIT.get(activation, "he-normal")
+    optimizer = s.get("optimizer", "adam")
+    coefficients = {k: s.pop(k) for k in list(s) if k not in fields}
+    try:
+        opt = get_optimizer(optimizer)
+        _check_plugins(s)
+    except ValueError as e:
+        _fail(where, str(e))
+    unknown = sorted(set(coefficients) - set(opt.defaults))
+    if unknown:
+        _fail(where, f"unknown setting {unknown[0]!r} (optimizer {optimizer} has the "
+                     f"coefficients {', '.join(opt.defaults) or 'none'}; settings: "
+                     f"{', '.join(SETTINGS)})")
+    n = n_train if n_train is not None else None
+    if n is not None and s_train:
+        n = min(n, s_train)
+    batch = s.get("batch_size", 500)
+    if s.get("eval_every") == "epoch":
+        s["eval_every"] = max(1, n // batch) if n else 1
+    if epochs is not None:
+        per_epoch = max(1, n // batch) if n else 1
+        every = s.get("eval_every", 10)
+        s["max_steps"] = max(every, epochs * per_epoch // every * every)
+    spec = RunSpec(widths=widths, optimizer_params=tuple(coefficients.items()), **s)
+    if spec.eval_every > spec.max_steps:
+        _fail(where, f"eval_every ({spec.eval_every}) exceeds max_steps ({spec.max_steps})")
+    if spec.norm == "none" and spec.bn_logits:
+        spec = spec.replace(bn_logits=False)
+    return spec
+
+
+def _check_plugins(settings: Mapping[str, Any]) -> None:
+    """Plug-ins named in ``settings`` can be imported and are of the right kind (ValueError)."""
+    from dnnbench.registry import get_activation, get_initializer, get_schedule
+
+    getters = {"activation": get_activation, "init": get_initializer,
+               "head_init": get_initializer, "schedule": get_schedule}
+    for key, get in getters.items():
+        name = settings.get(key)
+        if isinstance(name, str) and ":" in name:
+            get(name)
+
+
+def settings_table(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings sorted in the result tables' column order."""
+    order = {k: i for i, k in enumerate(COLUMN_ORDER)}
+    return dict(sorted(settings.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+
+def describe(exp: Experiment) -> Sequence[str]:
+    """Lines that describe the experiment (for `dnnbench list NAME`)."""
+    factors = ", ".join(f"{k} ({len(v)})" for k, v in exp.factors.items()) or "none"
+    return [f"{exp.name}: {exp.title}", f"question: {exp.question}",
+            f"arms: {exp.n_arms} ({factors}); seeds: {exp.seeds}; data set: {exp.dataset}",
+            f"command: {exp.command}"]

@@ -1,0 +1,346 @@
+"""The generic experiment layer: an experiment file -> arms -> one program per structure ->
+one tidy table -> one summary -> claims.
+
+Arms whose specs differ only in lane values (``spec.group_spec``: learning rate, optimizer
+coefficients, penalties, dropout rate, clipping threshold, BN momentum) are trained by ONE
+compiled program whose lanes are arms x seeds (arm-major: lane ``a * n_seeds + i`` is seed
+``i`` of arm ``a``); such a group is one resumable unit. ``one_program_per_arm`` makes every
+arm its own program (to measure what lanes save, and to test that they change nothing).
+
+``<name>-<dataset>-runs.csv``: one row per (arm, seed): experiment, dataset, arm, the
+factors' levels (a factor with named levels, e.g. ``bn``, is a column of level names), every
+run setting of the arm (the columns of :data:`files.COLUMN_ORDER`, the optimizer's
+coefficients with their defaults resolved), seed, and the metrics: reached, steps_to_target
+(first evaluated step whose eval-split accuracy >= target; empty = censored), steps_done,
+diverged, final_eval_accuracy, best_eval_accuracy, final_eval_loss, final_train_loss (mean
+training loss of the last evaluation period, penalties included), final_test_accuracy,
+final_test_loss, compile_s (the program's), step_ms (the arm's share of one step of its
+program: program step time x arm lanes / program lanes), eval_ms (likewise),
+time_to_target_s, program (index of the compiled program), program_lanes, spec_hash.
+``<name>-<dataset>-curves.csv``: arm, seed, step, train_loss, eval_loss, eval_accuracy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dnnbench.experiments.files import (
+    EXPECTATIONS,
+    ArmSettings,
+    Experiment,
+    expand,
+    format_level,
+    make_spec,
+    settings_table,
+)
+from dnnbench.experiments.units import Once, Unit
+from dnnbench.spec import OPTIMIZER_PREFIX, RunSpec, group_spec, lane_values, structure_key
+from dnnbench.stats import (
+    km_median,
+    mean_ci,
+    paired_censored_comparison,
+    paired_difference,
+    verdict_from_interval,
+)
+from dnnbench.train.engine import first_reach
+
+CURVE_COLUMNS = ["arm", "seed", "step", "train_loss", "eval_loss", "eval_accuracy"]
+METRIC_COLUMNS = ["seed", "reached", "steps_to_target", "steps_done", "diverged",
+                  "final_eval_accuracy", "best_eval_accuracy", "final_eval_loss",
+                  "final_train_loss", "final_test_accuracy", "final_test_loss", "compile_s",
+                  "step_ms", "eval_ms", "time_to_target_s", "program", "program_lanes",
+                  "spec_hash"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedArm:
+    settings: ArmSettings
+    spec: RunSpec
+    train_size: int  # 0 = the whole training split
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """Arms of one structure, trained as the lanes of one compiled program."""
+
+    index: int
+    arms: tuple[PlannedArm, ...]
+    spec: RunSpec  # the group's spec (spec.group_spec)
+    lanes: tuple[str, ...]  # names of the lane values of the program
+
+    @property
+    def label(self) -> str:
+        if len(self.arms) == 1:
+            return self.arms[0].name
+        return f"program {self.index + 1}: {len(self.arms)} arms ({self.arms[0].name}, ...)"
+
+    def lane_values(self, n_seeds: int) -> dict[str, list[float]]:
+        values = [lane_values(a.spec) for a in self.arms]
+        return {k: [v[k] for v in values for _ in range(n_seeds)] for k in self.lanes}
+
+
+def plan(exp: Experiment, n_train: int, *, one_program_per_arm: bool = False) -> list[Program]:
+    """The arms of ``exp`` grouped into programs (by structure and training-split size)."""
+    arms = []
+    for a in expand(exp):
+        size = int(a.settings.get("train_size", 0) or 0)
+        n = min(n_train, size) if size else n_train
+        arms.append(PlannedArm(a, make_spec(a.settings, n, f"{exp.source} arm {a.name}"),
+                               size if size and size < n_train else 0))
+    groups: dict[Any, list[PlannedArm]] = {}
+    for a in arms:
+        key = a.name if one_program_per_arm else (structure_key(a.spec), a.train_size)
+        groups.setdefault(key, []).append(a)
+    programs = []
+    for i, members in enumerate(groups.values()):
+        spec, lanes = group_spec([a.spec for a in members])
+        programs.append(Program(i, tuple(members), spec, lanes))
+    return programs
+
+
+def subset(data, train_size: int):
+    """The first ``train_size`` training examples of ``data`` (0: all of it)."""
+    if not train_size:
+        return data
+    return dataclasses.replace(data, x_train=data.x_train[:train_size],
+                               y_train=data.y_train[:train_size],
+                               source=f"{data.source} (first {train_size} training examples)")
+
+
+def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = True,
+                one_program_per_arm: bool = False) -> list[Unit]:
+    """One resumable unit per program."""
+    from dnnbench.train.arm import compile_arm
+    from dnnbench.train.devices import compile_ahead
+
+    seeds = tuple(int(s) for s in seeds)
+    units = []
+    for prog in plan(exp, len(data.y_train), one_program_per_arm=one_program_per_arm):
+        task = subset(data, prog.arms[0].train_size)
+        flat_seeds = seeds * len(prog.arms)
+        hps = prog.lane_values(len(seeds))
+        prepare = Once(lambda prog=prog, task=task, flat_seeds=flat_seeds, hps=hps: compile_arm(
+            prog.spec, task, flat_seeds, hps=hps))
+
+        def compute(prog=prog, prepare=prepare):
+            result = prepare.take().train(timing=timing)
+            return program_frames(exp, data, prog, result, seeds)
+
+        key = ("generic", prog.spec.hash, prog.lanes, seeds,
+               tuple((a.name, a.spec.hash, a.settings.levels) for a in prog.arms),
+               prog.arms[0].train_size, timing)
+        units.append(Unit(prog.label, key, compute, prepare if compile_ahead() else None))
+    return units
+
+
+def _last(values: np.ndarray, n: int) -> float:
+    finite = values[:n][np.isfinite(values[:n])]
+    return float(finite[-1]) if finite.size else math.nan
+
+
+def program_frames(exp: Experiment, data, prog: Program, result, seeds: Sequence[int]):
+    """Runs and curves of every arm of a trained program."""
+    tr, tm = result.trace, result.timing
+    n_seeds, n_lanes = len(seeds), len(prog.arms) * len(seeds)
+    rows, curves = [], []
+    for a_idx, arm in enumerate(prog.arms):
+        spec = arm.spec
+        columns = arm_columns(exp, arm)
+        for i, seed in enumerate(seeds):
+            j = a_idx * n_seeds + i
+            n = int(tr.n_done[j])
+            diverged = bool(tr.diverged[j])
+            acc = np.asarray(tr.eval_acc[j], float)
+            target = spec.target if spec.target > 0 else None
+            steps = None if (diverged or target is None) else first_reach(tr.steps[j], acc, n,
+                                                                          target)
+            valid = acc[:n][np.isfinite(acc[:n])]
+            share = n_seeds / n_lanes
+            step_ms = tm.step_ms * share
+            rows.append({
+                **columns, "seed": int(seed), "reached": steps is not None,
+                "steps_to_target": steps,
+                "steps_done": int(tr.steps[j][n - 1]) if n else 0, "diverged": diverged,
+                "final_eval_accuracy": math.nan if diverged else _last(acc, n),
+                "best_eval_accuracy": float(valid.max()) if valid.size and not diverged
+                else math.nan,
+                "final_eval_loss": math.nan if diverged else _last(
+                    np.asarray(tr.eval_loss[j], float), n),
+                "final_train_loss": _last(np.asarray(tr.train_loss[j], float), n),
+                "final_test_accuracy": float(tr.test_acc[j]),
+                "final_test_loss": float(tr.test_loss[j]),
+                "compile_s": tm.compile_s, "step_ms": step_ms, "eval_ms": tm.eval_ms * share,
+                "time_to_target_s": steps * step_ms / 1e3 if steps is not None else math.nan,
+                "program": prog.index, "program_lanes": n_lanes, "spec_hash": spec.hash})
+            curves.append(pd.DataFrame({
+                "arm": arm.name, "seed": int(seed), "step": np.asarray(tr.steps[j][:n]),
+                "train_loss": np.asarray(tr.train_loss[j][:n], float),
+                "eval_loss": np.asarray(tr.eval_loss[j][:n], float),
+                "eval_accuracy": acc[:n]}))
+    runs = pd.DataFrame(rows)
+    runs["steps_to_target"] = runs["steps_to_target"].astype("Int64")
+    return runs, pd.concat(curves, ignore_index=True)[CURVE_COLUMNS]
+
+
+def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
+    """The identifying columns of an arm's rows: experiment, data set, arm, the factors'
+    levels, and every run setting (the optimizer's coefficients resolved)."""
+    spec = arm.spec
+    d = spec.to_dict()
+    d.pop("optimizer_params", None)
+    settings = {k: d[k] for k in d} | {"depth": spec.depth, "train_size": arm.train_size,
+                                       "widths": "-".join(str(w) for w in spec.widths)}
+    if "epochs" in arm.settings.settings:
+        settings["epochs"] = arm.settings.settings["epochs"]
+    for k in ("l1", "l2"):
+        settings[k] = getattr(spec, k)
+    coefficients = {k[len(OPTIMIZER_PREFIX):]: v for k, v in lane_values(spec).items()
+                    if k.startswith(OPTIMIZER_PREFIX)}
+    levels = {f: format_level(v) if f in exp.named_levels else v
+              for f, v in arm.settings.levels}
+    levels = {f: (v if not isinstance(v, tuple) else format_level(v)) for f, v in levels.items()}
+    return {"experiment": exp.name, "arm": arm.name, **levels,
+            **settings_table({k: v for k, v in settings.items() if k not in levels}),
+            **{k: v for k, v in coefficients.items() if k not in levels}}
+
+
+def finalize(exp: Experiment, data, runs: pd.DataFrame, curves: pd.DataFrame):
+    """The written tables: the data set's name in every row."""
+    runs.insert(1, "dataset", data.name)
+    return runs, curves, {}
+
+
+# ------------------------------------------------------------------------------ the summary
+
+def _censored(df: pd.DataFrame):
+    """(times, reached, censor_at) of a block of runs: a run that did not reach the target is
+    censored where it stopped (the budget, or the step at which it diverged)."""
+    return (df["steps_to_target"].astype(float).to_numpy(), df["reached"].to_numpy(bool),
+            df["steps_done"].astype(float).to_numpy())
+
+
+def reference_arm(exp: Experiment, levels: dict[str, Any]) -> dict[str, Any] | None:
+    """The levels of the arm that ``levels`` is compared with (None: it is a reference)."""
+    if not exp.reference:
+        return None
+    ref = {**levels, **exp.reference}
+    return None if ref == levels else ref
+
+
+def _level_key(df: pd.DataFrame, factors: Sequence[str]) -> pd.Series:
+    return df[list(factors)].astype(str).agg("|".join, axis=1) if factors else \
+        pd.Series("", index=df.index)
+
+
+def summarize(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per arm (file order): seeds, reached n/N, KM median steps with its 95% CI,
+    the mean of every shown metric with its 95% CI, and against the reference arm (paired by
+    seed): the ratio of steps with its interval and verdict, and the difference of the first
+    shown accuracy/loss metric with its interval and verdict."""
+    factors = list(exp.factors)
+    value_metric = next((m for m in exp.show if m not in ("steps_to_target",
+                                                          "time_to_target_s")),
+                        "final_eval_accuracy")
+    keys = _level_key(runs, factors)
+    rows = []
+    for arm, g in runs.groupby("arm", sort=False):
+        g = g.sort_values("seed")
+        km = km_median(*_censored(g))
+        row = {"arm": arm, **{f: g[f].iloc[0] for f in factors}, "n": km.n,
+               "reached": km.n_reached, "diverged": int(g["diverged"].sum()),
+               "median_steps": km.median, "steps_low": km.low, "steps_high": km.high,
+               "step_ms": float(g["step_ms"].iloc[0]), "compile_s": float(g["compile_s"].iloc[0])}
+        for m in exp.show:
+            if m == "steps_to_target":
+                continue
+            ci = mean_ci(g[m].astype(float).to_numpy())
+            row |= {m: ci.estimate, f"{m}_low": ci.low, f"{m}_high": ci.high}
+        levels = {f: g[f].iloc[0] for f in factors}
+        ref = reference_arm(exp, levels)
+        row |= {"reference": "", "steps_ratio": math.nan, "ratio_low": math.nan,
+                "ratio_high": math.nan, "steps_verdict": "", "value_metric": value_metric,
+                "diff": math.nan, "diff_low": math.nan, "diff_high": math.nan,
+                "diff_verdict": ""}
+        if ref is not None:
+            other = runs[keys == "|".join(str(ref[f]) for f in factors)].sort_values("seed")
+            row |= compare(g, other, value_metric)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def compare(a: pd.DataFrame, b: pd.DataFrame, value_metric: str) -> dict[str, Any]:
+    """Arm ``a`` against arm ``b`` (their common seeds, paired)."""
+    common = sorted(set(a["seed"]) & set(b["seed"]))
+    if not common:
+        return {}
+    a = a.set_index("seed").loc[common].reset_index()
+    b = b.set_index("seed").loc[common].reset_index()
+    out = {"reference": b["arm"].iloc[0]}
+    cmp = paired_censored_comparison(*_censored(a), *_censored(b))
+    out |= {"steps_ratio": cmp.ratio, "ratio_low": cmp.low, "ratio_high": cmp.high,
+            "steps_verdict": cmp.verdict}
+    x, y = a[value_metric].astype(float).to_numpy(), b[value_metric].astype(float).to_numpy()
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() >= 2:
+        d = paired_difference(x[ok], y[ok])
+        better = "lower" if value_metric.endswith("loss") else "higher"
+        out |= {"diff": d.mean_diff, "diff_low": d.low, "diff_high": d.high,
+                "diff_verdict": verdict_from_interval(d.low, d.high, better=better,
+                                                      n=int(ok.sum()))}
+    return out
+
+
+def check_claims(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
+    """Each claim of the file against the data: supported when every compared arm points the
+    expected way with an interval that excludes no difference, contradicted when any points
+    the other way, inconclusive otherwise (or when no arm matches)."""
+    factors = list(exp.factors)
+    keys = _level_key(runs, factors)
+    rows = []
+    for claim in exp.claims:
+        kind, better = EXPECTATIONS[claim.expect]
+        verdicts, effects = [], []
+        for arm, g in runs.groupby("arm", sort=False):
+            levels = {f: g[f].iloc[0] for f in factors}
+            if any(str(levels[f]) != str(v) for f, v in claim.compare.items()):
+                continue
+            if any(str(levels[f]) not in {str(x) for x in vs} for f, vs in claim.where.items()):
+                continue
+            ref = reference_arm(exp, levels)
+            if ref is None:
+                continue
+            other = runs[keys == "|".join(str(ref[f]) for f in factors)]
+            c = compare(g.sort_values("seed"), other.sort_values("seed"), claim.metric)
+            if not c:
+                continue
+            if kind == "steps":
+                low, high, est, null = c["ratio_low"], c["ratio_high"], c["steps_ratio"], 1.0
+                effects.append(f"{arm}: x{est:.2f} [{low:.2f}, {high:.2f}]")
+            else:
+                low, high, est, null = c["diff_low"], c["diff_high"], c["diff"], 0.0
+                effects.append(f"{arm}: {est:+.4f} [{low:+.4f}, {high:+.4f}]")
+            n = int(len(set(g["seed"]) & set(other["seed"])))
+            verdicts.append(verdict_from_interval(low, high, better=better, null=null, n=n,
+                                                  labels=("as expected", "opposite",
+                                                          "unclear")))
+        if not verdicts:
+            verdict = "inconclusive"
+        elif "opposite" in verdicts:
+            verdict = "contradicted"
+        elif all(v == "as expected" for v in verdicts):
+            verdict = "supported"
+        else:
+            verdict = "inconclusive"
+        rows.append({"id": claim.id, "claim": claim.text, "verdict": verdict,
+                     "arms": len(verdicts), "effects": "; ".join(effects)})
+    return pd.DataFrame(rows, columns=["id", "claim", "verdict", "arms", "effects"])

@@ -1,0 +1,268 @@
+"""Experiments as data: the file format, the catalogue contract, lanes vs separate programs,
+plug-ins, and `dnnbench run` / `dnnbench list` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from _lanes import LANE_ATOL, LANE_RTOL
+from typer.testing import CliRunner
+
+from dnnbench.cli import app
+from dnnbench.data import load_dataset
+from dnnbench.experiments import files, generic
+
+runner = CliRunner()
+
+GRID = """
+name = "my-grid"
+dataset = "digits"
+[base]
+widths = [64, 64]
+optimizer = "adam"
+max_steps = 200
+eval_every = 10
+target = 0.9
+[factors]
+learning_rate = [0.001, 0.003, 0.01]
+weight_decay = [0.0, 0.0001]
+dropout = [0.0, 0.2]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "exp.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def no_traceback(result) -> None:
+    assert "Traceback" not in result.output and result.exception is None or \
+        isinstance(result.exception, SystemExit)
+
+
+# ---------------------------------------------------------------- the example of the issue
+
+def test_example_grid_runs_as_one_program_with_every_factor_a_column(tmp_path):
+    path = write(tmp_path, GRID, "my-grid.toml")
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["run", str(path), "--seeds", "3", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    runs = pd.read_csv(out / "my-grid-digits-runs.csv")
+    meta = json.loads((out / "my-grid-digits-meta.json").read_text())
+    assert meta["compiled_programs"] == 1 and meta["arms"] == 12
+    assert len(runs) == 36 and runs["arm"].nunique() == 12
+    for column in ("learning_rate", "weight_decay", "dropout", "b1", "b2", "eps", "widths",
+                   "batch_size", "steps_to_target", "final_eval_accuracy",
+                   "final_test_accuracy", "spec_hash"):
+        assert column in runs.columns, column
+    assert sorted(runs["learning_rate"].unique()) == [0.001, 0.003, 0.01]
+    assert sorted(runs["dropout"].unique()) == [0.0, 0.2]
+    assert set(runs.groupby("arm")["seed"].apply(tuple)) == {(0, 1, 2)}
+    assert (runs["program_lanes"] == 36).all()
+    curves = pd.read_csv(out / "my-grid-digits-curves.csv")
+    assert list(curves.columns) == generic.CURVE_COLUMNS
+    # a larger learning rate reaches 90% sooner (KM medians of the summary)
+    exp = files.load(str(path))
+    summary = generic.summarize(exp, runs.drop(columns="dataset")).set_index("arm")
+    slow = summary.loc["learning_rate=0.001,weight_decay=0,dropout=0", "median_steps"]
+    fast = summary.loc["learning_rate=0.01,weight_decay=0,dropout=0", "median_steps"]
+    assert fast < slow
+
+
+# --------------------------------------------------------- lanes == one program per arm
+
+def _frames(exp, data, seeds, **kwargs):
+    parts = [u.compute() for u in generic.build_units(exp, data, seeds, timing=False,
+                                                      **kwargs)]
+    return (pd.concat([p[0] for p in parts], ignore_index=True),
+            pd.concat([p[1] for p in parts], ignore_index=True))
+
+
+def test_vectorized_lanes_equal_separate_programs():
+    """Every lane setting varied at once (lr, an optimizer coefficient, weight decay, dropout,
+    l2, clipping, BN momentum): one program gives the numbers of one program per arm, up to
+    float32 reassociation (see tests/_lanes.py); arms that differ are told apart."""
+    exp = files.parse({
+        "name": "lanes", "dataset": "synthetic",
+        "base": {"widths": [16, 16], "optimizer": "momentum", "norm": "batch",
+                 "batch_size": 50, "max_steps": 60, "eval_every": 20, "target": 0.0,
+                 "stop_at_target": False},
+        "factors": {"learning_rate": [0.05, 0.1], "momentum": [0.8, 0.9],
+                    "weight_decay": [0.0, 0.001], "dropout": [0.0, 0.3], "l2": [0.0, 1e-4],
+                    "clip_norm": [0.0, 0.5], "bn_momentum": [0.9, 0.99]}}, "<test>")
+    data = load_dataset("synthetic", n_train=400, n_val=100, n_test=100, n_features=8,
+                        n_classes=3)
+    seeds = (0, 1)
+    lanes, lanes_curves = _frames(exp, data, seeds)
+    assert lanes["program"].nunique() == 1 and len(lanes) == 2 * 2 ** 7
+    alone, alone_curves = _frames(exp, data, seeds, one_program_per_arm=True)
+    assert alone["program"].nunique() == 2 ** 7
+    key = ["arm", "seed"]
+    a, b = lanes.sort_values(key).reset_index(), alone.sort_values(key).reset_index()
+    for col in ("final_train_loss", "final_eval_loss", "final_test_loss"):
+        np.testing.assert_allclose(a[col], b[col], rtol=LANE_RTOL, atol=LANE_ATOL, err_msg=col)
+    np.testing.assert_allclose(a["final_test_accuracy"], b["final_test_accuracy"],
+                               atol=2 / 100 + 1e-6)
+    ca = lanes_curves.sort_values([*key, "step"])["train_loss"].to_numpy()
+    cb = alone_curves.sort_values([*key, "step"])["train_loss"].to_numpy()
+    np.testing.assert_allclose(ca, cb, rtol=LANE_RTOL, atol=LANE_ATOL)
+    # negative control: each factor alone changes the numbers beyond that tolerance
+    for factor in exp.factors:
+        others = [f for f in exp.factors if f != factor] + ["seed"]
+        wide = a.pivot_table(index=others, columns=factor, values="final_eval_loss")
+        one, two = (wide[level].to_numpy() for level in exp.factors[factor])
+        assert not np.allclose(one, two, rtol=LANE_RTOL, atol=LANE_ATOL), factor
+
+
+# ------------------------------------------------------------------- the catalogue contract
+
+@pytest.mark.parametrize("name", list(files.catalogue()))
+def test_every_packaged_experiment_loads_and_its_quick_variant_runs(name, tmp_path):
+    exp = files.load(name)
+    assert exp.title and exp.question and exp.expected and exp.cost
+    quick = files.quick_variant(exp)
+    assert quick.n_arms <= exp.n_arms
+    r = runner.invoke(app, ["run", name, "--quick", "--dataset", "digits", "--out",
+                            str(tmp_path), "--set", "max_steps=60", "--set", "eval_every=20"])
+    assert r.exit_code == 0, r.output
+    runs = pd.read_csv(tmp_path / f"{name}-digits-runs.csv")
+    assert len(runs) == quick.n_arms * exp.quick["seeds"]
+    assert runs["final_test_accuracy"].between(0, 1).all()
+    for claim in exp.claims:
+        assert claim.text in " ".join(r.output.split())
+
+
+def test_list_prints_the_catalogue_and_registries_and_one_file():
+    r = runner.invoke(app, ["list"])
+    assert r.exit_code == 0, r.output
+    for name in files.catalogue():
+        assert name in r.output
+    for word in ("adam", "b1=0.9", "momentum=0.9", "he-normal", "cosine", "fashion-mnist"):
+        assert word in r.output
+    r = runner.invoke(app, ["list", "depth-sweep"])
+    assert r.exit_code == 0 and 'name = "depth-sweep"' in r.output
+
+
+# ------------------------------------------------------------------------------- plug-ins
+
+PLUGIN = """
+name = "plugin"
+dataset = "synthetic"
+[base]
+widths = [16]
+optimizer = "_plugins:heavy_ball"
+activation = "_plugins:soft_relu"
+init = "_plugins:wide_uniform"
+batch_size = 50
+max_steps = 40
+eval_every = 20
+target = 0.5
+[factors]
+momentum = [0.0, 0.5]
+"""
+
+
+def test_plugin_optimizer_runs_and_is_recorded_by_its_import_path(tmp_path):
+    r = runner.invoke(app, ["run", str(write(tmp_path, PLUGIN)), "--seeds", "2", "--out",
+                            str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    runs = pd.read_csv(tmp_path / "out" / "plugin-synthetic-runs.csv")
+    assert set(runs["optimizer"]) == {"_plugins:heavy_ball"}
+    assert set(runs["activation"]) == {"_plugins:soft_relu"}
+    assert sorted(runs["momentum"].unique()) == [0.0, 0.5]
+    meta = json.loads((tmp_path / "out" / "plugin-synthetic-meta.json").read_text())
+    assert meta["compiled_programs"] == 1
+    by_momentum = runs.groupby("momentum")["final_train_loss"].mean()
+    assert by_momentum[0.0] != by_momentum[0.5]
+
+
+@pytest.mark.parametrize("setting,value,message", [
+    ("optimizer", "_plugins:not_an_optimizer", "not an optax.GradientTransformation"),
+    ("optimizer", "no_such_module_xyz:make", "cannot be imported"),
+    ("activation", "_plugins:missing", "cannot be imported"),
+])
+def test_bad_plugins_are_refused_with_one_line(tmp_path, setting, value, message):
+    r = runner.invoke(app, ["run", str(write(tmp_path, PLUGIN)), "--set", f"{setting}={value}",
+                            "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.csv"))
+
+
+# ------------------------------------------------------------------------------ bad files
+
+@pytest.mark.parametrize("text,message", [
+    ('name = "x"\nnonsense = 1', "unknown key 'nonsense'"),
+    ('name = "x"\n[base]\nlearning_rat = 0.1', "unknown setting 'learning_rat'"),
+    ('name = "x"\n[base]\nactivation = "relux"', "activation: unknown value 'relux'"),
+    ('name = "x"\n[base]\noptimizer = "sgd"\nb1 = 0.9', "optimizer sgd has the coefficients"),
+    ('name = "x"\n[base]\ndropout = 1.5', "dropout must be in [0, 1)"),
+    ('name = "x"\n[base]\nbatch_size = "big"', "batch_size must be an integer"),
+    ('name = "x"\n[factors]\nlearning_rate = []', "non-empty list"),
+    ('name = "x"\n[factors]\nlearning_rate = [0.1, 0.1]', "repeats a level"),
+    ('name = "x"\nreference = { optimizer = "adam" }', "'optimizer' is not a factor"),
+    ('name = "Bad Name"', "name must be lower-case"),
+    ('name = "x"\n[base\n', "not valid TOML"),
+    ('name = "x"\n[base]\ndepth = 9\nwidths = [10, 10]', "depth 9 exceeds the 2 widths"),
+])
+def test_bad_files_are_refused_with_exit_2_naming_key_and_file(tmp_path, text, message):
+    path = write(tmp_path, text)
+    r = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    line = " ".join(r.output.split())
+    assert message in line and str(path) in line, line
+    assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--set", "learning_rate"], "expected key=value"),
+    (["--set", "momentum=0.9"], "optimizer adam has the coefficients"),
+    (["--set", "bn=maybe"], "unknown setting 'bn'"),
+    (["--seeds", "5000"], "above the limit"),
+])
+def test_bad_overrides_are_refused(tmp_path, args, message):
+    r = runner.invoke(app, ["run", str(write(tmp_path, GRID)), *args, "--out",
+                            str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    assert message in " ".join(r.output.split()) and "Traceback" not in r.output
+
+
+def test_unknown_experiment_names_the_catalogue(tmp_path):
+    r = runner.invoke(app, ["run", "no-such-experiment"])
+    assert r.exit_code == 2 and "depth-sweep" in r.output
+
+
+# ------------------------------------------------------------------------- the file layer
+
+def test_set_replaces_levels_and_makes_factors_and_named_levels_apply():
+    exp = files.load("depth-sweep")
+    exp2 = files.override(exp, dict([files.parse_assignment("depth=1,3"),
+                                     files.parse_assignment("learning_rate=0.001,0.01"),
+                                     files.parse_assignment("bn=on")]))
+    assert exp2.factors["depth"] == (1, 3) and exp2.factors["learning_rate"] == (0.001, 0.01)
+    assert exp2.factors["bn"] == ("on",) and exp2.n_arms == 4
+    arms = files.expand(exp2)
+    spec = files.make_spec(arms[0].settings, 1000)
+    assert spec.norm == "batch" and spec.bn_logits and spec.widths == (500,)
+    assert files.parse_assignment("widths=[64, 32]") == ("widths", [64, 32])
+
+
+def test_same_structure_is_one_program_and_other_structures_are_not():
+    exp = files.parse({"name": "g", "base": {"max_steps": 20, "eval_every": 10},
+                       "factors": {"learning_rate": [0.1, 0.01], "activation": ["relu", "tanh"],
+                                   "dropout": [0.0, 0.5]}}, "<test>")
+    programs = generic.plan(exp, 1000)
+    assert len(programs) == 2
+    assert all(len(p.arms) == 4 for p in programs)
+    assert set(programs[0].lanes) == {"learning_rate", "dropout"}
+    assert programs[0].spec.dropout == 0.5  # dropout applied, its rate a lane value
+    epochs = files.parse({"name": "e", "base": {"epochs": 3, "batch_size": 100,
+                                                "eval_every": "epoch"}}, "<test>")
+    spec = generic.plan(epochs, 1000)[0].spec
+    assert spec.max_steps == 30 and spec.eval_every == 10

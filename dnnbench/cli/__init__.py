@@ -122,8 +122,8 @@ def _app(version: Annotated[bool, typer.Option(
 
 
 # Command modules, in the order their commands appear in --help.
-COMMAND_MODULES = ["data", "depth_sweep", "optimizers", "transfer", "claims", "check", "compare",
-                   "report"]
+COMMAND_MODULES = ["run", "data", "depth_sweep", "optimizers", "transfer", "claims", "check",
+                   "compare", "report"]
 
 for _mod in COMMAND_MODULES:
     importlib.import_module(f"dnnbench.cli.{_mod}").register(app)

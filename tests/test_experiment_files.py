@@ -144,8 +144,8 @@ def test_list_prints_the_catalogue_and_registries_and_one_file():
         assert name in r.output
     for word in ("adam", "b1=0.9", "momentum=0.9", "he-normal", "cosine", "fashion-mnist"):
         assert word in r.output
-    r = runner.invoke(app, ["list", "depth-sweep"])
-    assert r.exit_code == 0 and 'name = "depth-sweep"' in r.output
+    r = runner.invoke(app, ["list", "bn-depth"])
+    assert r.exit_code == 0 and 'name = "bn-depth"' in r.output
 
 
 # ------------------------------------------------------------------------------- plug-ins
@@ -235,13 +235,13 @@ def test_bad_overrides_are_refused(tmp_path, args, message):
 
 def test_unknown_experiment_names_the_catalogue(tmp_path):
     r = runner.invoke(app, ["run", "no-such-experiment"])
-    assert r.exit_code == 2 and "depth-sweep" in r.output
+    assert r.exit_code == 2 and "bn-depth" in r.output
 
 
 # ------------------------------------------------------------------------- the file layer
 
 def test_set_replaces_levels_and_makes_factors_and_named_levels_apply():
-    exp = files.load("depth-sweep")
+    exp = files.load("bn-depth")
     exp2 = files.override(exp, dict([files.parse_assignment("depth=1,3"),
                                      files.parse_assignment("learning_rate=0.001,0.01"),
                                      files.parse_assignment("bn=on")]))

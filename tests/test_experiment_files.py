@@ -266,3 +266,34 @@ def test_same_structure_is_one_program_and_other_structures_are_not():
                                                 "eval_every": "epoch"}}, "<test>")
     spec = generic.plan(epochs, 1000)[0].spec
     assert spec.max_steps == 30 and spec.eval_every == 10
+
+
+# ------------------------------------------------------- the CI gate from an experiment file
+
+def test_check_gates_a_users_experiment_file_with_a_plugin(tmp_path):
+    """A regression profile names an experiment file (a user's, with a plug-in optimizer) and
+    overrides; `check --update-baseline` stores a baseline, a second `check` passes against
+    it, and an edited experiment file makes the baseline incompatible (exit 2)."""
+    exp = write(tmp_path, PLUGIN.replace("target = 0.5", "target = 0.6"), "mine.toml")
+    profiles = write(tmp_path, f"""
+[profiles.mine]
+experiment = "{exp}"
+dataset = "synthetic"
+seeds = 4
+baseline_seeds = 4
+seed_offset = 1000
+set = {{ max_steps = 60 }}
+""", "profiles.toml")
+    base = tmp_path / "mine.csv"
+    args = ["check", "--profile", "mine", "--profiles", str(profiles), "--baseline", str(base)]
+    r = runner.invoke(app, [*args, "--update-baseline"])
+    assert r.exit_code == 0, r.output
+    stored = pd.read_csv(base)
+    assert set(stored["arm"]) == {"momentum=0", "momentum=0.5"}
+    assert set(stored["optimizer"]) == {"_plugins:heavy_ball"}
+    assert not stored["stop_at_target"].any()
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    exp.write_text(exp.read_text().replace("widths = [16]", "widths = [12]"))
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output

@@ -35,7 +35,7 @@ RUN_COLUMNS = [
 ]
 TOP_KEYS = {"description", "dataset", "seeds", "baseline_seeds", "baseline_seed_offset",
             "seed_offset", "max_steps_ratio", "max_accuracy_drop", "alpha", "train",
-            "depth_sweep", "optimizers"}
+            "depth_sweep", "optimizers", "experiment", "set"}
 TRAIN_KEYS = {"batch_size", "max_steps", "eval_every", "target", "eval_split"}
 DEPTH_KEYS = {"depths", "width", "widths", "activations", "bn", "bn_momentum", "optimizer",
               "learning_rate", "bn_position", "bn_logits"}
@@ -66,6 +66,7 @@ class Profile:
     alpha: float
     arms: tuple[ProfileArm, ...]
     config: dict  # the profile's TOML table, verbatim: what a baseline must match
+    experiment: Any = None  # an experiments.files.Experiment: its arms are the profile's
 
     @property
     def config_json(self) -> str:
@@ -171,11 +172,43 @@ def _optimizer_arms(table: dict, train: dict, where: str) -> list[ProfileArm]:
     return arms
 
 
+def _experiment_profile(table: dict, where: str):
+    """(experiment, arms, config) of a profile that names an experiment file: its arms with
+    the profile's ``set`` overrides and ``train`` settings, trained to the end of the budget
+    (``stop_at_target = false``); the config carries a digest of every arm's spec, so a
+    changed experiment file makes a stored baseline incompatible."""
+    import hashlib
+
+    from dnnbench.experiments import files
+    from dnnbench.experiments.common import Arm
+
+    source = _need(table, "experiment", str, where)
+    overrides = {}
+    for key in ("set", "train"):
+        if key in table:
+            overrides.update(_need(table, key, dict, where))
+    overrides["stop_at_target"] = False
+    try:
+        exp = files.override(files.load(source), overrides, f"{where}.set")
+        arms = [Arm(a.name, files.make_spec(a.settings, None, where))
+                for a in files.expand(exp)]
+    except files.ExperimentError as e:
+        raise ProfileError(f"{where}: {e}") from None
+    digest = hashlib.sha256(" ".join(a.spec.hash for a in arms).encode()).hexdigest()[:16]
+    config = {**table, "experiment_arms_digest": digest}
+    return exp, [ProfileArm(exp.name, a) for a in arms], config
+
+
 def parse_profile(name: str, table: dict) -> Profile:
     where = f"profiles.{name}"
     if not isinstance(table, dict):
         raise ProfileError(f"{where}: expected a table")
     _unknown(table, TOP_KEYS, where)
+    if "experiment" in table:
+        exp, arms, config = _experiment_profile(table, where)
+        return _profile(name, table, where, arms, config, exp)
+    if "set" in table:
+        raise ProfileError(f"{where}: 'set' goes with 'experiment'")
     train = dict(_need(table, "train", dict, where))
     _unknown(train, TRAIN_KEYS, f"{where}.train")
     train.setdefault("eval_split", "test")
@@ -200,6 +233,11 @@ def parse_profile(name: str, table: dict) -> Profile:
     names = [a.arm.name for a in arms]
     if len(set(names)) != len(names):
         raise ProfileError(f"{where}: duplicate arm names")
+    return _profile(name, table, where, arms, table)
+
+
+def _profile(name: str, table: dict, where: str, arms, config: dict,
+             experiment=None) -> Profile:
     prof = Profile(
         name=name, description=str(table.get("description", "")),
         dataset=_need(table, "dataset", str, where),
@@ -209,7 +247,8 @@ def parse_profile(name: str, table: dict) -> Profile:
         seed_offset=_need(table, "seed_offset", int, where),
         max_steps_ratio=float(table.get("max_steps_ratio", 1.15)),
         max_accuracy_drop=float(table.get("max_accuracy_drop", 0.01)),
-        alpha=float(table.get("alpha", 0.01)), arms=tuple(arms), config=table)
+        alpha=float(table.get("alpha", 0.01)), arms=tuple(arms), config=config,
+        experiment=experiment)
     if prof.seeds < 2 or prof.baseline_seeds < 2:
         raise ProfileError(f"{where}: seeds and baseline_seeds must be >= 2")
     if set(prof.baseline_seed_list()) & set(prof.current_seed_list()):
@@ -253,6 +292,10 @@ def run_profile(profile: Profile, data, seeds: Sequence[int], *, timing: bool = 
     from dnnbench.train.arm import train_arm
 
     seeds = [int(s) for s in seeds]
+    if profile.experiment is not None:
+        if spec_transform is not None or arms is not None:
+            raise ProfileError(f"profile {profile.name}: an experiment profile runs whole")
+        return _run_experiment_profile(profile, data, seeds, timing, on_arm)
     frames = []
     for pa in profile.arms:
         arm = pa.arm
@@ -269,4 +312,25 @@ def run_profile(profile: Profile, data, seeds: Sequence[int], *, timing: bool = 
             on_arm(arm.name, time.perf_counter() - t0)
     runs = pd.concat(frames, ignore_index=True)
     runs["steps_to_target"] = runs["steps_to_target"].astype("Int64")
+    return runs
+
+
+def _run_experiment_profile(profile: Profile, data, seeds: list[int], timing: bool,
+                            on_arm) -> pd.DataFrame:
+    """The experiment's programs (its arms as lanes), one row per (arm, seed) in the
+    experiment's result schema, with the profile's columns first."""
+    import time
+
+    from dnnbench.experiments.generic import build_units
+
+    frames = []
+    for unit in build_units(profile.experiment, data, seeds, timing=timing):
+        t0 = time.perf_counter()
+        frames.append(unit.compute()[0])
+        if on_arm is not None:
+            on_arm(unit.label, time.perf_counter() - t0)
+    runs = pd.concat(frames, ignore_index=True)
+    runs.insert(0, "group", profile.experiment.name)
+    runs.insert(0, "dataset", data.name)
+    runs.insert(0, "profile", profile.name)
     return runs

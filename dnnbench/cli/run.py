@@ -158,11 +158,13 @@ def list_(
 
 
 def _profiles() -> str:
+    """The regression profiles of `dnnbench check` (empty when the file is unusable)."""
+    from dnnbench.check.profiles import ProfileError, default_profiles_path, load_profiles
+
     try:
-        from dnnbench.check.profiles import PROFILES
-    except ImportError:
+        return ", ".join(load_profiles(default_profiles_path()))
+    except ProfileError:
         return ""
-    return ", ".join(PROFILES)
 
 
 def register(app: typer.Typer) -> None:

@@ -303,7 +303,8 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, value_metric: str) -> dict[str, An
 def check_claims(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
     """Each claim of the file against the data: supported when every compared arm points the
     expected way with an interval that excludes no difference, contradicted when any points
-    the other way, inconclusive otherwise (or when no arm matches)."""
+    the other way, inconclusive otherwise; "not tested" when no arm of the run matches (a
+    --quick run without the claim's levels)."""
     factors = list(exp.factors)
     keys = _level_key(runs, factors)
     rows = []
@@ -334,7 +335,8 @@ def check_claims(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
                                                   labels=("as expected", "opposite",
                                                           "unclear")))
         if not verdicts:
-            verdict = "inconclusive"
+            verdict = "not tested"
+            effects = ["no arm of this run matches the claim"]
         elif "opposite" in verdicts:
             verdict = "contradicted"
         elif all(v == "as expected" for v in verdicts):

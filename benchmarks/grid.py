@@ -74,8 +74,13 @@ def main() -> None:
     key = ["learning_rate", "weight_decay", "dropout"]
     a = runs.groupby(key)["final_eval_accuracy"].mean()
     b = runs_alone.groupby(key)["final_eval_accuracy"].mean()
-    print(f"one program vs one per arm: max |mean final val accuracy difference| "
-          f"{np.max(np.abs(a - b)):.5f} over {len(a)} arms")
+    diff = (a - b).abs().sort_values(ascending=False)
+    print(f"one program vs one per arm: |mean final val accuracy difference| median "
+          f"{diff.median():.5f}, max {diff.max():.5f} over {len(a)} arms; largest at "
+          + "; ".join(f"lr={k[0]:g} wd={k[1]:g} dropout={k[2]:g}: {v:.4f}"
+                      for k, v in diff.head(3).items()))
+    print("  (float32 reassociation amplified over 500 steps: the lanes test of the suite holds "
+          "them to 1e-3 relative over 60 steps)")
     print(f"speed-up of one program over one per arm: {per_arm / one:.2f}x (target >= 3x)")
     if args.torch_python:
         t, rows = torch_way(args.torch_python)

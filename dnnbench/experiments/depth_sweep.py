@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from dnnbench.experiments.common import Arm, arm_unit, curve_frame, seed_rows, spec_columns
+from dnnbench.experiments import files, generic
+from dnnbench.experiments.common import Arm
 from dnnbench.experiments.units import Unit
 from dnnbench.registry import DEFAULT_INIT
 from dnnbench.spec import TAPERED_WIDTHS, RunSpec
@@ -81,21 +82,48 @@ def build_arms(cfg: DepthSweepConfig) -> list[Arm]:
     return arms
 
 
-def build_units(cfg: DepthSweepConfig, data) -> list[Unit]:
-    def frames(arm: Arm, result, seeds: Sequence[int]):
-        rows = []
-        for r in seed_rows(result, seeds, arm.spec.target):
-            rows.append({
-                "experiment": EXPERIMENT, "dataset": data.name, "arm": arm.name,
-                **spec_columns(arm.spec), **r, "max_steps": arm.spec.max_steps,
-                "best_test_accuracy": r["best_eval_accuracy"], "spec_hash": arm.spec.hash})
-        runs = pd.DataFrame(rows)[RUN_COLUMNS]
-        runs["steps_to_target"] = runs["steps_to_target"].astype("Int64")
-        curves = curve_frame(arm, result, seeds, ("train_loss", "eval_accuracy"),
-                             {"eval_accuracy": "test_accuracy"})
-        return runs, curves[CURVE_COLUMNS]
+def experiment(cfg: DepthSweepConfig) -> files.Experiment:
+    """The configuration as an experiment file: the packaged ``bn-depth`` protocol with the
+    command's options (factors activation x depth x bn, in the legacy arms' order)."""
+    base = {"activation": cfg.activations[0], "init": cfg.init or "default",
+            "norm_position": cfg.bn_position, "bn_momentum": cfg.bn_momentum,
+            "optimizer": cfg.optimizer, "learning_rate": cfg.learning_rate,
+            "batch_size": cfg.batch_size, "max_steps": cfg.max_steps,
+            "eval_every": cfg.eval_every, "eval_split": "test", "target": cfg.target,
+            "stop_at_target": True}
+    if cfg.width is not None:
+        base["width"] = cfg.width
+    else:
+        base["widths"] = list(cfg.widths)
+    levels = {False: ("off", {"norm": "none"}),
+              True: ("on", {"norm": "batch", "bn_logits": cfg.bn_logits})}
+    return files.parse({
+        "name": EXPERIMENT, "dataset": DEFAULT_DATASET, "seeds": len(cfg.seeds),
+        "base": base, "reference": {"bn": "off"} if False in cfg.bn_arms else {},
+        "factors": {"activation": list(cfg.activations), "depth": list(cfg.depths),
+                    "bn": dict(levels[b] for b in cfg.bn_arms)}}, f"{EXPERIMENT} command")
 
-    return [arm_unit(arm, data, cfg.seeds, frames) for arm in build_arms(cfg)]
+
+def legacy_frames(runs: pd.DataFrame, curves: pd.DataFrame):
+    """The generic tables in this experiment's documented schema (RUN_COLUMNS)."""
+    names = {a: arm_name(act, d, bn == "on") for a, act, d, bn in
+             runs[["arm", "activation", "depth", "bn"]].drop_duplicates().itertuples(index=False)}
+    runs = runs.assign(bn=runs["bn"] == "on", bn_position=runs["norm_position"],
+                       best_test_accuracy=runs["best_eval_accuracy"], arm=runs["arm"].map(names))
+    curves = curves.assign(arm=curves["arm"].map(names)).rename(
+        columns={"eval_accuracy": "test_accuracy"})
+    return runs, curves[CURVE_COLUMNS]
+
+
+def build_units(cfg: DepthSweepConfig, data) -> list[Unit]:
+    """One unit per arm (every arm is its own structure), trained by the generic layer."""
+    def frames(runs, curves):
+        runs, curves = legacy_frames(runs, curves)
+        runs = runs.assign(dataset=data.name)[RUN_COLUMNS]
+        runs["steps_to_target"] = runs["steps_to_target"].astype("Int64")
+        return runs, curves
+
+    return generic.build_units(experiment(cfg), data, cfg.seeds, frames=frames)
 
 
 def _censored(df: pd.DataFrame):

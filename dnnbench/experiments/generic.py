@@ -118,8 +118,9 @@ def subset(data, train_size: int):
 
 
 def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = True,
-                one_program_per_arm: bool = False) -> list[Unit]:
-    """One resumable unit per program."""
+                one_program_per_arm: bool = False, frames=None) -> list[Unit]:
+    """One resumable unit per program; ``frames(runs, curves) -> (runs, curves)``, if given,
+    turns each unit's tables into another schema (the presets of the legacy commands)."""
     from dnnbench.train.arm import compile_arm
     from dnnbench.train.devices import compile_ahead
 
@@ -134,7 +135,8 @@ def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = T
 
         def compute(prog=prog, prepare=prepare):
             result = prepare.take().train(timing=timing)
-            return program_frames(exp, data, prog, result, seeds)
+            out = program_frames(exp, data, prog, result, seeds)
+            return out if frames is None else frames(*out)
 
         key = ("generic", prog.spec.hash, prog.lanes, seeds,
                tuple((a.name, a.spec.hash, a.settings.levels) for a in prog.arms),

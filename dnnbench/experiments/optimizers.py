@@ -71,10 +71,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from dnnbench.experiments.common import Arm, arm_unit
+from dnnbench.experiments import files, generic
+from dnnbench.experiments.common import Arm
 from dnnbench.experiments.units import Unit
 from dnnbench.registry import OPTIMIZERS
-from dnnbench.spec import RunSpec, widths_str
+from dnnbench.spec import RunSpec
 from dnnbench.stats import (
     km_median,
     mean_ci,
@@ -174,39 +175,42 @@ def build_arms(cfg: OptimizersConfig, n_train: int) -> list[Arm]:
 
 # ------------------------------------------------------------------ raw (target-free) frames
 
-def raw_frames(cfg: OptimizersConfig, data, spec: RunSpec, arm: str, lr_source: str,
-                result: ArmResult, seeds: Sequence[int], lrs: Sequence[float]):
-    """Per-seed rows (without the target-dependent columns) and curve points of one program."""
-    tr, tm = result.trace, result.timing
+def experiment(cfg: OptimizersConfig, *, sweep: bool = False) -> files.Experiment:
+    """The configuration as an experiment: one arm per optimizer at its learning rate (named
+    levels of the factor ``optimizer``), or, for the tuning sweep, optimizer x learning rate
+    (the learning rates are lanes: one program per optimizer)."""
+    base = {"widths": list(cfg.widths), "activation": cfg.activation, "init": cfg.init,
+            "batch_size": cfg.batch_size, "epochs": cfg.epochs,
+            "eval_every": cfg.eval_every or "epoch", "eval_split": "val", "target": 0.0,
+            "stop_at_target": False}
+    if sweep:
+        factors = {"optimizer": list(cfg.optimizers),
+                   "learning_rate": [float(v) for v in cfg.tune_grid]}
+    else:
+        factors = {"optimizer": {o: {"optimizer": o, "learning_rate": cfg.lr_for(o)}
+                                 for o in cfg.optimizers}}
+    return files.parse({"name": EXPERIMENT, "dataset": DEFAULT_DATASET, "base": base,
+                        "factors": factors}, f"{EXPERIMENT} command")
+
+
+def raw_frames(cfg: OptimizersConfig, data, lr_source: str, runs: pd.DataFrame,
+               curves: pd.DataFrame):
+    """The generic tables of a unit as this experiment's raw (target-free) frames."""
     spe = cfg.steps_per_epoch(len(data.y_train))
-    rows, curves = [], []
-    for i, (seed, lr) in enumerate(zip(seeds, lrs, strict=True)):
-        n = int(tr.n_done[i])
-        diverged = bool(tr.diverged[i])
-        acc = np.asarray(tr.eval_acc[i][:n], dtype=float)
-        loss = np.asarray(tr.eval_loss[i][:n], dtype=float)
-        finite = acc[np.isfinite(acc)]
-        rows.append({
-            "experiment": EXPERIMENT, "dataset": data.name, "arm": arm,
-            "optimizer": spec.optimizer, "learning_rate": float(lr), "lr_source": lr_source,
-            "depth": spec.depth, "widths": widths_str(spec.widths),
-            "activation": spec.activation, "init": spec.init, "batch_size": spec.batch_size,
-            "epochs": cfg.epochs, "seed": int(seed), "max_steps": spec.max_steps,
-            "diverged": diverged,
-            "final_val_accuracy": float(acc[-1]) if n and not diverged else math.nan,
-            "best_val_accuracy": float(finite.max()) if finite.size else math.nan,
-            "final_val_loss": float(loss[-1]) if n and not diverged else math.nan,
-            "final_test_accuracy": float(tr.test_acc[i]),
-            "compile_s": tm.compile_s, "step_ms": tm.step_ms, "eval_ms": tm.eval_ms,
-            "spec_hash": spec.replace(learning_rate=float(lr)).hash,
-        })
-        steps = np.asarray(tr.steps[i][:n])
-        curves.append(pd.DataFrame({
-            "arm": arm, "optimizer": spec.optimizer, "learning_rate": float(lr),
-            "seed": int(seed), "step": steps, "epoch": steps / spe,
-            "train_loss": np.asarray(tr.train_loss[i][:n], dtype=float), "val_loss": loss,
-            "val_accuracy": acc}))
-    return pd.DataFrame(rows)[RAW_COLUMNS], pd.concat(curves, ignore_index=True)[CURVE_COLUMNS]
+    names = {a: arm_name(o, lr_source) for a, o in
+             runs[["arm", "optimizer"]].drop_duplicates().itertuples(index=False)}
+    lrs = runs.drop_duplicates("arm").set_index("arm")["learning_rate"]
+    runs = runs.assign(arm=runs["arm"].map(names), lr_source=lr_source, epochs=cfg.epochs,
+                       dataset=data.name).rename(columns={
+        "final_eval_accuracy": "final_val_accuracy", "best_eval_accuracy": "best_val_accuracy",
+        "final_eval_loss": "final_val_loss"})
+    if lr_source == "sweep":
+        runs = runs.assign(step_ms=math.nan, eval_ms=math.nan)
+    curves = curves.assign(
+        learning_rate=curves["arm"].map(lrs), optimizer=curves["arm"].map(names).str.split(
+            "/").str[0], arm=curves["arm"].map(names), epoch=curves["step"] / spe).rename(
+        columns={"eval_loss": "val_loss", "eval_accuracy": "val_accuracy"})
+    return runs[RAW_COLUMNS], curves[CURVE_COLUMNS]
 
 
 def sweep_lrs(seeds: Sequence[int],
@@ -225,31 +229,14 @@ def train_lr_sweep(spec: RunSpec, data, seeds: Sequence[int], lrs: Sequence[floa
 
 
 def build_units(cfg: OptimizersConfig, data) -> list[Unit]:
-    """Default arms (one unit each), then, with ``tune``, one lr-sweep unit per optimizer."""
-    n_train = len(data.y_train)
+    """Default arms (one unit each), then, with ``tune``, one lr-sweep unit per optimizer,
+    trained by the generic layer."""
     seeds = tuple(int(s) for s in cfg.seeds)
-    units = []
-    for arm in build_arms(cfg, n_train):
-        def frames(arm, result, seeds):
-            lr = arm.spec.learning_rate
-            return raw_frames(cfg, data, arm.spec, arm.name, "default", result, seeds,
-                               [lr] * len(seeds))
-
-        units.append(arm_unit(arm, data, seeds, frames))
+    units = generic.build_units(experiment(cfg), data, seeds,
+                                frames=lambda r, c: raw_frames(cfg, data, "default", r, c))
     if cfg.tune:
-        grid = tuple(float(v) for v in cfg.tune_grid)
-        flat_seeds, flat_lrs = sweep_lrs(seeds, grid)
-        for o in cfg.optimizers:
-            # The spec's own lr is unused (every element gets its lr from the grid): pin it.
-            sweep = Arm(arm_name(o, "sweep"), make_spec(cfg, o, grid[0], n_train),
-                        (("optimizer", o), ("lr_source", "sweep")))
-
-            def frames(arm, result, fseeds):
-                return raw_frames(cfg, data, arm.spec, arm.name, "sweep", result, fseeds,
-                                   flat_lrs)
-
-            units.append(arm_unit(sweep, data, flat_seeds, frames, hps={"learning_rate": flat_lrs},
-                                  timing=False))
+        units += generic.build_units(experiment(cfg, sweep=True), data, seeds, timing=False,
+                                     frames=lambda r, c: raw_frames(cfg, data, "sweep", r, c))
     return units
 
 

@@ -255,3 +255,15 @@ def test_refuses_non_numeric_values(tmp_path, experiment, kind, column, value, w
     (folder / f"{experiment}-digits-meta.json").write_text(json.dumps(meta))
     refuse(folder, tmp_path, f"column '{column}' holds values that are not {what} "
                              f"('{value}' in 1 row(s))")
+
+
+def test_the_same_results_give_byte_identical_reports(written, tmp_path, monkeypatch):
+    """No clock in the report and fixed SVG ids: regenerating the committed report from
+    unchanged results leaves `git status` clean."""
+    monkeypatch.setattr(figures, "DPI", 40)
+    again = tmp_path / "again"
+    assert runner.invoke(app, ["report", str(RESULTS), "--out", str(again)]).exit_code == 0
+    first = written[0]
+    for path in sorted(first.rglob("*")):
+        if path.is_file():
+            assert (again / path.relative_to(first)).read_bytes() == path.read_bytes(), path.name

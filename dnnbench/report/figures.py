@@ -20,6 +20,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+# fixed ids in SVG files: the same results give byte-identical figures
+matplotlib.rcParams["svg.hashsalt"] = "dnnbench"
 
 import numpy as np
 import pandas as pd

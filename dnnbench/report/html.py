@@ -10,7 +10,6 @@ writes ``report.html``, ``report.md`` and the PNG files the Markdown refers to.
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import html
 import math
 from collections.abc import Callable, Sequence
@@ -402,7 +401,9 @@ def build_report(results_dir: str | Path, render_figures: bool = True,
         if on_warning:
             on_warning(f"skipping {s}: no report for this experiment")
     sections = [_section(rs, render_figures) for rs in sets]
-    generated = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    # the newest result's finish time, not the clock: the same results give the same report
+    finished = [str(rs.meta.get("finished")) for rs in sets if rs.meta.get("finished")]
+    generated = f"from results finished by {max(finished)}" if finished else "from results"
     return Report(results_dir, generated, sections, claims, skipped)
 
 

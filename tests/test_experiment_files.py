@@ -297,3 +297,31 @@ set = {{ max_steps = 60 }}
     exp.write_text(exp.read_text().replace("widths = [16]", "widths = [12]"))
     r = runner.invoke(app, args)
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+
+
+def test_figure_metric_vs_first_factor_lines_per_second_panels_per_third(tmp_path,
+                                                                        monkeypatch):
+    """The default figure of any file: one panel per level of the third factor, one line per
+    level of the second, the first factor on a log axis when it spans a decade."""
+    import dnnbench.report.figures as F
+    from dnnbench.report import generic as report
+
+    exp = files.parse({"name": "fig", "show": ["final_eval_accuracy"], "factors": {
+        "learning_rate": [0.001, 0.01], "weight_decay": [0.0, 0.1], "dropout": [0.0, 0.5]}},
+        "<test>")
+    rows = [{"arm": a.name, **dict(a.levels), "seed": seed, "reached": True,
+             "steps_to_target": 10, "steps_done": 20, "diverged": False,
+             "final_eval_accuracy": 0.5 + a.settings["learning_rate"] * 10, "step_ms": 1.0,
+             "compile_s": 1.0} for a in files.expand(exp) for seed in range(3)]
+    runs = pd.DataFrame(rows)
+    paths = report.plot_experiment(exp, runs, tmp_path / "fig-x-runs.csv")
+    assert [p.name for p in paths] == ["fig-x-final-eval-accuracy.png",
+                                       "fig-x-final-eval-accuracy.svg"]
+    captured = {}
+    monkeypatch.setattr(F, "save_figure", lambda fig, stem: captured.setdefault("fig", fig))
+    report.plot_experiment(exp, runs, tmp_path / "fig-x-runs.csv")
+    axes = captured["fig"].axes
+    assert len(axes) == 2 and all(ax.get_xscale() == "log" for ax in axes)
+    assert all(len(ax.lines) >= 2 for ax in axes)
+    assert [t.get_text() for t in axes[1].get_legend().get_texts()] == [
+        "weight_decay=0.0", "weight_decay=0.1"]

@@ -110,12 +110,18 @@ def plot_experiment(exp: Experiment, runs: pd.DataFrame, runs_path: Path) -> lis
     fig = Figure(figsize=(4.2 * len(panels) + 1.2, 3.6), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     numeric_x = _numeric(summary[x])
+    values = summary[x].astype(float) if numeric_x else None
+    log_x = bool(numeric_x and (values > 0).all() and values.max() / values.min() >= 10)
+    n_lines = len(dict.fromkeys(summary[line])) if line else 1
     for ax, p in zip(axes, panels, strict=True):
         block = summary if p is None else summary[summary[panel] == p]
         groups = list(dict.fromkeys(block[line])) if line else [None]
         for k, level in enumerate(groups):
             g = block if level is None else block[block[line] == level]
-            xs = g[x].astype(float).to_numpy() if numeric_x else np.arange(len(g))
+            xs = g[x].astype(float).to_numpy() if numeric_x else np.arange(len(g), dtype=float)
+            # lines side by side (a few % of a step), so equal values do not hide each other
+            dodge = (k - (n_lines - 1) / 2) * 0.04
+            xs = xs * 10 ** dodge if log_x else xs + dodge * (np.ptp(xs) or 1) / max(len(xs), 1)
             y = g[est].astype(float).to_numpy()
             lo = np.where(np.isnan(g[low].astype(float)), y, g[low].astype(float))
             hi = np.where(np.isnan(g[high].astype(float)), y, g[high].astype(float))
@@ -123,15 +129,15 @@ def plot_experiment(exp: Experiment, runs: pd.DataFrame, runs_path: Path) -> lis
                         marker="o", capsize=3, color=PALETTE[k % len(PALETTE)],
                         label=None if level is None else f"{line}={level}")
             if not numeric_x:
-                ax.set_xticks(xs, [str(v) for v in g[x]], rotation=30, ha="right")
-        values = summary[x].astype(float) if numeric_x else None
-        if numeric_x and (values > 0).all() and values.max() / values.min() >= 20:
+                ax.set_xticks(np.arange(len(g)), [str(v) for v in g[x]], rotation=30, ha="right")
+        if log_x:
             ax.set_xscale("log")
         ax.set_xlabel(x)
         ax.grid(alpha=0.3)
         if p is not None:
             ax.set_title(f"{panel}={p}", fontsize=10)
-    axes[0].set_ylabel(f"{LABELS.get(metric, metric)} ({'KM median' if est == 'median_steps' else 'mean'}, 95% CI)")
+    kind = "KM median" if est == "median_steps" else "mean"
+    axes[0].set_ylabel(f"{LABELS.get(metric, metric)} ({kind}, 95% CI)")
     if line:
         axes[-1].legend(fontsize=8, loc="best")
     n = int(summary["n"].max())

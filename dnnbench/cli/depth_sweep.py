@@ -22,7 +22,7 @@ from dnnbench.cli.common import (
     usage_error,
     within_limits,
 )
-from dnnbench.cli.options import MODEL, OUTPUT, TRAINING, pick
+from dnnbench.cli.options import MODEL, TRAINING, pick
 from dnnbench.limits import LIMITS, check_memory, run_bytes
 
 BN_MODES = {"both": (False, True), "off": (False,), "on": (True,)}
@@ -85,8 +85,7 @@ def depth_sweep(
     data_dir: options.DataDir = None,
     out: options.Out = Path("out"),
     fresh: options.Fresh = False,
-    force: Annotated[bool, typer.Option(rich_help_panel=OUTPUT, help="Replace results in --out "
-                                        "made with other settings.")] = False,
+    force: options.Force = False,
     plot: options.Plot = False,
 ) -> None:
     """Steps (and seconds) to a test-accuracy target vs depth, with and without batch norm.

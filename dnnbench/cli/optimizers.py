@@ -25,7 +25,7 @@ from dnnbench.cli.common import (
     warn,
     within_limits,
 )
-from dnnbench.cli.options import OUTPUT, TRAINING, pick
+from dnnbench.cli.options import TRAINING, pick
 from dnnbench.limits import LIMITS, check, check_memory, run_bytes
 
 Seeds = options.seeds(5, 2, "vmapped, paired across optimizers")
@@ -134,8 +134,7 @@ def optimizers(
     data_dir: options.DataDir = None,
     out: options.Out = Path("out"),
     fresh: options.Fresh = False,
-    force: Annotated[bool, typer.Option(rich_help_panel=OUTPUT, help="Replace results in --out "
-                                        "made with other settings.")] = False,
+    force: options.Force = False,
     plot: options.Plot = False,
 ) -> None:
     """Steps to a validation-accuracy target and final accuracy of each optimizer, with stars.

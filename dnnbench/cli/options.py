@@ -38,6 +38,8 @@ DataDir = Annotated[Path | None, typer.Option(
 Out = Annotated[Path, typer.Option(rich_help_panel=OUTPUT, help="Folder for the result files.")]
 Fresh = Annotated[bool, typer.Option(rich_help_panel=OUTPUT, show_default=False,
                                      help="Recompute everything instead of resuming.")]
+Force = Annotated[bool, typer.Option(rich_help_panel=OUTPUT, show_default=False,
+                                     help="Replace results in --out made with other settings.")]
 Plot = Annotated[bool, typer.Option(rich_help_panel=OUTPUT, show_default=False,
                                     help="Also write figures next to the CSVs.")]
 

@@ -16,7 +16,7 @@ from dnnbench.cli.common import (
     usage_error,
     warn,
 )
-from dnnbench.cli.options import OUTPUT, TRAINING
+from dnnbench.cli.options import TRAINING
 
 
 def run(
@@ -43,9 +43,7 @@ def run(
     data_dir: options.DataDir = None,
     out: options.Out = Path("out"),
     fresh: options.Fresh = False,
-    force: Annotated[bool, typer.Option(rich_help_panel=OUTPUT, show_default=False,
-                                        help="Replace results in --out made with other "
-                                             "settings.")] = False,
+    force: options.Force = False,
     plot: options.Plot = False,
     one_program_per_arm: Annotated[bool, typer.Option(
         rich_help_panel=TRAINING, show_default=False, hidden=True,

@@ -19,7 +19,7 @@ from dnnbench.cli.common import (
     warn,
     within_limits,
 )
-from dnnbench.cli.options import MODEL, OUTPUT, TRAINING, pick
+from dnnbench.cli.options import MODEL, TRAINING, pick
 from dnnbench.limits import check, check_memory, run_bytes
 
 DEPTH = 3  # hidden layers of the protocol's networks (3 x 100 ReLU)
@@ -84,8 +84,7 @@ def transfer(
     data_dir: options.DataDir = None,
     out: options.Out = Path("out"),
     fresh: options.Fresh = False,
-    force: Annotated[bool, typer.Option(rich_help_panel=OUTPUT, help="Replace results in --out "
-                                        "made with other settings.")] = False,
+    force: options.Force = False,
     plot: options.Plot = False,
 ) -> None:
     """Transfer learning A -> B on many seeds: B from scratch vs B on A's layers, paired.

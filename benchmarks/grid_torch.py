@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pytorch_baseline import idx  # noqa: E402
+from pytorch_baseline import idx
 
 LRS = (0.0001, 0.0003, 0.001, 0.003, 0.01)
 WDS = (0.0, 0.0001, 0.001, 0.01)

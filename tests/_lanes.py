@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 # ------------------------------------------------------------- vectorized lanes vs separate runs
 # Lanes of one program and the same runs made separately differ only in float32 rounding: the
 # vmapped batch of a device (and the split over CPU devices, DNNBENCH_CPU_DEVICES) changes how

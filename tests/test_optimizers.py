@@ -11,6 +11,7 @@ import numpy as np
 import optax
 import pandas as pd
 import pytest
+from _lanes import assert_lanes_differ, assert_lanes_match
 from typer.testing import CliRunner
 
 from dnnbench.cli import app
@@ -18,8 +19,6 @@ from dnnbench.data import load_dataset
 from dnnbench.experiments import optimizers as exp
 from dnnbench.registry import OPTIMIZERS, make_optimizer
 from dnnbench.train.arm import train_arm
-
-from _lanes import assert_lanes_differ, assert_lanes_match
 
 runner = CliRunner()
 
@@ -153,7 +152,7 @@ def test_vectorized_lr_sweep_matches_separate_runs():
     for j, lr in enumerate(lrs):
         alone = train_arm(spec.replace(learning_rate=lr), data, cfg.seeds, timing=False).trace
         block = slice(j * len(cfg.seeds), (j + 1) * len(cfg.seeds))
-        lane = jax.tree_util.tree_map(lambda a: None if a is None else a[block], sweep)
+        lane = jax.tree_util.tree_map(lambda a, block=block: a[block], sweep)
         assert_lanes_match(lane, alone, n_eval, f"lr={lr}")
     wrong = train_arm(spec.replace(learning_rate=lrs[1] * 1.1), data, cfg.seeds,
                       timing=False).trace

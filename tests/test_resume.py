@@ -24,8 +24,6 @@ from typer.testing import CliRunner
 import dnnbench
 from dnnbench.cli import app
 from dnnbench.experiments import units as U
-from dnnbench.experiments.common import Arm, arm_unit
-from dnnbench.spec import RunSpec
 
 REPO = Path(__file__).resolve().parents[1]
 TIMING_COLUMNS = ["compile_s", "step_ms", "eval_ms", "time_to_target_s"]
@@ -112,22 +110,31 @@ def test_damaged_unit_file_is_recomputed(tmp_path, damage):
     assert store.has(units[1])  # and saved again, intact
 
 
+def _unit(seeds=(0, 1), factors=None, **base):
+    """The first unit (program) of a small experiment file."""
+    from dnnbench.data import load_dataset
+    from dnnbench.experiments import files, generic
+
+    exp = files.parse({"name": "k", "base": {"widths": [8], "max_steps": 20, **base},
+                       "factors": factors or {}}, "<test>")
+    data = load_dataset("synthetic", n_train=64, n_val=16, n_test=16, n_features=4)
+    return generic.build_units(exp, data, seeds)[0]
+
+
 def test_key_covers_version_code_data_seeds_and_train_kwargs(tmp_path, monkeypatch):
-    spec = RunSpec(widths=(8,), max_steps=20)
-    arm = Arm("a", spec)
-    base = arm_unit(arm, None, (0, 1), None)
+    base = _unit()
     store = store_at(tmp_path)
     k = store.key(base)
     variants = {
-        "seeds": arm_unit(arm, None, (0, 2), None),
-        "spec": arm_unit(Arm("a", spec.replace(learning_rate=0.02)), None, (0, 1), None),
-        "kwargs": arm_unit(arm, None, (0, 1), None, hps={"learning_rate": (0.1, 0.2)}),
-        "kwargs-values": arm_unit(arm, None, (0, 1), None, hps={"learning_rate": (0.1, 0.3)}),
-        "labels": arm_unit(Arm("a", spec, (("x", 1),)), None, (0, 1), None),
+        "seeds": _unit(seeds=(0, 2)),
+        "spec": _unit(learning_rate=0.02),
+        "lanes": _unit(factors={"learning_rate": [0.1, 0.2]}),
+        "lane-values": _unit(factors={"learning_rate": [0.1, 0.3]}),
+        "labels": _unit(factors={"x": {"one": {"learning_rate": 0.01}}}),
     }
     keys = {name: store.key(u) for name, u in variants.items()}
     assert k not in keys.values() and len(set(keys.values())) == len(keys)
-    assert store_at(tmp_path).key(arm_unit(arm, None, (0, 1), None)) == k  # stable
+    assert store_at(tmp_path).key(_unit()) == k  # stable
     assert U.UnitStore(tmp_path, "fake-exp", "toy", "beef").key(base) != k  # data fingerprint
     monkeypatch.setattr(dnnbench, "__version__", "9.9.9")
     assert store_at(tmp_path).key(base) != k  # dnnbench version

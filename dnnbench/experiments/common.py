@@ -1,4 +1,5 @@
-"""Pieces every experiment shares: arms, per-seed result rows, curve rows, unit construction."""
+"""Pieces the legacy experiment code shares: arms, per-seed result rows, curve rows (the
+generic layer, ``experiments.generic``, builds the units)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dnnbench.experiments.units import Once, Unit
 from dnnbench.spec import RunSpec, widths_str
-from dnnbench.train.arm import ArmResult, compile_arm
-from dnnbench.train.devices import compile_ahead
+from dnnbench.train.arm import ArmResult
 from dnnbench.train.engine import first_reach
 
 
@@ -71,21 +70,3 @@ def curve_frame(arm: Arm, result: ArmResult, seeds: Sequence[int],
         parts.append(pd.DataFrame(part))
     df = pd.concat(parts, ignore_index=True)
     return df.rename(columns=rename or {})
-
-
-def arm_unit(arm: Arm, data, seeds: Sequence[int], build_frames, *, timing: bool = True,
-             **compile_kwargs) -> Unit:
-    """A resumable unit that trains ``arm`` on all ``seeds`` and turns the result into frames;
-    its program is compiled by ``prepare``, which the runner calls ahead of time (while the
-    previous unit trains) where that pays (``compile_ahead``)."""
-    seeds = tuple(int(s) for s in seeds)
-    prepare = Once(lambda: compile_arm(arm.spec, data, seeds, **compile_kwargs))
-
-    def compute():
-        result = prepare.take().train(timing=timing)
-        return build_frames(arm, result, seeds)
-
-    return Unit(arm.name, (arm.name, arm.spec.hash, seeds, arm.labels,
-                           sorted({**compile_kwargs, "timing": timing}.items(),
-                                  key=lambda kv: kv[0])), compute,
-                prepare if compile_ahead() else None)

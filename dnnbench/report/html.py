@@ -312,7 +312,7 @@ def meta_rows(meta: dict, runs_file: str) -> list[tuple[str, str]]:
     devices = meta.get("devices") or []
     rows += [("backend / device", f"{meta.get('backend', '–')} / {meta.get('device_kind', '–')}"
                                   + (f" ({', '.join(map(str, devices))})" if devices else "")),
-             ("CPU count", str(meta.get("cpu_count", "–"))),
+             ("CPU", f"{meta.get('cpu') or '–'}, {meta.get('cpu_count', '–')} cores"),
              ("python / platform", f"{meta.get('python', '–')} / {meta.get('platform', '–')}"),
              ("git commit", str(meta.get("git_commit") or "–")),
              ("versions", ", ".join(f"{k} {v}" for k, v in versions.items() if v) or "–")]

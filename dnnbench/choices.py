@@ -16,6 +16,8 @@ SCHEDULES = ("constant", "cosine", "exponential", "warmup-cosine")
 DATASETS = ("mnist", "fashion-mnist", "digits", "synthetic")
 FILE_DATASETS = ("mnist", "fashion-mnist")  # the ones read from (and fetched as) IDX files
 BN_POSITIONS = ("before", "after")
+NORMALIZATIONS = ("none", "batch", "layer", "weight", "group")  # models.norms.NORMALIZATIONS
+BN_EVAL = ("running", "population", "batch")  # models.norms.BN_EVAL
 FALLBACKS = ("mnist", "digits")  # in this order, for a default data set that is missing
 
 

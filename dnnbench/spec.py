@@ -20,11 +20,15 @@ class RunSpec:
     activation: str = "relu"
     init: str = "he-normal"
     head_init: str = "glorot-uniform"
-    norm: str = "none"  # "none" | "batch"
+    norm: str = "none"  # a name of models.norms.NORMALIZATIONS
     norm_position: str = "before"  # "before" | "after" the activation
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-3
     bn_logits: bool = False
+    norm_groups: int = 4  # group norm: groups of units per hidden layer
+    input_norm: bool = False  # batch norm on the inputs, as the first layer
+    bn_eval: str = "running"  # BN statistics at evaluation: running | population | batch
+    bn_eval_batch: int = 0  # bn_eval "batch": examples per evaluated batch
     dropout: float = 0.0  # rate of the dropout after every hidden layer
     loss: str = "softmax"  # "softmax" (n_out classes) | "sigmoid" (one unit, binary)
     # optimization
@@ -64,7 +68,7 @@ class RunSpec:
         d["optimizer_params"] = [list(kv) for kv in self.optimizer_params]
         # settings added after results were committed are left out at their defaults, so the
         # hash of every earlier spec (and its results' spec_hash) stays what it was
-        for name in ("optimizer_params", "l1", "l2"):
+        for name in _DEFAULTS:
             if d[name] == _DEFAULTS[name]:
                 del d[name]
         return d
@@ -84,6 +88,8 @@ def widths_str(widths: tuple[int, ...]) -> str:
 
 
 _DEFAULTS = {"optimizer_params": [], "l1": 0.0, "l2": 0.0}
+# the normalization settings (issue 17), likewise left out at their defaults
+_DEFAULTS |= {"norm_groups": 4, "input_norm": False, "bn_eval": "running", "bn_eval_batch": 0}
 
 
 # ------------------------------------------------------------------- structure and lane values

@@ -126,6 +126,7 @@ def list_(
     from rich.table import Table
 
     from dnnbench import choices, registry
+    from dnnbench.models import norms
 
     t = Table(title="Experiments (dnnbench run NAME)", title_justify="left",
               header_style="bold")
@@ -145,7 +146,7 @@ def list_(
                          ("activations", ", ".join(registry.ACTIVATIONS)),
                          ("initializers", ", ".join(registry.INITIALIZERS)),
                          ("schedules", ", ".join(registry.SCHEDULES)),
-                         ("normalizations", "none, batch (norm_position before/after)"),
+                         ("normalizations", norms.listing()),
                          ("data sets", ", ".join(choices.DATASETS)),
                          ("run settings", ", ".join(files.SETTINGS))):
         r.add_row(label, names)

@@ -94,11 +94,20 @@ SETTINGS: dict[str, Setting] = {
                     ("default", *choices.INITIALIZERS), plugins=True),
     "head_init": Setting("str", "initializer of the output layer", choices.INITIALIZERS,
                          plugins=True),
-    "norm": Setting("str", "normalization of the hidden layers", ("none", "batch")),
-    "norm_position": Setting("str", "BN before or after the activation", choices.BN_POSITIONS),
+    "norm": Setting("str", "normalization of the hidden layers", choices.NORMALIZATIONS),
+    "norm_position": Setting("str", "normalization layer before or after the activation",
+                             choices.BN_POSITIONS),
+    "norm_groups": Setting("int", "group norm: groups of units per hidden layer (divides "
+                           "every width)", minimum=1, maximum=65536),
+    "input_norm": Setting("bool", "batch norm on the inputs, as the first layer"),
+    "bn_eval": Setting("str", "BN statistics at evaluation: running averages, the training "
+                       "split's (recomputed at each evaluation), or each evaluated batch's",
+                       choices.BN_EVAL),
+    "bn_eval_batch": Setting("int", "bn_eval batch: examples per evaluated batch (0 = the "
+                             "training batch size)", minimum=0, maximum=2**31 - 1),
     "bn_momentum": Setting("float", "BN running-average momentum (a lane value)", minimum=0,
                            maximum=1, open_max=True),
-    "bn_epsilon": Setting("float", "BN epsilon", minimum=0),
+    "bn_epsilon": Setting("float", "epsilon of the normalization layers", minimum=0),
     "bn_logits": Setting("bool", "batch-normalize the logits too (BN arms)"),
     "dropout": Setting("float", "dropout rate after every hidden layer (a lane value)",
                        minimum=0, maximum=1, open_max=True),
@@ -129,7 +138,8 @@ SETTINGS: dict[str, Setting] = {
 DERIVED = ("depth", "width", "epochs", "train_size")
 STRUCTURE_ONLY = ("train_size",)  # shapes the data rather than the spec
 COLUMN_ORDER = ("depth", "widths", "activation", "init", "head_init", "norm", "norm_position",
-                "bn_momentum", "bn_epsilon", "bn_logits", "dropout", "loss", "optimizer",
+                "norm_groups", "input_norm", "bn_momentum", "bn_epsilon", "bn_logits",
+                "bn_eval", "bn_eval_batch", "dropout", "loss", "optimizer",
                 "learning_rate", "schedule", "clip_norm", "l1", "l2", "batch_size", "epochs",
                 "max_steps", "eval_every", "eval_split", "target", "stop_at_target",
                 "train_size")
@@ -573,9 +583,26 @@ def make_spec(settings: Mapping[str, Any], n_train: int | None, where: str = "")
     spec = RunSpec(widths=widths, optimizer_params=tuple(coefficients.items()), **s)
     if spec.eval_every > spec.max_steps:
         _fail(where, f"eval_every ({spec.eval_every}) exceeds max_steps ({spec.max_steps})")
-    if spec.norm == "none" and spec.bn_logits:
+    if spec.norm != "batch" and spec.bn_logits:
         spec = spec.replace(bn_logits=False)
+    spec = _resolve_norm(spec, where)
     return spec
+
+
+def _resolve_norm(spec, where: str):
+    """The spec with the BN evaluation settings that apply to its model (a model without
+    batch norm evaluates as it is: bn_eval "running"; bn_eval_batch 0 is the training batch
+    size), checked against its widths (group norm)."""
+    from dnnbench.models.norms import check_spec, has_batch_norm
+
+    try:
+        check_spec(spec)
+    except ValueError as e:
+        _fail(where, str(e))
+    if not has_batch_norm(spec) or spec.bn_eval != "batch":
+        return spec.replace(bn_eval=spec.bn_eval if has_batch_norm(spec) else "running",
+                            bn_eval_batch=0)
+    return spec.replace(bn_eval_batch=spec.bn_eval_batch or spec.batch_size)
 
 
 def _check_plugins(settings: Mapping[str, Any]) -> None:

@@ -206,6 +206,9 @@ def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
         settings["epochs"] = arm.settings.settings["epochs"]
     for k in ("l1", "l2"):
         settings[k] = getattr(spec, k)
+    for k in NORM_COLUMNS:  # columns of the experiments that set them (earlier CSVs unchanged)
+        if k in _named_settings(exp):
+            settings[k] = getattr(spec, k)
     coefficients = {k[len(OPTIMIZER_PREFIX):]: v for k, v in lane_values(spec).items()
                     if k.startswith(OPTIMIZER_PREFIX)}
     levels = {f: format_level(v) if f in exp.named_levels else v
@@ -214,6 +217,15 @@ def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
     return {"experiment": exp.name, "arm": arm.name, **levels,
             **settings_table({k: v for k, v in settings.items() if k not in levels}),
             **{k: v for k, v in coefficients.items() if k not in levels}}
+
+
+NORM_COLUMNS = ("norm_groups", "input_norm", "bn_eval", "bn_eval_batch")
+
+
+def _named_settings(exp: Experiment) -> set[str]:
+    """The settings that the experiment sets: in [base], as factors or in named levels."""
+    return {*exp.base, *exp.factors, *(k for levels in exp.named_levels.values()
+                                       for settings in levels.values() for k in settings)}
 
 
 def finalize(exp: Experiment, data, runs: pd.DataFrame, curves: pd.DataFrame):

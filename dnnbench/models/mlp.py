@@ -1,7 +1,9 @@
-"""Flax MLP builder: widths, activation, initializer, batch norm and its placement, dropout.
+"""Flax MLP builder: widths, activation, initializer, normalization and its placement
+(:mod:`dnnbench.models.norms`), dropout.
 
-Layers are named ``hidden_0..hidden_{d-1}`` (Dense), ``bn_i`` (BatchNorm) and ``head`` so that
-other experiments (transfer) can address them. A Dense layer that is directly followed by a
+Layers are named ``hidden_0..hidden_{d-1}`` (Dense), ``bn_i`` (BatchNorm; ``ln_i``, ``gn_i``,
+``wn_i`` for the other normalizations, ``bn_input`` on the inputs) and ``head`` so that other
+experiments (transfer) can address them. A Dense layer that is directly followed by a
 BatchNorm has no bias (BN's shift makes it redundant).
 """
 
@@ -15,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dnnbench.models.norms import batch_norm, check_spec, get_normalization
 from dnnbench.registry import STANDARD_DRAWS, get_activation, get_initializer
 from dnnbench.spec import RunSpec
 
@@ -32,24 +35,30 @@ class MLP(nn.Module):
     bn_logits: bool = False
     dropout: float = 0.0  # a number, or a traced lane value (then dropout is always applied)
 
+    norm_groups: int = 4  # group norm: groups of units per layer
+    input_norm: bool = False  # batch norm on the inputs, before the first Dense layer
+
     def _bn(self, x, train: bool, name: str):
-        return nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                            epsilon=self.bn_epsilon, name=name)(x)
+        return batch_norm(self, name, train)(x)
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         act = get_activation(self.activation)
         kernel_init = get_initializer(self.initializer)()
-        bn_before = self.norm == "batch" and self.norm_position == "before"
-        bn_after = self.norm == "batch" and self.norm_position == "after"
+        norm = get_normalization(self.norm)
+        before = norm.layer is not None and self.norm_position == "before"
+        after = norm.layer is not None and self.norm_position == "after"
+        if self.input_norm:
+            x = self._bn(x, train, "bn_input")
         for i, width in enumerate(self.widths):
-            x = nn.Dense(width, use_bias=not bn_before, kernel_init=kernel_init,
-                         name=f"hidden_{i}")(x)
-            if bn_before:
-                x = self._bn(x, train, f"bn_{i}")
+            dense = nn.Dense(width, use_bias=not (before and norm.drops_bias),
+                             kernel_init=kernel_init, name=f"hidden_{i}")
+            x = (dense if norm.wrap is None else norm.wrap(dense, f"{norm.prefix}_{i}"))(x)
+            if before:
+                x = norm.layer(self, f"{norm.prefix}_{i}", train)(x)
             x = act(x)
-            if bn_after:
-                x = self._bn(x, train, f"bn_{i}")
+            if after:
+                x = norm.layer(self, f"{norm.prefix}_{i}", train)(x)
             if train and not _is_zero(self.dropout):
                 x = dropout(x, self.dropout, self.make_rng("dropout"))
         head_init = get_initializer(self.head_init)()
@@ -73,15 +82,15 @@ def dropout(x: jax.Array, rate, key: jax.Array) -> jax.Array:
 
 
 def build_model(spec: RunSpec, n_classes: int) -> MLP:
-    if spec.norm not in ("none", "batch"):
-        raise ValueError(f"unknown norm {spec.norm!r}; choose from: none, batch")
+    check_spec(spec)
     if spec.norm_position not in ("before", "after"):
         raise ValueError(f"unknown BN position {spec.norm_position!r}; choose from: before, after")
     n_out = 1 if spec.loss == "sigmoid" else n_classes
     return MLP(widths=spec.widths, n_out=n_out, activation=spec.activation, initializer=spec.init,
                head_init=spec.head_init, norm=spec.norm, norm_position=spec.norm_position,
                bn_momentum=spec.bn_momentum, bn_epsilon=spec.bn_epsilon,
-               bn_logits=spec.bn_logits, dropout=spec.dropout)
+               bn_logits=spec.bn_logits, dropout=spec.dropout, norm_groups=spec.norm_groups,
+               input_norm=spec.input_norm)
 
 
 def mlp_macs(n_in: int, widths, n_out: int) -> int:
@@ -146,7 +155,9 @@ def init_variables(model: MLP, key: jax.Array, x: jax.Array, draws: dict | None 
     each on a CPU), so this makes an arm's program compile several seconds faster. ``draws``
     (``standard_draws`` of ``key``, counts possibly rounded up) may be computed beforehand, in a
     program shared by many arms; the result is the same. Biases and BN shifts start at 0, BN
-    scales and running variances at 1, running means at 0.
+    scales and running variances at 1, running means at 0; weight normalization's scales g at
+    the norms of their kernel's columns (w = g v / ||v|| = v: the initial function is that of
+    the plain network, as Keras' WeightNormalization without data-dependent init).
     """
     shapes, layers, inits = _kernel_layout(model, x)
     if draws is None:
@@ -166,6 +177,8 @@ def init_variables(model: MLP, key: jax.Array, x: jax.Array, draws: dict | None 
         name = path[-1].key
         if name == "kernel":
             return kernels[path[-2].key]
+        if name.endswith("/kernel/scale"):  # weight norm's g = ||v|| per unit: w = v at first
+            return jnp.linalg.norm(kernels[name.split("/")[0]], axis=0).astype(sd.dtype)
         return _CONSTANT_LEAVES[name](sd.shape, sd.dtype)
 
     return jax.tree_util.tree_map_with_path(leaf, shapes)

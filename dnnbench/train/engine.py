@@ -26,6 +26,7 @@ import numpy as np
 import optax
 
 from dnnbench.models.mlp import build_model, draw_sizes, init_variables, standard_draws
+from dnnbench.models.norms import has_batch_norm
 from dnnbench.registry import make_optimizer
 from dnnbench.spec import OPTIMIZER_PREFIX, RunSpec
 
@@ -346,24 +347,68 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
                              batch_stats=updates.get("batch_stats", state.batch_stats))
         return new, loss
 
+    # BN statistics at evaluation (spec.bn_eval): the running averages, the training split's
+    # (recomputed at each evaluation), or each evaluated batch's own
+    own_stats = spec.bn_eval == "batch" and has_batch_norm(spec)
+    population = spec.bn_eval == "population" and has_batch_norm(spec)
+    stats_model = model.clone(bn_momentum=0.0, dropout=0.0)  # its train mode only normalizes
+    # with the batch's statistics and returns them as the "running" averages (momentum 0)
+
+    def batch_statistics(params, batch_stats, xb):
+        """(logits, BN statistics) of ``xb`` normalized by its own statistics."""
+        logits, updates = stats_model.apply({"params": params, "batch_stats": batch_stats}, xb,
+                                            train=True, mutable=["batch_stats"])
+        return logits, updates["batch_stats"]
+
+    def population_stats(params, batch_stats, x):
+        """The BN statistics of the training split ``x`` under ``params``: the mean over
+        blocks of about EVAL_BLOCK examples of each block's own statistics (the limit of the
+        running averages at momentum -> 1 with batches of that size; Ioffe & Szegedy's
+        inference statistics without the m/(m-1) correction, as Flax's running variance)."""
+        n_blocks = max(1, x.shape[0] // EVAL_BLOCK)
+        size = x.shape[0] // n_blocks
+        per_block = jax.lax.map(lambda xb: batch_statistics(params, batch_stats, xb)[1],
+                                x[:n_blocks * size].reshape(n_blocks, size, -1))
+        return jax.tree_util.tree_map(lambda a: jnp.mean(a, axis=0), per_block)
+
+    def eval_stats(params, batch_stats, data):
+        """The BN statistics that an evaluation of one seed uses."""
+        if not population:
+            return batch_stats
+        if "n_train" in data:
+            raise ValueError("bn_eval population: padded training data (class-pair sweeps) "
+                             "is not supported")
+        return population_stats(params, batch_stats, data["x_train"])
+
     def evaluate(params, batch_stats, x, y, w=None):
         """(mean loss, accuracy) on (x, y) (weighted by ``w`` if given: 0 for padding), in
-        blocks of about EVAL_BLOCK examples."""
+        blocks of about EVAL_BLOCK examples; with ``bn_eval`` "batch", in batches of
+        ``bn_eval_batch`` examples, each normalized by its own statistics (the remainder is
+        one smaller batch)."""
         w = jnp.ones(len(y), jnp.float32) if w is None else w.astype(jnp.float32)
 
         def block(xb, yb, wb):  # weighted sums of the block
-            logits = model.apply({"params": params, "batch_stats": batch_stats}, xb,
-                                 train=False)
+            if own_stats:
+                logits = batch_statistics(params, batch_stats, xb)[0]
+            else:
+                logits = model.apply({"params": params, "batch_stats": batch_stats}, xb,
+                                     train=False)
             loss, correct = per_example(logits, yb, spec.loss)
             return jnp.sum(wb * loss), jnp.sum(wb * correct)
 
         n = len(y)
         n_blocks = max(1, n // EVAL_BLOCK)
         size = n // n_blocks
+        per_map = None
+        if own_stats:  # one evaluated batch per block, EVAL_BLOCK examples vmapped at a time
+            size = min(spec.bn_eval_batch or spec.batch_size, n)
+            n_blocks = n // size
+            per_map = max(1, min(n_blocks, EVAL_BLOCK // size))
         cut = n_blocks * size
         loss, acc = jax.tree_util.tree_map(jnp.sum, jax.lax.map(
             lambda b: block(*b), (x[:cut].reshape(n_blocks, size, -1),
-                                  y[:cut].reshape(n_blocks, size), w[:cut].reshape(n_blocks, size))))
+                                  y[:cut].reshape(n_blocks, size), w[:cut].reshape(n_blocks, size)),
+            batch_size=per_map))
         if cut < n:  # the remainder
             rest = block(x[cut:], y[cut:], w[cut:])
             loss, acc = loss + rest[0], acc + rest[1]
@@ -374,6 +419,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     # (vmapping a while loop would make JAX re-batch its body to a fixed point, which costs
     # seconds of tracing per arm). Jitted, so that each is traced once however often used.
     eval_seeds = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, None, None)))
+    stats_seeds = jax.vmap(eval_stats, in_axes=(0, 0, None))
 
     def steps(state, t0, n_steps, hp, data, step_fn):
         """``n_steps`` steps from step ``t0`` (a traced count); (state, mean training loss).
@@ -394,7 +440,8 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
                           jax.vmap(jax.jit(train_step), in_axes=(0, None, 0, None)))
         nan = jnp.full(jnp.shape(hps["learning_rate"]), jnp.nan, jnp.float32)
         e_loss, e_acc = jax.lax.cond(ctrl.evaluate, lambda: eval_seeds(
-            new.params, new.batch_stats, data["x_eval"], data["y_eval"], data.get("w_eval")),
+            new.params, stats_seeds(new.params, new.batch_stats, data),
+            data["x_eval"], data["y_eval"], data.get("w_eval")),
             lambda: (nan, nan))
         return new, loss, e_loss, e_acc
 
@@ -458,8 +505,8 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             cond, body, init_carry)
 
         def test_eval():
-            return eval_seeds(state.params, state.batch_stats, data["x_test"], data["y_test"],
-                              data.get("w_test"))
+            return eval_seeds(state.params, stats_seeds(state.params, state.batch_stats, data),
+                              data["x_test"], data["y_test"], data.get("w_test"))
 
         if spec.eval_split == "test":
             # The last evaluation already saw the final parameters (a frozen seed keeps both);

@@ -118,14 +118,99 @@ OPTIMIZERS: dict[str, Optimizer] = {
                        native_decay=True),
 }
 
-# Schedules: (peak learning rate, total steps) -> optax schedule.
-SCHEDULES: dict[str, Callable] = {
-    "constant": lambda lr, steps: optax.constant_schedule(lr),
-    "cosine": lambda lr, steps: optax.cosine_decay_schedule(lr, decay_steps=max(steps, 1)),
-    "exponential": lambda lr, steps: optax.exponential_decay(
-        lr, transition_steps=max(steps // 10, 1), decay_rate=0.8),
-    "warmup-cosine": lambda lr, steps: optax.warmup_cosine_decay_schedule(
-        0.0, lr, warmup_steps=max(steps // 20, 1), decay_steps=max(steps, 2)),
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """A learning-rate schedule as data: ``factory(learning_rate, total_steps, **params)``
+    returns an optax schedule (update count -> learning rate); ``params`` names its numeric
+    parameters with their defaults. Any parameter may be a traced scalar (a lane value: one
+    compiled program for many values), so the factories are formulas of the step count.
+
+    ``momentum(total_steps, **params)``, if given, is a schedule of the optimizer's momentum
+    (its ``momentum`` or ``b1`` coefficient, when it has one), applied through
+    ``optax.inject_hyperparams``. ``positive`` names the parameters that must be > 0 (the
+    others must be >= 0)."""
+
+    factory: Callable
+    params: dict[str, float]
+    about: str = ""
+    momentum: Callable | None = None
+    positive: tuple[str, ...] = ()
+
+    def resolve(self, given: dict | None, name: str = "") -> dict:
+        """Every parameter (``given`` ones, the others at their defaults); ValueError naming
+        the allowed ones for an unknown name."""
+        given = dict(given or {})
+        unknown = sorted(set(given) - set(self.params))
+        if unknown:
+            raise ValueError(f"schedule {name!r} has no parameter {unknown[0]!r}; its "
+                             f"parameters: {', '.join(self.params) or 'none'}")
+        return {**self.params, **given}
+
+
+def _power(lr, steps, decay_steps=10000.0, exponent=1.0):
+    """eta0 / (1 + t/s)^c (Keras' ``decay`` option is c = 1, s = 1/decay)."""
+    return lambda t: lr / (1.0 + t / decay_steps) ** exponent
+
+
+def _exponential(lr, steps, decay_steps=10000.0):
+    """eta0 * 0.1^(t/s): ten times lower every s steps."""
+    return lambda t: lr * 0.1 ** (t / decay_steps)
+
+
+def _piecewise(lr, steps, boundary1=0.5, boundary2=0.75, scale1=0.1, scale2=0.01):
+    """eta0 until boundary1 x the budget, eta0 * scale1 until boundary2 x the budget, then
+    eta0 * scale2 (three constant pieces; boundaries are fractions of the budget)."""
+    return lambda t: lr * jnp.where(t < boundary1 * steps, 1.0,
+                                    jnp.where(t < boundary2 * steps, scale1, scale2))
+
+
+def _onecycle_points(steps, pct_start, pct_final):
+    return jnp.stack([jnp.float32(0.0), pct_start * steps, pct_final * steps,
+                      jnp.float32(max(steps, 1))])
+
+
+def _onecycle(lr, steps, pct_start=0.45, pct_final=0.9, div_factor=10.0,
+              final_div_factor=1000.0, max_momentum=0.95, min_momentum=0.85):
+    """1cycle: linear from eta0/div_factor up to eta0 at pct_start of the budget, back down to
+    eta0/div_factor at pct_final, then to eta0/(div_factor*final_div_factor) at the end: the
+    values of ``optax.linear_onecycle_schedule`` (tested equal), as ``jnp.interp`` so that
+    the fractions may be lane values too."""
+    values = jnp.stack([1.0 / div_factor, jnp.float32(1.0), 1.0 / div_factor,
+                        1.0 / (div_factor * final_div_factor)])
+    return lambda t: lr * jnp.interp(t, _onecycle_points(steps, pct_start, pct_final), values)
+
+
+def _onecycle_momentum(steps, pct_start=0.45, pct_final=0.9, div_factor=10.0,
+                       final_div_factor=1000.0, max_momentum=0.95, min_momentum=0.85):
+    """The momentum of 1cycle: max -> min while the learning rate rises, back to max while it
+    falls, max in the last phase."""
+    values = jnp.stack([jnp.float32(max_momentum), jnp.float32(min_momentum),
+                        jnp.float32(max_momentum), jnp.float32(max_momentum)])
+    return lambda t: jnp.interp(t, _onecycle_points(steps, pct_start, pct_final), values)
+
+
+SCHEDULES: dict[str, Schedule] = {
+    "constant": Schedule(lambda lr, steps: optax.constant_schedule(lr), {}, "constant"),
+    "cosine": Schedule(lambda lr, steps, alpha=0.0: optax.cosine_decay_schedule(
+        lr, decay_steps=max(steps, 1), alpha=alpha), {"alpha": 0.0},
+        "cosine decay over the budget to alpha x eta0"),
+    "exponential": Schedule(_exponential, {"decay_steps": 10000.0},
+                            "eta0 * 0.1^(t/decay_steps)", positive=("decay_steps",)),
+    "warmup-cosine": Schedule(lambda lr, steps: optax.warmup_cosine_decay_schedule(
+        0.0, lr, warmup_steps=max(steps // 20, 1), decay_steps=max(steps, 2)), {},
+        "linear warm-up from 0 over 5% of the budget, then cosine decay to 0"),
+    "power": Schedule(_power, {"decay_steps": 10000.0, "exponent": 1.0},
+                      "eta0 / (1 + t/decay_steps)^exponent", positive=("decay_steps",)),
+    "piecewise": Schedule(_piecewise, {"boundary1": 0.5, "boundary2": 0.75, "scale1": 0.1,
+                                       "scale2": 0.01},
+                          "eta0, then eta0*scale1 from boundary1, eta0*scale2 from boundary2 "
+                          "(fractions of the budget)"),
+    "1cycle": Schedule(_onecycle, {"pct_start": 0.45, "pct_final": 0.9, "div_factor": 10.0,
+                                   "final_div_factor": 1000.0, "max_momentum": 0.95,
+                                   "min_momentum": 0.85},
+                       "linear up to eta0 and down again, then several orders lower; "
+                       "momentum (or b1) cycled max -> min -> max",
+                       momentum=_onecycle_momentum, positive=("div_factor", "final_div_factor")),
 }
 
 
@@ -141,12 +226,22 @@ def lookup(table: dict, name: str, what: str):
         raise ValueError(f"unknown {what} {name!r}; choose from: {choices(table)}") from None
 
 
+def make_schedule(name: str, learning_rate, total_steps: int, params: dict | None = None):
+    """The schedule ``name`` (registry or plug-in) at peak ``learning_rate`` over
+    ``total_steps`` with its ``params`` (missing ones at their defaults; any may be traced):
+    a function of the update count."""
+    sched = get_schedule(name)
+    return sched.factory(learning_rate, total_steps, **sched.resolve(params, name))
+
+
 def make_optimizer(name: str, learning_rate, *, schedule: str = "constant", total_steps: int = 1,
-                   clip_norm=0.0, coefficients: dict | None = None) -> optax.GradientTransformation:
+                   clip_norm=0.0, coefficients: dict | None = None,
+                   schedule_params: dict | None = None) -> optax.GradientTransformation:
     """The optimizer ``name`` (a registry name or a plug-in ``package.module:factory``) at
     ``learning_rate`` with its ``coefficients`` (missing ones at their defaults; any value may
-    be traced), the schedule and global-norm clipping (``clip_norm``: a number, or traced;
-    0 = off; ``inf`` leaves the gradients as they are)."""
+    be traced), the schedule with its ``schedule_params`` (likewise) and global-norm clipping
+    (``clip_norm``: a number, or traced; 0 = off; ``inf`` leaves the gradients as they
+    are)."""
     opt = get_optimizer(name)
     given = dict(coefficients or {})
     unknown = set(given) - set(opt.defaults)
@@ -154,14 +249,21 @@ def make_optimizer(name: str, learning_rate, *, schedule: str = "constant", tota
         raise ValueError(f"optimizer {name!r} has no coefficient {sorted(unknown)[0]!r}; "
                          f"its coefficients: {', '.join(opt.defaults) or 'none'}")
     coef = {**opt.defaults, **given}
-    lr = get_schedule(schedule)(learning_rate, total_steps)
+    sched = get_schedule(schedule)
+    params = sched.resolve(schedule_params, schedule)
+    lr = sched.factory(learning_rate, total_steps, **params)
     if schedule == "constant":
         lr = learning_rate  # keep the plain scalar: some optimizers special-case it
+    factory = opt.factory
+    cycled = next((k for k in ("momentum", "b1") if k in coef), None)
+    if sched.momentum is not None and cycled is not None:  # 1cycle: the momentum scheduled
+        coef[cycled] = sched.momentum(total_steps, **params)
+        factory = optax.inject_hyperparams(factory)
     decay = coef.pop("weight_decay") if not opt.native_decay else None
     if decay is None or _is_static_zero(decay):
-        tx = opt.factory(lr, **coef)
+        tx = factory(lr, **coef)
     else:  # the direction at lr 1 (sign flipped), + wd * params, then scaled by lr
-        tx = optax.chain(opt.factory(1.0, **coef), optax.add_decayed_weights(-decay),
+        tx = optax.chain(factory(1.0, **coef), optax.add_decayed_weights(-decay),
                          optax.scale_by_learning_rate(lr, flip_sign=False))
     if not _is_static_zero(clip_norm):
         tx = optax.chain(optax.clip_by_global_norm(clip_norm), tx)
@@ -263,9 +365,16 @@ def get_initializer(name: str) -> Initializer:
     return made
 
 
-def get_schedule(name: str) -> Callable:
+@functools.cache
+def get_schedule(name: str) -> Schedule:
     """The registry's schedule, or a plug-in ``package.module:factory`` with
-    ``factory(peak_lr, total_steps)`` returning an optax schedule (step -> learning rate)."""
+    ``factory(peak_lr, total_steps, **params)`` returning an optax schedule (step -> learning
+    rate); its parameters are its keyword arguments with numeric defaults (each may be set in
+    an experiment and vary as a lane value)."""
     if not is_plugin(name):
         return lookup(SCHEDULES, name, "schedule")
-    return load_plugin(name, "schedule")
+    factory = load_plugin(name, "schedule")
+    params = _numeric_keywords(factory)
+    for arg in ("learning_rate", "peak_lr", "total_steps", "steps"):
+        params.pop(arg, None)
+    return Schedule(factory, params, f"plug-in {name}")

@@ -38,6 +38,9 @@ class RunSpec:
     # registry's defaults (registry.Optimizer.defaults), weight_decay included
     optimizer_params: tuple[tuple[str, float], ...] = ()
     schedule: str = "constant"
+    # parameters of the schedule, (name, value) pairs sorted by name; the others keep the
+    # registry's defaults (registry.Schedule.params)
+    schedule_params: tuple[tuple[str, float], ...] = ()
     clip_norm: float = 0.0  # global-norm gradient clipping; 0 = off
     l1: float = 0.0  # penalty l1 * sum(|kernel|) over the kernels, added to the training loss
     l2: float = 0.0  # penalty l2 * sum(kernel^2) over the kernels, added to the training loss
@@ -53,6 +56,8 @@ class RunSpec:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         object.__setattr__(self, "optimizer_params", tuple(sorted(
             (str(k), float(v)) for k, v in dict(self.optimizer_params).items())))
+        object.__setattr__(self, "schedule_params", tuple(sorted(
+            (str(k), float(v)) for k, v in dict(self.schedule_params).items())))
 
     @property
     def depth(self) -> int:
@@ -66,6 +71,7 @@ class RunSpec:
         d = dataclasses.asdict(self)
         d["widths"] = list(self.widths)
         d["optimizer_params"] = [list(kv) for kv in self.optimizer_params]
+        d["schedule_params"] = [list(kv) for kv in self.schedule_params]
         # settings added after results were committed are left out at their defaults, so the
         # hash of every earlier spec (and its results' spec_hash) stays what it was
         for name in _DEFAULTS:
@@ -87,7 +93,7 @@ def widths_str(widths: tuple[int, ...]) -> str:
     return "-".join(str(w) for w in widths)
 
 
-_DEFAULTS = {"optimizer_params": [], "l1": 0.0, "l2": 0.0}
+_DEFAULTS = {"optimizer_params": [], "schedule_params": [], "l1": 0.0, "l2": 0.0}
 # the normalization settings (issue 17), likewise left out at their defaults
 _DEFAULTS |= {"norm_groups": 4, "input_norm": False, "bn_eval": "running", "bn_eval_batch": 0}
 
@@ -102,19 +108,22 @@ _DEFAULTS |= {"norm_groups": 4, "input_norm": False, "bn_eval": "running", "bn_e
 # the numbers as they would be without it).
 LANE_SETTINGS = ("learning_rate", "dropout", "l1", "l2", "clip_norm", "bn_momentum")
 OPTIMIZER_PREFIX = "opt."  # lane names of optimizer coefficients: "opt.<coefficient>"
+SCHEDULE_PREFIX = "sched."  # lane names of schedule parameters: "sched.<parameter>"
 
 
 def lane_values(spec: RunSpec) -> dict[str, float]:
     """Every lane value of ``spec``: the lane settings and every coefficient of its optimizer
-    (defaults resolved), keyed by lane name. Clipping "off" (0) is an infinite threshold as a
-    lane value (the gradients pass unchanged)."""
-    from dnnbench.registry import get_optimizer
+    and parameter of its schedule (defaults resolved), keyed by lane name. Clipping "off" (0)
+    is an infinite threshold as a lane value (the gradients pass unchanged)."""
+    from dnnbench.registry import get_optimizer, get_schedule
 
     values = {name: float(getattr(spec, name)) for name in LANE_SETTINGS}
     if values["clip_norm"] == 0:
         values["clip_norm"] = float("inf")
     coefficients = {**get_optimizer(spec.optimizer).defaults, **dict(spec.optimizer_params)}
     values |= {OPTIMIZER_PREFIX + k: float(v) for k, v in coefficients.items()}
+    params = get_schedule(spec.schedule).resolve(dict(spec.schedule_params), spec.schedule)
+    values |= {SCHEDULE_PREFIX + k: float(v) for k, v in params.items()}
     return values
 
 
@@ -122,7 +131,7 @@ def structure_key(spec: RunSpec) -> str:
     """What makes the compiled program of ``spec``: its fields without the lane values (arms
     with equal keys share one program)."""
     d = dataclasses.asdict(spec)
-    for name in (*LANE_SETTINGS, "optimizer_params"):
+    for name in (*LANE_SETTINGS, "optimizer_params", "schedule_params"):
         d.pop(name)
     return json.dumps(d, sort_keys=True, default=list)
 
@@ -145,4 +154,5 @@ def group_spec(specs: list[RunSpec]) -> tuple[RunSpec, tuple[str, ...]]:
         if k.startswith(OPTIMIZER_PREFIX):
             name = k[len(OPTIMIZER_PREFIX):]
             params[name] = max(v[k] for v in values)
+    # a schedule parameter that is a lane keeps the first arm's value (the lanes set it)
     return first.replace(**changes, optimizer_params=tuple(params.items())), lanes

@@ -84,7 +84,7 @@ def run(
         "base": exp.base, "factors": exp.factors, "reference": exp.reference,
         "seeds": n_seeds, "one_program_per_arm": one_program_per_arm}, "quick": quick,
         "compiled_programs": len(units), "arms": exp.n_arms}
-    runs, _curves, paths = run_experiment(
+    runs, curves, paths = run_experiment(
         exp.name, units, data, out, fresh=fresh, force=force, meta=meta,
         finalize=lambda r, c: generic.finalize(exp, data, r, c))
     from dnnbench.report.generic import claims_table, summary_table
@@ -101,6 +101,10 @@ def run(
         except ValueError as e:
             warn(f"no figure: {e}")
         else:
+            from dnnbench.report.schedules import has_schedules, plot_schedules
+
+            if has_schedules(curves):  # learning-rate curves, speed vs quality
+                written += plot_schedules(exp, runs, curves, paths["runs"])
             if written:
                 typer.echo("Figures: " + ", ".join(str(p) for p in written), err=True)
 
@@ -145,7 +149,9 @@ def list_(
     for label, names in (("optimizers (coefficients)", opts),
                          ("activations", ", ".join(registry.ACTIVATIONS)),
                          ("initializers", ", ".join(registry.INITIALIZERS)),
-                         ("schedules", ", ".join(registry.SCHEDULES)),
+                         ("schedules (parameters)", "; ".join(
+                             f"{n} ({', '.join(f'{k}={v:g}' for k, v in s.params.items())})"
+                             for n, s in registry.SCHEDULES.items())),
                          ("normalizations", norms.listing()),
                          ("data sets", ", ".join(choices.DATASETS)),
                          ("run settings", ", ".join(files.SETTINGS))):

@@ -39,7 +39,9 @@ factor, or overridden with ``--set key=value`` (a comma list replaces a factor's
 so may the derived settings ``depth`` (the first ``depth`` of ``widths``, or ``width`` units
 each), ``width``, ``epochs`` (the budget in passes over the training split),
 ``train_size`` (the first n training examples), and every coefficient of the arm's optimizer
-(``momentum``, ``b1``, ``b2``, ``eps``, ``weight_decay``, ...: see ``dnnbench list``).
+(``momentum``, ``b1``, ``b2``, ``eps``, ``weight_decay``, ...: see ``dnnbench list``) and
+every parameter of the arm's schedule (``decay_steps``, ``exponent``, ``boundary1``,
+``pct_start``, ...; lane values like the coefficients).
 Optimizers, activations, initializers and schedules may be plug-ins named by import path
 (``package.module:factory``; see :mod:`dnnbench.registry`).
 """
@@ -312,7 +314,7 @@ def check_setting(key: str, value, where: str):
                 _fail(where, f"{key} must be a finite number >= 0, got {value!r}")
             return float(value)  # an optimizer coefficient (checked in make_spec)
         _fail(where, f"unknown setting {key!r}; allowed: {', '.join(SETTINGS)} and the "
-                     "optimizer's coefficients (see `dnnbench list`)")
+                     "optimizer's coefficients and schedule's parameters (see `dnnbench list`)")
     kind = setting.kind
     if key == "eval_every" and value == "epoch":
         return value
@@ -538,7 +540,7 @@ def expand(exp: Experiment) -> list[ArmSettings]:
 def make_spec(settings: Mapping[str, Any], n_train: int | None, where: str = ""):
     """The RunSpec of an arm's settings (``n_train``: training examples, for ``epochs`` and
     ``eval_every = "epoch"``; None only checks the settings)."""
-    from dnnbench.registry import DEFAULT_INIT, get_optimizer
+    from dnnbench.registry import DEFAULT_INIT, get_optimizer, get_schedule
     from dnnbench.spec import RunSpec
 
     s = dict(settings)
@@ -560,16 +562,24 @@ def make_spec(settings: Mapping[str, Any], n_train: int | None, where: str = "")
         s["init"] = DEFAULT_INIT.get(activation, "he-normal")
     optimizer = s.get("optimizer", "adam")
     coefficients = {k: s.pop(k) for k in list(s) if k not in fields}
+    schedule = s.get("schedule", "constant")
     try:
         opt = get_optimizer(optimizer)
+        sched = get_schedule(schedule)
         _check_plugins(s)
     except ValueError as e:
         _fail(where, str(e))
+    schedule_params = {k: coefficients.pop(k) for k in list(coefficients) if k in sched.params}
     unknown = sorted(set(coefficients) - set(opt.defaults))
     if unknown:
         _fail(where, f"unknown setting {unknown[0]!r} (optimizer {optimizer} has the "
-                     f"coefficients {', '.join(opt.defaults) or 'none'}; settings: "
+                     f"coefficients {', '.join(opt.defaults) or 'none'}; schedule {schedule} "
+                     f"has the parameters {', '.join(sched.params) or 'none'}; settings: "
                      f"{', '.join(SETTINGS)})")
+    for k in sched.positive:
+        if k in schedule_params and not schedule_params[k] > 0:
+            _fail(where, f"{k} (a parameter of schedule {schedule}) must be > 0, got "
+                         f"{schedule_params[k]!r}")
     n = n_train if n_train is not None else None
     if n is not None and s_train:
         n = min(n, s_train)
@@ -580,7 +590,8 @@ def make_spec(settings: Mapping[str, Any], n_train: int | None, where: str = "")
         per_epoch = max(1, n // batch) if n else 1
         every = s.get("eval_every", 10)
         s["max_steps"] = max(every, epochs * per_epoch // every * every)
-    spec = RunSpec(widths=widths, optimizer_params=tuple(coefficients.items()), **s)
+    spec = RunSpec(widths=widths, optimizer_params=tuple(coefficients.items()),
+                   schedule_params=tuple(schedule_params.items()), **s)
     if spec.eval_every > spec.max_steps:
         _fail(where, f"eval_every ({spec.eval_every}) exceeds max_steps ({spec.max_steps})")
     if spec.norm != "batch" and spec.bn_logits:

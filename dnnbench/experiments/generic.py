@@ -10,14 +10,16 @@ arm its own program (to measure what lanes save, and to test that they change no
 ``<name>-<dataset>-runs.csv``: one row per (arm, seed): experiment, dataset, arm, the
 factors' levels (a factor with named levels, e.g. ``bn``, is a column of level names), every
 run setting of the arm (the columns of :data:`files.COLUMN_ORDER`, the optimizer's
-coefficients with their defaults resolved), seed, and the metrics: reached, steps_to_target
-(first evaluated step whose eval-split accuracy >= target; empty = censored), steps_done,
-diverged, final_eval_accuracy, best_eval_accuracy, final_eval_loss, final_train_loss (mean
-training loss of the last evaluation period, penalties included), final_test_accuracy,
-final_test_loss, compile_s (the program's), step_ms (the arm's share of one step of its
-program: program step time x arm lanes / program lanes), eval_ms (likewise),
-time_to_target_s, program (index of the compiled program), program_lanes, spec_hash.
-``<name>-<dataset>-curves.csv``: arm, seed, step, train_loss, eval_loss, eval_accuracy.
+coefficients and the schedule's parameters with their defaults resolved), seed, and the
+metrics: reached, steps_to_target (first evaluated step whose eval-split accuracy >= target;
+empty = censored), steps_done, diverged, final_eval_accuracy, best_eval_accuracy,
+final_eval_loss, final_train_loss (mean training loss of the last evaluation period,
+penalties included), final_test_accuracy, final_test_loss, compile_s (the program's),
+step_ms (the arm's share of one step of its program: program step time x arm lanes /
+program lanes), eval_ms (likewise), time_to_target_s, program (index of the compiled
+program), program_lanes, spec_hash.
+``<name>-<dataset>-curves.csv``: arm, seed, step, train_loss, eval_loss, eval_accuracy,
+learning_rate (the schedule's, at the last step before the evaluation).
 """
 
 from __future__ import annotations
@@ -40,7 +42,14 @@ from dnnbench.experiments.files import (
     settings_table,
 )
 from dnnbench.experiments.units import Once, Unit
-from dnnbench.spec import OPTIMIZER_PREFIX, RunSpec, group_spec, lane_values, structure_key
+from dnnbench.spec import (
+    OPTIMIZER_PREFIX,
+    SCHEDULE_PREFIX,
+    RunSpec,
+    group_spec,
+    lane_values,
+    structure_key,
+)
 from dnnbench.stats import (
     km_median,
     mean_ci,
@@ -50,7 +59,8 @@ from dnnbench.stats import (
 )
 from dnnbench.train.engine import first_reach
 
-CURVE_COLUMNS = ["arm", "seed", "step", "train_loss", "eval_loss", "eval_accuracy"]
+CURVE_COLUMNS = ["arm", "seed", "step", "train_loss", "eval_loss", "eval_accuracy",
+                 "learning_rate"]
 METRIC_COLUMNS = ["seed", "reached", "steps_to_target", "steps_done", "diverged",
                   "final_eval_accuracy", "best_eval_accuracy", "final_eval_loss",
                   "final_train_loss", "final_test_accuracy", "final_test_loss", "compile_s",
@@ -188,7 +198,8 @@ def program_frames(exp: Experiment, data, prog: Program, result, seeds: Sequence
                 "arm": arm.name, "seed": int(seed), "step": np.asarray(tr.steps[j][:n]),
                 "train_loss": np.asarray(tr.train_loss[j][:n], float),
                 "eval_loss": np.asarray(tr.eval_loss[j][:n], float),
-                "eval_accuracy": acc[:n]}))
+                "eval_accuracy": acc[:n],
+                "learning_rate": np.asarray(tr.lr[j][:n], float)}))
     runs = pd.DataFrame(rows)
     runs["steps_to_target"] = runs["steps_to_target"].astype("Int64")
     return runs, pd.concat(curves, ignore_index=True)[CURVE_COLUMNS]
@@ -200,6 +211,7 @@ def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
     spec = arm.spec
     d = spec.to_dict()
     d.pop("optimizer_params", None)
+    d.pop("schedule_params", None)
     settings = {k: d[k] for k in d} | {"depth": spec.depth, "train_size": arm.train_size,
                                        "widths": "-".join(str(w) for w in spec.widths)}
     if "epochs" in arm.settings.settings:
@@ -209,8 +221,8 @@ def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
     for k in NORM_COLUMNS:  # columns of the experiments that set them (earlier CSVs unchanged)
         if k in _named_settings(exp):
             settings[k] = getattr(spec, k)
-    coefficients = {k[len(OPTIMIZER_PREFIX):]: v for k, v in lane_values(spec).items()
-                    if k.startswith(OPTIMIZER_PREFIX)}
+    coefficients = {k.split(".", 1)[1]: v for k, v in lane_values(spec).items()
+                    if k.startswith((OPTIMIZER_PREFIX, SCHEDULE_PREFIX))}
     levels = {f: format_level(v) if f in exp.named_levels else v
               for f, v in arm.settings.levels}
     levels = {f: (v if not isinstance(v, tuple) else format_level(v)) for f, v in levels.items()}

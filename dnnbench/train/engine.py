@@ -27,8 +27,8 @@ import optax
 
 from dnnbench.models.mlp import build_model, draw_sizes, init_variables, standard_draws
 from dnnbench.models.norms import has_batch_norm
-from dnnbench.registry import make_optimizer
-from dnnbench.spec import OPTIMIZER_PREFIX, RunSpec
+from dnnbench.registry import make_optimizer, make_schedule
+from dnnbench.spec import OPTIMIZER_PREFIX, SCHEDULE_PREFIX, RunSpec
 
 Data = dict[str, jax.Array]  # x_train, y_train, x_eval, y_eval, x_test, y_test
 
@@ -60,6 +60,7 @@ class Trace(NamedTuple):
     test_loss: jax.Array  # () final loss on the test split
     test_acc: jax.Array  # () final accuracy on the test split
     params: Any = None  # final parameters, when requested
+    lr: Any = None  # (n_evals,) learning rate of the schedule at the last step before each eval
 
 
 class Rows(NamedTuple):
@@ -237,13 +238,26 @@ def coefficients(spec: RunSpec, hp: dict) -> dict:
     return {**dict(spec.optimizer_params), **lanes}
 
 
+def schedule_parameters(spec: RunSpec, hp: dict) -> dict:
+    """The schedule parameters of one run that are set (spec or lanes); others default."""
+    lanes = {k[len(SCHEDULE_PREFIX):]: v for k, v in hp.items() if k.startswith(SCHEDULE_PREFIX)}
+    return {**dict(spec.schedule_params), **lanes}
+
+
+def learning_rate_at(spec: RunSpec, hp: dict, count):
+    """The learning rate of one run's schedule at update ``count`` (0 = the first step)."""
+    return make_schedule(spec.schedule, hp["learning_rate"], spec.max_steps,
+                         schedule_parameters(spec, hp))(count)
+
+
 def make_optimizer_of(spec: RunSpec, hp: dict, learning_rate=None) -> optax.GradientTransformation:
     """The spec's optimizer with its schedule, coefficients and clipping, at ``learning_rate``
     (default: the run's)."""
     lr = hp["learning_rate"] if learning_rate is None else learning_rate
     return make_optimizer(spec.optimizer, lr, schedule=spec.schedule, total_steps=spec.max_steps,
                           clip_norm=setting(spec, hp, "clip_norm"),
-                          coefficients=coefficients(spec, hp))
+                          coefficients=coefficients(spec, hp),
+                          schedule_params=schedule_parameters(spec, hp))
 
 
 def default_tx(spec: RunSpec, hp: dict) -> optax.GradientTransformation:
@@ -522,8 +536,10 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         t_acc = jnp.where(diverged, jnp.nan, t_acc)
         steps = jnp.broadcast_to((jnp.arange(n_evals, dtype=jnp.int32) + 1) * spec.eval_every,
                                  (n_seeds, n_evals))
+        lr = jax.vmap(lambda h, s: jnp.broadcast_to(
+            jnp.asarray(learning_rate_at(spec, h, s - 1), jnp.float32), s.shape))(hps, steps)
         return Trace(steps, tl, el, ea, n_done, diverged, t_loss, t_acc,
-                     state.params if return_params else None)
+                     state.params if return_params else None, lr)
 
     def run(key, hp, data, init_params=None, ctrl=None, pre=None) -> Trace:
         """Train one lane: ``run_seeds`` on a batch of one (``hp``: lane name -> value)."""

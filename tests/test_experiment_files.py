@@ -325,3 +325,24 @@ def test_figure_metric_vs_first_factor_lines_per_second_panels_per_third(tmp_pat
     assert all(len(ax.lines) >= 2 for ax in axes)
     assert [t.get_text() for t in axes[1].get_legend().get_texts()] == [
         "weight_decay=0.0", "weight_decay=0.1"]
+
+
+def test_report_has_a_section_for_any_experiment_files_results(tmp_path):
+    """`dnnbench report` on the results of `dnnbench run`: one section built from the
+    definition recorded in the metadata (factors in the file's order), its summary, claims
+    and figure."""
+    path = write(tmp_path, GRID.replace('name = "my-grid"', 'name = "my-grid"\n'
+                                         'reference = { weight_decay = 0.0, dropout = 0.0 }'),
+                 "my-grid.toml")
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["run", str(path), "--seeds", "2", "--out", str(out), "--set",
+                            "max_steps=40", "--set", "learning_rate=0.01"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["report", str(out)])
+    assert r.exit_code == 0, r.output
+    md = (out / "report" / "report.md").read_text()
+    assert "my-grid on digits (2 seeds per arm, paired; 95% intervals)" in md
+    header = next(line for line in md.splitlines() if line.startswith("| learning_rate"))
+    assert header.index("weight_decay") < header.index("dropout") < header.index("reached")
+    assert "steps vs reference" in header and md.count("| reference |") >= 1
+    assert (out / "report" / "figures" / "my-grid-digits-steps-to-target.png").exists()

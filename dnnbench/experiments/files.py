@@ -640,3 +640,30 @@ def describe(exp: Experiment) -> Sequence[str]:
     return [f"{exp.name}: {exp.title}", f"question: {exp.question}",
             f"arms: {exp.n_arms} ({factors}); seeds: {exp.seeds}; data set: {exp.dataset}",
             f"command: {exp.command}"]
+
+
+def to_doc(exp: Experiment) -> dict[str, Any]:
+    """``exp`` as the TOML document that :func:`parse` reads back into it (recorded in the
+    metadata of its results, so a report rebuilds the experiment without its file)."""
+    factors = {k: ({level: dict(settings) for level, settings in exp.named_levels[k].items()
+                    if level in v} if k in exp.named_levels else
+                   [list(x) if isinstance(x, tuple) else x for x in v])
+               for k, v in exp.factors.items()}
+    def present(k, v) -> bool:
+        return k in exp.factors and v in exp.factors[k]
+
+    # a claim about levels this variant lacks (--quick, --set) cannot be checked: left out
+    claims = [{"id": c.id, "text": c.text, "compare": dict(c.compare),
+               "where": {k: [x for x in v if present(k, x)] for k, v in c.where.items()},
+               "metric": c.metric, "expect": c.expect} for c in exp.claims
+              if all(present(k, v) for k, v in c.compare.items())]
+    base = {k: list(v) if isinstance(v, tuple) else v for k, v in exp.base.items()}
+    quick = {"seeds": exp.quick.get("seeds", 2), "subset": exp.quick.get("subset", True),
+             "set": dict(exp.quick.get("set", {}))} if exp.quick else {}
+    doc = {"name": exp.name, "title": exp.title, "question": exp.question,
+           "dataset": exp.dataset, "seeds": exp.seeds, "expected": exp.expected,
+           "cost": exp.cost, "reference": dict(exp.reference), "show": list(exp.show),
+           "base": base, "factors": factors, "quick": quick, "claims": claims}
+    if exp.protocol is not None:
+        doc["protocol"] = exp.protocol
+    return doc

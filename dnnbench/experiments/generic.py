@@ -25,6 +25,7 @@ learning_rate (the schedule's, at the last step before the evaluation).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -241,9 +242,13 @@ def _named_settings(exp: Experiment) -> set[str]:
 
 
 def finalize(exp: Experiment, data, runs: pd.DataFrame, curves: pd.DataFrame):
-    """The written tables: the data set's name in every row."""
+    """The written tables (the data set's name in every row) and the experiment's definition
+    for the metadata (a report rebuilds the experiment from it)."""
+    from dnnbench.experiments.files import to_doc
+
     runs.insert(1, "dataset", data.name)
-    return runs, curves, {}
+    # a JSON string: the metadata file sorts its keys, and the factors' order matters
+    return runs, curves, {"experiment_definition": json.dumps(to_doc(exp))}
 
 
 # ------------------------------------------------------------------------------ the summary
@@ -356,7 +361,7 @@ def check_claims(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
             else:
                 low, high, est, null = c["diff_low"], c["diff_high"], c["diff"], 0.0
                 effects.append(f"{arm}: {est:+.4f} [{low:+.4f}, {high:+.4f}]")
-            n = int(len(set(g["seed"]) & set(other["seed"])))
+            n = len(set(g["seed"]) & set(other["seed"]))
             verdicts.append(verdict_from_interval(low, high, better=better, null=null, n=n,
                                                   labels=("as expected", "opposite",
                                                           "unclear")))

@@ -85,7 +85,7 @@ def load_results(runs_path: str | Path, require_known: bool = True) -> ResultSet
     runs_path = Path(runs_path)
     runs, meta = read_results(runs_path)
     exp = experiment_of(runs, meta)
-    if exp not in EXPERIMENT_MODULES:
+    if exp not in EXPERIMENT_MODULES or "experiment_definition" in meta:  # `dnnbench run`
         if require_known:
             raise SchemaError(f"{runs_path}: unknown experiment {exp!r}; figures exist for: "
                               f"{', '.join(EXPERIMENT_MODULES)}")

@@ -3,6 +3,7 @@ family (a metric against a factor, a line per second factor, a panel per third).
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -23,45 +24,54 @@ def _spec(metric: str) -> str:
     return "{:.4f}" if "loss" in metric or "accuracy" in metric else "{:.2f}"
 
 
-def summary_table(exp: Experiment, summary: pd.DataFrame, dataset: str) -> Table:
-    """One row per arm: reached n/N, KM median steps [95% CI], mean metrics [95% CI], and the
-    paired comparison with the reference arm."""
-    n = int(summary["n"].max()) if len(summary) else 0
-    title = (f"{exp.name} on {dataset} ({n} seed{'s' if n != 1 else ''} per arm, paired; "
-             "95% intervals)")
-    t = Table(title=title, header_style="bold", title_justify="left",
-              caption=exp.question or None, caption_justify="left")
-    factors = list(exp.factors)
-    for f in factors:
-        t.add_column(f)
-    t.add_column("reached", justify="right")
-    metrics = [m for m in exp.show]
-    for m in metrics:
-        t.add_column(LABELS.get(m, m), justify="right")
-    has_ref = bool(exp.reference)
-    if has_ref:
-        t.add_column("steps vs reference", justify="right")
-        t.add_column(f"{LABELS.get(summary['value_metric'].iloc[0], '')} vs reference"
-                     if len(summary) else "vs reference", justify="right")
+def summary_cells(exp: Experiment, summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as display strings, one row per arm: the factors' levels, reached n/N,
+    each shown metric with its 95% interval (steps: Kaplan-Meier median), and the paired
+    comparisons with the reference arm (for the Rich table and the HTML report)."""
+    rows = []
     for _, r in summary.iterrows():
-        cells = [str(r[f]) for f in factors]
-        cells.append(f"{r['reached']}/{r['n']}")
-        for m in metrics:
+        row = {f: str(r[f]) for f in exp.factors}
+        row["reached"] = f"{r['reached']}/{r['n']}"
+        for m in exp.show:
             if m == "steps_to_target":
-                cells.append(fmt_interval(r["median_steps"], r["steps_low"], r["steps_high"]))
+                row[LABELS[m]] = fmt_interval(r["median_steps"], r["steps_low"],
+                                              r["steps_high"])
             else:
                 s = _spec(m)
-                cells.append(f"{fmt(r[m], s)} [{fmt(r[m + '_low'], s)}, "
-                             f"{fmt(r[m + '_high'], s)}]")
-        if has_ref:
+                row[LABELS.get(m, m)] = (f"{fmt(r[m], s)} [{fmt(r[m + '_low'], s)}, "
+                                         f"{fmt(r[m + '_high'], s)}]")
+        if exp.reference:
+            value = LABELS.get(r["value_metric"], r["value_metric"])
             if not r["reference"]:
-                cells += ["reference", "reference"]
+                row["steps vs reference"] = row[f"{value} vs reference"] = "reference"
             else:
-                cells.append(f"x{fmt(r['steps_ratio'], '{:.2f}')} [{fmt(r['ratio_low'], '{:.2f}')},"
-                             f" {fmt(r['ratio_high'], '{:.2f}', '∞')}] {r['steps_verdict']}")
-                cells.append(f"{fmt(r['diff'], '{:+.4f}')} [{fmt(r['diff_low'], '{:+.4f}')}, "
-                             f"{fmt(r['diff_high'], '{:+.4f}')}] {r['diff_verdict']}")
-        t.add_row(*cells)
+                row["steps vs reference"] = (
+                    f"x{r['steps_ratio']:.2f} [{fmt(r['ratio_low'], '{:.2f}')}, "
+                    f"{fmt(r['ratio_high'], '{:.2f}', '∞')}] {r['steps_verdict']}"
+                    if math.isfinite(r["steps_ratio"]) else
+                    f"– (a median not reached) {r['steps_verdict']}")
+                row[f"{value} vs reference"] = (
+                    f"{fmt(r['diff'], '{:+.4f}')} [{fmt(r['diff_low'], '{:+.4f}')}, "
+                    f"{fmt(r['diff_high'], '{:+.4f}')}] {r['diff_verdict']}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_title(exp: Experiment, summary: pd.DataFrame, dataset: str) -> str:
+    n = int(summary["n"].max()) if len(summary) else 0
+    return (f"{exp.name} on {dataset} ({n} seed{'s' if n != 1 else ''} per arm, paired; "
+            "95% intervals)")
+
+
+def summary_table(exp: Experiment, summary: pd.DataFrame, dataset: str) -> Table:
+    """The summary as a Rich table (see :func:`summary_cells`)."""
+    cells = summary_cells(exp, summary)
+    t = Table(title=summary_title(exp, summary, dataset), header_style="bold",
+              title_justify="left", caption=exp.question or None, caption_justify="left")
+    for i, c in enumerate(cells.columns):
+        t.add_column(c, justify="left" if i < len(exp.factors) else "right")
+    for row in cells.itertuples(index=False):
+        t.add_row(*row)
     return t
 
 
@@ -85,14 +95,24 @@ def _numeric(values) -> bool:
 
 
 def plot_experiment(exp: Experiment, runs: pd.DataFrame, runs_path: Path) -> list[Path]:
-    """``<name>-<dataset>-<metric>.png/svg`` next to the runs CSV for the first shown metric:
-    its median (steps: Kaplan-Meier) or mean against the first factor with the most levels,
-    a line per level of a second factor, a panel per level of a third; 95% intervals as
-    error bars. Returns the written paths."""
+    """``<name>-<dataset>-<metric>.png/svg`` next to the runs CSV (see :func:`make_figure`).
+    Returns the written paths."""
+    from dnnbench.report.figures import save_figure
+
+    fig = make_figure(exp, runs)
+    stem = Path(str(runs_path).removesuffix("-runs.csv") +
+                f"-{exp.show[0].replace('_', '-')}")
+    return save_figure(fig, stem)
+
+
+def make_figure(exp: Experiment, runs: pd.DataFrame):
+    """The first shown metric: its median (steps: Kaplan-Meier) or mean against the first
+    factor with two levels or more, a line per level of a second factor, a panel per level
+    of a third; 95% intervals as error bars. ValueError when no factor varies."""
     from matplotlib.figure import Figure
 
     from dnnbench.experiments.generic import summarize
-    from dnnbench.report.figures import PALETTE, save_figure
+    from dnnbench.report.figures import PALETTE
 
     factors = [f for f in exp.factors if len(exp.factors[f]) > 1]
     if not factors:
@@ -141,10 +161,57 @@ def plot_experiment(exp: Experiment, runs: pd.DataFrame, runs_path: Path) -> lis
     if line:
         axes[-1].legend(fontsize=8, loc="best")
     n = int(summary["n"].max())
-    fig.suptitle(f"{exp.title or exp.name} ({n} seeds per arm)", fontsize=11)
-    stem = Path(str(runs_path).removesuffix("-runs.csv") + f"-{metric.replace('_', '-')}")
-    return save_figure(fig, stem)
+    fig.suptitle(f"{exp.title or exp.name} ({n} seed{'s' if n != 1 else ''} per arm)",
+                 fontsize=11)
+    return fig
 
 
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
+def report_section(rs, render_figures: bool = True):
+    """The HTML/Markdown report section of any experiment file's results: its summary, its
+    claims and its figure, rebuilt from the definition its metadata records."""
+    from dnnbench.experiments import files, generic
+    from dnnbench.report.figures import figure_bytes
+    from dnnbench.report.html import FigureItem, Section, TableItem, meta_rows
+
+    meta = rs.meta
+    exp = files.parse(json.loads(meta["experiment_definition"]),
+                      str(meta.get("experiment_file", "")))
+    dataset = (meta.get("dataset") or {}).get("name", "")
+    summary = generic.summarize(exp, rs.runs)
+    caption = ("Steps: Kaplan-Meier median over the seeds (a run that never reached the target "
+               "is censored; ∞: the interval reaches past the budget); other metrics: mean "
+               "over the seeds. Against the reference arm: paired by seed, a ratio of steps "
+               "and a difference, each with its 95% interval; a verdict needs an interval "
+               "that excludes no difference and at least 5 seeds.")
+    cells = summary_cells(exp, summary)
+    tables = [TableItem(summary_title(exp, summary, dataset), cells, caption,
+                        left=len(exp.factors),
+                        text=tuple(c for c in cells.columns if c.endswith("vs reference")))]
+    claims = generic.check_claims(exp, rs.runs)
+    if len(claims):
+        tables.append(TableItem("Claims of the experiment file",
+                                claims[["claim", "verdict", "arms", "effects"]],
+                                "Supported: every compared arm points the expected way with an "
+                                "interval that excludes no difference; contradicted: one "
+                                "points the other way.", left=2, text=("effects",)))
+    figs = []
+    if render_figures:
+        try:
+            fig = make_figure(exp, rs.runs)
+        except ValueError:
+            fig = None
+        if fig is not None:
+            name = exp.show[0].replace("_", "-")
+            figs.append(FigureItem(name, f"{rs.stem}-{name}.png",
+                                   f"{LABELS.get(exp.show[0], exp.show[0])} against "
+                                   f"{next(iter(exp.factors), '')}; 95% intervals.",
+                                   figure_bytes(fig, "png")))
+    bullets = [b for b in (exp.expected and f"Expected: {exp.expected}",
+                           exp.cost and f"Cost: {exp.cost}",
+                           f"Compiled programs: {meta.get('compiled_programs', '–')} for "
+                           f"{meta.get('arms', '–')} arms") if b]
+    return Section(anchor=rs.stem, title=f"{exp.title or exp.name} — {dataset}",
+                   experiment=exp.name, intro=exp.question,
+                   command=str(meta.get("command", "")), bullets=bullets, tables=tables,
+                   figures=figs, meta=meta_rows(meta, rs.runs_path.name),
+                   runs_file=rs.runs_path.name)

@@ -321,7 +321,14 @@ def meta_rows(meta: dict, runs_file: str) -> list[tuple[str, str]]:
     return rows
 
 
+GENERIC_KEY = "experiment_definition"  # the metadata of `dnnbench run` results
+
+
 def _section(rs: F.ResultSet, render_figures: bool) -> Section:
+    if GENERIC_KEY in rs.meta:  # any experiment file: one section builder for all
+        from dnnbench.report.generic import report_section
+
+        return report_section(rs, render_figures)
     title = f"{F.EXPERIMENT_TITLES[rs.experiment]} — {rs.dataset}"
     tables, bullets = SECTION_BUILDERS[rs.experiment](rs)
     figs = []
@@ -387,7 +394,7 @@ def build_report(results_dir: str | Path, render_figures: bool = True,
     sets, skipped = [], []
     for _, _, p in find_results(results_dir):
         rs = F.load_results(p, require_known=False)
-        if rs.experiment in F.EXPERIMENT_MODULES:
+        if rs.experiment in F.EXPERIMENT_MODULES or GENERIC_KEY in rs.meta:
             sets.append(rs)
         else:
             skipped.append(f"{p.name} (experiment {rs.experiment!r})")

@@ -185,7 +185,7 @@ def check_writable_file(path, option: str) -> None:
 
 
 def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict,
-                   finalize=None, force: bool = False):
+                   finalize=None, force: bool = False, executor=None):
     """Run (or resume) the units, write the three result files; Ctrl-C/SIGTERM -> exit 130.
 
     ``meta`` holds the run's settings (configuration, --quick, ...): results of ``out`` made
@@ -193,7 +193,9 @@ def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict
     for the run (a second run into it: exit 2). A write failure (disk full) exits 1; the
     finished units stay saved. ``finalize(runs, curves) -> (runs, curves, extra_meta)``, if
     given, turns the units' frames into the written ones (e.g. columns that depend on all
-    units). Returns (runs, curves, paths)."""
+    units). ``executor`` (:mod:`dnnbench.experiments.executors`; None: here) computes the
+    units elsewhere; it is not a setting (the results are the same). Returns (runs, curves,
+    paths)."""
     from dnnbench.report.io import result_paths
     from dnnbench.runfolder import FolderInUse, locked, replaced_run, run_settings
 
@@ -207,18 +209,19 @@ def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict
                             f"settings, by {other}; choose another --out, or replace them "
                             "with --force")
             return _run_locked(experiment, units, data, out, fresh=fresh, meta=meta,
-                               settings=settings, finalize=finalize)
+                               settings=settings, finalize=finalize, executor=executor)
     except FolderInUse as e:
         usage_error(str(e))
 
 
 def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, settings: dict,
-                finalize):
+                finalize, executor=None):
     import signal
     import threading
     import time
 
     from dnnbench.cli.interrupt import announce
+    from dnnbench.experiments.executors import ExecutionFailed
     from dnnbench.experiments.units import UnitStore, count_saved, run_units
     from dnnbench.report.console import RichProgress
     from dnnbench.report.io import now, write_results
@@ -226,7 +229,8 @@ def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, s
     from dnnbench.train.arm import enable_compile_cache
 
     enable_compile_cache(on_warning=warn)
-    store = UnitStore(out, experiment, data.name, data.fingerprint, on_damaged=warn)
+    store = UnitStore(out, experiment, data.name, data.fingerprint, on_damaged=warn,
+                      environment=getattr(executor, "environment", None))
     digest = settings_digest(settings)
     record = RunRecord(store.dir, digest)
 
@@ -272,13 +276,14 @@ def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, s
     try:
         started, resumed = record.begin(now(), fresh=fresh)
         runs, curves = run_units(units, store, fresh=fresh, progress=RichProgress(title=experiment),
-                                 stop_requested=lambda: bool(requested))
+                                 stop_requested=lambda: bool(requested), executor=executor)
         stage = "results"
         if finalize is not None:
             runs, curves, extra_meta = finalize(runs, curves)
             meta = {**meta, **extra_meta}
         full_meta = {"command": command_line(experiment), "started": started,
-                     "resumed": resumed, "finished": now(), "settings_digest": digest, **meta}
+                     "resumed": resumed, "finished": now(), "settings_digest": digest,
+                     "executor": getattr(executor, "name", "local"), **meta}
         if requested:
             raise KeyboardInterrupt
         paths = write_results(out, experiment, data, runs, curves, full_meta)
@@ -286,10 +291,12 @@ def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, s
     except BaseException as e:
         # A signal can also surface as another exception (raised inside a library callback).
         interrupted = isinstance(e, KeyboardInterrupt) or bool(requested)
-        if not (interrupted or isinstance(e, OSError)):
+        if not (interrupted or isinstance(e, (OSError, ExecutionFailed))):
             raise
         restore()  # a second signal is handled as usual while the summary is printed
         saved = f"{count_saved(units, store)}/{len(units)} units are saved in {store.dir}"
+        if isinstance(e, ExecutionFailed) and not interrupted:
+            runtime_error(f"{e}; {saved}")
         if not interrupted:  # a write failure: disk full, read-only file system, ...
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
             runtime_error(f"writing to {out} failed: {e.strerror or e}{where}; {saved}")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from dnnbench.cli import executor as executors
 from dnnbench.cli import options
 from dnnbench.cli.common import (
     load_data,
@@ -48,6 +49,10 @@ def run(
     one_program_per_arm: Annotated[bool, typer.Option(
         rich_help_panel=TRAINING, show_default=False, hidden=True,
         help="Compile every arm as its own program (to measure what lanes save).")] = False,
+    executor: executors.Executor = "local",
+    scheduler: executors.Scheduler = None,
+    workers: executors.Workers = None,
+    slurm_param: executors.SlurmParam = None,
 ) -> None:
     """Run an experiment file: its grid of arms x paired seeds, then the summary and claims.
 
@@ -76,17 +81,21 @@ def run(
     if quick and exp.quick.get("subset", True):
         data = quick_subset(data)
     try:
-        units = generic.build_units(exp, data, range(n_seeds),
-                                    one_program_per_arm=one_program_per_arm)
+        units = generic.build_units(
+            exp, data, range(n_seeds), one_program_per_arm=one_program_per_arm,
+            worker_data=executors.worker_data(data, data_dir, quick and exp.quick.get(
+                "subset", True)) if executor != "local" else None)
     except (files.ExperimentError, ValueError) as e:
         usage_error(str(e))
     meta = {"experiment_file": exp.source, "config": {
         "base": exp.base, "factors": exp.factors, "reference": exp.reference,
         "seeds": n_seeds, "one_program_per_arm": one_program_per_arm}, "quick": quick,
         "compiled_programs": len(units), "arms": exp.n_arms}
-    runs, curves, paths = run_experiment(
-        exp.name, units, data, out, fresh=fresh, force=force, meta=meta,
-        finalize=lambda r, c: generic.finalize(exp, data, r, c))
+    with executors.executor_for(executor, scheduler=scheduler, workers=workers,
+                                slurm_param=slurm_param, out=out) as ex:
+        runs, curves, paths = run_experiment(
+            exp.name, units, data, out, fresh=fresh, force=force, meta=meta,
+            finalize=lambda r, c: generic.finalize(exp, data, r, c), executor=ex)
     from dnnbench.report.generic import claims_table, summary_table
 
     console = out_console()

@@ -25,9 +25,10 @@ learning_rate (the schedule's, at the last step before the evaluation).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -129,9 +130,12 @@ def subset(data, train_size: int):
 
 
 def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = True,
-                one_program_per_arm: bool = False, frames=None) -> list[Unit]:
+                one_program_per_arm: bool = False, frames=None,
+                worker_data: Callable[[], Any] | None = None) -> list[Unit]:
     """One resumable unit per program; ``frames(runs, curves) -> (runs, curves)``, if given,
-    turns each unit's tables into another schema (the presets of the legacy commands)."""
+    turns each unit's tables into another schema (the presets of the legacy commands).
+    ``worker_data``, a picklable callable that loads ``data`` in another process, makes the
+    units runnable on an executor's workers (each unit's ``remote``: :func:`rebuild_unit`)."""
     from dnnbench.train.arm import compile_arm
     from dnnbench.train.devices import compile_ahead
 
@@ -152,8 +156,20 @@ def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = T
         key = ("generic", prog.spec.hash, prog.lanes, seeds,
                tuple((a.name, a.spec.hash, a.settings.levels) for a in prog.arms),
                prog.arms[0].train_size, timing)
-        units.append(Unit(prog.label, key, compute, prepare if compile_ahead() else None))
+        remote = None if worker_data is None or frames is not None else functools.partial(
+            rebuild_unit, exp, worker_data, seeds, prog.index, timing, one_program_per_arm)
+        units.append(Unit(prog.label, key, compute, prepare if compile_ahead() else None,
+                          remote))
     return units
+
+
+def rebuild_unit(exp: Experiment, worker_data: Callable[[], Any], seeds: Sequence[int],
+                 index: int, timing: bool, one_program_per_arm: bool) -> Unit:
+    """Unit ``index`` of ``build_units`` made anew in a worker's process (its data loaded
+    there): what an executor ships instead of the unit's closures."""
+    data = worker_data()
+    return build_units(exp, data, seeds, timing=timing,
+                       one_program_per_arm=one_program_per_arm)[index]
 
 
 def _last(values: np.ndarray, n: int) -> float:

@@ -63,6 +63,9 @@ class Unit:
     # Work that ``compute`` needs and that may run ahead, on another thread, while the previous
     # unit computes (compiling its program); ``compute`` must call it too (see ``Once``).
     prepare: Callable[[], object] | None = None
+    # A small picklable recipe that rebuilds this unit in another process (an executor's
+    # worker, see :mod:`dnnbench.experiments.executors`); None: it runs here only.
+    remote: Callable[[], Unit] | None = None
 
 
 class Once:
@@ -254,7 +257,9 @@ class UnitStore:
     (it is then recomputed)."""
 
     def __init__(self, out: str | Path, experiment: str, dataset_name: str, fingerprint: str,
-                 on_damaged: Callable[[str], None] | None = None):
+                 on_damaged: Callable[[str], None] | None = None,
+                 environment: dict | None = None):
+        self.environment = environment  # the workers' (executors); None: this process's
         self.dir = Path(out) / ".dnnbench-units" / f"{experiment}-{dataset_name}"
         self.experiment = experiment
         self.dataset_name = dataset_name
@@ -274,7 +279,7 @@ class UnitStore:
         material = json.dumps({
             "format": UNIT_FORMAT, "dnnbench": dnnbench.__version__, "code": code_fingerprint(),
             "modules": module_digests(unit.compute),
-            "environment": environment_key(), "experiment": self.experiment,
+            "environment": self.environment or environment_key(), "experiment": self.experiment,
             "dataset": self.dataset_name, "fingerprint": self.fingerprint,
             "parts": canonical(unit.key_parts)}, sort_keys=True, separators=(",", ":"))
         entry = (unit, hashlib.sha256(material.encode()).hexdigest()[:24], material)
@@ -358,14 +363,16 @@ class Progress:
 
 def run_units(units: Sequence[Unit], store: UnitStore, *, fresh: bool = False,
               progress: Progress | None = None,
-              stop_requested: Callable[[], bool] | None = None) -> Frames:
+              stop_requested: Callable[[], bool] | None = None, executor=None) -> Frames:
     """Compute (or load) every unit in order and concatenate their frames in that order.
 
     Each unit is saved as soon as it finishes; ``fresh`` deletes the saved copies of these
     units first, so everything is recomputed. ``stop_requested()`` is checked before each unit
     and at the end (KeyboardInterrupt when true): a signal handler that raises
     KeyboardInterrupt can see it swallowed (Python prints and ignores an exception raised
-    while a finalizer runs), and its flag then still stops the run at the next unit boundary."""
+    while a finalizer runs), and its flag then still stops the run at the next unit boundary.
+    An ``executor`` (:mod:`dnnbench.experiments.executors`) computes the units to do
+    elsewhere (each saved as it arrives); the order of the tables is the same."""
     progress = progress or Progress()
     stop_requested = stop_requested or (lambda: False)
     remove_stale_temps(store.dir)
@@ -378,9 +385,12 @@ def run_units(units: Sequence[Unit], store: UnitStore, *, fresh: bool = False,
     ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dnnbench-prepare")
     frames: list[Frames] = []
     try:
+        remote = {} if executor is None or not todo else executor.compute(
+            todo, store, progress, stop_requested)
         for unit, cached in zip(units, loaded, strict=True):
             if stop_requested():
                 raise KeyboardInterrupt
+            cached = remote.get(id(unit), cached)
             if cached is None:
                 progress.unit_started(unit.label)
                 if unit.prepare is not None:

@@ -12,7 +12,8 @@ INITIALIZERS = ("glorot-uniform", "glorot-normal", "he-normal", "he-uniform", "l
                 "normal")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax", "nadam",
               "adamw")
-SCHEDULES = ("constant", "cosine", "exponential", "warmup-cosine", "power", "piecewise", "1cycle")
+SCHEDULES = ("constant", "cosine", "exponential", "warmup-cosine", "power", "piecewise", "1cycle",
+             "plateau")
 DATASETS = ("mnist", "fashion-mnist", "digits", "synthetic")
 FILE_DATASETS = ("mnist", "fashion-mnist")  # the ones read from (and fetched as) IDX files
 BN_POSITIONS = ("before", "after")

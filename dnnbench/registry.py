@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -135,6 +136,7 @@ class Schedule:
     about: str = ""
     momentum: Callable | None = None
     positive: tuple[str, ...] = ()
+    plateau: bool = False  # performance scheduling: the engine scales the rate (plateau_step)
 
     def resolve(self, given: dict | None, name: str = "") -> dict:
         """Every parameter (``given`` ones, the others at their defaults); ValueError naming
@@ -189,6 +191,33 @@ def _onecycle_momentum(steps, pct_start=0.45, pct_final=0.9, div_factor=10.0,
     return lambda t: jnp.interp(t, _onecycle_points(steps, pct_start, pct_final), values)
 
 
+class Plateau(NamedTuple):
+    """The state of performance scheduling, per run: the best eval loss so far, evaluations
+    since it improved, and the factor the learning rate is multiplied by."""
+
+    best: jax.Array
+    wait: jax.Array
+    scale: jax.Array
+
+
+def plateau_start(shape) -> Plateau:
+    return Plateau(jnp.full(shape, jnp.inf, jnp.float32), jnp.zeros(shape, jnp.float32),
+                   jnp.ones(shape, jnp.float32))
+
+
+def plateau_step(state: Plateau, loss, *, factor, patience, threshold, min_scale) -> Plateau:
+    """One evaluation of performance scheduling: the rule of
+    ``optax.contrib.reduce_on_plateau`` (relative tolerance ``threshold``, no cooldown; tested
+    equal), elementwise ``jnp`` so that every parameter may be a lane value: the loss improved
+    if below (1 - threshold) x the best; after ``patience`` evaluations without improvement
+    the scale is multiplied by ``factor`` (not below ``min_scale``) and the count restarts."""
+    improved = loss < (1.0 - threshold) * state.best
+    wait = jnp.where(improved, 0.0, state.wait + 1.0)
+    reduce = wait >= patience
+    scale = jnp.maximum(jnp.where(reduce, state.scale * factor, state.scale), min_scale)
+    return Plateau(jnp.where(improved, loss, state.best), jnp.where(reduce, 0.0, wait), scale)
+
+
 SCHEDULES: dict[str, Schedule] = {
     "constant": Schedule(lambda lr, steps: optax.constant_schedule(lr), {}, "constant"),
     "cosine": Schedule(lambda lr, steps, alpha=0.0: optax.cosine_decay_schedule(
@@ -211,6 +240,12 @@ SCHEDULES: dict[str, Schedule] = {
                        "linear up to eta0 and down again, then several orders lower; "
                        "momentum (or b1) cycled max -> min -> max",
                        momentum=_onecycle_momentum, positive=("div_factor", "final_div_factor")),
+    "plateau": Schedule(lambda lr, steps, factor=0.5, patience=5.0, threshold=1e-4,
+                        min_scale=0.0: optax.constant_schedule(lr),
+                        {"factor": 0.5, "patience": 5.0, "threshold": 1e-4, "min_scale": 0.0},
+                        "performance scheduling: eta0 x factor each time the eval loss has not "
+                        "improved for patience evaluations", positive=("patience",),
+                        plateau=True),
 }
 
 
@@ -252,7 +287,7 @@ def make_optimizer(name: str, learning_rate, *, schedule: str = "constant", tota
     sched = get_schedule(schedule)
     params = sched.resolve(schedule_params, schedule)
     lr = sched.factory(learning_rate, total_steps, **params)
-    if schedule == "constant":
+    if schedule == "constant" or sched.plateau:
         lr = learning_rate  # keep the plain scalar: some optimizers special-case it
     factory = opt.factory
     cycled = next((k for k in ("momentum", "b1") if k in coef), None)

@@ -164,6 +164,53 @@ def test_a_constant_learning_rate_is_recorded_at_every_evaluation():
                                rtol=1e-7)
 
 
+def test_plateau_rule_equals_optax_reduce_on_plateau():
+    """The plateau rule on a constructed loss sequence: falls, stalls, falls, stalls."""
+    from optax import contrib
+
+    from dnnbench.registry import plateau_start, plateau_step
+
+    losses = [1.0, 0.8, 0.8, 0.80001, 0.9, 0.7, 0.7, 0.7, 0.7, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6]
+    rop = contrib.reduce_on_plateau(factor=0.5, patience=3, rtol=1e-4)
+    ref_state = rop.init(jnp.zeros(1))
+    ours = plateau_start(())
+    scales, ref = [], []
+    for loss in losses:
+        _, ref_state = rop.update(jnp.zeros(1), ref_state, value=jnp.float32(loss))
+        ours = plateau_step(ours, jnp.float32(loss), factor=0.5, patience=3.0,
+                            threshold=1e-4, min_scale=0.0)
+        scales.append(float(ours.scale))
+        ref.append(float(ref_state.scale))
+    assert scales == ref
+    # three evaluations without improvement halve the rate (0.80001 is no improvement)
+    assert scales == [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25, 0.25, 0.125, 0.125]
+
+
+def test_plateau_scales_the_learning_rate_of_the_program_and_its_lanes():
+    """threshold 1 never counts an improvement: patience 1 halves the rate at every
+    evaluation, patience 1000 never; as lanes of one program, as separate programs."""
+    data = load_dataset("synthetic", n_train=400, n_val=100, n_test=100, n_features=8,
+                        n_classes=3)
+    base = RunSpec(widths=(16,), optimizer="momentum", schedule="plateau", batch_size=50,
+                   max_steps=60, eval_every=10, eval_split="val", target=0.0,
+                   stop_at_target=False, learning_rate=0.2)
+    arms = [base.replace(schedule_params=(("patience", p), ("threshold", 1.0)))
+            for p in (1.0, 1000.0)]
+    spec, lanes = group_spec(arms)
+    assert "sched.patience" in lanes
+    hps = {k: [lane_values(a)[k] for a in arms for _ in (0, 1)] for k in lanes}
+    together = train_arm(spec, data, (0, 1, 0, 1), hps=hps, timing=False).trace
+    alone = [train_arm(a, data, (0, 1), timing=False).trace for a in arms]
+    n = base.n_evals
+    expected = [0.2 * 0.5 ** np.arange(n), np.full(n, 0.2)]
+    for i, a in enumerate(alone):
+        lane = jax.tree_util.tree_map(lambda x, i=i: x[2 * i:2 * i + 2], together)
+        assert_lanes_match(lane, a, n, f"patience arm {i}")
+        np.testing.assert_allclose(lane.lr[1], expected[i], rtol=1e-6)
+        np.testing.assert_allclose(a.lr[0], expected[i], rtol=1e-6)
+    assert_lanes_differ(alone[0], alone[1], n, "patience 1 vs 1000")
+
+
 # ---------------------------------------------------------------------- experiment files
 
 BAD = """

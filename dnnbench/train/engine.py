@@ -27,7 +27,13 @@ import optax
 
 from dnnbench.models.mlp import build_model, draw_sizes, init_variables, standard_draws
 from dnnbench.models.norms import has_batch_norm
-from dnnbench.registry import make_optimizer, make_schedule
+from dnnbench.registry import (
+    get_schedule,
+    make_optimizer,
+    make_schedule,
+    plateau_start,
+    plateau_step,
+)
 from dnnbench.spec import OPTIMIZER_PREFIX, SCHEDULE_PREFIX, RunSpec
 
 Data = dict[str, jax.Array]  # x_train, y_train, x_eval, y_eval, x_test, y_test
@@ -501,22 +507,31 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             return (i < ctrl.max_evals) & jnp.any(active)
 
         def body(c):
-            state, i, active, n_done, diverged, reached, curves, last = c
-            new, loss, e_loss, e_acc = advance(state, hps, i * spec.eval_every, ctrl, data)
+            state, i, active, n_done, diverged, reached, curves, last, pl = c
+            run_hps = hps if pl is None else {  # performance scheduling: the scaled rate
+                **hps, "learning_rate": hps["learning_rate"] * pl.scale}
+            new, loss, e_loss, e_acc = advance(state, run_hps, i * spec.eval_every, ctrl, data)
             state = _keep(active, new._replace(perms=state.perms), state)
+            values = (loss, e_loss, e_acc) + (() if pl is None else (pl.scale,))
             curves = tuple(_keep(active, c.at[:, i].set(v), c)
-                           for c, v in zip(curves, (loss, e_loss, e_acc), strict=True))
+                           for c, v in zip(curves, values, strict=True))
             last = _keep(active, (e_loss, e_acc), last)
+            if pl is not None:
+                pl = _keep(active, plateau_step(pl, e_loss, **plateau_params), pl)
             bad = active & ~jnp.isfinite(loss)
             hit = active & (e_acc >= ctrl.target)
             n_done = n_done + active.astype(jnp.int32)
             return (state, i + 1, active & ~bad & ~hit, n_done, diverged | bad, reached | hit,
-                    curves, last)
+                    curves, last, pl)
 
+        plateau = get_schedule(spec.schedule).plateau  # static: other programs are unchanged
+        plateau_params = get_schedule(spec.schedule).resolve(schedule_parameters(spec, hps))
         init_carry = (state, jnp.int32(0), ~false, jnp.zeros((n_seeds,), jnp.int32), false,
-                      false, (nan_curves,) * 3, (nan_seeds, nan_seeds))
-        state, _, _, n_done, diverged, _, (tl, el, ea), last = jax.lax.while_loop(
+                      false, (nan_curves,) * (4 if plateau else 3), (nan_seeds, nan_seeds),
+                      plateau_start((n_seeds,)) if plateau else None)
+        state, _, _, n_done, diverged, _, curves, last, _ = jax.lax.while_loop(
             cond, body, init_carry)
+        tl, el, ea = curves[:3]
 
         def test_eval():
             return eval_seeds(state.params, stats_seeds(state.params, state.batch_stats, data),
@@ -538,6 +553,8 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
                                  (n_seeds, n_evals))
         lr = jax.vmap(lambda h, s: jnp.broadcast_to(
             jnp.asarray(learning_rate_at(spec, h, s - 1), jnp.float32), s.shape))(hps, steps)
+        if plateau:  # the scale of performance scheduling in each evaluation period
+            lr = lr * curves[3]
         return Trace(steps, tl, el, ea, n_done, diverged, t_loss, t_acc,
                      state.params if return_params else None, lr)
 

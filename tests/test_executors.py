@@ -153,6 +153,47 @@ def test_submitit_local_executor_gives_the_local_results(exp, local, tmp_path):
     assert not (tmp_path / "slurm" / ".dnnbench-submitit").exists()  # job files cleaned up
 
 
+def test_depth_sweep_units_travel_as_small_recipes_that_rebuild_the_same_unit(tmp_path):
+    """What an executor ships (pickled), run in this process: the same tables as the unit."""
+    import pickle
+
+    from dnnbench.cli.executor import worker_data
+    from dnnbench.data import load_dataset
+    from dnnbench.experiments import depth_sweep
+    from dnnbench.experiments.executors import run_task, task_for
+    from dnnbench.experiments.units import UnitStore
+
+    data = load_dataset("digits")
+    cfg = depth_sweep.DepthSweepConfig(depths=(1,), width=16, max_steps=30, eval_every=10,
+                                       batch_size=64, seeds=(0, 1))
+    units = depth_sweep.build_units(cfg, data, worker_data=worker_data(data, None, False))
+    store = UnitStore(tmp_path, depth_sweep.EXPERIMENT, data.name, data.fingerprint)
+    blob = pickle.dumps(task_for(units[0], store))
+    assert len(blob) < 8000  # names and numbers, not the data set
+    material, (runs, curves) = run_task(pickle.loads(blob))
+    assert material == store.key_material(units[0])
+    local_runs, local_curves = units[0].compute()
+    pd.testing.assert_frame_equal(runs.drop(columns=TIMING), local_runs.drop(columns=TIMING))
+    pd.testing.assert_frame_equal(curves, local_curves)
+
+
+@pytest.mark.slow
+def test_depth_sweep_on_submitit_gives_the_local_results(tmp_path):
+    pytest.importorskip("submitit")
+    if shutil.which("srun"):
+        pytest.skip("SLURM is present: --executor slurm would submit to the cluster")
+    sweep = ["depth-sweep", "--dataset", "digits", "--depths", "1", "--width", "16",
+             "--max-steps", "30", "--eval-every", "10", "--seeds", "2", "--batch-size", "64"]
+    files = []
+    for name, extra in (("local", []), ("slurm", ["--executor", "slurm"])):
+        r = runner.invoke(app, [*sweep, "--out", str(tmp_path / name), *extra])
+        assert r.exit_code == 0, r.output
+        files.append(pd.read_csv(tmp_path / name / "depth-sweep-digits-runs.csv"))
+    assert len(files[0]) == 4  # BN on and off, 2 seeds
+    pd.testing.assert_frame_equal(*(f.drop(columns=[c for c in TIMING if c in f.columns])
+                                    for f in files))
+
+
 # ------------------------------------------------------------------------------------ merge
 
 def _rewrite(folder: Path, change) -> None:

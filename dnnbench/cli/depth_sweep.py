@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from dnnbench.choices import ACTIVATIONS, BN_POSITIONS, INITIALIZERS, OPTIMIZERS, listed
+from dnnbench.cli import executor as executors
 from dnnbench.cli import options
 from dnnbench.cli.common import (
     check_choice,
@@ -87,6 +88,10 @@ def depth_sweep(
     fresh: options.Fresh = False,
     force: options.Force = False,
     plot: options.Plot = False,
+    executor: executors.Executor = "local",
+    scheduler: executors.Scheduler = None,
+    workers: executors.Workers = None,
+    slurm_param: executors.SlurmParam = None,
 ) -> None:
     """Steps (and seconds) to a test-accuracy target vs depth, with and without batch norm.
 
@@ -145,10 +150,13 @@ def depth_sweep(
         bn_arms=bn_arms, bn_momentum=bn_momentum, bn_position=bn_position, bn_logits=bn_logits,
         optimizer=optimizer, learning_rate=lr, batch_size=batch_size, target=target,
         eval_every=eval_every, max_steps=max_steps, seeds=tuple(range(seeds)))
-    units = exp.build_units(cfg, data)
-    runs, _curves, paths = run_experiment(exp.EXPERIMENT, units, data, out, fresh=fresh,
-                                          force=force,
-                                          meta={"config": cfg.__dict__, "quick": quick})
+    units = exp.build_units(cfg, data, worker_data=executors.worker_data(
+        data, data_dir, quick) if executor != "local" else None)
+    with executors.executor_for(executor, scheduler=scheduler, workers=workers,
+                                slurm_param=slurm_param, out=out) as ex:
+        runs, _curves, paths = run_experiment(exp.EXPERIMENT, units, data, out, fresh=fresh,
+                                              force=force, executor=ex,
+                                              meta={"config": cfg.__dict__, "quick": quick})
     from dnnbench.report.depth_sweep import depth_sweep_table
 
     out_console().print(depth_sweep_table(exp.summarize(runs), data.name, target))

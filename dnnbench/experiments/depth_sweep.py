@@ -9,6 +9,7 @@ before its activation (momentum 0.9), and the count of training steps needed to 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import pandas as pd
@@ -114,15 +115,19 @@ def legacy_frames(runs: pd.DataFrame, curves: pd.DataFrame):
     return runs, curves[CURVE_COLUMNS]
 
 
-def build_units(cfg: DepthSweepConfig, data) -> list[Unit]:
-    """One unit per arm (every arm is its own structure), trained by the generic layer."""
-    def frames(runs, curves):
-        runs, curves = legacy_frames(runs, curves)
-        runs = runs.assign(dataset=data.name)[RUN_COLUMNS]
-        runs["steps_to_target"] = runs["steps_to_target"].astype("Int64")
-        return runs, curves
+def _frames(dataset: str, runs: pd.DataFrame, curves: pd.DataFrame):
+    runs, curves = legacy_frames(runs, curves)
+    runs = runs.assign(dataset=dataset)[RUN_COLUMNS]
+    runs["steps_to_target"] = runs["steps_to_target"].astype("Int64")
+    return runs, curves
 
-    return generic.build_units(experiment(cfg), data, cfg.seeds, frames=frames)
+
+def build_units(cfg: DepthSweepConfig, data, worker_data=None) -> list[Unit]:
+    """One unit per arm (every arm is its own structure), trained by the generic layer;
+    ``worker_data`` (see :func:`generic.build_units`): the units can run on an executor."""
+    return generic.build_units(experiment(cfg), data, cfg.seeds,
+                               frames=functools.partial(_frames, data.name),
+                               worker_data=worker_data)
 
 
 def _censored(df: pd.DataFrame):

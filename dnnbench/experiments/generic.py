@@ -135,7 +135,8 @@ def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = T
     """One resumable unit per program; ``frames(runs, curves) -> (runs, curves)``, if given,
     turns each unit's tables into another schema (the presets of the legacy commands).
     ``worker_data``, a picklable callable that loads ``data`` in another process, makes the
-    units runnable on an executor's workers (each unit's ``remote``: :func:`rebuild_unit`)."""
+    units runnable on an executor's workers (each unit's ``remote``: :func:`rebuild_unit`;
+    ``frames`` must then be picklable too, e.g. a partial of a module-level function)."""
     from dnnbench.train.arm import compile_arm
     from dnnbench.train.devices import compile_ahead
 
@@ -156,20 +157,21 @@ def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = T
         key = ("generic", prog.spec.hash, prog.lanes, seeds,
                tuple((a.name, a.spec.hash, a.settings.levels) for a in prog.arms),
                prog.arms[0].train_size, timing)
-        remote = None if worker_data is None or frames is not None else functools.partial(
-            rebuild_unit, exp, worker_data, seeds, prog.index, timing, one_program_per_arm)
+        remote = None if worker_data is None else functools.partial(
+            rebuild_unit, exp, worker_data, seeds, prog.index, timing, one_program_per_arm,
+            frames)
         units.append(Unit(prog.label, key, compute, prepare if compile_ahead() else None,
                           remote))
     return units
 
 
 def rebuild_unit(exp: Experiment, worker_data: Callable[[], Any], seeds: Sequence[int],
-                 index: int, timing: bool, one_program_per_arm: bool) -> Unit:
+                 index: int, timing: bool, one_program_per_arm: bool, frames=None) -> Unit:
     """Unit ``index`` of ``build_units`` made anew in a worker's process (its data loaded
     there): what an executor ships instead of the unit's closures."""
     data = worker_data()
     return build_units(exp, data, seeds, timing=timing,
-                       one_program_per_arm=one_program_per_arm)[index]
+                       one_program_per_arm=one_program_per_arm, frames=frames)[index]
 
 
 def _last(values: np.ndarray, n: int) -> float:

@@ -336,7 +336,10 @@ def test_cli_trains_updates_baseline_and_checks(tmp_path, data_env):
     meta = json.loads((tmp_path / "b" / "t.meta.json").read_text())
     assert list(base["seed"]) == [0, 1, 2] and meta["current_seed_offset"] == 1000
     assert meta["dataset"]["name"] == "synthetic" and meta["profile"] == "t"
-    assert base["step_ms"].notna().all() and base["reached"].dtype == bool
+    # a step time is measured, or NaN where a 20-step run's time is lost in the noise of a
+    # loaded machine (engine: "lost in the noise of the reference calls"), never <= 0
+    assert "step_ms" in base and (base["step_ms"].isna() | (base["step_ms"] > 0)).all()
+    assert base["reached"].dtype == bool
     assert meta["wall"]["seeds"] == 3 and set(meta["wall"]["step_ms"]) == set(base["arm"])
     res = runner.invoke(app, args + ["--save-current", str(tmp_path / "cur.csv")])
     assert res.exit_code == 0, res.output  # 3 vs 3 seeds can never reach p < 0.01

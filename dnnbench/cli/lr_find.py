@@ -33,14 +33,14 @@ def lr_find(
                                        help="Steps of the exponential ramp.")] = 300,
     seeds: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
-        help="Seeds, all trained at once (default: the file's; its [quick] seeds with "
+        help="Seeds, all trained at once (default: the file's; its quick variant's with "
              "--quick).")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", metavar="KEY=VALUE", rich_help_panel=TRAINING, show_default=False,
         help="Override a setting of the arm (repeatable), e.g. --set optimizer=adam.")] = None,
     quick: Annotated[bool, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
-        help="The file's smoke variant ([quick]: fewer seeds, a data subset).")] = False,
+        help="The file's smoke variant (its quick table: fewer seeds, a data subset).")] = False,
     dataset: Annotated[str | None, typer.Option(
         metavar="NAME", rich_help_panel=options.DATA, show_default=False,
         help="Data set (default: the file's; mnist falls back to digits offline).")] = None,

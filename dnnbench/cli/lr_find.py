@@ -31,19 +31,12 @@ def lr_find(
                                           help="Learning rate of the last step.")] = 10.0,
     steps: Annotated[int, typer.Option(rich_help_panel=TRAINING,
                                        help="Steps of the exponential ramp.")] = 300,
-    seeds: Annotated[int | None, typer.Option(
-        rich_help_panel=TRAINING, show_default=False,
-        help="Seeds, all trained at once (default: the file's; its quick variant's with "
-             "--quick).")] = None,
+    seeds: options.FileSeeds = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", metavar="KEY=VALUE", rich_help_panel=TRAINING, show_default=False,
         help="Override a setting of the arm (repeatable), e.g. --set optimizer=adam.")] = None,
-    quick: Annotated[bool, typer.Option(
-        rich_help_panel=TRAINING, show_default=False,
-        help="The file's smoke variant (its quick table: fewer seeds, a data subset).")] = False,
-    dataset: Annotated[str | None, typer.Option(
-        metavar="NAME", rich_help_panel=options.DATA, show_default=False,
-        help="Data set (default: the file's; mnist falls back to digits offline).")] = None,
+    quick: options.FileQuick = False,
+    dataset: options.FileDataset = None,
     data_dir: options.DataDir = None,
     out: options.Out = Path("out"),
     fresh: options.Fresh = False,

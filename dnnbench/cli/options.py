@@ -28,7 +28,7 @@ def seeds(default: int, quick: int, about: str):
 
 def quick(about: str):
     return Annotated[bool, typer.Option(
-        rich_help_panel=TRAINING, show_default=False,
+        "--quick", rich_help_panel=TRAINING, show_default=False,
         help=f"Smoke run of seconds: {about}. Options given explicitly win over these.")]
 
 
@@ -36,11 +36,11 @@ DataDir = Annotated[Path | None, typer.Option(
     rich_help_panel=DATA, show_default=False,
     help="Folder holding mnist/ and fashion-mnist/.")]
 Out = Annotated[Path, typer.Option(rich_help_panel=OUTPUT, help="Folder for the result files.")]
-Fresh = Annotated[bool, typer.Option(rich_help_panel=OUTPUT, show_default=False,
+Fresh = Annotated[bool, typer.Option("--fresh", rich_help_panel=OUTPUT, show_default=False,
                                      help="Recompute everything instead of resuming.")]
-Force = Annotated[bool, typer.Option(rich_help_panel=OUTPUT, show_default=False,
+Force = Annotated[bool, typer.Option("--force", rich_help_panel=OUTPUT, show_default=False,
                                      help="Replace results in --out made with other settings.")]
-Plot = Annotated[bool, typer.Option(rich_help_panel=OUTPUT, show_default=False,
+Plot = Annotated[bool, typer.Option("--plot", rich_help_panel=OUTPUT, show_default=False,
                                     help="Also write figures next to the CSVs.")]
 
 
@@ -49,3 +49,26 @@ def pick(value, default, quick_default, quick: bool):
     if value is not None:
         return value
     return quick_default if quick else default
+
+
+# ------------------------------------------------- options of the commands that take a file
+
+ExperimentFile = Annotated[str, typer.Argument(
+    metavar="NAME_OR_FILE", show_default=False,
+    help="A packaged experiment (see `dnnbench list`) or the path of an experiment file "
+         "(.toml).")]
+Sets = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="KEY=VALUE", rich_help_panel=TRAINING, show_default=False,
+    help="Override a setting (repeatable): a base setting (--set max_steps=500), or a "
+         "factor's levels (--set learning_rate=0.001,0.01); a list for a base setting makes "
+         "it a factor.")]
+FileSeeds = Annotated[int | None, typer.Option(
+    rich_help_panel=TRAINING, show_default=False,
+    help="Paired seeds per arm (default: the file's; its quick table's with --quick).")]
+FileQuick = Annotated[bool, typer.Option(
+    "--quick", rich_help_panel=TRAINING, show_default=False,
+    help="The file's smoke variant (its quick table: fewer seeds and steps, a data subset). "
+         "Options given explicitly win.")]
+FileDataset = Annotated[str | None, typer.Option(
+    metavar="NAME", rich_help_panel=DATA, show_default=False,
+    help="Data set (default: the file's; mnist falls back to digits offline).")]

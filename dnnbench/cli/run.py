@@ -21,26 +21,11 @@ from dnnbench.cli.options import TRAINING
 
 
 def run(
-    experiment: Annotated[str, typer.Argument(
-        metavar="NAME_OR_FILE", show_default=False,
-        help="A packaged experiment (see `dnnbench list`) or the path of an experiment file "
-             "(.toml).")],
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", metavar="KEY=VALUE", rich_help_panel=TRAINING, show_default=False,
-        help="Override a setting (repeatable): a base setting (--set max_steps=500), or a "
-             "factor's levels (--set learning_rate=0.001,0.01); a list for a base setting "
-             "makes it a factor.")] = None,
-    seeds: Annotated[int | None, typer.Option(
-        rich_help_panel=TRAINING, show_default=False,
-        help="Paired seeds per arm (default: the file's; its [quick] seeds with --quick).")]
-    = None,
-    quick: Annotated[bool, typer.Option(
-        rich_help_panel=TRAINING, show_default=False,
-        help="The file's smoke variant ([quick]: fewer seeds and steps, a data subset). "
-             "Options given explicitly win.")] = False,
-    dataset: Annotated[str | None, typer.Option(
-        metavar="NAME", rich_help_panel=options.DATA, show_default=False,
-        help="Data set (default: the file's; mnist falls back to digits offline).")] = None,
+    experiment: options.ExperimentFile,
+    set_: options.Sets = None,
+    seeds: options.FileSeeds = None,
+    quick: options.FileQuick = False,
+    dataset: options.FileDataset = None,
     data_dir: options.DataDir = None,
     out: options.Out = Path("out"),
     fresh: options.Fresh = False,

@@ -131,8 +131,10 @@ def test_every_packaged_experiment_loads_and_its_quick_variant_runs(name, tmp_pa
     assert exp.title and exp.question and exp.expected and exp.cost
     quick = files.quick_variant(exp)
     assert quick.n_arms <= exp.n_arms
+    # (tests/test_schedules.py runs schedules with these settings too: shared programs)
     r = runner.invoke(app, ["run", name, "--quick", "--dataset", "digits", "--out",
-                            str(tmp_path), "--set", "max_steps=60", "--set", "eval_every=20"])
+                            str(tmp_path), "--set", "max_steps=60", "--set", "eval_every=20",
+                            "--set", "target=0.5"])
     assert r.exit_code == 0, r.output
     runs = pd.read_csv(tmp_path / f"{name}-digits-runs.csv")
     assert len(runs) == quick.n_arms * exp.quick["seeds"]

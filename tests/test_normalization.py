@@ -314,6 +314,8 @@ def test_summary_command():
 
 # ------------------------------------------------------------------------------------ lanes
 
+@pytest.mark.slow  # 4 programs (~17 s cold); BN momentum lanes are in the default tier in
+# tests/test_experiment_files.py::test_vectorized_lanes_equal_separate_programs
 def test_bn_momentum_lanes_equal_separate_programs_with_input_norm_after():
     """BN momentum as a lane value (BN on the inputs and after the activation): one program
     gives the numbers of one program per arm (tests/_lanes.py tolerance); the momenta are

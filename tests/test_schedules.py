@@ -324,8 +324,11 @@ def test_lr_find_bad_input_exit_2_one_line(tmp_path, args, message):
 
 
 def test_run_plot_draws_learning_rate_curves_and_speed_vs_quality(tmp_path):
+    # the settings of the catalogue contract test (tests/test_experiment_files.py): the same
+    # programs, so whichever of the two runs second loads them from the compilation cache
     r = runner.invoke(app, ["run", "schedules", "--quick", "--dataset", "digits", "--out",
-                            str(tmp_path), "--plot", "--set", "target=0.5"])
+                            str(tmp_path), "--set", "max_steps=60", "--set", "eval_every=20",
+                            "--set", "target=0.5", "--plot"])
     assert r.exit_code == 0, r.output
     curves = pd.read_csv(tmp_path / "schedules-digits-curves.csv")
     lr = curves.groupby("arm")["learning_rate"]

@@ -102,6 +102,21 @@ class Optimizer:
     def defaults(self) -> dict[str, float]:
         return {**self.coefficients, **({} if self.native_decay else {"weight_decay": 0.0})}
 
+    def resolve(self, given: dict | None, name: str = "") -> dict:
+        """Every coefficient (``given`` ones, the others at their defaults); ValueError naming
+        the allowed ones for an unknown name."""
+        return _resolve("optimizer", name, "coefficient", self.defaults, given)
+
+
+def _resolve(kind: str, name: str, what: str, defaults: dict, given: dict | None) -> dict:
+    """``defaults`` updated with ``given``; ValueError naming the allowed keys for another."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"{kind} {name!r} has no {what} {unknown[0]!r}; its {what}s: "
+                         f"{', '.join(defaults) or 'none'}")
+    return {**defaults, **given}
+
 
 OPTIMIZERS: dict[str, Optimizer] = {
     "sgd": Optimizer(optax.sgd, {}, "plain stochastic gradient descent"),
@@ -141,12 +156,7 @@ class Schedule:
     def resolve(self, given: dict | None, name: str = "") -> dict:
         """Every parameter (``given`` ones, the others at their defaults); ValueError naming
         the allowed ones for an unknown name."""
-        given = dict(given or {})
-        unknown = sorted(set(given) - set(self.params))
-        if unknown:
-            raise ValueError(f"schedule {name!r} has no parameter {unknown[0]!r}; its "
-                             f"parameters: {', '.join(self.params) or 'none'}")
-        return {**self.params, **given}
+        return _resolve("schedule", name, "parameter", self.params, given)
 
 
 def _power(lr, steps, decay_steps=10000.0, exponent=1.0):
@@ -278,12 +288,7 @@ def make_optimizer(name: str, learning_rate, *, schedule: str = "constant", tota
     (``clip_norm``: a number, or traced; 0 = off; ``inf`` leaves the gradients as they
     are)."""
     opt = get_optimizer(name)
-    given = dict(coefficients or {})
-    unknown = set(given) - set(opt.defaults)
-    if unknown:
-        raise ValueError(f"optimizer {name!r} has no coefficient {sorted(unknown)[0]!r}; "
-                         f"its coefficients: {', '.join(opt.defaults) or 'none'}")
-    coef = {**opt.defaults, **given}
+    coef = opt.resolve(coefficients, name)
     sched = get_schedule(schedule)
     params = sched.resolve(schedule_params, schedule)
     lr = sched.factory(learning_rate, total_steps, **params)

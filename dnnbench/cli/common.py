@@ -156,6 +156,21 @@ def load_data(dataset: str | None, default: str, data_dir, **kwargs):
                       f"{e.strerror or e}")
 
 
+def file_seeds(exp, seeds: int | None, quick: bool) -> int:
+    """``--seeds``, else the experiment file's seeds (its quick table's with ``--quick``);
+    exit 2 outside 1 .. the seeds limit."""
+    n = seeds if seeds is not None else (exp.quick["seeds"] if quick else exp.seeds)
+    check_positive(n, "--seeds", integer=True, limit="seeds")
+    return n
+
+
+def file_data(exp, dataset: str | None, data_dir, quick: bool):
+    """The data set of an experiment file (``--dataset`` wins), its subset with ``--quick``
+    unless the file's quick table says ``subset = false``."""
+    data = load_data(dataset, exp.dataset, data_dir)
+    return quick_subset(data) if quick and exp.quick.get("subset", True) else data
+
+
 def quick_subset(data, n_train: int = 4000, n_eval: int = 1000):
     """A smaller copy of ``data`` for --quick smoke runs (first n examples of each split)."""
     import dataclasses

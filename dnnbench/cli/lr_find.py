@@ -10,9 +10,9 @@ import typer
 from dnnbench.cli import options
 from dnnbench.cli.common import (
     check_positive,
-    load_data,
+    file_data,
+    file_seeds,
     out_console,
-    quick_subset,
     run_experiment,
     usage_error,
     warn,
@@ -53,8 +53,6 @@ def lr_find(
     from dnnbench.experiments import files
     from dnnbench.experiments import lr_find as lrf
     from dnnbench.experiments.units import Unit
-    from dnnbench.limits import LimitError, check
-
     check_positive(min_lr, "--min-lr")
     check_positive(max_lr, "--max-lr")
     if max_lr <= min_lr:
@@ -67,17 +65,12 @@ def lr_find(
         sets = dict(files.parse_assignment(s) for s in (set_ or []))
         if any(isinstance(v, list) and k != "widths" for k, v in sets.items()):
             raise files.ExperimentError("--set: lr-find tests one arm; give one value per key")
-        n_seeds = seeds if seeds is not None else (exp.quick["seeds"] if quick else exp.seeds)
-        check("seeds", n_seeds, "--seeds")
         overrides = {k: files.check_setting(k, v, "--set") for k, v in sets.items()}
         settings = lrf.arm_settings(exp, overrides)
-    except (files.ExperimentError, LimitError) as e:
+    except files.ExperimentError as e:
         usage_error(str(e))
-    if n_seeds < 1:
-        usage_error(f"--seeds must be a positive integer, got {n_seeds}")
-    data = load_data(dataset, exp.dataset, data_dir)
-    if quick and exp.quick.get("subset", True):
-        data = quick_subset(data)
+    n_seeds = file_seeds(exp, seeds, quick)
+    data = file_data(exp, dataset, data_dir, quick)
     name = f"lr-find-{exp.name}"
     try:
         spec = lrf.range_spec(settings, len(data.y_train), min_lr=min_lr, max_lr=max_lr,

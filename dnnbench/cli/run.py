@@ -10,9 +10,9 @@ import typer
 from dnnbench.cli import executor as executors
 from dnnbench.cli import options
 from dnnbench.cli.common import (
-    load_data,
+    file_data,
+    file_seeds,
     out_console,
-    quick_subset,
     run_experiment,
     usage_error,
     warn,
@@ -55,16 +55,11 @@ def run(
         if quick:
             exp = files.quick_variant(exp)
         exp = files.override(exp, sets)
-        n_seeds = seeds if seeds is not None else (exp.quick["seeds"] if quick else exp.seeds)
-        check("seeds", n_seeds, "--seeds")
         check("grid", exp.n_arms, f"{exp.name}: arms")
     except (files.ExperimentError, LimitError) as e:
         usage_error(str(e))
-    if n_seeds < 1:
-        usage_error(f"--seeds must be a positive integer, got {n_seeds}")
-    data = load_data(dataset, exp.dataset, data_dir)
-    if quick and exp.quick.get("subset", True):
-        data = quick_subset(data)
+    n_seeds = file_seeds(exp, seeds, quick)
+    data = file_data(exp, dataset, data_dir, quick)
     try:
         units = generic.build_units(
             exp, data, range(n_seeds), one_program_per_arm=one_program_per_arm,

@@ -580,7 +580,7 @@ def make_spec(settings: Mapping[str, Any], n_train: int | None, where: str = "")
         if k in schedule_params and not schedule_params[k] > 0:
             _fail(where, f"{k} (a parameter of schedule {schedule}) must be > 0, got "
                          f"{schedule_params[k]!r}")
-    n = n_train if n_train is not None else None
+    n = n_train
     if n is not None and s_train:
         n = min(n, s_train)
     batch = s.get("batch_size", 500)

@@ -184,20 +184,20 @@ def program_frames(exp: Experiment, data, prog: Program, result, seeds: Sequence
     tr, tm = result.trace, result.timing
     n_seeds, n_lanes = len(seeds), len(prog.arms) * len(seeds)
     rows, curves = [], []
+    share = n_seeds / n_lanes  # an arm's part of its program's step and evaluation
+    step_ms = tm.step_ms * share
     for a_idx, arm in enumerate(prog.arms):
         spec = arm.spec
         columns = arm_columns(exp, arm)
+        target = spec.target if spec.target > 0 else None
         for i, seed in enumerate(seeds):
             j = a_idx * n_seeds + i
             n = int(tr.n_done[j])
             diverged = bool(tr.diverged[j])
             acc = np.asarray(tr.eval_acc[j], float)
-            target = spec.target if spec.target > 0 else None
             steps = None if (diverged or target is None) else first_reach(tr.steps[j], acc, n,
                                                                           target)
             valid = acc[:n][np.isfinite(acc[:n])]
-            share = n_seeds / n_lanes
-            step_ms = tm.step_ms * share
             rows.append({
                 **columns, "seed": int(seed), "reached": steps is not None,
                 "steps_to_target": steps,
@@ -228,23 +228,21 @@ def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
     """The identifying columns of an arm's rows: experiment, data set, arm, the factors'
     levels, and every run setting (the optimizer's coefficients resolved)."""
     spec = arm.spec
-    d = spec.to_dict()
-    d.pop("optimizer_params", None)
-    d.pop("schedule_params", None)
-    settings = {k: d[k] for k in d} | {"depth": spec.depth, "train_size": arm.train_size,
-                                       "widths": "-".join(str(w) for w in spec.widths)}
+    settings = dataclasses.asdict(spec)
+    for k in ("optimizer_params", "schedule_params"):  # resolved below, one column each
+        del settings[k]
+    named = _named_settings(exp)
+    for k in NORM_COLUMNS:  # columns of the experiments that set them (earlier CSVs unchanged)
+        if k not in named:
+            del settings[k]
+    settings |= {"depth": spec.depth, "train_size": arm.train_size,
+                 "widths": "-".join(str(w) for w in spec.widths)}
     if "epochs" in arm.settings.settings:
         settings["epochs"] = arm.settings.settings["epochs"]
-    for k in ("l1", "l2"):
-        settings[k] = getattr(spec, k)
-    for k in NORM_COLUMNS:  # columns of the experiments that set them (earlier CSVs unchanged)
-        if k in _named_settings(exp):
-            settings[k] = getattr(spec, k)
     coefficients = {k.split(".", 1)[1]: v for k, v in lane_values(spec).items()
                     if k.startswith((OPTIMIZER_PREFIX, SCHEDULE_PREFIX))}
-    levels = {f: format_level(v) if f in exp.named_levels else v
+    levels = {f: format_level(v) if f in exp.named_levels or isinstance(v, tuple) else v
               for f, v in arm.settings.levels}
-    levels = {f: (v if not isinstance(v, tuple) else format_level(v)) for f, v in levels.items()}
     return {"experiment": exp.name, "arm": arm.name, **levels,
             **settings_table({k: v for k, v in settings.items() if k not in levels}),
             **{k: v for k, v in coefficients.items() if k not in levels}}

@@ -112,7 +112,6 @@ from dnnbench.data.base import Dataset
 from dnnbench.experiments.common import Arm, curve_frame
 from dnnbench.experiments.units import Unit
 from dnnbench.spec import RunSpec
-from dnnbench.train.engine import make_optimizer_of
 from dnnbench.stats import (
     MIN_SEEDS_FOR_VERDICT,
     TOO_FEW_SEEDS,
@@ -121,6 +120,7 @@ from dnnbench.stats import (
     paired_log_ratio,
     verdict_from_interval,
 )
+from dnnbench.train.engine import make_optimizer_of
 
 EXPERIMENT = "transfer"
 DEFAULT_DATASET = "fashion-mnist"

@@ -4,7 +4,7 @@
 compiled program. A lane is one run: a seed, and the runtime hyper-parameters of its arm
 (``hps``: lane name -> one float32 per lane, see ``spec.lane_values``: the learning rate,
 optimizer coefficients, penalties, dropout rate, clipping threshold, BN momentum), so the
-arms of one structure (``spec.group_spec``) times their seeds are one program: the per-seed step and
+arms of one structure (``spec.group_spec``) times their seeds are one program: the step and
 evaluation are pure functions vmapped over the seed axis, and ``run(key)`` is the same program
 for one seed. The data arrays are arguments (never closed-over constants) and live on device;
 each seed's data order is drawn on device. The step loop is a ``lax.fori_loop`` of
@@ -237,17 +237,20 @@ def setting(spec: RunSpec, hp: dict, name: str):
     return hp[name] if name in hp else getattr(spec, name)
 
 
+def _set_values(static: tuple, hp: dict, prefix: str) -> dict:
+    """The values of one run that are set, the spec's ``static`` pairs overridden by its lanes
+    named ``prefix + name``; the others keep their defaults."""
+    return {**dict(static), **{k[len(prefix):]: v for k, v in hp.items() if k.startswith(prefix)}}
+
+
 def coefficients(spec: RunSpec, hp: dict) -> dict:
     """The optimizer coefficients of one run that are set (spec or lanes); others default."""
-    lanes = {k[len(OPTIMIZER_PREFIX):]: v for k, v in hp.items()
-             if k.startswith(OPTIMIZER_PREFIX)}
-    return {**dict(spec.optimizer_params), **lanes}
+    return _set_values(spec.optimizer_params, hp, OPTIMIZER_PREFIX)
 
 
 def schedule_parameters(spec: RunSpec, hp: dict) -> dict:
     """The schedule parameters of one run that are set (spec or lanes); others default."""
-    lanes = {k[len(SCHEDULE_PREFIX):]: v for k, v in hp.items() if k.startswith(SCHEDULE_PREFIX)}
-    return {**dict(spec.schedule_params), **lanes}
+    return _set_values(spec.schedule_params, hp, SCHEDULE_PREFIX)
 
 
 def learning_rate_at(spec: RunSpec, hp: dict, count):
@@ -300,7 +303,8 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
                  merge_params: Callable | None = None) -> Program:
     """Build the pure functions of an arm.
 
-    ``make_tx(spec, hp)`` builds the optimizer of one lane (``hp``: its lane values) (override it for freezing/masking);
+    ``make_tx(spec, hp)`` builds the optimizer of one lane (``hp``: its lane values; override
+    it for freezing/masking);
     ``merge_params(fresh_params, init_params)`` lets a caller start from given weights
     (transfer learning); it then receives ``init_params`` as the 4th argument of init/run.
     """

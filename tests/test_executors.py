@@ -279,3 +279,49 @@ def test_an_unreachable_scheduler_is_refused_in_one_line(exp, tmp_path, monkeypa
                                 "--executor", "dask"])
         one_line_refusal(r, f"--scheduler {address}: cannot reach a Dask scheduler")
         assert time.perf_counter() - t0 < 15
+
+
+# ------------------------------------------------------------------- parts of a program's lanes
+
+def test_a_programs_lanes_cut_into_units_give_the_same_numbers(exp, local, tmp_path):
+    """--lanes-per-unit 2: each program (2 arms x 2 seeds) becomes 2 units of one arm, so an
+    executor can spread one structure's arms over workers; equal parts share one compiled
+    program. The numbers are those of the whole program up to float32 reassociation (a
+    smaller vmapped batch orders reductions differently, see tests/_lanes.py), and a part
+    rebuilt from its recipe (what a worker runs) is the same unit."""
+    import pickle
+
+    import numpy as np
+    from _lanes import LANE_RTOL
+
+    from dnnbench.cli.executor import worker_data
+    from dnnbench.data import load_dataset
+    from dnnbench.experiments import files, generic
+    from dnnbench.experiments.executors import task_for
+    from dnnbench.experiments.units import UnitStore
+
+    run(exp, tmp_path / "parts", "--lanes-per-unit", "2")
+    meta = json.loads((tmp_path / "parts" / "tiny-synthetic-meta.json").read_text())
+    assert (meta["units"], meta["compiled_programs"]) == (2 * N_UNITS, N_UNITS)
+    (ra, ca), (rb, cb) = tables(local), tables(tmp_path / "parts")
+    assert len(rb) == N_RUNS and not rb.duplicated(["arm", "seed"]).any()
+    keys = ["arm", "seed"]
+    ra, rb = ra.sort_values(keys, ignore_index=True), rb.sort_values(keys, ignore_index=True)
+    pd.testing.assert_frame_equal(ra[keys], rb[keys])
+    assert (ra["reached"] == rb["reached"]).all()
+    for col in ("final_eval_loss", "final_train_loss", "final_test_loss"):
+        np.testing.assert_allclose(ra[col], rb[col], rtol=LANE_RTOL)
+    # negative control: the same tolerance tells the two learning rates of an activation apart
+    lr = ra.set_index(["activation", "learning_rate", "seed"])["final_train_loss"]
+    assert not np.allclose(lr.xs(0.01, level=1), lr.xs(0.1, level=1), rtol=LANE_RTOL)
+    assert len(ca) == len(cb)
+
+    data = load_dataset("synthetic")
+    units = generic.build_units(files.load(exp), data, range(2), lanes_per_unit=2,
+                                worker_data=worker_data(data, None, False))
+    assert [u.label for u in units] == [  # a part of one arm is named by its arm
+        f"activation={a},learning_rate={lr}" for a in ("relu", "tanh") for lr in (0.01, 0.1)]
+    assert [u.program for u in units] == [(0, 1), (0, 1), (1, 1), (1, 1)]
+    store = UnitStore(tmp_path, "tiny", data.name, data.fingerprint)
+    task = pickle.loads(pickle.dumps(task_for(units[3], store)))
+    assert store.key_material(task.rebuild()) == store.key_material(units[3])

@@ -26,6 +26,11 @@ Scheduler = Annotated[str | None, typer.Option(
 Workers = Annotated[int | None, typer.Option(
     min=1, rich_help_panel=PANEL, show_default=False,
     help="Worker processes of the local Dask cluster (default: one per CPU core).")]
+LanesPerUnit = Annotated[int | None, typer.Option(
+    min=1, metavar="N", rich_help_panel=PANEL, show_default=False,
+    help="Cut each program into units of at most N lanes (whole arms: an arm's seeds stay "
+         "together), so that a search over numbers, one program, spreads over several workers;"
+         " equal parts share one compiled program. Default: one unit per program.")]
 SlurmParam = Annotated[list[str] | None, typer.Option(
     "--slurm-param", metavar="KEY=VALUE", rich_help_panel=PANEL, show_default=False,
     help="A submitit parameter of the job array (repeatable), e.g. timeout_min=120, "

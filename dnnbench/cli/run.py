@@ -38,6 +38,7 @@ def run(
     scheduler: executors.Scheduler = None,
     workers: executors.Workers = None,
     slurm_param: executors.SlurmParam = None,
+    lanes_per_unit: executors.LanesPerUnit = None,
 ) -> None:
     """Run an experiment file: its grid of arms x paired seeds, then the summary and claims.
 
@@ -63,14 +64,17 @@ def run(
     try:
         units = generic.build_units(
             exp, data, range(n_seeds), one_program_per_arm=one_program_per_arm,
+            lanes_per_unit=lanes_per_unit,
             worker_data=executors.worker_data(data, data_dir, quick and exp.quick.get(
                 "subset", True)) if executor != "local" else None)
     except (files.ExperimentError, ValueError) as e:
         usage_error(str(e))
     meta = {"experiment_file": exp.source, "config": {
         "base": exp.base, "factors": exp.factors, "reference": exp.reference,
-        "seeds": n_seeds, "one_program_per_arm": one_program_per_arm}, "quick": quick,
-        "compiled_programs": len(units), "arms": exp.n_arms}
+        "seeds": n_seeds, "one_program_per_arm": one_program_per_arm,
+        "lanes_per_unit": lanes_per_unit}, "quick": quick,
+        "compiled_programs": generic.compiled_programs(units), "units": len(units),
+        "arms": exp.n_arms}
     with executors.executor_for(executor, scheduler=scheduler, workers=workers,
                                 slurm_param=slurm_param, out=out) as ex:
         runs, curves, paths = run_experiment(

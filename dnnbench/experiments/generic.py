@@ -89,12 +89,15 @@ class Program:
     arms: tuple[PlannedArm, ...]
     spec: RunSpec  # the group's spec (spec.group_spec)
     lanes: tuple[str, ...]  # names of the lane values of the program
+    part: tuple[int, int] = (0, 1)  # (i, n): the i-th of n parts of the structure's arms
 
     @property
     def label(self) -> str:
         if len(self.arms) == 1:
             return self.arms[0].name
-        return f"program {self.index + 1}: {len(self.arms)} arms ({self.arms[0].name}, ...)"
+        of = f", part {self.part[0] + 1}/{self.part[1]}" if self.part[1] > 1 else ""
+        return (f"program {self.index + 1}{of}: {len(self.arms)} arms "
+                f"({self.arms[0].name}, ...)")
 
     def lane_values(self, n_seeds: int) -> dict[str, list[float]]:
         values = [lane_values(a.spec) for a in self.arms]
@@ -120,6 +123,30 @@ def plan(exp: Experiment, n_train: int, *, one_program_per_arm: bool = False) ->
     return programs
 
 
+def split_lanes(programs: list[Program], n_seeds: int, lanes_per_unit: int | None
+                ) -> list[Program]:
+    """Each program cut into parts of at most ``lanes_per_unit`` lanes (whole arms: an arm's
+    seeds stay together; at least one arm per part), so that the arms of one structure (a
+    search over numbers) can be computed by several workers. Every part keeps its structure's
+    spec and lane names, so equal parts run one compiled program (compiled once where the
+    workers share a compile cache); ``None``: one part per program."""
+    if not lanes_per_unit:
+        return programs
+    per_part = max(1, lanes_per_unit // max(n_seeds, 1))
+    out = []
+    for prog in programs:
+        chunks = [prog.arms[i:i + per_part] for i in range(0, len(prog.arms), per_part)]
+        out += [dataclasses.replace(prog, arms=arms, part=(i, len(chunks)))
+                for i, arms in enumerate(chunks)]
+    return out
+
+
+def compiled_programs(units: list[Unit]) -> int:
+    """The distinct programs that ``units`` compile (parts of one structure with equal lane
+    counts share one)."""
+    return len({u.program if u.program is not None else id(u) for u in units})
+
+
 def subset(data, train_size: int):
     """The first ``train_size`` training examples of ``data`` (0: all of it)."""
     if not train_size:
@@ -131,8 +158,10 @@ def subset(data, train_size: int):
 
 def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = True,
                 one_program_per_arm: bool = False, frames=None,
-                worker_data: Callable[[], Any] | None = None) -> list[Unit]:
-    """One resumable unit per program; ``frames(runs, curves) -> (runs, curves)``, if given,
+                worker_data: Callable[[], Any] | None = None,
+                lanes_per_unit: int | None = None) -> list[Unit]:
+    """One resumable unit per program (or per part of at most ``lanes_per_unit`` lanes, see
+    :func:`split_lanes`); ``frames(runs, curves) -> (runs, curves)``, if given,
     turns each unit's tables into another schema (the presets of the legacy commands).
     ``worker_data``, a picklable callable that loads ``data`` in another process, makes the
     units runnable on an executor's workers (each unit's ``remote``: :func:`rebuild_unit`;
@@ -142,7 +171,8 @@ def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = T
 
     seeds = tuple(int(s) for s in seeds)
     units = []
-    for prog in plan(exp, len(data.y_train), one_program_per_arm=one_program_per_arm):
+    programs = plan(exp, len(data.y_train), one_program_per_arm=one_program_per_arm)
+    for index, prog in enumerate(split_lanes(programs, len(seeds), lanes_per_unit)):
         task = subset(data, prog.arms[0].train_size)
         flat_seeds = seeds * len(prog.arms)
         hps = prog.lane_values(len(seeds))
@@ -158,20 +188,21 @@ def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = T
                tuple((a.name, a.spec.hash, a.settings.levels) for a in prog.arms),
                prog.arms[0].train_size, timing)
         remote = None if worker_data is None else functools.partial(
-            rebuild_unit, exp, worker_data, seeds, prog.index, timing, one_program_per_arm,
-            frames)
+            rebuild_unit, exp, worker_data, seeds, index, timing, one_program_per_arm,
+            frames, lanes_per_unit)
         units.append(Unit(prog.label, key, compute, prepare if compile_ahead() else None,
-                          remote))
+                          remote, (prog.index, len(prog.arms))))
     return units
 
 
 def rebuild_unit(exp: Experiment, worker_data: Callable[[], Any], seeds: Sequence[int],
-                 index: int, timing: bool, one_program_per_arm: bool, frames=None) -> Unit:
+                 index: int, timing: bool, one_program_per_arm: bool, frames=None,
+                 lanes_per_unit: int | None = None) -> Unit:
     """Unit ``index`` of ``build_units`` made anew in a worker's process (its data loaded
     there): what an executor ships instead of the unit's closures."""
     data = worker_data()
-    return build_units(exp, data, seeds, timing=timing,
-                       one_program_per_arm=one_program_per_arm, frames=frames)[index]
+    return build_units(exp, data, seeds, timing=timing, one_program_per_arm=one_program_per_arm,
+                       frames=frames, lanes_per_unit=lanes_per_unit)[index]
 
 
 def _last(values: np.ndarray, n: int) -> float:

@@ -32,7 +32,7 @@ import math
 import pickle
 import threading
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +66,9 @@ class Unit:
     # A small picklable recipe that rebuilds this unit in another process (an executor's
     # worker, see :mod:`dnnbench.experiments.executors`); None: it runs here only.
     remote: Callable[[], Unit] | None = None
+    # Units with equal ``program`` run one compiled program (parts of one structure's lanes);
+    # None: a program of its own.
+    program: Hashable | None = None
 
 
 class Once:

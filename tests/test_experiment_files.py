@@ -125,6 +125,12 @@ def test_vectorized_lanes_equal_separate_programs():
 
 # ------------------------------------------------------------------- the catalogue contract
 
+QUICK_SETS = {  # the catalogue contract's overrides, by protocol (tiny budgets and nets)
+    None: ["--set", "max_steps=60", "--set", "eval_every=20", "--set", "target=0.5"],
+    "transfer": ["--set", "widths=[16,16,16]"],
+}
+
+
 @pytest.mark.parametrize("name", list(files.catalogue()))
 def test_every_packaged_experiment_loads_and_its_quick_variant_runs(name, tmp_path):
     exp = files.load(name)
@@ -133,8 +139,7 @@ def test_every_packaged_experiment_loads_and_its_quick_variant_runs(name, tmp_pa
     assert quick.n_arms <= exp.n_arms
     # (tests/test_schedules.py runs schedules with these settings too: shared programs)
     r = runner.invoke(app, ["run", name, "--quick", "--dataset", "digits", "--out",
-                            str(tmp_path), "--set", "max_steps=60", "--set", "eval_every=20",
-                            "--set", "target=0.5"])
+                            str(tmp_path), *QUICK_SETS.get(exp.protocol, QUICK_SETS[None])])
     assert r.exit_code == 0, r.output
     runs = pd.read_csv(tmp_path / f"{name}-digits-runs.csv")
     assert len(runs) == quick.n_arms * exp.quick["seeds"]
@@ -216,6 +221,13 @@ def test_bad_plugins_are_refused_with_one_line(tmp_path, setting, value, message
     ('name = "Bad Name"', "name must be lower-case"),
     ('name = "x"\n[base\n', "not valid TOML"),
     ('name = "x"\n[base]\ndepth = 9\nwidths = [10, 10]', "depth 9 exceeds the 2 widths"),
+    ('name = "x"\nprotocol = "distill"', "protocol: unknown value 'distill'; allowed: train"),
+    ('name = "x"\n[base]\nepochs_a = 3', "epochs_a is a setting of another protocol"),
+    ('name = "x"\nprotocol = "transfer"', "needs the factor stage = ['A', 'B', 'B-on-A']"),
+    (('name = "x"\nprotocol = "transfer"\n[base]\nmax_steps = 9\n[factors]\n'
+     'stage = ["A", "B", "B-on-A"]'), "max_steps is set by the transfer protocol"),
+    (('name = "x"\nprotocol = "transfer"\n[base]\npair = "3-5"\n[factors]\n'
+     'stage = ["A", "B", "B-on-A"]'), "pair must be two class labels POSvNEG"),
 ])
 def test_bad_files_are_refused_with_exit_2_naming_key_and_file(tmp_path, text, message):
     path = write(tmp_path, text)

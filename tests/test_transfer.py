@@ -311,8 +311,64 @@ def test_quick_run_pairs_seeds_and_feeds_seed_i_of_a_to_seed_i_of_b_on_a(quick_r
     assert kernels.shape[0] == 3 and not np.array_equal(kernels[0], kernels[1])
 
 
+def test_the_packaged_file_gives_the_commands_numbers_in_the_common_schema(quick_run, tmp_path):
+    """`dnnbench run transfer-learning` (the protocol as data) and `dnnbench transfer` (its
+    preset, documented files) train the same programs: the same accuracies, bit for bit."""
+    from dnnbench.experiments import generic
+
+    out, result, _ = quick_run
+    assert result.exit_code == 0, result.output
+    r = runner.invoke(app, ["run", "transfer-learning", "--quick", "--dataset", "synthetic",
+                            "--set", "pair=1v0", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    common = pd.read_csv(tmp_path / "transfer-learning-synthetic-runs.csv")
+    legacy = pd.read_csv(out / "transfer-synthetic-runs.csv")
+    for column in ("stage", "pair", "train_size", "reuse_layers", "freeze_epochs",
+                   "unfreeze_lr", "final_test_accuracy", "final_eval_accuracy", "max_steps",
+                   "eval_every", "program", "spec_hash"):
+        assert column in common.columns, column
+    assert set(generic.METRIC_COLUMNS) <= set(common.columns)
+    key = ["pair", "stage", "seed"]
+    both = common.merge(legacy.rename(columns={"arm": "stage"}), on=key, suffixes=("", "_l"))
+    assert len(both) == len(legacy) == 9
+    np.testing.assert_array_equal(both["final_test_accuracy"], both["test_accuracy"])
+    np.testing.assert_array_equal(both["final_test_loss"], both["test_loss"])
+    for column in ("train_size", "reuse_layers", "freeze_epochs", "epochs", "spec_hash"):
+        assert (both[column] == both[f"{column}_l"]).all(), column
+    # A learns another task: it is not compared with the reference (B); B-on-A is
+    assert "not compared" in r.output and "too few seeds for a verdict" in r.output
+    meta = json.loads((tmp_path / "transfer-learning-synthetic-meta.json").read_text())
+    assert meta["units"] == 1 and "compiled_programs" not in meta
+
+
+def test_transfer_units_travel_as_small_recipes_that_rebuild_the_same_unit(tmp_path):
+    """What an executor ships (pickled), run in this process: the same tables as the unit."""
+    import pickle
+
+    from dnnbench.cli.executor import worker_data
+    from dnnbench.experiments.executors import run_task, task_for
+    from dnnbench.experiments.units import UnitStore
+
+    digits = load_dataset("digits")
+    cfg = exp.TransferConfig(pairs=((3, 5), (0, 1)), widths=(8, 8), batch_size=32,
+                             train_size=64, freeze_epochs=1, unfreeze_epochs=1, epochs_a=1,
+                             seeds=(0, 1), timing="none")
+    units = exp.build_units(cfg, digits, worker_data=worker_data(digits, None, False))
+    store = UnitStore(tmp_path, exp.EXPERIMENT, digits.name, digits.fingerprint)
+    blob = pickle.dumps(task_for(units[1], store))
+    assert len(blob) < 8000  # names and numbers, not the data set
+    material, (runs, curves) = run_task(pickle.loads(blob))
+    assert material == store.key_material(units[1])
+    local_runs, local_curves = units[1].compute()
+    timing = ["compile_s", "step_ms"]
+    pd.testing.assert_frame_equal(runs.drop(columns=timing), local_runs.drop(columns=timing))
+    pd.testing.assert_frame_equal(curves, local_curves)
+    assert list(runs.columns) == exp.RUN_COLUMNS and set(runs["pair"]) == {"0v1"}
+
+
 def test_build_units_one_per_pair_timing_first_only(data):
-    cfg = exp.TransferConfig(pairs=((0, 1), (0, 2), (1, 2)), seeds=(0, 1), timing="first")
+    cfg = exp.TransferConfig(pairs=((0, 1), (0, 2), (1, 2)), seeds=(0, 1), timing="first",
+                             train_size=64)
     units = exp.build_units(cfg, data)
     assert [u.label for u in units] == ["pair 0v1", "pair 0v2", "pair 1v2"]
     keys = [json.dumps(u.key_parts, default=str) for u in units]

@@ -321,7 +321,7 @@ def _run_experiment_profile(profile: Profile, data, seeds: list[int], timing: bo
     experiment's result schema, with the profile's columns first."""
     import time
 
-    from dnnbench.experiments.generic import build_units
+    from dnnbench.experiments.protocols import build_units
 
     frames = []
     for unit in build_units(profile.experiment, data, seeds, timing=timing):

@@ -47,7 +47,7 @@ def run(
     <out>/<name>-<dataset>-runs.csv, -curves.csv and -meta.json. Example: dnnbench run
     my-grid.toml --seeds 3 --set learning_rate=0.001,0.01 --out results-grid
     """
-    from dnnbench.experiments import files, generic
+    from dnnbench.experiments import files, generic, protocols
     from dnnbench.limits import LimitError, check
 
     try:
@@ -62,7 +62,7 @@ def run(
     n_seeds = file_seeds(exp, seeds, quick)
     data = file_data(exp, dataset, data_dir, quick)
     try:
-        units = generic.build_units(
+        units = protocols.build_units(
             exp, data, range(n_seeds), one_program_per_arm=one_program_per_arm,
             lanes_per_unit=lanes_per_unit,
             worker_data=executors.worker_data(data, data_dir, quick and exp.quick.get(
@@ -72,9 +72,10 @@ def run(
     meta = {"experiment_file": exp.source, "config": {
         "base": exp.base, "factors": exp.factors, "reference": exp.reference,
         "seeds": n_seeds, "one_program_per_arm": one_program_per_arm,
-        "lanes_per_unit": lanes_per_unit}, "quick": quick,
-        "compiled_programs": generic.compiled_programs(units), "units": len(units),
+        "lanes_per_unit": lanes_per_unit}, "quick": quick, "units": len(units),
         "arms": exp.n_arms}
+    if exp.protocol in (None, protocols.DEFAULT):  # (a transfer unit trains three programs)
+        meta["compiled_programs"] = generic.compiled_programs(units)
     with executors.executor_for(executor, scheduler=scheduler, workers=workers,
                                 slurm_param=slurm_param, out=out) as ex:
         runs, curves, paths = run_experiment(

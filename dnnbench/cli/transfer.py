@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from dnnbench.cli import executor as executors
 from dnnbench.cli import options
 from dnnbench.cli.common import (
     check_positive,
@@ -86,6 +87,10 @@ def transfer(
     fresh: options.Fresh = False,
     force: options.Force = False,
     plot: options.Plot = False,
+    executor: executors.Executor = "local",
+    scheduler: executors.Scheduler = None,
+    workers: executors.Workers = None,
+    slurm_param: executors.SlurmParam = None,
 ) -> None:
     """Transfer learning A -> B on many seeds: B from scratch vs B on A's layers, paired.
 
@@ -93,7 +98,8 @@ def transfer(
     B = the same net with one sigmoid unit on 200 images of the two held-out classes; B-on-A
     reuses A's hidden layers, frozen for 4 epochs, then trains them for 16 more. Reports each
     arm's test accuracy with a 95% interval, the paired difference, its p-value, the seeds in
-    which transfer helps, the error-rate reduction and a plain verdict.
+    which transfer helps, the error-rate reduction and a plain verdict. The same protocol
+    as an experiment file: dnnbench run transfer-learning.
     """
     from dnnbench.experiments import transfer as exp
     from dnnbench.report.console import plural
@@ -172,11 +178,15 @@ def transfer(
     err_console().print(
         f"transfer on {data.name}: {plural(len(pair_list), 'class pair')}, "
         f"{plural(seeds, 'seed')}, {len(pair_list) * 3} vmapped programs", highlight=False)
-    units = exp.build_units(cfg, data)
-    runs, _curves, paths = run_experiment(
-        exp.EXPERIMENT, units, data, out, fresh=fresh, force=force,
-        meta={"config": cfg.__dict__, "quick": quick, "a_seed_offset": exp.A_SEED_OFFSET,
-              "pairs_mode": "all" if pairs is not None else "one"})
+    kwargs = {} if executor == "local" else {
+        "worker_data": executors.worker_data(data, data_dir, quick)}
+    units = exp.build_units(cfg, data, **kwargs)
+    with executors.executor_for(executor, scheduler=scheduler, workers=workers,
+                                slurm_param=slurm_param, out=out) as ex:
+        runs, _curves, paths = run_experiment(
+            exp.EXPERIMENT, units, data, out, fresh=fresh, force=force, executor=ex,
+            meta={"config": cfg.__dict__, "quick": quick, "a_seed_offset": exp.A_SEED_OFFSET,
+                  "pairs_mode": "all" if pairs is not None else "one"})
 
     from dnnbench.report.transfer import pair_tables, pairs_table
 

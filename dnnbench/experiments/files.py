@@ -3,6 +3,7 @@
 An experiment file holds (every key but ``name`` optional)::
 
     name = "my-grid"                 # lower-case words joined by "-"
+    protocol = "train"               # how arms are trained: train | transfer (see protocols)
     title = "..."                    # one line
     question = "..."                 # the question it answers, one line
     dataset = "digits"               # default data set (mnist falls back offline)
@@ -259,6 +260,10 @@ def parse(doc: Mapping, source: str) -> Experiment:
         _fail(source, f"name must be lower-case words joined by '-', got {name!r}")
     for key in ("title", "question", "expected", "cost"):
         _type(doc.get(key, ""), str, source, key)
+    from dnnbench.experiments import protocols
+
+    protocols.get(_type(doc.get("protocol", protocols.DEFAULT), str, source, "protocol"),
+                  source)
     dataset = _type(doc.get("dataset", "mnist"), str, source, "dataset")
     if dataset not in choices.DATASETS:
         _fail(source, f"dataset: unknown value {dataset!r}; allowed: "
@@ -307,7 +312,9 @@ def _count(value, where: str, key: str, maximum: int = 1000) -> int:
 def check_setting(key: str, value, where: str):
     """``value`` checked against the setting ``key`` (or an optimizer coefficient: any finite
     non-negative number, checked against the optimizer when the arm is built)."""
-    setting = SETTINGS.get(key)
+    from dnnbench.experiments import protocols
+
+    setting = SETTINGS.get(key) or protocols.setting(key)
     if setting is None:
         if _is_number(value) and re.fullmatch(r"[a-z][a-z0-9_]*", key):
             if not math.isfinite(value) or value < 0:
@@ -317,6 +324,11 @@ def check_setting(key: str, value, where: str):
                      "optimizer's coefficients and schedule's parameters (see `dnnbench list`)")
     kind = setting.kind
     if key == "eval_every" and value == "epoch":
+        return value
+    if kind == "pair":
+        if not isinstance(value, str) or not re.fullmatch(r"\d+v\d+|default", value):
+            _fail(where, f"{key} must be two class labels POSvNEG like \"3v5\", or "
+                         f"\"default\", got {value!r}")
         return value
     if kind == "widths":
         if (not isinstance(value, list) or not value
@@ -522,7 +534,12 @@ def format_level(value) -> str:
 
 
 def expand(exp: Experiment) -> list[ArmSettings]:
-    """Every combination of the factors' levels (the first factor varies slowest)."""
+    """Every combination of the factors' levels (the first factor varies slowest), checked
+    against the experiment's protocol (its own settings are not run settings)."""
+    from dnnbench.experiments import protocols
+
+    protocol = protocols.get(exp.protocol, exp.source)
+    protocols.check(protocol, exp, exp.source)
     names = list(exp.factors)
     arms = []
     for combo in itertools.product(*(exp.factors[n] for n in names)):
@@ -533,7 +550,8 @@ def expand(exp: Experiment) -> list[ArmSettings]:
         label = ",".join(f"{n}={format_level(v)}" for n, v in zip(names, combo, strict=True))
         arms.append(ArmSettings(label or "base", tuple(zip(names, combo, strict=True)),
                                 settings))
-        make_spec(settings, n_train=None, where=f"{exp.source} arm {label or 'base'}")
+        make_spec({k: v for k, v in settings.items() if k not in protocol.settings},
+                  n_train=None, where=f"{exp.source} arm {label or 'base'}")
     return arms
 
 

@@ -308,11 +308,23 @@ def _censored(df: pd.DataFrame):
 
 
 def reference_arm(exp: Experiment, levels: dict[str, Any]) -> dict[str, Any] | None:
-    """The levels of the arm that ``levels`` is compared with (None: it is a reference)."""
-    if not exp.reference:
+    """The levels of the arm that ``levels`` is compared with (None: it is a reference, or
+    an arm its protocol does not compare)."""
+    if not exp.reference or not compared(exp, levels):
         return None
     ref = {**levels, **exp.reference}
     return None if ref == levels else ref
+
+
+NOT_COMPARED = "not compared"
+
+
+def compared(exp: Experiment, levels: dict[str, Any]) -> bool:
+    """Whether the arm of ``levels`` is compared with the reference at all (its protocol may
+    say no: transfer's A learns another task)."""
+    from dnnbench.experiments.protocols import get
+
+    return not any(levels.get(f) in v for f, v in get(exp.protocol).uncompared.items())
 
 
 def _level_key(df: pd.DataFrame, factors: Sequence[str]) -> pd.Series:
@@ -352,6 +364,8 @@ def summarize(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
         if ref is not None:
             other = runs[keys == "|".join(str(ref[f]) for f in factors)].sort_values("seed")
             row |= compare(g, other, value_metric)
+        elif not compared(exp, levels):
+            row["reference"] = NOT_COMPARED
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -94,11 +94,12 @@ interval (``verdict_from_interval``): "helps" / "hurts" only when it excludes ze
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -109,7 +110,7 @@ import optax
 import pandas as pd
 
 from dnnbench.data.base import Dataset
-from dnnbench.experiments.common import Arm, curve_frame
+from dnnbench.experiments import files
 from dnnbench.experiments.units import Unit
 from dnnbench.spec import RunSpec
 from dnnbench.stats import (
@@ -222,6 +223,11 @@ def split_tasks(data: Dataset, pos: int, neg: int, train_size: int | None = None
 
 # ----------------------------------------------------------------------------- configuration
 
+# run settings of the three stages' specs besides those of TransferConfig (an experiment
+# file's dropout, l2, optimizer coefficients, ...), as sorted (RunSpec field, value) pairs
+Extra = tuple[tuple[str, Any], ...]
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TransferConfig:
     pairs: tuple[tuple[int, int], ...]  # (positive, negative) class pairs, one unit each
@@ -263,22 +269,23 @@ class TransferConfig:
         return min(self.batch_size, n_train_b)
 
 
-def _spec(cfg: TransferConfig, n_train: int, batch_size: int, epochs: int, loss: str) -> RunSpec:
+def _spec(cfg: TransferConfig, n_train: int, batch_size: int, epochs: int, loss: str,
+          extra: Extra = ()) -> RunSpec:
     steps_per_epoch = n_train // batch_size
     return RunSpec(widths=cfg.widths, activation=cfg.activation, init=cfg.init, loss=loss,
                    optimizer=cfg.optimizer, learning_rate=cfg.learning_rate,
                    batch_size=batch_size, max_steps=epochs * steps_per_epoch,
                    eval_every=steps_per_epoch, eval_split="val", target=0.0,
-                   stop_at_target=False)
+                   stop_at_target=False, **dict(extra))
 
 
-def spec_a(cfg: TransferConfig, task_a: Dataset) -> RunSpec:
-    return _spec(cfg, len(task_a.y_train), cfg.batch_size, cfg.epochs_a, "softmax")
+def spec_a(cfg: TransferConfig, task_a: Dataset, extra: Extra = ()) -> RunSpec:
+    return _spec(cfg, len(task_a.y_train), cfg.batch_size, cfg.epochs_a, "softmax", extra)
 
 
-def spec_b(cfg: TransferConfig, task_b: Dataset) -> RunSpec:
+def spec_b(cfg: TransferConfig, task_b: Dataset, extra: Extra = ()) -> RunSpec:
     n = len(task_b.y_train)
-    return _spec(cfg, n, cfg.batch_size_b(n), cfg.epochs_b, "sigmoid")
+    return _spec(cfg, n, cfg.batch_size_b(n), cfg.epochs_b, "sigmoid", extra)
 
 
 def steps_per_epoch(spec: RunSpec) -> int:
@@ -376,8 +383,11 @@ class SharedPrograms:
     fit the padded row counts and give the same steps per epoch (all pairs of digits, for
     one): the pairs then cost training time only, not one compile of three programs each."""
 
-    def __init__(self, cfg: TransferConfig, data: Dataset):
+    def __init__(self, cfgs: TransferConfig | Sequence[TransferConfig], data: Dataset):
         from dnnbench.train.engine import Rows
+
+        cfgs = [cfgs] if isinstance(cfgs, TransferConfig) else list(cfgs)
+        pairs = [(pair, cfg.train_size) for cfg in cfgs for pair in cfg.pairs]
 
         def rows(task_b: bool) -> Rows:
             """The largest split sizes of task A (or B) over the pairs (counted on labels, as
@@ -385,9 +395,9 @@ class SharedPrograms:
             sizes = []
             for split in ("train", "val", "test"):
                 y = data.split(split)[1]
-                counts = [int((np.isin(y, pair) == task_b).sum()) for pair in cfg.pairs]
+                counts = [int((np.isin(y, pair) == task_b).sum()) for pair, _ in pairs]
                 if task_b and split == "train":
-                    counts = [min(n, cfg.train_size) for n in counts]
+                    counts = [min(n, size) for n, (_, size) in zip(counts, pairs, strict=True)]
                 sizes.append(max(counts))
             return Rows(*sizes)
 
@@ -395,12 +405,13 @@ class SharedPrograms:
         self.programs: dict[tuple, Any] = {}
 
     def train(self, arm: str, spec: RunSpec, task: Dataset, seeds, *, timing: bool,
-              init_params=None, **program_kwargs):
+              init_params=None, variant: tuple = (), **program_kwargs):
         """Train ``arm`` on ``task``, compiling its program only for the first pair that
-        needs it (``compile_s`` is 0 for the pairs that reuse it)."""
+        needs it (``compile_s`` is 0 for the pairs that reuse it); ``variant``: what else
+        shapes the program (B-on-A's reused layers, frozen steps, learning rate after)."""
         from dnnbench.train.arm import compile_arm
 
-        key = (arm, spec.hash, len(task.y_train) // spec.batch_size)
+        key = (arm, spec.hash, len(task.y_train) // spec.batch_size, tuple(seeds), variant)
         compiled = self.programs.get(key)
         fresh = compiled is None
         if fresh:
@@ -414,9 +425,11 @@ class SharedPrograms:
 
 
 def train_pair(cfg: TransferConfig, data: Dataset, pos: int, neg: int, *,
-               timing: bool = True, shared: SharedPrograms | None = None) -> PairResult:
+               timing: bool = True, shared: SharedPrograms | None = None,
+               extra: Extra = ()) -> PairResult:
     """Train A, B and B-on-A on every seed (three vmapped programs, or the ``shared`` ones of
-    a sweep over pairs); ``timing``: measure the steady-state step time of each arm too."""
+    a sweep over pairs); ``timing``: measure the steady-state step time of each arm too;
+    ``extra``: further run settings of the stages' specs."""
     from dnnbench.train.arm import train_arm
 
     def train(arm, spec, task, seeds, **kwargs):
@@ -425,75 +438,228 @@ def train_pair(cfg: TransferConfig, data: Dataset, pos: int, neg: int, *,
         return shared.train(arm, spec, task, seeds, timing=timing, **kwargs)
 
     task_a, task_b = split_tasks(data, pos, neg, cfg.train_size)
-    sa, sb = spec_a(cfg, task_a), spec_b(cfg, task_b)
+    sa, sb = spec_a(cfg, task_a, extra), spec_b(cfg, task_b, extra)
     seeds = tuple(cfg.seeds)
     res_a = train("A", sa, task_a, [A_SEED_OFFSET + s for s in seeds], return_params=True)
     reused = hidden_layers(res_a.trace.params, cfg.reused)
     res_a = res_a._replace(trace=res_a.trace._replace(params=None))
     res_b = train("B", sb, task_b, seeds)
     freeze_steps = cfg.freeze_epochs * steps_per_epoch(sb)
-    res_t = train("B-on-A", sb, task_b, seeds, init_params=reused, merge_params=reuse_params,
-                  make_tx=transfer_tx(cfg.reused, freeze_steps, cfg.lr_after))
+    tx = transfer_tx(cfg.reused, freeze_steps, cfg.lr_after)
+    if shared is None:
+        res_t = train("B-on-A", sb, task_b, seeds, init_params=reused,
+                      merge_params=reuse_params, make_tx=tx)
+    else:
+        res_t = train("B-on-A", sb, task_b, seeds, init_params=reused,
+                      merge_params=reuse_params, make_tx=tx,
+                      variant=(cfg.reused, freeze_steps, cfg.lr_after))
     return PairResult(task_a, task_b, {"A": sa, "B": sb, "B-on-A": sb},
                       {"A": res_a, "B": res_b, "B-on-A": res_t})
 
 
-def pair_frames(cfg: TransferConfig, data: Dataset, pos: int, neg: int,
-                result: PairResult) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The runs and curves rows of one trained class pair."""
+# ----------------------------------------------------------------------------- as data
+
+# the columns the protocol adds to the common table (per stage: A's, B's or B-on-A's values)
+STAGE_COLUMNS = ["pair", "pos_class", "neg_class", "stage", "train_size", "reuse_layers",
+                 "freeze_epochs", "unfreeze_epochs", "unfreeze_lr", "epochs"]
+# RunSpec fields that the protocol sets for each stage (the others may come from the file)
+_STAGE_FIELDS = ("widths", "activation", "init", "optimizer", "learning_rate", "batch_size",
+                 "loss", "max_steps", "eval_every", "eval_split", "target", "stop_at_target",
+                 "bn_eval", "bn_eval_batch")
+
+
+def experiment(cfg: TransferConfig, dataset: str = DEFAULT_DATASET) -> files.Experiment:
+    """The command's configuration as an experiment file of the transfer protocol: the
+    factors pair (``cfg.pairs``) x stage, B the reference."""
+    base = {"widths": list(cfg.widths), "activation": cfg.activation, "init": cfg.init,
+            "optimizer": cfg.optimizer, "learning_rate": cfg.learning_rate,
+            "batch_size": cfg.batch_size, "train_size": cfg.train_size,
+            "epochs_a": cfg.epochs_a, "freeze_epochs": cfg.freeze_epochs,
+            "unfreeze_epochs": cfg.unfreeze_epochs}
+    if cfg.unfreeze_lr is not None:
+        base["unfreeze_lr"] = cfg.unfreeze_lr
+    if cfg.reuse_layers is not None:
+        base["reuse_layers"] = cfg.reuse_layers
+    return files.parse({
+        "name": EXPERIMENT, "protocol": "transfer", "dataset": dataset,
+        "seeds": len(cfg.seeds), "base": base, "reference": {"stage": "B"},
+        "factors": {"pair": [pair_label(*p) for p in cfg.pairs], "stage": list(ARMS)}},
+        f"{EXPERIMENT} command")
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """The arms (stages) of one class pair and setting: one unit, three programs."""
+
+    index: int
+    cfg: TransferConfig  # of one pair
+    extra: Extra
+    arms: tuple[files.ArmSettings, ...]
+
+    @property
+    def label(self) -> str:
+        others = [f"{f}={files.format_level(v)}" for f, v in self.arms[0].levels
+                  if f not in ("pair", "stage")]
+        return ", ".join([f"pair {pair_label(*self.cfg.pairs[0])}", *others])
+
+
+def _pair(value: str, data: Dataset, where: str) -> tuple[int, int]:
+    pair = default_pair(data) if value == "default" else tuple(
+        int(c) for c in value.split("v"))
+    try:
+        check_pair(pair, data.n_classes)
+    except ValueError as e:
+        raise files.ExperimentError(f"{where}: pair {value}: {e} in {data.name}") from None
+    return pair
+
+
+def plan(exp: files.Experiment, data: Dataset, seeds: Sequence[int]) -> list[Group]:
+    """The arms of a transfer file grouped by everything but the stage: one group per class
+    pair and setting; ExperimentError for settings the data set cannot serve."""
+    from dnnbench.experiments.protocols import TRANSFER
+
+    groups: dict[tuple, list[files.ArmSettings]] = {}
+    for arm in files.expand(exp):
+        groups.setdefault(tuple(lv for lv in arm.levels if lv[0] != "stage"), []).append(arm)
+    out = []
+    for i, arms in enumerate(groups.values()):
+        s = arms[0].settings
+        where = f"{exp.source} arm {arms[0].name}"
+        pos, neg = _pair(s.get("pair", "default"), data, where)
+        run = {k: v for k, v in s.items() if k not in TRANSFER.settings and k != "train_size"}
+        probe = files.make_spec(run, None, where)
+        default = RunSpec(widths=probe.widths)
+        extra = tuple(sorted((f.name, getattr(probe, f.name)) for f in dataclasses.fields(probe)
+                             if f.name not in _STAGE_FIELDS
+                             and getattr(probe, f.name) != getattr(default, f.name)))
+        cfg = TransferConfig(
+            pairs=((pos, neg),), widths=probe.widths, activation=probe.activation,
+            init=probe.init, optimizer=probe.optimizer, learning_rate=probe.learning_rate,
+            unfreeze_lr=s.get("unfreeze_lr"), batch_size=probe.batch_size,
+            epochs_a=s.get("epochs_a", 20), freeze_epochs=s.get("freeze_epochs", 4),
+            unfreeze_epochs=s.get("unfreeze_epochs", 16), train_size=s.get("train_size", 200),
+            reuse_layers=s.get("reuse_layers"), seeds=tuple(int(x) for x in seeds))
+        _check(cfg, data, where)
+        out.append(Group(i, cfg, extra, tuple(arms)))
+    return out
+
+
+def _check(cfg: TransferConfig, data: Dataset, where: str) -> None:
+    pos, neg = cfg.pairs[0]
+    problems = []
+    if cfg.reused > cfg.depth:
+        problems.append(f"reuse_layers {cfg.reused} exceeds the {cfg.depth} hidden layers")
+    if cfg.epochs_b < 1:
+        problems.append("freeze_epochs + unfreeze_epochs must be at least 1")
+    if not 0 < cfg.train_size <= task_b_train_count(data, pos, neg):
+        problems.append(f"train_size {cfg.train_size} is not in 1..{task_b_train_count(data, pos, neg)}"
+                        f" (the task-B training images of pair {pair_label(pos, neg)})")
+    if len(data.y_train) - task_b_train_count(data, pos, neg) < cfg.batch_size:
+        problems.append(f"batch_size {cfg.batch_size} exceeds task A's training split")
+    if problems:
+        raise files.ExperimentError(f"{where}: {problems[0]} in {data.name}")
+
+
+def build_file_units(exp: files.Experiment, data: Dataset, seeds: Sequence[int], *,
+                     timing: bool | str = True, one_program_per_arm: bool = False,
+                     frames=None, worker_data=None, lanes_per_unit: int | None = None
+                     ) -> list[Unit]:
+    """The units of a transfer file: one per class pair and setting, training A, B and
+    B-on-A (the protocol's plug-in for :mod:`dnnbench.experiments.protocols`). With several
+    units their programs are shared (:class:`SharedPrograms`). ``timing``: measure the step
+    time in every unit, only in the "first", or not at all (False); ``frames`` and
+    ``worker_data`` as for :func:`dnnbench.experiments.generic.build_units` (the units then
+    carry a picklable recipe and run on an executor's workers). Arms are never lanes of one
+    program here (``one_program_per_arm`` and ``lanes_per_unit`` change nothing)."""
+    del one_program_per_arm, lanes_per_unit
+    groups = plan(exp, data, seeds)
+    shared = SharedPrograms([g.cfg for g in groups], data) if len(groups) > 1 else None
+    units = []
+    for g in groups:
+        pos, neg = g.cfg.pairs[0]
+        measure = bool(timing) and (timing != "first" or g.index == 0)
+
+        def compute(g=g, pos=pos, neg=neg, measure=measure):
+            result = train_pair(g.cfg, data, pos, neg, timing=measure, shared=shared,
+                                extra=g.extra)
+            out = group_frames(exp, g, data, result)
+            return out if frames is None else frames(*out)
+
+        key = dataclasses.asdict(g.cfg) | {
+            "pairs": None, "pair": (pos, neg), "timing": measure, "extra": g.extra,
+            "a_seed_offset": A_SEED_OFFSET, "code": _CODE_DIGEST,
+            "arms": [(a.name, a.levels) for a in g.arms], "experiment": exp.name}
+        remote = None if worker_data is None else functools.partial(
+            rebuild_unit, exp, worker_data, tuple(seeds), g.index, timing, frames)
+        units.append(Unit(g.label, (EXPERIMENT, sorted(key.items())), compute,
+                          remote=remote))
+    return units
+
+
+def rebuild_unit(exp: files.Experiment, worker_data: Callable[[], Dataset],
+                 seeds: Sequence[int], index: int, timing: bool | str, frames=None) -> Unit:
+    """Unit ``index`` of :func:`build_file_units`, made anew in a worker's process."""
+    return build_file_units(exp, worker_data(), seeds, timing=timing, frames=frames)[index]
+
+
+def group_frames(exp: files.Experiment, g: Group, data: Dataset, result: PairResult
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The common tables (:mod:`dnnbench.experiments.generic`) of one trained group: a row per
+    stage and seed, with the stage's values of :data:`STAGE_COLUMNS`."""
+    from dnnbench.experiments import generic
+
+    cfg = g.cfg
+    pos, neg = cfg.pairs[0]
     sa, sb = result.specs["A"], result.specs["B"]
     freeze_steps = cfg.freeze_epochs * steps_per_epoch(sb)
-    label = pair_label(pos, neg)
     n_a, n_b = len(result.task_a.y_train), len(result.task_b.y_train)
-    b_hash = _hash(sb.hash, sa.hash, cfg.reused, freeze_steps, cfg.lr_after)
-    per_arm = {  # train_size, reuse_layers, freeze/unfreeze epochs, unfreeze_lr, epochs, hash
-        "A": (n_a, 0, 0, cfg.epochs_a, math.nan, cfg.epochs_a, sa.hash),
-        "B": (n_b, 0, 0, cfg.epochs_b, math.nan, cfg.epochs_b, sb.hash),
+    per_stage = {  # train_size, reuse_layers, freeze/unfreeze epochs, unfreeze_lr, epochs
+        "A": (n_a, 0, 0, cfg.epochs_a, math.nan, cfg.epochs_a),
+        "B": (n_b, 0, 0, cfg.epochs_b, math.nan, cfg.epochs_b),
         "B-on-A": (n_b, cfg.reused, cfg.freeze_epochs, cfg.unfreeze_epochs, cfg.lr_after,
-                   cfg.epochs_b, b_hash),
-    }
-    keys = ("train_size", "reuse_layers", "freeze_epochs", "unfreeze_epochs", "unfreeze_lr",
-            "epochs", "spec_hash")
-    rows, curves = [], []
-    for arm in ARMS:
-        res, spec = result.results[arm], result.specs[arm]
-        tr, tm = res.trace, res.timing
-        for i, seed in enumerate(cfg.seeds):
-            rows.append({
-                "experiment": EXPERIMENT, "dataset": data.name, "pair": label, "pos_class": pos,
-                "neg_class": neg, "arm": arm, "seed": int(seed),
-                **dict(zip(keys, per_arm[arm], strict=True)),
-                "learning_rate": spec.learning_rate,
-                "test_accuracy": float(tr.test_acc[i]), "test_loss": float(tr.test_loss[i]),
-                "diverged": bool(tr.diverged[i]), "compile_s": tm.compile_s,
-                "step_ms": tm.step_ms})
-        c = curve_frame(Arm(arm, spec), res, cfg.seeds)
-        c.insert(0, "pair", label)
-        c["epoch"] = (c["step"] // steps_per_epoch(spec)).astype(int)
+                   cfg.epochs_b)}
+    runs, curves = [], []
+    for arm in g.arms:
+        stage = dict(arm.levels)["stage"]
+        spec = result.specs[stage]
+        planned = generic.PlannedArm(arm, spec, 0)
+        r, c = generic.program_frames(exp, data, generic.Program(g.index, (planned,), spec, ()),
+                                      result.results[stage], cfg.seeds)
+        values = dict(zip(STAGE_COLUMNS, (pair_label(pos, neg), pos, neg, stage,
+                                          *per_stage[stage]), strict=True))
+        r = r.drop(columns=[k for k in values if k in r.columns])
+        at = r.columns.get_loc("seed")
+        for k, v in reversed(values.items()):
+            r.insert(at, k, v)
+        if stage == "B-on-A":
+            r["spec_hash"] = _hash(sb.hash, sa.hash, cfg.reused, freeze_steps, cfg.lr_after)
+        runs.append(r)
         curves.append(c)
-    runs = pd.DataFrame(rows)[RUN_COLUMNS]
-    curves = pd.concat(curves, ignore_index=True)[CURVE_COLUMNS]
-    return runs, curves
+    return pd.concat(runs, ignore_index=True), pd.concat(curves, ignore_index=True)
 
 
-def build_units(cfg: TransferConfig, data: Dataset) -> list[Unit]:
-    """One resumable unit per class pair; it trains A, B and B-on-A for that pair."""
+def legacy_frames(dataset: str, runs: pd.DataFrame, curves: pd.DataFrame):
+    """The common tables in the documented schema of `dnnbench transfer` (:data:`RUN_COLUMNS`,
+    :data:`CURVE_COLUMNS`)."""
+    arms = runs.drop_duplicates("arm").set_index("arm")
+    legacy = runs.assign(experiment=EXPERIMENT, dataset=dataset, arm=runs["stage"],
+                         test_accuracy=runs["final_test_accuracy"],
+                         test_loss=runs["final_test_loss"])[RUN_COLUMNS]
+    stage = curves["arm"]
+    curves = curves.assign(pair=stage.map(arms["pair"]), arm=stage.map(arms["stage"]),
+                           epoch=(curves["step"] // stage.map(arms["eval_every"])).astype(int))
+    return legacy, curves[CURVE_COLUMNS]
+
+
+def build_units(cfg: TransferConfig, data: Dataset, worker_data=None) -> list[Unit]:
+    """The command's units: one per class pair (A, B and B-on-A), through the transfer
+    protocol, written in the command's documented schema."""
     if cfg.timing not in TIMING_MODES:
         raise ValueError(f"timing must be one of {', '.join(TIMING_MODES)}, got {cfg.timing!r}")
-    units = []
-    shared = SharedPrograms(cfg, data) if len(cfg.pairs) > 1 else None  # one set for all pairs
-    for i, (pos, neg) in enumerate(cfg.pairs):
-        timing = cfg.timing == "all" or (cfg.timing == "first" and i == 0)
-
-        def compute(pos=pos, neg=neg, timing=timing):
-            return pair_frames(cfg, data, pos, neg, train_pair(
-                cfg, data, pos, neg, timing=timing, shared=shared))
-
-        key = dataclasses.asdict(cfg) | {"pairs": None, "pair": (pos, neg), "timing": timing,
-                                         "a_seed_offset": A_SEED_OFFSET, "code": _CODE_DIGEST}
-        units.append(Unit(f"pair {pair_label(pos, neg)}", (EXPERIMENT, sorted(key.items())),
-                          compute))
-    return units
+    timing = {"all": True, "first": "first", "none": False}[cfg.timing]
+    return build_file_units(experiment(cfg, data.name), data, cfg.seeds, timing=timing,
+                            frames=functools.partial(legacy_frames, data.name),
+                            worker_data=worker_data)
 
 
 # ----------------------------------------------------------------------------- statistics

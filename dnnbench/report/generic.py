@@ -12,6 +12,7 @@ import pandas as pd
 from rich.table import Table
 
 from dnnbench.experiments.files import Experiment
+from dnnbench.experiments.generic import NOT_COMPARED
 from dnnbench.report.console import fmt, fmt_interval
 
 LABELS = {"steps_to_target": "steps to target", "time_to_target_s": "s to target",
@@ -42,8 +43,9 @@ def summary_cells(exp: Experiment, summary: pd.DataFrame) -> pd.DataFrame:
                                          f"{fmt(r[m + '_high'], s)}]")
         if exp.reference:
             value = LABELS.get(r["value_metric"], r["value_metric"])
-            if not r["reference"]:
-                row["steps vs reference"] = row[f"{value} vs reference"] = "reference"
+            if not r["reference"] or r["reference"] == NOT_COMPARED:
+                row["steps vs reference"] = row[f"{value} vs reference"] = \
+                    r["reference"] or "reference"
             else:
                 row["steps vs reference"] = (
                     f"x{r['steps_ratio']:.2f} [{fmt(r['ratio_low'], '{:.2f}')}, "
@@ -53,6 +55,8 @@ def summary_cells(exp: Experiment, summary: pd.DataFrame) -> pd.DataFrame:
                 row[f"{value} vs reference"] = (
                     f"{fmt(r['diff'], '{:+.4f}')} [{fmt(r['diff_low'], '{:+.4f}')}, "
                     f"{fmt(r['diff_high'], '{:+.4f}')}] {r['diff_verdict']}")
+            if "steps_to_target" not in exp.show:  # no target (e.g. transfer's stages)
+                del row["steps vs reference"]
         rows.append(row)
     return pd.DataFrame(rows)
 

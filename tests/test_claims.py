@@ -134,6 +134,26 @@ def test_packaged_claims_cover_the_issue():
     assert claims[6].checks[1].params["expect"] == "not_more"  # 7: Nesterov vs momentum
 
 
+def test_packaged_claims_live_in_the_experiment_files_they_belong_to():
+    """Claims 1-10 come from the catalogue's files (no claims.toml); a file's evaluator
+    claims survive the definition recorded in the metadata, and `dnnbench run` leaves them to
+    `dnnbench claims` (they read another schema)."""
+    from dnnbench.experiments import files, generic
+
+    catalogue = files.catalogue()
+    by_file = {}
+    for c in packaged_claims():
+        by_file.setdefault(c.source, []).append(c.id)
+    assert by_file == {str(catalogue["bn-depth"]): ["1", "2", "3", "4", "5"],
+                       str(catalogue["optimizer-comparison"]): ["6", "7", "8"],
+                       str(catalogue["transfer-learning"]): ["9", "10"]}
+    exp = files.load("bn-depth")
+    again = files.parse(files.to_doc(exp), "recorded")
+    assert [c for c in again.claims if c.checks] == [c for c in exp.claims if c.checks]
+    checked = generic.check_claims(exp, pd.DataFrame(columns=["arm", "seed", *exp.factors]))
+    assert list(checked["id"]) == [c.id for c in exp.claims if not c.checks]
+
+
 def test_depth_claims_supported(tmp_path):
     write_set(tmp_path, "depth-sweep", depth_runs(BN_DEPTHS))
     r = evaluate(tmp_path, {"1", "2", "3", "4"})

@@ -1,7 +1,8 @@
 """Executable claims over the result CSVs (``dnnbench claims``).
 
-The packaged claims live in ``claims.toml`` beside this module; users add or override claims
-with their own file of the same format.  See :mod:`dnnbench.claims.engine` for the evaluators
+The packaged claims live in the experiment files they belong to (``[[claims]]`` with
+evaluator checks, dnnbench/experiments/catalogue/); users add or override claims with their
+own file of ``[[claim]]`` tables (see :mod:`dnnbench.claims.engine`).  See :mod:`dnnbench.claims.engine` for the evaluators
 and the verdict rules.
 """
 

@@ -1,10 +1,25 @@
 """Executable claims: textbook folklore checked against the result CSVs.
 
-A *claim* (TOML, see ``claims.toml`` beside this module) has an ``id``, its ``text``, the
-``experiment`` whose results test it, the ``command`` that produces those results, and one or
-more ``[[claim.check]]`` tables: a named *evaluator* from :data:`EVALUATORS` with its
-parameters (row filters, columns, thresholds).  Each evaluator computes an effect, its
-interval and n with :mod:`dnnbench.stats` and returns a verdict:
+A *claim* has an ``id``, its ``text``, the ``experiment`` whose results test it, the
+``command`` that produces those results, and one or more checks: a named *evaluator* from
+:data:`EVALUATORS` with its parameters (row filters, columns, thresholds).  The packaged
+claims live in the experiment files they belong to (``[[claims]]`` tables with ``results``,
+``command`` and ``[[claims.check]]``: :func:`packaged_claims`); a user's claims file
+(``dnnbench claims --claims FILE``) holds ``[[claim]]`` tables::
+
+    [[claim]]
+    id = "my-1"                      # a packaged id replaces that claim
+    text = "..."
+    experiment = "depth-sweep"       # the result set: <experiment>-<dataset>-runs.csv
+    command = "dnnbench depth-sweep --seeds 5"
+    [[claim.check]]
+    evaluator = "paired_ratio"       # see `dnnbench claims --list-evaluators`
+    where = { activation = "relu" }  # column = value | [values] | { min = x, max = y }
+    compare = { column = "bn", a = true, b = false }   # the two arms a vs b
+    pair_on = ["depth"]              # pairing keys; expect, null, margin, ...: per evaluator
+
+Each evaluator computes an effect, its interval and n with :mod:`dnnbench.stats` and returns
+a verdict:
 
 - ``supported``: the interval lies entirely on the side the claim predicts;
 - ``contradicted``: it lies entirely on the other side;
@@ -28,10 +43,8 @@ is evaluated once per data set that has its experiment's results.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -692,7 +705,6 @@ EXPECT = {"paired_ratio": ("higher", "lower"), "paired_difference": ("higher", "
 
 # --------------------------------------------------------------------------- claims files
 
-PACKAGED = "claims.toml"
 NUMERIC_PARAMS = {**dict.fromkeys(("from_depth", "to_depth", "min_n", "min_groups", "depth"),
                                   int),
                   **dict.fromkeys(("margin", "null", "much", "closes", "scale", "negligible",
@@ -769,8 +781,20 @@ def read_claims_file(path: str | Path) -> list[Claim]:
 
 
 def packaged_claims() -> list[Claim]:
-    text = resources.files("dnnbench.claims").joinpath(PACKAGED).read_text()
-    return parse_claims(tomllib.loads(text), f"dnnbench/claims/{PACKAGED}")
+    """The evaluator claims of the packaged experiment files, in catalogue order."""
+    from dnnbench.experiments import files
+
+    claims = []
+    for name in files.catalogue():
+        exp = files.load(name)
+        claims += [Claim(c.id, c.text, c.results, c.command, tuple(
+            _parse_check(t, f"{exp.source}: claim {c.id!r} check #{j + 1}")
+            for j, t in enumerate(c.checks)), exp.source) for c in exp.claims if c.checks]
+    ids = [c.id for c in claims]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ClaimsError(f"packaged experiment files: duplicate claim id(s) {', '.join(dup)}")
+    return claims
 
 
 def load_claims(extra: str | Path | None = None, *, include_packaged: bool = True) -> list[Claim]:

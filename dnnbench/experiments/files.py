@@ -157,6 +157,8 @@ TOP_KEYS = {"name", "title", "question", "dataset", "seeds", "expected", "cost",
             "show", "base", "factors", "quick", "claims", "protocol"}
 QUICK_KEYS = {"seeds", "subset", "set"}
 CLAIM_KEYS = {"id", "text", "compare", "where", "metric", "expect"}
+# a claim checked by evaluators of `dnnbench claims` (dnnbench.claims.engine) on a result set
+EVALUATOR_CLAIM_KEYS = {"id", "text", "results", "command", "check"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +169,11 @@ class Claim:
     where: dict[str, tuple]  # factor -> levels the claim is restricted to
     metric: str
     expect: str
+    # an evaluator claim: its [[claims.check]] tables, the result set (experiment name) it is
+    # checked on, and the command that makes those results (compare ... expect are unused)
+    checks: tuple[dict, ...] = ()
+    results: str = ""
+    command: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -421,6 +428,8 @@ def _quick(quick: dict, exp: Experiment, where: str) -> dict:
 def _claim(doc, i: int, exp: Experiment, where: str) -> Claim:
     at = f"{where} claims[{i}]"
     _type(doc, dict, at, "claim")
+    if "check" in doc:
+        return _evaluator_claim(doc, i, exp, at)
     unknown = sorted(set(doc) - CLAIM_KEYS)
     if unknown:
         _fail(at, f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(CLAIM_KEYS))}")
@@ -446,6 +455,30 @@ def _claim(doc, i: int, exp: Experiment, where: str) -> Claim:
         where_levels[k] = tuple(_level_of(exp, k, x, at) for x in vs)
     return Claim(doc.get("id", f"{exp.name}-{i + 1}"), doc["text"], compare, where_levels,
                  doc["metric"], doc["expect"])
+
+
+def _evaluator_claim(doc: dict, i: int, exp: Experiment, at: str) -> Claim:
+    """A claim with [[claims.check]] tables: evaluators of `dnnbench claims` (their names and
+    parameters: `dnnbench claims --list-evaluators`), checked on the ``results`` set."""
+    from dnnbench.claims.engine import ClaimsError, _parse_check
+
+    unknown = sorted(set(doc) - EVALUATOR_CLAIM_KEYS)
+    if unknown:
+        _fail(at, f"unknown key {unknown[0]!r} in a claim with checks; allowed: "
+                  f"{', '.join(sorted(EVALUATOR_CLAIM_KEYS))}")
+    for key in ("text", "results", "command"):
+        if not isinstance(doc.get(key, "x"), str) or not doc.get(key, "x").strip():
+            _fail(at, f"{key} must be a non-empty string")
+    if not isinstance(doc["check"], list) or not doc["check"]:
+        _fail(at, "check must be an array of tables ([[claims.check]])")
+    try:
+        for j, check in enumerate(doc["check"]):
+            _parse_check(check, f"{at} check[{j}]")
+    except ClaimsError as e:
+        _fail(at, str(e).removeprefix(f"{at} "))
+    return Claim(str(doc.get("id", f"{exp.name}-{i + 1}")), doc["text"].strip(), {}, {}, "",
+                 "", tuple(dict(c) for c in doc["check"]), doc.get("results", exp.name),
+                 doc.get("command", exp.command))
 
 
 # ------------------------------------------------------------------------------- overrides
@@ -674,7 +707,9 @@ def to_doc(exp: Experiment) -> dict[str, Any]:
     claims = [{"id": c.id, "text": c.text, "compare": dict(c.compare),
                "where": {k: [x for x in v if present(k, x)] for k, v in c.where.items()},
                "metric": c.metric, "expect": c.expect} for c in exp.claims
-              if all(present(k, v) for k, v in c.compare.items())]
+              if not c.checks and all(present(k, v) for k, v in c.compare.items())]
+    claims += [{"id": c.id, "text": c.text, "results": c.results, "command": c.command,
+                "check": [dict(t) for t in c.checks]} for c in exp.claims if c.checks]
     base = {k: list(v) if isinstance(v, tuple) else v for k, v in exp.base.items()}
     quick = {"seeds": exp.quick.get("seeds", 2), "subset": exp.quick.get("subset", True),
              "set": dict(exp.quick.get("set", {}))} if exp.quick else {}

@@ -396,11 +396,14 @@ def check_claims(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
     """Each claim of the file against the data: supported when every compared arm points the
     expected way with an interval that excludes no difference, contradicted when any points
     the other way, inconclusive otherwise; "not tested" when no arm of the run matches (a
-    --quick run without the claim's levels)."""
+    --quick run without the claim's levels). Claims with evaluator checks are left to
+    `dnnbench claims` (:func:`dnnbench.claims.engine.packaged_claims`)."""
     factors = list(exp.factors)
     keys = _level_key(runs, factors)
     rows = []
     for claim in exp.claims:
+        if claim.checks:  # an evaluator claim: `dnnbench claims` checks it on its results
+            continue
         kind, better = EXPECTATIONS[claim.expect]
         verdicts, effects = [], []
         for arm, g in runs.groupby("arm", sort=False):

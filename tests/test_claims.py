@@ -21,6 +21,7 @@ from dnnbench.claims import (
     load_results,
     packaged_claims,
     parse_claims,
+    read_claims_file,
 )
 from dnnbench.claims.engine import _frac_bounds
 from dnnbench.cli import app
@@ -125,7 +126,7 @@ BN_DEPTHS = {("relu", d, bn): s for d in (1, 3, 5, 7)
 # ------------------------------------------------------------------------------ the claims
 
 def test_packaged_claims_cover_the_issue():
-    claims = packaged_claims()
+    claims = [c for c in packaged_claims() if c.checks[0].evaluator != "experiment_file"]
     assert [c.id for c in claims] == [str(i) for i in range(1, 11)]
     assert {c.experiment for c in claims} == {"depth-sweep", "optimizers", "transfer"}
     for c in claims:
@@ -143,7 +144,8 @@ def test_packaged_claims_live_in_the_experiment_files_they_belong_to():
     catalogue = files.catalogue()
     by_file = {}
     for c in packaged_claims():
-        by_file.setdefault(c.source, []).append(c.id)
+        if c.checks[0].evaluator != "experiment_file":
+            by_file.setdefault(c.source, []).append(c.id)
     assert by_file == {str(catalogue["bn-depth"]): ["1", "2", "3", "4", "5"],
                        str(catalogue["optimizer-comparison"]): ["6", "7", "8"],
                        str(catalogue["transfer-learning"]): ["9", "10"]}
@@ -152,6 +154,63 @@ def test_packaged_claims_live_in_the_experiment_files_they_belong_to():
     assert [c for c in again.claims if c.checks] == [c for c in exp.claims if c.checks]
     checked = generic.check_claims(exp, pd.DataFrame(columns=["arm", "seed", *exp.factors]))
     assert list(checked["id"]) == [c.id for c in exp.claims if not c.checks]
+
+
+GRID_FILE = """
+name = "lr-pair"
+dataset = "digits"
+reference = { learning_rate = 0.001 }
+[base]
+widths = [8]
+max_steps = 100
+[factors]
+learning_rate = [0.001, 0.01, 0.1]
+[[claims]]
+id = "fast"
+text = "a larger rate needs fewer steps"
+compare = { learning_rate = 0.01 }
+metric = "steps_to_target"
+expect = "fewer"
+[[claims]]
+id = "best"
+text = "the largest rate ends more accurate"
+compare = { learning_rate = 0.1 }
+metric = "final_eval_accuracy"
+expect = "higher"
+"""
+
+
+def test_plain_claims_of_an_experiment_file_are_checked_on_its_results(tmp_path):
+    """`dnnbench claims` checks a file's plain claims (compare ... expect) as `dnnbench run`
+    does, on results that record the experiment's definition (constructed runs here)."""
+    from dnnbench.experiments import files
+
+    path = tmp_path / "lr-pair.toml"
+    path.write_text(GRID_FILE)
+    exp = files.load(str(path))
+    rows = []
+    for lr, steps, acc in ((0.001, 80, 0.90), (0.01, 40, 0.90), (0.1, 20, 0.80)):
+        for seed in range(6):
+            rows.append({"experiment": "lr-pair", "dataset": "digits",
+                         "arm": f"learning_rate={lr:g}", "learning_rate": lr, "seed": seed,
+                         "reached": True, "steps_to_target": steps + seed % 3,
+                         "steps_done": steps + seed % 3, "diverged": False,
+                         "final_eval_accuracy": acc + 0.001 * seed})
+    write_set(tmp_path / "r", "lr-pair", pd.DataFrame(rows), meta={
+        "experiment_definition": json.dumps(files.to_doc(exp))})
+    claims = tmp_path / "c.toml"
+    claims.write_text("".join(
+        f'[[claim]]\nid = "{i}"\ntext = "t"\nexperiment = "lr-pair"\n'
+        f'command = "dnnbench run {path}"\n[[claim.check]]\nevaluator = "experiment_file"\n'
+        f'file = "{path}"\nclaim = "{i}"\n' for i in ("fast", "best")))
+    out = {r.claim.id: r for r in evaluate_claims(read_claims_file(claims),
+                                                  load_results(tmp_path / "r"))}
+    assert out["fast"].verdict == "supported" and out["fast"].outcome.n == 6
+    assert "learning_rate=0.01: x0.5" in out["fast"].row()["effect_text"]
+    assert out["best"].verdict == "contradicted"  # 0.80 < 0.90 in every seed
+    write_set(tmp_path / "old", "lr-pair", pd.DataFrame(rows))  # no recorded definition
+    old = evaluate_claims(read_claims_file(claims), load_results(tmp_path / "old"))
+    assert {r.verdict for r in old} == {"not run"}
 
 
 def test_depth_claims_supported(tmp_path):
@@ -339,7 +398,7 @@ def test_non_numeric_claim_parameter_exits_2(tmp_path, param, value):
 
 def test_missing_experiment_is_not_run_with_its_command(tmp_path):
     out = evaluate_claims(packaged_claims(), load_results(tmp_path), results_dir=tmp_path)
-    assert len(out) == 10 and {r.verdict for r in out} == {"not run"}
+    assert len(out) == len(packaged_claims()) and {r.verdict for r in out} == {"not run"}
     five = next(r for r in out if r.claim.id == "5")
     assert "--activation sigmoid" in five.row()["command"]
     assert "run: dnnbench depth-sweep" in five.outcome.evidence
@@ -383,7 +442,8 @@ group = [true]
 reference = false
 ''')
     claims = load_claims(f)
-    assert [c.id for c in claims][-2:] == ["1", "bn-fewer"] and len(claims) == 11
+    assert [c.id for c in claims][-2:] == ["1", "bn-fewer"]
+    assert len(claims) == len(packaged_claims()) + 1
     write_set(tmp_path / "r", "depth-sweep", depth_runs(BN_DEPTHS))
     r = evaluate(tmp_path / "r", {"1", "bn-fewer"}, claims)
     assert r["bn-fewer"].verdict == "supported"
@@ -415,7 +475,7 @@ def test_cli_writes_claims_csv_and_table(tmp_path):
     assert res.exit_code == 0, res.output
     df = pd.read_csv(tmp_path / "claims.csv", dtype={"claim_id": str})
     assert list(df.columns) == CSV_COLUMNS
-    assert len(df) == 10
+    assert len(df) == len(packaged_claims())
     got = dict(zip(df["claim_id"], df["verdict"], strict=True))
     assert got["1"] == "supported" and got["6"] == "not run" and got["5"] == "not run"
     assert "4 supported" in res.stdout and "not run" in res.stdout

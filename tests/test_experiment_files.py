@@ -221,10 +221,10 @@ def test_bad_plugins_are_refused_with_one_line(tmp_path, setting, value, message
     ('name = "Bad Name"', "name must be lower-case"),
     ('name = "x"\n[base\n', "not valid TOML"),
     ('name = "x"\n[base]\ndepth = 9\nwidths = [10, 10]', "depth 9 exceeds the 2 widths"),
-    ('name = "x"\n[[claims]]\ntext = "t"\nresults = "depth-sweep"\n[[claims.check]]\n'
-     'evaluator = "guess"', "claims[0]: check[0]: unknown evaluator 'guess'"),
-    ('name = "x"\n[[claims]]\ntext = "t"\nmetric = "steps_to_target"\n[[claims.check]]\n'
-     'evaluator = "trend_with_depth"', "unknown key 'metric' in a claim with checks"),
+    (('name = "x"\n[[claims]]\ntext = "t"\nresults = "depth-sweep"\n[[claims.check]]\n'
+     'evaluator = "guess"'), "claims[0]: check[0]: unknown evaluator 'guess'"),
+    (('name = "x"\n[[claims]]\ntext = "t"\nmetric = "steps_to_target"\n[[claims.check]]\n'
+     'evaluator = "trend_with_depth"'), "unknown key 'metric' in a claim with checks"),
     ('name = "x"\nprotocol = "distill"', "protocol: unknown value 'distill'; allowed: train"),
     ('name = "x"\n[base]\nepochs_a = 3', "epochs_a is a setting of another protocol"),
     ('name = "x"\nprotocol = "transfer"', "needs the factor stage = ['A', 'B', 'B-on-A']"),

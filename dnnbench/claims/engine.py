@@ -42,6 +42,7 @@ is evaluated once per data set that has its experiment's results.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -661,6 +662,31 @@ def not_consistently_positive(rs: ResultSet, p: dict) -> Outcome:
     return Outcome(verdict, worst.mean_diff, worst.low, worst.high, len(res), ev)
 
 
+def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:
+    """A claim of a packaged experiment file (compare, where, metric, expect; ``file`` and
+    ``claim`` name it), checked as `dnnbench run` checks it: every compared arm against the
+    file's reference arm, paired by seed, on results of `dnnbench run FILE` (their metadata
+    records the experiment's definition)."""
+    import dataclasses
+
+    from dnnbench.experiments import files, generic
+
+    definition = next((m.get("experiment_definition") for m in rs.metas
+                       if m.get("experiment_definition")), None)
+    if definition is None:
+        raise MissingData(f"{', '.join(rs.files)}: the metadata records no experiment "
+                          "definition (results of an older dnnbench run)")
+    recorded = files.parse(json.loads(definition), "recorded definition")
+    claim = next(c for c in files.load(p["file"]).claims if c.id == p["claim"])
+    row = generic.check_claims(dataclasses.replace(recorded, claims=(claim,)),
+                               rs.runs).iloc[0]
+    if row["verdict"] == "not tested":
+        raise MissingData(f"no arm of {', '.join(rs.files)} matches the claim")
+    n = int(rs.runs["seed"].nunique())
+    return Outcome(row["verdict"], n=n, evidence=f"{row['arms']} arm(s) against the "
+                   f"reference, paired by seed: {row['effects']}", effect_note=row["effects"])
+
+
 def _cols(*fixed: str, keys=("column",), compare=True, group=()):
     def columns(p: dict) -> set:
         out = set(fixed) | set((p.get("where") or {}).keys())
@@ -697,6 +723,8 @@ EVALUATORS: dict[str, Evaluator] = {
     "not_consistently_positive": Evaluator(not_consistently_positive, frozenset(COMMON | {
         "column", "compare", "group_by", "scale", "unit", "negligible", "confidence",
         "min_groups"}), _cols(group=("group_by",)), not_consistently_positive.__doc__),
+    "experiment_file": Evaluator(experiment_file_claim, frozenset({"file", "claim"}),
+                                 lambda p: {"arm", "seed"}, experiment_file_claim.__doc__),
 }
 EXPECT = {"paired_ratio": ("higher", "lower"), "paired_difference": ("higher", "lower"),
           "time_to_target_ratio": ("lower", "higher"), "group_vs_reference": ("fewer",
@@ -781,15 +809,20 @@ def read_claims_file(path: str | Path) -> list[Claim]:
 
 
 def packaged_claims() -> list[Claim]:
-    """The evaluator claims of the packaged experiment files, in catalogue order."""
+    """The claims of the packaged experiment files, in catalogue and file order: a claim with
+    evaluator checks as written, on the results it names; a plain claim (compare ... expect)
+    through the ``experiment_file`` evaluator, on the results of `dnnbench run FILE`."""
     from dnnbench.experiments import files
 
     claims = []
     for name in files.catalogue():
         exp = files.load(name)
-        claims += [Claim(c.id, c.text, c.results, c.command, tuple(
-            _parse_check(t, f"{exp.source}: claim {c.id!r} check #{j + 1}")
-            for j, t in enumerate(c.checks)), exp.source) for c in exp.claims if c.checks]
+        for c in exp.claims:
+            checks = tuple(_parse_check(t, f"{exp.source}: claim {c.id!r} check #{j + 1}")
+                           for j, t in enumerate(c.checks)) or (
+                Check("experiment_file", {"file": name, "claim": c.id}),)
+            claims.append(Claim(c.id, c.text, c.results or exp.name,
+                                c.command or exp.command, checks, exp.source))
     ids = [c.id for c in claims]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:

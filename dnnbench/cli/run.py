@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -61,46 +62,90 @@ def run(
         usage_error(str(e))
     n_seeds = file_seeds(exp, seeds, quick)
     data = file_data(exp, dataset, data_dir, quick)
-    try:
-        units = protocols.build_units(
-            exp, data, range(n_seeds), one_program_per_arm=one_program_per_arm,
-            lanes_per_unit=lanes_per_unit,
-            worker_data=executors.worker_data(data, data_dir, quick and exp.quick.get(
-                "subset", True)) if executor != "local" else None)
-    except (files.ExperimentError, ValueError) as e:
-        usage_error(str(e))
-    meta = {"experiment_file": exp.source, "config": {
-        "base": exp.base, "factors": exp.factors, "reference": exp.reference,
-        "seeds": n_seeds, "one_program_per_arm": one_program_per_arm,
-        "lanes_per_unit": lanes_per_unit}, "quick": quick, "units": len(units),
-        "arms": exp.n_arms}
-    if exp.protocol in (None, protocols.DEFAULT):  # (a transfer unit trains three programs)
-        meta["compiled_programs"] = generic.compiled_programs(units)
+    worker_data = executors.worker_data(data, data_dir, quick and exp.quick.get(
+        "subset", True)) if executor != "local" else None
+    config = {"base": exp.base, "factors": exp.factors, "reference": exp.reference,
+              "seeds": n_seeds, "one_program_per_arm": one_program_per_arm,
+              "lanes_per_unit": lanes_per_unit}
+    meta = {"experiment_file": exp.source, "config": config, "quick": quick}
+    if exp.search is None:
+        meta |= {"units": None, "arms": exp.n_arms}
+    else:  # the points of the fine stages depend on the results: not settings of the run
+        config["factors"] = {k: v for k, v in exp.factors.items() if k != files.POINT}
+        config["search"] = exp.search.source
     with executors.executor_for(executor, scheduler=scheduler, workers=workers,
                                 slurm_param=slurm_param, out=out) as ex:
-        runs, curves, paths = run_experiment(
-            exp.name, units, data, out, fresh=fresh, force=force, meta=meta,
-            finalize=lambda r, c: generic.finalize(exp, data, r, c), executor=ex)
+        stage = 1
+        while True:  # a search's stages: each later one drawn from the results so far
+            try:
+                units = protocols.build_units(exp, data, range(n_seeds),
+                                              one_program_per_arm=one_program_per_arm,
+                                              lanes_per_unit=lanes_per_unit,
+                                              worker_data=worker_data)
+            except (files.ExperimentError, ValueError) as e:
+                usage_error(str(e))
+            if exp.search is None:
+                meta["units"] = len(units)
+                if exp.protocol in (None, protocols.DEFAULT):  # (a transfer unit: 3 programs)
+                    meta["compiled_programs"] = generic.compiled_programs(units)
+            runs, curves, paths = run_experiment(
+                exp.name, units, data, out, fresh=fresh and stage == 1, force=force,
+                meta=meta, finalize=functools.partial(_finalize, exp, data, units),
+                executor=ex)
+            if exp.search is None or stage >= exp.search.stages:
+                break
+            stage += 1
+            exp = _next_stage(exp, runs, stage)
     from dnnbench.report.generic import claims_table, summary_table
 
     console = out_console()
-    console.print(summary_table(exp, generic.summarize(exp, runs), data.name))
+    if exp.search is not None:
+        from dnnbench.report.search import search_tables
+
+        for table in search_tables(exp, runs, data.name):
+            console.print(table)
+    else:
+        console.print(summary_table(exp, generic.summarize(exp, runs), data.name))
     if exp.claims:
         console.print(claims_table(generic.check_claims(exp, runs)))
     if plot:
         from dnnbench.report.generic import plot_experiment
 
         try:
-            written = plot_experiment(exp, runs, paths["runs"])
+            if exp.search is not None:
+                from dnnbench.report.search import plot_search
+
+                written = plot_search(exp, runs, paths["runs"])
+            else:
+                written = plot_experiment(exp, runs, paths["runs"])
         except ValueError as e:
             warn(f"no figure: {e}")
         else:
             from dnnbench.report.schedules import has_schedules, plot_schedules
 
-            if has_schedules(curves):  # learning-rate curves, speed vs quality
+            if has_schedules(curves) and exp.search is None:  # learning-rate curves, ...
                 written += plot_schedules(exp, runs, curves, paths["runs"])
             if written:
                 typer.echo("Figures: " + ", ".join(str(p) for p in written), err=True)
+
+
+def _finalize(exp, data, units, runs, curves):
+    from dnnbench.experiments import generic, search
+
+    runs, curves, extra = generic.finalize(exp, data, runs, curves)
+    if exp.search is not None:
+        extra |= {"compiled_programs": generic.compiled_programs(units), "units": len(units),
+                  "arms": exp.n_arms,
+                  "search_refine_rule": search.REFINE_RULE}
+    return runs, curves, extra
+
+
+def _next_stage(exp, runs, stage: int):
+    """``exp`` with the points of ``stage`` drawn around the best of the stage before."""
+    from dnnbench.experiments import files, search
+
+    drawn = search.refine(exp.search, runs, stage)
+    return files.with_search(exp, None, exp.source, drawn=drawn)
 
 
 def list_(

@@ -154,9 +154,10 @@ EXPECTATIONS = {"fewer": ("steps", "lower"), "more": ("steps", "higher"),
                 "higher": ("value", "higher"), "lower": ("value", "lower")}
 
 TOP_KEYS = {"name", "title", "question", "dataset", "seeds", "expected", "cost", "reference",
-            "show", "base", "factors", "quick", "claims", "protocol"}
-QUICK_KEYS = {"seeds", "subset", "set"}
-CLAIM_KEYS = {"id", "text", "compare", "where", "metric", "expect"}
+            "show", "base", "factors", "quick", "claims", "protocol", "search"}
+QUICK_KEYS = {"seeds", "subset", "set", "search"}
+CLAIM_KEYS = {"id", "text", "compare", "where", "metric", "expect", "test"}
+SEARCH_TESTS = {"best": ("design", "against", "stage"), "importance": ("parameter",)}
 # a claim checked by evaluators of `dnnbench claims` (dnnbench.claims.engine) on a result set
 EVALUATOR_CLAIM_KEYS = {"id", "text", "results", "command", "check"}
 
@@ -174,6 +175,7 @@ class Claim:
     checks: tuple[dict, ...] = ()
     results: str = ""
     command: str = ""
+    test: str = "arms"  # or a claim about a search (SEARCH_TESTS; see search.check_claim)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +199,7 @@ class Experiment:
     quick: dict[str, Any] = dataclasses.field(default_factory=dict)
     claims: tuple[Claim, ...] = ()
     protocol: str | None = None
+    search: Any = None  # a search.Search: its points are the levels of the factor "point"
 
     @property
     def n_arms(self) -> int:
@@ -288,6 +291,8 @@ def parse(doc: Mapping, source: str) -> Experiment:
         question=doc.get("question", ""), dataset=dataset, seeds=seeds,
         expected=doc.get("expected", ""), cost=doc.get("cost", ""), base=base,
         factors=factors, named_levels=named, protocol=doc.get("protocol"))
+    if "search" in doc:
+        exp = with_search(exp, doc["search"], source)
     reference = _type(doc.get("reference", {}), dict, source, "reference")
     for key, level in reference.items():
         _level_of(exp, key, level, f"{source} reference")
@@ -415,12 +420,19 @@ def _quick(quick: dict, exp: Experiment, where: str) -> dict:
     if unknown:
         _fail(where, f"[quick]: unknown key {unknown[0]!r}; allowed: "
                      f"{', '.join(sorted(QUICK_KEYS))}")
+    if "search" in quick:
+        if exp.search is None:
+            _fail(where, "[quick] search: the file has no [search]")
+        _type(quick["search"], dict, where, "[quick] search")
+        with_search(exp, {**exp.search.source, **quick["search"]}, f"{where} [quick]")
     out = {"seeds": _count(quick.get("seeds", min(exp.seeds, 2)), where, "[quick] seeds"),
            "subset": quick.get("subset", True), "set": {}}
     if not isinstance(out["subset"], bool):
         _fail(where, "[quick] subset must be true or false")
     for key, value in _type(quick.get("set", {}), dict, where, "[quick] set").items():
         out["set"][key] = value
+    if "search" in quick:
+        out["search"] = dict(quick["search"])
     override(exp, out["set"], f"{where} [quick] set")  # checked now, applied with --quick
     return out
 
@@ -433,9 +445,12 @@ def _claim(doc, i: int, exp: Experiment, where: str) -> Claim:
     unknown = sorted(set(doc) - CLAIM_KEYS)
     if unknown:
         _fail(at, f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(CLAIM_KEYS))}")
-    for key in ("text", "metric", "expect"):
+    test = doc.get("test", "arms")
+    for key in ("text", "expect") if test != "arms" else ("text", "metric", "expect"):
         if not isinstance(doc.get(key), str):
             _fail(at, f"{key} is required (a string)")
+    if test != "arms":
+        return _search_claim(doc, i, test, exp, at)
     if doc["metric"] not in METRICS:
         _fail(at, f"metric: unknown {doc['metric']!r}; allowed: {', '.join(METRICS)}")
     if doc["expect"] not in EXPECTATIONS:
@@ -542,6 +557,9 @@ def override(exp: Experiment, assignments: Mapping[str, Any], where: str = "--se
 
 def quick_variant(exp: Experiment) -> Experiment:
     """The experiment's smoke variant (its ``[quick]`` table)."""
+    if "search" in exp.quick:
+        exp = with_search(exp, {**exp.search.source, **exp.quick["search"]},
+                          f"{exp.source} [quick]")
     return override(exp, exp.quick.get("set", {}), f"{exp.source} [quick] set")
 
 
@@ -699,7 +717,7 @@ def to_doc(exp: Experiment) -> dict[str, Any]:
     factors = {k: ({level: dict(settings) for level, settings in exp.named_levels[k].items()
                     if level in v} if k in exp.named_levels else
                    [list(x) if isinstance(x, tuple) else x for x in v])
-               for k, v in exp.factors.items()}
+               for k, v in exp.factors.items() if not (exp.search and k == POINT)}
     def present(k, v) -> bool:
         return k in exp.factors and v in exp.factors[k]
 
@@ -707,9 +725,12 @@ def to_doc(exp: Experiment) -> dict[str, Any]:
     claims = [{"id": c.id, "text": c.text, "compare": dict(c.compare),
                "where": {k: [x for x in v if present(k, x)] for k, v in c.where.items()},
                "metric": c.metric, "expect": c.expect} for c in exp.claims
-              if not c.checks and all(present(k, v) for k, v in c.compare.items())]
+              if not c.checks and c.test == "arms"
+              and all(present(k, v) for k, v in c.compare.items())]
     claims += [{"id": c.id, "text": c.text, "results": c.results, "command": c.command,
                 "check": [dict(t) for t in c.checks]} for c in exp.claims if c.checks]
+    claims += [{"id": c.id, "text": c.text, "test": c.test, "compare": dict(c.compare),
+                "expect": c.expect} for c in exp.claims if c.test != "arms"]
     base = {k: list(v) if isinstance(v, tuple) else v for k, v in exp.base.items()}
     quick = {"seeds": exp.quick.get("seeds", 2), "subset": exp.quick.get("subset", True),
              "set": dict(exp.quick.get("set", {}))} if exp.quick else {}
@@ -719,4 +740,62 @@ def to_doc(exp: Experiment) -> dict[str, Any]:
            "base": base, "factors": factors, "quick": quick, "claims": claims}
     if exp.protocol is not None:
         doc["protocol"] = exp.protocol
+    if exp.search is not None:
+        from dnnbench.experiments import search
+
+        doc["search"] = search.to_doc(exp.search)
     return doc
+
+
+# ------------------------------------------------------------------------------- searches
+
+POINT = "point"  # the factor whose named levels are a search's points
+
+
+def with_search(exp: Experiment, doc, where: str, drawn=None) -> Experiment:
+    """``exp`` with the search of the ``[search]`` table ``doc`` (or the already ``drawn``
+    search.Search): its points become the last factor, ``point`` (named levels)."""
+    from dnnbench.experiments import search
+
+    if drawn is None:
+        if POINT in exp.factors and exp.search is None:
+            _fail(where, f"a file with [search] cannot have a factor named {POINT!r}")
+        try:
+            drawn = search.parse(doc, where, check_setting)
+        except search.SearchError as e:
+            raise ExperimentError(str(e)) from None
+    factors = {k: v for k, v in exp.factors.items() if k != POINT}
+    named = {k: v for k, v in exp.named_levels.items() if k != POINT}
+    levels = search.point_levels(drawn)
+    factors[POINT], named[POINT] = tuple(levels), levels
+    return dataclasses.replace(exp, factors=factors, named_levels=named, search=drawn)
+
+
+def _search_claim(doc, i: int, test: str, exp: Experiment, at: str) -> Claim:
+    """A claim about a search: test "best" (compare = {design, against[, stage]}, expect
+    higher/lower) or "importance" (compare = {parameter}, expect "first")."""
+    if exp.search is None:
+        _fail(at, f"test {test!r} needs a [search] section")
+    if test not in SEARCH_TESTS:
+        _fail(at, f"test: unknown {test!r}; allowed: arms, {', '.join(SEARCH_TESTS)}")
+    compare = _type(doc.get("compare", {}), dict, at, "compare")
+    allowed = SEARCH_TESTS[test]
+    bad = sorted(set(compare) - set(allowed))
+    if bad or allowed[0] not in compare:
+        _fail(at, f"a {test} claim compares {{{', '.join(allowed)}}}, got {compare!r}")
+    designs = [d.name for d in exp.search.designs]
+    if test == "best":
+        for k in ("design", "against"):
+            if compare.get(k) not in designs:
+                _fail(at, f"compare.{k}: a design of the search ({', '.join(designs)}), got "
+                          f"{compare.get(k)!r}")
+        if doc["expect"] not in ("higher", "lower"):
+            _fail(at, "a best claim expects higher or lower")
+    else:
+        if compare["parameter"] not in exp.search.params:
+            _fail(at, f"compare.parameter: a searched parameter "
+                      f"({', '.join(exp.search.params)}), got {compare['parameter']!r}")
+        if doc["expect"] != "first":
+            _fail(at, "an importance claim expects \"first\" (the most important)")
+    return Claim(doc.get("id", f"{exp.name}-{i + 1}"), doc["text"], dict(compare), {},
+                 exp.search.report, doc["expect"], test=test)

@@ -36,6 +36,7 @@ import pandas as pd
 
 from dnnbench.experiments.files import (
     EXPECTATIONS,
+    POINT,
     ArmSettings,
     Experiment,
     expand,
@@ -113,8 +114,12 @@ def plan(exp: Experiment, n_train: int, *, one_program_per_arm: bool = False) ->
         arms.append(PlannedArm(a, make_spec(a.settings, n, f"{exp.source} arm {a.name}"),
                                size if size and size < n_train else 0))
     groups: dict[Any, list[PlannedArm]] = {}
+    stages = ({p.name: p.stage for p in exp.search.points} if exp.search is not None else {})
     for a in arms:
-        key = a.name if one_program_per_arm else (structure_key(a.spec), a.train_size)
+        # a search's stages are separate programs: a later stage leaves earlier units as
+        # they were (their results are reused)
+        stage = stages.get(dict(a.settings.levels).get(POINT), 0)
+        key = a.name if one_program_per_arm else (structure_key(a.spec), a.train_size, stage)
         groups.setdefault(key, []).append(a)
     programs = []
     for i, members in enumerate(groups.values()):
@@ -294,6 +299,11 @@ def finalize(exp: Experiment, data, runs: pd.DataFrame, curves: pd.DataFrame):
     from dnnbench.experiments.files import to_doc
 
     runs.insert(1, "dataset", data.name)
+    if exp.search is not None:  # the stage, design and repetition of each point
+        points = {p.name: p for p in exp.search.points}
+        at = runs.columns.get_loc(POINT) + 1
+        for i, col in enumerate(("stage", "design", "repeat")):
+            runs.insert(at + i, col, [getattr(points[n], col) for n in runs[POINT]])
     # a JSON string: the metadata file sorts its keys, and the factors' order matters
     return runs, curves, {"experiment_definition": json.dumps(to_doc(exp))}
 
@@ -403,6 +413,12 @@ def check_claims(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for claim in exp.claims:
         if claim.checks:  # an evaluator claim: `dnnbench claims` checks it on its results
+            continue
+        if claim.test != "arms":  # a claim about a search
+            from dnnbench.experiments import search
+
+            rows.append({"id": claim.id, "claim": claim.text,
+                         **search.check_claim(exp.search, claim, runs)})
             continue
         kind, better = EXPECTATIONS[claim.expect]
         verdicts, effects = [], []

@@ -1,0 +1,534 @@
+"""Hyper-parameter search in experiment files: the ``[search]`` section.
+
+A search draws ``n`` points per design, repetition and stage; every point is a named level
+of the experiment's last factor, ``point``, so points cross the file's ``[factors]`` grid
+(structures) and points of one structure train as the lanes of ONE compiled program (the
+usual grouping by ``spec.structure_key``; stages are kept in separate programs, so a later
+stage never changes the units of an earlier one)::
+
+    [search]
+    n = 25                 # points per design, repetition and stage
+    seed = 0               # the sampling seed (not a training seed)
+    repeats = 1            # independent searches (sampling seeds seed, seed+1, ...)
+    metric = "final_eval_accuracy"   # the outcome a point is chosen by (loss: lower wins)
+    report = "final_test_accuracy"   # what a chosen point is judged by (an unseen split)
+    stages = 1             # 2+: coarse to fine (see `refine`)
+    top_k = 5              # a fine stage samples inside the box around the best k points
+    margin = 0.05          # ... widened by this share of each parameter's range on each side
+    [search.params]        # each parameter's sampler
+    learning_rate = { scale = "log", low = -4, high = 0 }     # 10^r, r ~ U(low, high)
+    b1 = { scale = "one-minus-log", low = -3, high = -1 }     # 1 - 10^r
+    dropout = { scale = "uniform", low = 0, high = 0.5 }
+    depth = { scale = "int", low = 1, high = 4 }               # uniform integers
+    batch_size = { scale = "choice", values = [32, 128] }
+    [search.designs.grid]  # (optional) named designs; default: one design "random"
+    method = "grid"        # levels (i + u) / m of each range, u ~ U(0, 1) per repetition
+    [search.designs.random]
+    params = { b1 = { scale = "uniform", low = 0.9, high = 0.999 } }  # replaced samplers
+
+Every parameter draws its own uniform numbers from a generator seeded by (seed, stage,
+repetition, parameter name): designs of equal ``n`` share them, so two designs that differ
+only in one parameter's scale are paired point by point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+SCALES = ("uniform", "log", "one-minus-log", "int", "choice")
+METHODS = ("random", "grid")
+SEARCH_KEYS = {"n", "seed", "repeats", "metric", "report", "stages", "top_k", "margin",
+               "params", "designs", "points", "boxes_"}
+DESIGN_KEYS = {"method", "n", "params"}
+PARAM_KEYS = {"scale", "low", "high", "values"}
+POINT = "point"  # the factor that holds the points
+REFINE_RULE = ("stage s+1 of a design and repetition samples uniformly (on each parameter's "
+               "sampling scale) inside the box spanned by the top_k points of stage s (ranked "
+               "by the mean of the metric over seeds and factor levels), widened on each side "
+               "by margin x the parameter's full range and clipped to it; a choice parameter "
+               "draws from the values among those points")
+
+
+class SearchError(ValueError):
+    """A bad [search] section; one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One parameter's sampler: ``low``/``high`` bound r (log scales: the exponent)."""
+
+    scale: str
+    low: float = 0.0
+    high: float = 1.0
+    values: tuple = ()
+
+    def value(self, u: float):
+        """The value at the uniform number ``u`` in [0, 1)."""
+        if self.scale == "choice":
+            return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
+        if self.scale == "int":
+            return int(min(math.floor(self.low + u * (self.high - self.low + 1)), self.high))
+        r = self.low + u * (self.high - self.low)
+        return {"uniform": r, "log": 10.0 ** r, "one-minus-log": 1.0 - 10.0 ** r}[self.scale]
+
+    def coord(self, value) -> float:
+        """``value`` on its sampling scale (log: the exponent; choice: its index)."""
+        if self.scale == "choice":
+            return float(self.values.index(value))
+        if self.scale == "log":
+            return math.log10(value)
+        if self.scale == "one-minus-log":
+            return math.log10(1.0 - value)
+        return float(value)
+
+    @property
+    def log_axis(self) -> bool:
+        return self.scale in ("log", "one-minus-log")
+
+
+@dataclasses.dataclass(frozen=True)
+class Design:
+    name: str
+    method: str
+    n: int
+    params: dict[str, Param]
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    name: str
+    stage: int
+    design: str
+    repeat: int
+    index: int
+    values: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+    n: int
+    seed: int
+    repeats: int
+    metric: str
+    report: str
+    stages: int
+    top_k: int
+    margin: float
+    params: dict[str, Param]
+    designs: tuple[Design, ...]
+    points: tuple[Point, ...] = ()
+    boxes: tuple[dict, ...] = ()  # the boxes of the fine stages drawn so far
+    source: dict = dataclasses.field(default_factory=dict)  # the section as written
+
+    @property
+    def higher_is_better(self) -> bool:
+        return not self.metric.endswith("loss")
+
+    def stage_points(self, stage: int) -> list[Point]:
+        return [p for p in self.points if p.stage == stage]
+
+    @property
+    def drawn_stages(self) -> int:
+        return max((p.stage for p in self.points), default=0)
+
+
+# ------------------------------------------------------------------------------- parsing
+
+def _fail(where: str, message: str):
+    raise SearchError(f"{where}: {message}")
+
+
+def _int(doc, key, default, where, minimum=1, maximum=100_000) -> int:
+    v = doc.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v <= maximum:
+        _fail(where, f"[search] {key} must be an integer from {minimum} to {maximum}, got {v!r}")
+    return v
+
+
+def parse_param(name: str, doc, where: str) -> Param:
+    at = f"{where} [search.params] {name}"
+    if not isinstance(doc, Mapping):
+        _fail(at, "must be a table, e.g. { scale = \"log\", low = -4, high = 0 }")
+    unknown = sorted(set(doc) - PARAM_KEYS)
+    if unknown:
+        _fail(at, f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(PARAM_KEYS))}")
+    scale = doc.get("scale")
+    if scale not in SCALES:
+        _fail(at, f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    if scale == "choice":
+        values = doc.get("values")
+        if not isinstance(values, list) or not values or len(set(map(repr, values))) != len(
+                values):
+            _fail(at, "a choice needs values = [a non-empty list without repeats]")
+        return Param(scale, values=tuple(tuple(v) if isinstance(v, list) else v
+                                         for v in values))
+    low, high = doc.get("low"), doc.get("high")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+               for v in (low, high)) or low > high:
+        _fail(at, f"needs numbers low <= high, got low={low!r}, high={high!r}")
+    if scale == "int" and not (float(low).is_integer() and float(high).is_integer()):
+        _fail(at, "an int scale needs integer low and high")
+    if scale == "one-minus-log" and high >= 0:
+        _fail(at, "one-minus-log needs high < 0 (beta = 1 - 10^r stays below 1)")
+    return Param(scale, float(low), float(high))
+
+
+def parse(doc, where: str, check) -> Search:
+    """The [search] section; ``check(key, value, where)`` checks a sampled value as a run
+    setting (files.check_setting)."""
+    if not isinstance(doc, Mapping):
+        _fail(where, "[search] must be a table")
+    unknown = sorted(set(doc) - SEARCH_KEYS)
+    if unknown:
+        _fail(where, f"[search]: unknown key {unknown[0]!r}; allowed: "
+                     f"{', '.join(sorted(SEARCH_KEYS))}")
+    from dnnbench.experiments.files import METRICS
+
+    n = _int(doc, "n", 25, where)
+    metric, report = doc.get("metric", "final_eval_accuracy"), doc.get("report",
+                                                                       "final_test_accuracy")
+    for key, m in (("metric", metric), ("report", report)):
+        if m not in METRICS or m in ("steps_to_target", "time_to_target_s"):
+            _fail(where, f"[search] {key}: an accuracy or loss column, got {m!r}")
+    margin = doc.get("margin", 0.05)
+    if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not 0 <= margin <= 1:
+        _fail(where, f"[search] margin must be a number in [0, 1], got {margin!r}")
+    params_doc = doc.get("params", {})
+    if not isinstance(params_doc, Mapping) or not params_doc:
+        _fail(where, "[search] needs [search.params]: at least one parameter")
+    params = {k: parse_param(k, v, where) for k, v in params_doc.items()}
+    designs_doc = doc.get("designs", {"random": {}})
+    if not isinstance(designs_doc, Mapping) or not designs_doc:
+        _fail(where, "[search] designs must be a table of named designs")
+    designs = []
+    for name, d in designs_doc.items():
+        at = f"{where} [search.designs] {name}"
+        if not isinstance(d, Mapping):
+            _fail(at, "must be a table")
+        bad = sorted(set(d) - DESIGN_KEYS)
+        if bad:
+            _fail(at, f"unknown key {bad[0]!r}; allowed: {', '.join(sorted(DESIGN_KEYS))}")
+        method = d.get("method", "random")
+        if method not in METHODS:
+            _fail(at, f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        own = {**params, **{k: parse_param(k, v, at) for k, v in d.get("params", {}).items()}}
+        dn = _int(d, "n", n, at)
+        if method == "grid":
+            m = round(dn ** (1 / len(own)))
+            if m ** len(own) != dn:
+                _fail(at, f"a grid of {len(own)} parameters needs n = m^{len(own)}, got {dn}")
+        designs.append(Design(name, method, dn, own))
+    search = Search(n=n, seed=_int(doc, "seed", 0, where, 0, 2**31 - 1),
+                    repeats=_int(doc, "repeats", 1, where), metric=metric, report=report,
+                    stages=_int(doc, "stages", 1, where, 1, 10),
+                    top_k=_int(doc, "top_k", 5, where), margin=float(margin),
+                    params=params, designs=tuple(designs),
+                    source={k: v for k, v in doc.items() if k not in ("points", "boxes_")})
+    if "points" in doc:  # points already drawn (recorded in a run's metadata)
+        search = dataclasses.replace(search, points=tuple(_read_point(p, where)
+                                                          for p in doc["points"]),
+                                     boxes=tuple(doc.get("boxes_", ())))
+    else:
+        search = dataclasses.replace(search, points=tuple(draw(search, 1)))
+    for p in search.points:
+        for k, v in p.values.items():
+            check(k, v, f"{where} [search] point {p.name}")
+    return search
+
+
+def _read_point(doc, where: str) -> Point:
+    try:
+        return Point(doc["name"], int(doc["stage"]), doc["design"], int(doc["repeat"]),
+                     int(doc["index"]), {k: tuple(v) if isinstance(v, list) else v
+                                         for k, v in doc["values"].items()})
+    except (KeyError, TypeError, ValueError):
+        _fail(where, f"[search] points: a recorded point needs name, stage, design, repeat, "
+                     f"index and values, got {doc!r}")
+
+
+# ------------------------------------------------------------------------------- sampling
+
+def uniforms(seed: int, stage: int, repeat: int, name: str, n: int, grid_offset=False):
+    """The uniform numbers of one parameter (seeded by seed, stage, repetition and name)."""
+    rng = np.random.default_rng([seed, stage, repeat, zlib.crc32(name.encode()),
+                                 int(grid_offset)])
+    return rng.random(n)
+
+
+def design_uniforms(search: Search, design: Design, stage: int, repeat: int
+                    ) -> dict[str, np.ndarray]:
+    """name -> the n uniform numbers of each parameter: random, or the grid's levels
+    (i + u) / m with one random offset u per parameter and repetition, every combination."""
+    names = list(design.params)
+    if design.method == "random":
+        return {k: uniforms(search.seed, stage, repeat, k, design.n) for k in names}
+    m = round(design.n ** (1 / len(names)))
+    levels = [(np.arange(m) + uniforms(search.seed, stage, repeat, k, 1, True)[0]) / m
+              for k in names]
+    mesh = np.meshgrid(*levels, indexing="ij")
+    return {k: g.ravel() for k, g in zip(names, mesh, strict=True)}
+
+
+def draw(search: Search, stage: int, boxes: Mapping[tuple[str, int], dict] | None = None
+         ) -> list[Point]:
+    """The points of ``stage`` of every design and repetition (``boxes``: (design, repeat) ->
+    parameter -> Param restricted to its box, for the fine stages)."""
+    points = []
+    for design in search.designs:
+        for rep in range(search.repeats):
+            params = {**design.params, **((boxes or {}).get((design.name, rep), {}))}
+            n = design.n if stage == 1 else search.n
+            method = design.method if stage == 1 else "random"
+            d = dataclasses.replace(design, params=params, n=n, method=method)
+            u = design_uniforms(search, d, stage, rep)
+            for i in range(n):
+                values = {k: p.value(float(u[k][i])) for k, p in params.items()}
+                points.append(Point(f"s{stage}-{design.name}-r{rep:02d}-p{i:03d}", stage,
+                                    design.name, rep, i, values))
+    return points
+
+
+def format_value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, tuple):
+        return "-".join(map(str, v))
+    return str(v)
+
+
+def drawn_stages(search: Search, runs) -> int:
+    """The last stage with results in ``runs``."""
+    stages = {p.name: p.stage for p in search.points}
+    return max(stages[n] for n in runs[POINT].unique())
+
+
+def point_levels(search: Search) -> dict[str, dict[str, Any]]:
+    """The ``point`` factor's named levels: point name -> its settings."""
+    return {p.name: dict(p.values) for p in search.points}
+
+
+def to_doc(search: Search) -> dict:
+    """The section as written, plus the points drawn and the fine stages' boxes."""
+    doc = dict(search.source)
+    doc["points"] = [{"name": p.name, "stage": p.stage, "design": p.design,
+                      "repeat": p.repeat, "index": p.index,
+                      "values": {k: list(v) if isinstance(v, tuple) else v
+                                 for k, v in p.values.items()}} for p in search.points]
+    if search.boxes:
+        doc["boxes_"] = list(search.boxes)
+    return doc
+
+
+# ------------------------------------------------------------------------------- results
+
+def point_table(search: Search, runs) -> Any:
+    """One row per point (and repetition, design, stage): the mean of the metric and of the
+    report column over seeds and factor levels, and each parameter's value."""
+    import pandas as pd
+
+    info = pd.DataFrame([{POINT: p.name, "stage": p.stage, "design": p.design,
+                          "repeat": p.repeat, "index": p.index,
+                          **{f"value:{k}": v for k, v in p.values.items()}}
+                         for p in search.points])
+    means = runs.groupby(POINT, sort=False)[[search.metric, search.report]].mean()
+    return info.merge(means, left_on=POINT, right_index=True, how="inner")
+
+
+def best_points(search: Search, runs, k: int = 5):
+    """Per design and repetition (and stage, cumulative): the chosen point (best mean
+    metric) with the mean of the metric and of the report column and their 95% intervals
+    over the seeds."""
+    import pandas as pd
+
+    from dnnbench.stats import mean_ci
+
+    table = point_table(search, runs)
+    rows = []
+    for (design, rep), g in table.groupby(["design", "repeat"], sort=False):
+        g = g.sort_values(search.metric, ascending=not search.higher_is_better)
+        for rank, (_, r) in enumerate(g.head(k).iterrows(), start=1):
+            seeds = runs[runs[POINT] == r[POINT]]
+            row = {"design": design, "repeat": rep, "rank": rank, POINT: r[POINT],
+                   "stage": r["stage"]}
+            for m in (search.metric, search.report):
+                ci = mean_ci(seeds[m].astype(float).to_numpy(), method="t")
+                row |= {m: ci.estimate, f"{m}_low": ci.low, f"{m}_high": ci.high}
+            row |= {k_: r[f"value:{k_}"] for k_ in search.params if f"value:{k_}" in r}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def chosen(search: Search, runs, stages: int | None = None):
+    """Per design and repetition: the report value of the point with the best mean metric
+    among the stages up to ``stages`` (all: None), one row each."""
+    table = point_table(search, runs)
+    if stages is not None:
+        table = table[table["stage"] <= stages]
+    ascending = not search.higher_is_better
+    idx = table.sort_values(search.metric, ascending=ascending).groupby(
+        ["design", "repeat"], sort=False).head(1)
+    return idx.sort_values(["design", "repeat"]).reset_index(drop=True)
+
+
+def refine(search: Search, runs, stage: int) -> Search:
+    """The search with the points of ``stage`` (>= 2) drawn inside the boxes around the best
+    ``top_k`` points of stage - 1 (:data:`REFINE_RULE`); the boxes are recorded."""
+    table = point_table(search, runs)
+    table = table[table["stage"] == stage - 1]
+    boxes, records = {}, []
+    for design in search.designs:
+        for rep in range(search.repeats):
+            g = table[(table["design"] == design.name) & (table["repeat"] == rep)]
+            top = g.sort_values(search.metric, ascending=not search.higher_is_better
+                                ).head(search.top_k)
+            box = {k: restrict(p, [top[f"value:{k}"].iloc[i] for i in range(len(top))],
+                               search.margin) for k, p in design.params.items()}
+            boxes[(design.name, rep)] = box
+            records.append({"stage": stage, "design": design.name, "repeat": rep,
+                            "from": list(top[POINT]), "rule": REFINE_RULE,
+                            "box": {k: _box_doc(p) for k, p in box.items()}})
+    new = draw(search, stage, boxes)
+    return dataclasses.replace(search, points=search.points + tuple(new),
+                               boxes=search.boxes + tuple(records))
+
+
+def restrict(param: Param, values, margin: float) -> Param:
+    """``param`` restricted to the box around ``values`` (see :data:`REFINE_RULE`)."""
+    if param.scale == "choice":
+        kept = tuple(v for v in param.values if v in set(values))
+        return dataclasses.replace(param, values=kept)
+    coords = [param.coord(v) for v in values]
+    width = param.high - param.low
+    low = max(param.low, min(coords) - margin * width)
+    high = min(param.high, max(coords) + margin * width)
+    if param.scale == "int":
+        low, high = math.floor(low), math.ceil(high)
+    return dataclasses.replace(param, low=float(low), high=float(high))
+
+
+def _box_doc(p: Param) -> dict:
+    if p.scale == "choice":
+        return {"scale": p.scale, "values": [list(v) if isinstance(v, tuple) else v
+                                             for v in p.values]}
+    return {"scale": p.scale, "low": p.low, "high": p.high}
+
+
+# ------------------------------------------------------------------------------ importance
+
+def importance(search: Search, runs, *, folds: int = 5, n_repeats: int = 10,
+               trees: int = 100):
+    """Each parameter's share of the outcome's variance (the points of the first design):
+    per training seed (a repetition of the whole search), a random forest predicts the
+    metric from the parameters (on their sampling scales), and the permutation importance
+    (the drop in R^2 when a parameter's column is shuffled) is measured on held-out folds
+    (cross-fitting, scikit-learn). Shuffling an input independent of the others adds twice
+    the variance of its effect to the squared error, so half the drop is the share of the
+    outcome's variance the parameter explains (exactly so for an additive function; with
+    interactions it includes the parameter's share of them). The mean over seeds with a 95%
+    t interval. Returns one row per parameter, most important
+    first, and the cross-validated R^2 of the forest."""
+    import pandas as pd
+
+    from dnnbench.stats import mean_ci
+
+    per_seed = []
+    names = list(search.params)
+    points = {p.name: p for p in search.points if p.design == search.designs[0].name}
+    runs = runs[runs[POINT].isin(points)]
+    key = (tuple(points), search.metric, folds, n_repeats, trees,
+           tuple(runs["seed"]), tuple(runs[POINT]), tuple(runs[search.metric].astype(float)))
+    if key in _IMPORTANCE:
+        return _IMPORTANCE[key].copy()
+    for seed, g in runs.groupby("seed"):
+        g = g.dropna(subset=[search.metric])
+        x = np.array([[search.params[k].coord(points[n].values[k]) for k in names]
+                      for n in g[POINT]])
+        y = g[search.metric].astype(float).to_numpy()
+        per_seed.append(cross_importance(x, y, folds=folds, n_repeats=n_repeats,
+                                         trees=trees, seed=int(seed)))
+    imp = np.array([s[0] for s in per_seed])
+    r2 = np.array([s[1] for s in per_seed])
+    rows = []
+    imp = imp / 2  # permuting an independent input adds twice its effect's variance
+    for j, k in enumerate(names):
+        ci = mean_ci(imp[:, j], method="t")
+        rows.append({"parameter": k, "importance": ci.estimate, "low": ci.low,
+                     "high": ci.high, "seeds": len(imp)})
+    r2ci = mean_ci(r2, method="t")
+    out = pd.DataFrame(rows).sort_values("importance", ascending=False).reset_index(drop=True)
+    out.attrs["r2"] = (r2ci.estimate, r2ci.low, r2ci.high)
+    _IMPORTANCE.clear()  # the last one only (the summary and the claims share it)
+    _IMPORTANCE[key] = out
+    return out.copy()
+
+
+_IMPORTANCE: dict = {}
+
+
+def cross_importance(x: np.ndarray, y: np.ndarray, *, folds: int = 5, n_repeats: int = 10,
+                     trees: int = 200, seed: int = 0) -> tuple[np.ndarray, float]:
+    """(permutation importance of each column on held-out folds, averaged; held-out R^2)."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.inspection import permutation_importance
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import KFold
+
+    total = np.zeros(x.shape[1])
+    predicted = np.empty_like(y)
+    for train, test in KFold(folds, shuffle=True, random_state=seed).split(x):
+        forest = RandomForestRegressor(trees, min_samples_leaf=2, random_state=seed, n_jobs=1)
+        forest.fit(x[train], y[train])
+        predicted[test] = forest.predict(x[test])
+        total += permutation_importance(forest, x[test], y[test], n_repeats=n_repeats,
+                                        random_state=seed, scoring="r2").importances_mean
+    return total / folds, float(r2_score(y, predicted))
+
+
+# --------------------------------------------------------------------------------- claims
+
+def check_claim(search: Search, claim, runs) -> dict:
+    """A claim about the search (``claim.test``): "best" compares the report value of the
+    point chosen by each repetition of ``claim.compare['design']`` with that of
+    ``claim.compare['against']``, paired by repetition (expect higher/lower); "importance":
+    ``claim.compare['parameter']`` is the most important parameter (expect "first"):
+    supported when its interval lies above every other's, contradicted when another's lies
+    above its own."""
+    from dnnbench.stats import paired_difference, verdict_from_interval
+
+    if claim.test == "best":
+        a, b = claim.compare["design"], claim.compare["against"]
+        best = chosen(search, runs, claim.compare.get("stage"))
+        x = best[best["design"] == a].set_index("repeat")[search.report]
+        y = best[best["design"] == b].set_index("repeat")[search.report]
+        common = sorted(set(x.index) & set(y.index))
+        if len(common) < 2:
+            return {"verdict": "not tested", "arms": 0,
+                    "effects": "fewer than 2 repetitions with both designs"}
+        d = paired_difference(x.loc[common].to_numpy(float), y.loc[common].to_numpy(float))
+        verdict = verdict_from_interval(d.low, d.high, better=claim.expect, n=len(common),
+                                        labels=("supported", "contradicted", "inconclusive"))
+        wins = int((x.loc[common] > y.loc[common]).sum())
+        return {"verdict": verdict, "arms": len(common), "effects": (
+            f"{a} - {b}: {d.mean_diff:+.4f} [{d.low:+.4f}, {d.high:+.4f}] in {search.report} "
+            f"of the chosen point, paired over {len(common)} repetitions; {a} higher in "
+            f"{wins}/{len(common)}")}
+    imp = importance(search, runs)
+    name = claim.compare["parameter"]
+    me = imp[imp["parameter"] == name].iloc[0]
+    others = imp[imp["parameter"] != name]
+    if (others["low"] > me["high"]).any():
+        verdict = "contradicted"
+    elif (me["low"] > others["high"]).all():
+        verdict = "supported"
+    else:
+        verdict = "inconclusive"
+    order = ", ".join(f"{r.parameter} {r.importance:.3f} [{r.low:.3f}, {r.high:.3f}]"
+                      for r in imp.itertuples())
+    return {"verdict": verdict, "arms": int(me["seeds"]),
+            "effects": f"share of variance ({int(me['seeds'])} seeds): {order}"}

@@ -157,7 +157,8 @@ TOP_KEYS = {"name", "title", "question", "dataset", "seeds", "expected", "cost",
             "show", "base", "factors", "quick", "claims", "protocol", "search"}
 QUICK_KEYS = {"seeds", "subset", "set", "search"}
 CLAIM_KEYS = {"id", "text", "compare", "where", "metric", "expect", "test"}
-SEARCH_TESTS = {"best": ("design", "against", "stage"), "importance": ("parameter",)}
+SEARCH_TESTS = {"best": ("design", "against", "stage", "against_stage"),
+                "importance": ("parameter",)}
 # a claim checked by evaluators of `dnnbench claims` (dnnbench.claims.engine) on a result set
 EVALUATOR_CLAIM_KEYS = {"id", "text", "results", "command", "check"}
 

@@ -7,7 +7,8 @@ usual grouping by ``spec.structure_key``; stages are kept in separate programs, 
 stage never changes the units of an earlier one)::
 
     [search]
-    n = 25                 # points per design, repetition and stage
+    n = 25                 # points per design and repetition (stage 1)
+    fine_n = 25            # points per design and repetition of each later stage (n)
     seed = 0               # the sampling seed (not a training seed)
     repeats = 1            # independent searches (sampling seeds seed, seed+1, ...)
     metric = "final_eval_accuracy"   # the outcome a point is chosen by (loss: lower wins)
@@ -43,7 +44,7 @@ import numpy as np
 
 SCALES = ("uniform", "log", "one-minus-log", "int", "choice")
 METHODS = ("random", "grid")
-SEARCH_KEYS = {"n", "seed", "repeats", "metric", "report", "stages", "top_k", "margin",
+SEARCH_KEYS = {"n", "fine_n", "seed", "repeats", "metric", "report", "stages", "top_k", "margin",
                "params", "designs", "points", "boxes_"}
 DESIGN_KEYS = {"method", "n", "params"}
 PARAM_KEYS = {"scale", "low", "high", "values"}
@@ -74,8 +75,10 @@ class Param:
             return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
         if self.scale == "int":
             return int(min(math.floor(self.low + u * (self.high - self.low + 1)), self.high))
+        if self.scale == "one-minus-log":  # beta increases with u, as on the other scales
+            return 1.0 - 10.0 ** (self.high - u * (self.high - self.low))
         r = self.low + u * (self.high - self.low)
-        return {"uniform": r, "log": 10.0 ** r, "one-minus-log": 1.0 - 10.0 ** r}[self.scale]
+        return 10.0 ** r if self.scale == "log" else r
 
     def coord(self, value) -> float:
         """``value`` on its sampling scale (log: the exponent; choice: its index)."""
@@ -113,6 +116,7 @@ class Point:
 @dataclasses.dataclass(frozen=True)
 class Search:
     n: int
+    fine_n: int
     seed: int
     repeats: int
     metric: str
@@ -132,6 +136,12 @@ class Search:
 
     def stage_points(self, stage: int) -> list[Point]:
         return [p for p in self.points if p.stage == stage]
+
+    @property
+    def planned_points(self) -> int:
+        """The points of every stage (the fine stages' are drawn once the one before ends)."""
+        per_stage = (self.stages - 1) * self.fine_n * len(self.designs)
+        return self.repeats * (sum(d.n for d in self.designs) + per_stage)
 
     @property
     def drawn_stages(self) -> int:
@@ -224,7 +234,7 @@ def parse(doc, where: str, check) -> Search:
             if m ** len(own) != dn:
                 _fail(at, f"a grid of {len(own)} parameters needs n = m^{len(own)}, got {dn}")
         designs.append(Design(name, method, dn, own))
-    search = Search(n=n, seed=_int(doc, "seed", 0, where, 0, 2**31 - 1),
+    search = Search(n=n, fine_n=_int(doc, "fine_n", n, where), seed=_int(doc, "seed", 0, where, 0, 2**31 - 1),
                     repeats=_int(doc, "repeats", 1, where), metric=metric, report=report,
                     stages=_int(doc, "stages", 1, where, 1, 10),
                     top_k=_int(doc, "top_k", 5, where), margin=float(margin),
@@ -283,7 +293,7 @@ def draw(search: Search, stage: int, boxes: Mapping[tuple[str, int], dict] | Non
     for design in search.designs:
         for rep in range(search.repeats):
             params = {**design.params, **((boxes or {}).get((design.name, rep), {}))}
-            n = design.n if stage == 1 else search.n
+            n = design.n if stage == 1 else search.fine_n
             method = design.method if stage == 1 else "random"
             d = dataclasses.replace(design, params=params, n=n, method=method)
             u = design_uniforms(search, d, stage, rep)
@@ -376,6 +386,18 @@ def chosen(search: Search, runs, stages: int | None = None):
     return idx.sort_values(["design", "repeat"]).reset_index(drop=True)
 
 
+def chosen_values(search: Search, runs, design: str, stages: int | None):
+    """The report values of the points that ``design`` chooses (stages up to ``stages``):
+    per repetition (their means over seeds), or, for a single repetition, per seed (of the
+    one chosen point); a Series indexed by repetition or seed."""
+    best = chosen(search, runs, stages)
+    best = best[best["design"] == design]
+    if search.repeats > 1:
+        return best.set_index("repeat")[search.report]
+    rows = runs[runs[POINT] == best[POINT].iloc[0]]
+    return rows.set_index("seed")[search.report].astype(float)
+
+
 def refine(search: Search, runs, stage: int) -> Search:
     """The search with the points of ``stage`` (>= 2) drawn inside the boxes around the best
     ``top_k`` points of stage - 1 (:data:`REFINE_RULE`); the boxes are recorded."""
@@ -421,9 +443,12 @@ def _box_doc(p: Param) -> dict:
 
 # ------------------------------------------------------------------------------ importance
 
-def importance(search: Search, runs, *, folds: int = 5, n_repeats: int = 10,
-               trees: int = 100):
-    """Each parameter's share of the outcome's variance (the points of the first design):
+IMPORTANCE = {"folds": 5, "n_repeats": 10, "trees": 100}  # the forests' settings
+
+
+def importance(search: Search, runs, **settings):
+    """Each parameter's share of the outcome's variance (the first stage's points of the
+    first design: inputs drawn independently):
     per training seed (a repetition of the whole search), a random forest predicts the
     metric from the parameters (on their sampling scales), and the permutation importance
     (the drop in R^2 when a parameter's column is shuffled) is measured on held-out folds
@@ -437,11 +462,13 @@ def importance(search: Search, runs, *, folds: int = 5, n_repeats: int = 10,
 
     from dnnbench.stats import mean_ci
 
+    settings = {**IMPORTANCE, **settings}
     per_seed = []
     names = list(search.params)
-    points = {p.name: p for p in search.points if p.design == search.designs[0].name}
+    points = {p.name: p for p in search.points
+              if p.design == search.designs[0].name and p.stage == 1}
     runs = runs[runs[POINT].isin(points)]
-    key = (tuple(points), search.metric, folds, n_repeats, trees,
+    key = (tuple(points), search.metric, tuple(settings.items()),
            tuple(runs["seed"]), tuple(runs[POINT]), tuple(runs[search.metric].astype(float)))
     if key in _IMPORTANCE:
         return _IMPORTANCE[key].copy()
@@ -450,8 +477,7 @@ def importance(search: Search, runs, *, folds: int = 5, n_repeats: int = 10,
         x = np.array([[search.params[k].coord(points[n].values[k]) for k in names]
                       for n in g[POINT]])
         y = g[search.metric].astype(float).to_numpy()
-        per_seed.append(cross_importance(x, y, folds=folds, n_repeats=n_repeats,
-                                         trees=trees, seed=int(seed)))
+        per_seed.append(cross_importance(x, y, **settings, seed=int(seed)))
     imp = np.array([s[0] for s in per_seed])
     r2 = np.array([s[1] for s in per_seed])
     rows = []
@@ -472,21 +498,32 @@ _IMPORTANCE: dict = {}
 
 
 def cross_importance(x: np.ndarray, y: np.ndarray, *, folds: int = 5, n_repeats: int = 10,
-                     trees: int = 200, seed: int = 0) -> tuple[np.ndarray, float]:
-    """(permutation importance of each column on held-out folds, averaged; held-out R^2)."""
+                     trees: int = 100, seed: int = 0) -> tuple[np.ndarray, float]:
+    """(permutation importance of each column on held-out folds, averaged; held-out R^2).
+    The importance is scikit-learn's permutation importance with the R^2 score (the drop in
+    R^2 when a column is shuffled, the mean of ``n_repeats`` shuffles), computed with every
+    shuffled copy of a fold predicted in one call (a forest's predict has a fixed cost)."""
     from sklearn.ensemble import RandomForestRegressor
-    from sklearn.inspection import permutation_importance
     from sklearn.metrics import r2_score
     from sklearn.model_selection import KFold
 
+    rng = np.random.default_rng(seed)
     total = np.zeros(x.shape[1])
     predicted = np.empty_like(y)
     for train, test in KFold(folds, shuffle=True, random_state=seed).split(x):
         forest = RandomForestRegressor(trees, min_samples_leaf=2, random_state=seed, n_jobs=1)
         forest.fit(x[train], y[train])
-        predicted[test] = forest.predict(x[test])
-        total += permutation_importance(forest, x[test], y[test], n_repeats=n_repeats,
-                                        random_state=seed, scoring="r2").importances_mean
+        xt, yt = x[test], y[test]
+        predicted[test] = forest.predict(xt)
+        base = r2_score(yt, predicted[test])
+        copies = np.repeat(xt[None, None], n_repeats, axis=1).repeat(x.shape[1], axis=0)
+        for j in range(x.shape[1]):
+            for r in range(n_repeats):
+                copies[j, r, :, j] = rng.permutation(xt[:, j])
+        shuffled = forest.predict(copies.reshape(-1, x.shape[1])).reshape(
+            x.shape[1], n_repeats, len(test))
+        total += [base - np.mean([r2_score(yt, p) for p in shuffled[j]])
+                  for j in range(x.shape[1])]
     return total / folds, float(r2_score(y, predicted))
 
 
@@ -494,32 +531,39 @@ def cross_importance(x: np.ndarray, y: np.ndarray, *, folds: int = 5, n_repeats:
 
 def check_claim(search: Search, claim, runs) -> dict:
     """A claim about the search (``claim.test``): "best" compares the report value of the
-    point chosen by each repetition of ``claim.compare['design']`` with that of
-    ``claim.compare['against']``, paired by repetition (expect higher/lower); "importance":
+    point chosen by each repetition of ``claim.compare['design']`` (among its stages up to
+    ``stage``: all by default) with that of ``claim.compare['against']`` (stages up to
+    ``against_stage``), paired by repetition, or by seed for a single one (expect
+    higher/lower); "importance":
     ``claim.compare['parameter']`` is the most important parameter (expect "first"):
     supported when its interval lies above every other's, contradicted when another's lies
     above its own."""
     from dnnbench.stats import paired_difference, verdict_from_interval
 
     if claim.test == "best":
-        a, b = claim.compare["design"], claim.compare["against"]
-        best = chosen(search, runs, claim.compare.get("stage"))
-        x = best[best["design"] == a].set_index("repeat")[search.report]
-        y = best[best["design"] == b].set_index("repeat")[search.report]
+        c = claim.compare
+        x = chosen_values(search, runs, c["design"], c.get("stage"))
+        y = chosen_values(search, runs, c["against"], c.get("against_stage", c.get("stage")))
         common = sorted(set(x.index) & set(y.index))
+        unit = "repetitions" if search.repeats > 1 else "seeds"
         if len(common) < 2:
             return {"verdict": "not tested", "arms": 0,
-                    "effects": "fewer than 2 repetitions with both designs"}
+                    "effects": f"fewer than 2 {unit} with both designs"}
         d = paired_difference(x.loc[common].to_numpy(float), y.loc[common].to_numpy(float))
         verdict = verdict_from_interval(d.low, d.high, better=claim.expect, n=len(common),
                                         labels=("supported", "contradicted", "inconclusive"))
         wins = int((x.loc[common] > y.loc[common]).sum())
+        a, b = (f"{c[k]} (stages <= {c[s_]})" if c.get(s_) else c[k]
+                for k, s_ in (("design", "stage"), ("against", "against_stage")))
         return {"verdict": verdict, "arms": len(common), "effects": (
             f"{a} - {b}: {d.mean_diff:+.4f} [{d.low:+.4f}, {d.high:+.4f}] in {search.report} "
-            f"of the chosen point, paired over {len(common)} repetitions; {a} higher in "
+            f"of the chosen point, paired over {len(common)} {unit}; {a} higher in "
             f"{wins}/{len(common)}")}
-    imp = importance(search, runs)
     name = claim.compare["parameter"]
+    if name not in search.params or len(search.params) < 2:
+        return {"verdict": "not tested", "arms": 0,
+                "effects": f"{name} is not one of two or more searched parameters"}
+    imp = importance(search, runs)
     me = imp[imp["parameter"] == name].iloc[0]
     others = imp[imp["parameter"] != name]
     if (others["low"] > me["high"]).any():

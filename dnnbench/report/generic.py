@@ -180,6 +180,10 @@ def report_section(rs, render_figures: bool = True):
     meta = rs.meta
     exp = files.parse(json.loads(meta["experiment_definition"]),
                       str(meta.get("experiment_file", "")))
+    if exp.search is not None:
+        from dnnbench.report.search import report_section as search_section
+
+        return search_section(rs, exp, render_figures)
     dataset = (meta.get("dataset") or {}).get("name", "")
     summary = generic.summarize(exp, rs.runs)
     caption = ("Steps: Kaplan-Meier median over the seeds (a run that never reached the target "

@@ -48,51 +48,105 @@ def distribution_frame(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def search_tables(exp: Experiment, runs: pd.DataFrame, dataset: str) -> list[Table]:
+def search_frames(exp: Experiment, runs: pd.DataFrame, dataset: str
+                  ) -> list[tuple[str, pd.DataFrame]]:
+    """The search's summary as (title, display strings) tables: each design's chosen points,
+    the best points with intervals, the importance of each parameter."""
     s = exp.search
-    tables = []
     n_seeds = runs["seed"].nunique()
+    out = []
     dist = distribution_frame(exp, runs)
-    t = Table(title=f"{exp.name} on {dataset}: the point each search chooses (best mean "
-                    f"{_label(s.metric)} over {n_seeds} seeds), judged by {_label(s.report)}",
-              title_justify="left", header_style="bold", caption=exp.question or None,
-              caption_justify="left")
-    for c in ("design", "stages", "repetitions", "mean [95% CI]", "median", "min", "max"):
-        t.add_column(c, justify="left" if c == "design" else "right")
-    for r in dist.itertuples():
-        t.add_row(r.design, str(r.stages), str(r.repetitions), _ci(r.mean, r.low, r.high),
-                  f"{r.median:.4f}", f"{r.min:.4f}", f"{r.max:.4f}")
-    tables.append(t)
+    out.append(((f"{exp.name} on {dataset}: the point each search chooses (best mean "
+                f"{_label(s.metric)} over {n_seeds} seeds), judged by {_label(s.report)}"),
+                pd.DataFrame([{"design": r.design, "stages": str(r.stages),
+                               "repetitions": str(r.repetitions),
+                               "mean [95% CI]": _ci(r.mean, r.low, r.high),
+                               "median": f"{r.median:.4f}", "min": f"{r.min:.4f}",
+                               "max": f"{r.max:.4f}"} for r in dist.itertuples()])))
     best = S.best_points(s, runs, k=5 if s.repeats == 1 else 1)
     if s.repeats > 1:
         best = best[best["repeat"] == 0]
-    t = Table(title="Best points" + (" (repetition 0)" if s.repeats > 1 else "") +
-              f"; 95% intervals over {n_seeds} seeds", title_justify="left",
-              header_style="bold")
     params = [k for k in s.params if k in best.columns]
-    for c in ("design", "point", _label(s.metric), _label(s.report), *params):
-        t.add_column(c, justify="left" if c in ("design", "point") else "right")
-    for _, r in best.iterrows():
-        t.add_row(r["design"], r[S.POINT],
-                  _ci(r[s.metric], r[f"{s.metric}_low"], r[f"{s.metric}_high"]),
-                  _ci(r[s.report], r[f"{s.report}_low"], r[f"{s.report}_high"]),
-                  *[_fmt_value(r[k]) for k in params])
-    tables.append(t)
+    out.append(("Best points" + (" (repetition 0)" if s.repeats > 1 else "") +
+                f"; 95% intervals over {n_seeds} seeds", pd.DataFrame([{
+                    "design": r["design"], "point": r[S.POINT],
+                    _label(s.metric): _ci(r[s.metric], r[f"{s.metric}_low"],
+                                          r[f"{s.metric}_high"]),
+                    _label(s.report): _ci(r[s.report], r[f"{s.report}_low"],
+                                          r[f"{s.report}_high"]),
+                    **{k: _fmt_value(r[k]) for k in params}} for _, r in best.iterrows()])))
     imp = importance_frame(exp, runs)
     if imp is not None:
         r2 = imp.attrs["r2"]
-        t = Table(title=f"Importance: share of the outcome's variance (half the drop in R^2 "
-                        "of a random forest when a parameter is shuffled, held-out folds; "
-                        f"mean over {n_seeds} seeds, 95% interval; "
-                        f"forest R^2 {r2[0]:.2f} [{r2[1]:.2f}, {r2[2]:.2f}])",
-                  title_justify="left", header_style="bold")
-        for c in ("rank", "parameter", "importance", "textbook tier"):
-            t.add_column(c, justify="left" if c == "parameter" else "right")
-        for i, r in enumerate(imp.itertuples(), start=1):
-            t.add_row(str(i), r.parameter, _ci(r.importance, r.low, r.high, "{:.3f}"),
-                      str(TEXTBOOK_TIER.get(r.parameter, "–")))
+        from scipy.stats import spearmanr
+
+        tiers = [TEXTBOOK_TIER.get(k) for k in imp["parameter"]]
+        known = [i for i, t in enumerate(tiers) if t is not None]
+        rho = (spearmanr(imp["importance"].iloc[known], [-tiers[i] for i in known])[0]
+               if len(known) >= 3 else float("nan"))
+        out.append(((f"Importance: share of the outcome's variance (half the drop in R^2 of a "
+                    "random forest when a parameter is shuffled, held-out folds; stage 1; "
+                    f"mean over {n_seeds} seeds, 95% interval; forest R^2 {r2[0]:.2f} "
+                    f"[{r2[1]:.2f}, {r2[2]:.2f}]; rank correlation with the textbook's tiers "
+                    f"{rho:.2f})"), pd.DataFrame([{
+                        "rank": str(i), "parameter": r.parameter,
+                        "importance": _ci(r.importance, r.low, r.high, "{:.3f}"),
+                        "textbook tier": str(TEXTBOOK_TIER.get(r.parameter, "–"))}
+                        for i, r in enumerate(imp.itertuples(), start=1)])))
+    return out
+
+
+LEFT = ("design", "point", "parameter")
+
+
+def search_tables(exp: Experiment, runs: pd.DataFrame, dataset: str) -> list[Table]:
+    """:func:`search_frames` as Rich tables."""
+    tables = []
+    for i, (title, df) in enumerate(search_frames(exp, runs, dataset)):
+        t = Table(title=title, title_justify="left", header_style="bold",
+                  caption=(exp.question or None) if i == 0 else None, caption_justify="left")
+        for c in df.columns:
+            t.add_column(c, justify="left" if c in LEFT else "right")
+        for row in df.itertuples(index=False):
+            t.add_row(*row)
         tables.append(t)
     return tables
+
+
+def report_section(rs, exp: Experiment, render_figures: bool = True):
+    """The HTML/Markdown report section of a search's results."""
+    from dnnbench.experiments import generic
+    from dnnbench.report.figures import figure_bytes
+    from dnnbench.report.html import FigureItem, Section, TableItem, meta_rows
+
+    meta = rs.meta
+    dataset = (meta.get("dataset") or {}).get("name", "")
+    tables = [TableItem(title, df, left=sum(c in LEFT for c in df.columns))
+              for title, df in search_frames(exp, rs.runs, dataset)]
+    claims = generic.check_claims(exp, rs.runs)
+    if len(claims):
+        tables.append(TableItem("Claims of the experiment file",
+                                claims[["claim", "verdict", "arms", "effects"]],
+                                "best: the chosen points' report metric, paired by "
+                                "repetition (or seed); importance: supported when the "
+                                "parameter's interval lies above every other's.", left=2,
+                                text=("effects",)))
+    figs = []
+    if render_figures:
+        for name, fig in figures(exp, rs.runs).items():
+            figs.append(FigureItem(name, f"{rs.stem}-{name}.png", name.replace("-", " "),
+                                   figure_bytes(fig, "png")))
+    bullets = [b for b in (exp.expected and f"Expected: {exp.expected}",
+                           exp.cost and f"Cost: {exp.cost}",
+                           (f"Compiled programs: {meta.get('compiled_programs', '–')} for "
+                           f"{meta.get('arms', '–')} points"),
+                           meta.get("search_refine_rule") and exp.search.stages > 1 and
+                           f"Coarse to fine: {meta['search_refine_rule']}") if b]
+    return Section(anchor=rs.stem, title=f"{exp.title or exp.name} — {dataset}",
+                   experiment=exp.name, intro=exp.question,
+                   command=str(meta.get("command", "")), bullets=bullets, tables=tables,
+                   figures=figs, meta=meta_rows(meta, rs.runs_path.name),
+                   runs_file=rs.runs_path.name)
 
 
 def importance_frame(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame | None:
@@ -133,12 +187,13 @@ def figures(exp: Experiment, runs: pd.DataFrame) -> dict:
     return figs
 
 
-def _axis_values(param: S.Param, values: pd.Series) -> tuple[np.ndarray, str]:
-    """Plotted values (one-minus-log: 1 - beta) and the axis label suffix."""
-    v = values.astype(float).to_numpy() if param.scale != "choice" else values.to_numpy()
-    if param.scale == "one-minus-log":
-        return 1.0 - v, " (1 - value)"
-    return v, ""
+def _axis_values(param: S.Param, values: pd.Series, jitter: int) -> np.ndarray:
+    """Plotted values: one-minus-log as 1 - beta; a choice as its index, jittered."""
+    if param.scale == "choice":
+        x = np.array([param.values.index(v) for v in values], float)
+        return x + np.random.default_rng(jitter).uniform(-0.15, 0.15, len(x))
+    v = values.astype(float).to_numpy()
+    return 1.0 - v if param.scale == "one-minus-log" else v
 
 
 def outcome_figure(exp: Experiment, runs: pd.DataFrame):
@@ -159,10 +214,7 @@ def outcome_figure(exp: Experiment, runs: pd.DataFrame):
     for ax, k in zip(axes, names, strict=False):
         p = s.params[k]
         for i, ((design, stage), g) in enumerate(groups):
-            x, suffix = _axis_values(p, g[f"value:{k}"])
-            if p.scale == "choice":
-                x = np.array([p.values.index(v) for v in g[f"value:{k}"]], float)
-                x = x + np.random.default_rng(i).uniform(-0.15, 0.15, len(x))
+            x = _axis_values(p, g[f"value:{k}"], i)
             ax.scatter(x, g[s.metric], s=9, alpha=0.6, color=PALETTE[i % len(PALETTE)],
                        label=f"{design}, stage {stage}" if len(groups) > 1 else None)
         if p.scale == "choice":
@@ -249,7 +301,7 @@ def heatmap_figure(exp: Experiment, runs: pd.DataFrame, bins: int = 8):
     for setter, k in ((ax.set_xlabel, pair[0]), (ax.set_ylabel, pair[1])):
         sc = s.params[k].scale
         setter({"log": f"log10 {k}", "one-minus-log": f"log10 (1 - {k})"}.get(sc, k))
-    fig.suptitle(f"{exp.title or exp.name}: stage 1, {pair[0]} x {pair[1]}", fontsize=11)
+    fig.suptitle(f"{exp.name}: stage 1, {pair[0]} x {pair[1]}", fontsize=11)
     return fig
 
 

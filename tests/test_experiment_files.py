@@ -228,6 +228,8 @@ def test_bad_plugins_are_refused_with_one_line(tmp_path, setting, value, message
      'evaluator = "guess"'), "claims[0]: check[0]: unknown evaluator 'guess'"),
     (('name = "x"\n[[claims]]\ntext = "t"\nmetric = "steps_to_target"\n[[claims.check]]\n'
      'evaluator = "trend_with_depth"'), "unknown key 'metric' in a claim with checks"),
+    ('name = "x"\nrelative_target = 1.5', "relative_target must be a number in (0, 1]"),
+    ('name = "x"\nrelative_target = 0.9', "relative_target needs stop_at_target = false"),
     ('name = "x"\nprotocol = "distill"', "protocol: unknown value 'distill'; allowed: train"),
     ('name = "x"\n[base]\nepochs_a = 3', "epochs_a is a setting of another protocol"),
     ('name = "x"\nprotocol = "transfer"', "needs the factor stage = ['A', 'B', 'B-on-A']"),
@@ -264,6 +266,32 @@ def test_unknown_experiment_names_the_catalogue(tmp_path):
 
 
 # ------------------------------------------------------------------------- the file layer
+
+def test_relative_target_is_a_fraction_of_the_best_median_found_on_the_curves():
+    """Constructed runs: arm a's median final accuracy 0.9 (the best), b's 0.5 (a diverged
+    seed counts as 0); target 0.9 x 0.9 = 0.81, reached where a curve first gets there."""
+    from types import SimpleNamespace
+
+    exp = files.parse({"name": "rel", "relative_target": 0.9,
+                       "base": {"stop_at_target": False},
+                       "factors": {"learning_rate": [0.1, 0.01]}}, "test")
+    finals = {"a": [0.8, 0.9, 1.0], "b": [0.5, 0.6, float("nan")]}
+    runs = pd.DataFrame([{"experiment": "rel", "arm": arm, "seed": i, "diverged": arm == "b"
+                          and i == 2, "final_eval_accuracy": acc, "step_ms": 2.0,
+                          "target": 0.9, "reached": False, "steps_to_target": None}
+                         for arm, accs in finals.items() for i, acc in enumerate(accs)])
+    curve = {("a", 0): [0.5, 0.82, 0.8], ("a", 1): [0.81, 0.9, 0.9], ("a", 2): [0.2, 0.3, 1.0],
+             ("b", 0): [0.3, 0.4, 0.5], ("b", 1): [0.4, 0.6, 0.6], ("b", 2): [0.9, 0.1, 0.0]}
+    curves = pd.concat([pd.DataFrame({"arm": a, "seed": s, "step": [10, 20, 30],
+                                      "eval_accuracy": acc}) for (a, s), acc in curve.items()])
+    out, _, meta = generic.finalize(exp, SimpleNamespace(name="digits"), runs, curves)
+    assert meta["target"] == pytest.approx(0.81) and meta["target_kind"] == "relative"
+    assert out["steps_to_target"].tolist()[:5] == [20, 10, 30, pd.NA, pd.NA]
+    assert out["steps_to_target"].isna().iloc[5]  # diverged: never reached (its 0.9 aside)
+    assert out["reached"].tolist() == [True, True, True, False, False, False]
+    assert out["time_to_target_s"].iloc[0] == pytest.approx(0.04)  # 20 steps x 2 ms
+    assert files.parse(files.to_doc(exp), "again").relative_target == 0.9
+
 
 def test_set_replaces_levels_and_makes_factors_and_named_levels_apply():
     exp = files.load("bn-depth")

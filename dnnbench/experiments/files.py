@@ -8,6 +8,8 @@ An experiment file holds (every key but ``name`` optional)::
     question = "..."                 # the question it answers, one line
     dataset = "digits"               # default data set (mnist falls back offline)
     seeds = 5                        # paired seeds per arm
+    relative_target = 0.98          # (optional) the target is this fraction of the best
+                                     # arm's median final eval accuracy, found after training
     expected = "..."                 # the expected result, in words
     cost = "..."                     # what a full run costs, in words
     reference = { bn = "off" }       # the arm every other is compared with, paired by seed
@@ -154,7 +156,8 @@ EXPECTATIONS = {"fewer": ("steps", "lower"), "more": ("steps", "higher"),
                 "higher": ("value", "higher"), "lower": ("value", "lower")}
 
 TOP_KEYS = {"name", "title", "question", "dataset", "seeds", "expected", "cost", "reference",
-            "show", "base", "factors", "quick", "claims", "protocol", "search"}
+            "show", "base", "factors", "quick", "claims", "protocol", "search",
+            "relative_target"}
 QUICK_KEYS = {"seeds", "subset", "set", "search"}
 CLAIM_KEYS = {"id", "text", "compare", "where", "metric", "expect", "test"}
 SEARCH_TESTS = {"best": ("design", "against", "stage", "against_stage"),
@@ -201,6 +204,7 @@ class Experiment:
     claims: tuple[Claim, ...] = ()
     protocol: str | None = None
     search: Any = None  # a search.Search: its points are the levels of the factor "point"
+    relative_target: float | None = None  # fraction of the best median final eval accuracy
 
     @property
     def n_arms(self) -> int:
@@ -291,7 +295,8 @@ def parse(doc: Mapping, source: str) -> Experiment:
         name=name, source=source, title=doc.get("title", ""),
         question=doc.get("question", ""), dataset=dataset, seeds=seeds,
         expected=doc.get("expected", ""), cost=doc.get("cost", ""), base=base,
-        factors=factors, named_levels=named, protocol=doc.get("protocol"))
+        factors=factors, named_levels=named, protocol=doc.get("protocol"),
+        relative_target=_fraction(doc.get("relative_target"), source))
     if "search" in doc:
         exp = with_search(exp, doc["search"], source)
     reference = _type(doc.get("reference", {}), dict, source, "reference")
@@ -314,6 +319,15 @@ def parse(doc: Mapping, source: str) -> Experiment:
         _claim(c, i, exp, source) for i, c in enumerate(claims)))
     expand(exp)  # every arm must make a valid spec (names, coefficients, depths)
     return exp
+
+
+def _fraction(value, where: str) -> float | None:
+    """``relative_target``: a fraction in (0, 1], or None (absent)."""
+    if value is None:
+        return None
+    if not _is_number(value) or not 0 < value <= 1:
+        _fail(where, f"relative_target must be a number in (0, 1], got {value!r}")
+    return float(value)
 
 
 def _count(value, where: str, key: str, maximum: int = 1000) -> int:
@@ -604,6 +618,10 @@ def expand(exp: Experiment) -> list[ArmSettings]:
                                 settings))
         make_spec({k: v for k, v in settings.items() if k not in protocol.settings},
                   n_train=None, where=f"{exp.source} arm {label or 'base'}")
+        if exp.relative_target is not None and settings.get("stop_at_target", True):
+            _fail(f"{exp.source} arm {label or 'base'}", "relative_target needs "
+                  "stop_at_target = false (the target is found after training, on whole "
+                  "curves)")
     return arms
 
 
@@ -745,6 +763,8 @@ def to_doc(exp: Experiment) -> dict[str, Any]:
         from dnnbench.experiments import search
 
         doc["search"] = search.to_doc(exp.search)
+    if exp.relative_target is not None:
+        doc["relative_target"] = exp.relative_target
     return doc
 
 

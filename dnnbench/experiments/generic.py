@@ -304,8 +304,40 @@ def finalize(exp: Experiment, data, runs: pd.DataFrame, curves: pd.DataFrame):
         at = runs.columns.get_loc(POINT) + 1
         for i, col in enumerate(("stage", "design", "repeat")):
             runs.insert(at + i, col, [getattr(points[n], col) for n in runs[POINT]])
+    extra = {}
+    if exp.relative_target is not None:
+        target = relative_target(runs, exp.relative_target, "final_eval_accuracy")
+        runs = with_target(runs, curves, target, "eval_accuracy")
+        extra = {"target": target, "target_kind": "relative",
+                 "target_fraction": exp.relative_target}
     # a JSON string: the metadata file sorts its keys, and the factors' order matters
-    return runs, curves, {"experiment_definition": json.dumps(to_doc(exp))}
+    return runs, curves, {"experiment_definition": json.dumps(to_doc(exp)), **extra}
+
+
+def relative_target(runs: pd.DataFrame, fraction: float, column: str) -> float:
+    """``fraction`` x the best (over arms) median final accuracy (``column``; a diverged run
+    counts as 0); NaN if none is above 0."""
+    best = max((float(np.median(g[column].fillna(0.0).to_numpy(float)))
+                for _, g in runs.groupby("arm")), default=math.nan)
+    return fraction * best if best > 0 else math.nan
+
+
+def with_target(runs: pd.DataFrame, curves: pd.DataFrame, target: float, column: str
+                ) -> pd.DataFrame:
+    """``runs`` with target, reached, steps_to_target and time_to_target_s for ``target``,
+    found on the curves' ``column`` (the first evaluated step at or above it; a diverged run
+    never reaches it, as in :func:`program_frames`)."""
+    reach = {}
+    for (arm, seed), g in curves.groupby(["arm", "seed"], sort=False):
+        g = g.sort_values("step")
+        reach[(arm, seed)] = None if math.isnan(target) else first_reach(
+            g["step"].to_numpy(), g[column].to_numpy(float), len(g), target)
+    steps = pd.Series([reach.get((a, s)) for a, s in zip(runs["arm"], runs["seed"],
+                                                         strict=True)],
+                      index=runs.index, dtype="Int64").mask(runs["diverged"].astype(bool))
+    out = runs.assign(target=target, steps_to_target=steps, reached=steps.notna())
+    out["time_to_target_s"] = steps.astype(float) * out["step_ms"] / 1e3
+    return out
 
 
 # ------------------------------------------------------------------------------ the summary

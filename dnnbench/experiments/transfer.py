@@ -459,9 +459,12 @@ def train_pair(cfg: TransferConfig, data: Dataset, pos: int, neg: int, *,
 
 # ----------------------------------------------------------------------------- as data
 
-# the columns the protocol adds to the common table (per stage: A's, B's or B-on-A's values)
-STAGE_COLUMNS = ["pair", "pos_class", "neg_class", "stage", "train_size", "reuse_layers",
-                 "freeze_epochs", "unfreeze_epochs", "unfreeze_lr", "epochs"]
+# the columns the protocol adds to the common table: the group's settings (as the file set
+# them, the same in every stage's rows: factor levels stay comparable across stages), and
+# per stage its training examples (A: every task-A image) and epochs
+STAGE_COLUMNS = ["pair", "pos_class", "neg_class", "stage", "train_size", "train_examples",
+                 "reuse_layers", "freeze_epochs", "unfreeze_epochs", "unfreeze_lr",
+                 "epochs_a", "epochs"]
 # RunSpec fields that the protocol sets for each stage (the others may come from the file)
 _STAGE_FIELDS = ("widths", "activation", "init", "optimizer", "learning_rate", "batch_size",
                  "loss", "max_steps", "eval_every", "eval_split", "target", "stop_at_target",
@@ -612,21 +615,22 @@ def group_frames(exp: files.Experiment, g: Group, data: Dataset, result: PairRes
     pos, neg = cfg.pairs[0]
     sa, sb = result.specs["A"], result.specs["B"]
     freeze_steps = cfg.freeze_epochs * steps_per_epoch(sb)
-    n_a, n_b = len(result.task_a.y_train), len(result.task_b.y_train)
-    per_stage = {  # train_size, reuse_layers, freeze/unfreeze epochs, unfreeze_lr, epochs
-        "A": (n_a, 0, 0, cfg.epochs_a, math.nan, cfg.epochs_a),
-        "B": (n_b, 0, 0, cfg.epochs_b, math.nan, cfg.epochs_b),
-        "B-on-A": (n_b, cfg.reused, cfg.freeze_epochs, cfg.unfreeze_epochs, cfg.lr_after,
-                   cfg.epochs_b)}
+    examples = {"A": len(result.task_a.y_train), "B": len(result.task_b.y_train),
+                "B-on-A": len(result.task_b.y_train)}
+    epochs = {"A": cfg.epochs_a, "B": cfg.epochs_b, "B-on-A": cfg.epochs_b}
     runs, curves = [], []
     for arm in g.arms:
-        stage = dict(arm.levels)["stage"]
+        levels = dict(arm.levels)
+        stage = levels["stage"]
         spec = result.specs[stage]
         planned = generic.PlannedArm(arm, spec, 0)
         r, c = generic.program_frames(exp, data, generic.Program(g.index, (planned,), spec, ()),
                                       result.results[stage], cfg.seeds)
-        values = dict(zip(STAGE_COLUMNS, (pair_label(pos, neg), pos, neg, stage,
-                                          *per_stage[stage]), strict=True))
+        values = dict(zip(STAGE_COLUMNS, (
+            pair_label(pos, neg), pos, neg, stage, cfg.train_size, examples[stage],
+            cfg.reused, cfg.freeze_epochs, cfg.unfreeze_epochs, cfg.lr_after, cfg.epochs_a,
+            epochs[stage]), strict=True))
+        values |= {k: v for k, v in levels.items() if k in values}  # levels as the file names them
         r = r.drop(columns=[k for k in values if k in r.columns])
         at = r.columns.get_loc("seed")
         for k, v in reversed(values.items()):
@@ -642,9 +646,15 @@ def legacy_frames(dataset: str, runs: pd.DataFrame, curves: pd.DataFrame):
     """The common tables in the documented schema of `dnnbench transfer` (:data:`RUN_COLUMNS`,
     :data:`CURVE_COLUMNS`)."""
     arms = runs.drop_duplicates("arm").set_index("arm")
-    legacy = runs.assign(experiment=EXPERIMENT, dataset=dataset, arm=runs["stage"],
-                         test_accuracy=runs["final_test_accuracy"],
-                         test_loss=runs["final_test_loss"])[RUN_COLUMNS]
+    on_a = runs["stage"] == "B-on-A"  # the transfer settings apply to B-on-A only
+    legacy = runs.assign(
+        experiment=EXPERIMENT, dataset=dataset, arm=runs["stage"],
+        train_size=runs["train_examples"], reuse_layers=runs["reuse_layers"].where(on_a, 0),
+        freeze_epochs=runs["freeze_epochs"].where(on_a, 0),
+        unfreeze_epochs=runs["unfreeze_epochs"].where(on_a, runs["epochs"]),
+        unfreeze_lr=runs["unfreeze_lr"].where(on_a, math.nan),
+        test_accuracy=runs["final_test_accuracy"], test_loss=runs["final_test_loss"],
+    )[RUN_COLUMNS]
     stage = curves["arm"]
     curves = curves.assign(pair=stage.map(arms["pair"]), arm=stage.map(arms["stage"]),
                            epoch=(curves["step"] // stage.map(arms["eval_every"])).astype(int))

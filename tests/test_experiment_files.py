@@ -127,7 +127,7 @@ def test_vectorized_lanes_equal_separate_programs():
 
 QUICK_SETS = {  # the catalogue contract's overrides, by protocol (tiny budgets and nets)
     None: ["--set", "max_steps=60", "--set", "eval_every=20", "--set", "target=0.5"],
-    "transfer": ["--set", "widths=[16,16,16]"],
+    "transfer": ["--set", "widths=[8]"],
 }
 
 

@@ -19,6 +19,9 @@ FILE_DATASETS = ("mnist", "fashion-mnist")  # the ones read from (and fetched as
 BN_POSITIONS = ("before", "after")
 NORMALIZATIONS = ("none", "batch", "layer", "weight", "group")  # models.norms.NORMALIZATIONS
 BN_EVAL = ("running", "population", "batch")  # models.norms.BN_EVAL
+# dropout after every hidden layer, or before every dense layer (the inputs too)
+DROPOUT_PLACEMENTS = ("hidden", "dense")
+DECAY_PARAMS = ("all", "kernels")  # what decoupled weight decay shrinks
 FALLBACKS = ("mnist", "digits")  # in this order, for a default data set that is missing
 
 

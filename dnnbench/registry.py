@@ -281,12 +281,14 @@ def make_schedule(name: str, learning_rate, total_steps: int, params: dict | Non
 
 def make_optimizer(name: str, learning_rate, *, schedule: str = "constant", total_steps: int = 1,
                    clip_norm=0.0, coefficients: dict | None = None,
-                   schedule_params: dict | None = None) -> optax.GradientTransformation:
+                   schedule_params: dict | None = None,
+                   decay_mask=None) -> optax.GradientTransformation:
     """The optimizer ``name`` (a registry name or a plug-in ``package.module:factory``) at
     ``learning_rate`` with its ``coefficients`` (missing ones at their defaults; any value may
     be traced), the schedule with its ``schedule_params`` (likewise) and global-norm clipping
     (``clip_norm``: a number, or traced; 0 = off; ``inf`` leaves the gradients as they
-    are)."""
+    are). ``decay_mask`` (optax's ``mask``: a pytree of booleans or a function of the
+    parameters giving one) limits decoupled weight decay to some parameters (default: all)."""
     opt = get_optimizer(name)
     coef = opt.resolve(coefficients, name)
     sched = get_schedule(schedule)
@@ -300,10 +302,12 @@ def make_optimizer(name: str, learning_rate, *, schedule: str = "constant", tota
         coef[cycled] = sched.momentum(total_steps, **params)
         factory = optax.inject_hyperparams(factory)
     decay = coef.pop("weight_decay") if not opt.native_decay else None
-    if decay is None or _is_static_zero(decay):
+    if decay is None:  # native decay
+        tx = factory(lr, **coef) if decay_mask is None else factory(lr, **coef, mask=decay_mask)
+    elif _is_static_zero(decay):
         tx = factory(lr, **coef)
     else:  # the direction at lr 1 (sign flipped), + wd * params, then scaled by lr
-        tx = optax.chain(factory(1.0, **coef), optax.add_decayed_weights(-decay),
+        tx = optax.chain(factory(1.0, **coef), optax.add_decayed_weights(-decay, decay_mask),
                          optax.scale_by_learning_rate(lr, flip_sign=False))
     if not _is_static_zero(clip_norm):
         tx = optax.chain(optax.clip_by_global_norm(clip_norm), tx)

@@ -30,6 +30,9 @@ class RunSpec:
     bn_eval: str = "running"  # BN statistics at evaluation: running | population | batch
     bn_eval_batch: int = 0  # bn_eval "batch": examples per evaluated batch
     dropout: float = 0.0  # rate of the dropout after every hidden layer
+    # where dropout applies: "hidden" (after every hidden layer) | "dense" (before every dense
+    # layer: the inputs too, at the same rate)
+    dropout_placement: str = "hidden"
     loss: str = "softmax"  # "softmax" (n_out classes) | "sigmoid" (one unit, binary)
     # optimization
     optimizer: str = "adam"
@@ -44,6 +47,10 @@ class RunSpec:
     clip_norm: float = 0.0  # global-norm gradient clipping; 0 = off
     l1: float = 0.0  # penalty l1 * sum(|kernel|) over the kernels, added to the training loss
     l2: float = 0.0  # penalty l2 * sum(kernel^2) over the kernels, added to the training loss
+    # max-norm: after every step each unit's incoming weight vector (a kernel's column, Keras
+    # max_norm axis 0) is rescaled to norm <= max_norm; 0 = off
+    max_norm: float = 0.0
+    decay_params: str = "all"  # what decoupled weight decay shrinks: "all" | "kernels"
     batch_size: int = 500
     # budget and evaluation
     max_steps: int = 3000
@@ -51,6 +58,11 @@ class RunSpec:
     eval_split: str = "test"  # split evaluated during training
     target: float = 0.90  # accuracy on eval_split; <= 0 disables early stopping
     stop_at_target: bool = True
+    # early stopping on the eval split's loss, its patience: stop a seed after this many
+    # evaluations without a new lowest loss, and restore its parameters of the lowest; 0 = off
+    early_stopping: int = 0
+    eval_train: bool = False  # evaluate the training split (no dropout, no penalty) too
+    mc_samples: int = 0  # MC dropout: stochastic passes of the final test evaluation; 0 = off
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -96,6 +108,9 @@ def widths_str(widths: tuple[int, ...]) -> str:
 _DEFAULTS = {"optimizer_params": [], "schedule_params": [], "l1": 0.0, "l2": 0.0}
 # the normalization settings (issue 17), likewise left out at their defaults
 _DEFAULTS |= {"norm_groups": 4, "input_norm": False, "bn_eval": "running", "bn_eval_batch": 0}
+# the regularization settings (issue 19)
+_DEFAULTS |= {"dropout_placement": "hidden", "max_norm": 0.0, "decay_params": "all",
+              "early_stopping": 0, "eval_train": False, "mc_samples": 0}
 
 
 # ------------------------------------------------------------------- structure and lane values
@@ -106,7 +121,7 @@ _DEFAULTS |= {"norm_groups": 4, "input_norm": False, "bn_eval": "running", "bn_e
 # STRUCTURE. Whether a penalty, dropout, decay or clipping is applied at all is structure too:
 # the program of a group applies it when any of its arms does (a lane value of 0 then leaves
 # the numbers as they would be without it).
-LANE_SETTINGS = ("learning_rate", "dropout", "l1", "l2", "clip_norm", "bn_momentum")
+LANE_SETTINGS = ("learning_rate", "dropout", "l1", "l2", "clip_norm", "bn_momentum", "max_norm")
 OPTIMIZER_PREFIX = "opt."  # lane names of optimizer coefficients: "opt.<coefficient>"
 SCHEDULE_PREFIX = "sched."  # lane names of schedule parameters: "sched.<parameter>"
 
@@ -114,12 +129,14 @@ SCHEDULE_PREFIX = "sched."  # lane names of schedule parameters: "sched.<paramet
 def lane_values(spec: RunSpec) -> dict[str, float]:
     """Every lane value of ``spec``: the lane settings and every coefficient of its optimizer
     and parameter of its schedule (defaults resolved), keyed by lane name. Clipping "off" (0)
-    is an infinite threshold as a lane value (the gradients pass unchanged)."""
+    is an infinite threshold as a lane value (the gradients pass unchanged), and so is
+    max-norm "off" (no kernel is rescaled)."""
     from dnnbench.registry import get_optimizer, get_schedule
 
     values = {name: float(getattr(spec, name)) for name in LANE_SETTINGS}
-    if values["clip_norm"] == 0:
-        values["clip_norm"] = float("inf")
+    for name in ("clip_norm", "max_norm"):
+        if values[name] == 0:
+            values[name] = float("inf")
     coefficients = {**get_optimizer(spec.optimizer).defaults, **dict(spec.optimizer_params)}
     values |= {OPTIMIZER_PREFIX + k: float(v) for k, v in coefficients.items()}
     params = get_schedule(spec.schedule).resolve(dict(spec.schedule_params), spec.schedule)

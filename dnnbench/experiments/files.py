@@ -35,7 +35,14 @@ An experiment file holds (every key but ``name`` optional)::
     compare = { bn = "on" }          # arms with these levels, against the reference
     where = { depth = [5, 7] }       # (optional) only these levels
     metric = "steps_to_target"       # or a final metric column
-    expect = "fewer"                 # fewer | more | higher | lower
+    expect = "fewer"                 # fewer | more | higher | lower | same | not-lower
+    # compare (or where) select the arms; a list of levels in compare: only the best of them
+    # (by the mean of the metric)
+    # optional: against = { reg = "l2" } compares with that arm instead of the reference (a
+    # list of levels: the one of them with the best mean of the metric); versus = "metric"
+    # compares each arm's metric with its own other metric (paired by seed, no second arm);
+    # margin = 0.002: for same (the difference's interval within +-margin) and not-lower
+    # (its lower bound above -margin)
 
 Every run setting of :class:`dnnbench.spec.RunSpec` may be set in ``[base]``, varied as a
 factor, or overridden with ``--set key=value`` (a comma list replaces a factor's levels), and
@@ -114,8 +121,12 @@ SETTINGS: dict[str, Setting] = {
                            maximum=1, open_max=True),
     "bn_epsilon": Setting("float", "epsilon of the normalization layers", minimum=0),
     "bn_logits": Setting("bool", "batch-normalize the logits too (BN arms)"),
-    "dropout": Setting("float", "dropout rate after every hidden layer (a lane value)",
-                       minimum=0, maximum=1, open_max=True),
+    "dropout": Setting("float", "dropout rate (a lane value), after every hidden layer or "
+                       "before every dense layer (dropout_placement)", minimum=0, maximum=1,
+                       open_max=True),
+    "dropout_placement": Setting("str", "dropout after every hidden layer, or before every "
+                                 "dense layer (the inputs too, at the same rate)",
+                                 choices.DROPOUT_PLACEMENTS),
     "loss": Setting("str", "softmax over the classes, or one sigmoid unit (2 classes)",
                     ("softmax", "sigmoid")),
     # optimization
@@ -126,6 +137,11 @@ SETTINGS: dict[str, Setting] = {
                          "value)", minimum=0),
     "l1": Setting("float", "l1 penalty coefficient on the kernels (a lane value)", minimum=0),
     "l2": Setting("float", "l2 penalty coefficient on the kernels (a lane value)", minimum=0),
+    "max_norm": Setting("float", "max-norm: after every step each unit's incoming weights "
+                        "rescaled to norm <= this, 0 = off (a lane value)", minimum=0),
+    "decay_params": Setting("str", "what decoupled weight decay (weight_decay) shrinks: all "
+                            "parameters, or the kernels only (as the l1/l2 penalties)",
+                            choices.DECAY_PARAMS),
     "batch_size": Setting("int", "mini-batch size", minimum=1),
     # budget and evaluation
     "max_steps": Setting("int", "training steps of the budget", minimum=1, maximum=2**31 - 1),
@@ -137,6 +153,13 @@ SETTINGS: dict[str, Setting] = {
     "target": Setting("float", "accuracy on the eval split that counts as reached; 0 = none",
                       minimum=0, maximum=1),
     "stop_at_target": Setting("bool", "stop a seed once it reaches the target"),
+    "early_stopping": Setting("int", "early stopping's patience: stop after this many "
+                              "evaluations without a lower validation loss and restore the "
+                              "best parameters; 0 = off", minimum=0, maximum=2**31 - 1),
+    "eval_train": Setting("bool", "evaluate the training split too (without dropout or "
+                          "penalty): training accuracy and generalization gap"),
+    "mc_samples": Setting("int", "MC dropout: stochastic passes of the final test evaluation "
+                          "(e.g. 100); 0 = off", minimum=0, maximum=10000),
     "train_size": Setting("int", "use the first n training examples (0 = all)", minimum=0),
 }
 # settings that are not RunSpec fields: resolved into the spec by ``make_spec``
@@ -144,22 +167,40 @@ DERIVED = ("depth", "width", "epochs", "train_size")
 STRUCTURE_ONLY = ("train_size",)  # shapes the data rather than the spec
 COLUMN_ORDER = ("depth", "widths", "activation", "init", "head_init", "norm", "norm_position",
                 "norm_groups", "input_norm", "bn_momentum", "bn_epsilon", "bn_logits",
-                "bn_eval", "bn_eval_batch", "dropout", "loss", "optimizer",
-                "learning_rate", "schedule", "clip_norm", "l1", "l2", "batch_size", "epochs",
-                "max_steps", "eval_every", "eval_split", "target", "stop_at_target",
+                "bn_eval", "bn_eval_batch", "dropout", "dropout_placement", "loss", "optimizer",
+                "learning_rate", "schedule", "clip_norm", "l1", "l2", "max_norm",
+                "decay_params", "batch_size", "epochs", "max_steps", "eval_every", "eval_split",
+                "target", "stop_at_target", "early_stopping", "eval_train", "mc_samples",
                 "train_size")
 
 METRICS = ("steps_to_target", "time_to_target_s", "final_eval_accuracy", "best_eval_accuracy",
-           "final_eval_loss", "final_train_loss", "final_test_accuracy", "final_test_loss")
+           "final_eval_loss", "final_train_loss", "final_test_accuracy", "final_test_loss",
+           # eval_train
+           "final_train_accuracy", "final_train_loss_clean", "generalization_gap",
+           # early_stopping
+           "restored_step",
+           # mc_samples
+           "det_test_nll", "det_test_ece", "mc_test_accuracy", "mc_test_nll", "mc_test_ece",
+           "mc_std_correct", "mc_std_wrong")
 DEFAULT_SHOW = ("steps_to_target", "final_eval_accuracy", "final_test_accuracy")
 EXPECTATIONS = {"fewer": ("steps", "lower"), "more": ("steps", "higher"),
-                "higher": ("value", "higher"), "lower": ("value", "lower")}
+                "higher": ("value", "higher"), "lower": ("value", "lower"),
+                "same": ("value", "same"), "not-lower": ("value", "not-lower")}
+MARGIN_EXPECTATIONS = ("same", "not-lower")  # need a claim's margin
+# metrics where less is better (the best of a claim's `against` levels)
+LOWER_IS_BETTER = ("steps_to_target", "time_to_target_s", "generalization_gap",
+                   "restored_step", "mc_std_correct")
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric in LOWER_IS_BETTER or metric.endswith(("_loss", "_nll", "_ece", "_clean"))
 
 TOP_KEYS = {"name", "title", "question", "dataset", "seeds", "expected", "cost", "reference",
             "show", "base", "factors", "quick", "claims", "protocol", "search",
             "relative_target"}
 QUICK_KEYS = {"seeds", "subset", "set", "search"}
-CLAIM_KEYS = {"id", "text", "compare", "where", "metric", "expect", "test"}
+CLAIM_KEYS = {"id", "text", "compare", "where", "metric", "expect", "test", "against", "versus",
+              "margin"}
 SEARCH_TESTS = {"best": ("design", "against", "stage", "against_stage"),
                 "importance": ("parameter",)}
 # a claim checked by evaluators of `dnnbench claims` (dnnbench.claims.engine) on a result set
@@ -170,7 +211,8 @@ EVALUATOR_CLAIM_KEYS = {"id", "text", "results", "command", "check"}
 class Claim:
     id: str
     text: str
-    compare: dict[str, Any]  # factor -> level of the arms compared with the reference
+    compare: dict[str, Any]  # factor -> level (or tuple of levels: the best of them) of the
+    # arms compared with the reference
     where: dict[str, tuple]  # factor -> levels the claim is restricted to
     metric: str
     expect: str
@@ -180,6 +222,11 @@ class Claim:
     results: str = ""
     command: str = ""
     test: str = "arms"  # or a claim about a search (SEARCH_TESTS; see search.check_claim)
+    # factor -> level (or tuple of levels: the best of them) of the arm compared with, instead
+    # of the file's reference
+    against: dict[str, Any] = dataclasses.field(default_factory=dict)
+    versus: str = ""  # compare each arm's metric with this metric of the same arm
+    margin: float = 0.0  # for expect same / not-lower
 
 
 @dataclasses.dataclass(frozen=True)
@@ -473,18 +520,37 @@ def _claim(doc, i: int, exp: Experiment, where: str) -> Claim:
     steps = doc["metric"] == "steps_to_target"
     if steps != (EXPECTATIONS[doc["expect"]][0] == "steps"):
         _fail(at, "expect fewer/more goes with steps_to_target, higher/lower with the others")
-    if not exp.reference:
-        _fail(at, "a claim needs the file's reference arm (reference = {factor = level})")
+    versus = _type(doc.get("versus", ""), str, at, "versus")
+    if versus and versus not in METRICS:
+        _fail(at, f"versus: unknown metric {versus!r}; allowed: {', '.join(METRICS)}")
+    if versus and (steps or "against" in doc):
+        _fail(at, "versus compares two value metrics of the same arms: not with "
+                  "steps_to_target or against")
+    against = {}
+    for k, v in _type(doc.get("against", {}), dict, at, "against").items():
+        against[k] = (tuple(_level_of(exp, k, x, at) for x in v) if isinstance(v, list)
+                      else _level_of(exp, k, v, at))
+    if not exp.reference and not against and not versus:
+        _fail(at, "a claim needs the file's reference arm (reference = {factor = level}), "
+                  "against or versus")
+    margin = doc.get("margin", 0.0)
+    if not _is_number(margin) or not math.isfinite(margin) or margin < 0:
+        _fail(at, f"margin must be a number >= 0, got {margin!r}")
+    if (doc["expect"] in MARGIN_EXPECTATIONS) != ("margin" in doc):
+        _fail(at, f"margin goes with expect {' or '.join(MARGIN_EXPECTATIONS)} (and they "
+                  "need it)")
     compare = _type(doc.get("compare", {}), dict, at, "compare")
-    if not compare:
-        _fail(at, "compare is required: the levels of the arms compared with the reference")
-    compare = {k: _level_of(exp, k, v, at) for k, v in compare.items()}
+    if not compare and not doc.get("where"):
+        _fail(at, "compare or where is required: the levels of the arms compared")
+    compare = {k: tuple(_level_of(exp, k, x, at) for x in v) if isinstance(v, list)
+               else _level_of(exp, k, v, at) for k, v in compare.items()}
     where_levels = {}
     for k, v in _type(doc.get("where", {}), dict, at, "where").items():
         vs = v if isinstance(v, list) else [v]
         where_levels[k] = tuple(_level_of(exp, k, x, at) for x in vs)
     return Claim(doc.get("id", f"{exp.name}-{i + 1}"), doc["text"], compare, where_levels,
-                 doc["metric"], doc["expect"])
+                 doc["metric"], doc["expect"], against=against, versus=versus,
+                 margin=float(margin))
 
 
 def _evaluator_claim(doc: dict, i: int, exp: Experiment, at: str) -> Claim:
@@ -682,6 +748,9 @@ def make_spec(settings: Mapping[str, Any], n_train: int | None, where: str = "")
                    schedule_params=tuple(schedule_params.items()), **s)
     if spec.eval_every > spec.max_steps:
         _fail(where, f"eval_every ({spec.eval_every}) exceeds max_steps ({spec.max_steps})")
+    if spec.early_stopping and spec.eval_split != "val":
+        _fail(where, "early_stopping watches the validation loss: set "
+                     "eval_split = \"val\"")
     if spec.norm != "batch" and spec.bn_logits:
         spec = spec.replace(bn_logits=False)
     spec = _resolve_norm(spec, where)
@@ -740,12 +809,24 @@ def to_doc(exp: Experiment) -> dict[str, Any]:
     def present(k, v) -> bool:
         return k in exp.factors and v in exp.factors[k]
 
+    def levels(given: dict) -> dict:
+        return {k: [x for x in v if present(k, x)] if isinstance(v, tuple) else v
+                for k, v in given.items()}
+
+    def any_present(given: dict) -> bool:
+        return all(any(present(k, x) for x in v) if isinstance(v, tuple) else present(k, v)
+                   for k, v in given.items())
+
     # a claim about levels this variant lacks (--quick, --set) cannot be checked: left out
-    claims = [{"id": c.id, "text": c.text, "compare": dict(c.compare),
+    claims = [{"id": c.id, "text": c.text, "compare": levels(c.compare),
                "where": {k: [x for x in v if present(k, x)] for k, v in c.where.items()},
-               "metric": c.metric, "expect": c.expect} for c in exp.claims
-              if not c.checks and c.test == "arms"
-              and all(present(k, v) for k, v in c.compare.items())]
+               "metric": c.metric, "expect": c.expect,
+               **({"against": levels(c.against)} if c.against else {}),
+               **({"versus": c.versus} if c.versus else {}),
+               **({"margin": c.margin} if c.expect in MARGIN_EXPECTATIONS else {})}
+              for c in exp.claims if not c.checks and c.test == "arms"
+              and any_present(c.compare) and any_present(c.against)
+              and all(any(present(k, x) for x in v) for k, v in c.where.items())]
     claims += [{"id": c.id, "text": c.text, "results": c.results, "command": c.command,
                 "check": [dict(t) for t in c.checks]} for c in exp.claims if c.checks]
     claims += [{"id": c.id, "text": c.text, "test": c.test, "compare": dict(c.compare),

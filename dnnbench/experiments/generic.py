@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -36,11 +37,13 @@ import pandas as pd
 
 from dnnbench.experiments.files import (
     EXPECTATIONS,
+    MARGIN_EXPECTATIONS,
     POINT,
     ArmSettings,
     Experiment,
     expand,
     format_level,
+    lower_is_better,
     make_spec,
     settings_table,
 )
@@ -54,6 +57,8 @@ from dnnbench.spec import (
     structure_key,
 )
 from dnnbench.stats import (
+    MIN_SEEDS_FOR_VERDICT,
+    calibration,
     km_median,
     mean_ci,
     paired_censored_comparison,
@@ -248,16 +253,73 @@ def program_frames(exp: Experiment, data, prog: Program, result, seeds: Sequence
                 "final_test_loss": float(tr.test_loss[j]),
                 "compile_s": tm.compile_s, "step_ms": step_ms, "eval_ms": tm.eval_ms * share,
                 "time_to_target_s": steps * step_ms / 1e3 if steps is not None else math.nan,
-                "program": prog.index, "program_lanes": n_lanes, "spec_hash": spec.hash})
+                "program": prog.index, "program_lanes": n_lanes, "spec_hash": spec.hash,
+                **regularization_columns(exp, spec, tr, j)})
+            extra = tr.extra or {}
             curves.append(pd.DataFrame({
                 "arm": arm.name, "seed": int(seed), "step": np.asarray(tr.steps[j][:n]),
                 "train_loss": np.asarray(tr.train_loss[j][:n], float),
                 "eval_loss": np.asarray(tr.eval_loss[j][:n], float),
                 "eval_accuracy": acc[:n],
-                "learning_rate": np.asarray(tr.lr[j][:n], float)}))
+                "learning_rate": np.asarray(tr.lr[j][:n], float),
+                **{k: np.asarray(extra[k][j][:n], float) for k in EXTRA_CURVES if k in extra}}))
     runs = pd.DataFrame(rows)
     runs["steps_to_target"] = runs["steps_to_target"].astype("Int64")
-    return runs, pd.concat(curves, ignore_index=True)[CURVE_COLUMNS]
+    curves = pd.concat(curves, ignore_index=True)
+    return runs, curves[CURVE_COLUMNS + [k for k in EXTRA_CURVES if k in curves]]
+
+
+# curves of the training split evaluated without dropout or penalty (spec.eval_train)
+EXTRA_CURVES = ("clean_train_loss", "train_accuracy")
+
+
+def regularization_columns(exp: Experiment, spec: RunSpec, tr, j: int) -> dict[str, Any]:
+    """The columns of lane ``j`` that the regularization settings add (none without them):
+    whether final_train_loss includes a penalty (experiments that set l1 or l2);
+    eval_train: the final parameters' training accuracy and loss without dropout or penalty,
+    and the generalization gap (training minus test accuracy); early_stopping: the restored step;
+    mc_samples: accuracy, NLL and ECE of the deterministic and the MC dropout predictions
+    on the test split, the mean predictive standard deviation of correct and wrong MC
+    predictions, and the reliability diagram's bins (JSON)."""
+    extra, out = tr.extra or {}, {}
+    if {"l1", "l2"} & _named_settings(exp):
+        out["train_loss_penalized"] = bool(spec.l1 or spec.l2)
+    if "final_train_accuracy" in extra:
+        train_acc = float(extra["final_train_accuracy"][j])
+        out |= {"final_train_accuracy": train_acc,
+                "final_train_loss_clean": float(extra["final_train_loss_clean"][j]),
+                "generalization_gap": train_acc - float(tr.test_acc[j])}
+    if "restored_step" in extra:
+        out["restored_step"] = int(extra["restored_step"][j])
+    if "mc" in extra:
+        out |= mc_columns({k: np.asarray(v[j]) for k, v in extra["mc"].items()})
+    return out
+
+
+def mc_columns(mc: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Calibration metrics of one run's MC dropout predictions (``engine.mc_predictions``)."""
+    if not np.all(np.isfinite(mc["mc_conf"])):  # diverged
+        return dict.fromkeys(MC_METRICS, math.nan) | {"calibration_bins": ""}
+    out, bins = {}, {}
+    for name in ("det", "mc"):
+        cal = calibration(mc[f"{name}_conf"], mc[f"{name}_correct"])
+        out |= {f"{name}_test_accuracy": float(np.mean(mc[f"{name}_correct"])),
+                f"{name}_test_nll": float(np.mean(mc[f"{name}_nll"])),
+                f"{name}_test_ece": cal.ece}
+        bins[name] = {"count": cal.count.tolist(),
+                      "confidence": [round(float(v), 6) for v in cal.confidence],
+                      "accuracy": [round(float(v), 6) for v in cal.accuracy]}
+    right = mc["mc_correct"] > 0
+    std = mc["mc_std"]
+    out |= {"mc_std_correct": float(np.mean(std[right])) if right.any() else math.nan,
+            "mc_std_wrong": float(np.mean(std[~right])) if (~right).any() else math.nan}
+    del out["det_test_accuracy"]  # final_test_accuracy
+    return {k: out[k] for k in MC_METRICS} | {
+        "calibration_bins": json.dumps(bins, separators=(",", ":")).replace("NaN", "null")}
+
+
+MC_METRICS = ("det_test_nll", "det_test_ece", "mc_test_accuracy", "mc_test_nll", "mc_test_ece",
+              "mc_std_correct", "mc_std_wrong")
 
 
 def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
@@ -268,7 +330,8 @@ def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
     for k in ("optimizer_params", "schedule_params"):  # resolved below, one column each
         del settings[k]
     named = _named_settings(exp)
-    for k in NORM_COLUMNS:  # columns of the experiments that set them (earlier CSVs unchanged)
+    for k in (*NORM_COLUMNS, *REGULARIZATION_COLUMNS):  # columns of the experiments that set
+        # them (earlier CSVs unchanged)
         if k not in named:
             del settings[k]
     settings |= {"depth": spec.depth, "train_size": arm.train_size,
@@ -285,6 +348,8 @@ def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
 
 
 NORM_COLUMNS = ("norm_groups", "input_norm", "bn_eval", "bn_eval_batch")
+REGULARIZATION_COLUMNS = ("dropout_placement", "max_norm", "decay_params", "early_stopping",
+                          "eval_train", "mc_samples")
 
 
 def _named_settings(exp: Experiment) -> set[str]:
@@ -438,8 +503,13 @@ def check_claims(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
     """Each claim of the file against the data: supported when every compared arm points the
     expected way with an interval that excludes no difference, contradicted when any points
     the other way, inconclusive otherwise; "not tested" when no arm of the run matches (a
-    --quick run without the claim's levels). Claims with evaluator checks are left to
-    `dnnbench claims` (:func:`dnnbench.claims.engine.packaged_claims`)."""
+    --quick run without the claim's levels). An arm is compared with the reference, with the
+    claim's ``against`` arm (the best of its levels, by the mean of the metric), or, with
+    ``versus``, its metric with its own other metric. Expect ``same``: as expected when the
+    difference's interval lies within +-margin, opposite when it lies outside; ``not-lower``:
+    as expected when its lower bound is above -margin, opposite when its upper bound is
+    below. Claims with evaluator checks are left to `dnnbench claims`
+    (:func:`dnnbench.claims.engine.packaged_claims`)."""
     factors = list(exp.factors)
     keys = _level_key(runs, factors)
     rows = []
@@ -454,29 +524,32 @@ def check_claims(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
             continue
         kind, better = EXPECTATIONS[claim.expect]
         verdicts, effects = [], []
-        for arm, g in runs.groupby("arm", sort=False):
+        for arm, g in _claim_arms(claim, runs, factors):
             levels = {f: g[f].iloc[0] for f in factors}
-            if any(str(levels[f]) != str(v) for f, v in claim.compare.items()):
-                continue
-            if any(str(levels[f]) not in {str(x) for x in vs} for f, vs in claim.where.items()):
-                continue
-            ref = reference_arm(exp, levels)
-            if ref is None:
-                continue
-            other = runs[keys == "|".join(str(ref[f]) for f in factors)]
+            if claim.versus:
+                other = g.assign(**{claim.metric: g[claim.versus], "arm": claim.versus})
+            else:
+                ref = (_against(exp, claim, levels, runs, keys) if claim.against
+                       else reference_arm(exp, levels))
+                if ref is None:
+                    continue
+                other = runs[keys == "|".join(str(ref[f]) for f in factors)]
             c = compare(g.sort_values("seed"), other.sort_values("seed"), claim.metric)
-            if not c:
+            if not c or (kind != "steps" and "diff" not in c):
                 continue
+            name = arm if not claim.versus else f"{arm} ({claim.metric} - {claim.versus})"
             if kind == "steps":
                 low, high, est, null = c["ratio_low"], c["ratio_high"], c["steps_ratio"], 1.0
-                effects.append(f"{arm}: x{est:.2f} [{low:.2f}, {high:.2f}]")
+                effects.append(f"{name}: x{est:.2f} [{low:.2f}, {high:.2f}]")
             else:
                 low, high, est, null = c["diff_low"], c["diff_high"], c["diff"], 0.0
-                effects.append(f"{arm}: {est:+.4f} [{low:+.4f}, {high:+.4f}]")
+                against = "" if claim.versus or not claim.against else f" vs {c['reference']}"
+                effects.append(f"{name}{against}: {est:+.4f} [{low:+.4f}, {high:+.4f}]")
             n = len(set(g["seed"]) & set(other["seed"]))
-            verdicts.append(verdict_from_interval(low, high, better=better, null=null, n=n,
-                                                  labels=("as expected", "opposite",
-                                                          "unclear")))
+            verdicts.append(margin_verdict(low, high, better, claim.margin, n)
+                            if better in MARGIN_EXPECTATIONS else
+                            verdict_from_interval(low, high, better=better, null=null, n=n,
+                                                  labels=CLAIM_LABELS))
         if not verdicts:
             verdict = "not tested"
             effects = ["no arm of this run matches the claim"]
@@ -489,3 +562,53 @@ def check_claims(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
         rows.append({"id": claim.id, "claim": claim.text, "verdict": verdict,
                      "arms": len(verdicts), "effects": "; ".join(effects)})
     return pd.DataFrame(rows, columns=["id", "claim", "verdict", "arms", "effects"])
+
+
+CLAIM_LABELS = ("as expected", "opposite", "unclear")
+
+
+def margin_verdict(low: float, high: float, expect: str, margin: float, n: int) -> str:
+    """The verdict (CLAIM_LABELS) on a difference's interval for expect ``same`` (within
+    +-margin: as expected; entirely outside: opposite) or ``not-lower`` (above -margin: as
+    expected; entirely below it: opposite); unclear with too few seeds or NaN bounds."""
+    if n < MIN_SEEDS_FOR_VERDICT or not (math.isfinite(low) and math.isfinite(high)):
+        return CLAIM_LABELS[2]
+    if expect == "same":
+        inside, outside = -margin < low and high < margin, low > margin or high < -margin
+    else:
+        inside, outside = low > -margin, high < -margin
+    return CLAIM_LABELS[0] if inside else CLAIM_LABELS[1] if outside else CLAIM_LABELS[2]
+
+
+def _claim_arms(claim, runs: pd.DataFrame, factors) -> list[tuple[str, pd.DataFrame]]:
+    """The arms a claim is about: their levels match its compare and where levels; where
+    compare gives a factor several levels, only the best arm (mean of the metric)."""
+    def matches(levels, given):
+        return all(str(levels[f]) in {str(x) for x in (v if isinstance(v, tuple) else [v])}
+                   for f, v in given.items())
+    arms = [(arm, g) for arm, g in runs.groupby("arm", sort=False)
+            if matches({f: g[f].iloc[0] for f in factors}, {**claim.compare, **claim.where})]
+    if arms and any(isinstance(v, tuple) for v in claim.compare.values()):
+        sign = -1.0 if lower_is_better(claim.metric) else 1.0
+        arms = [max(arms, key=lambda a: np.nan_to_num(
+            sign * a[1][claim.metric].astype(float).mean(), nan=-np.inf))]
+    return arms
+
+
+def _against(exp: Experiment, claim, levels: dict, runs: pd.DataFrame, keys: pd.Series):
+    """The levels of the arm that a claim's ``against`` names for an arm of ``levels``; a
+    factor given several levels takes the one whose arm has the best mean of the metric."""
+    fixed = {k: v for k, v in claim.against.items() if not isinstance(v, tuple)}
+    choices_ = [k for k, v in claim.against.items() if isinstance(v, tuple)]
+    candidates = [{**levels, **fixed, **dict(zip(choices_, combo, strict=True))}
+                  for combo in itertools.product(*(claim.against[k] for k in choices_))]
+    sign = -1.0 if lower_is_better(claim.metric) else 1.0
+    best, best_mean = None, -math.inf
+    for cand in candidates:
+        if cand == levels:
+            continue
+        rows = runs[keys == "|".join(str(cand[f]) for f in exp.factors)]
+        mean = sign * rows[claim.metric].astype(float).mean() if len(rows) else math.nan
+        if math.isfinite(mean) and mean > best_mean:
+            best, best_mean = cand, mean
+    return best

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dnnbench import choices
 from dnnbench.models.norms import batch_norm, check_spec, get_normalization
 from dnnbench.registry import STANDARD_DRAWS, get_activation, get_initializer
 from dnnbench.spec import RunSpec
@@ -34,6 +35,7 @@ class MLP(nn.Module):
     bn_epsilon: float = 1e-3
     bn_logits: bool = False
     dropout: float = 0.0  # a number, or a traced lane value (then dropout is always applied)
+    dropout_inputs: bool = False  # dropout on the inputs too (before every dense layer)
 
     norm_groups: int = 4  # group norm: groups of units per layer
     input_norm: bool = False  # batch norm on the inputs, before the first Dense layer
@@ -42,7 +44,11 @@ class MLP(nn.Module):
         return batch_norm(self, name, train)(x)
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def __call__(self, x, train: bool = False, stochastic: bool | None = None):
+        """Logits of ``x``; ``train``: BN normalizes by the batch and updates its averages,
+        dropout is applied; ``stochastic`` (default: ``train``) applies dropout on its own
+        (MC dropout: evaluation mode with dropout)."""
+        drop = (train if stochastic is None else stochastic) and not _is_zero(self.dropout)
         act = get_activation(self.activation)
         kernel_init = get_initializer(self.initializer)()
         norm = get_normalization(self.norm)
@@ -50,6 +56,8 @@ class MLP(nn.Module):
         after = norm.layer is not None and self.norm_position == "after"
         if self.input_norm:
             x = self._bn(x, train, "bn_input")
+        if drop and self.dropout_inputs:
+            x = dropout(x, self.dropout, self.make_rng("dropout"))
         for i, width in enumerate(self.widths):
             dense = nn.Dense(width, use_bias=not (before and norm.drops_bias),
                              kernel_init=kernel_init, name=f"hidden_{i}")
@@ -59,7 +67,7 @@ class MLP(nn.Module):
             x = act(x)
             if after:
                 x = norm.layer(self, f"{norm.prefix}_{i}", train)(x)
-            if train and not _is_zero(self.dropout):
+            if drop:
                 x = dropout(x, self.dropout, self.make_rng("dropout"))
         head_init = get_initializer(self.head_init)()
         x = nn.Dense(self.n_out, use_bias=not self.bn_logits, kernel_init=head_init,
@@ -67,6 +75,17 @@ class MLP(nn.Module):
         if self.bn_logits:
             x = self._bn(x, train, "bn_head")
         return x
+
+
+def max_norm(params, r):
+    """``params`` with every kernel's columns (a unit's incoming weights, Keras ``max_norm``
+    axis 0) rescaled to norm <= ``r`` (a number or a traced lane value; inf leaves them)."""
+    def project(path, leaf):
+        if path[-1].key != "kernel":
+            return leaf
+        norms = jnp.linalg.norm(leaf, axis=0, keepdims=True)
+        return leaf * jnp.minimum(1.0, r / norms)
+    return jax.tree_util.tree_map_with_path(project, params)
 
 
 def _is_zero(value) -> bool:
@@ -85,11 +104,15 @@ def build_model(spec: RunSpec, n_classes: int) -> MLP:
     check_spec(spec)
     if spec.norm_position not in ("before", "after"):
         raise ValueError(f"unknown BN position {spec.norm_position!r}; choose from: before, after")
+    if spec.dropout_placement not in choices.DROPOUT_PLACEMENTS:
+        raise ValueError(f"unknown dropout placement {spec.dropout_placement!r}; choose from: "
+                         f"{', '.join(choices.DROPOUT_PLACEMENTS)}")
     n_out = 1 if spec.loss == "sigmoid" else n_classes
     return MLP(widths=spec.widths, n_out=n_out, activation=spec.activation, initializer=spec.init,
                head_init=spec.head_init, norm=spec.norm, norm_position=spec.norm_position,
                bn_momentum=spec.bn_momentum, bn_epsilon=spec.bn_epsilon,
-               bn_logits=spec.bn_logits, dropout=spec.dropout, norm_groups=spec.norm_groups,
+               bn_logits=spec.bn_logits, dropout=spec.dropout,
+               dropout_inputs=spec.dropout_placement == "dense", norm_groups=spec.norm_groups,
                input_norm=spec.input_norm)
 
 

@@ -8,9 +8,11 @@ bounds, "unbounded" (e.g. a median never reached, "> budget").
 - ``intervals``: ``mean_ci``, ``paired_difference``, ``paired_log_ratio``.
 - ``censored``: steps-to-target with censoring: ``kaplan_meier``, ``km_median``,
   ``paired_censored_comparison``.
+- ``calibration``: ``calibration`` (expected calibration error, reliability bins).
 - ``verdicts``: ``verdict_from_interval``, ``format_interval``, ``star_ratings``.
 """
 
+from .calibration import Calibration, calibration
 from .censored import (
     CensoredComparison,
     CensoredSummary,
@@ -42,11 +44,13 @@ __all__ = [
     "DEFAULT_SEED",
     "MIN_SEEDS_FOR_VERDICT",
     "TOO_FEW_SEEDS",
+    "Calibration",
     "CensoredComparison",
     "CensoredSummary",
     "Interval",
     "KMCurve",
     "PairedComparison",
+    "calibration",
     "format_interval",
     "kaplan_meier",
     "km_median",

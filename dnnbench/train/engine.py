@@ -25,7 +25,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dnnbench.models.mlp import build_model, draw_sizes, init_variables, standard_draws
+from dnnbench.models.mlp import (
+    build_model,
+    draw_sizes,
+    init_variables,
+    max_norm,
+    standard_draws,
+)
 from dnnbench.models.norms import has_batch_norm
 from dnnbench.registry import (
     get_schedule,
@@ -67,6 +73,12 @@ class Trace(NamedTuple):
     test_acc: jax.Array  # () final accuracy on the test split
     params: Any = None  # final parameters, when requested
     lr: Any = None  # (n_evals,) learning rate of the schedule at the last step before each eval
+    # what the regularization settings add (None without them), name -> array:
+    # eval_train: "clean_train_loss", "train_accuracy" (n_evals,) curves of the training split
+    # evaluated without dropout or penalty, and "final_train_loss_clean",
+    # "final_train_accuracy" () of the final parameters; early_stopping: "restored_step" () the
+    # step whose parameters were restored; mc_samples: "mc" (see ``mc_predictions``)
+    extra: Any = None
 
 
 class Rows(NamedTuple):
@@ -259,21 +271,28 @@ def learning_rate_at(spec: RunSpec, hp: dict, count):
                          schedule_parameters(spec, hp))(count)
 
 
+def kernels_only(params):
+    """True for the kernels of ``params``, False for biases and normalization parameters."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key == "kernel", params)
+
+
 def make_optimizer_of(spec: RunSpec, hp: dict, learning_rate=None) -> optax.GradientTransformation:
     """The spec's optimizer with its schedule, coefficients and clipping, at ``learning_rate``
-    (default: the run's)."""
+    (default: the run's); decoupled weight decay on the parameters of ``spec.decay_params``."""
     lr = hp["learning_rate"] if learning_rate is None else learning_rate
     return make_optimizer(spec.optimizer, lr, schedule=spec.schedule, total_steps=spec.max_steps,
                           clip_norm=setting(spec, hp, "clip_norm"),
                           coefficients=coefficients(spec, hp),
-                          schedule_params=schedule_parameters(spec, hp))
+                          schedule_params=schedule_parameters(spec, hp),
+                          decay_mask=kernels_only if spec.decay_params == "kernels" else None)
 
 
 def default_tx(spec: RunSpec, hp: dict) -> optax.GradientTransformation:
     """The spec's optimizer, run on the parameters raveled into one vector (``optax.flatten``):
     the same arithmetic, but one fused update instead of one per layer, which makes the
-    program compile faster."""
-    return optax.flatten(make_optimizer_of(spec, hp))
+    program compile faster (not with decay on the kernels only: its mask needs the layers)."""
+    tx = make_optimizer_of(spec, hp)
+    return tx if spec.decay_params == "kernels" else optax.flatten(tx)
 
 
 def penalty(spec: RunSpec, hp: dict, params) -> jax.Array | float:
@@ -295,6 +314,7 @@ def _keep(active: jax.Array, new, old):
     return jax.tree_util.tree_map(pick, new, old)
 
 
+MC_KEY = 2**31 - 1  # folded into a seed's dropout key: the masks of its MC dropout passes
 EVAL_BLOCK = 2000  # examples per block of an evaluation (keeps activations in cache)
 
 
@@ -367,6 +387,8 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         tx_updates, opt_state = make_tx(spec, hp).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, tx_updates)
+        if spec.max_norm != 0:  # applied by the program (see spec.group_spec)
+            params = max_norm(params, setting(spec, hp, "max_norm"))
         new = state._replace(params=params, opt_state=opt_state,
                              batch_stats=updates.get("batch_stats", state.batch_stats))
         return new, loss
@@ -458,16 +480,81 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         state, total = jax.lax.fori_loop(0, n_steps, body, (state._replace(perms=None), zero))
         return state._replace(perms=perms), total / n_steps
 
+    def evaluate_on(params, batch_stats, data, split: str):
+        """(loss, accuracy) of every seed on ``split`` (eval, test or train: the training
+        split as evaluated, without dropout or penalty)."""
+        if split == "train" and "n_train" in data:
+            raise ValueError("eval_train: padded training data (class-pair sweeps) is not "
+                             "supported")
+        return eval_seeds(params, stats_seeds(params, batch_stats, data), data[f"x_{split}"],
+                          data[f"y_{split}"], data.get(f"w_{split}"))
+
     def advance(state, hps, t0, ctrl, data):
-        """Every seed trains ``chunk_steps`` steps at once, then is evaluated."""
+        """Every seed trains ``chunk_steps`` steps at once, then is evaluated: on the eval
+        split, and on the training split too with ``spec.eval_train``."""
         new, loss = steps(state, t0, ctrl.chunk_steps, hps, data,
                           jax.vmap(jax.jit(train_step), in_axes=(0, None, 0, None)))
         nan = jnp.full(jnp.shape(hps["learning_rate"]), jnp.nan, jnp.float32)
-        e_loss, e_acc = jax.lax.cond(ctrl.evaluate, lambda: eval_seeds(
-            new.params, stats_seeds(new.params, new.batch_stats, data),
-            data["x_eval"], data["y_eval"], data.get("w_eval")),
-            lambda: (nan, nan))
-        return new, loss, e_loss, e_acc
+        splits = ("eval", "train") if spec.eval_train else ("eval",)
+        evals = jax.lax.cond(ctrl.evaluate, lambda: tuple(
+            evaluate_on(new.params, new.batch_stats, data, s) for s in splits),
+            lambda: ((nan, nan),) * len(splits))
+        return new, loss, evals
+
+    def mc_predictions(params, batch_stats, hp, key, x, y) -> dict:
+        """MC dropout on (x, y) for one seed: ``spec.mc_samples`` stochastic passes (dropout
+        on, vmapped, each pass its own masks) and the deterministic one. Per example:
+        confidence (the top probability), correct, NLL of the deterministic prediction
+        ("det_*") and of the mean of the passes' probabilities ("mc_*"), and "mc_std": the
+        standard deviation over the passes of the probability of the MC prediction's class."""
+        if spec.loss != "softmax":
+            raise ValueError("mc_samples: MC dropout needs the softmax loss")
+        n, n_samples = x.shape[0], spec.mc_samples
+        size = max(1, min(n, 50_000 // n_samples))  # examples x passes per block
+        n_blocks = -(-n // size)
+        pad = n_blocks * size - n
+        xs = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)])
+        ys = jnp.concatenate([y, jnp.zeros((pad,), y.dtype)])
+        variables = {"params": params, "batch_stats": batch_stats}
+        stochastic = lane_model(hp)
+
+        def block(args):
+            b, xb, yb = args
+            keys = jax.random.split(jax.random.fold_in(key, b), n_samples)
+            logp = jax.vmap(lambda k: jax.nn.log_softmax(stochastic.apply(
+                variables, xb, train=False, stochastic=True, rngs={"dropout": k})))(keys)
+            mean_logp = jax.nn.logsumexp(logp, axis=0) - jnp.log(n_samples)
+            det_logp = jax.nn.log_softmax(model.apply(variables, xb, train=False))
+            out = {}
+            for name, lp in (("det", det_logp), ("mc", mean_logp)):
+                pred = jnp.argmax(lp, -1)
+                out |= {f"{name}_conf": jnp.exp(jnp.max(lp, -1)),
+                        f"{name}_correct": (pred == yb).astype(jnp.float32),
+                        f"{name}_nll": -jnp.take_along_axis(lp, yb[:, None], -1)[:, 0]}
+            pred = jnp.argmax(mean_logp, -1)
+            p_pred = jnp.take_along_axis(jnp.exp(logp), pred[None, :, None], -1)[..., 0]
+            return out | {"mc_std": jnp.std(p_pred, axis=0)}
+
+        per_block = jax.lax.map(block, (jnp.arange(n_blocks), xs.reshape(n_blocks, size, -1),
+                                        ys.reshape(n_blocks, size)))
+        return {k: v.reshape(-1)[:n] for k, v in per_block.items()}
+
+    def final_extra(params, batch_stats, hps, keys, data) -> dict:
+        """What the regularization settings measure on the final parameters of every seed."""
+        out = {}
+        if spec.eval_train:
+            out["final_train_loss_clean"], out["final_train_accuracy"] = evaluate_on(
+                params, batch_stats, data, "train")
+        if spec.mc_samples:
+            if "w_test" in data:
+                raise ValueError("mc_samples: padded data (class-pair sweeps) is not supported")
+            out["mc"] = jax.lax.map(  # one seed at a time: the passes' activations are large
+                lambda a: mc_predictions(a[0], a[1], a[2], jax.random.fold_in(a[3], MC_KEY),
+                                         data["x_test"], data["y_test"]),
+                (params, batch_stats, hps, keys))
+        return out
+
+    plateau = get_schedule(spec.schedule).plateau  # static: other programs are unchanged
 
     def run_seeds(keys, hps, data, init_params=None, ctrl=None, pre=None, *,
                   chunk: int | None = None) -> Trace:
@@ -505,43 +592,63 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         nan_seeds = jnp.full((n_seeds,), jnp.nan, jnp.float32)
         nan_curves = jnp.full((n_seeds, n_evals), jnp.nan, jnp.float32)
         false = jnp.zeros((n_seeds,), bool)
+        names = ("train_loss", "eval_loss", "eval_acc") + (
+            ("clean_train_loss", "train_accuracy") if spec.eval_train else ()) + (
+            ("scale",) if plateau else ())
+        # early stopping (spec.early_stopping): the lowest eval loss so far, its step and variables,
+        # and the evaluations since
+        stopping = None if not spec.early_stopping else {
+            "best": jnp.full((n_seeds,), jnp.inf, jnp.float32),
+            "variables": (state.params, state.batch_stats),
+            "step": jnp.zeros((n_seeds,), jnp.int32), "wait": jnp.zeros((n_seeds,), jnp.int32)}
 
         def cond(c):
             i, active = c[1], c[2]
             return (i < ctrl.max_evals) & jnp.any(active)
 
         def body(c):
-            state, i, active, n_done, diverged, reached, curves, last, pl = c
+            state, i, active, n_done, diverged, reached, curves, last, pl, es = c
             run_hps = hps if pl is None else {  # performance scheduling: the scaled rate
                 **hps, "learning_rate": hps["learning_rate"] * pl.scale}
-            new, loss, e_loss, e_acc = advance(state, run_hps, i * spec.eval_every, ctrl, data)
+            new, loss, evals = advance(state, run_hps, i * spec.eval_every, ctrl, data)
+            e_loss, e_acc = evals[0]
             state = _keep(active, new._replace(perms=state.perms), state)
-            values = (loss, e_loss, e_acc) + (() if pl is None else (pl.scale,))
-            curves = tuple(_keep(active, c.at[:, i].set(v), c)
-                           for c, v in zip(curves, values, strict=True))
+            values = (loss, e_loss, e_acc) + tuple(v for ev in evals[1:] for v in ev) + (
+                () if pl is None else (pl.scale,))
+            curves = {k: _keep(active, curves[k].at[:, i].set(v), curves[k])
+                      for k, v in zip(names, values, strict=True)}
             last = _keep(active, (e_loss, e_acc), last)
             if pl is not None:
                 pl = _keep(active, plateau_step(pl, e_loss, **plateau_params), pl)
             bad = active & ~jnp.isfinite(loss)
             hit = active & (e_acc >= ctrl.target)
+            stop = false
+            if es is not None:
+                better = active & (e_loss < es["best"])
+                es = {"best": jnp.where(better, e_loss, es["best"]),
+                      "variables": _keep(better, (state.params, state.batch_stats),
+                                         es["variables"]),
+                      "step": jnp.where(better, (i + 1) * spec.eval_every, es["step"]),
+                      "wait": jnp.where(better, 0, es["wait"] + active.astype(jnp.int32))}
+                stop = active & (es["wait"] >= spec.early_stopping)
             n_done = n_done + active.astype(jnp.int32)
-            return (state, i + 1, active & ~bad & ~hit, n_done, diverged | bad, reached | hit,
-                    curves, last, pl)
+            return (state, i + 1, active & ~bad & ~hit & ~stop, n_done, diverged | bad,
+                    reached | hit, curves, last, pl, es)
 
-        plateau = get_schedule(spec.schedule).plateau  # static: other programs are unchanged
         plateau_params = get_schedule(spec.schedule).resolve(schedule_parameters(spec, hps))
         init_carry = (state, jnp.int32(0), ~false, jnp.zeros((n_seeds,), jnp.int32), false,
-                      false, (nan_curves,) * (4 if plateau else 3), (nan_seeds, nan_seeds),
-                      plateau_start((n_seeds,)) if plateau else None)
-        state, _, _, n_done, diverged, _, curves, last, _ = jax.lax.while_loop(
+                      false, dict.fromkeys(names, nan_curves), (nan_seeds, nan_seeds),
+                      plateau_start((n_seeds,)) if plateau else None, stopping)
+        state, _, _, n_done, diverged, _, curves, last, _, stopping = jax.lax.while_loop(
             cond, body, init_carry)
-        tl, el, ea = curves[:3]
+        # the final parameters: with early stopping, those of the lowest eval loss (restored)
+        params, batch_stats = (state.params, state.batch_stats) if stopping is None else \
+            stopping["variables"]
 
         def test_eval():
-            return eval_seeds(state.params, stats_seeds(state.params, state.batch_stats, data),
-                              data["x_test"], data["y_test"], data.get("w_test"))
+            return evaluate_on(params, batch_stats, data, "test")
 
-        if spec.eval_split == "test":
+        if spec.eval_split == "test" and stopping is None:
             # The last evaluation already saw the final parameters (a frozen seed keeps both);
             # no second copy of the evaluation in the program (it costs compile time).
             # A run that made no evaluation (only possible with a custom ``ctrl``) has none.
@@ -558,9 +665,24 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         lr = jax.vmap(lambda h, s: jnp.broadcast_to(
             jnp.asarray(learning_rate_at(spec, h, s - 1), jnp.float32), s.shape))(hps, steps)
         if plateau:  # the scale of performance scheduling in each evaluation period
-            lr = lr * curves[3]
-        return Trace(steps, tl, el, ea, n_done, diverged, t_loss, t_acc,
-                     state.params if return_params else None, lr)
+            lr = lr * curves["scale"]
+        extra = {k: curves[k] for k in ("clean_train_loss", "train_accuracy") if k in curves}
+        if spec.eval_train or spec.mc_samples:
+            shapes = jax.eval_shape(final_extra, params, batch_stats, hps, state.dropout_key,
+                                    data)
+            finals = jax.lax.cond(
+                ctrl.test_eval, lambda: final_extra(params, batch_stats, hps,
+                                                    state.dropout_key, data),
+                lambda: jax.tree_util.tree_map(lambda a: jnp.full(a.shape, jnp.nan, a.dtype),
+                                               shapes))
+            extra |= {k: jax.tree_util.tree_map(lambda a: jnp.where(
+                diverged.reshape((-1,) + (1,) * (a.ndim - 1)), jnp.nan, a), v)
+                for k, v in finals.items()}
+        if stopping is not None:
+            extra["restored_step"] = stopping["step"]
+        return Trace(steps, curves["train_loss"], curves["eval_loss"], curves["eval_acc"],
+                     n_done, diverged, t_loss, t_acc, params if return_params else None, lr,
+                     extra or None)
 
     def run(key, hp, data, init_params=None, ctrl=None, pre=None) -> Trace:
         """Train one lane: ``run_seeds`` on a batch of one (``hp``: lane name -> value)."""

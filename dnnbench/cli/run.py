@@ -125,6 +125,10 @@ def run(
 
             if has_schedules(curves) and exp.search is None:  # learning-rate curves, ...
                 written += plot_schedules(exp, runs, curves, paths["runs"])
+            from dnnbench.report.regularization import plot_regularization
+
+            # test accuracy and generalization gap per arm, reliability of MC dropout
+            written += plot_regularization(exp, runs, paths["runs"])
             if written:
                 typer.echo("Figures: " + ", ".join(str(p) for p in written), err=True)
 

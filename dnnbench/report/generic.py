@@ -170,6 +170,27 @@ def make_figure(exp: Experiment, runs: pd.DataFrame):
     return fig
 
 
+def regularization_figures(exp: Experiment, rs) -> list:
+    """The report's figures of the regularization measures the runs have (see
+    :mod:`dnnbench.report.regularization`)."""
+    from dnnbench.report import regularization as reg
+    from dnnbench.report.figures import figure_bytes
+    from dnnbench.report.html import FigureItem
+
+    items = []
+    for name, has, make, caption in (
+            ("accuracy-gap", reg.has_gap, reg.accuracy_gap_figure,
+             "Test accuracy and generalization gap (training - test accuracy) per arm; 95% "
+             "intervals."),
+            ("reliability", reg.has_calibration, reg.reliability_figure,
+             "Reliability of the deterministic and the MC dropout predictions on the test "
+             "split (15 bins, seeds pooled).")):
+        if has(rs.runs):
+            items.append(FigureItem(name, f"{rs.stem}-{name}.png", caption,
+                                    figure_bytes(make(exp, rs.runs), "png")))
+    return items
+
+
 def report_section(rs, render_figures: bool = True):
     """The HTML/Markdown report section of any experiment file's results: its summary, its
     claims and its figure, rebuilt from the definition its metadata records."""
@@ -214,6 +235,7 @@ def report_section(rs, render_figures: bool = True):
                                    f"{LABELS.get(exp.show[0], exp.show[0])} against "
                                    f"{next(iter(exp.factors), '')}; 95% intervals.",
                                    figure_bytes(fig, "png")))
+        figs += regularization_figures(exp, rs)
     bullets = [b for b in (exp.expected and f"Expected: {exp.expected}",
                            exp.cost and f"Cost: {exp.cost}",
                            (f"Compiled programs: {meta.get('compiled_programs', '–')} for "

@@ -1,0 +1,257 @@
+"""Regularization (issue 19): penalties, decoupled weight decay vs l2, dropout and its
+placement, MC dropout, max-norm, early stopping, calibration, and the claim forms the
+regularization experiment uses (against, versus, same, not-lower)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from dnnbench.data import load_dataset
+from dnnbench.experiments import files, generic
+from dnnbench.models.mlp import MLP, dropout, max_norm
+from dnnbench.spec import RunSpec, group_spec, lane_values
+from dnnbench.stats import calibration
+from dnnbench.train.engine import (
+    make_optimizer_of,
+    make_program,
+    penalty,
+    seed_keys,
+    to_device,
+)
+
+SEEDS = (0, 1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("synthetic", n_train=200, n_val=100, n_test=100, n_features=8,
+                        n_classes=3)
+
+
+def train(specs, data, **kwargs):
+    """Every spec (one structure) x SEEDS as lanes of one program: (trace, group spec)."""
+    spec, lanes = group_spec(specs)
+    values = [lane_values(s) for s in specs]
+    hps = {k: jnp.asarray([v[k] for v in values for _ in SEEDS], jnp.float32) for k in lanes}
+    prog = make_program(spec, data.n_classes, len(data.y_train), **kwargs)
+    keys = seed_keys(SEEDS * len(specs))
+    trace = jax.jit(prog.run_seeds)(keys, hps, to_device(data, spec))
+    return jax.tree_util.tree_map(np.asarray, trace), spec, prog
+
+
+# ------------------------------------------------------------------ penalties and max-norm
+
+def test_penalty_is_l1_and_l2_of_the_kernels_only():
+    params = {"hidden_0": {"kernel": jnp.array([[1.0, -2.0], [0.5, 0.0]]),
+                           "bias": jnp.array([3.0, -3.0])},
+              "head": {"kernel": jnp.array([[-1.0], [2.0]]), "bias": jnp.array([5.0])}}
+    spec = RunSpec(widths=(2,), l1=0.1, l2=0.01)
+    # by hand: sum |k| = 1 + 2 + 0.5 + 0 + 1 + 2 = 6.5; sum k^2 = 1 + 4 + 0.25 + 1 + 4 = 10.25
+    assert float(penalty(spec, {}, params)) == pytest.approx(0.1 * 6.5 + 0.01 * 10.25)
+    # lane values replace the spec's coefficients; a setting the program does not apply is 0
+    assert float(penalty(spec, {"l1": 0.0, "l2": 1.0}, params)) == pytest.approx(10.25)
+    assert penalty(RunSpec(widths=(2,)), {}, params) == 0.0
+
+
+def test_max_norm_rescales_each_units_incoming_weights():
+    kernel = jnp.array([[0.3, 3.0, 0.0], [0.4, 4.0, 0.0]])  # column norms 0.5, 5, 0
+    params = {"hidden_0": {"kernel": kernel, "bias": jnp.array([9.0, 9.0, 9.0])}}
+    out = max_norm(params, 2.0)["hidden_0"]
+    np.testing.assert_allclose(np.linalg.norm(out["kernel"], axis=0), [0.5, 2.0, 0.0],
+                               rtol=1e-6)
+    np.testing.assert_allclose(out["kernel"][:, 1], [1.2, 1.6], rtol=1e-6)  # same direction
+    np.testing.assert_array_equal(out["bias"], params["hidden_0"]["bias"])
+    np.testing.assert_array_equal(max_norm(params, jnp.inf)["hidden_0"]["kernel"], kernel)
+
+
+# ------------------------------------------------------------------------------- dropout
+
+def test_dropout_keeps_1_minus_rate_and_scales_by_its_inverse():
+    x = jnp.ones((200, 500))
+    y = np.asarray(dropout(x, 0.3, jax.random.PRNGKey(0)))
+    kept = y != 0
+    # 100,000 Bernoulli(0.7) draws: sd of the fraction 0.0014; 5 sd
+    assert abs(kept.mean() - 0.7) < 0.0075
+    np.testing.assert_allclose(y[kept], 1 / 0.7, rtol=1e-6)
+    assert float(y.mean()) == pytest.approx(1.0, abs=0.015)  # inverted dropout: unbiased
+    np.testing.assert_array_equal(dropout(x, jnp.float32(0.0), jax.random.PRNGKey(0)), x)
+
+
+@pytest.mark.parametrize("inputs", [False, True])
+def test_dropout_placement_dense_drops_the_inputs_too(inputs):
+    model = MLP(widths=(6,), n_out=2, dropout=0.5, dropout_inputs=inputs)
+    x = jnp.arange(1.0, 7.0)[None]
+    variables = model.init(jax.random.PRNGKey(0), x)
+    eye = {"kernel": jnp.eye(6), "bias": jnp.zeros(6)}
+    variables = {"params": {**variables["params"], "hidden_0": eye}}
+    _, seen = model.apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(3)},
+                          capture_intermediates=True)
+    first = np.asarray(seen["intermediates"]["hidden_0"]["__call__"][0])[0]
+    if inputs:  # the first layer (identity) sees x dropped: 0 or x / keep, some of each
+        assert set(np.flatnonzero(first == 0)) and np.all(
+            (first == 0) | np.isclose(first, 2 * np.arange(1.0, 7.0)))
+    else:
+        np.testing.assert_array_equal(first, np.arange(1.0, 7.0))
+
+
+# ---------------------------------------------------------------- SGD: l2 = weight decay
+
+def test_sgd_l2_equals_decoupled_weight_decay_at_twice_the_coefficient(data):
+    """l2 * sum(k^2) adds 2 * l2 * k to the gradient: SGD's update w -= lr (g + 2 l2 w) is
+    SGD with decoupled decay wd = 2 l2 on the kernels. Negative controls: wd = l2 (not
+    mapped), and wd on all parameters (biases decayed too), differ. The same program also
+    trains a max-norm lane: its kernels' columns end within the radius."""
+    base = RunSpec(widths=(16,), optimizer="sgd", learning_rate=0.1, batch_size=20,
+                   max_steps=40, eval_every=20, target=0.0, decay_params="kernels")
+    specs = [base.replace(l2=0.01), base.replace(optimizer_params=(("weight_decay", 0.02),)),
+             base.replace(optimizer_params=(("weight_decay", 0.01),)),
+             base.replace(max_norm=0.3)]
+    trace, _, _ = train(specs, data, return_params=True)
+    flat = np.stack([np.concatenate([np.ravel(leaf[i]) for leaf in
+                                     jax.tree_util.tree_leaves(trace.params)])
+                     for i in range(len(specs) * len(SEEDS))])
+    l2, wd, unmapped = flat[0:2], flat[2:4], flat[4:6]
+    np.testing.assert_allclose(l2, wd, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(trace.eval_loss[0:2], trace.eval_loss[2:4], rtol=1e-4)
+    assert np.abs(l2 - unmapped).max() > 100 * np.abs(l2 - wd).max()
+    for layer in trace.params.values():
+        norms = np.linalg.norm(layer["kernel"][6:8], axis=1)  # (seeds, units)
+        assert norms.max() <= 0.3 * (1 + 1e-5) and norms.max() > 0.29
+    # decay on every parameter (the biases too) is another update: one step from the same
+    # parameters moves the biases only then
+    params = jax.tree_util.tree_map(lambda a: a[0], trace.params)
+    grads = jax.tree_util.tree_map(jnp.zeros_like, params)
+    hp = {"learning_rate": 0.1, "opt.weight_decay": 0.02}
+    for decay, moved in (("kernels", False), ("all", True)):
+        tx = make_optimizer_of(base.replace(decay_params=decay), hp)
+        step, _ = tx.update(grads, tx.init(params), params)
+        assert bool(jnp.any(step["head"]["bias"] != 0)) == moved
+        assert bool(jnp.all(step["head"]["kernel"] != 0))
+
+
+# -------------------------------------------------- MC dropout, eval_train, early stopping
+
+@pytest.fixture(scope="module")
+def small():
+    """40 training examples: a net overfits them within the budget (early stopping stops)."""
+    return load_dataset("synthetic", n_train=40, n_val=100, n_test=100, n_features=8,
+                        n_classes=3)
+
+
+@pytest.fixture(scope="module")
+def mc_run(small):
+    """One program: MC dropout, the training split evaluated, early stopping; dropout lanes
+    0 and 0.5."""
+    base = RunSpec(widths=(32,), learning_rate=0.05, batch_size=20, max_steps=200,
+                   eval_every=5, eval_split="val", target=0.0, eval_train=True,
+                   mc_samples=16, early_stopping=3)
+    return train([base.replace(dropout=0.0), base.replace(dropout=0.5)], small,
+                 return_params=True)
+
+
+def test_mc_dropout_at_rate_0_is_the_deterministic_prediction(mc_run):
+    trace, spec, _ = mc_run
+    mc = trace.extra["mc"]
+    zero, half = slice(0, 2), slice(2, 4)
+    for name in ("conf", "correct", "nll"):
+        np.testing.assert_allclose(mc[f"mc_{name}"][zero], mc[f"det_{name}"][zero],
+                                   rtol=1e-5, atol=1e-6)
+        assert not np.allclose(mc[f"mc_{name}"][half], mc[f"det_{name}"][half])  # control
+    np.testing.assert_allclose(mc["mc_std"][zero], 0.0, atol=1e-6)
+    assert mc["mc_std"][half].mean() > 0.01
+    # the deterministic prediction's accuracy is the run's test accuracy
+    np.testing.assert_allclose(mc["det_correct"].mean(axis=1), trace.test_acc, atol=1e-6)
+
+
+def test_eval_train_gives_the_training_split_without_dropout(mc_run):
+    trace, _, _ = mc_run
+    extra = trace.extra
+    assert extra["clean_train_loss"].shape == trace.train_loss.shape
+    # dropout 0.5 inflates the training loss of the steps over the net's loss without it
+    for j in (2, 3):
+        n = int(trace.n_done[j])
+        assert np.all(trace.train_loss[j, 2:n] > extra["clean_train_loss"][j, 2:n])
+    exp = files.parse({"name": "t", "base": {"widths": [32]}}, "<test>")
+    cols = generic.regularization_columns(exp, mc_run[1], trace, 2)
+    assert cols["generalization_gap"] == pytest.approx(
+        float(extra["final_train_accuracy"][2] - trace.test_acc[2]))
+    assert 0 <= cols["mc_test_ece"] <= 1 and "calibration_bins" in cols
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_lowest_loss(mc_run, small):
+    trace, spec, prog = mc_run
+    stopped = 0
+    for j in range(len(trace.n_done)):
+        n = int(trace.n_done[j])
+        best = int(np.argmin(trace.eval_loss[j, :n]))
+        assert trace.extra["restored_step"][j] == trace.steps[j, best]
+        if n < spec.n_evals:  # stopped early: patience evaluations after the best
+            stopped += 1
+            assert n == best + 1 + spec.early_stopping
+    assert stopped  # 40 training examples at lr 0.05 overfit within the budget
+    # the returned (restored) parameters are the ones the final evaluations used
+    dev = to_device(small, spec)
+    for j in range(len(trace.n_done)):
+        params = jax.tree_util.tree_map(lambda a, j=j: a[j], trace.params)
+        loss, acc = prog.evaluate(params, {}, dev["x_test"], dev["y_test"])
+        assert float(loss) == pytest.approx(float(trace.test_loss[j]), rel=1e-5)
+        _, train_acc = prog.evaluate(params, {}, dev["x_train"], dev["y_train"])
+        assert float(train_acc) == pytest.approx(
+            float(trace.extra["final_train_accuracy"][j]), abs=1e-6)
+
+
+# ---------------------------------------------------------------------------- calibration
+
+def test_ece_of_constructed_predictions():
+    # 10 predictions at confidence 0.9, 9 right: calibrated
+    assert calibration(np.full(10, 0.9), np.arange(10) < 9).ece == pytest.approx(0.0)
+    # always sure and always wrong: ECE 1
+    assert calibration(np.ones(4), np.zeros(4)).ece == pytest.approx(1.0)
+    # two bins: 0.95 (2 right of 2: gap 0.05) and 0.55 (0 right of 2: gap 0.55) -> 0.3
+    cal = calibration([0.95, 0.95, 0.55, 0.55], [1, 1, 0, 0])
+    assert cal.ece == pytest.approx(0.5 * 0.05 + 0.5 * 0.55)
+    assert cal.count.sum() == 4 and cal.count[14] == 2 and cal.count[8] == 2
+    assert np.isnan(cal.accuracy[0])  # an empty bin
+    assert calibration([1 / 15], [1]).count[0] == 1  # right edge inclusive: bin 0
+
+
+# -------------------------------------------------------------------------- claim forms
+
+def test_claims_against_the_best_level_versus_another_metric_and_margins():
+    exp = files.parse({
+        "name": "c", "reference": {"reg": "none"},
+        "factors": {"reg": {"none": {}, "a1": {"l2": 1e-4}, "a2": {"l2": 1e-3},
+                            "b1": {"max_norm": 1.0}, "b2": {"max_norm": 2.0}}},
+        "claims": [
+            {"id": "best", "text": "t", "compare": {"reg": ["b1", "b2"]},
+             "against": {"reg": ["a1", "a2"]}, "metric": "final_test_accuracy",
+             "expect": "not-lower", "margin": 0.002},
+            {"id": "same", "text": "t", "compare": {"reg": "b1"}, "against": {"reg": "a1"},
+             "metric": "final_test_accuracy", "expect": "same", "margin": 0.001},
+            {"id": "versus", "text": "t", "where": {"reg": ["a1", "a2"]},
+             "metric": "mc_test_ece", "versus": "det_test_ece", "expect": "lower"}]},
+        "<test>")
+    rng = np.random.default_rng(0)
+    acc = {"none": 0.90, "a1": 0.93, "a2": 0.92, "b1": 0.9305, "b2": 0.91}
+    rows = [{"arm": f"reg={r}", "reg": r, "seed": s, "reached": True, "steps_to_target": 100,
+             "steps_done": 200, "final_test_accuracy": a + 1e-4 * rng.standard_normal(),
+             "det_test_ece": 0.05, "mc_test_ece": 0.03 + 1e-3 * s}
+            for r, a in acc.items() for s in range(5)]
+    out = generic.check_claims(exp, pd.DataFrame(rows)).set_index("id")
+    # b1 (the better of b1/b2) against a1 (the better of a1/a2): +0.0005, within 0.002
+    assert out.loc["best", "verdict"] == "supported"
+    assert "reg=b1 vs reg=a1" in out.loc["best", "effects"]
+    assert out.loc["same", "verdict"] == "supported"
+    assert out.loc["versus", "verdict"] == "supported" and out.loc["versus", "arms"] == 2
+    # a real difference is not "the same"
+    far = pd.DataFrame(rows).assign(final_test_accuracy=lambda d: d["final_test_accuracy"]
+                                    + np.where(d["reg"] == "b1", 0.01, 0.0))
+    assert generic.check_claims(exp, far).set_index("id").loc["same", "verdict"] == \
+        "contradicted"
+    assert generic.margin_verdict(-0.004, 0.001, "not-lower", 0.002, 5) == "unclear"
+    assert generic.margin_verdict(-0.004, -0.003, "not-lower", 0.002, 5) == "opposite"
+    assert generic.margin_verdict(-0.0001, 0.0001, "same", 0.001, 4) == "unclear"  # 4 seeds

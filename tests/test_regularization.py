@@ -154,7 +154,7 @@ def mc_run(small):
 
 
 def test_mc_dropout_at_rate_0_is_the_deterministic_prediction(mc_run):
-    trace, spec, _ = mc_run
+    trace, _, _ = mc_run
     mc = trace.extra["mc"]
     zero, half = slice(0, 2), slice(2, 4)
     for name in ("conf", "correct", "nll"):
@@ -197,7 +197,7 @@ def test_early_stopping_stops_after_patience_and_restores_the_lowest_loss(mc_run
     dev = to_device(small, spec)
     for j in range(len(trace.n_done)):
         params = jax.tree_util.tree_map(lambda a, j=j: a[j], trace.params)
-        loss, acc = prog.evaluate(params, {}, dev["x_test"], dev["y_test"])
+        loss, _ = prog.evaluate(params, {}, dev["x_test"], dev["y_test"])
         assert float(loss) == pytest.approx(float(trace.test_loss[j]), rel=1e-5)
         _, train_acc = prog.evaluate(params, {}, dev["x_train"], dev["y_train"])
         assert float(train_acc) == pytest.approx(

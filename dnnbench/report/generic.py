@@ -180,11 +180,11 @@ def regularization_figures(exp: Experiment, rs) -> list:
     items = []
     for name, has, make, caption in (
             ("accuracy-gap", reg.has_gap, reg.accuracy_gap_figure,
-             "Test accuracy and generalization gap (training - test accuracy) per arm; 95% "
-             "intervals."),
+             ("Test accuracy and generalization gap (training - test accuracy) per arm; 95% "
+              "intervals.")),
             ("reliability", reg.has_calibration, reg.reliability_figure,
-             "Reliability of the deterministic and the MC dropout predictions on the test "
-             "split (15 bins, seeds pooled).")):
+             ("Reliability of the deterministic and the MC dropout predictions on the test "
+              "split (15 bins, seeds pooled)."))):
         if has(rs.runs):
             items.append(FigureItem(name, f"{rs.stem}-{name}.png", caption,
                                     figure_bytes(make(exp, rs.runs), "png")))

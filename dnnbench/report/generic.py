@@ -131,9 +131,11 @@ def make_figure(exp: Experiment, runs: pd.DataFrame):
     else:
         est, low, high = metric, f"{metric}_low", f"{metric}_high"
     panels = list(dict.fromkeys(summary[panel])) if panel else [None]
-    fig = Figure(figsize=(4.2 * len(panels) + 1.2, 3.6), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     numeric_x = _numeric(summary[x])
+    # named levels side by side: room for their labels (a dozen or more)
+    width = 4.2 if numeric_x else max(4.2, 0.36 * summary[x].nunique())
+    fig = Figure(figsize=(width * len(panels) + 1.2, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     values = summary[x].astype(float) if numeric_x else None
     log_x = bool(numeric_x and (values > 0).all() and values.max() / values.min() >= 10)
     n_lines = len(dict.fromkeys(summary[line])) if line else 1

@@ -255,3 +255,42 @@ def test_claims_against_the_best_level_versus_another_metric_and_margins():
     assert generic.margin_verdict(-0.004, 0.001, "not-lower", 0.002, 5) == "unclear"
     assert generic.margin_verdict(-0.004, -0.003, "not-lower", 0.002, 5) == "opposite"
     assert generic.margin_verdict(-0.0001, 0.0001, "same", 0.001, 4) == "unclear"  # 4 seeds
+
+
+# ----------------------------------------------------------- lanes vs separate programs
+
+@pytest.mark.slow
+def test_regularization_lanes_equal_separate_programs(data):
+    """The lane settings this issue adds or first varies as lanes (max-norm, l1, dropout
+    before every dense layer, with the training split evaluated and MC dropout): all arms in
+    one program give the numbers of one program per arm (see tests/_lanes.py), and each
+    changed arm is told apart from the reference (negative control)."""
+    from _lanes import LANE_ATOL, LANE_RTOL
+
+    changes = {"ref": {}, "max_norm": {"max_norm": 0.5}, "l1": {"l1": 1e-3},
+               "dropout": {"dropout": 0.3}}
+    exp = files.parse({
+        "name": "lanes", "dataset": "synthetic",
+        "base": {"widths": [16, 16], "optimizer": "adam", "learning_rate": 0.01,
+                 "batch_size": 20, "max_steps": 60, "eval_every": 20, "eval_split": "val",
+                 "target": 0.0, "stop_at_target": False, "dropout_placement": "dense",
+                 "eval_train": True, "mc_samples": 8},
+        "factors": {"variant": changes}}, "<test>")
+
+    def frames(**kwargs):
+        parts = [u.compute() for u in generic.build_units(exp, data, SEEDS, timing=False,
+                                                          **kwargs)]
+        return pd.concat([p[0] for p in parts], ignore_index=True).sort_values(
+            ["arm", "seed"]).reset_index(drop=True)
+
+    lanes, alone = frames(), frames(one_program_per_arm=True)
+    assert lanes["program"].nunique() == 1 and alone["program"].nunique() == len(changes)
+    for col in ("final_train_loss", "final_eval_loss", "final_test_loss",
+                "final_train_loss_clean", "mc_test_nll"):
+        np.testing.assert_allclose(lanes[col], alone[col], rtol=LANE_RTOL, atol=LANE_ATOL,
+                                   err_msg=col)
+    loss = lanes.pivot_table(index="seed", columns="variant", values="final_eval_loss")
+    for variant in changes:
+        if variant != "ref":
+            assert not np.allclose(loss[variant], loss["ref"], rtol=LANE_RTOL,
+                                   atol=LANE_ATOL), variant

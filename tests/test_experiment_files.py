@@ -156,7 +156,8 @@ def test_list_prints_the_catalogue_and_registries_and_one_file():
     assert r.exit_code == 0, r.output
     for name in files.catalogue():
         assert name in r.output
-    for word in ("adam", "b1=0.9", "momentum=0.9", "he-normal", "cosine", "fashion-mnist"):
+    for word in ("adam", "b1=0.9", "momentum=0.9", "he-normal", "cosine", "fashion-mnist",
+                 "transfer (stage, pair, epochs_a"):
         assert word in r.output
     r = runner.invoke(app, ["list", "bn-depth"])
     assert r.exit_code == 0 and 'name = "bn-depth"' in r.output

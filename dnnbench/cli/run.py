@@ -173,6 +173,7 @@ def list_(
     from rich.table import Table
 
     from dnnbench import choices, registry
+    from dnnbench.experiments import protocols
     from dnnbench.models import norms
 
     t = Table(title="Experiments (dnnbench run NAME)", title_justify="left",
@@ -197,7 +198,10 @@ def list_(
                              for n, s in registry.SCHEDULES.items())),
                          ("normalizations", norms.listing()),
                          ("data sets", ", ".join(choices.DATASETS)),
-                         ("run settings", ", ".join(files.SETTINGS))):
+                         ("run settings", ", ".join(files.SETTINGS)),
+                         ("protocols (their settings)", "; ".join(
+                             f"{p.name} ({', '.join(p.settings) or 'none'})"
+                             for p in protocols.PROTOCOLS.values()))):
         r.add_row(label, names)
     profiles = _profiles()
     if profiles:

@@ -240,8 +240,10 @@ def report_section(rs, render_figures: bool = True):
         figs += regularization_figures(exp, rs)
     bullets = [b for b in (exp.expected and f"Expected: {exp.expected}",
                            exp.cost and f"Cost: {exp.cost}",
-                           (f"Compiled programs: {meta.get('compiled_programs', '–')} for "
-                            f"{meta.get('arms', '–')} arms")) if b]
+                           (f"Compiled programs: {meta['compiled_programs']} for "
+                            f"{meta.get('arms', '–')} arms" if "compiled_programs" in meta
+                            else f"Units: {meta.get('units', '–')} for "
+                            f"{meta.get('arms', '–')} arms ({exp.protocol} protocol)")) if b]
     return Section(anchor=rs.stem, title=f"{exp.title or exp.name} — {dataset}",
                    experiment=exp.name, intro=exp.question,
                    command=str(meta.get("command", "")), bullets=bullets, tables=tables,

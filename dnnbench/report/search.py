@@ -264,7 +264,7 @@ def best_so_far_figure(exp: Experiment, runs: pd.DataFrame):
     ax.set_ylabel(f"best {_label(s.metric)} so far")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"{exp.title or exp.name}: best so far", fontsize=11)
+    fig.suptitle(f"{exp.name}: best so far", fontsize=11)
     return fig
 
 

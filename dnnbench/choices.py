@@ -7,9 +7,11 @@ keys, in the same order.
 
 from __future__ import annotations
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish", "mish", "sigmoid", "tanh")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish", "mish", "sigmoid", "tanh",
+               "prelu")
 INITIALIZERS = ("glorot-uniform", "glorot-normal", "he-normal", "he-uniform", "lecun-normal",
-                "normal")
+                "normal", "he-avg-uniform")
+DROPOUTS = ("standard", "alpha")  # registry.DROPOUTS
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax", "nadam",
               "adamw")
 SCHEDULES = ("constant", "cosine", "exponential", "warmup-cosine", "power", "piecewise", "1cycle",

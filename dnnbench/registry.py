@@ -24,6 +24,37 @@ ACTIVATIONS: dict[str, Callable] = {
     "mish": jax.nn.mish,
     "sigmoid": jax.nn.sigmoid,
     "tanh": jnp.tanh,
+    # PReLU: leaky ReLU whose slope is learned, one per hidden layer (flax.linen.PReLU, built
+    # by models.mlp); this entry is the function at the initial slope
+    "prelu": functools.partial(jax.nn.leaky_relu, negative_slope=0.25),
+}
+PRELU_INIT = 0.25  # PReLU's initial slope (He et al. 2015)
+# activations with a numeric parameter: activation -> (its keyword, the RunSpec setting, a
+# lane value, that gives it)
+ACTIVATION_PARAMS: dict[str, tuple[str, str]] = {"leaky_relu": ("negative_slope", "leaky_slope")}
+
+
+def _bounded(low: float, high: float, rel: float = 0.01):
+    """Saturation of a bounded activation: outputs within ``rel`` of the range from a bound,
+    as a fraction of every (example, unit) output of the layer."""
+    tol = rel * (high - low)
+    return lambda pre, act: jnp.mean((act <= low + tol) | (act >= high - tol))
+
+
+def _dead(pre, act):
+    """Dead units of the ReLU family: units whose pre-activation is <= 0 on every example of
+    the batch (a ReLU outputs 0 for all of them; a leaky unit is then in its negative regime
+    throughout), as a fraction of the layer's units."""
+    return jnp.mean(jnp.all(pre <= 0, axis=0))
+
+
+# activation -> fraction of saturated units of a layer, from its (batch, units) pre-activations
+# and activations (diagnostics); activations not listed (plug-ins) report NaN
+SATURATION: dict[str, Callable] = {
+    **{name: _dead for name in ("relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "swish",
+                                "mish")},
+    "sigmoid": _bounded(0.0, 1.0),
+    "tanh": _bounded(-1.0, 1.0),
 }
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +101,8 @@ INITIALIZERS: dict[str, Initializer] = {
     "he-uniform": Initializer("uniform", 2.0, "fan_in"),
     "lecun-normal": Initializer("truncated_normal", 1.0, "fan_in"),
     "normal": Initializer("normal", 1.0, "unit"),
+    # Keras' VarianceScaling(scale=2, mode="fan_avg", distribution="uniform") (Geron, ch. 11)
+    "he-avg-uniform": Initializer("uniform", 2.0, "fan_avg"),
 }
 
 # The default initializer depends on the activation family (He for the ReLU family,
@@ -77,8 +110,36 @@ INITIALIZERS: dict[str, Initializer] = {
 DEFAULT_INIT: dict[str, str] = {
     "relu": "he-normal", "leaky_relu": "he-normal", "elu": "he-normal", "gelu": "he-normal",
     "swish": "he-normal", "mish": "he-normal", "selu": "lecun-normal",
-    "sigmoid": "glorot-uniform", "tanh": "glorot-uniform",
+    "sigmoid": "glorot-uniform", "tanh": "glorot-uniform", "prelu": "he-normal",
 }
+
+
+# ------------------------------------------------------------------------------------ dropout
+# SELU's fixed point: the constants of jax.nn.selu
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+
+def standard_dropout(x: jax.Array, rate, key: jax.Array) -> jax.Array:
+    """Inverted dropout at ``rate`` (a number or a traced lane value; 0 returns ``x``
+    unchanged): the arithmetic of ``flax.linen.Dropout``, which needs a static rate."""
+    keep = 1.0 - rate
+    mask = jax.random.bernoulli(key, p=keep, shape=x.shape)
+    return jax.lax.select(mask, x / keep, jnp.zeros_like(x))
+
+
+def alpha_dropout(x: jax.Array, rate, key: jax.Array) -> jax.Array:
+    """Alpha dropout (Klambauer et al. 2017): a dropped unit is set to SELU's negative
+    saturation value -scale*alpha, then an affine map a*x + b restores mean 0 and variance 1
+    of standardized inputs; rate 0 returns ``x`` unchanged."""
+    keep = 1.0 - rate
+    sat = -SELU_SCALE * SELU_ALPHA
+    a = (keep + sat ** 2 * keep * rate) ** -0.5
+    b = -a * rate * sat
+    mask = jax.random.bernoulli(key, p=keep, shape=x.shape)
+    return a * jnp.where(mask, x, sat) + b
+
+
+DROPOUTS: dict[str, Callable] = {"standard": standard_dropout, "alpha": alpha_dropout}
 
 @dataclasses.dataclass(frozen=True)
 class Optimizer:

@@ -27,12 +27,15 @@ class RunSpec:
     bn_logits: bool = False
     norm_groups: int = 4  # group norm: groups of units per hidden layer
     input_norm: bool = False  # batch norm on the inputs, as the first layer
+    standardize: bool = False  # inputs shifted and scaled by the training split's statistics
     bn_eval: str = "running"  # BN statistics at evaluation: running | population | batch
     bn_eval_batch: int = 0  # bn_eval "batch": examples per evaluated batch
     dropout: float = 0.0  # rate of the dropout after every hidden layer
     # where dropout applies: "hidden" (after every hidden layer) | "dense" (before every dense
     # layer: the inputs too, at the same rate)
     dropout_placement: str = "hidden"
+    dropout_kind: str = "standard"  # a name of registry.DROPOUTS: "standard" | "alpha"
+    leaky_slope: float = 0.01  # leaky_relu: the slope for negative inputs
     loss: str = "softmax"  # "softmax" (n_out classes) | "sigmoid" (one unit, binary)
     # optimization
     optimizer: str = "adam"
@@ -63,6 +66,9 @@ class RunSpec:
     early_stopping: int = 0
     eval_train: bool = False  # evaluate the training split (no dropout, no penalty) too
     mc_samples: int = 0  # MC dropout: stochastic passes of the final test evaluation; 0 = off
+    # per-layer diagnostics at step 0 and at every evaluation (Trace.layers; a structure
+    # setting: programs without them are unchanged)
+    diagnostics: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -111,6 +117,9 @@ _DEFAULTS |= {"norm_groups": 4, "input_norm": False, "bn_eval": "running", "bn_e
 # the regularization settings (issue 19)
 _DEFAULTS |= {"dropout_placement": "hidden", "max_norm": 0.0, "decay_params": "all",
               "early_stopping": 0, "eval_train": False, "mc_samples": 0}
+# the unstable-gradients settings (issue 16), likewise
+_DEFAULTS |= {"dropout_kind": "standard", "leaky_slope": 0.01, "diagnostics": False,
+              "standardize": False}
 
 
 # ------------------------------------------------------------------- structure and lane values
@@ -121,7 +130,9 @@ _DEFAULTS |= {"dropout_placement": "hidden", "max_norm": 0.0, "decay_params": "a
 # STRUCTURE. Whether a penalty, dropout, decay or clipping is applied at all is structure too:
 # the program of a group applies it when any of its arms does (a lane value of 0 then leaves
 # the numbers as they would be without it).
-LANE_SETTINGS = ("learning_rate", "dropout", "l1", "l2", "clip_norm", "bn_momentum", "max_norm")
+LANE_SETTINGS = ("learning_rate", "dropout", "l1", "l2", "clip_norm", "bn_momentum", "max_norm",
+                 "leaky_slope")
+INIT_SCALE = "init_scale"  # lane name of the hidden initializer's scale (variance = scale / n)
 OPTIMIZER_PREFIX = "opt."  # lane names of optimizer coefficients: "opt.<coefficient>"
 SCHEDULE_PREFIX = "sched."  # lane names of schedule parameters: "sched.<parameter>"
 
@@ -131,12 +142,13 @@ def lane_values(spec: RunSpec) -> dict[str, float]:
     and parameter of its schedule (defaults resolved), keyed by lane name. Clipping "off" (0)
     is an infinite threshold as a lane value (the gradients pass unchanged), and so is
     max-norm "off" (no kernel is rescaled)."""
-    from dnnbench.registry import get_optimizer, get_schedule
+    from dnnbench.registry import get_initializer, get_optimizer, get_schedule
 
     values = {name: float(getattr(spec, name)) for name in LANE_SETTINGS}
     for name in ("clip_norm", "max_norm"):
         if values[name] == 0:
             values[name] = float("inf")
+    values[INIT_SCALE] = float(get_initializer(spec.init).scale)
     coefficients = {**get_optimizer(spec.optimizer).defaults, **dict(spec.optimizer_params)}
     values |= {OPTIMIZER_PREFIX + k: float(v) for k, v in coefficients.items()}
     params = get_schedule(spec.schedule).resolve(dict(spec.schedule_params), spec.schedule)
@@ -146,10 +158,16 @@ def lane_values(spec: RunSpec) -> dict[str, float]:
 
 def structure_key(spec: RunSpec) -> str:
     """What makes the compiled program of ``spec``: its fields without the lane values (arms
-    with equal keys share one program)."""
+    with equal keys share one program). Of the hidden layers' initializer only the
+    distribution and the fan mode are structure: its scale is a lane value (He-normal and
+    LeCun-normal share a program, so do Glorot-uniform and He-avg-uniform)."""
+    from dnnbench.registry import get_initializer
+
     d = dataclasses.asdict(spec)
     for name in (*LANE_SETTINGS, "optimizer_params", "schedule_params"):
         d.pop(name)
+    init = get_initializer(spec.init)
+    d["init"] = [init.distribution, init.mode]
     return json.dumps(d, sort_keys=True, default=list)
 
 

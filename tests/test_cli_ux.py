@@ -184,6 +184,7 @@ def test_choices_name_exactly_the_tables():
     assert choices.INITIALIZERS == tuple(registry.INITIALIZERS)
     assert choices.OPTIMIZERS == tuple(registry.OPTIMIZERS)
     assert choices.SCHEDULES == tuple(registry.SCHEDULES)
+    assert choices.DROPOUTS == tuple(registry.DROPOUTS)
     assert choices.DATASETS == tuple(DATASETS)
 
 

@@ -290,8 +290,10 @@ def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, s
     stage = "units"
     try:
         started, resumed = record.begin(now(), fresh=fresh)
-        runs, curves = run_units(units, store, fresh=fresh, progress=RichProgress(title=experiment),
-                                 stop_requested=lambda: bool(requested), executor=executor)
+        runs, curves, *layers = run_units(units, store, fresh=fresh,
+                                          progress=RichProgress(title=experiment),
+                                          stop_requested=lambda: bool(requested),
+                                          executor=executor)
         stage = "results"
         if finalize is not None:
             runs, curves, extra_meta = finalize(runs, curves)
@@ -301,7 +303,8 @@ def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, s
                      "executor": getattr(executor, "name", "local"), **meta}
         if requested:
             raise KeyboardInterrupt
-        paths = write_results(out, experiment, data, runs, curves, full_meta)
+        paths = write_results(out, experiment, data, runs, curves, full_meta,
+                              layers[0] if layers else None)
         record.finish()
     except BaseException as e:
         # A signal can also surface as another exception (raised inside a library callback).

@@ -44,8 +44,10 @@ def run(
     """Run an experiment file: its grid of arms x paired seeds, then the summary and claims.
 
     Arms that differ only in numbers (learning rate, optimizer coefficients, penalties,
-    dropout, clipping, BN momentum) are lanes of one compiled program; results are written as
-    <out>/<name>-<dataset>-runs.csv, -curves.csv and -meta.json. Example: dnnbench run
+    dropout, clipping, BN momentum, leaky slope, the initializer's scale) are lanes of one
+    compiled program; results are written as <out>/<name>-<dataset>-runs.csv, -curves.csv
+    and -meta.json (and -layers.csv with diagnostics = true: per-layer statistics at step 0
+    and every evaluation). Example: dnnbench run
     my-grid.toml --seeds 3 --set learning_rate=0.001,0.01 --out results-grid
     """
     from dnnbench.experiments import files, generic, protocols
@@ -97,7 +99,9 @@ def run(
             stage += 1
             exp = _next_stage(exp, runs, stage)
     from dnnbench.report.generic import claims_table, summary_table
+    from dnnbench.report.io import read_layers
 
+    layers = read_layers(paths["runs"]) if "layers" in paths else None
     console = out_console()
     if exp.search is not None:
         from dnnbench.report.search import search_tables
@@ -107,7 +111,7 @@ def run(
     else:
         console.print(summary_table(exp, generic.summarize(exp, runs), data.name))
     if exp.claims:
-        console.print(claims_table(generic.check_claims(exp, runs)))
+        console.print(claims_table(generic.check_claims(exp, runs, layers)))
     if plot:
         from dnnbench.report.generic import plot_experiment
 
@@ -129,6 +133,10 @@ def run(
 
             # test accuracy and generalization gap per arm, reliability of MC dropout
             written += plot_regularization(exp, runs, paths["runs"])
+            if layers is not None:  # per-layer diagnostics
+                from dnnbench.report.layers import plot_layers
+
+                written += plot_layers(exp, runs, layers, paths["runs"])
             if written:
                 typer.echo("Figures: " + ", ".join(str(p) for p in written), err=True)
 

@@ -127,6 +127,12 @@ SETTINGS: dict[str, Setting] = {
     "dropout_placement": Setting("str", "dropout after every hidden layer, or before every "
                                  "dense layer (the inputs too, at the same rate)",
                                  choices.DROPOUT_PLACEMENTS),
+    "dropout_kind": Setting("str", "standard (inverted) dropout, or alpha dropout (SELU)",
+                            choices.DROPOUTS),
+    "leaky_slope": Setting("float", "leaky_relu's slope for negative inputs (a lane value)",
+                           minimum=0),
+    "standardize": Setting("bool", "standardize the inputs with the training split's "
+                           "per-feature mean and std"),
     "loss": Setting("str", "softmax over the classes, or one sigmoid unit (2 classes)",
                     ("softmax", "sigmoid")),
     # optimization
@@ -161,17 +167,20 @@ SETTINGS: dict[str, Setting] = {
     "mc_samples": Setting("int", "MC dropout: stochastic passes of the final test evaluation "
                           "(e.g. 100); 0 = off", minimum=0, maximum=10000),
     "train_size": Setting("int", "use the first n training examples (0 = all)", minimum=0),
+    "diagnostics": Setting("bool", "per-layer diagnostics at step 0 and every evaluation "
+                           "(written to <name>-<dataset>-layers.csv)"),
 }
 # settings that are not RunSpec fields: resolved into the spec by ``make_spec``
 DERIVED = ("depth", "width", "epochs", "train_size")
 STRUCTURE_ONLY = ("train_size",)  # shapes the data rather than the spec
 COLUMN_ORDER = ("depth", "widths", "activation", "init", "head_init", "norm", "norm_position",
                 "norm_groups", "input_norm", "bn_momentum", "bn_epsilon", "bn_logits",
-                "bn_eval", "bn_eval_batch", "dropout", "dropout_placement", "loss", "optimizer",
+                "bn_eval", "bn_eval_batch", "leaky_slope", "dropout", "dropout_placement",
+                "dropout_kind", "standardize", "loss", "optimizer",
                 "learning_rate", "schedule", "clip_norm", "l1", "l2", "max_norm",
                 "decay_params", "batch_size", "epochs", "max_steps", "eval_every", "eval_split",
                 "target", "stop_at_target", "early_stopping", "eval_train", "mc_samples",
-                "train_size")
+                "train_size", "diagnostics")
 
 METRICS = ("steps_to_target", "time_to_target_s", "final_eval_accuracy", "best_eval_accuracy",
            "final_eval_loss", "final_train_loss", "final_test_accuracy", "final_test_loss",
@@ -187,6 +196,16 @@ EXPECTATIONS = {"fewer": ("steps", "lower"), "more": ("steps", "higher"),
                 "higher": ("value", "higher"), "lower": ("value", "lower"),
                 "same": ("value", "same"), "not-lower": ("value", "not-lower")}
 MARGIN_EXPECTATIONS = ("same", "not-lower")  # need a claim's margin
+# claims on one arm's values against fixed bounds (no reference), and rankings of levels
+BOUND_EXPECTATIONS = ("within", "outside")
+RANKING = "ranking"
+# per-layer diagnostics as claim metrics: "layers.<column>" (engine.DIAG_COLUMNS), reduced
+# over the layers of a run by a statistic, at the first or the last diagnosed step
+LAYER_PREFIX = "layers."
+LAYER_COLUMNS = ("pre_mean", "pre_std", "act_mean", "act_std", "saturated", "grad_norm")
+LAYER_STATISTICS = ("first", "last", "min", "max", "mean", "last/first", "first/last",
+                    "max/min", "range")
+LAYER_AT = ("start", "end")
 # metrics where less is better (the best of a claim's `against` levels)
 LOWER_IS_BETTER = ("steps_to_target", "time_to_target_s", "generalization_gap",
                    "restored_step", "mc_std_correct")
@@ -200,7 +219,7 @@ TOP_KEYS = {"name", "title", "question", "dataset", "seeds", "expected", "cost",
             "relative_target"}
 QUICK_KEYS = {"seeds", "subset", "set", "search"}
 CLAIM_KEYS = {"id", "text", "compare", "where", "metric", "expect", "test", "against", "versus",
-              "margin"}
+              "margin", "rank", "statistic", "at", "bounds"}
 SEARCH_TESTS = {"best": ("design", "against", "stage", "against_stage"),
                 "importance": ("parameter",)}
 # a claim checked by evaluators of `dnnbench claims` (dnnbench.claims.engine) on a result set
@@ -227,6 +246,28 @@ class Claim:
     against: dict[str, Any] = dataclasses.field(default_factory=dict)
     versus: str = ""  # compare each arm's metric with this metric of the same arm
     margin: float = 0.0  # for expect same / not-lower
+    rank: tuple[str, tuple] | None = None  # (factor, levels from best to worst)
+    statistic: str = "mean"  # layers.* metrics: reduction over the layers
+    at: str = "end"  # layers.* metrics: "start" (step 0) or "end" (last diagnosed step)
+    bounds: tuple[float, float] | None = None  # within / outside
+
+    @property
+    def layer_metric(self) -> str | None:
+        """The column of a layers.* metric (None for the runs' metrics)."""
+        return self.metric[len(LAYER_PREFIX):] if self.metric.startswith(LAYER_PREFIX) \
+            else None
+
+    @property
+    def column(self) -> str:
+        """The runs column the claim reads (a layers.* metric's per-run value)."""
+        if self.layer_metric is None:
+            return self.metric
+        return f"{self.metric}[{self.statistic}]@{self.at}"
+
+    @property
+    def diagnostic(self) -> bool:
+        """A ranking, a bounds claim or a claim on the per-layer diagnostics."""
+        return self.expect in (*BOUND_EXPECTATIONS, RANKING) or self.layer_metric is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -513,6 +554,8 @@ def _claim(doc, i: int, exp: Experiment, where: str) -> Claim:
             _fail(at, f"{key} is required (a string)")
     if test != "arms":
         return _search_claim(doc, i, test, exp, at)
+    if doc["expect"] in (*BOUND_EXPECTATIONS, RANKING) or doc["metric"].startswith(LAYER_PREFIX):
+        return _diagnostic_claim(doc, i, exp, at)
     if doc["metric"] not in METRICS:
         _fail(at, f"metric: unknown {doc['metric']!r}; allowed: {', '.join(METRICS)}")
     if doc["expect"] not in EXPECTATIONS:
@@ -551,6 +594,81 @@ def _claim(doc, i: int, exp: Experiment, where: str) -> Claim:
     return Claim(doc.get("id", f"{exp.name}-{i + 1}"), doc["text"], compare, where_levels,
                  doc["metric"], doc["expect"], against=against, versus=versus,
                  margin=float(margin))
+
+
+def _diagnostic_claim(doc, i: int, exp: Experiment, at: str) -> Claim:
+    """A ranking (expect ranking, rank = {factor = [levels, best first]}), a bounds claim
+    (expect within/outside, bounds = [low, high]) or a claim on the per-layer diagnostics
+    (metric layers.<column>, statistic over the layers, at start or end)."""
+    metric, expect = doc["metric"], doc["expect"]
+    layer = metric[len(LAYER_PREFIX):] if metric.startswith(LAYER_PREFIX) else None
+    if layer is not None and layer not in LAYER_COLUMNS:
+        _fail(at, f"metric: unknown layers column {layer!r}; allowed: "
+                  f"{', '.join(LAYER_PREFIX + c for c in LAYER_COLUMNS)}")
+    if layer is None and metric not in METRICS:
+        _fail(at, f"metric: unknown {metric!r}; allowed: {', '.join(METRICS)}, "
+                  f"{LAYER_PREFIX}<column>")
+    allowed = (*EXPECTATIONS, *BOUND_EXPECTATIONS, RANKING)
+    if expect not in allowed:
+        _fail(at, f"expect: unknown {expect!r}; allowed: {', '.join(allowed)}")
+    steps = metric == "steps_to_target"
+    if expect in EXPECTATIONS and steps != (EXPECTATIONS[expect][0] == "steps"):
+        _fail(at, "expect fewer/more goes with steps_to_target, higher/lower with the others")
+    if expect in BOUND_EXPECTATIONS and steps:
+        _fail(at, f"expect {expect} needs a value metric, not steps_to_target")
+    extra = {}
+    if layer is not None:
+        extra["statistic"] = _choice(doc.get("statistic", "mean"), LAYER_STATISTICS, at,
+                                     "statistic")
+        extra["at"] = _choice(doc.get("at", "end"), LAYER_AT, at, "at")
+        if not exp.base.get("diagnostics") and not any(
+                s.get("diagnostics") for lv in exp.named_levels.values() for s in lv.values()):
+            _fail(at, f"metric {metric} needs diagnostics = true in [base]")
+    elif "statistic" in doc or "at" in doc:
+        _fail(at, f"statistic and at go with {LAYER_PREFIX}* metrics")
+    if extra.get("statistic") == "range" and expect not in BOUND_EXPECTATIONS:
+        _fail(at, "statistic range goes with expect within/outside")
+    if expect in BOUND_EXPECTATIONS:
+        b = doc.get("bounds")
+        if not (isinstance(b, list) and len(b) == 2 and all(_is_number(x) for x in b)
+                and b[0] <= b[1]):
+            _fail(at, f"expect {expect} needs bounds = [low, high] (low <= high)")
+        extra["bounds"] = (float(b[0]), float(b[1]))
+    elif "bounds" in doc:
+        _fail(at, "bounds go with expect within/outside")
+    compare = _type(doc.get("compare", {}), dict, at, "compare")
+    if expect == RANKING:
+        rank = _type(doc.get("rank"), dict, at, "rank") if "rank" in doc else None
+        if not rank or len(rank) != 1:
+            _fail(at, "expect ranking needs rank = { factor = [levels, best first] }")
+        (factor, levels), = rank.items()
+        if not isinstance(levels, list) or len(levels) < 2:
+            _fail(at, "rank: a list of two levels or more, best first")
+        extra["rank"] = (factor, tuple(_level_of(exp, factor, v, at) for v in levels))
+    else:
+        if "rank" in doc:
+            _fail(at, "rank goes with expect ranking")
+        if expect in EXPECTATIONS and not (exp.reference or doc.get("against")):
+            _fail(at, "a claim needs the file's reference arm (reference = {factor = level}) "
+                      "or its own (against = {factor = level})")
+        if not compare:
+            _fail(at, "compare is required: the levels of the arms the claim is about")
+    compare = {k: _level_of(exp, k, v, at) for k, v in compare.items()}
+    against = {k: _level_of(exp, k, v, at)
+               for k, v in _type(doc.get("against", {}), dict, at, "against").items()}
+    where_levels = {}
+    for k, v in _type(doc.get("where", {}), dict, at, "where").items():
+        vs = v if isinstance(v, list) else [v]
+        where_levels[k] = tuple(_level_of(exp, k, x, at) for x in vs)
+    return Claim(doc.get("id", f"{exp.name}-{i + 1}"), doc["text"], compare, where_levels,
+                 metric, expect, against=against, **extra)
+
+
+
+def _choice(value, allowed: tuple, at: str, key: str):
+    if value not in allowed:
+        _fail(at, f"{key}: unknown {value!r}; allowed: {', '.join(allowed)}")
+    return value
 
 
 def _evaluator_claim(doc: dict, i: int, exp: Experiment, at: str) -> Claim:
@@ -799,6 +917,23 @@ def describe(exp: Experiment) -> Sequence[str]:
             f"command: {exp.command}"]
 
 
+def _claim_doc(c: Claim, present) -> dict[str, Any]:
+    """A claim as the TOML table that :func:`_claim` reads (levels absent from the variant
+    left out of its where and rank)."""
+    doc = {"id": c.id, "text": c.text, "compare": dict(c.compare),
+           "where": {k: [x for x in v if present(k, x)] for k, v in c.where.items()},
+           "metric": c.metric, "expect": c.expect}
+    if c.against:
+        doc["against"] = dict(c.against)
+    if c.rank is not None:
+        doc["rank"] = {c.rank[0]: [x for x in c.rank[1] if present(c.rank[0], x)]}
+    if c.layer_metric is not None:
+        doc |= {"statistic": c.statistic, "at": c.at}
+    if c.bounds is not None:
+        doc["bounds"] = list(c.bounds)
+    return doc
+
+
 def to_doc(exp: Experiment) -> dict[str, Any]:
     """``exp`` as the TOML document that :func:`parse` reads back into it (recorded in the
     metadata of its results, so a report rebuilds the experiment without its file)."""
@@ -824,9 +959,12 @@ def to_doc(exp: Experiment) -> dict[str, Any]:
                **({"against": levels(c.against)} if c.against else {}),
                **({"versus": c.versus} if c.versus else {}),
                **({"margin": c.margin} if c.expect in MARGIN_EXPECTATIONS else {})}
-              for c in exp.claims if not c.checks and c.test == "arms"
+              for c in exp.claims if not c.checks and c.test == "arms" and not c.diagnostic
               and any_present(c.compare) and any_present(c.against)
               and all(any(present(k, x) for x in v) for k, v in c.where.items())]
+    claims += [_claim_doc(c, present) for c in exp.claims if c.diagnostic
+               and all(present(k, v) for k, v in {**c.compare, **c.against}.items())
+               and (c.rank is None or sum(present(c.rank[0], x) for x in c.rank[1]) >= 2)]
     claims += [{"id": c.id, "text": c.text, "results": c.results, "command": c.command,
                 "check": [dict(t) for t in c.checks]} for c in exp.claims if c.checks]
     claims += [{"id": c.id, "text": c.text, "test": c.test, "compare": dict(c.compare),

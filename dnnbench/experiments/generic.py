@@ -20,6 +20,9 @@ program lanes), eval_ms (likewise), time_to_target_s, program (index of the comp
 program), program_lanes, spec_hash.
 ``<name>-<dataset>-curves.csv``: arm, seed, step, train_loss, eval_loss, eval_accuracy,
 learning_rate (the schedule's, at the last step before the evaluation).
+``<name>-<dataset>-layers.csv`` (experiments with ``diagnostics = true``): arm, seed, step
+(0, then each evaluation), layer (0 = the first hidden layer) and the columns of
+:data:`dnnbench.train.engine.DIAG_COLUMNS`.
 """
 
 from __future__ import annotations
@@ -36,9 +39,11 @@ import numpy as np
 import pandas as pd
 
 from dnnbench.experiments.files import (
+    BOUND_EXPECTATIONS,
     EXPECTATIONS,
     MARGIN_EXPECTATIONS,
     POINT,
+    RANKING,
     ArmSettings,
     Experiment,
     expand,
@@ -224,7 +229,7 @@ def program_frames(exp: Experiment, data, prog: Program, result, seeds: Sequence
     """Runs and curves of every arm of a trained program."""
     tr, tm = result.trace, result.timing
     n_seeds, n_lanes = len(seeds), len(prog.arms) * len(seeds)
-    rows, curves = [], []
+    rows, curves, layers = [], [], []
     share = n_seeds / n_lanes  # an arm's part of its program's step and evaluation
     step_ms = tm.step_ms * share
     for a_idx, arm in enumerate(prog.arms):
@@ -263,10 +268,32 @@ def program_frames(exp: Experiment, data, prog: Program, result, seeds: Sequence
                 "eval_accuracy": acc[:n],
                 "learning_rate": np.asarray(tr.lr[j][:n], float),
                 **{k: np.asarray(extra[k][j][:n], float) for k in EXTRA_CURVES if k in extra}}))
+            if tr.layers is not None:
+                layers.append(layer_rows(arm.name, int(seed),
+                                         np.concatenate([[0], tr.steps[j][:n]]),
+                                         np.asarray(tr.layers[j][:n + 1], float)))
     runs = pd.DataFrame(rows)
     runs["steps_to_target"] = runs["steps_to_target"].astype("Int64")
     curves = pd.concat(curves, ignore_index=True)
-    return runs, curves[CURVE_COLUMNS + [k for k in EXTRA_CURVES if k in curves]]
+    out = runs, curves[CURVE_COLUMNS + [k for k in EXTRA_CURVES if k in curves]]
+    return out + ((pd.concat(layers, ignore_index=True),) if layers else ())
+
+
+def layer_rows(arm: str, seed: int, steps: np.ndarray, values: np.ndarray) -> pd.DataFrame:
+    """The layers table of one run: ``values`` (diagnosed steps, depth, columns), rows of
+    steps without diagnostics (all NaN: a timing call) left out."""
+    from dnnbench.train.engine import DIAG_COLUMNS
+
+    n_steps, depth, _ = values.shape
+    keep = ~np.all(np.isnan(values), axis=(1, 2))
+    df = pd.DataFrame(values.reshape(n_steps * depth, -1), columns=list(DIAG_COLUMNS))
+    df.insert(0, "layer", np.tile(np.arange(depth), n_steps))
+    df.insert(0, "step", np.repeat(np.asarray(steps, int), depth))
+    df.insert(0, "seed", seed)
+    df.insert(0, "arm", arm)
+    return df[np.repeat(keep, depth)].reset_index(drop=True)
+
+
 
 
 # curves of the training split evaluated without dropout or penalty (spec.eval_train)
@@ -330,7 +357,7 @@ def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
     for k in ("optimizer_params", "schedule_params"):  # resolved below, one column each
         del settings[k]
     named = _named_settings(exp)
-    for k in (*NORM_COLUMNS, *REGULARIZATION_COLUMNS):  # columns of the experiments that set
+    for k in (*NORM_COLUMNS, *REGULARIZATION_COLUMNS, *DIAGNOSTICS_COLUMNS):  # columns of the experiments that set
         # them (earlier CSVs unchanged)
         if k not in named:
             del settings[k]
@@ -350,6 +377,7 @@ def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
 NORM_COLUMNS = ("norm_groups", "input_norm", "bn_eval", "bn_eval_batch")
 REGULARIZATION_COLUMNS = ("dropout_placement", "max_norm", "decay_params", "early_stopping",
                           "eval_train", "mc_samples")
+DIAGNOSTICS_COLUMNS = ("leaky_slope", "dropout_kind", "standardize", "diagnostics")
 
 
 def _named_settings(exp: Experiment) -> set[str]:
@@ -499,7 +527,8 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, value_metric: str) -> dict[str, An
     return out
 
 
-def check_claims(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
+def check_claims(exp: Experiment, runs: pd.DataFrame,
+                 layers: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each claim of the file against the data: supported when every compared arm points the
     expected way with an interval that excludes no difference, contradicted when any points
     the other way, inconclusive otherwise; "not tested" when no arm of the run matches (a
@@ -509,7 +538,14 @@ def check_claims(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
     difference's interval lies within +-margin, opposite when it lies outside; ``not-lower``:
     as expected when its lower bound is above -margin, opposite when its upper bound is
     below. Claims with evaluator checks are left to `dnnbench claims`
-    (:func:`dnnbench.claims.engine.packaged_claims`)."""
+    (:func:`dnnbench.claims.engine.packaged_claims`).
+
+    Claims on the per-layer diagnostics (``layers``; metric ``layers.<column>``), with
+    bounds (expect within/outside: each arm's mean over seeds with its 95% interval against
+    [low, high]; statistic range: the smallest and the largest layer's intervals) and rankings
+    (every pair of the ranked levels, same other levels, paired by seed; the effects list the
+    pairs decided as expected and the other way): see :func:`_diagnostic_claim`."""
+    runs = with_layer_metrics(exp, runs, layers)
     factors = list(exp.factors)
     keys = _level_key(runs, factors)
     rows = []
@@ -521,6 +557,9 @@ def check_claims(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
 
             rows.append({"id": claim.id, "claim": claim.text,
                          **search.check_claim(exp.search, claim, runs)})
+            continue
+        if claim.diagnostic:
+            rows.append(_claim_row(claim, *_diagnostic_claim(exp, claim, runs)))
             continue
         kind, better = EXPECTATIONS[claim.expect]
         verdicts, effects = [], []
@@ -550,18 +589,187 @@ def check_claims(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
                             if better in MARGIN_EXPECTATIONS else
                             verdict_from_interval(low, high, better=better, null=null, n=n,
                                                   labels=CLAIM_LABELS))
-        if not verdicts:
-            verdict = "not tested"
-            effects = ["no arm of this run matches the claim"]
-        elif "opposite" in verdicts:
-            verdict = "contradicted"
-        elif all(v == "as expected" for v in verdicts):
-            verdict = "supported"
-        else:
-            verdict = "inconclusive"
-        rows.append({"id": claim.id, "claim": claim.text, "verdict": verdict,
-                     "arms": len(verdicts), "effects": "; ".join(effects)})
+        rows.append(_claim_row(claim, verdicts, effects))
     return pd.DataFrame(rows, columns=["id", "claim", "verdict", "arms", "effects"])
+
+
+def _claim_row(claim, verdicts: list[str], effects: list[str]) -> dict[str, Any]:
+    if not verdicts:
+        verdict = "not tested"
+        effects = ["no arm of this run matches the claim"]
+    elif "opposite" in verdicts:
+        verdict = "contradicted"
+    elif all(v == "as expected" for v in verdicts):
+        verdict = "supported"
+    else:
+        verdict = "inconclusive"
+    return {"id": claim.id, "claim": claim.text, "verdict": verdict, "arms": len(verdicts),
+            "effects": "; ".join(effects)}
+
+
+def _diagnostic_claim(exp: Experiment, claim, runs: pd.DataFrame):
+    """(verdicts, effects) of a ranking, a bounds claim, or a layers.* claim against the
+    reference (or its own ``against`` arm)."""
+    if claim.expect == RANKING:
+        return _ranking(exp, claim, runs)
+    if claim.expect in BOUND_EXPECTATIONS:
+        return _bounded(exp, claim, runs)
+    return _against_reference(exp, claim, runs)
+
+
+def _matching(exp: Experiment, claim, runs: pd.DataFrame, skip: Sequence[str] = ()):
+    """(arm, its rows, its levels) of the arms that the claim's compare and where select
+    (factors in ``skip`` not checked against compare)."""
+    for arm, g in runs.groupby("arm", sort=False):
+        levels = {f: g[f].iloc[0] for f in exp.factors}
+        if any(str(levels[f]) != str(v) for f, v in claim.compare.items() if f not in skip):
+            continue
+        if any(str(levels[f]) not in {str(x) for x in vs} for f, vs in claim.where.items()):
+            continue
+        yield arm, g.sort_values("seed"), levels
+
+
+def _rows_of(exp: Experiment, runs: pd.DataFrame, levels: dict) -> pd.DataFrame:
+    keys = _level_key(runs, list(exp.factors))
+    return runs[keys == "|".join(str(levels[f]) for f in exp.factors)].sort_values("seed")
+
+
+def _pair(a: pd.DataFrame, b: pd.DataFrame, claim, better: str) -> tuple[str, str] | None:
+    """(verdict, effect text) of arm ``a`` against arm ``b`` on the claim's metric, ``better``
+    the direction that supports the claim."""
+    steps = claim.metric == "steps_to_target"
+    c = compare(a, b, claim.column)
+    if not c or (not steps and "diff_low" not in c):
+        return None
+    if steps:  # the comparison's verdict: its log-rank fallback decides unreached medians
+        low, high, est = c["ratio_low"], c["ratio_high"], c["steps_ratio"]
+        effect = (f"x{est:.2f} [{low:.2f}, {high:.2f}]" if math.isfinite(est) else
+                  f"a median not reached ({c['steps_verdict']})")
+        way = {"fewer steps": "lower", "more steps": "higher"}.get(c["steps_verdict"])
+        verdict = CLAIM_LABELS[2] if way is None else CLAIM_LABELS[0] if way == better \
+            else CLAIM_LABELS[1]
+        return verdict, effect
+    low, high, est = c["diff_low"], c["diff_high"], c["diff"]
+    n = len(set(a["seed"]) & set(b["seed"]))
+    return (verdict_from_interval(low, high, better=better, null=0.0, n=n, labels=CLAIM_LABELS),
+            f"{est:+.4g} [{low:+.4g}, {high:+.4g}]")
+
+
+def _against_reference(exp: Experiment, claim, runs: pd.DataFrame):
+    better = EXPECTATIONS[claim.expect][1]
+    verdicts, effects = [], []
+    for arm, g, levels in _matching(exp, claim, runs):
+        ref = {**levels, **exp.reference, **claim.against}
+        if ref == levels:
+            continue
+        pair = _pair(g, _rows_of(exp, runs, ref), claim, better)
+        if pair is None:
+            continue
+        verdicts.append(pair[0])
+        effects.append(f"{arm}: {pair[1]}")
+    return verdicts, effects
+
+
+def _ranking(exp: Experiment, claim, runs: pd.DataFrame):
+    """Every ordered pair of the ranked levels within each combination of the other levels."""
+    factor, order = claim.rank
+    better = "lower" if claim.metric == "steps_to_target" else "higher"
+    verdicts, decided, other_way = [], [], []
+    groups: dict[str, dict[str, tuple[str, pd.DataFrame]]] = {}
+    for arm, g, levels in _matching(exp, claim, runs, skip=(factor,)):
+        rest = "|".join(str(levels[f]) for f in exp.factors if f != factor)
+        groups.setdefault(rest, {})[str(levels[factor])] = (arm, g)
+    for members in groups.values():
+        ranked = [str(x) for x in order if str(x) in members]
+        for i, hi in enumerate(ranked):
+            for lo in ranked[i + 1:]:
+                pair = _pair(members[hi][1], members[lo][1], claim, better)
+                if pair is None:
+                    continue
+                verdicts.append(pair[0])
+                text = f"{hi} > {lo}: {pair[1]}"
+                if pair[0] == "as expected":
+                    decided.append(text)
+                elif pair[0] == "opposite":
+                    other_way.append(text)
+    effects = [(f"{len(decided)} of {len(verdicts)} pairs decided as expected, "
+                f"{len(other_way)} the other way")] if verdicts else []
+    effects += [f"as expected: {t}" for t in decided] + [f"other way: {t}" for t in other_way]
+    return verdicts, effects
+
+
+def _bounded(exp: Experiment, claim, runs: pd.DataFrame):
+    """Each selected arm's mean (95% interval over seeds) against the claim's bounds."""
+    from dnnbench.stats import MIN_SEEDS_FOR_VERDICT
+
+    low_b, high_b = claim.bounds
+    verdicts, effects = [], []
+    columns = ([f"{claim.column}.min", f"{claim.column}.max"] if claim.statistic == "range"
+               and claim.layer_metric is not None else [claim.column])
+    for arm, g, _ in _matching(exp, claim, runs):
+        if any(c not in g for c in columns):
+            continue
+        cis = [mean_ci(g[c].astype(float).to_numpy()) for c in columns]
+        if any(math.isnan(ci.estimate) for ci in cis):
+            continue
+        lo, hi = cis[0], cis[-1]  # the smallest and the largest layer (or the one value)
+        inside = lo.low >= low_b and hi.high <= high_b
+        outside = lo.high < low_b or hi.low > high_b
+        n = int(g[columns[0]].notna().sum())
+        if n < MIN_SEEDS_FOR_VERDICT:
+            v = "unclear"
+        elif claim.expect == "within":
+            v = "as expected" if inside else "opposite" if outside else "unclear"
+        else:
+            v = "as expected" if outside else "opposite" if inside else "unclear"
+        verdicts.append(v)
+        shown = " to ".join(f"{ci.estimate:.4g} [{ci.low:.4g}, {ci.high:.4g}]" for ci in cis)
+        effects.append(f"{arm}: {shown}")
+    return verdicts, effects
+
+
+def layer_statistic(values: np.ndarray, statistic: str):
+    """A run's layers column (ordered by layer) reduced to one number (range: (min, max))."""
+    if values.size == 0:
+        return math.nan
+    first, last = values[0], values[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"first": first, "last": last, "min": values.min(), "max": values.max(),
+                "mean": values.mean(), "last/first": last / first, "first/last": first / last,
+                "max/min": values.max() / values.min(),
+                "range": (values.min(), values.max())}[statistic]
+
+
+def with_layer_metrics(exp: Experiment, runs: pd.DataFrame,
+                       layers: pd.DataFrame | None) -> pd.DataFrame:
+    """``runs`` with a column per layers.* claim: its statistic of each run's diagnostics at
+    step 0 ("start") or at the last diagnosed step ("end"; NaN for a run that diverged before
+    its first evaluation); NaN without diagnostics."""
+    wanted = {(c.layer_metric, c.statistic, c.at, c.column) for c in exp.claims
+              if c.layer_metric is not None}
+    if not wanted:
+        return runs
+    runs = runs.copy()
+    by_run = {} if layers is None else dict(list(layers.groupby(["arm", "seed"], sort=False)))
+    for column, statistic, at, name in wanted:
+        values = []
+        for arm, seed in zip(runs["arm"], runs["seed"], strict=True):
+            g = by_run.get((arm, seed))
+            if g is None:
+                values.append(math.nan if statistic != "range" else (math.nan, math.nan))
+                continue
+            step = g["step"].min() if at == "start" else g["step"].max()
+            if at == "end" and step == 0:  # diverged before its first evaluation: no end
+                values.append(math.nan if statistic != "range" else (math.nan, math.nan))
+                continue
+            v = g[g["step"] == step].sort_values("layer")[column].to_numpy(float)
+            values.append(layer_statistic(v, statistic))
+        if statistic == "range":
+            runs[f"{name}.min"] = [v[0] for v in values]
+            runs[f"{name}.max"] = [v[1] for v in values]
+        else:
+            runs[name] = values
+    return runs
 
 
 CLAIM_LABELS = ("as expected", "opposite", "unclear")

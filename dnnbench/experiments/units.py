@@ -44,7 +44,9 @@ import dnnbench
 from dnnbench import package_root
 from dnnbench.files import atomic_write_bytes, remove_stale_temps, sha256_file
 
-Frames = tuple[pd.DataFrame, pd.DataFrame]  # (runs, curves)
+# (runs, curves), or (runs, curves, layers): the per-layer diagnostics of the units that make
+# them (spec.diagnostics)
+Frames = tuple[pd.DataFrame, ...]
 
 UNIT_FORMAT = 2
 MAGIC = b"dnnbench-unit\n"
@@ -322,9 +324,10 @@ class UnitStore:
             try:
                 obj = pickle.loads(payload)  # our own file, checksum verified
                 runs, curves = obj["runs"], obj["curves"]
+                extra = tuple(obj.get("extra", ()))
                 if obj.get("material") != self.key_material(unit):
                     why = "belongs to another unit"
-                elif not (isinstance(runs, pd.DataFrame) and isinstance(curves, pd.DataFrame)):
+                elif not all(isinstance(f, pd.DataFrame) for f in (runs, curves, *extra)):
                     why = "does not hold result tables"
             except Exception:  # noqa: BLE001 - unreadable: recomputed, never trusted
                 why = "cannot be unpickled"
@@ -332,11 +335,12 @@ class UnitStore:
             if report:
                 self._damaged(unit, p, why)
             return None
-        return runs, curves
+        return (runs, curves, *extra)
 
     def save(self, unit: Unit, frames: Frames) -> None:
         payload = pickle.dumps({"material": self.key_material(unit), "label": unit.label,
-                                "runs": frames[0], "curves": frames[1]},
+                                "runs": frames[0], "curves": frames[1],
+                                **({"extra": tuple(frames[2:])} if len(frames) > 2 else {})},
                                protocol=pickle.HIGHEST_PROTOCOL)
         atomic_write_bytes(self.path(unit), MAGIC + hashlib.sha256(payload).digest() + payload)
 
@@ -367,7 +371,8 @@ class Progress:
 def run_units(units: Sequence[Unit], store: UnitStore, *, fresh: bool = False,
               progress: Progress | None = None,
               stop_requested: Callable[[], bool] | None = None, executor=None) -> Frames:
-    """Compute (or load) every unit in order and concatenate their frames in that order.
+    """Compute (or load) every unit in order and concatenate their frames in that order
+    (runs, curves, and layers when any unit has diagnostics).
 
     Each unit is saved as soon as it finishes; ``fresh`` deletes the saved copies of these
     units first, so everything is recomputed. ``stop_requested()`` is checked before each unit
@@ -412,7 +417,8 @@ def run_units(units: Sequence[Unit], store: UnitStore, *, fresh: bool = False,
         progress.stop()
     runs = pd.concat([f[0] for f in frames], ignore_index=True)
     curves = pd.concat([f[1] for f in frames], ignore_index=True)
-    return runs, curves
+    layers = [f[2] for f in frames if len(f) > 2]
+    return (runs, curves) + ((pd.concat(layers, ignore_index=True),) if layers else ())
 
 
 def count_saved(units: Sequence[Unit], store: UnitStore) -> int:

@@ -1,10 +1,15 @@
 """Flax MLP builder: widths, activation, initializer, normalization and its placement
-(:mod:`dnnbench.models.norms`), dropout.
+(:mod:`dnnbench.models.norms`), dropout (standard or alpha).
 
 Layers are named ``hidden_0..hidden_{d-1}`` (Dense), ``bn_i`` (BatchNorm; ``ln_i``, ``gn_i``,
 ``wn_i`` for the other normalizations, ``bn_input`` on the inputs) and ``head`` so that other
 experiments (transfer) can address them. A Dense layer that is directly followed by a
-BatchNorm has no bias (BN's shift makes it redundant).
+BatchNorm has no bias (BN's shift makes it redundant). PReLU's learned slopes are
+``prelu_i``.
+
+Every hidden layer sows its pre-activations (the activation's input) and activations (its
+output) into the ``intermediates`` collection as ``pre_i`` / ``act_i``: free unless a caller
+asks for that collection (the per-layer diagnostics of :mod:`dnnbench.train.engine`).
 """
 
 from __future__ import annotations
@@ -19,8 +24,19 @@ import jax.numpy as jnp
 
 from dnnbench import choices
 from dnnbench.models.norms import batch_norm, check_spec, get_normalization
-from dnnbench.registry import STANDARD_DRAWS, get_activation, get_initializer
+from dnnbench.registry import (
+    ACTIVATION_PARAMS,
+    DROPOUTS,
+    PRELU_INIT,
+    STANDARD_DRAWS,
+    get_activation,
+    get_initializer,
+    lookup,
+    standard_dropout,
+)
 from dnnbench.spec import RunSpec
+
+dropout = standard_dropout  # inverted dropout: registry.DROPOUTS["standard"]
 
 
 class MLP(nn.Module):
@@ -36,6 +52,8 @@ class MLP(nn.Module):
     bn_logits: bool = False
     dropout: float = 0.0  # a number, or a traced lane value (then dropout is always applied)
     dropout_inputs: bool = False  # dropout on the inputs too (before every dense layer)
+    dropout_kind: str = "standard"  # a name of registry.DROPOUTS
+    leaky_slope: float = 0.01  # leaky_relu's negative slope: a number or a traced lane value
 
     norm_groups: int = 4  # group norm: groups of units per layer
     input_norm: bool = False  # batch norm on the inputs, before the first Dense layer
@@ -43,13 +61,22 @@ class MLP(nn.Module):
     def _bn(self, x, train: bool, name: str):
         return batch_norm(self, name, train)(x)
 
+    def _activate(self, x, i: int):
+        if self.activation == "prelu":
+            return nn.PReLU(negative_slope_init=PRELU_INIT, name=f"prelu_{i}")(x)
+        act = get_activation(self.activation)
+        if self.activation in ACTIVATION_PARAMS:
+            keyword, setting = ACTIVATION_PARAMS[self.activation]
+            return act(x, **{keyword: getattr(self, setting)})
+        return act(x)
+
     @nn.compact
     def __call__(self, x, train: bool = False, stochastic: bool | None = None):
         """Logits of ``x``; ``train``: BN normalizes by the batch and updates its averages,
         dropout is applied; ``stochastic`` (default: ``train``) applies dropout on its own
         (MC dropout: evaluation mode with dropout)."""
         drop = (train if stochastic is None else stochastic) and not _is_zero(self.dropout)
-        act = get_activation(self.activation)
+        drop_fn = lookup(DROPOUTS, self.dropout_kind, "dropout kind")
         kernel_init = get_initializer(self.initializer)()
         norm = get_normalization(self.norm)
         before = norm.layer is not None and self.norm_position == "before"
@@ -57,18 +84,20 @@ class MLP(nn.Module):
         if self.input_norm:
             x = self._bn(x, train, "bn_input")
         if drop and self.dropout_inputs:
-            x = dropout(x, self.dropout, self.make_rng("dropout"))
+            x = drop_fn(x, self.dropout, self.make_rng("dropout"))
         for i, width in enumerate(self.widths):
             dense = nn.Dense(width, use_bias=not (before and norm.drops_bias),
                              kernel_init=kernel_init, name=f"hidden_{i}")
             x = (dense if norm.wrap is None else norm.wrap(dense, f"{norm.prefix}_{i}"))(x)
             if before:
                 x = norm.layer(self, f"{norm.prefix}_{i}", train)(x)
-            x = act(x)
+            self.sow("intermediates", f"pre_{i}", x)
+            x = self._activate(x, i)
+            self.sow("intermediates", f"act_{i}", x)
             if after:
                 x = norm.layer(self, f"{norm.prefix}_{i}", train)(x)
             if drop:
-                x = dropout(x, self.dropout, self.make_rng("dropout"))
+                x = drop_fn(x, self.dropout, self.make_rng("dropout"))
         head_init = get_initializer(self.head_init)()
         x = nn.Dense(self.n_out, use_bias=not self.bn_logits, kernel_init=head_init,
                      name="head")(x)
@@ -92,14 +121,6 @@ def _is_zero(value) -> bool:
     return isinstance(value, (int, float)) and value == 0
 
 
-def dropout(x: jax.Array, rate, key: jax.Array) -> jax.Array:
-    """Inverted dropout at ``rate`` (a number or a traced lane value; 0 returns ``x``
-    unchanged): the arithmetic of ``flax.linen.Dropout``, which needs a static rate."""
-    keep = 1.0 - rate
-    mask = jax.random.bernoulli(key, p=keep, shape=x.shape)
-    return jax.lax.select(mask, x / keep, jnp.zeros_like(x))
-
-
 def build_model(spec: RunSpec, n_classes: int) -> MLP:
     check_spec(spec)
     if spec.norm_position not in ("before", "after"):
@@ -113,7 +134,8 @@ def build_model(spec: RunSpec, n_classes: int) -> MLP:
                bn_momentum=spec.bn_momentum, bn_epsilon=spec.bn_epsilon,
                bn_logits=spec.bn_logits, dropout=spec.dropout,
                dropout_inputs=spec.dropout_placement == "dense", norm_groups=spec.norm_groups,
-               input_norm=spec.input_norm)
+               input_norm=spec.input_norm, dropout_kind=spec.dropout_kind,
+               leaky_slope=spec.leaky_slope)
 
 
 def mlp_macs(n_in: int, widths, n_out: int) -> int:
@@ -132,7 +154,8 @@ def eval_flops(n_in: int, widths, n_out: int, examples: int) -> float:
     return 2.0 * mlp_macs(n_in, widths, n_out) * examples
 
 
-_CONSTANT_LEAVES = {"bias": jnp.zeros, "scale": jnp.ones, "mean": jnp.zeros, "var": jnp.ones}
+_CONSTANT_LEAVES = {"bias": jnp.zeros, "scale": jnp.ones, "mean": jnp.zeros, "var": jnp.ones,
+                    "negative_slope": lambda shape, dtype: jnp.full(shape, PRELU_INIT, dtype)}
 
 
 def _kernel_layout(model: MLP, x: jax.Array):
@@ -170,7 +193,8 @@ def standard_draws(keys: jax.Array, sizes: tuple[tuple[str, int], ...]) -> dict:
     return jax.vmap(one)(keys)
 
 
-def init_variables(model: MLP, key: jax.Array, x: jax.Array, draws: dict | None = None) -> dict:
+def init_variables(model: MLP, key: jax.Array, x: jax.Array, draws: dict | None = None,
+                   hidden_gain=None) -> dict:
     """Initial variables of ``model``: the same distributions as ``model.init``, but every
     kernel is carved out of ONE random draw per distribution, scaled per layer.
 
@@ -181,6 +205,9 @@ def init_variables(model: MLP, key: jax.Array, x: jax.Array, draws: dict | None 
     scales and running variances at 1, running means at 0; weight normalization's scales g at
     the norms of their kernel's columns (w = g v / ||v|| = v: the initial function is that of
     the plain network, as Keras' WeightNormalization without data-dependent init).
+    ``hidden_gain`` (a number or a traced lane value) multiplies the hidden layers' kernels
+    (not the head's): sqrt(scale / model's scale) turns the initializer into the one of the
+    same distribution and fan mode at another scale (He-normal into LeCun-normal).
     """
     shapes, layers, inits = _kernel_layout(model, x)
     if draws is None:
@@ -194,6 +221,8 @@ def init_variables(model: MLP, key: jax.Array, x: jax.Array, draws: dict | None 
             (fan_in, fan_out), size = layers[n], math.prod(layers[n])
             kernels[n] = (flat[offset:offset + size].reshape(fan_in, fan_out)
                           * inits[n].multiplier(fan_in, fan_out))
+            if hidden_gain is not None and n != "head":
+                kernels[n] = kernels[n] * hidden_gain
             offset += size
 
     def leaf(path, sd):

@@ -218,7 +218,10 @@ def report_section(rs, render_figures: bool = True):
     tables = [TableItem(summary_title(exp, summary, dataset), cells, caption,
                         left=len(exp.factors),
                         text=tuple(c for c in cells.columns if c.endswith("vs reference")))]
-    claims = generic.check_claims(exp, rs.runs)
+    from dnnbench.report.io import read_layers
+
+    layers = read_layers(rs.runs_path)
+    claims = generic.check_claims(exp, rs.runs, layers)
     if len(claims):
         tables.append(TableItem("Claims of the experiment file",
                                 claims[["claim", "verdict", "arms", "effects"]],
@@ -238,6 +241,17 @@ def report_section(rs, render_figures: bool = True):
                                    f"{next(iter(exp.factors), '')}; 95% intervals.",
                                    figure_bytes(fig, "png")))
         figs += regularization_figures(exp, rs)
+        if layers is not None:
+            from dnnbench.report.layers import TITLES, layer_figures
+
+            for name, fig in layer_figures(exp, rs.runs, layers).items():
+                column = name.removeprefix("layers-").replace("-", "_")
+                caption = (f"log10 {TITLES['grad_norm']} per layer and step, per arm"
+                           if name == "layers-heatmap" else
+                           f"{TITLES.get(column, column)} per hidden layer at step 0 (solid) "
+                           "and at the end (dashed), median over seeds")
+                figs.append(FigureItem(name, f"{rs.stem}-{name}.png", caption,
+                                       figure_bytes(fig, "png")))
     bullets = [b for b in (exp.expected and f"Expected: {exp.expected}",
                            exp.cost and f"Cost: {exp.cost}",
                            (f"Compiled programs: {meta['compiled_programs']} for "

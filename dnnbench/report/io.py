@@ -107,15 +107,21 @@ def now() -> str:
 
 
 def write_results(out: str | Path, experiment: str, dataset, runs: pd.DataFrame,
-                  curves: pd.DataFrame, meta: dict) -> dict[str, Path]:
+                  curves: pd.DataFrame, meta: dict,
+                  layers: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write the three files of an experiment (runs, curves, then meta); returns their paths.
 
     Each file is atomic; the meta file, written last, records the row count and digest of the
-    other two, so an interruption between the writes is detected by :func:`read_results`."""
+    other two, so an interruption between the writes is detected by :func:`read_results`.
+    ``layers`` (per-layer diagnostics), if given, is written before the meta file too."""
     paths = result_paths(out, experiment, dataset.name)
     remove_stale_temps(paths["runs"].parent)
     files = {}
-    for kind, df in (("runs", runs), ("curves", curves)):
+    tables = [("runs", runs), ("curves", curves)]
+    if layers is not None:
+        paths = {**paths, "layers": layers_path_of(paths["runs"])}
+        tables.append(("layers", layers))
+    for kind, df in tables:
         data = csv_text(df).encode("utf-8")
         atomic_write_bytes(paths[kind], data)
         files[kind] = {"name": paths[kind].name, "rows": len(df),
@@ -137,6 +143,21 @@ def write_results(out: str | Path, experiment: str, dataset, runs: pd.DataFrame,
 def meta_path_of(runs_path: str | Path) -> Path:
     runs_path = Path(runs_path)
     return runs_path.with_name(runs_path.name.removesuffix(RUNS_SUFFIX) + META_SUFFIX)
+
+
+def layers_path_of(runs_path: str | Path) -> Path:
+    """The per-layer diagnostics beside ``runs_path`` (``<name>-<dataset>-layers.csv``)."""
+    runs_path = Path(runs_path)
+    return runs_path.with_name(runs_path.name.removesuffix(RUNS_SUFFIX) + "-layers.csv")
+
+
+def read_layers(runs_path: str | Path) -> pd.DataFrame | None:
+    """The per-layer diagnostics beside ``runs_path``, checked against the meta file like the
+    curves; None when the run has none."""
+    meta = read_meta(meta_path_of(runs_path))
+    if "layers" not in (meta.get("files") or {}):
+        return None
+    return _read_checked_csv(layers_path_of(runs_path), meta, "layers", ())
 
 
 def curves_path_of(runs_path: str | Path) -> Path:

@@ -34,13 +34,15 @@ from dnnbench.models.mlp import (
 )
 from dnnbench.models.norms import has_batch_norm
 from dnnbench.registry import (
+    SATURATION,
+    get_initializer,
     get_schedule,
     make_optimizer,
     make_schedule,
     plateau_start,
     plateau_step,
 )
-from dnnbench.spec import OPTIMIZER_PREFIX, SCHEDULE_PREFIX, RunSpec
+from dnnbench.spec import INIT_SCALE, OPTIMIZER_PREFIX, SCHEDULE_PREFIX, RunSpec
 
 Data = dict[str, jax.Array]  # x_train, y_train, x_eval, y_eval, x_test, y_test
 
@@ -79,6 +81,19 @@ class Trace(NamedTuple):
     # "final_train_accuracy" () of the final parameters; early_stopping: "restored_step" () the
     # step whose parameters were restored; mc_samples: "mc" (see ``mc_predictions``)
     extra: Any = None
+    # (n_evals + 1, depth, len(DIAG_COLUMNS)) per-layer diagnostics at step 0 and at each
+    # evaluation (NaN where none was made), when the spec asks for them
+    layers: Any = None
+
+
+# The per-layer diagnostics (spec.diagnostics), over the first DIAG_BATCH examples of the eval
+# split in evaluation mode: mean and std of the layer's pre-activations (the activation's input)
+# and activations (its output) over every (example, unit) value; the fraction of saturated units
+# (registry.SATURATION: sigmoid/tanh outputs within 1% of a bound, ReLU-family units whose
+# pre-activation is <= 0 on every example: dead); the norm of the gradient of the batch's mean
+# loss with respect to the layer's kernel.
+DIAG_COLUMNS = ("pre_mean", "pre_std", "act_mean", "act_std", "saturated", "grad_norm")
+DIAG_BATCH = 512
 
 
 class Rows(NamedTuple):
@@ -91,11 +106,16 @@ class Rows(NamedTuple):
 
 
 def to_device(data, spec: RunSpec, rows: Rows | None = None) -> Data:
-    """The arrays one run needs, as device arrays (eval split chosen by ``spec.eval_split``).
+    """The arrays one run needs, as device arrays (eval split chosen by ``spec.eval_split``;
+    standardized with the training split's per-feature statistics if ``spec.standardize``).
 
     With ``rows``, every split is padded with zero rows to that count; ``n_train`` (the real
     number of training examples: data orders only draw from those) and the weights
     ``w_eval`` / ``w_test`` (1 for a real example, 0 for padding) come with them."""
+    if spec.standardize:
+        from dnnbench.data import standardize_dataset
+
+        data = standardize_dataset(data)
     x_eval, y_eval = data.split(spec.eval_split)
     arrays = {"x_train": data.x_train, "y_train": data.y_train, "x_eval": x_eval,
               "y_eval": y_eval, "x_test": data.x_test, "y_test": data.y_test}
@@ -235,6 +255,7 @@ class Program(NamedTuple):
     evaluate: Callable  # (params, batch_stats, x, y, w=None) -> (loss, acc)
     run_seeds: Callable  # (keys, hps, data, init_params=None, ctrl=None, pre=None) -> Trace
     run: Callable  # (key, hp, data, init_params=None, ctrl=None, pre=None) -> Trace
+    diagnose: Callable  # (params, batch_stats, hp, data) -> (depth, len(DIAG_COLUMNS))
 
 
 def as_lanes(hp) -> dict:
@@ -355,8 +376,11 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         """The state of one seed at step 0 (``pre``: its ``SeedInputs``, else drawn here)."""
         init_key, _, dropout_key = split_key(key)
         hp = as_lanes(hp)
+        gain = None
+        if INIT_SCALE in hp:  # the initializer's scale is a lane: sqrt(lane / the spec's)
+            gain = jnp.sqrt(hp[INIT_SCALE] / get_initializer(spec.init).scale)
         variables = init_variables(model, init_key, data["x_train"][:1],
-                                   None if pre is None else pre.draws)
+                                   None if pre is None else pre.draws, gain)
         params = variables["params"]
         if merge_params is not None:
             params = merge_params(params, init_params)
@@ -365,9 +389,33 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         perms = shuffles(key, data) if pre is None else pre.perms
         return TrainState(params, batch_stats, opt_state, perms, dropout_key)
 
+    def diagnose(params, batch_stats, hp, data) -> jax.Array:
+        """The per-layer diagnostics of one seed, (depth, len(DIAG_COLUMNS))."""
+        x, y = data["x_eval"][:DIAG_BATCH], data["y_eval"][:DIAG_BATCH]
+
+        def loss_fn(p):
+            logits, inter = eval_model(hp).apply({"params": p, "batch_stats": batch_stats}, x,
+                                                 train=False, mutable=["intermediates"])
+            return loss_and_accuracy(logits, y, spec.loss)[0], inter["intermediates"]
+
+        grads, inter = jax.grad(loss_fn, has_aux=True)(params)
+        saturation = SATURATION.get(spec.activation, lambda pre, act: jnp.float32(jnp.nan))
+        rows = []
+        for i in range(spec.depth):
+            pre, act = inter[f"pre_{i}"][0], inter[f"act_{i}"][0]
+            rows.append(jnp.stack([pre.mean(), pre.std(), act.mean(), act.std(),
+                                   saturation(pre, act).astype(jnp.float32),
+                                   jnp.linalg.norm(grads[f"hidden_{i}"]["kernel"])]))
+        return jnp.stack(rows)
+
+    def eval_model(hp):
+        """The model of an evaluation: the lane values that change its function (the leaky
+        slope; dropout and BN momentum act in training only)."""
+        return model.clone(leaky_slope=hp["leaky_slope"]) if "leaky_slope" in hp else model
+
     def lane_model(hp):
         """The model with the lane values it takes (dropout rate, BN momentum)."""
-        changes = {k: hp[k] for k in ("dropout", "bn_momentum") if k in hp}
+        changes = {k: hp[k] for k in ("dropout", "bn_momentum", "leaky_slope") if k in hp}
         return model.clone(**changes) if changes else model
 
     def train_step(state: TrainState, t, hp, data):
@@ -400,44 +448,47 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     stats_model = model.clone(bn_momentum=0.0, dropout=0.0)  # its train mode only normalizes
     # with the batch's statistics and returns them as the "running" averages (momentum 0)
 
-    def batch_statistics(params, batch_stats, xb):
+    def batch_statistics(params, batch_stats, xb, hp):
         """(logits, BN statistics) of ``xb`` normalized by its own statistics."""
-        logits, updates = stats_model.apply({"params": params, "batch_stats": batch_stats}, xb,
+        m = stats_model.clone(leaky_slope=hp["leaky_slope"]) if "leaky_slope" in hp \
+            else stats_model
+        logits, updates = m.apply({"params": params, "batch_stats": batch_stats}, xb,
                                             train=True, mutable=["batch_stats"])
         return logits, updates["batch_stats"]
 
-    def population_stats(params, batch_stats, x):
+    def population_stats(params, batch_stats, x, hp):
         """The BN statistics of the training split ``x`` under ``params``: the mean over
         blocks of about EVAL_BLOCK examples of each block's own statistics (the limit of the
         running averages at momentum -> 1 with batches of that size; Ioffe & Szegedy's
         inference statistics without the m/(m-1) correction, as Flax's running variance)."""
         n_blocks = max(1, x.shape[0] // EVAL_BLOCK)
         size = x.shape[0] // n_blocks
-        per_block = jax.lax.map(lambda xb: batch_statistics(params, batch_stats, xb)[1],
+        per_block = jax.lax.map(lambda xb: batch_statistics(params, batch_stats, xb, hp)[1],
                                 x[:n_blocks * size].reshape(n_blocks, size, -1))
         return jax.tree_util.tree_map(lambda a: jnp.mean(a, axis=0), per_block)
 
-    def eval_stats(params, batch_stats, data):
+    def eval_stats(params, batch_stats, data, hp):
         """The BN statistics that an evaluation of one seed uses."""
         if not population:
             return batch_stats
         if "n_train" in data:
             raise ValueError("bn_eval population: padded training data (class-pair sweeps) "
                              "is not supported")
-        return population_stats(params, batch_stats, data["x_train"])
+        return population_stats(params, batch_stats, data["x_train"], hp)
 
-    def evaluate(params, batch_stats, x, y, w=None):
+    def evaluate(params, batch_stats, x, y, w=None, hp=None):
         """(mean loss, accuracy) on (x, y) (weighted by ``w`` if given: 0 for padding), in
         blocks of about EVAL_BLOCK examples; with ``bn_eval`` "batch", in batches of
         ``bn_eval_batch`` examples, each normalized by its own statistics (the remainder is
         one smaller batch)."""
         w = jnp.ones(len(y), jnp.float32) if w is None else w.astype(jnp.float32)
+        hp = {} if hp is None else as_lanes(hp)
 
         def block(xb, yb, wb):  # weighted sums of the block
             if own_stats:
-                logits = batch_statistics(params, batch_stats, xb)[0]
+                logits = batch_statistics(params, batch_stats, xb, hp)[0]
             else:
-                logits = model.apply({"params": params, "batch_stats": batch_stats}, xb,
+                logits = eval_model(hp).apply({"params": params, "batch_stats": batch_stats}, xb,
                                      train=False)
             loss, correct = per_example(logits, yb, spec.loss)
             return jnp.sum(wb * loss), jnp.sum(wb * correct)
@@ -464,8 +515,9 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     # The batched pieces. vmap is applied to the per-seed functions, not to the loops below
     # (vmapping a while loop would make JAX re-batch its body to a fixed point, which costs
     # seconds of tracing per arm). Jitted, so that each is traced once however often used.
-    eval_seeds = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, None, None)))
-    stats_seeds = jax.vmap(eval_stats, in_axes=(0, 0, None))
+    eval_seeds = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, None, None, 0)))
+    stats_seeds = jax.vmap(eval_stats, in_axes=(0, 0, None, 0))
+    diagnose_seeds = jax.vmap(diagnose, in_axes=(0, 0, 0, None))
 
     def steps(state, t0, n_steps, hp, data, step_fn):
         """``n_steps`` steps from step ``t0`` (a traced count); (state, mean training loss).
@@ -480,14 +532,14 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         state, total = jax.lax.fori_loop(0, n_steps, body, (state._replace(perms=None), zero))
         return state._replace(perms=perms), total / n_steps
 
-    def evaluate_on(params, batch_stats, data, split: str):
+    def evaluate_on(params, batch_stats, data, split: str, hps):
         """(loss, accuracy) of every seed on ``split`` (eval, test or train: the training
         split as evaluated, without dropout or penalty)."""
         if split == "train" and "n_train" in data:
             raise ValueError("eval_train: padded training data (class-pair sweeps) is not "
                              "supported")
-        return eval_seeds(params, stats_seeds(params, batch_stats, data), data[f"x_{split}"],
-                          data[f"y_{split}"], data.get(f"w_{split}"))
+        return eval_seeds(params, stats_seeds(params, batch_stats, data, hps),
+                          data[f"x_{split}"], data[f"y_{split}"], data.get(f"w_{split}"), hps)
 
     def advance(state, hps, t0, ctrl, data):
         """Every seed trains ``chunk_steps`` steps at once, then is evaluated: on the eval
@@ -497,9 +549,14 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         nan = jnp.full(jnp.shape(hps["learning_rate"]), jnp.nan, jnp.float32)
         splits = ("eval", "train") if spec.eval_train else ("eval",)
         evals = jax.lax.cond(ctrl.evaluate, lambda: tuple(
-            evaluate_on(new.params, new.batch_stats, data, s) for s in splits),
+            evaluate_on(new.params, new.batch_stats, data, s, hps) for s in splits),
             lambda: ((nan, nan),) * len(splits))
-        return new, loss, evals
+        if not spec.diagnostics:
+            return new, loss, evals, None
+        shape = (len(loss), spec.depth, len(DIAG_COLUMNS))
+        diag = jax.lax.cond(ctrl.evaluate, lambda: diagnose_seeds(
+            new.params, new.batch_stats, hps, data), lambda: jnp.full(shape, jnp.nan))
+        return new, loss, evals, diag
 
     def mc_predictions(params, batch_stats, hp, key, x, y) -> dict:
         """MC dropout on (x, y) for one seed: ``spec.mc_samples`` stochastic passes (dropout
@@ -524,7 +581,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             logp = jax.vmap(lambda k: jax.nn.log_softmax(stochastic.apply(
                 variables, xb, train=False, stochastic=True, rngs={"dropout": k})))(keys)
             mean_logp = jax.nn.logsumexp(logp, axis=0) - jnp.log(n_samples)
-            det_logp = jax.nn.log_softmax(model.apply(variables, xb, train=False))
+            det_logp = jax.nn.log_softmax(eval_model(hp).apply(variables, xb, train=False))
             out = {}
             for name, lp in (("det", det_logp), ("mc", mean_logp)):
                 pred = jnp.argmax(lp, -1)
@@ -544,7 +601,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         out = {}
         if spec.eval_train:
             out["final_train_loss_clean"], out["final_train_accuracy"] = evaluate_on(
-                params, batch_stats, data, "train")
+                params, batch_stats, data, "train", hps)
         if spec.mc_samples:
             if "w_test" in data:
                 raise ValueError("mc_samples: padded data (class-pair sweeps) is not supported")
@@ -607,10 +664,12 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             return (i < ctrl.max_evals) & jnp.any(active)
 
         def body(c):
-            state, i, active, n_done, diverged, reached, curves, last, pl, es = c
+            state, i, active, n_done, diverged, reached, curves, last, pl, es, layers = c
             run_hps = hps if pl is None else {  # performance scheduling: the scaled rate
                 **hps, "learning_rate": hps["learning_rate"] * pl.scale}
-            new, loss, evals = advance(state, run_hps, i * spec.eval_every, ctrl, data)
+            new, loss, evals, diag = advance(state, run_hps, i * spec.eval_every, ctrl, data)
+            if layers is not None:
+                layers = _keep(active, layers.at[:, i + 1].set(diag), layers)
             e_loss, e_acc = evals[0]
             state = _keep(active, new._replace(perms=state.perms), state)
             values = (loss, e_loss, e_acc) + tuple(v for ev in evals[1:] for v in ev) + (
@@ -633,20 +692,25 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
                 stop = active & (es["wait"] >= spec.early_stopping)
             n_done = n_done + active.astype(jnp.int32)
             return (state, i + 1, active & ~bad & ~hit & ~stop, n_done, diverged | bad,
-                    reached | hit, curves, last, pl, es)
+                    reached | hit, curves, last, pl, es, layers)
 
         plateau_params = get_schedule(spec.schedule).resolve(schedule_parameters(spec, hps))
         init_carry = (state, jnp.int32(0), ~false, jnp.zeros((n_seeds,), jnp.int32), false,
                       false, dict.fromkeys(names, nan_curves), (nan_seeds, nan_seeds),
-                      plateau_start((n_seeds,)) if plateau else None, stopping)
-        state, _, _, n_done, diverged, _, curves, last, _, stopping = jax.lax.while_loop(
+                      plateau_start((n_seeds,)) if plateau else None, stopping, None)
+        if spec.diagnostics:  # step 0, then one row per evaluation
+            layers = jnp.full((n_seeds, n_evals + 1, spec.depth, len(DIAG_COLUMNS)), jnp.nan)
+            first = jax.lax.cond(ctrl.evaluate, lambda: diagnose_seeds(
+                state.params, state.batch_stats, hps, data), lambda: layers[:, 0])
+            init_carry = (*init_carry[:-1], layers.at[:, 0].set(first))
+        state, _, _, n_done, diverged, _, curves, last, _, stopping, layers = jax.lax.while_loop(
             cond, body, init_carry)
         # the final parameters: with early stopping, those of the lowest eval loss (restored)
         params, batch_stats = (state.params, state.batch_stats) if stopping is None else \
             stopping["variables"]
 
         def test_eval():
-            return evaluate_on(params, batch_stats, data, "test")
+            return evaluate_on(params, batch_stats, data, "test", hps)
 
         if spec.eval_split == "test" and stopping is None:
             # The last evaluation already saw the final parameters (a frozen seed keeps both);
@@ -682,7 +746,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             extra["restored_step"] = stopping["step"]
         return Trace(steps, curves["train_loss"], curves["eval_loss"], curves["eval_acc"],
                      n_done, diverged, t_loss, t_acc, params if return_params else None, lr,
-                     extra or None)
+                     extra or None, layers)
 
     def run(key, hp, data, init_params=None, ctrl=None, pre=None) -> Trace:
         """Train one lane: ``run_seeds`` on a batch of one (``hp``: lane name -> value)."""
@@ -698,7 +762,8 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         return steps(state, t0, n_steps, as_lanes(hp), data, train_step)
 
     return Program(shuffles, seed_inputs, init, train_step, train_chunk, evaluate, run_seeds,
-                   run)
+                   run, lambda params, batch_stats, hp, data: diagnose(
+                       params, batch_stats, as_lanes(hp), data))
 
 
 def first_reach(steps: np.ndarray, acc: np.ndarray, n_done: int, target: float) -> int | None:

@@ -148,6 +148,7 @@ class ResultSet:
     runs: pd.DataFrame
     metas: list[dict] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    layers: pd.DataFrame | None = None  # per-layer diagnostics (runs with diagnostics)
 
 
 @dataclass(frozen=True)
@@ -679,7 +680,7 @@ def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:
     recorded = files.parse(json.loads(definition), "recorded definition")
     claim = next(c for c in files.load(p["file"]).claims if c.id == p["claim"])
     row = generic.check_claims(dataclasses.replace(recorded, claims=(claim,)),
-                               rs.runs).iloc[0]
+                               rs.runs, rs.layers).iloc[0]
     if row["verdict"] == "not tested":
         raise MissingData(f"no arm of {', '.join(rs.files)} matches the claim")
     n = int(rs.runs["seed"].nunique())
@@ -845,7 +846,7 @@ def load_claims(extra: str | Path | None = None, *, include_packaged: bool = Tru
 def load_results(folder: str | Path) -> dict[tuple[str, str], ResultSet]:
     """Every result set under ``folder`` (recursively; hidden folders skipped), combined per
     (experiment, data set).  SchemaError for a missing folder or an unreadable/unknown file."""
-    from dnnbench.report.io import SchemaError, read_results
+    from dnnbench.report.io import SchemaError, read_layers, read_results
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -865,6 +866,10 @@ def load_results(folder: str | Path) -> dict[tuple[str, str], ResultSet]:
         rs.runs = pd.concat([rs.runs, runs], ignore_index=True) if len(rs.runs) else runs
         rs.metas.append(meta)
         rs.files.append(rel)
+        layers = read_layers(path)
+        if layers is not None:
+            rs.layers = layers if rs.layers is None else pd.concat([rs.layers, layers],
+                                                                   ignore_index=True)
     for rs in sets.values():
         key = [c for c in ("pair", "arm", "seed", "spec_hash") if c in rs.runs.columns]
         if len(rs.files) > 1 and key:

@@ -49,7 +49,7 @@ def _grid(n: int, width: float = 3.0, height: float = 2.6, max_cols: int = 4):
 
 def profile_figure(exp: Experiment, runs: pd.DataFrame, layers: pd.DataFrame, column: str):
     """``column`` against the layer index, at step 0 (solid) and at each run's last diagnosed
-    step (dashed); a panel per level of the first factor, a line colour per level of the
+    step after 0 (dashed; none for a run that diverged before its first evaluation); a panel per level of the first factor, a line colour per level of the
     second; log scale for positive columns."""
     from matplotlib.ticker import MaxNLocator
 
@@ -66,14 +66,16 @@ def profile_figure(exp: Experiment, runs: pd.DataFrame, layers: pd.DataFrame, co
         for k, level in enumerate(lines):
             g = block if level is None else block[block[line] == level]
             for when, style in (("start", "-"), ("end", "--")):
-                at = g[g["step"] == 0] if when == "start" else g[g["step"] == last[g.index]]
+                at = g[g["step"] == 0] if when == "start" else \
+                    g[(g["step"] == last[g.index]) & (g["step"] > 0)]
                 med = at.groupby("layer")[column].median()
                 if med.empty:
                     continue
                 ax.plot(med.index + 1, med.to_numpy(), style, color=PALETTE[k % len(PALETTE)],
                         marker="o", markersize=2.5,
                         label=f"{level}" if when == "start" and level is not None else None)
-        if (block[column] > 0).all() and len(block):
+        values = block[column][np.isfinite(block[column])]
+        if len(values) and (values > 0).all():
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

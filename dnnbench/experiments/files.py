@@ -969,6 +969,8 @@ def to_doc(exp: Experiment) -> dict[str, Any]:
                 "check": [dict(t) for t in c.checks]} for c in exp.claims if c.checks]
     claims += [{"id": c.id, "text": c.text, "test": c.test, "compare": dict(c.compare),
                 "expect": c.expect} for c in exp.claims if c.test != "arms"]
+    order = {c.id: i for i, c in enumerate(exp.claims)}
+    claims.sort(key=lambda c: order[c["id"]])  # the file's order
     base = {k: list(v) if isinstance(v, tuple) else v for k, v in exp.base.items()}
     quick = {"seeds": exp.quick.get("seeds", 2), "subset": exp.quick.get("subset", True),
              "set": dict(exp.quick.get("set", {}))} if exp.quick else {}

@@ -35,13 +35,14 @@ def _with_levels(exp: Experiment, runs: pd.DataFrame, layers: pd.DataFrame) -> p
     return layers.merge(levels, on="arm", how="left")
 
 
-def _grid(n: int, width: float = 3.0, height: float = 2.6, max_cols: int = 4):
+def _grid(n: int, width: float = 3.0, height: float = 2.6, max_cols: int = 4,
+          sharex: bool = False):
     from matplotlib.figure import Figure
 
     cols = min(n, max_cols)
     rows = math.ceil(n / cols)
     fig = Figure(figsize=(width * cols + 1.0, height * rows + 0.8), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False, sharex=True).ravel()
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=sharex).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
     return fig, axes[:n]
@@ -97,7 +98,7 @@ def heatmap_figure(exp: Experiment, runs: pd.DataFrame, layers: pd.DataFrame,
     (columns), one panel per arm, one colour scale."""
     df = layers[np.isfinite(layers[column]) & (layers[column] > 0)]
     arms = list(dict.fromkeys(runs["arm"]))
-    fig, axes = _grid(len(arms), width=2.4, height=2.0, max_cols=6)
+    fig, axes = _grid(len(arms), width=2.4, height=2.0, max_cols=6, sharex=True)
     med = df.groupby(["arm", "layer", "step"])[column].median()
     values = np.log10(med.to_numpy()) if len(med) else np.array([0.0])
     vmin, vmax = np.percentile(values, [1, 99])

@@ -38,7 +38,7 @@ def test_initializer_scale(name):
     std = float(jnp.std(w))
     expected = {"normal": 1.0, "he-normal": np.sqrt(2 / 400), "he-uniform": np.sqrt(2 / 400),
                 "lecun-normal": np.sqrt(1 / 400), "glorot-normal": np.sqrt(2 / 700),
-                "glorot-uniform": np.sqrt(2 / 700)}[name]
+                "glorot-uniform": np.sqrt(2 / 700), "he-avg-uniform": np.sqrt(2 / 350)}[name]
     assert abs(std - expected) / expected < 0.1
 
 

@@ -24,6 +24,8 @@ BN_EVAL = ("running", "population", "batch")  # models.norms.BN_EVAL
 # dropout after every hidden layer, or before every dense layer (the inputs too)
 DROPOUT_PLACEMENTS = ("hidden", "dense")
 DECAY_PARAMS = ("all", "kernels")  # what decoupled weight decay shrinks
+CLIPPINGS = ("none", "value", "norm", "global_norm")  # registry.CLIPPINGS
+INPUTS = ("unit", "raw", "standardized")  # data.INPUT_SCALINGS
 FALLBACKS = ("mnist", "digits")  # in this order, for a default data set that is missing
 
 

@@ -320,6 +320,37 @@ SCHEDULES: dict[str, Schedule] = {
 }
 
 
+def clip_by_tensor_norm(max_norm) -> optax.GradientTransformation:
+    """Clip each gradient tensor by its own norm (Keras' ``clipnorm``): g * max_norm / ||g||
+    where ||g|| > max_norm, else g. ``optax.clip_by_block_rms`` bounds the RMS, not the norm;
+    ``optax.clip_by_global_norm`` scales every tensor by one factor. ``max_norm`` may be traced
+    (a lane value; ``inf`` leaves the gradients unchanged)."""
+    def clip(g):
+        norm = jnp.linalg.norm(g)
+        return jnp.where(norm > max_norm, g * (max_norm / norm), g)
+    return optax.stateless(lambda updates, params=None: jax.tree_util.tree_map(clip, updates))
+
+
+# Gradient clipping kinds: name -> (threshold -> transformation of the gradients), or None
+# for no clipping. The threshold (``spec.clip_norm``) is a lane value; 0 is "off" for every
+# kind (the lane value inf: the gradients pass unchanged).
+CLIPPINGS: dict[str, Callable | None] = {
+    "none": None,
+    "value": lambda t: optax.clip(t),  # every component into [-t, t]
+    "norm": clip_by_tensor_norm,  # each tensor by its own norm (Keras clipnorm)
+    "global_norm": optax.clip_by_global_norm,  # all tensors by one factor (Keras global_clipnorm)
+}
+
+
+def make_clipping(kind: str, threshold) -> optax.GradientTransformation | None:
+    """The clipping ``kind`` at ``threshold`` (a number, or traced), or None when the program
+    clips nothing (kind "none", or a static threshold of 0)."""
+    factory = lookup(CLIPPINGS, kind, "clip")
+    if factory is None or _is_static_zero(threshold):
+        return None
+    return factory(threshold)
+
+
 def choices(table: dict) -> str:
     return ", ".join(table)
 
@@ -343,13 +374,15 @@ def make_schedule(name: str, learning_rate, total_steps: int, params: dict | Non
 def make_optimizer(name: str, learning_rate, *, schedule: str = "constant", total_steps: int = 1,
                    clip_norm=0.0, coefficients: dict | None = None,
                    schedule_params: dict | None = None,
-                   decay_mask=None) -> optax.GradientTransformation:
+                   decay_mask=None,
+                   clip: str = "global_norm") -> optax.GradientTransformation:
     """The optimizer ``name`` (a registry name or a plug-in ``package.module:factory``) at
     ``learning_rate`` with its ``coefficients`` (missing ones at their defaults; any value may
-    be traced), the schedule with its ``schedule_params`` (likewise) and global-norm clipping
-    (``clip_norm``: a number, or traced; 0 = off; ``inf`` leaves the gradients as they
-    are). ``decay_mask`` (optax's ``mask``: a pytree of booleans or a function of the
-    parameters giving one) limits decoupled weight decay to some parameters (default: all)."""
+    be traced), the schedule with its ``schedule_params`` (likewise) and gradient clipping of
+    kind ``clip`` (:data:`CLIPPINGS`) at ``clip_norm`` (a number, or traced; 0 = off; ``inf``
+    leaves the gradients as they are). ``decay_mask`` (optax's ``mask``: a pytree of booleans
+    or a function of the parameters giving one) limits decoupled weight decay to some
+    parameters (default: all)."""
     opt = get_optimizer(name)
     coef = opt.resolve(coefficients, name)
     sched = get_schedule(schedule)
@@ -370,9 +403,8 @@ def make_optimizer(name: str, learning_rate, *, schedule: str = "constant", tota
     else:  # the direction at lr 1 (sign flipped), + wd * params, then scaled by lr
         tx = optax.chain(factory(1.0, **coef), optax.add_decayed_weights(-decay, decay_mask),
                          optax.scale_by_learning_rate(lr, flip_sign=False))
-    if not _is_static_zero(clip_norm):
-        tx = optax.chain(optax.clip_by_global_norm(clip_norm), tx)
-    return tx
+    clipping = make_clipping(clip, clip_norm)
+    return tx if clipping is None else optax.chain(clipping, tx)
 
 
 def _is_static_zero(value) -> bool:

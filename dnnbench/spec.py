@@ -28,6 +28,7 @@ class RunSpec:
     norm_groups: int = 4  # group norm: groups of units per hidden layer
     input_norm: bool = False  # batch norm on the inputs, as the first layer
     standardize: bool = False  # inputs shifted and scaled by the training split's statistics
+    inputs: str = "unit"  # scaling of the input features: data.INPUT_SCALINGS
     bn_eval: str = "running"  # BN statistics at evaluation: running | population | batch
     bn_eval_batch: int = 0  # bn_eval "batch": examples per evaluated batch
     dropout: float = 0.0  # rate of the dropout after every hidden layer
@@ -47,7 +48,8 @@ class RunSpec:
     # parameters of the schedule, (name, value) pairs sorted by name; the others keep the
     # registry's defaults (registry.Schedule.params)
     schedule_params: tuple[tuple[str, float], ...] = ()
-    clip_norm: float = 0.0  # global-norm gradient clipping; 0 = off
+    clip: str = "global_norm"  # gradient clipping kind: registry.CLIPPINGS
+    clip_norm: float = 0.0  # the clipping threshold (a norm; a value for clip "value"); 0 = off
     l1: float = 0.0  # penalty l1 * sum(|kernel|) over the kernels, added to the training loss
     l2: float = 0.0  # penalty l2 * sum(kernel^2) over the kernels, added to the training loss
     # max-norm: after every step each unit's incoming weight vector (a kernel's column, Keras
@@ -120,6 +122,8 @@ _DEFAULTS |= {"dropout_placement": "hidden", "max_norm": 0.0, "decay_params": "a
 # the unstable-gradients settings (issue 16), likewise
 _DEFAULTS |= {"dropout_kind": "standard", "leaky_slope": 0.01, "diagnostics": False,
               "standardize": False}
+# the clipping kind (issue 16) and the input scaling (issue 17), likewise
+_DEFAULTS |= {"clip": "global_norm", "inputs": "unit"}
 
 
 # ------------------------------------------------------------------- structure and lane values
@@ -131,7 +135,7 @@ _DEFAULTS |= {"dropout_kind": "standard", "leaky_slope": 0.01, "diagnostics": Fa
 # the program of a group applies it when any of its arms does (a lane value of 0 then leaves
 # the numbers as they would be without it).
 LANE_SETTINGS = ("learning_rate", "dropout", "l1", "l2", "clip_norm", "bn_momentum", "max_norm",
-                 "leaky_slope")
+                 "leaky_slope", "bn_epsilon")
 INIT_SCALE = "init_scale"  # lane name of the hidden initializer's scale (variance = scale / n)
 OPTIMIZER_PREFIX = "opt."  # lane names of optimizer coefficients: "opt.<coefficient>"
 SCHEDULE_PREFIX = "sched."  # lane names of schedule parameters: "sched.<parameter>"

@@ -85,14 +85,15 @@ def _frames(exp, data, seeds, **kwargs):
 
 def test_vectorized_lanes_equal_separate_programs():
     """Every kind of lane value at once (lr, an optimizer coefficient, weight decay, dropout,
-    l2, clipping, BN momentum): a reference arm and one arm per setting changed, all lanes of
+    l2, clipping, BN momentum, epsilon -- in training and at evaluation): a reference arm and one arm per setting changed, all lanes of
     one program, give the numbers of one program per arm up to float32 reassociation (see
     tests/_lanes.py) -- so a lane at 0 (no dropout, decay, penalty or clipping) in a program
     that applies them equals a program without them; every changed arm is told apart from
     the reference by the same tolerance (negative control)."""
     changes = {"ref": {}, "lr": {"learning_rate": 0.1}, "momentum": {"momentum": 0.8},
                "wd": {"weight_decay": 0.001}, "dropout": {"dropout": 0.3},
-               "l2": {"l2": 1e-3}, "clip": {"clip_norm": 0.5}, "bn_momentum": {"bn_momentum": 0.5}}
+               "l2": {"l2": 1e-3}, "clip": {"clip_norm": 0.5}, "bn_momentum": {"bn_momentum": 0.5},
+               "bn_epsilon": {"bn_epsilon": 0.5}}
     exp = files.parse({
         "name": "lanes", "dataset": "synthetic",
         "base": {"widths": [16, 16], "optimizer": "momentum", "norm": "batch",

@@ -370,3 +370,29 @@ def test_bad_summary_options_are_one_line_errors():
         r = runner.invoke(app, ["summary", *args])
         assert r.exit_code == 2 and message in r.output, r.output
         assert len(r.output.strip().splitlines()) == 1, r.output
+
+
+# ------------------------------------------------------------------------ input scaling
+
+def test_input_scalings():
+    """inputs = raw: the loaded features x 255 (MNIST's stored pixel values); standardized:
+    the train split's mean 0 and std 1 per feature (std floored), the same shift and scale on
+    the other splits; unit: as loaded."""
+    from dnnbench.data import INPUT_SCALINGS, STD_FLOOR
+
+    assert choices.INPUTS == tuple(INPUT_SCALINGS)
+    assert files.SETTINGS["inputs"].names == choices.INPUTS
+    data = load_dataset("synthetic", n_train=200, n_val=50, n_test=50, n_features=5,
+                        n_classes=3)
+    spec = RunSpec(widths=(4,), eval_split="val")
+    unit = to_device(data, spec)
+    raw = to_device(data, spec.replace(inputs="raw"))
+    std = to_device(data, spec.replace(inputs="standardized"))
+    np.testing.assert_array_equal(unit["x_train"], data.x_train)
+    np.testing.assert_allclose(raw["x_eval"], data.x_val * 255, rtol=1e-7)
+    x = np.asarray(data.x_train, np.float64)
+    mean, sd = x.mean(0), np.maximum(x.std(0), STD_FLOOR)
+    np.testing.assert_allclose(std["x_train"].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(std["x_test"], (data.x_test - mean) / sd, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown inputs"):
+        to_device(data, spec.replace(inputs="pixels"))

@@ -26,11 +26,13 @@ __all__ = [
     "FALLBACKS",
     "STD_FLOOR",
     "DataError",
+    "INPUT_SCALINGS",
     "DataUnavailable",
     "Dataset",
     "dataset_status",
     "load_dataset",
     "resolve_dataset",
+    "scale_inputs",
     "standardize_dataset",
 ]
 
@@ -79,6 +81,31 @@ def standardize_dataset(ds: Dataset) -> Dataset:
                    y_val=ds.y_val, x_test=f(ds.x_test), y_test=ds.y_test, n_classes=ds.n_classes,
                    hashes=ds.hashes, source=f"{ds.source} (standardized with train statistics)",
                    class_names=ds.class_names)
+
+
+def _raw_pixels(ds: Dataset) -> Dataset:
+    """Every split's features times 255: MNIST's pixel values as stored, [0, 255]."""
+    scale = np.float32(255)
+    return dataclasses.replace(ds, x_train=ds.x_train * scale, x_val=ds.x_val * scale,
+                               x_test=ds.x_test * scale, source=f"{ds.source} (x 255)")
+
+
+# The scalings of the input features a run may ask for (``RunSpec.inputs``): name -> (what
+# it is, data set -> data set); None keeps the features as loaded.
+INPUT_SCALINGS: dict[str, tuple[str, Callable[[Dataset], Dataset] | None]] = {
+    "unit": ("as loaded: pixel values / 255, in [0, 1]", None),
+    "raw": ("raw pixel values in [0, 255] (the loaded features x 255)", _raw_pixels),
+    "standardized": ("each feature shifted and scaled by the train split's mean and std",
+                     standardize_dataset),
+}
+
+
+def scale_inputs(ds: Dataset, kind: str) -> Dataset:
+    """``ds`` with its features scaled as ``kind`` (:data:`INPUT_SCALINGS`) says."""
+    if kind not in INPUT_SCALINGS:
+        raise ValueError(f"unknown inputs {kind!r}; choose from {', '.join(INPUT_SCALINGS)}")
+    scale = INPUT_SCALINGS[kind][1]
+    return ds if scale is None else scale(ds)
 
 
 def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, download: bool = True,

@@ -112,6 +112,9 @@ SETTINGS: dict[str, Setting] = {
     "norm_groups": Setting("int", "group norm: groups of units per hidden layer (divides "
                            "every width)", minimum=1, maximum=65536),
     "input_norm": Setting("bool", "batch norm on the inputs, as the first layer"),
+    "inputs": Setting("str", "input features: unit (pixels / 255, as loaded), raw (pixel "
+                      "values in [0, 255]) or standardized (train split's mean and std)",
+                      choices.INPUTS),
     "bn_eval": Setting("str", "BN statistics at evaluation: running averages, the training "
                        "split's (recomputed at each evaluation), or each evaluated batch's",
                        choices.BN_EVAL),
@@ -119,7 +122,8 @@ SETTINGS: dict[str, Setting] = {
                              "training batch size)", minimum=0, maximum=2**31 - 1),
     "bn_momentum": Setting("float", "BN running-average momentum (a lane value)", minimum=0,
                            maximum=1, open_max=True),
-    "bn_epsilon": Setting("float", "epsilon of the normalization layers", minimum=0),
+    "bn_epsilon": Setting("float", "epsilon of the normalization layers (a lane value)",
+                          minimum=0),
     "bn_logits": Setting("bool", "batch-normalize the logits too (BN arms)"),
     "dropout": Setting("float", "dropout rate (a lane value), after every hidden layer or "
                        "before every dense layer (dropout_placement)", minimum=0, maximum=1,
@@ -139,8 +143,11 @@ SETTINGS: dict[str, Setting] = {
     "optimizer": Setting("str", "optimizer", choices.OPTIMIZERS, plugins=True),
     "learning_rate": Setting("float", "learning rate (a lane value)", minimum=0),
     "schedule": Setting("str", "learning-rate schedule", choices.SCHEDULES, plugins=True),
-    "clip_norm": Setting("float", "global-norm gradient clipping threshold, 0 = off (a lane "
-                         "value)", minimum=0),
+    "clip": Setting("str", "gradient clipping: none, value (each component into [-t, t]), "
+                    "norm (each tensor by its own norm, Keras clipnorm) or global_norm (all "
+                    "tensors by one factor); t = clip_norm", choices.CLIPPINGS),
+    "clip_norm": Setting("float", "gradient clipping threshold t of the clip kind, 0 = off (a "
+                         "lane value)", minimum=0),
     "l1": Setting("float", "l1 penalty coefficient on the kernels (a lane value)", minimum=0),
     "l2": Setting("float", "l2 penalty coefficient on the kernels (a lane value)", minimum=0),
     "max_norm": Setting("float", "max-norm: after every step each unit's incoming weights "
@@ -174,10 +181,10 @@ SETTINGS: dict[str, Setting] = {
 DERIVED = ("depth", "width", "epochs", "train_size")
 STRUCTURE_ONLY = ("train_size",)  # shapes the data rather than the spec
 COLUMN_ORDER = ("depth", "widths", "activation", "init", "head_init", "norm", "norm_position",
-                "norm_groups", "input_norm", "bn_momentum", "bn_epsilon", "bn_logits",
+                "norm_groups", "input_norm", "inputs", "bn_momentum", "bn_epsilon", "bn_logits",
                 "bn_eval", "bn_eval_batch", "leaky_slope", "dropout", "dropout_placement",
                 "dropout_kind", "standardize", "loss", "optimizer",
-                "learning_rate", "schedule", "clip_norm", "l1", "l2", "max_norm",
+                "learning_rate", "schedule", "clip", "clip_norm", "l1", "l2", "max_norm",
                 "decay_params", "batch_size", "epochs", "max_steps", "eval_every", "eval_split",
                 "target", "stop_at_target", "early_stopping", "eval_train", "mc_samples",
                 "train_size", "diagnostics")
@@ -190,7 +197,8 @@ METRICS = ("steps_to_target", "time_to_target_s", "final_eval_accuracy", "best_e
            "restored_step",
            # mc_samples
            "det_test_nll", "det_test_ece", "mc_test_accuracy", "mc_test_nll", "mc_test_ece",
-           "mc_std_correct", "mc_std_wrong")
+           "mc_std_correct", "mc_std_wrong",
+           "divergence_rate")  # the fraction of seeds whose loss became NaN/inf
 DEFAULT_SHOW = ("steps_to_target", "final_eval_accuracy", "final_test_accuracy")
 EXPECTATIONS = {"fewer": ("steps", "lower"), "more": ("steps", "higher"),
                 "higher": ("value", "higher"), "lower": ("value", "lower"),
@@ -208,7 +216,7 @@ LAYER_STATISTICS = ("first", "last", "min", "max", "mean", "last/first", "first/
 LAYER_AT = ("start", "end")
 # metrics where less is better (the best of a claim's `against` levels)
 LOWER_IS_BETTER = ("steps_to_target", "time_to_target_s", "generalization_gap",
-                   "restored_step", "mc_std_correct")
+                   "restored_step", "mc_std_correct", "divergence_rate")
 
 
 def lower_is_better(metric: str) -> bool:
@@ -871,6 +879,8 @@ def make_spec(settings: Mapping[str, Any], n_train: int | None, where: str = "")
                      "eval_split = \"val\"")
     if spec.norm != "batch" and spec.bn_logits:
         spec = spec.replace(bn_logits=False)
+    if spec.clip == "none":  # no threshold without clipping
+        spec = spec.replace(clip_norm=0.0)
     spec = _resolve_norm(spec, where)
     return spec
 

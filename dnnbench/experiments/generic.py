@@ -357,7 +357,8 @@ def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
     for k in ("optimizer_params", "schedule_params"):  # resolved below, one column each
         del settings[k]
     named = _named_settings(exp)
-    for k in (*NORM_COLUMNS, *REGULARIZATION_COLUMNS, *DIAGNOSTICS_COLUMNS):  # columns of the experiments that set
+    for k in (*NORM_COLUMNS, *REGULARIZATION_COLUMNS, *DIAGNOSTICS_COLUMNS,
+              *CLIP_INPUT_COLUMNS):  # columns of the experiments that set
         # them (earlier CSVs unchanged)
         if k not in named:
             del settings[k]
@@ -378,6 +379,14 @@ NORM_COLUMNS = ("norm_groups", "input_norm", "bn_eval", "bn_eval_batch")
 REGULARIZATION_COLUMNS = ("dropout_placement", "max_norm", "decay_params", "early_stopping",
                           "eval_train", "mc_samples")
 DIAGNOSTICS_COLUMNS = ("leaky_slope", "dropout_kind", "standardize", "diagnostics")
+CLIP_INPUT_COLUMNS = ("clip", "inputs")  # the clipping kind, the input scaling
+
+
+def metric_values(df: pd.DataFrame, metric: str) -> np.ndarray:
+    """The per-run values of ``metric`` (files.METRICS) as floats: a runs column, or
+    ``divergence_rate``, each run's ``diverged`` as 0/1 (its mean over seeds is the rate)."""
+    column = "diverged" if metric == "divergence_rate" else metric
+    return df[column].astype(float).to_numpy()
 
 
 def _named_settings(exp: Experiment) -> set[str]:
@@ -488,7 +497,7 @@ def summarize(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
         for m in exp.show:
             if m == "steps_to_target":
                 continue
-            ci = mean_ci(g[m].astype(float).to_numpy())
+            ci = mean_ci(metric_values(g, m))
             row |= {m: ci.estimate, f"{m}_low": ci.low, f"{m}_high": ci.high}
         levels = {f: g[f].iloc[0] for f in factors}
         ref = reference_arm(exp, levels)
@@ -516,11 +525,11 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, value_metric: str) -> dict[str, An
     cmp = paired_censored_comparison(*_censored(a), *_censored(b))
     out |= {"steps_ratio": cmp.ratio, "ratio_low": cmp.low, "ratio_high": cmp.high,
             "steps_verdict": cmp.verdict}
-    x, y = a[value_metric].astype(float).to_numpy(), b[value_metric].astype(float).to_numpy()
+    x, y = metric_values(a, value_metric), metric_values(b, value_metric)
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() >= 2:
         d = paired_difference(x[ok], y[ok])
-        better = "lower" if value_metric.endswith("loss") else "higher"
+        better = "lower" if lower_is_better(value_metric) else "higher"
         out |= {"diff": d.mean_diff, "diff_low": d.low, "diff_high": d.high,
                 "diff_verdict": verdict_from_interval(d.low, d.high, better=better,
                                                       n=int(ok.sum()))}
@@ -799,7 +808,7 @@ def _claim_arms(claim, runs: pd.DataFrame, factors) -> list[tuple[str, pd.DataFr
     if arms and any(isinstance(v, tuple) for v in claim.compare.values()):
         sign = -1.0 if lower_is_better(claim.metric) else 1.0
         arms = [max(arms, key=lambda a: np.nan_to_num(
-            sign * a[1][claim.metric].astype(float).mean(), nan=-np.inf))]
+            sign * metric_values(a[1], claim.metric).mean(), nan=-np.inf))]
     return arms
 
 
@@ -816,7 +825,7 @@ def _against(exp: Experiment, claim, levels: dict, runs: pd.DataFrame, keys: pd.
         if cand == levels:
             continue
         rows = runs[keys == "|".join(str(cand[f]) for f in exp.factors)]
-        mean = sign * rows[claim.metric].astype(float).mean() if len(rows) else math.nan
+        mean = sign * metric_values(rows, claim.metric).mean() if len(rows) else math.nan
         if math.isfinite(mean) and mean > best_mean:
             best, best_mean = cand, mean
     return best

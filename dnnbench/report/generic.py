@@ -18,7 +18,8 @@ from dnnbench.report.console import fmt, fmt_interval
 LABELS = {"steps_to_target": "steps to target", "time_to_target_s": "s to target",
           "final_eval_accuracy": "final eval acc.", "best_eval_accuracy": "best eval acc.",
           "final_eval_loss": "final eval loss", "final_train_loss": "final train loss",
-          "final_test_accuracy": "test acc.", "final_test_loss": "test loss"}
+          "final_test_accuracy": "test acc.", "final_test_loss": "test loss",
+          "divergence_rate": "divergence rate"}
 
 
 def _spec(metric: str) -> str:

@@ -37,6 +37,7 @@ from dnnbench.registry import (
     SATURATION,
     get_initializer,
     get_schedule,
+    make_clipping,
     make_optimizer,
     make_schedule,
     plateau_start,
@@ -107,7 +108,8 @@ class Rows(NamedTuple):
 
 def to_device(data, spec: RunSpec, rows: Rows | None = None) -> Data:
     """The arrays one run needs, as device arrays (eval split chosen by ``spec.eval_split``;
-    standardized with the training split's per-feature statistics if ``spec.standardize``).
+    standardized with the training split's per-feature statistics if ``spec.standardize``;
+    features scaled as ``spec.inputs`` says).
 
     With ``rows``, every split is padded with zero rows to that count; ``n_train`` (the real
     number of training examples: data orders only draw from those) and the weights
@@ -116,6 +118,10 @@ def to_device(data, spec: RunSpec, rows: Rows | None = None) -> Data:
         from dnnbench.data import standardize_dataset
 
         data = standardize_dataset(data)
+    if spec.inputs != "unit":
+        from dnnbench.data import scale_inputs
+
+        data = scale_inputs(data, spec.inputs)
     x_eval, y_eval = data.split(spec.eval_split)
     arrays = {"x_train": data.x_train, "y_train": data.y_train, "x_eval": x_eval,
               "y_eval": y_eval, "x_test": data.x_test, "y_test": data.y_test}
@@ -297,23 +303,30 @@ def kernels_only(params):
     return jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key == "kernel", params)
 
 
-def make_optimizer_of(spec: RunSpec, hp: dict, learning_rate=None) -> optax.GradientTransformation:
-    """The spec's optimizer with its schedule, coefficients and clipping, at ``learning_rate``
-    (default: the run's); decoupled weight decay on the parameters of ``spec.decay_params``."""
+def make_optimizer_of(spec: RunSpec, hp: dict, learning_rate=None, *,
+                      clipped: bool = True) -> optax.GradientTransformation:
+    """The spec's optimizer with its schedule, coefficients and clipping (unless not
+    ``clipped``), at ``learning_rate`` (default: the run's); decoupled weight decay on the
+    parameters of ``spec.decay_params``."""
     lr = hp["learning_rate"] if learning_rate is None else learning_rate
     return make_optimizer(spec.optimizer, lr, schedule=spec.schedule, total_steps=spec.max_steps,
-                          clip_norm=setting(spec, hp, "clip_norm"),
+                          clip=spec.clip,
+                          clip_norm=setting(spec, hp, "clip_norm") if clipped else 0.0,
                           coefficients=coefficients(spec, hp),
                           schedule_params=schedule_parameters(spec, hp),
                           decay_mask=kernels_only if spec.decay_params == "kernels" else None)
 
 
 def default_tx(spec: RunSpec, hp: dict) -> optax.GradientTransformation:
-    """The spec's optimizer, run on the parameters raveled into one vector (``optax.flatten``):
-    the same arithmetic, but one fused update instead of one per layer, which makes the
-    program compile faster (not with decay on the kernels only: its mask needs the layers)."""
-    tx = make_optimizer_of(spec, hp)
-    return tx if spec.decay_params == "kernels" else optax.flatten(tx)
+    """The spec's gradient clipping on the gradients as they are (a tree: clipping by each
+    tensor's norm needs its tensors), then its optimizer, run on the parameters raveled into
+    one vector (``optax.flatten``): the same arithmetic, but one fused update instead of one
+    per layer, which makes the program compile faster (not with decay on the kernels only:
+    its mask needs the layers)."""
+    tx = make_optimizer_of(spec, hp, clipped=False)
+    tx = tx if spec.decay_params == "kernels" else optax.flatten(tx)
+    clipping = make_clipping(spec.clip, setting(spec, hp, "clip_norm"))
+    return tx if clipping is None else optax.chain(clipping, tx)
 
 
 def penalty(spec: RunSpec, hp: dict, params) -> jax.Array | float:
@@ -410,12 +423,13 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
 
     def eval_model(hp):
         """The model of an evaluation: the lane values that change its function (the leaky
-        slope; dropout and BN momentum act in training only)."""
-        return model.clone(leaky_slope=hp["leaky_slope"]) if "leaky_slope" in hp else model
+        slope, the normalizations' epsilon; dropout and BN momentum act in training only)."""
+        return lane_model({} if hp is None else hp, ("leaky_slope", "bn_epsilon"))
 
-    def lane_model(hp):
-        """The model with the lane values it takes (dropout rate, BN momentum)."""
-        changes = {k: hp[k] for k in ("dropout", "bn_momentum", "leaky_slope") if k in hp}
+    def lane_model(hp, keys=("dropout", "bn_momentum", "leaky_slope", "bn_epsilon")):
+        """The model with the lane values it takes (dropout rate, BN momentum, leaky slope,
+        epsilon)."""
+        changes = {k: hp[k] for k in keys if k in hp}
         return model.clone(**changes) if changes else model
 
     def train_step(state: TrainState, t, hp, data):
@@ -445,18 +459,17 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     # (recomputed at each evaluation), or each evaluated batch's own
     own_stats = spec.bn_eval == "batch" and has_batch_norm(spec)
     population = spec.bn_eval == "population" and has_batch_norm(spec)
-    stats_model = model.clone(bn_momentum=0.0, dropout=0.0)  # its train mode only normalizes
-    # with the batch's statistics and returns them as the "running" averages (momentum 0)
 
-    def batch_statistics(params, batch_stats, xb, hp):
-        """(logits, BN statistics) of ``xb`` normalized by its own statistics."""
-        m = stats_model.clone(leaky_slope=hp["leaky_slope"]) if "leaky_slope" in hp \
-            else stats_model
-        logits, updates = m.apply({"params": params, "batch_stats": batch_stats}, xb,
+    def batch_statistics(params, batch_stats, xb, hp=None):
+        """(logits, BN statistics) of ``xb`` normalized by its own statistics: the train mode
+        of the model at momentum 0 (it returns the batch's statistics as the "running"
+        averages), without dropout."""
+        stats_model = eval_model(hp).clone(bn_momentum=0.0, dropout=0.0)
+        logits, updates = stats_model.apply({"params": params, "batch_stats": batch_stats}, xb,
                                             train=True, mutable=["batch_stats"])
         return logits, updates["batch_stats"]
 
-    def population_stats(params, batch_stats, x, hp):
+    def population_stats(params, batch_stats, x, hp=None):
         """The BN statistics of the training split ``x`` under ``params``: the mean over
         blocks of about EVAL_BLOCK examples of each block's own statistics (the limit of the
         running averages at momentum -> 1 with batches of that size; Ioffe & Szegedy's
@@ -467,7 +480,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
                                 x[:n_blocks * size].reshape(n_blocks, size, -1))
         return jax.tree_util.tree_map(lambda a: jnp.mean(a, axis=0), per_block)
 
-    def eval_stats(params, batch_stats, data, hp):
+    def eval_stats(params, batch_stats, data, hp=None):
         """The BN statistics that an evaluation of one seed uses."""
         if not population:
             return batch_stats
@@ -480,7 +493,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         """(mean loss, accuracy) on (x, y) (weighted by ``w`` if given: 0 for padding), in
         blocks of about EVAL_BLOCK examples; with ``bn_eval`` "batch", in batches of
         ``bn_eval_batch`` examples, each normalized by its own statistics (the remainder is
-        one smaller batch)."""
+        one smaller batch). ``hp``: the lane values of the run (its epsilon)."""
         w = jnp.ones(len(y), jnp.float32) if w is None else w.astype(jnp.float32)
         hp = {} if hp is None else as_lanes(hp)
 
@@ -488,8 +501,8 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             if own_stats:
                 logits = batch_statistics(params, batch_stats, xb, hp)[0]
             else:
-                logits = eval_model(hp).apply({"params": params, "batch_stats": batch_stats}, xb,
-                                     train=False)
+                logits = eval_model(hp).apply({"params": params, "batch_stats": batch_stats},
+                                              xb, train=False)
             loss, correct = per_example(logits, yb, spec.loss)
             return jnp.sum(wb * loss), jnp.sum(wb * correct)
 
@@ -534,7 +547,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
 
     def evaluate_on(params, batch_stats, data, split: str, hps):
         """(loss, accuracy) of every seed on ``split`` (eval, test or train: the training
-        split as evaluated, without dropout or penalty)."""
+        split as evaluated, without dropout or penalty); ``hps``: the seeds' lane values."""
         if split == "train" and "n_train" in data:
             raise ValueError("eval_train: padded training data (class-pair sweeps) is not "
                              "supported")

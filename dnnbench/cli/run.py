@@ -205,6 +205,9 @@ def list_(
                              f"{n} ({', '.join(f'{k}={v:g}' for k, v in s.params.items())})"
                              for n, s in registry.SCHEDULES.items())),
                          ("normalizations", norms.listing()),
+                         ("gradient clipping (clip; threshold clip_norm)",
+                          ", ".join(registry.CLIPPINGS)),
+                         ("input scalings (inputs)", ", ".join(choices.INPUTS)),
                          ("data sets", ", ".join(choices.DATASETS)),
                          ("run settings", ", ".join(files.SETTINGS)),
                          ("protocols (their settings)", "; ".join(

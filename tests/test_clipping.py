@@ -112,7 +112,9 @@ def test_divergence_rate_metric_in_summary_and_claims():
         "factors": {"clip": {"none": {"clip": "none"}, "norm": {"clip": "norm",
                                                                 "clip_norm": 1.0}}},
         "claims": [{"text": "clipping prevents divergence", "compare": {"clip": "norm"},
-                    "metric": "divergence_rate", "expect": "lower"}]}, "<test>")
+                    "metric": "divergence_rate", "expect": "lower"},
+                   {"text": "clipping converges", "compare": {"clip": "norm"},
+                    "metric": "steps_to_target", "expect": "fewer"}]}, "<test>")
     runs = _claims_runs([True] * 5, [False] * 5)
     summary = generic.summarize(exp, runs).set_index("arm")
     assert summary.loc["clip=none", "divergence_rate"] == 1.0
@@ -122,4 +124,7 @@ def test_divergence_rate_metric_in_summary_and_claims():
     mixed = _claims_runs([True, False, True, False, False], [False, False, True, False, True])
     assert generic.check_claims(exp, mixed)["verdict"].iloc[0] == "inconclusive"
     worse = _claims_runs([False] * 5, [True] * 5)
-    assert generic.check_claims(exp, worse)["verdict"].iloc[0] == "contradicted"
+    claims = generic.check_claims(exp, worse)
+    assert claims["verdict"].iloc[0] == "contradicted"
+    # steps when a median is not reached: the effect says how many reached, not "xnan"
+    assert claims["effects"].iloc[1] == "clip=norm: a median not reached (reached 0/5 vs 5/5)"

@@ -588,7 +588,10 @@ def check_claims(exp: Experiment, runs: pd.DataFrame,
             name = arm if not claim.versus else f"{arm} ({claim.metric} - {claim.versus})"
             if kind == "steps":
                 low, high, est, null = c["ratio_low"], c["ratio_high"], c["steps_ratio"], 1.0
-                effects.append(f"{name}: x{est:.2f} [{low:.2f}, {high:.2f}]")
+                effects.append(f"{name}: x{est:.2f} [{low:.2f}, {high:.2f}]" if math.isfinite(est)
+                               else f"{name}: a median not reached (reached "
+                                    f"{int(g['reached'].sum())}/{len(g)} vs "
+                                    f"{int(other['reached'].sum())}/{len(other)})")
             else:
                 low, high, est, null = c["diff_low"], c["diff_high"], c["diff"], 0.0
                 against = "" if claim.versus or not claim.against else f" vs {c['reference']}"

@@ -396,3 +396,11 @@ def test_input_scalings():
     np.testing.assert_allclose(std["x_test"], (data.x_test - mean) / sd, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="unknown inputs"):
         to_device(data, spec.replace(inputs="pixels"))
+    # the arrays an arm places on device are kept for the next arm of the same data: per
+    # scaling (arms of other scalings in one run get their own)
+    from dnnbench.train.arm import _placed_data
+
+    placed = {k: _placed_data(data, spec.replace(inputs=k), None)["x_train"]
+              for k in ("unit", "raw", "unit")}
+    np.testing.assert_allclose(placed["raw"], data.x_train * 255, rtol=1e-7)
+    np.testing.assert_array_equal(placed["unit"], data.x_train)

@@ -75,7 +75,7 @@ _PLACED: dict[tuple, tuple[Any, dict]] = {}
 def _placed_data(data, spec: RunSpec, sharding, rows: Rows | None = None) -> dict:
     """The arm's arrays on device (replicated across a seed mesh), reused by the next arm of
     the same data set instead of being copied again."""
-    key = (id(data), spec.eval_split, spec.standardize, sharding, rows)
+    key = (id(data), spec.eval_split, spec.standardize, spec.inputs, sharding, rows)
     hit = _PLACED.get(key)
     if hit is not None and hit[0] is data:
         return hit[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +169,9 @@ def make_figure(exp: Experiment, runs: pd.DataFrame):
     if line:
         axes[-1].legend(fontsize=8, loc="best")
     n = int(summary["n"].max())
-    fig.suptitle(f"{exp.title or exp.name} ({n} seed{'s' if n != 1 else ''} per arm)",
+    title = f"{exp.title or exp.name} ({n} seed{'s' if n != 1 else ''} per arm)"
+    # wrapped to the figure's width (~12 characters of 11-point text per inch)
+    fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 12)),
                  fontsize=11)
     return fig
 

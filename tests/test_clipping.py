@@ -39,8 +39,8 @@ def test_each_tensor_by_its_own_norm_vs_the_global_norm():
     np.testing.assert_allclose(per_tensor["b"], [0.3, 0.4], rtol=1e-7)  # below: unchanged
     glob = clipped("global_norm", 1.0, g)
     scale = 1 / math.sqrt(25 + 0.25)
-    for k in g:
-        np.testing.assert_allclose(glob[k], np.asarray(g[k]) * scale, rtol=1e-6)
+    for k, value in g.items():
+        np.testing.assert_allclose(glob[k], np.asarray(value) * scale, rtol=1e-6)
     np.testing.assert_allclose(clipped("value", 0.35, g)["b"], [0.3, 0.35], rtol=1e-7)
 
 
@@ -55,8 +55,8 @@ def test_threshold_is_a_lane_value_and_inf_is_off(kind):
         alone = clipped(kind, float(t), g)
         for k in g:
             np.testing.assert_allclose(lanes[k][i], alone[k], rtol=1e-6)
-    for k in g:
-        np.testing.assert_array_equal(lanes[k][2], g[k])
+    for k, value in g.items():
+        np.testing.assert_array_equal(lanes[k][2], value)
     assert not np.allclose(lanes["a"][0], g["a"])  # the finite thresholds clip (control)
 
 
@@ -82,8 +82,8 @@ def test_engine_clips_the_gradient_tree_before_the_flattened_optimizer():
         hp = {k: jnp.float32(v) for k, v in lane_values(spec).items()}
         tx = default_tx(spec, hp)
         updates = tx.update(g, tx.init(params), params)[0]
-        for k in g:  # sgd at lr 1: the update is minus the clipped gradient
-            np.testing.assert_allclose(-updates[k], want[k], rtol=1e-6, err_msg=kind)
+        for k, value in want.items():  # sgd at lr 1: the update is minus the clipped gradient
+            np.testing.assert_allclose(-updates[k], value, rtol=1e-6, err_msg=kind)
 
 
 def test_defaults_keep_every_earlier_spec_hash():

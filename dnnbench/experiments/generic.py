@@ -70,6 +70,7 @@ from dnnbench.stats import (
     paired_difference,
     verdict_from_interval,
 )
+from dnnbench.stats.censored import STEP_LABELS
 from dnnbench.train.engine import first_reach
 
 CURVE_COLUMNS = ["arm", "seed", "step", "train_loss", "eval_loss", "eval_accuracy",
@@ -596,6 +597,13 @@ def check_claims(exp: Experiment, runs: pd.DataFrame,
                 low, high, est, null = c["diff_low"], c["diff_high"], c["diff"], 0.0
                 against = "" if claim.versus or not claim.against else f" vs {c['reference']}"
                 effects.append(f"{name}{against}: {est:+.4f} [{low:+.4f}, {high:+.4f}]")
+            if kind == "steps" and not math.isfinite(est):
+                # a median not reached: the comparison's own verdict (its log-rank fallback)
+                side = {STEP_LABELS[0]: "lower", STEP_LABELS[1]: "higher"}.get(
+                    c["steps_verdict"])
+                verdicts.append(CLAIM_LABELS[2] if side is None else
+                                CLAIM_LABELS[0] if side == better else CLAIM_LABELS[1])
+                continue
             n = len(set(g["seed"]) & set(other["seed"]))
             verdicts.append(margin_verdict(low, high, better, claim.margin, n)
                             if better in MARGIN_EXPECTATIONS else

@@ -447,9 +447,15 @@ def with_target(runs: pd.DataFrame, curves: pd.DataFrame, target: float, column:
 
 def _censored(df: pd.DataFrame):
     """(times, reached, censor_at) of a block of runs: a run that did not reach the target is
-    censored where it stopped (the budget, or the step at which it diverged)."""
+    censored at its budget (``max_steps``), wherever it stopped: a run that diverged or was
+    stopped early has failed for good, so it stays among the runs at risk of every step of
+    the budget (censoring it where it stopped would drop it from the Kaplan-Meier risk set
+    and make its arm look faster; as the legacy commands' summaries do)."""
+    stopped = df["steps_done"].astype(float).to_numpy()
+    budget = (df["max_steps"].astype(float).to_numpy() if "max_steps" in df
+              else stopped)
     return (df["steps_to_target"].astype(float).to_numpy(), df["reached"].to_numpy(bool),
-            df["steps_done"].astype(float).to_numpy())
+            np.fmax(budget, stopped))
 
 
 def reference_arm(exp: Experiment, levels: dict[str, Any]) -> dict[str, Any] | None:

@@ -58,7 +58,7 @@ def depth_runs(steps, step_ms=None, max_steps=1000, noise=0.05, seed=0,
             rows.append({
                 "experiment": "depth-sweep", "dataset": "digits",
                 "arm": f"act={act},depth={depth},bn={'on' if bn else 'off'}", "depth": depth,
-                "widths": "32", "activation": act, "init": "he-normal", "bn": bn,
+                "widths": "32", "activation": act, "init": "he-normal", "bn": "on" if bn else "off",
                 "bn_position": "before", "bn_momentum": 0.9, "optimizer": "adam",
                 "learning_rate": 0.01, "batch_size": 64, "seed": seed_, "target": 0.9,
                 "reached": t is not None, "steps_to_target": t, "max_steps": max_steps,
@@ -426,7 +426,7 @@ experiment = "depth-sweep"
 command = "dnnbench depth-sweep"
 [[claim.check]]
 evaluator = "trend_with_depth"
-where = { bn = false }
+where = { bn = "off" }
 from_depth = 1
 to_depth = 7
 [[claim]]
@@ -438,8 +438,8 @@ command = "dnnbench depth-sweep"
 evaluator = "group_vs_reference"
 where = { depth = 7 }
 column = "bn"
-group = [true]
-reference = false
+group = ["on"]
+reference = "off"
 ''')
     claims = load_claims(f)
     assert [c.id for c in claims][-2:] == ["1", "bn-fewer"]

@@ -250,9 +250,14 @@ def stop_before_training(monkeypatch):
         seen.append((data, kwargs["meta"]))
         raise typer.Exit(0)
 
-    for module in ("depth_sweep", "optimizers", "transfer"):
-        monkeypatch.setattr(f"dnnbench.cli.{module}.run_experiment", fake)
+    for module in ("run", "optimizers", "transfer"):  # presets run through cli.run
+        monkeypatch.setattr(f"dnnbench.cli.{module}.run_experiment", fake, raising=False)
     return seen
+
+
+def n_seeds(config: dict) -> int:
+    seeds = config["seeds"]
+    return seeds if isinstance(seeds, int) else len(seeds)
 
 
 @pytest.mark.parametrize("command,quick_seeds", [("depth-sweep", 2), ("optimizers", 2),
@@ -262,17 +267,17 @@ def test_explicit_seeds_win_over_quick(command, quick_seeds, stop_before_trainin
         res = runner.invoke(app, [command, "--quick", "--dataset", "synthetic", *extra,
                                   "--out", str(tmp_path)])
         assert res.exit_code == 0, res.output
-        assert stop_before_training[-1][1]["config"]["seeds"] == tuple(range(seeds))
+        assert n_seeds(stop_before_training[-1][1]["config"]) == seeds
 
 
 def test_explicit_depths_and_steps_win_over_quick(stop_before_training, tmp_path):
     args = ["depth-sweep", "--quick", "--dataset", "synthetic", "--out", str(tmp_path)]
     assert runner.invoke(app, args).exit_code == 0
     config = stop_before_training[-1][1]["config"]
-    assert (config["depths"], config["max_steps"]) == ((1, 2), 100)
+    assert (config["factors"]["depth"], config["base"]["max_steps"]) == ((1, 2), 100)
     assert runner.invoke(app, [*args, "--depths", "3,5", "--max-steps", "200"]).exit_code == 0
     config = stop_before_training[-1][1]["config"]
-    assert (config["depths"], config["max_steps"]) == ((3, 5), 200)
+    assert (config["factors"]["depth"], config["base"]["max_steps"]) == ((3, 5), 200)
 
 
 def test_too_few_seeds_is_said():

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from dnnbench.cli import app
 from dnnbench.experiments import depth_sweep as exp
+from dnnbench.experiments import files
 
 runner = CliRunner()
 SMALL = ["--dataset", "synthetic", "--width", "16", "--max-steps", "40", "--eval-every", "10",
@@ -49,10 +50,19 @@ def test_quick_writes_three_files_with_documented_columns(quick_run):
     runs = pd.read_csv(out / "depth-sweep-digits-runs.csv")
     curves = pd.read_csv(out / "depth-sweep-digits-curves.csv")
     meta = json.loads((out / "depth-sweep-digits-meta.json").read_text())
-    assert list(runs.columns) == exp.RUN_COLUMNS
-    assert list(curves.columns) == exp.CURVE_COLUMNS
+    definition = files.parse(json.loads(meta["experiment_definition"]), "<meta>")
+    assert definition.name == "depth-sweep" and list(definition.factors) == ["depth", "bn"]
+    # the common schema of the file layer: factors, every setting, the same metric columns
+    for column in ("depth", "bn", "widths", "norm", "bn_logits", "learning_rate", "batch_size",
+                   "eval_split", "steps_to_target", "final_eval_accuracy",
+                   "best_eval_accuracy", "final_test_accuracy", "step_ms", "spec_hash"):
+        assert column in runs.columns, column
+    assert list(curves.columns[:4]) == ["arm", "seed", "step", "train_loss"]
+    assert "eval_accuracy" in curves.columns
     assert len(runs) == 2 * 2 * 2  # depths 1-2, bn off/on, 2 seeds
-    assert set(runs["arm"]) == {exp.arm_name("relu", d, b) for d in (1, 2) for b in (0, 1)}
+    assert set(runs["arm"]) == {f"depth={d},bn={b}" for d in (1, 2) for b in ("off", "on")}
+    assert set(runs.loc[runs["bn"] == "on", "norm"]) == {"batch"}
+    assert (runs["eval_split"] == "test").all()
     assert meta["schema_version"] == 1 and meta["dataset"]["name"] == "digits"
     assert meta["command"].startswith("dnnbench depth-sweep")
     # steps_to_target is filled exactly when reached, and is a multiple of eval_every
@@ -60,7 +70,7 @@ def test_quick_writes_three_files_with_documented_columns(quick_run):
     assert reached["steps_to_target"].notna().all()
     assert (reached["steps_to_target"] % 10 == 0).all()
     assert runs.loc[~runs["reached"], "steps_to_target"].isna().all()
-    assert "Depth sweep on digits" in result.stdout
+    assert "depth-sweep on digits" in result.stdout
 
 
 def test_curves_agree_with_runs(quick_run):
@@ -69,7 +79,7 @@ def test_curves_agree_with_runs(quick_run):
     curves = pd.read_csv(out / "depth-sweep-digits-curves.csv")
     for _, r in runs[runs["reached"]].iterrows():
         c = curves[(curves["arm"] == r["arm"]) & (curves["seed"] == r["seed"])]
-        first = c.loc[c["test_accuracy"] >= r["target"], "step"].min()
+        first = c.loc[c["eval_accuracy"] >= r["target"], "step"].min()
         assert first == r["steps_to_target"]
         assert c["step"].max() == r["steps_to_target"]  # early stop at the target
 
@@ -103,31 +113,51 @@ def test_build_arms_defaults_and_init_by_activation():
 
 def _runs(steps_on, steps_off, budget=100):
     rows = []
-    for bn, steps in ((True, steps_on), (False, steps_off)):
+    for bn, steps in (("on", steps_on), ("off", steps_off)):
         for seed, s in enumerate(steps):
-            rows.append({"activation": "relu", "depth": 3, "bn": bn, "seed": seed,
+            rows.append({"arm": f"depth=3,bn={bn}", "depth": 3, "bn": bn, "seed": seed,
                          "steps_to_target": s, "reached": s is not None, "max_steps": budget,
-                         "diverged": False, "step_ms": 2.0, "compile_s": 1.0})
+                         "steps_done": s or budget,
+                         "diverged": False, "step_ms": 2.0, "compile_s": 1.0,
+                         "final_test_accuracy": 0.9})
     df = pd.DataFrame(rows)
     df["steps_to_target"] = df["steps_to_target"].astype("Float64")
     return df
 
 
+def _summary(runs):
+    from dnnbench.experiments import generic
+
+    s = generic.summarize(exp.experiment(exp.DepthSweepConfig(depths=(3,))), runs)
+    return s[s["bn"] == "on"].iloc[0], s[s["bn"] == "off"].iloc[0]
+
+
 def test_summary_bn_verdicts_on_constructed_runs():
-    s = exp.summarize(_runs([20, 20, 30, 20, 20, 30], [60, 70, 60, 80, 60, 70]))
-    on = s[s["bn"]].iloc[0]
+    on, _ = _summary(_runs([20, 20, 30, 20, 20, 30], [60, 70, 60, 80, 60, 70]))
     assert on["median_steps"] == 20 and on["reached"] == 6
-    assert on["bn_verdict"] == "fewer steps" and on["bn_ratio_high"] < 1
-    same = exp.summarize(_runs([20, 30, 20, 30, 20, 30], [30, 20, 30, 20, 30, 20]))
-    assert same[same["bn"]].iloc[0]["bn_verdict"] == "no clear difference"
+    assert on["steps_verdict"] == "fewer steps" and on["ratio_high"] < 1
+    on, _ = _summary(_runs([20, 30, 20, 30, 20, 30], [30, 20, 30, 20, 30, 20]))
+    assert on["steps_verdict"] == "no clear difference"
 
 
 def test_summary_censored_arm_is_not_imputed():
-    s = exp.summarize(_runs([20] * 6, [None] * 6))
-    off = s[~s["bn"]].iloc[0]
+    on, off = _summary(_runs([20] * 6, [None] * 6))
     assert off["reached"] == 0 and np.isnan(off["median_steps"])
-    assert np.isnan(off["time_to_target_s"])
-    assert s[s["bn"]].iloc[0]["bn_verdict"] == "fewer steps"
+    assert on["steps_verdict"] == "fewer steps"
+
+
+def test_preset_is_the_packaged_file_with_the_options():
+    """The command's experiment is bn-depth with its options applied: the file's claims about
+    levels the options leave out are dropped; --no-bn-logits reaches the BN level."""
+    e = exp.experiment(exp.DepthSweepConfig(depths=(1, 3), activations=("relu", "sigmoid"),
+                                            bn_arms=(True,), bn_logits=False, width=32))
+    assert e.factors == {"depth": (1, 3), "bn": ("on",), "activation": ("relu", "sigmoid")}
+    assert e.named_levels["bn"]["on"] == {"norm": "batch", "bn_logits": False}
+    assert e.base["width"] == 32 and "widths" not in e.base and not e.reference
+    assert "bn-fewer-steps-deep" not in {c.id for c in e.claims}  # needs the reference
+    full = exp.experiment(exp.DepthSweepConfig())
+    assert {c.id for c in full.claims} >= {"bn-fewer-steps-deep", "1", "2", "3", "4", "5"}
+    assert full.figures == ("metric", "kaplan-meier", "curves", "timing")
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -8,6 +8,7 @@ agree to ~2e-7 relative on losses and exactly on accuracies; the tests use the i
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 
 from dnnbench.cli import app
 from dnnbench.data import load_dataset
-from dnnbench.experiments import depth_sweep as ds
+from dnnbench.experiments import files, generic
 from dnnbench.spec import RunSpec
 from dnnbench.train.arm import enable_compile_cache, train_arm
 
@@ -73,7 +74,7 @@ def test_diverging_learning_rate_completes_with_diverged_rows(tmp_path, monkeypa
     """SGD at lr 1e12 blows up the nets without BN: the command still completes (exit 0),
     the runs are recorded as diverged, and neither an interval nor the table sees a NaN."""
     calls = []
-    real_km, real_cmp = ds.km_median, ds.paired_censored_comparison
+    real_km, real_cmp = generic.km_median, generic.paired_censored_comparison
 
     def spy_km(times, reached, censor_at):
         calls.append((times, reached, censor_at))
@@ -83,16 +84,18 @@ def test_diverging_learning_rate_completes_with_diverged_rows(tmp_path, monkeypa
         calls.extend([(ta, ra, ca), (tb, rb, cb)])
         return real_cmp(ta, ra, ca, tb, rb, cb)
 
-    monkeypatch.setattr(ds, "km_median", spy_km)
-    monkeypatch.setattr(ds, "paired_censored_comparison", spy_cmp)
+    monkeypatch.setattr(generic, "km_median", spy_km)
+    monkeypatch.setattr(generic, "paired_censored_comparison", spy_cmp)
     out = tmp_path / "out"
     res = CliRunner().invoke(app, [*TINY, "--depths", "2", "--lr", "1e12", "--optimizer", "sgd",
                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
     runs = read(out)[0]
+    meta = json.loads((out / "depth-sweep-digits-meta.json").read_text())
+    exp = files.parse(json.loads(meta["experiment_definition"]), "<meta>")
     curves = pd.read_csv(out / "depth-sweep-digits-curves.csv")
     div = runs[runs["diverged"]]
-    assert len(div) >= 2 and set(div["bn"]) >= {False}  # no-BN seeds diverged
+    assert len(div) >= 2 and set(div["bn"]) >= {"off"}  # no-BN seeds diverged
     assert not div["reached"].any() and div["steps_to_target"].isna().all()
     assert div["final_test_accuracy"].isna().all()  # no fake accuracy for a dead run
     assert (div["steps_done"] if "steps_done" in div else div["max_steps"]).notna().all()
@@ -102,22 +105,22 @@ def test_diverging_learning_rate_completes_with_diverged_rows(tmp_path, monkeypa
             assert not np.isfinite(g["train_loss"].to_numpy()[-1])
             assert np.isfinite(g["train_loss"].to_numpy()[:-1]).all()
 
-    summary = ds.summarize(runs)
+    summary = generic.summarize(exp, runs)
     assert list(summary["diverged"]) == [int(g["diverged"].sum()) for _, g in
-                                         runs.groupby(["activation", "depth", "bn"])]
+                                         runs.groupby("arm", sort=False)]
     assert summary["diverged"].sum() == len(div)
     assert calls, "the summary computed no interval"
     for times, reached, censor_at in calls:  # what the intervals are computed from
         observed = np.where(reached, times, censor_at).astype(float)
         assert np.isfinite(observed).all()
-    table = ds_table(summary)
+    table = ds_table(exp, summary)
     assert "nan" not in table.lower() and "div" in table
     assert "nan" not in res.stdout.lower() and "(2 div)" in res.stdout
 
 
-def ds_table(summary: pd.DataFrame) -> str:
-    from dnnbench.report.depth_sweep import depth_sweep_table
+def ds_table(exp, summary: pd.DataFrame) -> str:
+    from dnnbench.report.generic import summary_table
 
     buf = io.StringIO()
-    Console(file=buf, width=200).print(depth_sweep_table(summary, "digits", 0.9))
+    Console(file=buf, width=200).print(summary_table(exp, summary, "digits"))
     return buf.getvalue()

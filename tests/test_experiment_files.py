@@ -359,7 +359,7 @@ def test_figure_metric_vs_first_factor_lines_per_second_panels_per_third(tmp_pat
     """The default figure of any file: one panel per level of the third factor, one line per
     level of the second, the first factor on a log axis when it spans a decade."""
     import dnnbench.report.figures as F
-    from dnnbench.report import generic as report
+    from dnnbench.report import figure_kinds
 
     exp = files.parse({"name": "fig", "show": ["final_eval_accuracy"], "factors": {
         "learning_rate": [0.001, 0.01], "weight_decay": [0.0, 0.1], "dropout": [0.0, 0.5]}},
@@ -368,13 +368,13 @@ def test_figure_metric_vs_first_factor_lines_per_second_panels_per_third(tmp_pat
              "steps_to_target": 10, "steps_done": 20, "diverged": False,
              "final_eval_accuracy": 0.5 + a.settings["learning_rate"] * 10, "step_ms": 1.0,
              "compile_s": 1.0} for a in files.expand(exp) for seed in range(3)]
-    runs = pd.DataFrame(rows)
-    paths = report.plot_experiment(exp, runs, tmp_path / "fig-x-runs.csv")
+    runs = pd.DataFrame(rows).assign(max_steps=20)
+    paths = figure_kinds.save(figure_kinds.FigureInput(exp, runs), tmp_path / "fig-x-runs.csv")
     assert [p.name for p in paths] == ["fig-x-final-eval-accuracy.png",
                                        "fig-x-final-eval-accuracy.svg"]
     captured = {}
-    monkeypatch.setattr(F, "save_figure", lambda fig, stem: captured.setdefault("fig", fig))
-    report.plot_experiment(exp, runs, tmp_path / "fig-x-runs.csv")
+    monkeypatch.setattr(F, "save_figure", lambda fig, stem: [captured.setdefault("fig", fig)])
+    figure_kinds.save(figure_kinds.FigureInput(exp, runs), tmp_path / "fig-x-runs.csv")
     axes = captured["fig"].axes
     assert len(axes) == 2 and all(ax.get_xscale() == "log" for ax in axes)
     assert all(len(ax.lines) >= 2 for ax in axes)

@@ -16,11 +16,6 @@ RESULTS = Path(__file__).parent / "fixtures" / "results"
 
 
 @pytest.fixture(scope="module")
-def depth():
-    return F.load_results(RESULTS / "depth-sweep-digits-runs.csv")
-
-
-@pytest.fixture(scope="module")
 def opt():
     return F.load_results(RESULTS / "optimizers-digits-runs.csv")
 
@@ -56,132 +51,10 @@ def assert_labelled(fig, n_seeds: int = 3):
     assert fig.legends or all(ax.get_legend() for ax in axes)
 
 
-def test_load_results_detects_experiments(depth, opt, transfer):
-    assert (depth.experiment, depth.dataset, depth.stem) == ("depth-sweep", "digits",
-                                                            "depth-sweep-digits")
-    assert opt.experiment == "optimizers" and transfer.experiment == "transfer"
-    assert depth.runs["bn"].dtype == bool and len(depth.curves) > 0
-
-
-def test_steps_vs_depth(depth):
-    fig = F.depth_steps_figure(depth.runs, depth.dataset)
-    axes = visible_axes(fig)
-    assert [ax.get_title() for ax in axes] == ["activation: relu", "activation: sigmoid"]
-    assert_labelled(fig)
-    assert all("steps to 90% test accuracy" in ax.get_ylabel() for ax in axes)
-    relu, sigmoid = axes
-    for ax in axes:  # two median lines (no BN, BN) and the budget
-        assert len(ax.lines) == 3
-        assert len(ax.collections) >= 2  # one interval band per arm
-        assert ax.get_yscale() == "log"  # medians span tens to thousands of steps
-        assert ax.get_ylim()[1] > 80  # the budget is in view
-    bn = by_label(relu, "BN: median")
-    assert list(bn.get_xdata()) == [1, 2, 3]
-    assert list(bn.get_ydata()) == [30, 20, 25]  # KM medians of the fixture
-    # sigmoid without BN never reaches its median: open triangles at the budget, no line
-    assert np.isnan(by_label(sigmoid, "no BN: median").get_ydata()).all()
-    (missing,) = [c for c in sigmoid.collections if c.get_label() == "no BN: not reached"]
-    assert missing.get_offsets().tolist() == [[1, 80], [2, 80], [3, 80]]
-    assert fig.legends, "a figure-level legend"
-
-
-def inside_figure(fig, artist) -> bool:
-    fig.canvas.draw()
-    box, page = artist.get_window_extent(), fig.bbox
-    return (box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1 and box.y0 >= page.y0 - 1
-            and box.y1 <= page.y1 + 1)
-
-
-def test_steps_vs_depth_single_activation_fits_its_data(depth):
-    """One activation, every median and interval bounded: the legend fits in the figure and
-    the y axis ends just above the data, not at the budget far above it."""
-    relu = depth.runs[depth.runs["activation"] == "relu"]
-    fig = F.depth_steps_figure(relu, depth.dataset)
-    (ax,) = visible_axes(fig)
-    assert inside_figure(fig, fig.legends[0])
-    s = F.depth_summary(relu)
-    top = np.nanmax(s[["median_steps", "steps_low", "steps_high"]].to_numpy(float))
-    assert s["steps_high"].notna().all() and top < relu["max_steps"].max()
-    assert top <= ax.get_ylim()[1] <= 1.5 * top
-    assert "step budget" not in [ln.get_label() for ln in ax.lines]
-
-
-def test_timing_vs_depth(depth):
-    fig = F.depth_timing_figure(depth.runs, depth.dataset)
-    step_ax, ttt_ax = visible_axes(fig)
-    assert_labelled(fig)
-    assert len(step_ax.lines) == len(ttt_ax.lines) == 4  # (relu, sigmoid) x (no BN, BN)
-    assert "ms per training step" in step_ax.get_ylabel()
-    line = by_label(step_ax, "relu, BN")
-    expected = depth.runs[(depth.runs["activation"] == "relu") & depth.runs["bn"]] \
-        .groupby("depth")["step_ms"].first().to_numpy()
-    assert np.allclose(line.get_ydata(), expected)
-    # time to target = median steps x step time; NaN where the median is not reached
-    assert np.isnan(by_label(ttt_ax, "sigmoid, no BN").get_ydata()).all()
-    assert ttt_ax.get_yscale() == "log"  # slow arms must not squash the fast ones
-
-
-def test_learning_curves_at_deepest_depth(depth):
-    fig = F.depth_curves_figure(depth.runs, depth.curves, depth.dataset)
-    axes = visible_axes(fig)
-    assert [ax.get_title() for ax in axes] == ["activation: relu, depth 3",
-                                               "activation: sigmoid, depth 3"]
-    assert_labelled(fig)
-    for ax in axes:
-        assert ax.get_ylabel() == "test accuracy"
-        for band in ax.collections:  # interquartile bands of accuracies: within [0, 1]
-            y = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
-            assert np.nanmin(y) >= 0 and np.nanmax(y) <= 1
-    med = by_label(axes[0], "BN: median of the seeds still training")
-    c = depth.curves[depth.curves["arm"] == "act=relu,depth=3,bn=on"]
-    steps = np.sort(depth.curves[depth.curves["arm"].str.startswith("act=relu,depth=3")]
-                    ["step"].unique())
-    table = c.pivot_table(index="step", columns="seed", values="test_accuracy").reindex(steps)
-    # a seed that reached the target stopped: it is not carried on at its last value
-    running = table.notna().sum(axis=1).to_numpy()
-    assert running.max() == 3 and running.min() < 3
-    expected = np.where(running >= 2, table.median(axis=1).to_numpy(), np.nan)
-    assert np.allclose(med.get_ydata(), expected, equal_nan=True)
-    assert fig.legends and inside_figure(fig, fig.legends[0])
-
-
-def test_learning_curves_at_chosen_depth(depth):
-    fig = F.depth_curves_figure(depth.runs, depth.curves, depth.dataset, depth=1)
-    assert visible_axes(fig)[0].get_title() == "activation: relu, depth 1"
-    with pytest.raises(ValueError, match="no runs at depth 9"):
-        F.depth_curves_figure(depth.runs, depth.curves, depth.dataset, depth=9)
-
-
-def test_kaplan_meier_curves(depth):
-    fig = F.depth_km_figure(depth.runs, depth.dataset)
-    axes = visible_axes(fig)
-    assert len(axes) == 6  # 2 activations x 3 depths
-    assert_labelled(fig)
-    for ax in axes:  # no BN, BN, and the median level
-        assert len(ax.lines) == 3
-        assert ax.get_xscale() == "log" and ax.get_xlim()[0] > 0
-    ax = axes[3]
-    assert ax.get_title() == "sigmoid, depth 1\nreached: no BN 1/3, BN 3/3"
-    no_bn = by_label(ax, "no BN")
-    assert no_bn.get_ydata()[-1] == pytest.approx(1 / 3)  # one of three seeds reached
-    assert by_label(ax, "BN").get_ydata()[-1] == pytest.approx(1.0)
-
-
-def test_kaplan_meier_seven_depths_stay_readable(depth):
-    """Seven depths: at most four panels a row, one figure legend of readable size."""
-    runs = pd.concat([depth.runs.assign(depth=depth.runs["depth"] + k) for k in (0, 3)]
-                     + [depth.runs[depth.runs["depth"] == 1].assign(depth=7)])
-    fig = F.depth_km_figure(runs, depth.dataset)
-    axes = visible_axes(fig)
-    assert len(axes) == 14 and len(fig.legends) == 1
-    assert all(ax.get_legend() is None for ax in axes)
-    assert min(t.get_fontsize() for t in fig.legends[0].get_texts()) >= 8
-    assert min(ax.title.get_fontsize() for ax in axes) >= 8
-    fig.canvas.draw()
-    assert min(ax.get_window_extent().width for ax in axes) > 150  # pixels
-    assert inside_figure(fig, fig.legends[0])
-    titles = [ax.title.get_window_extent() for ax in axes]  # no title runs into another
-    assert not any(a.overlaps(b) for i, a in enumerate(titles) for b in titles[i + 1:])
+def test_load_results_detects_experiments(opt, transfer):
+    assert (opt.experiment, opt.dataset, opt.stem) == ("optimizers", "digits",
+                                                      "optimizers-digits")
+    assert transfer.experiment == "transfer" and len(opt.curves) > 0
 
 
 def test_optimizer_loss_curves(opt):

@@ -98,7 +98,7 @@ def test_other_settings_are_refused_same_settings_resume_force_replaces(swept, t
     res = invoke(*SWEEP, "--out", out, "--lr", "0.02", "--force")
     assert res.exit_code == 0, res.output
     assert read_meta(out)["settings_digest"] != digest
-    assert read_meta(out)["config"]["learning_rate"] == 0.02
+    assert read_meta(out)["config"]["base"]["learning_rate"] == 0.02
 
 
 def test_quick_run_into_a_full_runs_folder_is_refused(swept, tmp_path):

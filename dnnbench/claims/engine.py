@@ -15,7 +15,7 @@ claims live in the experiment files they belong to (``[[claims]]`` tables with `
     [[claim.check]]
     evaluator = "paired_ratio"       # see `dnnbench claims --list-evaluators`
     where = { activation = "relu" }  # column = value | [values] | { min = x, max = y }
-    compare = { column = "bn", a = true, b = false }   # the two arms a vs b
+    compare = { column = "bn", a = "on", b = "off" }   # the two arms a vs b
     pair_on = ["depth"]              # pairing keys; expect, null, margin, ...: per evaluator
 
 Each evaluator computes an effect, its interval and n with :mod:`dnnbench.stats` and returns
@@ -176,7 +176,7 @@ def _ci(est, low, high, spec="{:.2f}") -> str:
 
 
 def _is_true(series: pd.Series) -> pd.Series:
-    return series.astype(str).str.strip().str.lower().isin(("true", "1", "1.0", "yes"))
+    return series.astype(str).str.strip().str.lower().isin(("true", "1", "1.0", "yes", "on"))
 
 
 def _match(series: pd.Series, value) -> pd.Series:

@@ -16,10 +16,8 @@ from dnnbench.cli.common import (
     check_target,
     check_unique,
     load_data,
-    out_console,
     parse_int_list,
     quick_subset,
-    run_experiment,
     usage_error,
     within_limits,
 )
@@ -150,20 +148,13 @@ def depth_sweep(
         bn_arms=bn_arms, bn_momentum=bn_momentum, bn_position=bn_position, bn_logits=bn_logits,
         optimizer=optimizer, learning_rate=lr, batch_size=batch_size, target=target,
         eval_every=eval_every, max_steps=max_steps, seeds=tuple(range(seeds)))
-    units = exp.build_units(cfg, data, worker_data=executors.worker_data(
-        data, data_dir, quick) if executor != "local" else None)
-    with executors.executor_for(executor, scheduler=scheduler, workers=workers,
-                                slurm_param=slurm_param, out=out) as ex:
-        runs, _curves, paths = run_experiment(exp.EXPERIMENT, units, data, out, fresh=fresh,
-                                              force=force, executor=ex,
-                                              meta={"config": cfg.__dict__, "quick": quick})
-    from dnnbench.report.depth_sweep import depth_sweep_table
+    from dnnbench.cli.run import execute
 
-    out_console().print(depth_sweep_table(exp.summarize(runs), data.name, target))
-    if plot:
-        from dnnbench.report import figures
-
-        figures.plot_results(paths["runs"])
+    execute(exp.experiment(cfg), data, seeds, out, fresh=fresh, force=force, plot=plot,
+            meta={"experiment_file": exp.PACKAGED, "preset": "depth-sweep", "quick": quick},
+            worker_data=executors.worker_data(data, data_dir, quick)
+            if executor != "local" else None, executor=executor, scheduler=scheduler,
+            workers=workers, slurm_param=slurm_param)
 
 
 def register(app: typer.Typer) -> None:

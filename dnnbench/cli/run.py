@@ -50,7 +50,7 @@ def run(
     and every evaluation). Example: dnnbench run
     my-grid.toml --seeds 3 --set learning_rate=0.001,0.01 --out results-grid
     """
-    from dnnbench.experiments import files, generic, protocols
+    from dnnbench.experiments import files
     from dnnbench.limits import LimitError, check
 
     try:
@@ -66,10 +66,27 @@ def run(
     data = file_data(exp, dataset, data_dir, quick)
     worker_data = executors.worker_data(data, data_dir, quick and exp.quick.get(
         "subset", True)) if executor != "local" else None
+    execute(exp, data, n_seeds, out, fresh=fresh, force=force, plot=plot,
+            meta={"experiment_file": exp.source, "quick": quick},
+            one_program_per_arm=one_program_per_arm, lanes_per_unit=lanes_per_unit,
+            worker_data=worker_data, executor=executor, scheduler=scheduler, workers=workers,
+            slurm_param=slurm_param)
+
+
+def execute(exp, data, n_seeds: int, out: Path, *, fresh: bool = False, force: bool = False,
+            plot: bool = False, meta: dict | None = None, one_program_per_arm: bool = False,
+            lanes_per_unit: int | None = None, worker_data=None, executor: str = "local",
+            scheduler=None, workers=None, slurm_param=None):
+    """Train ``exp`` (its arms x ``n_seeds`` paired seeds, on ``data``) with its protocol,
+    resumably into ``out``, then print the summary and claims (and, with ``plot``, write the
+    figures). Shared by `dnnbench run` and the commands that are presets over a packaged
+    file. Returns (runs, curves, paths)."""
+    from dnnbench.experiments import files, generic, protocols
+
     config = {"base": exp.base, "factors": exp.factors, "reference": exp.reference,
               "seeds": n_seeds, "one_program_per_arm": one_program_per_arm,
               "lanes_per_unit": lanes_per_unit}
-    meta = {"experiment_file": exp.source, "config": config, "quick": quick}
+    meta = {**(meta or {}), "config": config}
     if exp.search is None:
         meta |= {"units": None, "arms": exp.n_arms}
     else:  # the points of the fine stages depend on the results: not settings of the run
@@ -98,6 +115,16 @@ def run(
                 break
             stage += 1
             exp = _next_stage(exp, runs, stage)
+    show_results(exp, runs, curves, paths, data.name, plot)
+    return runs, curves, paths
+
+
+def show_results(exp, runs, curves, paths: dict, dataset: str, plot: bool) -> None:
+    """Print the summary (or a search's tables) and the file's claims; with ``plot``, write
+    the experiment's figures next to the results (dnnbench.report.figure_kinds). Shared by
+    `dnnbench run` and the commands that are presets over a packaged file."""
+    from dnnbench.experiments import generic
+    from dnnbench.report.figure_kinds import FigureInput, save
     from dnnbench.report.generic import claims_table, summary_table
     from dnnbench.report.io import read_layers
 
@@ -106,39 +133,19 @@ def run(
     if exp.search is not None:
         from dnnbench.report.search import search_tables
 
-        for table in search_tables(exp, runs, data.name):
+        for table in search_tables(exp, runs, dataset):
             console.print(table)
     else:
-        console.print(summary_table(exp, generic.summarize(exp, runs), data.name))
-    if exp.claims:
-        console.print(claims_table(generic.check_claims(exp, runs, layers)))
+        console.print(summary_table(exp, generic.summarize(exp, runs), dataset))
+    claims = generic.check_claims(exp, runs, layers) if exp.claims else None
+    if claims is not None and len(claims):  # (evaluator claims: `dnnbench claims`)
+        console.print(claims_table(claims))
     if plot:
-        from dnnbench.report.generic import plot_experiment
-
-        try:
-            if exp.search is not None:
-                from dnnbench.report.search import plot_search
-
-                written = plot_search(exp, runs, paths["runs"])
-            else:
-                written = plot_experiment(exp, runs, paths["runs"])
-        except ValueError as e:
-            warn(f"no figure: {e}")
+        written = save(FigureInput(exp, runs, curves, layers, dataset), paths["runs"])
+        if written:
+            typer.echo("Figures: " + ", ".join(str(p) for p in written), err=True)
         else:
-            from dnnbench.report.schedules import has_schedules, plot_schedules
-
-            if has_schedules(curves) and exp.search is None:  # learning-rate curves, ...
-                written += plot_schedules(exp, runs, curves, paths["runs"])
-            from dnnbench.report.regularization import plot_regularization
-
-            # test accuracy and generalization gap per arm, reliability of MC dropout
-            written += plot_regularization(exp, runs, paths["runs"])
-            if layers is not None:  # per-layer diagnostics
-                from dnnbench.report.layers import plot_layers
-
-                written += plot_layers(exp, runs, layers, paths["runs"])
-            if written:
-                typer.echo("Figures: " + ", ".join(str(p) for p in written), err=True)
+            warn("no figure: no factor varies and the results hold nothing to draw")
 
 
 def _finalize(exp, data, units, runs, curves):

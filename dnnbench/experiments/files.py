@@ -224,7 +224,7 @@ def lower_is_better(metric: str) -> bool:
 
 TOP_KEYS = {"name", "title", "question", "dataset", "seeds", "expected", "cost", "reference",
             "show", "base", "factors", "quick", "claims", "protocol", "search",
-            "relative_target"}
+            "relative_target", "figures"}
 QUICK_KEYS = {"seeds", "subset", "set", "search"}
 CLAIM_KEYS = {"id", "text", "compare", "where", "metric", "expect", "test", "against", "versus",
               "margin", "rank", "statistic", "at", "bounds"}
@@ -301,6 +301,7 @@ class Experiment:
     protocol: str | None = None
     search: Any = None  # a search.Search: its points are the levels of the factor "point"
     relative_target: float | None = None  # fraction of the best median final eval accuracy
+    figures: tuple[str, ...] = ()  # figure kinds (dnnbench.report.figure_kinds); () = default
 
     @property
     def n_arms(self) -> int:
@@ -404,7 +405,8 @@ def parse(doc: Mapping, source: str) -> Experiment:
     for m in show:
         if m not in METRICS:
             _fail(source, f"show: unknown metric {m!r}; allowed: {', '.join(METRICS)}")
-    exp = dataclasses.replace(exp, reference=dict(reference), show=tuple(show))
+    exp = dataclasses.replace(exp, reference=dict(reference), show=tuple(show),
+                              figures=_figures(doc.get("figures"), source))
     if exp.n_arms > MAX_ARMS:
         _fail(source, f"the factors make {exp.n_arms:,} arms, above the limit of {MAX_ARMS:,}")
     quick = _quick(_type(doc.get("quick", {}), dict, source, "[quick]"), exp, source)
@@ -415,6 +417,21 @@ def parse(doc: Mapping, source: str) -> Experiment:
         _claim(c, i, exp, source) for i, c in enumerate(claims)))
     expand(exp)  # every arm must make a valid spec (names, coefficients, depths)
     return exp
+
+
+def _figures(value, where: str) -> tuple[str, ...]:
+    """The figure kinds a file declares (dnnbench.report.figure_kinds); () = the default."""
+    if value is None:
+        return ()
+    from dnnbench.report.figure_kinds import names
+
+    allowed = names()
+    if not isinstance(value, list) or not value:
+        _fail(where, f"figures must be a list of figure names: {', '.join(allowed)}")
+    for v in value:
+        if v not in allowed:
+            _fail(where, f"figures: unknown figure {v!r}; allowed: {', '.join(allowed)}")
+    return tuple(dict.fromkeys(value))
 
 
 def _fraction(value, where: str) -> float | None:
@@ -971,6 +988,7 @@ def to_doc(exp: Experiment) -> dict[str, Any]:
                **({"margin": c.margin} if c.expect in MARGIN_EXPECTATIONS else {})}
               for c in exp.claims if not c.checks and c.test == "arms" and not c.diagnostic
               and any_present(c.compare) and any_present(c.against)
+              and (exp.reference or c.against or c.versus)
               and all(any(present(k, x) for x in v) for k, v in c.where.items())]
     claims += [_claim_doc(c, present) for c in exp.claims if c.diagnostic
                and all(present(k, v) for k, v in {**c.compare, **c.against}.items())
@@ -990,6 +1008,8 @@ def to_doc(exp: Experiment) -> dict[str, Any]:
            "base": base, "factors": factors, "quick": quick, "claims": claims}
     if exp.protocol is not None:
         doc["protocol"] = exp.protocol
+    if exp.figures:
+        doc["figures"] = list(exp.figures)
     if exp.search is not None:
         from dnnbench.experiments import search
 

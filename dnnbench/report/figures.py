@@ -12,7 +12,6 @@ experiment and writes ``<experiment>-<dataset>-<figure>.png`` and ``.svg``.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,20 +28,16 @@ from matplotlib.figure import Figure
 
 from dnnbench.files import atomic_write_bytes
 from dnnbench.report.io import SchemaError, curves_path_of, read_curves, read_results
-from dnnbench.stats import kaplan_meier, mean_ci
+from dnnbench.stats import mean_ci
 
 FORMATS = ("png", "svg")
 DPI = 110
-BN_STYLE = {False: {"color": "#d95f02", "label": "no BN"}, True: {"color": "#1b6ca8", "label": "BN"}}
 PALETTE = ["#1b6ca8", "#d95f02", "#2a9d55", "#c0392b", "#7d5ba6", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf"]
-ACT_LINESTYLES = ["-", "--", ":", "-."]
 
 # experiment name -> module in dnnbench.experiments (RUN_COLUMNS, CURVE_COLUMNS, summarize)
-EXPERIMENT_MODULES = {"depth-sweep": "depth_sweep", "optimizers": "optimizers",
-                      "transfer": "transfer"}
-EXPERIMENT_TITLES = {"depth-sweep": "Depth sweep: batch normalization vs depth",
-                     "optimizers": "Optimizers: speed and quality",
+EXPERIMENT_MODULES = {"optimizers": "optimizers", "transfer": "transfer"}
+EXPERIMENT_TITLES = {"optimizers": "Optimizers: speed and quality",
                      "transfer": "Transfer: reusing layers of task A for task B"}
 
 
@@ -85,7 +80,9 @@ def load_results(runs_path: str | Path, require_known: bool = True) -> ResultSet
     runs_path = Path(runs_path)
     runs, meta = read_results(runs_path)
     exp = experiment_of(runs, meta)
-    if exp not in EXPERIMENT_MODULES or "experiment_definition" in meta:  # `dnnbench run`
+    if "experiment_definition" in meta:  # an experiment file's results: the common schema
+        return _file_results(exp, runs, meta, runs_path)
+    if exp not in EXPERIMENT_MODULES:
         if require_known:
             raise SchemaError(f"{runs_path}: unknown experiment {exp!r}; figures exist for: "
                               f"{', '.join(EXPERIMENT_MODULES)}")
@@ -104,19 +101,51 @@ def load_results(runs_path: str | Path, require_known: bool = True) -> ResultSet
     return ResultSet(exp, dataset, _normalize(runs), curves, meta, runs_path)
 
 
+# the common schema of experiment files: what every result set has, and its number columns
+COMMON_COLUMNS = ("arm", "seed", "reached", "steps_to_target", "max_steps", "diverged")
+COMMON_NUMBERS = ("seed", "steps_to_target", "max_steps", "steps_done", "step_ms", "compile_s",
+                  "eval_ms", "time_to_target_s", "final_eval_accuracy", "best_eval_accuracy",
+                  "final_eval_loss", "final_train_loss", "final_test_accuracy",
+                  "final_test_loss")
+
+
+def _file_results(exp: str, runs: pd.DataFrame, meta: dict, runs_path: Path) -> ResultSet:
+    """An experiment file's results, checked: the common columns and the file's factors are
+    there, numbers are numbers, flags are flags (SchemaError, one line, otherwise)."""
+    import json
+
+    from dnnbench.experiments import files
+
+    try:
+        definition = files.parse(json.loads(meta["experiment_definition"]), str(runs_path))
+    except (ValueError, TypeError) as e:
+        raise SchemaError(f"{runs_path}: its metadata holds no valid experiment definition "
+                          f"({e})") from None
+    if runs.empty:
+        raise SchemaError(f"{runs_path}: has no runs")
+    factors = [f for f in definition.factors if not (definition.search and f == files.POINT)]
+    missing = [c for c in (*COMMON_COLUMNS, *factors) if c not in runs.columns]
+    if missing:
+        raise SchemaError(f"{runs_path}: missing columns: {', '.join(missing)}")
+    runs = _typed(runs, [*COMMON_NUMBERS, *BOOL_COLUMNS], runs_path, text=())
+    dataset = (meta.get("dataset") or {}).get("name") or str(runs["dataset"].iloc[0])
+    return ResultSet(exp, dataset, _normalize(runs), None, meta, runs_path)
+
+
 TEXT_COLUMNS = frozenset({"experiment", "dataset", "arm", "pair", "widths", "activation", "init",
                           "bn_position", "optimizer", "lr_source", "target_kind", "spec_hash"})
-BOOL_COLUMNS = frozenset({"bn", "reached", "diverged"})
+BOOL_COLUMNS = frozenset({"reached", "diverged"})
 BOOL_TEXT = ("true", "false", "1", "0", "yes", "no")
 
 
-def _typed(df: pd.DataFrame, columns: Sequence[str], path: Path) -> pd.DataFrame:
+def _typed(df: pd.DataFrame, columns: Sequence[str], path: Path,
+           text: Sequence[str] = TEXT_COLUMNS) -> pd.DataFrame:
     """``df`` with its number columns as numbers; SchemaError (one line) for a value that is
     neither a number nor empty, or a flag that is not true/false (a damaged or hand-edited
     file), instead of a failure deep inside a summary."""
     df = df.copy()
     for c in columns:
-        if c in TEXT_COLUMNS or c not in df.columns:
+        if c in text or c not in df.columns:
             continue
         given = df[c].notna() & df[c].astype(str).str.strip().ne("")
         if c in BOOL_COLUMNS:
@@ -142,7 +171,7 @@ def _bool(s: pd.Series) -> pd.Series:
 
 def _normalize(runs: pd.DataFrame) -> pd.DataFrame:
     runs = runs.copy()
-    for c in ("bn", "reached", "diverged"):
+    for c in BOOL_COLUMNS:
         if c in runs.columns:
             runs[c] = _bool(runs[c])
     return runs
@@ -220,216 +249,10 @@ def target_text(runs: pd.DataFrame) -> str:
     return f"{v:.0f}%" if abs(v - round(v)) < 0.05 else f"{v:.1f}%"
 
 
-# ------------------------------------------------------------------ depth sweep
-
-def depth_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    from dnnbench.experiments.depth_sweep import summarize
-
-    return summarize(runs)
-
-
-def depth_steps_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
-    """Steps to target vs depth, BN vs no BN: KM median with its 95% interval band, one panel
-    per activation. A median never reached is drawn as an open triangle at the budget."""
-    summary = depth_summary(runs)
-    acts = list(dict.fromkeys(summary["activation"]))
-    budget = float(runs["max_steps"].max())
-    fig = Figure(figsize=(max(7.0, 5.2 * min(len(acts), 3)), 4.6 * _grid(len(acts))[0]),
-                 layout="constrained")
-    axes = _axes(fig, len(acts), sharey=True)
-    # the budget is in view only when something is drawn there (a median not reached, an
-    # unbounded interval); otherwise the axis ends just above the data
-    to_budget = summary["median_steps"].isna().any() or summary["steps_high"].isna().any()
-    shown = summary[["median_steps", "steps_low", "steps_high"]].to_numpy(float)
-    top = budget if to_budget else float(np.nanmax(shown, initial=_first_step(runs)))
-    for ax, act in zip(axes, acts, strict=True):
-        s_act = summary[summary["activation"] == act]
-        for bn, g in s_act.groupby("bn", sort=True):
-            style = BN_STYLE[bool(bn)]
-            x = g["depth"].to_numpy(float)
-            med = g["median_steps"].to_numpy(float)
-            low = g["steps_low"].to_numpy(float)
-            high = np.where(np.isnan(g["steps_high"]), budget, g["steps_high"]).astype(float)
-            high = np.where(np.isnan(med), np.nan, high)
-            ax.plot(x, med, "o-", color=style["color"], label=f"{style['label']}: median", lw=2)
-            ax.fill_between(x, low, high, color=style["color"], alpha=0.15, lw=0,
-                            label=f"{style['label']}: 95% CI")
-            miss = np.isnan(med)
-            if miss.any():
-                ax.scatter(x[miss], np.full(miss.sum(), budget), marker="^", s=70,
-                           facecolors="white", edgecolors=style["color"], linewidths=1.8,
-                           zorder=3, label=f"{style['label']}: not reached")
-        if to_budget:
-            ax.axhline(budget, color="0.4", ls="--", lw=1,
-                       label="step budget (an open interval is drawn to it)")
-        ax.set_title(f"activation: {act}")
-        ax.set_xlabel("depth (hidden layers)")
-        ax.set_ylabel(f"steps to {target_text(runs)} test accuracy")
-        ax.set_xticks(sorted(s_act["depth"].unique()))
-        # log scale: the medians span tens to thousands of steps (and the budget)
-        ax.set_yscale("log")
-        ax.set_ylim(_first_step(runs) / 1.5, top * 1.4)
-        ax.grid(alpha=0.3, which="both")
-    _figure_legend(fig, axes, ncol=2 if len(acts) == 1 else 3)
-    return _finish(fig, f"Steps to {target_text(runs)} test accuracy vs depth on {dataset} "
-                        f"({n_seeds_text(runs)}; Kaplan-Meier median, 95% CI)")
-
-
-def depth_timing_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
-    """Left: time per training step vs depth; right: time to target (median steps x step time,
-    band = the steps interval x step time). One line per (activation, BN)."""
-    summary = depth_summary(runs)
-    acts = list(dict.fromkeys(summary["activation"]))
-    fig = Figure(figsize=(11, 4.3), layout="constrained")
-    ax_step, ax_ttt = fig.subplots(1, 2)
-    for (act, bn), g in summary.groupby(["activation", "bn"], sort=True):
-        style = BN_STYLE[bool(bn)]
-        ls = ACT_LINESTYLES[acts.index(act) % len(ACT_LINESTYLES)]
-        label = f"{act}, {style['label']}"
-        x = g["depth"].to_numpy(float)
-        ax_step.plot(x, g["step_ms"], marker="o", ls=ls, color=style["color"], label=label)
-        scale = g["step_ms"].to_numpy(float) / 1e3
-        ax_ttt.plot(x, g["time_to_target_s"], marker="o", ls=ls, color=style["color"], label=label)
-        ax_ttt.fill_between(x, g["steps_low"].to_numpy(float) * scale,
-                            g["steps_high"].to_numpy(float) * scale, color=style["color"],
-                            alpha=0.12, lw=0)
-    depths = sorted(summary["depth"].unique())
-    for ax in (ax_step, ax_ttt):
-        ax.set_xlabel("depth (hidden layers)")
-        ax.set_xticks(depths)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-    ax_step.set_ylim(bottom=0)
-    ax_ttt.set_yscale("log")  # times to target span orders of magnitude across arms
-    ax_step.set_ylabel("ms per training step (all seeds vmapped)")
-    ax_step.set_title("time per step (compile and eval excluded)")
-    ax_ttt.set_ylabel(f"seconds to {target_text(runs)} test accuracy (log scale)")
-    ax_ttt.set_title("time to target = median steps x step time")
-    return _finish(fig, f"Step time and time to target vs depth on {dataset} ({n_seeds_text(runs)})")
-
-
-def _seed_table(curves: pd.DataFrame, arm: str, metric: str, steps: np.ndarray) -> pd.DataFrame:
-    """(step x seed) table of a metric; missing after a seed stopped (it reached the target)."""
-    c = curves[curves["arm"] == arm]
-    return c.pivot_table(index="step", columns="seed", values=metric, aggfunc="mean").reindex(steps)
-
-
-def depth_curves_figure(runs: pd.DataFrame, curves: pd.DataFrame, dataset: str = "",
-                        depth: int | None = None) -> Figure:
-    """Test accuracy vs step of both arms at one depth (default: the deepest), one panel per
-    activation: a thin line per seed, ending with a dot where the seed reached the target and
-    stopped; the median of the seeds still training at each step (while at least two are) with
-    their interquartile range as a band. A stopped seed is not carried on at its last value:
-    that would average frozen values with running ones."""
-    depth = int(runs["depth"].max()) if depth is None else int(depth)
-    at = runs[runs["depth"] == depth]
-    if at.empty:
-        raise ValueError(f"no runs at depth {depth}; depths: {sorted(runs['depth'].unique())}")
-    acts = list(dict.fromkeys(at["activation"]))
-    target = float(at["target"].dropna().iloc[0]) if at["target"].notna().any() else None
-    fig = Figure(figsize=(5.2 * min(len(acts), 3), 4.2 * _grid(len(acts))[0]),
-                 layout="constrained")
-    axes = _axes(fig, len(acts), sharey=True)
-    for ax, act in zip(axes, acts, strict=True):
-        block = at[at["activation"] == act]
-        counts = []
-        arms = block.groupby("bn", sort=True)["arm"].first()
-        steps = np.sort(curves[curves["arm"].isin(arms)]["step"].unique())
-        for bn, arm in arms.items():
-            style = BN_STYLE[bool(bn)]
-            r = block[block["arm"] == arm]
-            reached = set(r.loc[r["reached"], "seed"].astype(int))
-            t = _seed_table(curves, arm, "test_accuracy", steps)
-            for seed in t.columns:
-                ax.plot(steps, t[seed], color=style["color"], alpha=0.45, lw=0.9)
-                last = t[seed].last_valid_index()
-                if int(seed) in reached and last is not None:
-                    ax.plot([last], [t.loc[last, seed]], "o", color=style["color"], ms=4,
-                            alpha=0.8)
-            running = t.where(t.notna().sum(axis=1) >= 2)
-            with warnings.catch_warnings():  # all-NaN rows: fewer than two seeds left
-                warnings.simplefilter("ignore", RuntimeWarning)
-                low, est, high = np.nanpercentile(running.to_numpy(float), [25, 50, 75],
-                                                  axis=1)
-            ax.plot(steps, est, color=style["color"], lw=2.2,
-                    label=f"{style['label']}: median of the seeds still training")
-            ax.fill_between(steps, low, high, color=style["color"], alpha=0.18, lw=0,
-                            label=f"{style['label']}: their interquartile range")
-            counts.append(f"{style['label']} {len(reached)}/{t.shape[1]}")
-        ax.text(0.97, 0.03, "reached the target: " + ", ".join(counts),
-                transform=ax.transAxes, ha="right", fontsize=8.5, color="0.25")
-        if target is not None:
-            ax.axhline(target, color="0.3", ls="--", lw=1, label=f"target {target:.0%}")
-        ax.set_title(f"activation: {act}, depth {depth}")
-        ax.set_xlabel("training step")
-        ax.set_ylabel("test accuracy")
-        ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-    _figure_legend(fig, axes, ncol=3)
-    return _finish(fig, f"Test accuracy during training at depth {depth} on {dataset} "
-                        f"({n_seeds_text(at)}; thin: seeds, a dot where one reached the target "
-                        "and stopped)")
-
-
 def _first_step(runs: pd.DataFrame) -> float:
     """The smallest steps-to-target of any run (a floor for log-scaled step axes)."""
     first = pd.to_numeric(runs["steps_to_target"], errors="coerce").min()
     return float(first) if np.isfinite(first) and first > 0 else 1.0
-
-
-KM_MAX_COLS = 4
-
-
-def depth_km_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
-    """Kaplan-Meier curves: fraction of seeds that reached the target by step s, BN vs no BN,
-    one panel per (activation, depth), at most ``KM_MAX_COLS`` panels a row; one legend for
-    the figure and the reached counts in each panel's title."""
-    acts, depths = list(dict.fromkeys(runs["activation"])), sorted(runs["depth"].unique())
-    per_act, cols = _grid(len(depths), KM_MAX_COLS)  # each activation starts a new row
-    rows = per_act * len(acts)
-    budget = float(runs["max_steps"].max())
-    fig = Figure(figsize=(max(6.0, 3.1 * cols + 0.6), 2.7 * rows + 1.3), layout="constrained")
-    grid = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True).ravel()
-    slots = [i * per_act * cols + j for i in range(len(acts)) for j in range(len(depths))]
-    for k, ax in enumerate(grid):
-        ax.set_visible(k in slots)
-    panels = [(act, depth) for act in acts for depth in depths]
-    axs = [grid[k] for k in slots]
-    start = _first_step(runs) / 1.5  # log-scaled steps: tens to thousands
-    for k, ax, (act, depth) in zip(slots, axs, panels, strict=True):
-        block = runs[(runs["activation"] == act) & (runs["depth"] == depth)]
-        counts = []
-        for bn, g in block.groupby("bn", sort=True):
-            style = BN_STYLE[bool(bn)]
-            km = kaplan_meier(*censored(g))
-            x = np.concatenate(([start], km.times, [budget]))
-            y = np.concatenate(([0.0], 1 - km.survival, [1 - km.survival[-1]
-                                                         if km.survival.size else 0.0]))
-            ax.step(x, y, where="post", color=style["color"], lw=2, label=style["label"])
-            counts.append(f"{style['label']} {km.n_reached}/{km.n}")
-        ax.axhline(0.5, color="0.6", ls=":", lw=1, label="half of the seeds")
-        ax.set_title(f"{act}, depth {depth}\nreached: {', '.join(counts)}", fontsize=9.5)
-        ax.set_ylim(-0.02, 1.04)
-        ax.set_xscale("log")
-        ax.set_xlim(start, budget)
-        ax.grid(alpha=0.3)
-        if k + cols not in slots:  # the lowest panel of its column
-            ax.set_xlabel("training step")
-            ax.xaxis.set_tick_params(labelbottom=True)
-        if k % cols == 0:
-            ax.set_ylabel("fraction at target")
-    _figure_legend(fig, axs[:1], ncol=3)
-    return _finish(fig, f"Fraction of seeds that reached {target_text(runs)} test accuracy by "
-                        f"step s (Kaplan-Meier) on {dataset} ({n_seeds_text(runs)})")
-
-
-def depth_sweep_figures(rs: ResultSet) -> dict[str, Figure]:
-    figs = {"steps-vs-depth": depth_steps_figure(rs.runs, rs.dataset),
-            "timing-vs-depth": depth_timing_figure(rs.runs, rs.dataset)}
-    if rs.curves is not None and len(rs.curves):
-        figs["curves"] = depth_curves_figure(rs.runs, rs.curves, rs.dataset)
-    figs["kaplan-meier"] = depth_km_figure(rs.runs, rs.dataset)
-    return figs
 
 
 # ------------------------------------------------------------------ optimizers
@@ -670,7 +493,6 @@ def transfer_figures(rs: ResultSet) -> dict[str, Figure]:
 # ------------------------------------------------------------------ entry points
 
 PLOTTERS: dict[str, Callable[[ResultSet], dict[str, Figure]]] = {
-    "depth-sweep": depth_sweep_figures,
     "optimizers": optimizers_figures,
     "transfer": transfer_figures,
 }

@@ -37,20 +37,6 @@ VERDICT_CLASSES = {
 }
 
 FIGURE_CAPTIONS = {
-    "steps-vs-depth": "Training steps needed to reach the target, per depth, with and without "
-                      "batch normalization. Line: Kaplan-Meier median over seeds (runs that "
-                      "never reached the target are censored, not imputed); band: its 95% "
-                      "confidence interval; an open triangle at the budget means the median "
-                      "was not reached.",
-    "timing-vs-depth": "Left: wall-clock time of one training step (all seeds vmapped, after "
-                       "warm-up; compile and evaluation excluded). Right: time to target = "
-                       "median steps x time per step (log scale).",
-    "curves": "Test accuracy during training at the deepest depth. Thin lines: individual "
-              "seeds; a run stops when it reaches the target (dot). Thick line and band: "
-              "median and interquartile range of the seeds still training (while at least "
-              "two are).",
-    "kaplan-meier": "Kaplan-Meier curves: estimated fraction of seeds that reached the target "
-                    "by step s. Each panel gives reached/total seeds.",
     "loss-curves": "Training and validation loss per optimizer: geometric mean across seeds "
                    "with its 95% interval (log scale).",
     "speed-vs-quality": "Speed (Kaplan-Meier median steps to target, 95% CI) against quality "
@@ -66,8 +52,6 @@ FIGURE_CAPTIONS = {
              "verdict.",
 }
 EXPERIMENT_INTROS = {
-    "depth-sweep": "Do deep MLPs reach a test-accuracy target in fewer training steps with batch "
-                   "normalization, and does that pay off in seconds?",
     "optimizers": "Which optimizer reaches the target fastest, and to what final quality?",
     "transfer": "Does reusing the lower layers of a network trained on task A help a small "
                 "binary task B, compared with training B from scratch on the same seeds?",
@@ -145,46 +129,6 @@ def n_seeds(runs: pd.DataFrame, by="arm") -> str:
 
 
 # ------------------------------------------------------------------ per-experiment sections
-
-def depth_sweep_tables(rs: F.ResultSet) -> tuple[list[TableItem], list[str]]:
-    s = F.depth_summary(rs.runs)
-    target = F.target_text(rs.runs)
-    rows = []
-    for _, r in s.iterrows():
-        ratio = verdict = ""
-        if r["bn"] and r["bn_verdict"]:
-            ratio = (fmt_interval(r["bn_ratio"], r["bn_ratio_low"], r["bn_ratio_high"], "{:.2f}")
-                     if not math.isnan(r["bn_ratio"]) else "n/a (a median not reached)")
-            verdict = r["bn_verdict"]
-        rows.append({
-            "activation": r["activation"], "depth": str(r["depth"]),
-            "BN": "on" if r["bn"] else "off",
-            "reached": f"{r['reached']}/{r['n']}" + (f" ({r['diverged']} diverged)"
-                                                     if r["diverged"] else ""),
-            "median steps [95% CI]": fmt_interval(r["median_steps"], r["steps_low"],
-                                                  r["steps_high"]),
-            "step ms": fmt(r["step_ms"], "{:.3f}"), "compile s": fmt(r["compile_s"], "{:.2f}"),
-            "time to target s": fmt(r["time_to_target_s"], "{:.3f}"),
-            "BN / no-BN steps [95% CI]": ratio, "verdict": verdict})
-    table = TableItem(
-        f"Steps to {target} test accuracy ({n_seeds(rs.runs)})", pd.DataFrame(rows),
-        "Median steps: Kaplan-Meier, runs that never reached the target are censored (∞ = upper "
-        "limit beyond the budget; 'not reached' = fewer than half the seeds reached it). step "
-        "ms: one step of all seeds vmapped together, compile and evaluation excluded. BN ratio: "
-        "paired by seed; a verdict needs an interval that excludes 1 and at least 5 seeds.", left=3)
-    bullets = []
-    for act, g in s[s["bn"]].groupby("activation", sort=False):
-        parts = []
-        for verdict in ("fewer steps", "more steps", "no clear difference",
-                        "too few seeds for a verdict"):
-            depths = [str(d) for d in g.loc[g["bn_verdict"] == verdict, "depth"]]
-            if depths:
-                parts.append(f"{verdict} at depth {', '.join(depths)}")
-        if parts:
-            bullets.append(f"{act}: with BN, {'; '.join(parts)} "
-                           f"(paired over {int(g['n'].max())} seeds).")
-    return [table], bullets
-
 
 def _vs_baseline(r) -> tuple[str, str]:
     """(steps vs SGD, val accuracy vs SGD) cells of one optimizer row; empty for the baseline."""
@@ -291,7 +235,6 @@ def transfer_tables(rs: F.ResultSet) -> tuple[list[TableItem], list[str]]:
 
 
 SECTION_BUILDERS: dict[str, Callable[[F.ResultSet], tuple[list[TableItem], list[str]]]] = {
-    "depth-sweep": depth_sweep_tables,
     "optimizers": optimizers_tables,
     "transfer": transfer_tables,
 }

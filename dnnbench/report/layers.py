@@ -8,7 +8,6 @@ second (the arms' other factors, if any, are pooled); every value is the median 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -124,21 +123,16 @@ def heatmap_figure(exp: Experiment, runs: pd.DataFrame, layers: pd.DataFrame,
     return fig
 
 
-def layer_figures(exp: Experiment, runs: pd.DataFrame, layers: pd.DataFrame) -> dict:
-    """name -> figure: a profile per column of PROFILE_COLUMNS, and the heatmap."""
-    figs = {f"layers-{c.replace('_', '-')}": profile_figure(exp, runs, layers, c)
-            for c in PROFILE_COLUMNS}
-    figs["layers-heatmap"] = heatmap_figure(exp, runs, layers)
-    return figs
-
-
-def plot_layers(exp: Experiment, runs: pd.DataFrame, layers: pd.DataFrame,
-                runs_path: Path) -> list[Path]:
-    """The layer figures next to the runs CSV; returns the written paths."""
-    from dnnbench.report.figures import save_figure
-
-    stem = str(runs_path).removesuffix("-runs.csv")
-    written = []
-    for name, fig in layer_figures(exp, runs, layers).items():
-        written += save_figure(fig, Path(f"{stem}-{name}"))
-    return written
+def figures(inp) -> dict:
+    """The figure kind "layers" (dnnbench.report.figure_kinds): a profile per column of
+    PROFILE_COLUMNS and the heatmap, for runs with per-layer diagnostics."""
+    if inp.layers is None or inp.layers.empty:
+        return {}
+    exp, runs, layers = inp.exp, inp.runs, inp.layers
+    out = {f"layers-{c.replace('_', '-')}": (
+        profile_figure(exp, runs, layers, c),
+        (f"{TITLES.get(c, c)} per hidden layer at step 0 (solid) and at the end (dashed), "
+         "median over seeds")) for c in PROFILE_COLUMNS}
+    out["layers-heatmap"] = (heatmap_figure(exp, runs, layers),
+                             f"log10 {TITLES['grad_norm']} per layer and step, per arm")
+    return out

@@ -5,7 +5,6 @@ deterministic and the MC dropout predictions (runs with ``mc_samples``)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,18 +21,19 @@ def has_calibration(runs: pd.DataFrame) -> bool:
         runs["calibration_bins"].fillna("").astype(str).str.len().gt(0).any())
 
 
-def plot_regularization(exp: Experiment, runs: pd.DataFrame, runs_path: Path) -> list[Path]:
-    """``<stem>-accuracy-gap.png/svg`` and ``<stem>-reliability.png/svg`` (what the runs
-    have of them); the written paths."""
-    from dnnbench.report.figures import save_figure
-
-    stem = str(runs_path).removesuffix("-runs.csv")
-    written = []
-    if has_gap(runs):
-        written += save_figure(accuracy_gap_figure(exp, runs), Path(f"{stem}-accuracy-gap"))
-    if has_calibration(runs):
-        written += save_figure(reliability_figure(exp, runs), Path(f"{stem}-reliability"))
-    return written
+def figures(inp) -> dict:
+    """The figure kind "regularization" (dnnbench.report.figure_kinds): ``accuracy-gap`` and
+    ``reliability``, those the runs have measures for."""
+    out = {}
+    if has_gap(inp.runs):
+        out["accuracy-gap"] = (accuracy_gap_figure(inp.exp, inp.runs),
+                               ("Test accuracy and generalization gap (training - test "
+                                "accuracy) per arm; 95% intervals."))
+    if has_calibration(inp.runs):
+        out["reliability"] = (reliability_figure(inp.exp, inp.runs),
+                              ("Reliability of the deterministic and the MC dropout "
+                               "predictions on the test split (15 bins, seeds pooled)."))
+    return out
 
 
 def _label(exp: Experiment, arm: str) -> str:

@@ -6,8 +6,6 @@ each design's chosen point."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from rich.table import Table
@@ -116,8 +114,8 @@ def search_tables(exp: Experiment, runs: pd.DataFrame, dataset: str) -> list[Tab
 def report_section(rs, exp: Experiment, render_figures: bool = True):
     """The HTML/Markdown report section of a search's results."""
     from dnnbench.experiments import generic
-    from dnnbench.report.figures import figure_bytes
-    from dnnbench.report.html import FigureItem, Section, TableItem, meta_rows
+    from dnnbench.report.generic import section_figures
+    from dnnbench.report.html import Section, TableItem, meta_rows
 
     meta = rs.meta
     dataset = (meta.get("dataset") or {}).get("name", "")
@@ -131,11 +129,7 @@ def report_section(rs, exp: Experiment, render_figures: bool = True):
                                 "repetition (or seed); importance: supported when the "
                                 "parameter's interval lies above every other's.", left=2,
                                 text=("effects",)))
-    figs = []
-    if render_figures:
-        for name, fig in figures(exp, rs.runs).items():
-            figs.append(FigureItem(name, f"{rs.stem}-{name}.png", name.replace("-", " "),
-                                   figure_bytes(fig, "png")))
+    figs = section_figures(rs, exp) if render_figures else []
     bullets = [b for b in (exp.expected and f"Expected: {exp.expected}",
                            exp.cost and f"Cost: {exp.cost}",
                            (f"Compiled programs: {meta.get('compiled_programs', '–')} for "
@@ -164,16 +158,12 @@ def _fmt_value(v) -> str:
 
 # ------------------------------------------------------------------------------------ figures
 
-def plot_search(exp: Experiment, runs: pd.DataFrame, runs_path: Path) -> list[Path]:
-    """``<stem>-outcome-vs-parameters``, ``-best-so-far``, ``-heatmap`` and (repetitions)
-    ``-chosen`` figures next to the runs CSV; returns the written paths."""
-    from dnnbench.report.figures import save_figure
-
-    stem = str(runs_path).removesuffix("-runs.csv")
-    written = []
-    for name, fig in figures(exp, runs).items():
-        written += save_figure(fig, Path(f"{stem}-{name}"))
-    return written
+def figure_kind(inp) -> dict:
+    """The figure kind "search" (dnnbench.report.figure_kinds): :func:`figures` of a
+    search's results, captioned by name."""
+    if inp.exp.search is None:
+        return {}
+    return {name: (fig, name.replace("-", " ")) for name, fig in figures(inp.exp, inp.runs).items()}
 
 
 def figures(exp: Experiment, runs: pd.DataFrame) -> dict:

@@ -61,7 +61,7 @@ def page(written) -> str:
 
 def test_report_writes_html_markdown_and_figures(written):
     out, result = written
-    assert (out / "report.html").stat().st_size > 50_000  # figures are embedded
+    assert (out / "report.html").stat().st_size < 200_000  # figures are linked
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
     assert figures == sorted([
         "depth-sweep-digits-steps-to-target.png", "depth-sweep-digits-timing.png",
@@ -71,11 +71,27 @@ def test_report_writes_html_markdown_and_figures(written):
     assert "report.html" in result.stderr and result.stdout == ""
 
 
-def test_html_is_self_contained_with_every_figure_embedded(page):
+def test_html_links_every_written_figure_and_fetches_nothing_from_outside(written, page):
+    out, _ = written
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    assert page.count('src="data:image/png;base64,') == 8
+    links = re.findall(r'<img alt="[^"]*" src="(figures/[^"]+\.png)"', page)
+    assert len(links) == len(list((out / "figures").glob("*.png"))) and links
+    assert all((out / link).is_file() for link in links)
+    assert "base64" not in page
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from outside
     assert "<style>" in page
+
+
+def test_self_contained_report_embeds_every_figure(tmp_path):
+    folder = copy_results(tmp_path / "r", experiments=("depth-sweep",), claims=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(figures, "DPI", 30)
+        res = runner.invoke(app, ["report", str(folder), "--self-contained"])
+    assert res.exit_code == 0, res.output
+    page = (folder / "report" / "report.html").read_text(encoding="utf-8")
+    n = len(list((folder / "report" / "figures").glob("*.png")))
+    assert n == 4 and page.count('src="data:image/png;base64,') == n
+    assert 'src="figures/' not in page
 
 
 def test_html_has_a_section_per_experiment_claims_and_metadata(page):

@@ -1,4 +1,4 @@
-"""`dnnbench report`: a self-contained HTML page and a Markdown file for a results folder."""
+"""`dnnbench report`: an HTML page and a Markdown file for a results folder."""
 
 from __future__ import annotations
 
@@ -17,8 +17,11 @@ def report(
     out: Annotated[Path | None, typer.Option(
         help="Folder for report.html, report.md and figures/ (default: RESULTS_DIR/report).")
     ] = None,
+    self_contained: Annotated[bool, typer.Option(
+        "--self-contained", help="Embed the figures in report.html (one file to send on its "
+        "own, several MB) instead of linking figures/.")] = False,
 ) -> None:
-    """Write report.html (figures embedded, summary tables, claims, metadata) and report.md.
+    """Write report.html (summary tables, claims, figures, metadata) and report.md.
 
     Reads every result file in RESULTS_DIR; summaries use the same statistics as the
     experiment commands (Kaplan-Meier medians, paired bootstrap intervals).
@@ -29,7 +32,7 @@ def report(
     out = out if out is not None else results_dir / "report"
     check_writable_folder(out, "--out")
     try:
-        paths = write_report(results_dir, out, on_warning=warn)
+        paths = write_report(results_dir, out, on_warning=warn, self_contained=self_contained)
     except (ReportError, SchemaError) as e:
         usage_error(str(e))
     err_console().print(f"Wrote {paths['html']}, {paths['md']} and {len(paths['figures'])} "

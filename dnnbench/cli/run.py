@@ -190,6 +190,7 @@ def list_(
     from dnnbench import choices, registry
     from dnnbench.experiments import protocols
     from dnnbench.models import norms
+    from dnnbench.report import figure_kinds
 
     t = Table(title="Experiments (dnnbench run NAME)", title_justify="left",
               header_style="bold")
@@ -217,6 +218,10 @@ def list_(
                          ("input scalings (inputs)", ", ".join(choices.INPUTS)),
                          ("data sets", ", ".join(choices.DATASETS)),
                          ("run settings", ", ".join(files.SETTINGS)),
+                         ("figures (figures = [...]; automatic: drawn when the "
+                          "results allow)", "; ".join(
+                             f"{k.name}{' (automatic)' if k.auto else ''}"
+                             for k in figure_kinds.FIGURES.values())),
                          ("protocols (their settings)", "; ".join(
                              f"{p.name} ({', '.join(p.settings) or 'none'})"
                              for p in protocols.PROTOCOLS.values()))):

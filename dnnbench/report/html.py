@@ -444,10 +444,12 @@ def html_table(t: TableItem) -> str:
             f"{caption}")
 
 
-def html_figure(f: FigureItem) -> str:
-    data = base64.b64encode(f.png).decode("ascii")
+def html_figure(f: FigureItem, figure_dir: str | None = None) -> str:
+    """The figure as linked file (``figure_dir/filename``) or, without a folder, embedded."""
+    src = (f"{figure_dir}/{f.filename}" if figure_dir is not None else
+           "data:image/png;base64," + base64.b64encode(f.png).decode("ascii"))
     return (f'<figure id="fig-{html.escape(f.filename)}"><img alt="{html.escape(f.caption)}" '
-            f'src="data:image/png;base64,{data}"><figcaption>{html.escape(f.caption)}'
+            f'src="{html.escape(src)}"><figcaption>{html.escape(f.caption)}'
             "</figcaption></figure>")
 
 
@@ -457,7 +459,9 @@ def _meta_table(rows: Sequence[tuple[str, str]]) -> str:
     return f'<div class="tablewrap"><table class="meta"><tbody>{body}</tbody></table></div>'
 
 
-def render_html(report: Report) -> str:
+def render_html(report: Report, figure_dir: str | None = None) -> str:
+    """The report as one HTML page: figures linked from ``figure_dir`` (relative to the page)
+    or, without one, embedded (a self-contained page)."""
     e = html.escape
     toc = [f'<li><a href="#{e(s.anchor)}">{e(s.title)}</a></li>' for s in report.sections]
     if report.claims is not None:
@@ -483,7 +487,7 @@ def render_html(report: Report) -> str:
             parts.append(f'<div class="findings"><strong>What the numbers say</strong>'
                          f"<ul>{items}</ul></div>")
         parts.extend(html_table(t) for t in s.tables)
-        parts.extend(html_figure(f) for f in s.figures)
+        parts.extend(html_figure(f, figure_dir) for f in s.figures)
         parts.append("</section>")
     if report.claims is not None:
         parts.append('<section id="claims"><h2>Claims</h2>')
@@ -506,13 +510,16 @@ def render_html(report: Report) -> str:
 
 
 def write_report(results_dir: str | Path, out: str | Path,
-                 on_warning: Callable[[str], None] | None = None) -> dict[str, Path]:
+                 on_warning: Callable[[str], None] | None = None,
+                 self_contained: bool = False) -> dict[str, Path]:
     """Build the report and write ``report.html``, ``report.md`` and ``figures/*.png`` into
-    ``out``; returns their paths (``html``, ``md``, ``figures``)."""
+    ``out``; returns their paths (``html``, ``md``, ``figures``). The page links the figures
+    in ``figures/`` (``self_contained``: embeds them, a page to send on its own)."""
     from dnnbench.report.markdown import render_markdown
 
     report = build_report(results_dir, on_warning=on_warning)
-    page, md = render_html(report), render_markdown(report, FIGURE_DIR)
+    page = render_html(report, None if self_contained else FIGURE_DIR)
+    md = render_markdown(report, FIGURE_DIR)
     out = Path(out)
     fig_paths = []
     for s in report.sections:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,26 +25,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import run_cold
+
 HERE = Path(__file__).resolve().parent
 GRID = HERE / "grid.toml"
 
 
 def dnnbench_way(extra: list[str], label: str) -> tuple[float, pd.DataFrame, dict]:
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "XDG_CACHE_HOME": str(Path(tmp) / "cache")}
-        out = Path(tmp) / "out"
-        cmd = [sys.executable, "-m", "dnnbench", "run", str(GRID), "--out", str(out), *extra]
-        t0 = time.perf_counter()
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - t0
-        if done.returncode != 0:
-            sys.exit(f"{label} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-        runs = pd.read_csv(out / "grid-mnist-runs.csv")
-        meta = json.loads((out / "grid-mnist-meta.json").read_text())
-    print(f"{label}: {wall:.1f} s wall, {meta['compiled_programs']} compiled programs, "
-          f"compile {runs.groupby('program')['compile_s'].first().sum():.1f} s in all",
-          flush=True)
-    return wall, runs, meta
+        return run_cold(GRID, Path(tmp) / "out", extra, label)
 
 
 def torch_way(python: str) -> tuple[float, pd.DataFrame]:

@@ -28,6 +28,9 @@ from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import run_cold
+
 HERE = Path(__file__).resolve().parent
 
 FILE = """
@@ -70,20 +73,9 @@ def dnnbench_way(tmp: Path, points: int, args, extra: list[str], label: str):
     path = tmp / f"search-{points}.toml"
     path.write_text(FILE.format(points=points, seeds=args.seeds, batch=args.batch,
                                 train_size=args.train_size))
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "XDG_CACHE_HOME": cache}
-        out = tmp / f"out-{label.replace(' ', '-').replace(',', '')}"
-        cmd = [sys.executable, "-m", "dnnbench", "run", str(path), "--out", str(out), *extra]
-        t0 = time.perf_counter()
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - t0
-    if done.returncode != 0:
-        sys.exit(f"{label} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    runs = pd.read_csv(out / "search-bench-mnist-runs.csv")
-    meta = json.loads((out / "search-bench-mnist-meta.json").read_text())
-    print(f"{label}: {wall:.1f} s wall for {points} points x {args.seeds} seeds, "
-          f"{meta['compiled_programs']} compiled programs, compile "
-          f"{runs.groupby('program')['compile_s'].first().sum():.1f} s in all", flush=True)
+    out = tmp / f"out-{label.replace(' ', '-').replace(',', '')}"
+    wall, runs, _meta = run_cold(path, out, extra, f"{label} ({points} points x {args.seeds} "
+                                                   "seeds)")
     return wall, runs
 
 

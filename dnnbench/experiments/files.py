@@ -25,6 +25,10 @@ An experiment file holds (every key but ``name`` optional)::
     off = { norm = "none" }
     on = { norm = "batch", bn_logits = true }
 
+    [tune]                           # (optional) tuned arms: see below
+    learning_rate = [1e-4, 1e-3, 1e-2]
+    by = "final_eval_accuracy"
+
     [quick]                          # the smoke variant (--quick): seconds, not minutes
     seeds = 2
     subset = true                    # first 4,000 training / 1,000 evaluation examples
@@ -54,6 +58,18 @@ every parameter of the arm's schedule (``decay_steps``, ``exponent``, ``boundary
 ``pct_start``, ...; lane values like the coefficients).
 Optimizers, activations, initializers and schedules may be plug-ins named by import path
 (``package.module:factory``; see :mod:`dnnbench.registry`).
+
+Tuning (``[tune]``, train protocol): every arm is also reported as a *tuned* arm. The table
+gives a grid of lane values (``learning_rate``, any other lane setting such as ``dropout`` or
+``l2``, or the optimizer's coefficients; several keys: every combination) and ``by``, the
+eval-split metric whose median over the seeds picks the grid point (``final_eval_accuracy``,
+the default, or ``best_eval_accuracy``: a diverged run counts as 0; ``final_eval_loss``: as
+infinite; ties: the smaller values). The grid points are lanes of the arm's own program (no
+extra compile). The factor ``lr_source`` (levels ``default``, ``tuned``; appended to the
+factors unless the file lists it) tells the arms apart: a default arm trains its own
+settings, a tuned arm is the sweep's runs at the chosen point (its columns carry the chosen
+values). ``--set lr_source=default`` leaves the sweep out. The choice is made on the eval
+split, so a tuned arm's eval-split numbers are optimistic; its test accuracy is not.
 """
 
 from __future__ import annotations
@@ -176,6 +192,10 @@ SETTINGS: dict[str, Setting] = {
     "train_size": Setting("int", "use the first n training examples (0 = all)", minimum=0),
     "diagnostics": Setting("bool", "per-layer diagnostics at step 0 and every evaluation "
                            "(written to <name>-<dataset>-layers.csv)"),
+    # files with [tune]
+    "lr_source": Setting("str", "a factor of files with [tune]: default (the arm's own "
+                         "settings) or tuned (the best point of the [tune] grid)",
+                         ("default", "tuned")),
 }
 # settings that are not RunSpec fields: resolved into the spec by ``make_spec``
 DERIVED = ("depth", "width", "epochs", "train_size")
@@ -224,7 +244,11 @@ def lower_is_better(metric: str) -> bool:
 
 TOP_KEYS = {"name", "title", "question", "dataset", "seeds", "expected", "cost", "reference",
             "show", "base", "factors", "quick", "claims", "protocol", "search",
-            "relative_target", "figures"}
+            "relative_target", "figures", "tune"}
+# [tune]: the factor that tells default and tuned arms apart, and the metrics that choose
+TUNE_FACTOR = "lr_source"
+TUNE_LEVELS = ("default", "tuned")
+TUNE_BY = ("final_eval_accuracy", "best_eval_accuracy", "final_eval_loss")
 QUICK_KEYS = {"seeds", "subset", "set", "search"}
 CLAIM_KEYS = {"id", "text", "compare", "where", "metric", "expect", "test", "against", "versus",
               "margin", "rank", "statistic", "at", "bounds"}
@@ -279,6 +303,21 @@ class Claim:
 
 
 @dataclasses.dataclass(frozen=True)
+class Tune:
+    """The ``[tune]`` table: a grid of lane values (their combinations are the sweep of
+    every tuned arm) and the eval-split metric whose median over seeds picks the point."""
+
+    grid: dict[str, tuple[float, ...]]
+    by: str = TUNE_BY[0]
+
+    def points(self) -> list[dict[str, float]]:
+        """The grid's points, sorted (the first of equal medians wins: the smaller values)."""
+        keys = list(self.grid)
+        return [dict(zip(keys, combo, strict=True))
+                for combo in itertools.product(*(sorted(self.grid[k]) for k in keys))]
+
+
+@dataclasses.dataclass(frozen=True)
 class Experiment:
     """An experiment file, checked (see the module docstring)."""
 
@@ -302,6 +341,7 @@ class Experiment:
     search: Any = None  # a search.Search: its points are the levels of the factor "point"
     relative_target: float | None = None  # fraction of the best median final eval accuracy
     figures: tuple[str, ...] = ()  # figure kinds (dnnbench.report.figure_kinds); () = default
+    tune: Tune | None = None  # the [tune] table
 
     @property
     def n_arms(self) -> int:
@@ -388,12 +428,15 @@ def parse(doc: Mapping, source: str) -> Experiment:
         factors[key], named_levels = _levels(key, levels, f"{source} [factors]")
         if named_levels is not None:
             named[key] = named_levels
+    tune = _tune(doc["tune"], source, doc) if "tune" in doc else None
+    if tune is not None and TUNE_FACTOR not in factors:
+        factors[TUNE_FACTOR] = TUNE_LEVELS
     exp = Experiment(
         name=name, source=source, title=doc.get("title", ""),
         question=doc.get("question", ""), dataset=dataset, seeds=seeds,
         expected=doc.get("expected", ""), cost=doc.get("cost", ""), base=base,
         factors=factors, named_levels=named, protocol=doc.get("protocol"),
-        relative_target=_fraction(doc.get("relative_target"), source))
+        relative_target=_fraction(doc.get("relative_target"), source), tune=tune)
     if "search" in doc:
         exp = with_search(exp, doc["search"], source)
     reference = _type(doc.get("reference", {}), dict, source, "reference")
@@ -432,6 +475,39 @@ def _figures(value, where: str) -> tuple[str, ...]:
         if v not in allowed:
             _fail(where, f"figures: unknown figure {v!r}; allowed: {', '.join(allowed)}")
     return tuple(dict.fromkeys(value))
+
+
+def _tune(table, source: str, doc: Mapping) -> Tune:
+    """The ``[tune]`` table, checked: lane settings with lists of values, and ``by``."""
+    from dnnbench.experiments import protocols
+    from dnnbench.spec import LANE_SETTINGS
+
+    where = f"{source} [tune]"
+    _type(table, dict, source, "[tune]")
+    if doc.get("protocol", protocols.DEFAULT) != protocols.DEFAULT or "search" in doc:
+        _fail(where, "tuning needs the train protocol and no [search]")
+    by = table.get("by", TUNE_BY[0])
+    if by not in TUNE_BY:
+        _fail(where, f"by: unknown {by!r}; allowed: {', '.join(TUNE_BY)} (eval-split metrics)")
+    grid = {}
+    for key, values in table.items():
+        if key == "by":
+            continue
+        if key in SETTINGS and key not in LANE_SETTINGS or protocols.setting(key) is not None:
+            _fail(where, f"{key} is not a lane setting; tunable: {', '.join(LANE_SETTINGS)} and "
+                         "the optimizer's coefficients (see `dnnbench list`)")
+        if not isinstance(values, list) or not values:
+            _fail(where, f"{key} must be a non-empty list of values")
+        checked = tuple(check_setting(key, v, f"{where} {key}") for v in values)
+        if len(set(checked)) != len(checked):
+            _fail(where, f"{key} repeats a value: {values}")
+        grid[key] = checked
+    if not grid:
+        _fail(where, f"give the grid of at least one lane setting, e.g. learning_rate = "
+                     f"[0.0001, 0.001, 0.01]")
+    if math.prod(len(v) for v in grid.values()) > MAX_ARMS:
+        _fail(where, f"the grid has more than {MAX_ARMS:,} points")
+    return Tune(grid, by)
 
 
 def _fraction(value, where: str) -> float | None:
@@ -815,6 +891,7 @@ def expand(exp: Experiment) -> list[ArmSettings]:
 
     protocol = protocols.get(exp.protocol, exp.source)
     protocols.check(protocol, exp, exp.source)
+    _check_tune(exp)
     names = list(exp.factors)
     arms = []
     for combo in itertools.product(*(exp.factors[n] for n in names)):
@@ -831,7 +908,46 @@ def expand(exp: Experiment) -> list[ArmSettings]:
             _fail(f"{exp.source} arm {label or 'base'}", "relative_target needs "
                   "stop_at_target = false (the target is found after training, on whole "
                   "curves)")
+        if settings.get(TUNE_FACTOR) == "tuned":
+            if settings.get("stop_at_target", True):
+                _fail(f"{exp.source} arm {label}", "[tune] needs stop_at_target = false (the "
+                      "grid's points are compared on whole runs)")
+            if settings.get("diagnostics"):
+                _fail(f"{exp.source} arm {label}", "[tune] does not go with diagnostics")
+            point = {**settings, **exp.tune.points()[0]}  # the tuned keys fit the arm
+            make_spec({k: v for k, v in point.items() if k not in protocol.settings},
+                      n_train=None, where=f"{exp.source} [tune] for arm {label}")
     return arms
+
+
+def _check_tune(exp: Experiment) -> None:
+    """The factor lr_source only with [tune], never a setting; a tuned value not a factor."""
+    named = [k for levels in exp.named_levels.values() for s in levels.values() for k in s]
+    if TUNE_FACTOR in exp.base or TUNE_FACTOR in named or TUNE_FACTOR in exp.named_levels:
+        _fail(exp.source, f"{TUNE_FACTOR} is a factor (a list of levels: "
+                          f"{', '.join(TUNE_LEVELS)}), not a setting")
+    if exp.tune is None:
+        if TUNE_FACTOR in exp.factors:
+            _fail(exp.source, f"the factor {TUNE_FACTOR} needs a [tune] table")
+        return
+    for key in exp.tune.grid:
+        if key in exp.factors and key not in exp.named_levels:
+            _fail(exp.source, f"{key} is tuned ([tune]) and a factor: tune it or vary it, "
+                              "not both")
+
+
+def tune_sweep(exp: Experiment, arm: ArmSettings) -> list[tuple[ArmSettings, dict[str, float]]]:
+    """The arms that a tuned arm is chosen from (one per grid point, named
+    ``<arm>|<key>=<value>,...``; its levels are the tuned arm's), with their points; [] for
+    any other arm."""
+    if exp.tune is None or dict(arm.levels).get(TUNE_FACTOR) != "tuned":
+        return []
+    out = []
+    for point in exp.tune.points():
+        label = ",".join(f"{k}={format_level(v)}" for k, v in point.items())
+        out.append((ArmSettings(f"{arm.name}|{label}", arm.levels, {**arm.settings, **point}),
+                    point))
+    return out
 
 
 def make_spec(settings: Mapping[str, Any], n_train: int | None, where: str = ""):
@@ -841,6 +957,7 @@ def make_spec(settings: Mapping[str, Any], n_train: int | None, where: str = "")
     from dnnbench.spec import RunSpec
 
     s = dict(settings)
+    s.pop(TUNE_FACTOR, None)  # not a run setting: which arms a [tune] sweep chooses
     fields = {f.name for f in dataclasses.fields(RunSpec)}
     depth, width = s.pop("depth", None), s.pop("width", None)
     epochs, s_train = s.pop("epochs", None), s.pop("train_size", 0)
@@ -1016,6 +1133,8 @@ def to_doc(exp: Experiment) -> dict[str, Any]:
         doc["search"] = search.to_doc(exp.search)
     if exp.relative_target is not None:
         doc["relative_target"] = exp.relative_target
+    if exp.tune is not None:
+        doc["tune"] = {**{k: list(v) for k, v in exp.tune.grid.items()}, "by": exp.tune.by}
     return doc
 
 

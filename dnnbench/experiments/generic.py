@@ -51,6 +51,7 @@ from dnnbench.experiments.files import (
     lower_is_better,
     make_spec,
     settings_table,
+    tune_sweep,
 )
 from dnnbench.experiments.units import Once, Unit
 from dnnbench.spec import (
@@ -119,11 +120,13 @@ class Program:
 def plan(exp: Experiment, n_train: int, *, one_program_per_arm: bool = False) -> list[Program]:
     """The arms of ``exp`` grouped into programs (by structure and training-split size)."""
     arms = []
-    for a in expand(exp):
-        size = int(a.settings.get("train_size", 0) or 0)
-        n = min(n_train, size) if size else n_train
-        arms.append(PlannedArm(a, make_spec(a.settings, n, f"{exp.source} arm {a.name}"),
-                               size if size and size < n_train else 0))
+    for arm in expand(exp):
+        # a tuned arm is trained as its sweep (the grid's points: lanes of its structure)
+        for a in [s for s, _ in tune_sweep(exp, arm)] or [arm]:
+            size = int(a.settings.get("train_size", 0) or 0)
+            n = min(n_train, size) if size else n_train
+            arms.append(PlannedArm(a, make_spec(a.settings, n, f"{exp.source} arm {a.name}"),
+                                   size if size and size < n_train else 0))
     groups: dict[Any, list[PlannedArm]] = {}
     stages = ({p.name: p.stage for p in exp.search.points} if exp.search is not None else {})
     for a in arms:
@@ -408,13 +411,55 @@ def finalize(exp: Experiment, data, runs: pd.DataFrame, curves: pd.DataFrame):
         for i, col in enumerate(("stage", "design", "repeat")):
             runs.insert(at + i, col, [getattr(points[n], col) for n in runs[POINT]])
     extra = {}
+    if exp.tune is not None:
+        runs, curves, extra["tuning"] = choose_tuned(exp, runs, curves)
     if exp.relative_target is not None:
         target = relative_target(runs, exp.relative_target, "final_eval_accuracy")
         runs = with_target(runs, curves, target, "eval_accuracy")
-        extra = {"target": target, "target_kind": "relative",
-                 "target_fraction": exp.relative_target}
+        extra |= {"target": target, "target_kind": "relative",
+                  "target_fraction": exp.relative_target}
     # a JSON string: the metadata file sorts its keys, and the factors' order matters
     return runs, curves, {"experiment_definition": json.dumps(to_doc(exp)), **extra}
+
+
+def choose_tuned(exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame):
+    """The tuned arms from their sweeps (:func:`files.tune_sweep`): per tuned arm the grid
+    point with the best median over seeds of ``exp.tune.by`` (a missing value, e.g. of a
+    diverged run, counts as the worst: accuracy 0, loss infinite; ties: the first point, the
+    smaller values), whose runs and curves become the tuned arm's, in place of the sweep.
+    Returns (runs, curves, tuning: per tuned arm its points, medians and chosen point)."""
+    by = exp.tune.by
+    lower = lower_is_better(by)
+    chosen, tuning = {}, {}  # sweep arm -> tuned arm
+    for arm in expand(exp):
+        sweep = tune_sweep(exp, arm)
+        if not sweep:
+            continue
+        medians = []
+        for s, _ in sweep:
+            values = runs.loc[runs["arm"] == s.name, by].astype(float)
+            medians.append(float(np.median(values.fillna(math.inf if lower else 0.0))))
+        sign = -1.0 if lower else 1.0
+        best = max(range(len(sweep)), key=lambda i: (sign * medians[i], -i))
+        chosen[sweep[best][0].name] = arm.name
+        tuning[arm.name] = {"by": by, "points": [p for _, p in sweep], "median": medians,
+                            "chosen": sweep[best][1]}
+    swept = {s.name: a.name for a in expand(exp) for s, _ in tune_sweep(exp, a)}
+    return _in_place(runs, swept, chosen), _in_place(curves, swept, chosen), tuning
+
+
+def _in_place(df: pd.DataFrame, swept: dict[str, str], chosen: dict[str, str]) -> pd.DataFrame:
+    """``df`` without the sweeps' rows (``swept``: sweep arm -> tuned arm) but the chosen
+    points' (``chosen``), renamed to their tuned arm and put where their sweep began."""
+    df = df.reset_index(drop=True)
+    tuned = df["arm"].map(swept)
+    position = pd.Series(np.arange(len(df), dtype=float), index=df.index)
+    start = position.groupby(tuned).transform("min")  # NaN outside the sweeps
+    # within a sweep's place the chosen rows keep their own order
+    position = position.where(tuned.isna(), start + position / (len(df) + 1))
+    keep = tuned.isna() | df["arm"].isin(chosen)
+    out = df[keep].assign(arm=df.loc[keep, "arm"].map(lambda a: chosen.get(a, a)))
+    return out.loc[position[keep].sort_values(kind="stable").index].reset_index(drop=True)
 
 
 def relative_target(runs: pd.DataFrame, fraction: float, column: str) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Annotated
@@ -18,14 +17,13 @@ from dnnbench.cli.common import (
     check_target,
     check_unique,
     load_data,
-    out_console,
     quick_subset,
-    run_experiment,
     usage_error,
     warn,
     within_limits,
 )
 from dnnbench.cli.options import TRAINING, pick
+from dnnbench.experiments.files import ExperimentError
 from dnnbench.limits import LIMITS, check, check_memory, run_bytes
 
 Seeds = options.seeds(5, 2, "vmapped, paired across optimizers")
@@ -137,11 +135,12 @@ def optimizers(
     force: options.Force = False,
     plot: options.Plot = False,
 ) -> None:
-    """Steps to a validation-accuracy target and final accuracy of each optimizer, with stars.
+    """Steps to a validation-accuracy target and final accuracy of each optimizer.
 
     The textbook's optimizer comparison, measured: 3x100 ReLU MLP, batch 32, 10 epochs, lr 0.001.
 
-    Several paired seeds per optimizer; measured speed and quality stars beside the textbook's.
+    A preset over the packaged experiment file optimizer-comparison (dnnbench list
+    optimizer-comparison): several paired seeds per optimizer, compared with SGD.
     """
     import importlib.util
 
@@ -176,45 +175,35 @@ def optimizers(
     if batch_size > n_train:
         usage_error(f"--batch-size {batch_size} is larger than the training split "
                     f"({n_train} examples of {data.name})")
-    cfg = exp.OptimizersConfig(
-        optimizers=names, learning_rate=plain_lr if plain_lr is not None else 0.001,
-        lr_overrides=overrides, batch_size=batch_size, epochs=epochs, seeds=tuple(range(seeds)),
-        target=target, target_fraction=target_fraction, tune=tune, tune_grid=grid)
+    per_epoch = n_train // batch_size
     if quick and eval_every is None:  # two evaluations per epoch
-        cfg = dataclasses.replace(cfg, eval_every=max(1, cfg.steps_per_epoch(n_train) // 2))
-    elif eval_every is not None:
-        cfg = dataclasses.replace(cfg, eval_every=eval_every)
-    total = epochs * cfg.steps_per_epoch(n_train)
+        eval_every = max(1, per_epoch // 2)
+    every = eval_every or per_epoch
+    total = epochs * per_epoch
     with within_limits():
-        check("steps", total, f"--epochs {epochs:,} x {cfg.steps_per_epoch(n_train):,} steps "
-                              "per epoch")
-        check_memory(run_bytes(lanes=seeds * (len(grid) if tune else 1),
-                               layer_sizes=(data.n_features, *cfg.widths, data.n_classes),
-                               batch_size=batch_size, steps=total,
-                               n_evals=total // cfg.eval_every_steps(n_train)),
+        check("steps", total, f"--epochs {epochs:,} x {per_epoch:,} steps per epoch")
+        check_memory(run_bytes(lanes=seeds * (len(grid) + 1 if tune else 1),
+                               layer_sizes=(data.n_features, 100, 100, 100, data.n_classes),
+                               batch_size=batch_size, steps=total, n_evals=total // every),
                      f"{epochs:,} epochs of {seeds} seeds" + (f" x {len(grid)} lrs" if tune else ""))
-    if cfg.eval_every_steps(n_train) > total:
+    if every > total:
         usage_error(f"--eval-every ({eval_every}) exceeds the {total} training steps of "
                     f"{plural(epochs, 'epoch')}")
-    if eval_every is not None and cfg.max_steps(n_train) != total:
-        warn(f"--eval-every {cfg.eval_every} does not divide the {total} steps of "
-             f"{plural(epochs, 'epoch')}; training stops at the last evaluation, step {cfg.max_steps(n_train)}")
+    if eval_every is not None and total // every * every != total:
+        warn(f"--eval-every {eval_every} does not divide the {total} steps of "
+             f"{plural(epochs, 'epoch')}; training stops at the last evaluation, step "
+             f"{total // every * every}")
+    try:
+        experiment = exp.experiment(
+            names, learning_rate=plain_lr, lr_overrides=dict(overrides), epochs=epochs,
+            batch_size=batch_size, eval_every=eval_every, seeds=seeds, target=target,
+            target_fraction=target_fraction, tune=tune, tune_grid=grid)
+    except ExperimentError as e:
+        usage_error(str(e))
+    from dnnbench.cli.run import execute
 
-    units = exp.build_units(cfg, data)
-    runs, _curves, paths = run_experiment(
-        exp.EXPERIMENT, units, data, out, fresh=fresh, force=force,
-        meta={"config": cfg.__dict__, "quick": quick},
-        finalize=lambda r, c: exp.finalize(cfg, r, c))
-    from dnnbench.report.optimizers import optimizers_table
-
-    target_value = float(runs["target"].iloc[0])
-    out_console().print(optimizers_table(
-        exp.summarize(runs), data.name, target_value, str(runs["target_kind"].iloc[0]),
-        epochs=epochs, batch_size=batch_size, target_fraction=target_fraction))
-    if plot:
-        from dnnbench.report import figures
-
-        figures.plot_results(paths["runs"])
+    execute(experiment, data, seeds, out, fresh=fresh, force=force, plot=plot,
+            meta={"experiment_file": experiment.source, "quick": quick})
 
 
 def register(app: typer.Typer) -> None:

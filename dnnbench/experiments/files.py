@@ -503,8 +503,8 @@ def _tune(table, source: str, doc: Mapping) -> Tune:
             _fail(where, f"{key} repeats a value: {values}")
         grid[key] = checked
     if not grid:
-        _fail(where, f"give the grid of at least one lane setting, e.g. learning_rate = "
-                     f"[0.0001, 0.001, 0.01]")
+        _fail(where, "give the grid of at least one lane setting, e.g. learning_rate = "
+                     "[0.0001, 0.001, 0.01]")
     if math.prod(len(v) for v in grid.values()) > MAX_ARMS:
         _fail(where, f"the grid has more than {MAX_ARMS:,} points")
     return Tune(grid, by)

@@ -54,52 +54,8 @@ def assert_labelled(fig, n_seeds: int = 3):
 def test_load_results_detects_experiments(opt, transfer):
     assert (opt.experiment, opt.dataset, opt.stem) == ("optimizers", "digits",
                                                       "optimizers-digits")
-    assert transfer.experiment == "transfer" and len(opt.curves) > 0
-
-
-def test_optimizer_loss_curves(opt):
-    fig = F.optimizer_loss_figure(opt.runs, opt.curves, opt.dataset)
-    axes = visible_axes(fig)
-    assert [ax.get_title() for ax in axes] == ["training loss", "validation loss"]
-    assert_labelled(fig)
-    n_arms = opt.runs["arm"].nunique()
-    assert n_arms == 8
-    for ax in axes:
-        assert len(ax.lines) == n_arms and ax.get_yscale() == "log"
-        assert "95% CI" in ax.get_ylabel()
-    labels = {ln.get_label() for ln in axes[0].lines}
-    assert {"sgd lr=0.001", "adam (tuned) lr=0.01"} <= labels
-    # the line is the geometric mean across seeds of the curve at each step
-    c = opt.curves[opt.curves["arm"] == "sgd/default"]
-    expected = c.groupby("step")["train_loss"].apply(lambda v: np.exp(np.log(v).mean()))
-    assert np.allclose(by_label(axes[0], "sgd lr=0.001").get_ydata(), expected.to_numpy())
-
-
-def test_speed_vs_quality(opt):
-    fig = F.optimizer_tradeoff_figure(opt.runs, opt.dataset)
-    (ax,) = visible_axes(fig)
-    assert_labelled(fig)
-    assert len(ax.containers) == 8  # one errorbar per arm
-    assert "Kaplan-Meier median" in ax.get_xlabel() and "93.1%" in ax.get_xlabel()
-    assert "final validation accuracy" in ax.get_ylabel()
-    s = F.optimizer_summary(opt.runs)
-    budget = opt.runs["max_steps"].max()
-    adam = s[s["arm"] == "adam/tuned"].iloc[0]
-    (bar,) = [b for b in ax.containers if b.get_label().startswith("adam (tuned)")]
-    x, y = bar.lines[0].get_data()
-    # at its median, spread sideways by at most a few DODGEs when medians tie
-    assert x[0] == pytest.approx(adam["median_steps"], abs=4 * F.DODGE * budget)
-    assert y[0] == pytest.approx(adam["acc"])
-    # an arm that never reached its median sits at the budget
-    (sgd,) = [b for b in ax.containers if b.get_label().startswith("sgd lr=0.001")]
-    assert sgd.lines[0].get_xdata()[0] == pytest.approx(budget, abs=4 * F.DODGE * budget)
-    # no marker hides another: centres at least half a marker apart on the page
-    fig.canvas.draw()
-    pts = np.array([ax.transData.transform([b.lines[0].get_xdata()[0],
-                                            b.lines[0].get_ydata()[0]]) for b in ax.containers])
-    gaps = np.linalg.norm(pts[:, None] - pts[None], axis=-1) + np.eye(len(pts)) * 1e9
-    assert gaps.min() > 5
-    assert len(ax.texts) == len(s)  # every marker named
+    assert transfer.experiment == "transfer" and len(transfer.curves) > 0
+    assert opt.runs["reached"].dtype == bool  # an experiment file's results, checked
 
 
 def test_transfer_paired(transfer):

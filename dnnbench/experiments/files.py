@@ -930,8 +930,9 @@ def _check_tune(exp: Experiment) -> None:
         if TUNE_FACTOR in exp.factors:
             _fail(exp.source, f"the factor {TUNE_FACTOR} needs a [tune] table")
         return
+    tuned = "tuned" in exp.factors.get(TUNE_FACTOR, ())
     for key in exp.tune.grid:
-        if key in exp.factors and key not in exp.named_levels:
+        if tuned and key in exp.factors and key not in exp.named_levels:
             _fail(exp.source, f"{key} is tuned ([tune]) and a factor: tune it or vary it, "
                               "not both")
 

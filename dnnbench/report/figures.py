@@ -36,9 +36,8 @@ PALETTE = ["#1b6ca8", "#d95f02", "#2a9d55", "#c0392b", "#7d5ba6", "#8c564b", "#e
            "#7f7f7f", "#bcbd22", "#17becf"]
 
 # experiment name -> module in dnnbench.experiments (RUN_COLUMNS, CURVE_COLUMNS, summarize)
-EXPERIMENT_MODULES = {"optimizers": "optimizers", "transfer": "transfer"}
-EXPERIMENT_TITLES = {"optimizers": "Optimizers: speed and quality",
-                     "transfer": "Transfer: reusing layers of task A for task B"}
+EXPERIMENT_MODULES = {"transfer": "transfer"}
+EXPERIMENT_TITLES = {"transfer": "Transfer: reusing layers of task A for task B"}
 
 
 # ------------------------------------------------------------------ loading
@@ -255,130 +254,6 @@ def _first_step(runs: pd.DataFrame) -> float:
     return float(first) if np.isfinite(first) and first > 0 else 1.0
 
 
-# ------------------------------------------------------------------ optimizers
-
-def optimizer_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """The optimizers command's own summary (``experiments.optimizers.summarize``): one row per
-    arm with KM median steps and final accuracies with 95% CIs, stars, and the paired
-    comparison with SGD."""
-    from dnnbench.experiments.optimizers import summarize
-
-    return summarize(runs)
-
-
-def optimizer_label(optimizer: str, lr: float, lr_source: str = "default") -> str:
-    return f"{optimizer}{' (tuned)' if str(lr_source) == 'tuned' else ''} lr={lr:g}"
-
-
-def _arm_labels(runs: pd.DataFrame) -> dict[str, str]:
-    first = runs.groupby("arm", sort=False).first()
-    return {arm: optimizer_label(r["optimizer"], float(r["learning_rate"]), r["lr_source"])
-            for arm, r in first.iterrows()}
-
-
-def _arm_styles(labels: dict[str, str], runs: pd.DataFrame) -> dict[str, dict]:
-    """One colour per optimizer; tuned arms dashed, so default and tuned read as a family."""
-    first = runs.groupby("arm", sort=False).first()
-    opts = list(dict.fromkeys(first["optimizer"]))
-    return {arm: {"color": PALETTE[opts.index(first.loc[arm, "optimizer"]) % len(PALETTE)],
-                  "ls": "--" if str(first.loc[arm, "lr_source"]) == "tuned" else "-"}
-            for arm in labels}
-
-
-def optimizer_loss_figure(runs: pd.DataFrame, curves: pd.DataFrame, dataset: str = "") -> Figure:
-    """Training and validation loss vs step (log scale), one line per optimizer arm: geometric
-    mean across seeds with its 95% t-interval band on the log scale (a diverged seed drops out
-    where its loss is not finite)."""
-    labels = _arm_labels(runs)
-    styles = _arm_styles(labels, runs)
-    fig = Figure(figsize=(11, 4.8), layout="constrained")
-    axs = fig.subplots(1, 2, sharey=True)
-    for ax, (metric, title) in zip(axs, [("train_loss", "training loss"),
-                                         ("val_loss", "validation loss")], strict=True):
-        for arm, label in labels.items():
-            c = curves[curves["arm"] == arm]
-            t = c.pivot_table(index="step", columns="seed", values=metric, aggfunc="mean",
-                              dropna=False)
-            t = t.where(np.isfinite(t))
-            steps = t.index.to_numpy(float)
-            est, low, high = _mean_band(t, log=True)
-            ax.plot(steps, est, lw=2, label=label, **styles[arm])
-            ax.fill_between(steps, low, high, color=styles[arm]["color"], alpha=0.12, lw=0)
-        ax.set_yscale("log")
-        ax.set_title(title)
-        ax.set_xlabel("training step")
-        ax.set_ylabel(f"{title} (geometric mean, 95% CI)")
-        ax.grid(alpha=0.3, which="both")
-    _figure_legend(fig, axs, ncol=4)
-    return _finish(fig, f"Loss curves per optimizer on {dataset} ({n_seeds_text(runs)}; "
-                        "dashed: tuned learning rate)")
-
-
-DODGE = 0.013  # sideways spread of tied markers in the speed-vs-quality figure, share of budget
-
-
-def optimizer_tradeoff_figure(runs: pd.DataFrame, dataset: str = "") -> Figure:
-    """Speed vs quality: x = KM median steps to target (95% CI), y = final validation accuracy
-    (mean, 95% CI); an arm whose median is never reached sits at the budget (open marker).
-    Arms with the same median (steps lie on the evaluation grid) are spread sideways by
-    ``DODGE`` of the budget each, their interval bars kept, and every marker is labelled."""
-    s = optimizer_summary(runs)
-    labels = _arm_labels(runs)
-    styles = _arm_styles(labels, runs)
-    budget = float(runs["max_steps"].max())
-    fig = Figure(figsize=(11, 5.6), layout="constrained")
-    ax = fig.subplots()
-    at = s["median_steps"].fillna(budget).to_numpy(float)
-    shift, tied = np.zeros(len(s)), np.zeros(len(s), bool)
-    for x0 in np.unique(at):  # ties: centred offsets -1.5, -0.5, 0.5, 1.5 ... x DODGE x budget
-        same = np.flatnonzero(at == x0)
-        shift[same] = (np.arange(same.size) - (same.size - 1) / 2) * DODGE * budget
-        tied[same] = same.size > 1
-    for i, (_, r) in enumerate(s.iterrows()):
-        st = styles[r["arm"]]
-        reached = not math.isnan(r["median_steps"])
-        x = r["median_steps"] if reached else budget
-        lo = r["steps_low"] if not math.isnan(r["steps_low"]) else x
-        hi = r["steps_high"] if not math.isnan(r["steps_high"]) else budget
-        xerr = [[max(x - lo, 0)], [max(hi - x, 0)]] if reached else None
-        x += shift[i]
-        y = r["acc"]
-        yerr = [[max(y - r["acc_low"], 0)], [max(r["acc_high"] - y, 0)]] \
-            if not math.isnan(y) else None
-        bars = ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="o" if reached else ">", ms=8,
-                           color=st["color"], mfc=st["color"] if reached else "white",
-                           capsize=3, lw=1.5,
-                           label=f"{labels[r['arm']]} ({r['reached']}/{r['n']} reached)")
-        if st["ls"] == "--":
-            for line in bars[2]:
-                line.set_linestyle("--")
-        if not math.isnan(y):  # the name just above the interval bar
-            top = r["acc_high"] if not math.isnan(r["acc_high"]) else y
-            ax.annotate(labels[r["arm"]].split(" lr=")[0], (x, top), xytext=(0, 4),
-                        textcoords="offset points", ha="center", va="bottom", fontsize=8,
-                        color=st["color"], rotation=90 if tied[i] else 0)
-    lo_y, hi_y = ax.get_ylim()
-    ax.set_ylim(lo_y, hi_y + 0.2 * (hi_y - lo_y))  # room for the names
-    ax.axvline(budget, color="0.4", ls=":", lw=1, label="step budget (open marker: "
-                                                         "median not reached)")
-    ax.set_xlim(0, budget * 1.1)
-    ax.set_xlabel(f"steps to {target_text(runs)} validation accuracy (Kaplan-Meier median, "
-                  "95% CI; equal medians spread sideways)")
-    ax.set_ylabel("final validation accuracy (mean, 95% CI)")
-    ax.grid(alpha=0.3)
-    _figure_legend(fig, [ax], ncol=3)
-    return _finish(fig, f"Speed vs quality of the optimizers on {dataset} "
-                        f"({n_seeds_text(runs)}; upper left is best)")
-
-
-def optimizers_figures(rs: ResultSet) -> dict[str, Figure]:
-    figs = {}
-    if rs.curves is not None and len(rs.curves):
-        figs["loss-curves"] = optimizer_loss_figure(rs.runs, rs.curves, rs.dataset)
-    figs["speed-vs-quality"] = optimizer_tradeoff_figure(rs.runs, rs.dataset)
-    return figs
-
-
 # ------------------------------------------------------------------ transfer
 
 def transfer_summary(runs: pd.DataFrame) -> pd.DataFrame:
@@ -493,7 +368,6 @@ def transfer_figures(rs: ResultSet) -> dict[str, Figure]:
 # ------------------------------------------------------------------ entry points
 
 PLOTTERS: dict[str, Callable[[ResultSet], dict[str, Figure]]] = {
-    "optimizers": optimizers_figures,
     "transfer": transfer_figures,
 }
 

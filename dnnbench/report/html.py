@@ -37,13 +37,6 @@ VERDICT_CLASSES = {
 }
 
 FIGURE_CAPTIONS = {
-    "loss-curves": "Training and validation loss per optimizer: geometric mean across seeds "
-                   "with its 95% interval (log scale).",
-    "speed-vs-quality": "Speed (Kaplan-Meier median steps to target, 95% CI) against quality "
-                        "(final validation accuracy, mean with 95% CI). Lower left is fast but "
-                        "poor, upper left is fast and good. An open marker at the budget means "
-                        "the median was not reached. Arms with equal medians are spread "
-                        "sideways so that none hides another.",
     "paired-accuracy": "Task B test accuracy of each seed trained from scratch (B) and with "
                        "layers reused from task A (B-on-A); each line joins the two runs of "
                        "one seed (same data and initial key).",
@@ -52,7 +45,6 @@ FIGURE_CAPTIONS = {
              "verdict.",
 }
 EXPERIMENT_INTROS = {
-    "optimizers": "Which optimizer reaches the target fastest, and to what final quality?",
     "transfer": "Does reusing the lower layers of a network trained on task A help a small "
                 "binary task B, compared with training B from scratch on the same seeds?",
 }
@@ -130,70 +122,6 @@ def n_seeds(runs: pd.DataFrame, by="arm") -> str:
 
 # ------------------------------------------------------------------ per-experiment sections
 
-def _vs_baseline(r) -> tuple[str, str]:
-    """(steps vs SGD, val accuracy vs SGD) cells of one optimizer row; empty for the baseline."""
-    if not r.get("sgd_ratio_verdict") and not r.get("sgd_diff_verdict"):
-        return "", ""
-    if math.isnan(r["sgd_ratio"]):
-        steps = f"first in {r['sgd_pairs_faster']}/{r['n']} seeds"
-    else:
-        steps = "×" + fmt_interval(r["sgd_ratio"], r["sgd_ratio_low"], r["sgd_ratio_high"],
-                                   "{:.2f}")
-    diff = signed_pct_interval(r["sgd_diff"], r["sgd_diff_low"], r["sgd_diff_high"])
-    return f"{steps}: {r['sgd_ratio_verdict']}", f"{diff} pts: {r['sgd_diff_verdict']}"
-
-
-def optimizers_tables(rs: F.ResultSet) -> tuple[list[TableItem], list[str]]:
-    s = F.optimizer_summary(rs.runs)
-    target = F.target_text(rs.runs)
-    relative = str(rs.runs["target_kind"].iloc[0]) == "relative"
-    goal = f"steps to {target} validation accuracy" + (
-        f" ({rs.meta.get('target_fraction', '')} x the best median final accuracy)"
-        if relative else "")
-    rows = []
-    for _, r in s.iterrows():
-        steps_vs, acc_vs = _vs_baseline(r)
-        rows.append({
-            "optimizer": r["optimizer"] + (" (tuned)" if r["lr_source"] == "tuned" else ""),
-            "lr": f"{r['learning_rate']:g}",
-            "reached": f"{r['reached']}/{r['n']}" + (f" ({r['diverged']} diverged)"
-                                                     if r["diverged"] else ""),
-            "median steps [95% CI]": fmt_interval(r["median_steps"], r["steps_low"],
-                                                  r["steps_high"]),
-            "val acc % [95% CI]": pct_interval(r["acc"], r["acc_low"], r["acc_high"]),
-            "test acc % [95% CI]": pct_interval(r["test_acc"], r["test_acc_low"],
-                                                r["test_acc_high"]),
-            "step ms": fmt(r["step_ms"], "{:.3f}"),
-            "speed meas | book": f"{stars(r['speed_stars'])} | {stars(r['book_speed'])}",
-            "quality meas | book": f"{stars(r['quality_stars'])} | {stars(r['book_quality'])}",
-            "vs SGD (paired): steps ratio, val acc difference":
-                f"{steps_vs}\n{acc_vs}" if steps_vs else ""})
-    table = TableItem(
-        f"Optimizers: {goal} and final quality ({n_seeds(rs.runs)})", pd.DataFrame(rows),
-        "Sorted by convergence speed. Steps: Kaplan-Meier median [95% CI] (runs that never "
-        "reach the target are censored; ∞ = upper limit beyond the budget). Accuracies: mean "
-        "[95% bootstrap CI] at the end of training. Stars, measured | textbook: quality from the "
-        "final val accuracy (3 = tied with the best, CIs overlap); speed from the paired ratio "
-        "of steps to the fastest arm (3 = its CI includes 1). vs SGD: paired by seed against "
-        "the SGD arm with the same lr source; a CI that includes 1 (ratio) or 0 (difference) "
-        "is 'no clear difference'. Tuned arms: the lr with the best median final val accuracy, "
-        "so their val accuracy is optimistic; their test accuracy is not.", left=1,
-        text=("vs SGD (paired): steps ratio, val acc difference",))
-    bullets = []
-    if len(s):
-        fast = [_opt_name(r) for _, r in s[s["speed_stars"] == 3].iterrows()]
-        good = [_opt_name(r) for _, r in s[s["quality_stars"] == 3].iterrows()]
-        bullets.append(f"Fastest to the target (best, or statistically tied with it): "
-                       f"{', '.join(fast) or 'none reached it'}.")
-        bullets.append(f"Best final validation accuracy (or tied): {', '.join(good)}.")
-    return [table], bullets
-
-
-def _opt_name(r) -> str:
-    return f"{r['optimizer']}{' (tuned)' if r['lr_source'] == 'tuned' else ''} " \
-           f"(lr {r['learning_rate']:g})"
-
-
 def transfer_tables(rs: F.ResultSet) -> tuple[list[TableItem], list[str]]:
     from dnnbench.experiments.transfer import across_pairs
 
@@ -235,7 +163,6 @@ def transfer_tables(rs: F.ResultSet) -> tuple[list[TableItem], list[str]]:
 
 
 SECTION_BUILDERS: dict[str, Callable[[F.ResultSet], tuple[list[TableItem], list[str]]]] = {
-    "optimizers": optimizers_tables,
     "transfer": transfer_tables,
 }
 

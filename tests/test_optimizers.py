@@ -1,5 +1,6 @@
-"""`dnnbench optimizers`: registry contract, optimizer identities, vectorized lr sweep, relative
-target and finalize, measured stars, the command end to end and its bad-input handling."""
+"""`dnnbench optimizers`: registry contract, optimizer identities, the preset over
+optimizer-comparison.toml end to end (the common schema, tuned arms), its speed-vs-quality
+figure, and its bad-input handling."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ import numpy as np
 import optax
 import pandas as pd
 import pytest
-from _lanes import assert_lanes_differ, assert_lanes_match
 from typer.testing import CliRunner
 
 from dnnbench.cli import app
 from dnnbench.data import load_dataset
+from dnnbench.experiments import files
 from dnnbench.experiments import optimizers as exp
 from dnnbench.registry import OPTIMIZERS, make_optimizer
-from dnnbench.train.arm import train_arm
 
 runner = CliRunner()
 
@@ -69,12 +69,6 @@ def test_every_registered_optimizer_reduces_the_loss(name, contract_losses):
     before, after = contract_losses[name]
     assert np.all(np.isfinite(after))
     assert np.all(after < 0.8 * before), (name, before, after)
-
-
-def test_textbook_table_covers_the_registry():
-    assert set(exp.TEXTBOOK_STARS) == set(OPTIMIZERS)
-    assert exp.TEXTBOOK_STARS["sgd"] == (1, 3) and exp.TEXTBOOK_STARS["adagrad"] == (3, 1)
-    assert all(1 <= s <= 3 and 1 <= q <= 3 for s, q in exp.TEXTBOOK_STARS.values())
 
 
 # ------------------------------------------------------------------ optimizer identities
@@ -129,176 +123,6 @@ def test_adamw_equals_adam_without_weight_decay_and_differs_with_it():
                                    atol=1e-10)
 
 
-# ------------------------------------------------------------------ vectorized lr sweep
-
-def test_sweep_flattening_is_lr_major():
-    seeds, lrs = exp.sweep_lrs((0, 1, 2), (0.1, 0.01))
-    assert seeds == (0, 1, 2, 0, 1, 2)
-    assert lrs == (0.1, 0.1, 0.1, 0.01, 0.01, 0.01)
-
-
-def test_vectorized_lr_sweep_matches_separate_runs():
-    """Seeds x lrs flattened in one program == one separate run per lr, up to float32
-    reassociation (see conftest.LANE_RTOL); a run at a 10% different lr is told apart.
-
-    The protocol is the one of the `--quick` command test below (synthetic data, 2 epochs,
-    2 seeds, 2 lrs), so the persistent compilation cache serves both tests' programs."""
-    data = load_dataset("synthetic")
-    cfg = exp.OptimizersConfig(optimizers=("adam",), epochs=2, eval_every=31, seeds=(0, 1))
-    lrs = (0.003, 0.03)
-    spec = exp.make_spec(cfg, "adam", lrs[0], len(data.y_train))
-    sweep = exp.train_lr_sweep(spec, data, cfg.seeds, lrs, timing=False).trace
-    n_eval = len(data.y_val)
-    for j, lr in enumerate(lrs):
-        alone = train_arm(spec.replace(learning_rate=lr), data, cfg.seeds, timing=False).trace
-        block = slice(j * len(cfg.seeds), (j + 1) * len(cfg.seeds))
-        lane = jax.tree_util.tree_map(lambda a, block=block: a[block], sweep)
-        assert_lanes_match(lane, alone, n_eval, f"lr={lr}")
-    wrong = train_arm(spec.replace(learning_rate=lrs[1] * 1.1), data, cfg.seeds,
-                      timing=False).trace
-    assert_lanes_differ(lane, wrong, n_eval, "lr 0.03 vs 0.033")
-
-
-# ------------------------------------------------------------------ finalize and targets
-
-def _raw(arm, optimizer, lr_source, lr, finals, steps_per_eval=10, n_evals=4, compile_s=1.0,
-         step_ms=2.0):
-    """Raw unit frames of one block of seeds whose val accuracy rises linearly to ``finals``."""
-    rows, curves = [], []
-    for seed, final in enumerate(finals):
-        acc = np.linspace(final / n_evals, final, n_evals)
-        rows.append({c: None for c in exp.RAW_COLUMNS} | {
-            "experiment": exp.EXPERIMENT, "dataset": "synthetic", "arm": arm,
-            "optimizer": optimizer, "learning_rate": lr, "lr_source": lr_source, "seed": seed,
-            "max_steps": steps_per_eval * n_evals, "diverged": False,
-            "final_val_accuracy": final, "best_val_accuracy": final, "final_val_loss": 1 - final,
-            "final_test_accuracy": final, "compile_s": compile_s, "step_ms": step_ms,
-            "eval_ms": 0.5, "spec_hash": "x"})
-        steps = np.arange(1, n_evals + 1) * steps_per_eval
-        curves.append(pd.DataFrame({"arm": arm, "optimizer": optimizer, "learning_rate": lr,
-                                    "seed": seed, "step": steps, "epoch": steps / 10.0,
-                                    "train_loss": 1 - acc, "val_loss": 1 - acc,
-                                    "val_accuracy": acc}))
-    return pd.DataFrame(rows)[exp.RAW_COLUMNS], pd.concat(curves)[exp.CURVE_COLUMNS]
-
-
-def test_relative_target_is_a_fraction_of_the_best_median():
-    runs = pd.concat([_raw("a/default", "adam", "default", 1e-3, [0.5, 0.9, 0.8])[0],
-                      _raw("s/default", "sgd", "default", 1e-3, [0.7, 0.6, float("nan")])[0]])
-    # medians: a 0.8; s: a diverged (NaN) run counts as 0 -> median 0.6
-    assert exp.relative_target(runs, 0.98) == pytest.approx(0.98 * 0.8)
-    runs["final_val_accuracy"] = float("nan")
-    assert np.isnan(exp.relative_target(runs, 0.98))
-
-
-def test_finalize_picks_the_tuned_lr_and_derives_steps_to_target():
-    cfg = exp.OptimizersConfig(optimizers=("sgd", "adam"), seeds=(0, 1, 2), tune=True,
-                               tune_grid=(0.01, 0.1))
-    parts = [_raw("sgd/default", "sgd", "default", 1e-3, [0.4, 0.5, 0.6], compile_s=3.0),
-             _raw("adam/default", "adam", "default", 1e-3, [0.8, 0.8, 0.8], step_ms=5.0),
-             _raw("sgd/sweep", "sgd", "sweep", 0.01, [0.6, 0.6, 0.6], compile_s=9.0,
-                  step_ms=float("nan")),
-             _raw("sgd/sweep", "sgd", "sweep", 0.1, [0.7, 0.75, 0.2], compile_s=9.0,
-                  step_ms=float("nan")),
-             _raw("adam/sweep", "adam", "sweep", 0.01, [1.0, 0.96, 0.3], compile_s=9.0),
-             _raw("adam/sweep", "adam", "sweep", 0.1, [0.1, 0.1, 0.1], compile_s=9.0)]
-    raw_runs = pd.concat([p[0] for p in parts], ignore_index=True)
-    raw_curves = pd.concat([p[1] for p in parts], ignore_index=True)
-    runs, curves, info = exp.finalize(cfg, raw_runs, raw_curves)
-
-    assert list(runs.columns) == exp.RUN_COLUMNS and list(curves.columns) == exp.CURVE_COLUMNS
-    assert info["tuning"]["sgd"]["chosen_lr"] == 0.1  # median 0.7 beats 0.6
-    assert info["tuning"]["adam"]["chosen_lr"] == 0.01
-    assert list(runs["arm"].unique()) == ["sgd/default", "sgd/tuned", "adam/default",
-                                          "adam/tuned"]
-    assert set(curves["arm"]) == set(runs["arm"])
-    tuned = runs[runs["arm"] == "adam/tuned"]
-    assert (tuned["lr_source"] == "tuned").all() and (tuned["learning_rate"] == 0.01).all()
-    # tuned rows carry the default arm's timing (same compiled program)
-    assert (tuned["step_ms"] == 5.0).all() and (tuned["compile_s"] == 1.0).all()
-    assert (runs.loc[runs["arm"] == "sgd/tuned", "compile_s"] == 3.0).all()
-    # relative target: best median final val acc is adam/tuned's 0.96
-    assert info["target_kind"] == "relative"
-    assert runs["target"].iloc[0] == pytest.approx(0.98 * 0.96)
-    assert runs["steps_to_target"].dtype == "Int64"
-    t = runs.set_index(["arm", "seed"])
-    # adam/tuned seed 0 rises 0.25, 0.5, 0.75, 1.0 -> first >= 0.9408 at step 40
-    assert t.loc[("adam/tuned", 0), "steps_to_target"] == 40
-    assert bool(t.loc[("adam/tuned", 0), "reached"])
-    assert t.loc[("adam/tuned", 0), "time_to_target_s"] == pytest.approx(40 * 5.0 / 1e3)
-    assert t.loc[("adam/tuned", 1), "steps_to_target"] == 40  # its last point, 0.96
-    assert not t.loc[("adam/tuned", 2), "reached"]  # final 0.3: censored
-    assert pd.isna(t.loc[("sgd/default", 0), "steps_to_target"])
-    assert not runs.loc[runs["optimizer"] == "sgd", "reached"].any()
-
-    absolute = exp.finalize(exp.OptimizersConfig(optimizers=("sgd", "adam"), target=0.5,
-                                                 tune=True), raw_runs, raw_curves)[0]
-    assert (absolute["target_kind"] == "absolute").all() and (absolute["target"] == 0.5).all()
-    a = absolute.set_index(["arm", "seed"])
-    assert a.loc[("sgd/default", 2), "steps_to_target"] == 40  # 0.15, 0.3, 0.45, 0.6
-    assert a.loc[("adam/default", 0), "steps_to_target"] == 30  # 0.2, 0.4, 0.6, 0.8
-
-
-# ------------------------------------------------------------------ summary and stars
-
-def _finished(arm, optimizer, steps, accs, max_steps=1000):
-    rows = []
-    for seed, (s, acc) in enumerate(zip(steps, accs, strict=True)):
-        rows.append({"arm": arm, "optimizer": optimizer, "learning_rate": 1e-3,
-                     "lr_source": "default", "seed": seed, "max_steps": max_steps,
-                     "reached": s is not None, "steps_to_target": s, "diverged": False,
-                     "final_val_accuracy": acc, "final_test_accuracy": acc, "compile_s": 1.0,
-                     "step_ms": 1.0})
-    df = pd.DataFrame(rows)
-    df["steps_to_target"] = df["steps_to_target"].astype("Int64")
-    return df
-
-
-def test_measured_stars_on_constructed_runs():
-    n = 6
-    runs = pd.concat([
-        _finished("sgd/default", "sgd", [None] * n, [0.50, 0.52, 0.48, 0.51, 0.49, 0.50]),
-        _finished("momentum/default", "momentum", [400, 410, 390, 420, 380, 400],
-                  [0.90, 0.91, 0.89, 0.90, 0.905, 0.895]),
-        _finished("adam/default", "adam", [100, 110, 90, 100, 105, 95],
-                  [0.95, 0.96, 0.94, 0.95, 0.955, 0.945]),
-        _finished("rmsprop/default", "rmsprop", [200, 210, 190, 200, 205, 195],
-                  [0.951, 0.959, 0.941, 0.949, 0.956, 0.944]),
-    ], ignore_index=True)
-    s = exp.summarize(runs).set_index("optimizer")
-    assert list(s.index) == ["adam", "rmsprop", "momentum", "sgd"]  # by KM median steps
-    assert s.loc["adam", "median_steps"] == 100 and s.loc["rmsprop", "median_steps"] == 200
-    # speed: paired ratio to the fastest (adam): rmsprop x2 (2 stars), momentum x4 (1 star)
-    assert s.loc["rmsprop", "speed_ratio"] == pytest.approx(2.0)
-    assert s["speed_stars"].to_dict() == {"adam": 3, "rmsprop": 2, "momentum": 1, "sgd": 1}
-    # quality: rmsprop tied with adam, momentum < halfway to sgd, sgd the worst
-    assert s["quality_stars"].to_dict() == {"adam": 3, "rmsprop": 3, "momentum": 2, "sgd": 1}
-    assert s.loc["sgd", "book_speed"] == 1 and s.loc["adam", "book_quality"] == 2
-    # vs SGD: SGD never reaches -> no ratio; adam reached first in all 6 pairs (sign test)
-    assert np.isnan(s.loc["adam", "sgd_ratio"]) and s.loc["adam", "sgd_pairs_faster"] == n
-    assert s.loc["adam", "sgd_ratio_verdict"] == "fewer steps"
-    assert s.loc["adam", "sgd_diff"] == pytest.approx(0.45, abs=1e-6)
-    assert s.loc["adam", "sgd_diff_verdict"] == "more accurate"
-    assert s.loc["sgd", "sgd_ratio_verdict"] == ""
-
-
-def test_table_states_seeds_and_textbook_stars():
-    from rich.console import Console
-
-    from dnnbench.report.optimizers import optimizers_table
-
-    runs = pd.concat([_finished("sgd/default", "sgd", [300, 320, 310], [0.8, 0.81, 0.79]),
-                      _finished("adam/default", "adam", [100, 90, 95], [0.9, 0.91, 0.89])])
-    console = Console(width=200, record=True)
-    console.print(optimizers_table(exp.summarize(runs), "synthetic", 0.88, "relative",
-                                   epochs=10, batch_size=32))
-    text = console.export_text()
-    assert "3 seeds per arm" in text and "88.0%" in text
-    first_cells = [ln.split("│")[1].strip() for ln in text.splitlines() if ln.startswith("│")]
-    assert [c for c in first_cells if c] == ["adam", "sgd"]  # sorted by speed
-    assert "★★★|★★☆" in text  # adam: speed measured 3 | textbook 3; quality 3 | 2
-
-
 # ------------------------------------------------------------------ the command
 
 @pytest.fixture(scope="module")
@@ -312,23 +136,35 @@ def quick_run(tmp_path_factory):
     return out, args, runner.invoke(app, args)
 
 
-def test_quick_writes_the_documented_files(quick_run):
+def test_quick_writes_the_common_schema_with_tuned_arms(quick_run):
     out, _, result = quick_run
     assert result.exit_code == 0, result.output
     runs = pd.read_csv(out / "optimizers-synthetic-runs.csv")
     curves = pd.read_csv(out / "optimizers-synthetic-curves.csv")
     meta = json.loads((out / "optimizers-synthetic-meta.json").read_text())
-    assert list(runs.columns) == exp.RUN_COLUMNS
-    assert list(curves.columns) == exp.CURVE_COLUMNS
+    # the file layer's schema: every factor and setting a column, the common metrics
+    for column in ("experiment", "dataset", "arm", "optimizer", "lr_source", "learning_rate",
+                   "widths", "batch_size", "epochs", "max_steps", "eval_split", "seed",
+                   "reached", "steps_to_target", "final_eval_accuracy", "best_eval_accuracy",
+                   "final_test_accuracy", "step_ms", "program"):
+        assert column in runs.columns, column
+    assert list(curves.columns[:6]) == ["arm", "seed", "step", "train_loss", "eval_loss",
+                                        "eval_accuracy"]
+    definition = files.parse(json.loads(meta["experiment_definition"]), "meta")
+    assert definition.name == "optimizers" and definition.tune.grid == {
+        "learning_rate": (0.003, 0.03)}
+    assert meta["compiled_programs"] == 1  # the sweep: lanes of the optimizer's program
     assert len(runs) == 2 * 2  # (default, tuned) x 2 seeds (--quick)
-    assert list(runs["arm"]) == ["adam/default"] * 2 + ["adam/tuned"] * 2
-    assert list(runs["seed"]) == [0, 1, 0, 1]
+    assert list(runs["arm"]) == ["optimizer=adam,lr_source=default"] * 2 + \
+        ["optimizer=adam,lr_source=tuned"] * 2
+    assert list(runs["seed"]) == [0, 1, 0, 1] and (runs["eval_split"] == "val").all()
     assert (runs.loc[runs["lr_source"] == "default", "learning_rate"] == 0.002).all()
-    tuned_lr = meta["tuning"]["adam"]["chosen_lr"]
-    assert tuned_lr in (0.003, 0.03)
+    tuning = meta["tuning"]["optimizer=adam,lr_source=tuned"]
+    tuned_lr = tuning["chosen"]["learning_rate"]
+    assert tuned_lr == [0.003, 0.03][int(np.argmax(tuning["median"]))]
     assert (runs.loc[runs["lr_source"] == "tuned", "learning_rate"] == tuned_lr).all()
-    assert meta["target_kind"] == "relative" and (runs["target_kind"] == "relative").all()
-    best = runs.groupby("arm")["final_val_accuracy"].median().max()
+    assert meta["target_kind"] == "relative" and meta["target_fraction"] == 0.98
+    best = runs.groupby("arm")["final_eval_accuracy"].median().max()
     assert runs["target"].iloc[0] == pytest.approx(0.98 * best)
     assert runs["epochs"].iloc[0] == 2 and (runs["steps_to_target"].dropna() > 0).all()
     # steps_to_target is empty exactly when censored, and agrees with the curves
@@ -336,12 +172,79 @@ def test_quick_writes_the_documented_files(quick_run):
     for _, r in runs.iterrows():
         c = curves[(curves["arm"] == r["arm"]) & (curves["seed"] == r["seed"])]
         assert c["step"].max() == r["max_steps"]  # the full budget is trained
-        hit = c.loc[c["val_accuracy"] >= r["target"], "step"]
+        hit = c.loc[c["eval_accuracy"] >= r["target"], "step"]
         assert (hit.min() if len(hit) else None) == (r["steps_to_target"] if r["reached"]
                                                      else None)
     assert runs["reached"].any()  # the best arm reaches 98% of its own median
-    assert "2 seeds per arm" in result.stdout and "Optimizers on synthetic" in result.stdout
-    assert "adam (tuned)" in result.stdout
+    assert "2 seeds per arm" in result.stdout and "optimizers on synthetic" in result.stdout
+    assert "tuned" in result.stdout
+
+
+def test_preset_is_the_packaged_file_with_the_command_options():
+    """Without options: the file's arms, budget and claims (SGD the reference), untuned;
+    --lr NAME=VALUE makes named levels; an absolute target replaces the relative one."""
+    packaged = files.load("optimizer-comparison")
+    plain = exp.experiment(tuple(OPTIMIZERS))
+    assert plain.factors == {"optimizer": tuple(OPTIMIZERS), "lr_source": ("default",)}
+    assert plain.base == packaged.base and plain.relative_target == 0.98
+    assert plain.reference == {"optimizer": "sgd"} and plain.name == "optimizers"
+    assert [c.id for c in plain.claims] == [c.id for c in packaged.claims]
+    custom = exp.experiment(("sgd", "adam"), learning_rate=0.01, lr_overrides={"adam": 0.002},
+                            epochs=3, eval_every=7, target=0.9, tune=True)
+    arms = {a.name: a.settings for a in files.expand(custom)}
+    assert arms["optimizer=adam,lr_source=default"]["learning_rate"] == 0.002
+    assert arms["optimizer=sgd,lr_source=default"]["learning_rate"] == 0.01
+    assert set(arms) == {f"optimizer={o},lr_source={s}" for o in ("sgd", "adam")
+                         for s in ("default", "tuned")}
+    assert custom.relative_target is None and custom.base["target"] == 0.9
+    assert custom.base["epochs"] == 3 and custom.base["eval_every"] == 7
+    # without SGD there is no reference: the file's paired claim is left out, not refused
+    alone = exp.experiment(("adam",))
+    assert alone.reference == {} and all(c.checks for c in alone.claims)
+
+
+def test_speed_vs_quality_figure_of_the_fixture():
+    """The tradeoff figure (any file with a target) on the optimizers fixture: one marker per
+    arm at its KM median steps and mean final eval accuracy; an arm that never reached its
+    median sits at the budget; tuned arms dashed; every marker named."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from dnnbench.experiments import generic
+    from dnnbench.report.io import read_results
+    from dnnbench.report.tradeoff import DODGE, tradeoff_figure
+
+    runs, meta = read_results(Path(__file__).parent / "fixtures" / "results" /
+                              "optimizers-digits-runs.csv")
+    definition = files.parse(json.loads(meta["experiment_definition"]), "fixture")
+    fig = tradeoff_figure(SimpleNamespace(exp=definition, runs=runs, curves=None, layers=None,
+                                          dataset="digits"))
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    assert "3 seeds per arm" in fig._suptitle.get_text().replace("\n", " ")
+    s = generic.summarize(definition, runs)
+    assert len(ax.containers) == len(s) == 8  # 4 optimizers x (default, tuned)
+    assert "Kaplan-Meier median" in ax.get_xlabel() and "validation accuracy" in ax.get_xlabel()
+    assert "final eval acc." in ax.get_ylabel()
+    budget = runs["max_steps"].max()
+    for _, r in s.iterrows():
+        name = f"{r['optimizer']}, {r['lr_source']}"
+        (bar,) = [b for b in ax.containers if b.get_label().startswith(name + " (")]
+        x, y = bar.lines[0].get_data()
+        at = budget if np.isnan(r["median_steps"]) else r["median_steps"]
+        assert x[0] == pytest.approx(at, abs=4 * DODGE * budget)
+        assert y[0] == pytest.approx(r["final_eval_accuracy"])
+        dashed = all(dashes is not None for line in bar[2]
+                     for _, dashes in line.get_linestyle())
+        assert dashed == (r["lr_source"] == "tuned")
+    fig.canvas.draw()  # no marker hides another
+    pts = np.array([ax.transData.transform([b.lines[0].get_xdata()[0],
+                                            b.lines[0].get_ydata()[0]]) for b in ax.containers])
+    gaps = np.linalg.norm(pts[:, None] - pts[None], axis=-1) + np.eye(len(pts)) * 1e9
+    assert gaps.min() > 5
+    assert len(ax.texts) == len(s)
+    # no target, no figure
+    assert tradeoff_figure(SimpleNamespace(exp=definition, runs=runs.assign(target=0.0),
+                                           curves=None, layers=None, dataset="")) is None
 
 
 def test_same_command_resumes_with_identical_results(quick_run):
@@ -350,7 +253,7 @@ def test_same_command_resumes_with_identical_results(quick_run):
     before = (out / "optimizers-synthetic-runs.csv").read_text()
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output
-    assert "2/2 units already saved" in again.stderr
+    assert "1/1 units already saved" in again.stderr
     assert (out / "optimizers-synthetic-runs.csv").read_text() == before
 
 

@@ -148,8 +148,8 @@ def test_choice_is_the_best_median_a_missing_value_the_worst_ties_the_smaller_ra
 
 
 @pytest.mark.parametrize("text,message", [
-    ('[tune]\nlearning_rate = [0.01]\nby = "final_test_accuracy"', "by: unknown "
-     "'final_test_accuracy'; allowed: final_eval_accuracy"),
+    ('[tune]\nlearning_rate = [0.01]\nby = "final_test_accuracy"',
+     "by: unknown 'final_test_accuracy'; allowed: final_eval_accuracy"),
     ("[tune]\nbatch_size = [16, 32]", "batch_size is not a lane setting"),
     ("[tune]\nwidths = [[8], [16]]", "widths is not a lane setting"),
     ("[tune]\nlearning_rate = []", "learning_rate must be a non-empty list"),

@@ -44,8 +44,8 @@ def experiment(optimizers: Sequence[str], *, learning_rate: float | None = None,
                           "eval_every": eval_every or "epoch"}
     if learning_rate is not None:
         base["learning_rate"] = learning_rate
-    doc |= {"name": EXPERIMENT, "dataset": DEFAULT_DATASET, "seeds": seeds, "base": base,
-            "quick": {}}
+    doc |= {"name": EXPERIMENT, "title": "Optimizers: speed and quality",
+            "dataset": DEFAULT_DATASET, "seeds": seeds, "base": base, "quick": {}}
     doc["tune"] = doc["tune"] | {"learning_rate": [float(v) for v in tune_grid]}
     if lr_overrides:  # named levels: each optimizer with its own learning rate
         doc["factors"]["optimizer"] = {o: {"optimizer": o, **(

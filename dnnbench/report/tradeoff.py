@@ -27,8 +27,13 @@ def tradeoff_figure(inp):
     from matplotlib.figure import Figure
 
     from dnnbench.experiments.generic import summarize
-    from dnnbench.report.figures import PALETTE, _figure_legend, _finish, n_seeds_text, \
-        target_text
+    from dnnbench.report.figures import (
+        PALETTE,
+        _figure_legend,
+        _finish,
+        n_seeds_text,
+        target_text,
+    )
     from dnnbench.report.generic import LABELS
 
     exp, runs = inp.exp, inp.runs

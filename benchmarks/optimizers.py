@@ -48,7 +48,6 @@ def main(argv=None) -> None:
     import pandas as pd
 
     from dnnbench.data import load_dataset
-    from dnnbench.experiments import optimizers as exp
 
     print(f"backend={jax.default_backend()} devices={jax.devices()} cpus={os.cpu_count()}")
     before = matmul_gflops()
@@ -69,20 +68,22 @@ def main(argv=None) -> None:
     gflops = max(before, after)
 
     data = load_dataset(args.dataset, download=False)
-    cfg = exp.OptimizersConfig(epochs=args.epochs, seeds=tuple(range(args.seeds)))
-    n_train = len(data.y_train)
-    max_steps, every = cfg.max_steps(n_train), cfg.eval_every_steps(n_train)
+    # the protocol as the command's CSV records it (one row per arm and seed)
+    first = runs.iloc[0]
+    max_steps, every = int(first["max_steps"]), int(first["eval_every"])
+    widths = tuple(int(w) for w in str(first["widths"]).split("-"))
+    batch_size = int(first["batch_size"])
     n_opt = runs["optimizer"].nunique()
-    train = train_flops(data.n_features, cfg.widths, data.n_classes,
-                        cfg.batch_size * max_steps * args.seeds) * n_opt
-    evals = eval_flops(data.n_features, cfg.widths, data.n_classes,
+    train = train_flops(data.n_features, widths, data.n_classes,
+                        batch_size * max_steps * args.seeds) * n_opt
+    evals = eval_flops(data.n_features, widths, data.n_classes,
                        (len(data.y_val) * (max_steps // every) + len(data.y_test))
                        * args.seeds) * n_opt
     flop_s = train / (gflops * 1e9)
 
     print(f"command: {' '.join(cmd[2:])} (empty compile cache)")
     print(f"protocol: {data.name}, {n_opt} optimizers x {args.seeds} seeds x {args.epochs} "
-          f"epochs = {max_steps} steps at batch {cfg.batch_size}, eval every {every} steps")
+          f"epochs = {max_steps} steps at batch {batch_size}, eval every {every} steps")
     per = runs.groupby("optimizer", sort=False)[["compile_s", "step_ms", "eval_ms"]].first()
     for name, r in per.iterrows():
         sps = 1e3 / r["step_ms"]

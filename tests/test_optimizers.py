@@ -127,8 +127,8 @@ def test_adamw_equals_adam_without_weight_decay_and_differs_with_it():
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """One optimizer keeps this fast (each arm compiles its programs); the paired columns and
-    stars between optimizers are tested on constructed runs above."""
+    """One optimizer keeps this fast (each optimizer compiles its program); the paired
+    comparisons are the file layer's (tests/test_experiment_files.py)."""
     out = tmp_path_factory.mktemp("opt")
     args = ["optimizers", "--quick", "--dataset", "synthetic", "--optimizer", "adam",
             "--lr", "0.5", "--lr", "adam=0.002", "--tune", "--tune-grid", "0.003,0.03",

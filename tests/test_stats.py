@@ -12,7 +12,6 @@ from dnnbench.stats import (
     paired_censored_comparison,
     paired_difference,
     paired_log_ratio,
-    star_ratings,
     verdict_from_interval,
 )
 
@@ -264,7 +263,7 @@ def test_censored_comparison_partly_censored_counts_undefined_resamples():
     assert r.low <= r.ratio and (math.isnan(r.high) or r.high >= r.ratio)
 
 
-# ---- verdicts, formatting, stars ---------------------------------------------------
+# ---- verdicts, formatting ---------------------------------------------------------
 
 
 def test_verdict_from_interval():
@@ -286,19 +285,6 @@ def test_format_interval():
         "500 [300, > budget]"
     )
     assert format_interval(math.nan, math.nan, math.nan) == "n/a"
-
-
-def test_star_ratings():
-    est = [0.95, 0.94, 0.80, 0.70, 0.50, math.nan]
-    lows = [0.93, 0.92, 0.78, 0.68, 0.48, math.nan]
-    highs = [0.97, 0.96, 0.82, 0.72, 0.52, math.nan]
-    # best 0.95; 0.94 overlaps it; 0.80 is 1/3 of the way to 0.50 -> 2; 0.70 and 0.50 -> 1.
-    assert star_ratings(est, lows, highs, higher_is_better=True) == [3, 3, 2, 1, 1, 1]
-    # steps: lower is better; 250 [105, unbounded] overlaps the best [90, 110] -> tie.
-    steps = [100, 400, 250, math.nan]
-    stars = star_ratings(steps, [90, 380, 105, 900], [110, 420, math.nan, math.nan], False)
-    assert stars == [3, 1, 3, 1]
-    assert star_ratings([1.0, 1.0], [0.5, 0.5], [1.5, 1.5], True) == [3, 3]
 
 
 def test_censored_comparison_never_reaching_reference_decides_by_logrank():

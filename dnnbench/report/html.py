@@ -96,13 +96,6 @@ class Report:
 
 # ------------------------------------------------------------------ formatting helpers
 
-def stars(n, n_stars: int = 3) -> str:
-    """3 -> '★★★', 1 -> '★☆☆'; '?' for a missing rating."""
-    if n is None or (isinstance(n, float) and math.isnan(n)):
-        return "?"
-    return "★" * int(n) + "☆" * (n_stars - int(n))
-
-
 def pct_interval(est, low, high) -> str:
     """Accuracy as percent with its interval: '95.1 [93.0, 96.8]'."""
     if est is None or (isinstance(est, float) and math.isnan(est)):

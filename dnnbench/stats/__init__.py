@@ -9,7 +9,7 @@ bounds, "unbounded" (e.g. a median never reached, "> budget").
 - ``censored``: steps-to-target with censoring: ``kaplan_meier``, ``km_median``,
   ``paired_censored_comparison``.
 - ``calibration``: ``calibration`` (expected calibration error, reliability bins).
-- ``verdicts``: ``verdict_from_interval``, ``format_interval``, ``star_ratings``.
+- ``verdicts``: ``verdict_from_interval``, ``format_interval``.
 """
 
 from .calibration import Calibration, calibration
@@ -35,7 +35,6 @@ from .verdicts import (
     MIN_SEEDS_FOR_VERDICT,
     TOO_FEW_SEEDS,
     format_interval,
-    star_ratings,
     verdict_from_interval,
 )
 
@@ -59,6 +58,5 @@ __all__ = [
     "paired_difference",
     "paired_log_ratio",
     "resampled_km_medians",
-    "star_ratings",
     "verdict_from_interval",
 ]

@@ -1,4 +1,4 @@
-"""Turning intervals into words, strings and star ratings.
+"""Turning intervals into words and strings.
 
 Convention shared by all helpers: a NaN bound means "unbounded on that side" (for
 example the upper limit of a median that is never reached: "> budget").
@@ -7,8 +7,6 @@ example the upper limit of a median that is never reached: "> budget").
 from __future__ import annotations
 
 import math
-
-import numpy as np
 
 DEFAULT_LABELS = ("better", "worse", "no clear difference")
 
@@ -79,39 +77,3 @@ def format_interval(
     if math.isnan(low) and math.isnan(high):
         return head
     return f"{head} [{num(low, missing)}, {num(high, unbounded)}]"
-
-
-def star_ratings(estimates, lows, highs, higher_is_better: bool, n_stars: int = 3) -> list[int]:
-    """Measured star rating (1..n_stars) of each arm from its estimate and interval.
-
-    Rule: the best estimate gets ``n_stars``, and so does every arm whose interval overlaps
-    the interval of a best arm (statistically tied; NaN bounds are unbounded).  Every other
-    arm is placed by ``frac = |estimate - best| / |worst - best|`` (worst = the worst
-    finite estimate): ``max(1, ceil((1 - frac) * (n_stars - 1)))`` stars, i.e. for three
-    stars: 2 if it is less than halfway from the best to the worst, else 1.  An arm with a
-    NaN estimate (e.g. target never reached) gets 1 star.
-    """
-    if n_stars < 2:
-        raise ValueError("n_stars must be at least 2")
-    est = np.asarray(estimates, dtype=float)
-    lo = np.where(np.isnan(lows), -np.inf, np.asarray(lows, dtype=float))
-    hi = np.where(np.isnan(highs), np.inf, np.asarray(highs, dtype=float))
-    if not (est.shape == lo.shape == hi.shape):
-        raise ValueError("estimates, lows and highs must have the same length")
-    finite = ~np.isnan(est)
-    if not finite.any():
-        return [1] * est.size
-    sign = 1.0 if higher_is_better else -1.0
-    best = np.max(sign * est[finite]) * sign
-    worst = np.min(sign * est[finite]) * sign
-    best_arms = np.flatnonzero(finite & (est == best))
-    stars = []
-    for i in range(est.size):
-        if not finite[i]:
-            stars.append(1)
-        elif est[i] == best or any(lo[i] <= hi[j] and lo[j] <= hi[i] for j in best_arms):
-            stars.append(n_stars)
-        else:
-            frac = abs(est[i] - best) / abs(worst - best)
-            stars.append(max(1, math.ceil((1 - frac) * (n_stars - 1))))
-    return stars

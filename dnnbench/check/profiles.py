@@ -189,7 +189,10 @@ def _experiment_profile(table: dict, where: str):
             overrides.update(_need(table, key, dict, where))
     overrides["stop_at_target"] = False
     try:
-        exp = files.override(files.load(source), overrides, f"{where}.set")
+        exp = files.load(source)
+        if exp.tune is not None:  # the default arms: a tuned arm is chosen, not trained as one
+            overrides.setdefault(files.TUNE_FACTOR, "default")
+        exp = files.override(exp, overrides, f"{where}.set")
         arms = [Arm(a.name, files.make_spec(a.settings, None, where))
                 for a in files.expand(exp)]
     except files.ExperimentError as e:

@@ -18,6 +18,10 @@ penalties included), final_test_accuracy, final_test_loss, compile_s (the progra
 step_ms (the arm's share of one step of its program: program step time x arm lanes /
 program lanes), eval_ms (likewise), time_to_target_s, program (index of the compiled
 program), program_lanes, spec_hash.
+A file with ``[tune]`` (:mod:`files`) also has tuned arms (factor ``lr_source``): each is
+trained as its sweep, one planned arm per grid point in the lanes of its structure's program,
+and :func:`choose_tuned` keeps the point with the best median (its rows renamed to the tuned
+arm) and drops the others before the target is found.
 ``<name>-<dataset>-curves.csv``: arm, seed, step, train_loss, eval_loss, eval_accuracy,
 learning_rate (the schedule's, at the last step before the evaluation).
 ``<name>-<dataset>-layers.csv`` (experiments with ``diagnostics = true``): arm, seed, step

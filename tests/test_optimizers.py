@@ -204,21 +204,20 @@ def test_preset_is_the_packaged_file_with_the_command_options():
 
 
 def test_speed_vs_quality_figure_of_the_fixture():
-    """The tradeoff figure (any file with a target) on the optimizers fixture: one marker per
+    """The speed-vs-quality kind (any file with a target) on the optimizers fixture: one marker per
     arm at its KM median steps and mean final eval accuracy; an arm that never reached its
     median sits at the budget; tuned arms dashed; every marker named."""
     from pathlib import Path
-    from types import SimpleNamespace
 
     from dnnbench.experiments import generic
+    from dnnbench.report.figure_kinds import FigureInput
     from dnnbench.report.io import read_results
-    from dnnbench.report.tradeoff import DODGE, tradeoff_figure
+    from dnnbench.report.plots import DODGE, speed_quality_figure
 
     runs, meta = read_results(Path(__file__).parent / "fixtures" / "results" /
                               "optimizers-digits-runs.csv")
     definition = files.parse(json.loads(meta["experiment_definition"]), "fixture")
-    fig = tradeoff_figure(SimpleNamespace(exp=definition, runs=runs, curves=None, layers=None,
-                                          dataset="digits"))
+    fig = speed_quality_figure(FigureInput(definition, runs, dataset="digits"))
     (ax,) = [a for a in fig.axes if a.get_visible()]
     assert "3 seeds per arm" in fig._suptitle.get_text().replace("\n", " ")
     s = generic.summarize(definition, runs)
@@ -243,8 +242,7 @@ def test_speed_vs_quality_figure_of_the_fixture():
     assert gaps.min() > 5
     assert len(ax.texts) == len(s)
     # no target, no figure
-    assert tradeoff_figure(SimpleNamespace(exp=definition, runs=runs.assign(target=0.0),
-                                           curves=None, layers=None, dataset="")) is None
+    assert speed_quality_figure(FigureInput(definition, runs.assign(target=0.0))) is None
 
 
 def test_same_command_resumes_with_identical_results(quick_run):

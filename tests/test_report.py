@@ -66,7 +66,8 @@ def test_report_writes_html_markdown_and_figures(written):
     assert figures == sorted([
         "depth-sweep-digits-steps-to-target.png", "depth-sweep-digits-timing.png",
         "depth-sweep-digits-curves.png", "depth-sweep-digits-kaplan-meier.png",
-        "optimizers-digits-steps-to-target.png",
+        "optimizers-digits-steps-to-target.png", "optimizers-digits-speed-vs-quality.png",
+        "optimizers-digits-train-loss.png",
         "transfer-digits-paired-accuracy.png", "transfer-digits-gains.png"])
     assert "report.html" in result.stderr and result.stdout == ""
 
@@ -162,7 +163,7 @@ def test_markdown_report_refers_to_the_written_figures(written):
     for title in SECTION_TITLES + ["Claims", "Metadata"]:
         assert f"## {title}" in md
     links = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", md)
-    assert len(links) == 7 and all((out / link).is_file() for link in links)
+    assert len(links) == 9 and all((out / link).is_file() for link in links)
     assert "| depth | bn | activation | reached | steps to target |" in md
     assert "| bn-fewer-steps |" in md
 

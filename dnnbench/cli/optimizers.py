@@ -203,7 +203,7 @@ def optimizers(
     from dnnbench.cli.run import execute
 
     execute(experiment, data, seeds, out, fresh=fresh, force=force, plot=plot,
-            meta={"experiment_file": experiment.source, "quick": quick})
+            meta={"experiment_file": exp.FILE, "preset": "optimizers", "quick": quick})
 
 
 def register(app: typer.Typer) -> None:

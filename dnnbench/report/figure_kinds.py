@@ -82,9 +82,13 @@ FIGURES: dict[str, FigureKind] = {k.name: k for k in (
                "Left: ms per training step of all seeds vmapped (compile and evaluation "
                "excluded); right: time to target = median steps x step time, with the "
                "steps' 95% interval.", f"{_P}:timing_figure"),
-    FigureKind("speed-vs-quality", "steps to target against the mean final eval accuracy, per "
-               "arm", "Per arm: the Kaplan-Meier median steps to target against the mean "
-               "final eval accuracy, 95% intervals (better: lower right).",
+    FigureKind("speed-vs-quality", "steps to target against a final metric (the first shown; "
+               "final eval accuracy), per arm",
+               "Speed against quality per arm: the Kaplan-Meier median steps to target "
+               "against the mean of the first shown final metric, 95% intervals (upper left "
+               "is fast and good for an accuracy). An open marker at the budget: the median "
+               "was not reached; arms with equal medians are spread sideways; dashed: the "
+               "later levels of the second factor (e.g. tuned arms).",
                f"{_P}:speed_quality_figure"),
     FigureKind("learning-rate", "learning rate and eval accuracy against the step (arms whose "
                "rate changes during training)", "Per arm: the learning rate (log axis) and "

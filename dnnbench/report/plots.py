@@ -405,38 +405,77 @@ def _arm_label(exp, arm: str) -> str:
     return arm.split("=", 1)[-1] if len(exp.factors) == 1 else arm
 
 
+DODGE = 0.013  # sideways spread of arms with equal median steps, share of the budget
+
+
 def speed_quality_figure(inp: FigureInput):
-    """Per arm, the Kaplan-Meier median steps to target against the mean final eval accuracy
-    (95% intervals). None when no arm's median was reached."""
+    """Speed vs quality, per arm: x the Kaplan-Meier median steps to target (95% interval; a
+    median never reached sits at the budget as an open marker), y the first shown final
+    metric (final eval accuracy when none is shown; mean, 95% interval). Colour: the level of
+    the first varying factor; dashed bars: the later levels of the second (e.g. tuned arms).
+    Arms with equal medians (steps lie on the evaluation grid) are spread sideways by
+    ``DODGE`` of the budget; every marker is named. None when the runs have no target."""
     from matplotlib.figure import Figure
 
     from dnnbench.experiments.generic import summarize
-    from dnnbench.report.figures import PALETTE
+    from dnnbench.report.figures import PALETTE, _figure_legend, n_seeds_text
     from dnnbench.report.generic import LABELS
 
     exp, runs = inp.exp, inp.runs
-    metric = "final_eval_accuracy"
-    shown = exp if metric in exp.show else dataclasses.replace(exp, show=(*exp.show, metric))
-    summary = summarize(shown, runs)
-    if not np.isfinite(summary["median_steps"].astype(float)).any():
+    if "target" not in runs or not (runs["target"].astype(float) > 0).any():
         return None
-    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    metric = next((m for m in exp.show if m not in ("steps_to_target", "time_to_target_s")),
+                  "final_eval_accuracy")
+    shown = exp if metric in exp.show else dataclasses.replace(exp, show=(*exp.show, metric))
+    s = summarize(shown, runs)
+    varied = [f for f in exp.factors if len(exp.factors[f]) > 1]
+    colours = _levels(s[varied[0]]) if varied else []
+    styles = _levels(s[varied[1]]) if len(varied) > 1 else []
+    budget = float(runs["max_steps"].max())
+    fig = Figure(figsize=(11, 5.6), layout="constrained")
     ax = fig.subplots()
-    for k, (_, r) in enumerate(summary.iterrows()):
-        y = r["median_steps"]
-        if not np.isfinite(y):
-            continue
-        x = r[metric]
-        xerr = [[max(x - r[f"{metric}_low"], 0)], [max(r[f"{metric}_high"] - x, 0)]]
-        hi = r["steps_high"] if np.isfinite(r["steps_high"]) else y
-        lo = r["steps_low"] if np.isfinite(r["steps_low"]) else y
-        ax.errorbar([x], [y], xerr=xerr, yerr=[[y - lo], [hi - y]], marker="o", capsize=3,
-                    color=PALETTE[k % len(PALETTE)], label=_arm_label(exp, r["arm"]))
-    ax.set_xlabel(f"{LABELS[metric]} (mean, 95% CI)")
-    ax.set_ylabel("steps to target (KM median, 95% CI)")
+    at = s["median_steps"].astype(float).fillna(budget).to_numpy()
+    shift, tied = np.zeros(len(s)), np.zeros(len(s), bool)
+    for x0 in np.unique(at):  # ties: centred offsets -1.5, -0.5, 0.5, 1.5 ... x DODGE x budget
+        same = np.flatnonzero(at == x0)
+        shift[same] = (np.arange(same.size) - (same.size - 1) / 2) * DODGE * budget
+        tied[same] = same.size > 1
+    for i, (_, r) in enumerate(s.iterrows()):
+        colour = PALETTE[colours.index(r[varied[0]]) % len(PALETTE) if varied else 0]
+        name = ", ".join(str(r[f]) for f in varied) or r["arm"]
+        reached = np.isfinite(r["median_steps"])
+        x = r["median_steps"] if reached else budget
+        lo = r["steps_low"] if np.isfinite(r["steps_low"]) else x
+        hi = r["steps_high"] if np.isfinite(r["steps_high"]) else budget
+        xerr = [[max(x - lo, 0)], [max(hi - x, 0)]] if reached else None
+        x += shift[i]
+        y, y_lo, y_hi = r[metric], r[f"{metric}_low"], r[f"{metric}_high"]
+        yerr = [[max(y - y_lo, 0)], [max(y_hi - y, 0)]] if np.isfinite(y) else None
+        bars = ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="o" if reached else ">", ms=8,
+                           color=colour, mfc=colour if reached else "white", capsize=3, lw=1.5,
+                           label=f"{name} ({r['reached']}/{r['n']} reached)")
+        if styles and styles.index(r[varied[1]]) > 0:
+            for line in bars[2]:
+                line.set_linestyle("--")
+        if np.isfinite(y):  # the name just above the interval bar
+            ax.annotate(name, (x, y_hi if np.isfinite(y_hi) else y), xytext=(0, 4),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=8,
+                        color=colour, rotation=90 if tied[i] else 0)
+    lo_y, hi_y = ax.get_ylim()
+    ax.set_ylim(lo_y, hi_y + 0.2 * (hi_y - lo_y))  # room for the names
+    ax.axvline(budget, color="0.4", ls=":", lw=1,
+               label="step budget (open marker: median not reached)")
+    ax.set_xlim(0, budget * 1.1)
+    split = {"val": "validation"}.get(_split(runs), _split(runs))
+    ax.set_xlabel(f"steps to {_target_text(runs)} {split} accuracy (Kaplan-Meier median, "
+                  "95% CI; equal medians spread sideways)")
+    ax.set_ylabel(f"{LABELS.get(metric, metric)} (mean, 95% CI)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best", ncol=2 if len(summary) > 8 else 1)
-    _title(fig, f"{exp.name}: speed vs quality ({_seeds(runs)} seeds; better: lower right)")
+    _figure_legend(fig, [ax], ncol=3)
+    dashed = f"; dashed: {varied[1]} {', '.join(map(str, styles[1:]))}" if styles else ""
+    better = "lower" if "loss" in metric else "upper"
+    _title(fig, f"{exp.title or exp.name}: speed vs quality on {inp.dataset} "
+                f"({n_seeds_text(runs)}; {better} left is best{dashed})")
     return fig
 
 

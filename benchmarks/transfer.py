@@ -24,7 +24,6 @@ Measured in one run on this machine:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import subprocess
@@ -39,6 +38,7 @@ from common import eval_flops, matmul_gflops, train_flops
 
 from dnnbench.cli.common import quick_subset
 from dnnbench.data import load_dataset
+from dnnbench.experiments import files
 from dnnbench.experiments import transfer as exp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,20 +56,18 @@ TINY = {
 }
 
 
-def config_from_meta(meta: dict) -> exp.TransferConfig:
-    c = dict(meta["config"])
-    c["pairs"] = tuple(tuple(p) for p in c["pairs"])
-    c["seeds"] = tuple(c["seeds"])
-    c["widths"] = tuple(c["widths"])
-    fields = {f.name for f in dataclasses.fields(exp.TransferConfig)}
-    return exp.TransferConfig(**{k: v for k, v in c.items() if k in fields})
+def configs_from_meta(meta: dict, data) -> list[exp.TransferConfig]:
+    """The configuration of every class pair of a run, from the experiment its metadata
+    records."""
+    recorded = files.parse(json.loads(meta["experiment_definition"]), "recorded definition")
+    return [g.cfg for g in exp.plan(recorded, data, range(meta["config"]["seeds"]))]
 
 
-def protocol_flops(cfg: exp.TransferConfig, data) -> tuple[float, float]:
-    """(training FLOPs, evaluation FLOPs) of every arm, pair and seed of ``cfg``."""
-    n_seeds, d = len(cfg.seeds), data.n_features
+def protocol_flops(cfgs: list[exp.TransferConfig], data) -> tuple[float, float]:
+    """(training FLOPs, evaluation FLOPs) of every arm, pair and seed of ``cfgs``."""
     train = evaluate = 0.0
-    for pos, neg in cfg.pairs:
+    for cfg, (pos, neg) in ((c, pair) for c in cfgs for pair in c.pairs):
+        n_seeds, d = len(cfg.seeds), data.n_features
         task_a, task_b = exp.split_tasks(data, pos, neg, cfg.train_size)
         for spec, task, copies in ((exp.spec_a(cfg, task_a), task_a, 1),
                                    (exp.spec_b(cfg, task_b), task_b, 2)):  # B and B-on-A
@@ -103,31 +101,31 @@ def scenario(name: str, args: list[str], gflops: float) -> None:
         import pandas as pd
 
         runs = pd.read_csv(runs_path)
-    cfg = config_from_meta(meta)
     data = load_dataset(meta["dataset"]["name"], download=False)
     if meta.get("quick"):
         data = quick_subset(data)
     if data.fingerprint != meta["dataset"]["fingerprint"]:
         raise SystemExit(f"{name}: the data loaded here differ from the command's; FLOPs "
                          "would be wrong")
-    train, evaluate = protocol_flops(cfg, data)
+    cfgs = configs_from_meta(meta, data)
+    train, evaluate = protocol_flops(cfgs, data)
     after = matmul_gflops()
     print(f"\nfp32 matmul throughput: {gflops:.1f} GFLOP/s before, {after:.1f} after")
     gflops = max(gflops, after)
-    per_program = runs.groupby(["pair", "arm"])["compile_s"].first()
+    per_program = runs.groupby(["pair", "stage"])["compile_s"].first()
     compile_s, n_programs = per_program.sum(), int((per_program > 0).sum())
     t_train = train / (gflops * 1e9)
     t_all = (train + evaluate) / (gflops * 1e9)
     print(f"\n[{name}] dnnbench transfer {' '.join(args)}")
-    print(f"  {len(cfg.pairs)} pair(s) x 3 arms x {len(cfg.seeds)} seeds; wall {wall:.1f} s "
+    print(f"  {len(cfgs)} pair(s) x 3 arms x {len(cfgs[0].seeds)} seeds; wall {wall:.1f} s "
           f"(compile included: {compile_s:.1f} s in {n_programs} programs)")
     print(f"  training {train / 1e12:.3f} TFLOP -> {t_train:.1f} s at {gflops:.1f} GFLOP/s; "
           f"wall / FLOP time = {wall / t_train:.2f} (target <= 2)")
     print(f"  with evaluation {(train + evaluate) / 1e12:.3f} TFLOP -> {t_all:.1f} s; "
           f"wall / FLOP time = {wall / t_all:.2f}")
     for line in stdout.splitlines():
-        if line.startswith(("Verdict", "Across")):
-            print(f"  {line}")
+        if "B on A's layers" in line:  # the file's claim, checked on the run
+            print(f"  {' '.join(line.replace('│', ' ').split())}")
 
 
 def main() -> None:

@@ -494,22 +494,24 @@ def test_compare_incompatible_inputs_exit_2(tmp_path, case, message):
 
 
 def test_compare_transfer_results_on_accuracy(tmp_path):
-    """No steps to target: each class pair and arm compared on its test accuracy."""
+    """No target (the transfer stages): each arm compared on its final test accuracy."""
     rng = np.random.default_rng(0)
 
     def transfer(shift):
-        return pd.DataFrame([{"experiment": "transfer", "pair": "3v5", "arm": arm, "seed": s,
-                              "test_accuracy": acc + (shift if arm == "B-on-A" else 0)
+        return pd.DataFrame([{"experiment": "transfer", "arm": f"pair=3v5,stage={stage}",
+                              "pair": "3v5", "stage": stage, "seed": s, "target": 0.0,
+                              "reached": False, "steps_to_target": None, "max_steps": 120,
+                              "final_test_accuracy": acc + (shift if stage == "B-on-A" else 0)
                               + 0.005 * rng.standard_normal(), "diverged": False,
                               "step_ms": 1.0}
-                             for arm, acc in (("B", 0.80), ("B-on-A", 0.85))
+                             for stage, acc in (("B", 0.80), ("B-on-A", 0.85))
                              for s in range(20)])
 
     a = write_result(tmp_path / "a", transfer(0.0), experiment="transfer")
     b = write_result(tmp_path / "b", transfer(-0.05), experiment="transfer")
     res = runner.invoke(app, ["compare", str(a), str(b), "--fail-on-regression"])
     assert res.exit_code == 1, res.output
-    assert "3v5 B-on-A" in res.stdout and "│ steps" not in res.stdout
+    assert "pair=3v5,stage=B-on-A" in res.stdout and "│ steps" not in res.stdout
     assert "1 regression(s)" in res.output
     fixtures = ROOT / "tests" / "fixtures" / "results"
     res = runner.invoke(app, ["compare", str(fixtures), str(fixtures)])

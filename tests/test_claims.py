@@ -93,22 +93,25 @@ def optimizer_runs(steps: dict, acc: dict, noise=0.05, seed=1, max_steps=500) ->
 
 
 def transfer_runs(gains: dict, noise=0.01, seed=2, n_seeds=8) -> pd.DataFrame:
+    """Runs of `dnnbench transfer` (the common table of the transfer protocol)."""
     rng = np.random.default_rng(seed)
     rows = []
     for pair, gain in gains.items():
         pos, neg = (int(c) for c in pair.split("v"))
         for s in range(n_seeds):
             base = 0.85 + 0.02 * rng.standard_normal()
-            for arm, acc in (("A", 0.97), ("B", base),
-                             ("B-on-A", base + gain + noise * rng.standard_normal())):
+            for stage, acc in (("A", 0.97), ("B", base),
+                               ("B-on-A", base + gain + noise * rng.standard_normal())):
                 rows.append({
-                    "experiment": "transfer", "dataset": "digits", "pair": pair,
-                    "pos_class": pos, "neg_class": neg, "arm": arm, "seed": s,
-                    "train_size": 1000 if arm == "A" else 200,
-                    "reuse_layers": 3 if arm == "B-on-A" else 0, "freeze_epochs": 4,
-                    "unfreeze_epochs": 16, "learning_rate": 0.001, "unfreeze_lr": None,
-                    "epochs": 20, "test_accuracy": acc, "test_loss": 0.3, "diverged": False,
-                    "compile_s": 1.0, "step_ms": 0.1, "spec_hash": f"{pair}{arm}"})
+                    "experiment": "transfer", "dataset": "digits",
+                    "arm": f"pair={pair},stage={stage}", "pair": pair, "pos_class": pos,
+                    "neg_class": neg, "stage": stage, "train_size": 200,
+                    "train_examples": 1000 if stage == "A" else 200, "reuse_layers": 3,
+                    "freeze_epochs": 4, "unfreeze_epochs": 16, "unfreeze_lr": 0.001,
+                    "epochs_a": 20, "epochs": 20, "learning_rate": 0.001, "seed": s,
+                    "reached": False, "steps_to_target": None, "diverged": False,
+                    "final_test_accuracy": acc, "final_test_loss": 0.3, "compile_s": 1.0,
+                    "step_ms": 0.1, "spec_hash": f"{pair}{stage}"})
     return pd.DataFrame(rows)
 
 

@@ -1,10 +1,12 @@
-"""`dnnbench transfer`: the task split, bitwise freezing, the fresh paired head, the statistics,
-the CLI end to end (three files, exact columns, verdict) and its bad-input handling."""
+"""The transfer protocol and `dnnbench transfer`, its preset: the task split, bitwise freezing,
+the fresh paired head, model A shared by the groups that need it, the gain verdicts, the CLI
+end to end (the common schema, the same numbers as `dnnbench run transfer-learning`) and its
+bad-input handling."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -175,61 +177,29 @@ def test_head_is_fresh_and_identical_in_b_and_b_on_a(programs):
     assert not same_bits(other["head"], b["head"])  # the head does depend on the seed
 
 
-# ----------------------------------------------------------------------------- statistics
+# ----------------------------------------------------------------------------- the gains
 
-def fake_runs(diffs, acc_b=0.8, pair="3v5") -> pd.DataFrame:
-    rows = []
-    for arm in exp.ARMS:
-        for seed, d in enumerate(diffs):
-            acc = {"A": 0.9, "B": acc_b, "B-on-A": acc_b + d}[arm]
-            rows.append({"experiment": "transfer", "dataset": "x", "pair": pair,
-                         "pos_class": 3, "neg_class": 5, "arm": arm, "seed": seed,
-                         "train_size": 200 if arm != "A" else 1000,
-                         "reuse_layers": 3 if arm == "B-on-A" else 0,
-                         "freeze_epochs": 4 if arm == "B-on-A" else 0,
-                         "unfreeze_epochs": 16 if arm != "A" else 20, "learning_rate": 0.001,
-                         "unfreeze_lr": 0.001 if arm == "B-on-A" else np.nan, "epochs": 20,
-                         "test_accuracy": acc, "test_loss": 0.3, "diverged": False,
-                         "compile_s": 1.0, "step_ms": 0.5, "spec_hash": "h"})
-    return pd.DataFrame(rows)[exp.RUN_COLUMNS]
+def paired(diffs, acc_b=0.8) -> pd.DataFrame:
+    """A (seed x [B, B-on-A]) frame of test accuracies with the given per-seed gains."""
+    return pd.DataFrame({"B": acc_b, "B-on-A": acc_b + np.asarray(diffs)})
 
 
-def test_summary_verdicts_never_call_an_interval_spanning_zero_a_win():
+def test_gain_verdicts_never_call_an_interval_spanning_zero_a_win():
+    """The transfer figures' verdict per pair: "helps" / "hurts" only when the paired interval
+    excludes zero and enough seeds back it."""
+    from dnnbench.report.transfer import gains
+
     rng = np.random.default_rng(0)
-    helps = exp.summarize(fake_runs(0.02 + rng.normal(0, 0.004, 20))).iloc[0]
-    assert helps["verdict"] == "helps" and helps["n_better"] == 20
-    assert helps["diff_low"] > 0 and helps["diff"] == pytest.approx(2.0, abs=0.3)
-    assert helps["verdict_line"].startswith("transfer helps by +")
-    assert "better in 20/20 seeds" in helps["verdict_line"]
-    # error 0.2 -> 0.18: about a 10% reduction
-    assert helps["err_reduction"] == pytest.approx(0.1, abs=0.03)
-    assert helps["err_reduction_low"] < helps["err_reduction"] < helps["err_reduction_high"]
-
-    hurts = exp.summarize(fake_runs(-0.03 + rng.normal(0, 0.004, 20))).iloc[0]
-    assert hurts["verdict"] == "hurts" and hurts["verdict_line"].startswith("transfer hurts by -")
-
-    noisy = exp.summarize(fake_runs(rng.normal(0, 0.02, 20) - 0.001)).iloc[0]
-    assert noisy["diff_low"] < 0 < noisy["diff_high"]
-    assert noisy["verdict"] == "no clear effect"
-    assert noisy["verdict_line"].startswith("no clear effect (")
-
-    few = exp.summarize(fake_runs([0.05, 0.06, 0.04])).iloc[0]  # consistent but only 3 seeds
-    assert few["verdict"] == "too few seeds for a verdict"
-    assert few["verdict_line"].startswith("too few seeds for a verdict (+")
-
-
-def test_distribution_across_pairs():
-    rng = np.random.default_rng(1)
-    runs = pd.concat([fake_runs(0.02 + rng.normal(0, 0.004, 10), pair="0v1"),
-                      fake_runs(-0.02 + rng.normal(0, 0.004, 10), pair="0v2"),
-                      fake_runs(rng.normal(0, 0.03, 10), pair="1v2")])
-    summary = exp.summarize(runs)
-    assert list(summary["pair"]) == ["0v1", "0v2", "1v2"]
-    dist = exp.across_pairs(summary)
-    assert (dist["helps"], dist["hurts"], dist["unclear"], dist["n_pairs"]) == (1, 1, 1, 3)
-    assert dist["median"] == pytest.approx(sorted(summary["diff"])[1])
-    text = exp.across_pairs_text(dist, 10)
-    assert "helps in 1, hurts in 1, no clear effect in 1" in text and "10 seeds" in text
+    g = gains([("helps", paired(0.02 + rng.normal(0, 0.004, 20))),
+               ("hurts", paired(-0.03 + rng.normal(0, 0.004, 20))),
+               ("noisy", paired(rng.normal(0, 0.02, 20) - 0.001)),
+               ("few", paired([0.05, 0.06, 0.04]))]).set_index("label")
+    assert g.loc["helps", "verdict"] == "helps" and g.loc["helps", "low"] > 0
+    assert g.loc["helps", "diff"] == pytest.approx(2.0, abs=0.3)  # points
+    assert g.loc["hurts", "verdict"] == "hurts" and g.loc["hurts", "high"] < 0
+    assert g.loc["noisy", "low"] < 0 < g.loc["noisy", "high"]
+    assert g.loc["noisy", "verdict"] == "no clear effect"
+    assert g.loc["few", "verdict"] == "too few seeds for a verdict"  # consistent, 3 seeds
 
 
 # ----------------------------------------------------------------------------- CLI end to end
@@ -259,36 +229,46 @@ def quick_run(tmp_path_factory):
     return out, result, calls
 
 
-def test_quick_run_writes_three_files_with_exact_columns(quick_run):
+def test_quick_run_writes_the_common_schema(quick_run):
+    from dnnbench.experiments import files, generic
+
     out, result, _ = quick_run
     assert result.exit_code == 0, result.output
     runs = pd.read_csv(out / "transfer-synthetic-runs.csv")
     curves = pd.read_csv(out / "transfer-synthetic-curves.csv")
     meta = json.loads((out / "transfer-synthetic-meta.json").read_text())
-    assert list(runs.columns) == exp.RUN_COLUMNS
-    assert list(curves.columns) == exp.CURVE_COLUMNS
+    for column in (*exp.STAGE_COLUMNS, *generic.METRIC_COLUMNS, "experiment", "dataset",
+                   "arm", "learning_rate", "batch_size", "max_steps", "eval_every"):
+        assert column in runs.columns, column
+    assert list(curves.columns) == generic.CURVE_COLUMNS
     assert meta["schema_version"] == 1 and meta["quick"] is True
-    assert len(runs) == 3 * 3  # 3 arms x 3 seeds (--quick)
+    # the file layer's definition: report, claims and summary rebuild the experiment from it
+    recorded = files.parse(json.loads(meta["experiment_definition"]), "meta")
+    assert recorded.name == "transfer" == meta["experiment"] and recorded.protocol == "transfer"
+    assert recorded.base["pair"] == "1v0" and recorded.base["epochs_a"] == 2
+    assert len(runs) == 3 * 3  # 3 stages x 3 seeds (--quick)
+    assert (runs["experiment"] == "transfer").all()
     assert set(zip(runs["pair"], runs["pos_class"], runs["neg_class"])) == {("1v0", 1, 0)}
-    assert set(runs["arm"]) == set(exp.ARMS) and set(runs["seed"]) == {0, 1, 2}
-    b_rows = runs[runs["arm"] != "A"]
-    assert (b_rows["train_size"] == 200).all() and (b_rows["epochs"] == 2).all()
-    t = runs[runs["arm"] == "B-on-A"]
-    assert (t["reuse_layers"] == 3).all() and (t["freeze_epochs"] == 1).all()
-    assert (t["unfreeze_lr"] == 0.001).all() and runs.loc[runs["arm"] != "B-on-A",
-                                                           "unfreeze_lr"].isna().all()
-    a_rows = runs[runs["arm"] == "A"]
-    assert (a_rows["train_size"] > 1000).all() and (a_rows["epochs"] == 2).all()
-    assert runs["test_accuracy"].between(0, 1).all() and not runs["diverged"].any()
+    assert list(dict.fromkeys(runs["arm"])) == ["stage=A", "stage=B", "stage=B-on-A"]
+    assert set(runs["stage"]) == set(exp.ARMS) and set(runs["seed"]) == {0, 1, 2}
+    b_rows = runs[runs["stage"] != "A"]
+    assert (b_rows["train_examples"] == 200).all() and (b_rows["epochs"] == 2).all()
+    # the group's settings in every stage's rows (levels comparable across stages)
+    assert (runs["train_size"] == 200).all() and (runs["reuse_layers"] == 3).all()
+    assert (runs["freeze_epochs"] == 1).all() and (runs["unfreeze_lr"] == 0.001).all()
+    a_rows = runs[runs["stage"] == "A"]
+    assert (a_rows["train_examples"] > 1000).all() and (a_rows["epochs"] == 2).all()
+    assert runs["final_test_accuracy"].between(0, 1).all() and not runs["diverged"].any()
     assert runs["step_ms"].gt(0).all() and runs["compile_s"].gt(0).all()
-    assert runs.groupby("arm")["spec_hash"].nunique().eq(1).all()
+    assert runs.groupby("stage")["spec_hash"].nunique().eq(1).all()
     assert runs["spec_hash"].nunique() == 3
-    # one evaluation per epoch, for every arm and seed
-    assert set(curves["epoch"]) == {1, 2} and len(curves) == 3 * 3 * 2
-    verdict = [ln for ln in result.stdout.splitlines() if ln.startswith("Verdict (synthetic, 1v0")]
-    assert len(verdict) == 1 and "better in" in verdict[0] and "/3 seeds" in verdict[0]
-    assert "too few seeds for a verdict" in verdict[0]  # 3 seeds never support a verdict
-    assert "Transfer on synthetic: task B" in result.stdout
+    # one evaluation per epoch on the validation split, for every stage and seed
+    epochs = curves["step"] // curves["arm"].map(runs.groupby("arm")["eval_every"].first())
+    assert set(epochs) == {1, 2} and len(curves) == 3 * 3 * 2
+    # the file layer's summary: B-on-A against B, A not compared; 3 seeds never give a verdict
+    assert "not compared" in result.stdout and "reference" in result.stdout
+    assert "too few seeds for a verdict" in result.stdout
+    assert "Claims of the experiment file" in result.stdout
 
 
 def test_quick_run_pairs_seeds_and_feeds_seed_i_of_a_to_seed_i_of_b_on_a(quick_run):
@@ -311,34 +291,19 @@ def test_quick_run_pairs_seeds_and_feeds_seed_i_of_a_to_seed_i_of_b_on_a(quick_r
     assert kernels.shape[0] == 3 and not np.array_equal(kernels[0], kernels[1])
 
 
-def test_the_packaged_file_gives_the_commands_numbers_in_the_common_schema(quick_run, tmp_path):
-    """`dnnbench run transfer-learning` (the protocol as data) and `dnnbench transfer` (its
-    preset, documented files) train the same programs: the same accuracies, bit for bit."""
-    from dnnbench.experiments import generic
-
+def test_the_command_is_a_preset_of_the_packaged_file(quick_run, tmp_path):
+    """`dnnbench run transfer-learning` and `dnnbench transfer` (its preset, named "transfer")
+    write the same table: the same numbers, bit for bit."""
     out, result, _ = quick_run
     assert result.exit_code == 0, result.output
     r = runner.invoke(app, ["run", "transfer-learning", "--quick", "--dataset", "synthetic",
                             "--set", "pair=1v0", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
     common = pd.read_csv(tmp_path / "transfer-learning-synthetic-runs.csv")
-    legacy = pd.read_csv(out / "transfer-synthetic-runs.csv")
-    for column in ("stage", "pair", "train_size", "reuse_layers", "freeze_epochs",
-                   "unfreeze_lr", "final_test_accuracy", "final_eval_accuracy", "max_steps",
-                   "eval_every", "program", "spec_hash"):
-        assert column in common.columns, column
-    assert set(generic.METRIC_COLUMNS) <= set(common.columns)
-    key = ["pair", "stage", "seed"]
-    both = common.merge(legacy.rename(columns={"arm": "stage"}), on=key, suffixes=("", "_l"))
-    assert len(both) == len(legacy) == 9
-    np.testing.assert_array_equal(both["final_test_accuracy"], both["test_accuracy"])
-    np.testing.assert_array_equal(both["final_test_loss"], both["test_loss"])
-    for column in ("epochs", "spec_hash"):
-        assert (both[column] == both[f"{column}_l"]).all(), column
-    assert (both["train_examples"] == both["train_size_l"]).all()
-    assert (both["train_size"] == 200).all() and (both["reuse_layers"] == 3).all()
-    # A learns another task: it is not compared with the reference (B); B-on-A is
-    assert "not compared" in r.output and "too few seeds for a verdict" in r.output
+    preset = pd.read_csv(out / "transfer-synthetic-runs.csv")
+    assert list(common.columns) == list(preset.columns)
+    timing = ["experiment", "compile_s", "step_ms", "eval_ms"]
+    pd.testing.assert_frame_equal(common.drop(columns=timing), preset.drop(columns=timing))
     meta = json.loads((tmp_path / "transfer-learning-synthetic-meta.json").read_text())
     assert meta["units"] == 1 and "compiled_programs" not in meta
 
@@ -355,62 +320,92 @@ def test_transfer_units_travel_as_small_recipes_that_rebuild_the_same_unit(quick
     from dnnbench.experiments.units import UnitStore
 
     synthetic = quick_subset(load_dataset("synthetic"))
-    cfg = exp.TransferConfig(pairs=((1, 0),), epochs_a=2, freeze_epochs=1, unfreeze_epochs=1,
-                             seeds=(0, 1, 2), timing="none")
-    units = exp.build_units(cfg, synthetic, worker_data=worker_data(synthetic, None, True))
+    preset = exp.preset("synthetic", [(1, 0)], 3,
+                        {"epochs_a": 2, "freeze_epochs": 1, "unfreeze_epochs": 1})
+    units = exp.build_file_units(preset, synthetic, range(3), timing=False,
+                                 worker_data=worker_data(synthetic, None, True))
     store = UnitStore(tmp_path, exp.EXPERIMENT, synthetic.name, synthetic.fingerprint)
     blob = pickle.dumps(task_for(units[0], store))
     assert len(blob) < 8000  # names and numbers, not the data set
     material, (runs, curves) = run_task(pickle.loads(blob))
     assert material == store.key_material(units[0])
     local_runs, local_curves = units[0].compute()
-    timing = ["compile_s", "step_ms"]
+    timing = ["compile_s", "step_ms", "eval_ms"]
     pd.testing.assert_frame_equal(runs.drop(columns=timing), local_runs.drop(columns=timing))
     pd.testing.assert_frame_equal(curves, local_curves)
     quick = pd.read_csv(quick_run[0] / "transfer-synthetic-runs.csv")  # and the command's
-    np.testing.assert_array_equal(runs["test_accuracy"], quick["test_accuracy"])
+    np.testing.assert_array_equal(runs["final_test_accuracy"], quick["final_test_accuracy"])
 
 
-def test_build_units_one_per_pair_timing_first_only(data):
-    cfg = exp.TransferConfig(pairs=((0, 1), (0, 2), (1, 2)), seeds=(0, 1), timing="first",
-                             train_size=64)
-    units = exp.build_units(cfg, data)
+def test_units_one_per_pair_timing_first_only(data):
+    preset = exp.preset("synthetic", [(0, 1), (0, 2), (1, 2)], 2, {"train_size": 64})
+    assert list(preset.factors) == ["pair", "stage"] and "pair" not in preset.base
+    units = exp.build_file_units(preset, data, range(2), timing="first")
     assert [u.label for u in units] == ["pair 0v1", "pair 0v2", "pair 1v2"]
     keys = [json.dumps(u.key_parts, default=str) for u in units]
     assert len(set(keys)) == 3
     assert [dict(u.key_parts[1])["timing"] for u in units] == [True, False, False]
-    other = exp.build_units(dataclasses.replace(cfg, train_size=100), data)
+    other = exp.build_file_units(exp.preset("synthetic", [(0, 1), (0, 2), (1, 2)], 2,
+                                            {"train_size": 100}), data, range(2))
     assert json.dumps(other[0].key_parts, default=str) != keys[0]
 
 
-def test_pairs_all_command_prints_the_distribution(tmp_path, monkeypatch):
-    """The --pairs all path of the command (training replaced by fabricated results)."""
-    from dnnbench.experiments.units import Unit
+A_ONCE = """
+name = "a-once"
+protocol = "transfer"
+dataset = "synthetic"
+[base]
+widths = [8, 8]
+learning_rate = 0.05
+batch_size = 16
+train_size = 64
+pair = "3v5"
+epochs_a = 1
+freeze_epochs = 1
+unfreeze_epochs = 1
+[factors]
+stage = ["A", "B", "B-on-A"]
+reuse_layers = [1, 2]
+"""
 
-    rng = np.random.default_rng(2)
 
-    def fake_units(cfg, data):
-        assert cfg.timing == "first" and len(cfg.pairs) == 45
-        units = []
-        effects = [(0.02, 0.004), (0.03, 0.004), (-0.02, 0.004), (0.0, 0.03)]  # (mean, sd)
-        for (pos, neg), (mean, sd) in zip(cfg.pairs[:4], effects, strict=False):
-            label = exp.pair_label(pos, neg)
-            runs = fake_runs(rng.normal(mean, sd, len(cfg.seeds)), pair=label)
-            curves = pd.DataFrame({c: [] for c in exp.CURVE_COLUMNS})
-            units.append(Unit(label, (label,), lambda r=runs, c=curves: (r, c)))
-        return units
+def test_groups_that_differ_in_b_settings_share_one_model_a(data, tmp_path, monkeypatch):
+    """Two levels of a B setting (reuse_layers): A is trained once (and B, the same for
+    both), its rows written once; every group gets the numbers it gets alone."""
+    import dnnbench.train.arm as arm_module
+    from dnnbench.experiments import files
 
-    monkeypatch.setattr(exp, "build_units", fake_units)
-    result = runner.invoke(app, ["transfer", "--pairs", "all", "--dataset", "synthetic",
-                                 "--seeds", "8", "--out", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    assert "Transfer on synthetic, every class pair (8 seeds per arm" in result.stdout
-    line = [ln for ln in result.stdout.splitlines() if ln.startswith("Across 4 class pairs")]
-    assert len(line) == 1 and "8 seeds each" in line[0]
-    assert "hurts in 1" in line[0] and "no clear effect in 1" in line[0]
-    assert "helps in 2" in line[0]
-    runs = pd.read_csv(tmp_path / "transfer-synthetic-runs.csv")
-    assert list(runs.columns) == exp.RUN_COLUMNS and runs["pair"].nunique() == 4
+    path = tmp_path / "a-once.toml"
+    path.write_text(A_ONCE)
+    both = files.load(str(path))
+    calls = []
+    real = arm_module.train_arm
+
+    def counting(spec, data, seeds, **kwargs):
+        calls.append(spec.loss if "init_params" not in kwargs else "B-on-A")
+        return real(spec, data, seeds, **kwargs)
+
+    monkeypatch.setattr(arm_module, "train_arm", counting)
+    units = exp.build_file_units(both, data, range(2), timing=False)
+    assert len(units) == 1
+    runs, curves = units[0].compute()
+    assert sorted(calls) == ["B-on-A", "B-on-A", "sigmoid", "softmax"]  # A once, B once
+    assert list(dict.fromkeys(runs["arm"])) == [
+        "stage=A", "stage=B,reuse_layers=1", "stage=B-on-A,reuse_layers=1",
+        "stage=B,reuse_layers=2", "stage=B-on-A,reuse_layers=2"]
+    assert list(dict.fromkeys(curves["arm"])) == list(dict.fromkeys(runs["arm"]))
+    a_rows = runs[runs["stage"] == "A"]
+    assert len(a_rows) == 2 and a_rows["reuse_layers"].isna().all()  # A reuses nothing
+    assert (runs.loc[runs["stage"] != "A", "reuse_layers"] == [1, 1, 1, 1, 2, 2, 2, 2]).all()
+    metrics = ["final_test_accuracy", "final_test_loss", "final_eval_accuracy",
+               "final_train_loss", "spec_hash"]
+    for k in (1, 2):  # the same numbers as the group trained alone (its own A and B)
+        alone = files.override(both, {"reuse_layers": k})
+        r, _ = exp.build_file_units(alone, data, range(2), timing=False)[0].compute()
+        mine = runs[runs["reuse_layers"].isna() | (runs["reuse_layers"] == k)]
+        pd.testing.assert_frame_equal(mine[metrics].reset_index(drop=True),
+                                      r[metrics].reset_index(drop=True))
+    assert len(calls) == 4 + 2 * 3
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -461,3 +456,90 @@ def test_pairs_share_three_programs_and_a_shared_program_gives_each_pair_its_own
     accs = [r.results["B"].trace.test_acc for r in results]
     assert not np.array_equal(accs[0], accs[1])
     assert all(np.all((a >= 0) & (a <= 1)) for a in accs)
+
+
+# ----------------------------------------------------------------------------- figures
+
+FIXTURE = Path(__file__).parent / "fixtures" / "results" / "transfer-digits-runs.csv"
+
+
+@pytest.fixture(scope="module")
+def fixture_input():
+    """The --quick --pairs all fixture (3 class pairs, 3 seeds) as a figure's input."""
+    from dnnbench.experiments import files
+    from dnnbench.report.generic import figure_input
+    from dnnbench.report.io import read_results
+
+    runs, meta = read_results(FIXTURE)
+    exp_ = files.parse(json.loads(meta["experiment_definition"]), "<fixture>")
+    return figure_input(exp_, runs, FIXTURE, "digits")
+
+
+def visible_axes(fig):
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+def data_lines(ax):
+    return [ln for ln in ax.lines if len(ln.get_xdata())]
+
+
+def test_the_file_declares_the_transfer_figures_and_one_pair_has_no_gains(fixture_input):
+    import dataclasses
+
+    from dnnbench.report import figure_kinds
+
+    assert fixture_input.exp.figures == ("metric", "paired-accuracy", "gains")
+    drawn = figure_kinds.draw(fixture_input)
+    assert list(drawn) == ["final-test-accuracy", "paired-accuracy", "gains"]
+    assert all(caption for _, caption in drawn.values())
+    runs = fixture_input.runs
+    one = dataclasses.replace(fixture_input, runs=runs[runs["pair"] == "0v2"])
+    assert figure_kinds.FIGURES["gains"].draw(one) == {}
+    assert list(figure_kinds.FIGURES["paired-accuracy"].draw(one)) == ["paired-accuracy"]
+
+
+def test_paired_accuracy_joins_b_and_b_on_a_of_each_seed(fixture_input):
+    from dnnbench.report.transfer import paired_accuracy_kind
+
+    fig = paired_accuracy_kind(fixture_input)
+    axes = visible_axes(fig)
+    assert [ax.get_title() for ax in axes] == ["pair 0v1 (3 seeds)", "pair 0v2 (3 seeds)",
+                                               "pair 0v3 (3 seeds)"]
+    assert "3 seeds per arm" in fig._suptitle.get_text().replace("\n", " ")
+    for ax in axes:  # one line per seed joining B and B-on-A, plus the mean
+        assert len(data_lines(ax)) == 4 and "test accuracy" in ax.get_ylabel()
+    runs = fixture_input.runs
+    t = runs[(runs["pair"] == "0v1") & (runs["seed"] == 0)].set_index("stage")
+    expected = [t.loc["B", "final_test_accuracy"] * 100,
+                t.loc["B-on-A", "final_test_accuracy"] * 100]
+    assert data_lines(axes[0])[0].get_ydata() == pytest.approx(expected)
+
+
+def many_pairs(runs: pd.DataFrame, k: int) -> pd.DataFrame:
+    """``k`` copies of the fixture's pairs under new labels (for the across-pairs figure)."""
+    parts = []
+    for i in range(k):
+        part = runs.copy()
+        part["pair"] = part["pair"] + f"-{i}"
+        part["arm"] = part["arm"] + f"-{i}"
+        part["final_test_accuracy"] = np.clip(part["final_test_accuracy"] + 0.002 * i
+                                              * (part["stage"] == "B-on-A"), 0, 1)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_gains_per_pair_sorted_and_their_distribution(fixture_input):
+    from dnnbench.report.transfer import gains, gains_figure, paired_arms
+
+    factors = list(fixture_input.exp.factors)
+    runs = fixture_input.runs
+    fig = gains_figure(runs, factors, "digits")
+    (ax,) = visible_axes(fig)
+    assert len(ax.containers) == 3  # mean gain with CI per pair
+    g = gains(paired_arms(runs, factors)).sort_values("diff", kind="stable")
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(g["label"])  # by gain
+    assert "B-on-A minus B" in ax.get_xlabel()
+    ax, hist = visible_axes(gains_figure(many_pairs(runs, 3), factors, "digits"))  # 9 pairs
+    assert len(ax.containers) == 9
+    assert sum(p.get_height() for p in hist.patches) == 9  # every pair in the histogram
+    assert hist.get_ylabel() == "class pairs"

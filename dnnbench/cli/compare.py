@@ -36,12 +36,15 @@ def _result_sets(path: Path) -> dict[tuple[str, str], tuple[Path, object]]:
     return out
 
 
-def _per_pair(runs):
-    """A transfer table as arms ``<pair> <arm>`` with its test accuracy as the final one."""
-    if "pair" not in runs.columns or "test_accuracy" not in runs.columns:
-        return runs
-    return runs.assign(arm=runs["pair"].astype(str) + " " + runs["arm"].astype(str),
-                       final_test_accuracy=runs["test_accuracy"])
+def _has_steps(runs) -> bool:
+    """Whether the runs have steps to a target (the transfer protocol's stages have none:
+    target 0, every run trains its whole budget)."""
+    import pandas as pd
+
+    if "steps_to_target" not in runs.columns:
+        return False
+    return "target" not in runs.columns or bool(
+        pd.to_numeric(runs["target"], errors="coerce").fillna(1).gt(0).any())
 
 
 def compare(
@@ -69,7 +72,7 @@ def compare(
     mean final test accuracy (difference in points with its interval), each with a verdict
     (ok / regression / improvement) from the same one-sided tests against a minimum effect as
     `dnnbench check`. Seeds are treated as independent samples, even when A and B used the
-    same ones. Transfer results (no steps to target): the test accuracy per class pair and arm.
+    same ones. Results without a target (the transfer stages): the final test accuracy per arm.
     Exit 0, or 1 with --fail-on-regression when an arm regressed; 2 for unusable inputs,
     different experiments, data sets or arms.
     """
@@ -99,9 +102,7 @@ def compare(
     reports = []
     for exp, ds in common:
         (fa, ra), (fb, rb) = sets[0][exp, ds], sets[1][exp, ds]
-        steps = "steps_to_target" in ra.columns
-        if not steps:
-            ra, rb = _per_pair(ra), _per_pair(rb)
+        steps = _has_steps(ra)
         try:
             report = compare_runs(ra, rb, th, fresh_seeds=False, names=("A", "B"), steps=steps)
         except IncompatibleRuns as e:

@@ -76,11 +76,12 @@ def run(
 def execute(exp, data, n_seeds: int, out: Path, *, fresh: bool = False, force: bool = False,
             plot: bool = False, meta: dict | None = None, one_program_per_arm: bool = False,
             lanes_per_unit: int | None = None, worker_data=None, executor: str = "local",
-            scheduler=None, workers=None, slurm_param=None):
+            scheduler=None, workers=None, slurm_param=None, timing: bool | str = True):
     """Train ``exp`` (its arms x ``n_seeds`` paired seeds, on ``data``) with its protocol,
     resumably into ``out``, then print the summary and claims (and, with ``plot``, write the
     figures). Shared by `dnnbench run` and the commands that are presets over a packaged
-    file. Returns (runs, curves, paths)."""
+    file. ``timing``: measure the step time in every unit, in the "first" only (a transfer
+    sweep over class pairs), or not at all (False). Returns (runs, curves, paths)."""
     from dnnbench.experiments import files, generic, protocols
 
     config = {"base": exp.base, "factors": exp.factors, "reference": exp.reference,
@@ -97,7 +98,7 @@ def execute(exp, data, n_seeds: int, out: Path, *, fresh: bool = False, force: b
         stage = 1
         while True:  # a search's stages: each later one drawn from the results so far
             try:
-                units = protocols.build_units(exp, data, range(n_seeds),
+                units = protocols.build_units(exp, data, range(n_seeds), timing=timing,
                                               one_program_per_arm=one_program_per_arm,
                                               lanes_per_unit=lanes_per_unit,
                                               worker_data=worker_data)

@@ -13,9 +13,7 @@ from dnnbench.cli.common import (
     check_positive,
     err_console,
     load_data,
-    out_console,
     quick_subset,
-    run_experiment,
     usage_error,
     warn,
     within_limits,
@@ -96,11 +94,12 @@ def transfer(
 
     The textbook protocol: A = 3x100 ReLU net on 8 classes (SGD 0.001, 20 epochs, batch 32);
     B = the same net with one sigmoid unit on 200 images of the two held-out classes; B-on-A
-    reuses A's hidden layers, frozen for 4 epochs, then trains them for 16 more. Reports each
-    arm's test accuracy with a 95% interval, the paired difference, its p-value, the seeds in
-    which transfer helps, the error-rate reduction and a plain verdict. The same protocol
-    as an experiment file: dnnbench run transfer-learning.
+    reuses A's hidden layers, frozen for 4 epochs, then trains them for 16 more. A preset of
+    the packaged experiment file transfer-learning (dnnbench run transfer-learning), named
+    "transfer": the same summary (each arm's mean test accuracy with its 95% interval, B-on-A
+    against B paired by seed, with its interval and verdict), claims and figures.
     """
+    from dnnbench.cli.run import execute
     from dnnbench.experiments import transfer as exp
     from dnnbench.report.console import plural
 
@@ -158,12 +157,6 @@ def transfer(
     if train_size < batch_size:
         warn(f"--train-size {train_size} is smaller than --batch-size {batch_size}; the B arms "
              f"use batches of {train_size}.")
-
-    cfg = exp.TransferConfig(
-        pairs=tuple(pair_list), learning_rate=lr, unfreeze_lr=unfreeze_lr,
-        batch_size=batch_size, epochs_a=epochs_a, freeze_epochs=freeze_epochs,
-        unfreeze_epochs=unfreeze_epochs, train_size=train_size, reuse_layers=reuse_layers,
-        seeds=tuple(range(seeds)), timing="first" if len(pair_list) > 1 else "all")
     too_small = [p for p in pair_list if _a_train_count(exp, data, p) < batch_size]
     if too_small:
         usage_error(f"--batch-size {batch_size} is larger than task A's training split for "
@@ -171,53 +164,30 @@ def transfer(
     steps_a = epochs_a * (max(_a_train_count(exp, data, p) for p in pair_list) // batch_size)
     with within_limits():
         check("steps", steps_a, f"--epochs-a {epochs_a:,} (model A's steps)")
-        check_memory(run_bytes(lanes=seeds, layer_sizes=(data.n_features, *cfg.widths,
+        check_memory(run_bytes(lanes=seeds, layer_sizes=(data.n_features, *(100,) * DEPTH,
                                                          data.n_classes),
                                batch_size=batch_size, steps=steps_a, n_evals=epochs_a),
                      f"model A with {seeds} seeds and {epochs_a:,} epochs")
+    preset = exp.preset(data.name, pair_list, seeds, {
+        "learning_rate": lr, "unfreeze_lr": unfreeze_lr, "batch_size": batch_size,
+        "epochs_a": epochs_a, "freeze_epochs": freeze_epochs,
+        "unfreeze_epochs": unfreeze_epochs, "train_size": train_size,
+        "reuse_layers": reuse_layers})
     err_console().print(
         f"transfer on {data.name}: {plural(len(pair_list), 'class pair')}, "
         f"{plural(seeds, 'seed')}, {len(pair_list) * 3} vmapped programs", highlight=False)
-    kwargs = {} if executor == "local" else {
-        "worker_data": executors.worker_data(data, data_dir, quick)}
-    units = exp.build_units(cfg, data, **kwargs)
-    with executors.executor_for(executor, scheduler=scheduler, workers=workers,
-                                slurm_param=slurm_param, out=out) as ex:
-        runs, _curves, paths = run_experiment(
-            exp.EXPERIMENT, units, data, out, fresh=fresh, force=force, executor=ex,
-            meta={"config": cfg.__dict__, "quick": quick, "a_seed_offset": exp.A_SEED_OFFSET,
-                  "pairs_mode": "all" if pairs is not None else "one"})
-
-    from dnnbench.report.transfer import pair_tables, pairs_table
-
-    summary = exp.summarize(runs)
-    console = out_console()
-    if len(summary) == 1:
-        row = summary.iloc[0]
-        for t in pair_tables(row, data.name, data.class_names):
-            console.print(t)
-        typer.echo(f"Verdict ({data.name}, {row['pair']}, {plural(int(row['n_b']), 'seed')}): "
-                   f"{row['verdict_line']}")
-    else:
-        console.print(pairs_table(summary, data.name, data.class_names))
-        typer.echo(exp.across_pairs_text(exp.across_pairs(summary), seeds))
-    if plot:
-        _plot(paths["runs"])
+    execute(preset, data, seeds, out, fresh=fresh, force=force, plot=plot,
+            meta={"experiment_file": exp.PRESET_FILE, "preset": "transfer", "quick": quick,
+                  "a_seed_offset": exp.A_SEED_OFFSET,
+                  "pairs_mode": "all" if pairs is not None else "one"},
+            timing="first" if len(pair_list) > 1 else True,
+            worker_data=executors.worker_data(data, data_dir, quick)
+            if executor != "local" else None, executor=executor, scheduler=scheduler,
+            workers=workers, slurm_param=slurm_param)
 
 
 def _a_train_count(exp, data, pair) -> int:
     return len(data.y_train) - exp.task_b_train_count(data, *pair)
-
-
-def _plot(runs_path: Path) -> None:
-    try:
-        from dnnbench.report import figures
-        plot_results = figures.plot_results
-    except (ImportError, AttributeError):
-        warn("--plot: figures are not available in this version "
-             "(dnnbench.report.figures.plot_results is missing); the CSVs are written.")
-        return
-    plot_results(runs_path)
 
 
 def register(app: typer.Typer) -> None:

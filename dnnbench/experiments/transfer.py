@@ -29,8 +29,8 @@ Seed i of B and of B-on-A use the same PRNG key, so they see the same data order
 *same* fresh head (and fresh layers beyond K): Flax derives each parameter's initial value from
 the init key and the layer name, and both arms build the same model from the same spec. A is
 trained with PRNG seed ``A_SEED_OFFSET + i`` (pairing seed i), so that A's initial weights are
-independent of B's; seed i's trained A feeds seed i's B-on-A (A is retrained for every seed
-and every class pair). All seeds of an arm train in one ``jit(vmap)`` program (see
+independent of B's; seed i's trained A feeds seed i's B-on-A (an A per seed and class pair,
+shared by the settings of the B arms, see below). All seeds of an arm train in one ``jit(vmap)`` program (see
 :func:`dnnbench.train.arm.train_arm`), three programs per class pair; with several pairs,
 every split is padded to the largest pair's row count (padding is never drawn for training
 and has weight 0 in evaluations), so that all pairs with the same steps per epoch share the
@@ -47,48 +47,45 @@ afterwards it returns the inner optimizer's updates. ``-0.0`` rather than ``opta
 ``+0.0`` because ``p + (-0.0) == p`` bit for bit for every float ``p``, while ``-0.0 + 0.0`` is
 ``+0.0``: frozen layers stay *bitwise* unchanged (tested).
 
-Output columns
---------------
-``transfer-<dataset>-runs.csv``, one row per (pair, arm, seed), in :data:`RUN_COLUMNS` order:
+Sharing A (and B)
+-----------------
+A *group* is a class pair with one setting of every factor but ``stage``. Groups that differ
+only in settings of the B arms (:data:`B_SETTINGS`: train_size, freeze_epochs,
+unfreeze_epochs, unfreeze_lr, reuse_layers) need the same model A: it is trained once per
+distinct A (pair, A's run settings, seeds), in one unit together with every group that reuses
+it, and its rows are written once (a B setting that differs between those groups is empty in
+A's rows, and its factor is left out of A's arm name). Within such a unit, B from scratch is
+trained once per distinct B (train size and spec: B-on-A variants that differ only in
+reuse_layers or unfreeze_lr share it); its rows are written for every group, as each group's
+B is the reference of its B-on-A.
 
-- experiment: "transfer"; dataset: the data set name (e.g. "mnist");
-- pair: ``"<pos>v<neg>"`` (e.g. "3v5"); pos_class, neg_class: original labels of task B's
-  positive and negative class;
-- arm: "A" | "B" | "B-on-A"; seed: the pairing seed i (A's PRNG seed is A_SEED_OFFSET + i);
-- train_size: training images the arm was trained on (A: all task-A training images);
-- reuse_layers: hidden layers taken from A (0 for A and B);
-- freeze_epochs: epochs with the reused layers frozen (0 for A and B);
-- unfreeze_epochs: epochs with every layer trainable (A: its epochs; B: its epochs);
-- learning_rate: the arm's learning rate (B-on-A: of its head and fresh layers);
-- unfreeze_lr: B-on-A: learning rate of the reused layers after unfreezing; empty for A and B;
-- epochs: total epochs of the arm;
-- test_accuracy, test_loss: on the arm's task test images (A: the task-A test images, 8-way for
-  10 classes; B arms: the task-B test images, binary); NaN if diverged;
-- diverged: the loss became NaN/inf;
-- compile_s: compiling the arm's program (all seeds); with several pairs the pairs share the
-  programs (see :class:`SharedPrograms`), so it is 0 for a pair that reused one; step_ms: one
-  training step of all the
-  arm's seeds vmapped together, after warm-up, evaluation excluded; measuring it re-runs a few
-  evaluation chunks of the arm (for A: a few epochs), so ``--pairs all`` measures it for the
-  first pair only and leaves it empty (NaN) for the others (``TransferConfig.timing``);
-- spec_hash: ``RunSpec.hash`` for A and B; for B-on-A a hash of B's and A's spec hashes and the
-  transfer settings (reuse_layers, freeze steps, unfreeze_lr).
+Output
+------
+The common tables of the file layer (:mod:`dnnbench.experiments.generic`: one row per arm and
+seed, the same metric columns as every experiment: final_test_accuracy, final_eval_accuracy,
+...), with the protocol's columns :data:`STAGE_COLUMNS` before ``seed``:
 
-``transfer-<dataset>-curves.csv`` (:data:`CURVE_COLUMNS`): pair, arm, seed, step, epoch (steps
-divided by the arm's steps per epoch; one evaluation per epoch), train_loss (mean over the
-epoch's steps), eval_loss, eval_accuracy (on the task's *validation* images).
+- pair: ``"<pos>v<neg>"`` (e.g. "3v5"); pos_class, neg_class: the original labels of task B's
+  positive and negative class; stage: "A" | "B" | "B-on-A";
+- train_size: the B arms' training images (the group's setting, also in A's rows);
+  train_examples: the images the stage trained on (A: every task-A training image);
+- reuse_layers, freeze_epochs, unfreeze_epochs, unfreeze_lr: the group's B-on-A settings
+  (reuse_layers resolved: all hidden layers by default; unfreeze_lr: the learning rate by
+  default), in every stage's rows, so that levels stay comparable across stages;
+- epochs_a: A's epochs; epochs: the stage's own epochs (A: epochs_a; B and B-on-A:
+  freeze + unfreeze epochs).
 
-Statistics (:func:`summarize`, all from :mod:`dnnbench.stats`)
---------------------------------------------------------------
-Per pair and arm, mean test accuracy with a 95% bootstrap interval (``mean_ci``); the paired
-difference B-on-A minus B in accuracy points with its interval and a Wilcoxon signed-rank
-p-value (``paired_difference``); the seeds in which B-on-A is strictly better; the error-rate
-reduction ``1 - err(B-on-A) / err(B)`` as one minus the geometric mean of the per-seed error
-ratios with its interval (``paired_log_ratio``; seeds where either arm makes no test error are
-left out, ``err_reduction_n`` counts the seeds used). The verdict comes from the difference's
-interval (``verdict_from_interval``): "helps" / "hurts" only when it excludes zero, otherwise
-"no clear effect"; with fewer than :data:`MIN_SEEDS_FOR_VERDICT` paired seeds it is always
-"too few seeds for a verdict" (a bootstrap over 1-4 values cannot support a claim).
+``seed`` is the pairing seed i (A's PRNG seed is A_SEED_OFFSET + i); ``spec_hash`` is
+``RunSpec.hash`` for A and B, for B-on-A a hash of B's and A's spec hashes and the transfer
+settings (reuse_layers, freeze steps, unfreeze_lr). Curves: one evaluation per epoch on the
+task's *validation* images (``step / eval_every`` is the epoch). ``compile_s``: with several
+units the programs are shared (:class:`SharedPrograms`), so it is 0 where a unit reused one;
+``step_ms`` is measured in every unit, or (``timing="first"``, the command's ``--pairs all``)
+in the first one only and empty elsewhere.
+
+The paired comparison B-on-A against B is the file layer's (reference ``stage = B``; A learns
+another task and is not compared); the transfer figures (:mod:`dnnbench.report.transfer`)
+show it per seed, and across class pairs.
 """
 
 from __future__ import annotations
@@ -113,14 +110,6 @@ from dnnbench.data.base import Dataset
 from dnnbench.experiments import files
 from dnnbench.experiments.units import Unit
 from dnnbench.spec import RunSpec
-from dnnbench.stats import (
-    MIN_SEEDS_FOR_VERDICT,
-    TOO_FEW_SEEDS,
-    mean_ci,
-    paired_difference,
-    paired_log_ratio,
-    verdict_from_interval,
-)
 from dnnbench.train.engine import make_optimizer_of
 
 EXPERIMENT = "transfer"
@@ -131,17 +120,10 @@ DEFAULT_PAIRS: dict[str, tuple[int, int]] = {
     "fashion-mnist": (2, 0), "mnist": (3, 5), "digits": (3, 5), "synthetic": (3, 5)}
 FALLBACK_PAIR = (1, 0)  # any other data set
 A_SEED_OFFSET = 10_000
-ARMS = ("A", "B", "B-on-A")
-VERDICT_LABELS = ("helps", "hurts", "no clear effect")
-TIMING_MODES = ("all", "first", "none")
-
-RUN_COLUMNS = [
-    "experiment", "dataset", "pair", "pos_class", "neg_class", "arm", "seed", "train_size",
-    "reuse_layers", "freeze_epochs", "unfreeze_epochs", "learning_rate", "unfreeze_lr", "epochs",
-    "test_accuracy", "test_loss", "diverged", "compile_s", "step_ms", "spec_hash",
-]
-CURVE_COLUMNS = ["pair", "arm", "seed", "step", "epoch", "train_loss", "eval_loss",
-                 "eval_accuracy"]
+PRESET_FILE = "transfer-learning"  # the packaged file that `dnnbench transfer` runs
+ARMS = ("A", "B", "B-on-A")  # the stages
+# the protocol's settings that shape the B arms only (groups differing only in them share A)
+B_SETTINGS = ("train_size", "freeze_epochs", "unfreeze_epochs", "unfreeze_lr", "reuse_layers")
 
 
 # ----------------------------------------------------------------------------- class pairs
@@ -244,10 +226,6 @@ class TransferConfig:
     train_size: int = 200
     reuse_layers: int | None = None  # None: all hidden layers
     seeds: tuple[int, ...] = tuple(range(20))
-    # step_ms: measured for "all" pairs, the "first" pair only (the step of every pair has
-    # the same shapes but for the number of task-A images), or "none"; each measurement
-    # compiles three more small programs per arm.
-    timing: str = "all"
 
     @property
     def depth(self) -> int:
@@ -424,37 +402,63 @@ class SharedPrograms:
         return result
 
 
-def train_pair(cfg: TransferConfig, data: Dataset, pos: int, neg: int, *,
-               timing: bool = True, shared: SharedPrograms | None = None,
-               extra: Extra = ()) -> PairResult:
-    """Train A, B and B-on-A on every seed (three vmapped programs, or the ``shared`` ones of
-    a sweep over pairs); ``timing``: measure the steady-state step time of each arm too;
-    ``extra``: further run settings of the stages' specs."""
+def a_settings(cfg: TransferConfig) -> tuple:
+    """What model A depends on besides the class pair and the other run settings: configs
+    that agree on it (and differ in :data:`B_SETTINGS` only) share one A."""
+    return (cfg.widths, cfg.activation, cfg.init, cfg.optimizer, cfg.learning_rate,
+            cfg.batch_size, cfg.epochs_a, tuple(cfg.seeds))
+
+
+def train_groups(cfgs: Sequence[TransferConfig], data: Dataset, pos: int, neg: int, *,
+                 timing: bool = True, shared: SharedPrograms | None = None,
+                 extra: Extra = ()) -> list[PairResult]:
+    """Train A once for ``cfgs`` (settings of one class pair that share A: they differ in
+    :data:`B_SETTINGS` only), then for each config B (once per distinct B: train size and
+    spec) and B-on-A, from seed i's A for seed i; three vmapped programs per config, or the
+    ``shared`` ones of a sweep over pairs. ``timing``: measure the steady-state step time of
+    each arm too; ``extra``: further run settings of the stages' specs. One PairResult per
+    config (their A is the same object)."""
     from dnnbench.train.arm import train_arm
+
+    if len({a_settings(cfg) for cfg in cfgs}) != 1:
+        raise ValueError("train_groups: the configs do not share model A")
 
     def train(arm, spec, task, seeds, **kwargs):
         if shared is None:
             return train_arm(spec, task, seeds, timing=timing, **kwargs)
         return shared.train(arm, spec, task, seeds, timing=timing, **kwargs)
 
-    task_a, task_b = split_tasks(data, pos, neg, cfg.train_size)
-    sa, sb = spec_a(cfg, task_a, extra), spec_b(cfg, task_b, extra)
-    seeds = tuple(cfg.seeds)
+    task_a, _ = split_tasks(data, pos, neg, cfgs[0].train_size)
+    sa = spec_a(cfgs[0], task_a, extra)
+    seeds = tuple(cfgs[0].seeds)
     res_a = train("A", sa, task_a, [A_SEED_OFFSET + s for s in seeds], return_params=True)
-    reused = hidden_layers(res_a.trace.params, cfg.reused)
+    params_a = res_a.trace.params
     res_a = res_a._replace(trace=res_a.trace._replace(params=None))
-    res_b = train("B", sb, task_b, seeds)
-    freeze_steps = cfg.freeze_epochs * steps_per_epoch(sb)
-    tx = transfer_tx(cfg.reused, freeze_steps, cfg.lr_after)
-    if shared is None:
-        res_t = train("B-on-A", sb, task_b, seeds, init_params=reused,
-                      merge_params=reuse_params, make_tx=tx)
-    else:
-        res_t = train("B-on-A", sb, task_b, seeds, init_params=reused,
-                      merge_params=reuse_params, make_tx=tx,
-                      variant=(cfg.reused, freeze_steps, cfg.lr_after))
-    return PairResult(task_a, task_b, {"A": sa, "B": sb, "B-on-A": sb},
-                      {"A": res_a, "B": res_b, "B-on-A": res_t})
+    trained_b: dict[tuple, Any] = {}
+    out = []
+    for cfg in cfgs:
+        _, task_b = split_tasks(data, pos, neg, cfg.train_size)
+        sb = spec_b(cfg, task_b, extra)
+        key = (cfg.train_size, sb.hash)
+        if key not in trained_b:
+            trained_b[key] = train("B", sb, task_b, seeds)
+        freeze_steps = cfg.freeze_epochs * steps_per_epoch(sb)
+        tx = transfer_tx(cfg.reused, freeze_steps, cfg.lr_after)
+        variant = {} if shared is None else {
+            "variant": (cfg.reused, freeze_steps, cfg.lr_after)}
+        res_t = train("B-on-A", sb, task_b, seeds,
+                      init_params=hidden_layers(params_a, cfg.reused),
+                      merge_params=reuse_params, make_tx=tx, **variant)
+        out.append(PairResult(task_a, task_b, {"A": sa, "B": sb, "B-on-A": sb},
+                              {"A": res_a, "B": trained_b[key], "B-on-A": res_t}))
+    return out
+
+
+def train_pair(cfg: TransferConfig, data: Dataset, pos: int, neg: int, *,
+               timing: bool = True, shared: SharedPrograms | None = None,
+               extra: Extra = ()) -> PairResult:
+    """Train A, B and B-on-A of one config (see :func:`train_groups`)."""
+    return train_groups([cfg], data, pos, neg, timing=timing, shared=shared, extra=extra)[0]
 
 
 # ----------------------------------------------------------------------------- as data
@@ -471,39 +475,33 @@ _STAGE_FIELDS = ("widths", "activation", "init", "optimizer", "learning_rate", "
                  "bn_eval", "bn_eval_batch")
 
 
-def experiment(cfg: TransferConfig, dataset: str = DEFAULT_DATASET) -> files.Experiment:
-    """The command's configuration as an experiment file of the transfer protocol: the
-    factors pair (``cfg.pairs``) x stage, B the reference."""
-    base = {"widths": list(cfg.widths), "activation": cfg.activation, "init": cfg.init,
-            "optimizer": cfg.optimizer, "learning_rate": cfg.learning_rate,
-            "batch_size": cfg.batch_size, "train_size": cfg.train_size,
-            "epochs_a": cfg.epochs_a, "freeze_epochs": cfg.freeze_epochs,
-            "unfreeze_epochs": cfg.unfreeze_epochs}
-    if cfg.unfreeze_lr is not None:
-        base["unfreeze_lr"] = cfg.unfreeze_lr
-    if cfg.reuse_layers is not None:
-        base["reuse_layers"] = cfg.reuse_layers
-    return files.parse({
-        "name": EXPERIMENT, "protocol": "transfer", "dataset": dataset,
-        "seeds": len(cfg.seeds), "base": base, "reference": {"stage": "B"},
-        "factors": {"pair": [pair_label(*p) for p in cfg.pairs], "stage": list(ARMS)}},
-        f"{EXPERIMENT} command")
+def preset(dataset: str, pairs: Sequence[tuple[int, int]] | None, seeds: int,
+           settings: dict[str, Any]) -> files.Experiment:
+    """`dnnbench transfer`'s experiment: the packaged ``transfer-learning`` file named
+    "transfer", on ``dataset`` with ``seeds`` seeds and the command's ``settings`` in its
+    base (None values left out); ``pairs``: the class pairs as a factor (one pair: a base
+    setting), None: the data set's default pair."""
+    doc = files.to_doc(files.load(PRESET_FILE))
+    base = doc["base"] | {k: v for k, v in settings.items() if v is not None}
+    factors = doc["factors"]
+    if pairs is not None and len(pairs) > 1:
+        base.pop("pair", None)
+        factors = {"pair": [pair_label(*p) for p in pairs], **factors}
+    elif pairs is not None:
+        base["pair"] = pair_label(*pairs[0])
+    return files.parse(doc | {"name": EXPERIMENT, "dataset": dataset, "seeds": seeds,
+                              "base": base, "factors": factors},
+                       f"{files.find(PRESET_FILE)} (dnnbench transfer)")
 
 
 @dataclasses.dataclass(frozen=True)
 class Group:
-    """The arms (stages) of one class pair and setting: one unit, three programs."""
+    """The arms (stages) of one class pair and setting (groups that share A: one unit)."""
 
     index: int
     cfg: TransferConfig  # of one pair
     extra: Extra
     arms: tuple[files.ArmSettings, ...]
-
-    @property
-    def label(self) -> str:
-        others = [f"{f}={files.format_level(v)}" for f, v in self.arms[0].levels
-                  if f not in ("pair", "stage")]
-        return ", ".join([f"pair {pair_label(*self.cfg.pairs[0])}", *others])
 
 
 def _pair(value: str, data: Dataset, where: str) -> tuple[int, int]:
@@ -563,38 +561,75 @@ def _check(cfg: TransferConfig, data: Dataset, where: str) -> None:
         raise files.ExperimentError(f"{where}: {problems[0]} in {data.name}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """The groups that share one model A (one class pair, the same A settings): one unit."""
+
+    index: int
+    groups: tuple[Group, ...]
+
+    @property
+    def label(self) -> str:
+        g = self.groups[0]
+        shared = [f"{f}={files.format_level(v)}" for f, v in a_levels(self.groups)
+                  if f not in ("pair", "stage")]
+        more = f", {len(self.groups)} B settings" if len(self.groups) > 1 else ""
+        return ", ".join([f"pair {pair_label(*g.cfg.pairs[0])}", *shared]) + more
+
+
+def sources(groups: Sequence[Group]) -> list[Source]:
+    """``groups`` gathered by the model A they need (file order)."""
+    by_a: dict[tuple, list[Group]] = {}
+    for g in groups:
+        by_a.setdefault((g.cfg.pairs, a_settings(g.cfg), g.extra), []).append(g)
+    return [Source(i, tuple(gs)) for i, gs in enumerate(by_a.values())]
+
+
+def a_levels(groups: Sequence[Group]) -> list[tuple[str, Any]]:
+    """The factor levels of A's arm when ``groups`` share it: those all groups have (a factor
+    of the B arms whose level differs between them is left out)."""
+    first = groups[0].arms[0].levels
+    return [(f, v) for f, v in first
+            if all(dict(g.arms[0].levels).get(f) == v for g in groups[1:])]
+
+
 def build_file_units(exp: files.Experiment, data: Dataset, seeds: Sequence[int], *,
                      timing: bool | str = True, one_program_per_arm: bool = False,
                      frames=None, worker_data=None, lanes_per_unit: int | None = None
                      ) -> list[Unit]:
-    """The units of a transfer file: one per class pair and setting, training A, B and
-    B-on-A (the protocol's plug-in for :mod:`dnnbench.experiments.protocols`). With several
-    units their programs are shared (:class:`SharedPrograms`). ``timing``: measure the step
-    time in every unit, only in the "first", or not at all (False); ``frames`` and
-    ``worker_data`` as for :func:`dnnbench.experiments.generic.build_units` (the units then
-    carry a picklable recipe and run on an executor's workers). Arms are never lanes of one
-    program here (``one_program_per_arm`` and ``lanes_per_unit`` change nothing)."""
+    """The units of a transfer file: one per model A (a class pair and A's settings), training
+    A once and B and B-on-A for every group that shares it (the protocol's plug-in for
+    :mod:`dnnbench.experiments.protocols`). With several units their programs are shared
+    (:class:`SharedPrograms`). ``timing``: measure the step time in every unit, only in the
+    "first", or not at all (False); ``frames`` and ``worker_data`` as for
+    :func:`dnnbench.experiments.generic.build_units` (the units then carry a picklable recipe
+    and run on an executor's workers). Arms are never lanes of one program here
+    (``one_program_per_arm`` and ``lanes_per_unit`` change nothing)."""
     del one_program_per_arm, lanes_per_unit
+    if timing not in (True, False, "first"):
+        raise ValueError(f"timing must be True, False or 'first', got {timing!r}")
     groups = plan(exp, data, seeds)
-    shared = SharedPrograms([g.cfg for g in groups], data) if len(groups) > 1 else None
+    units_of = sources(groups)
+    shared = SharedPrograms([g.cfg for g in groups], data) if len(units_of) > 1 else None
     units = []
-    for g in groups:
-        pos, neg = g.cfg.pairs[0]
-        measure = bool(timing) and (timing != "first" or g.index == 0)
+    for src in units_of:
+        pos, neg = src.groups[0].cfg.pairs[0]
+        measure = bool(timing) and (timing != "first" or src.index == 0)
 
-        def compute(g=g, pos=pos, neg=neg, measure=measure):
-            result = train_pair(g.cfg, data, pos, neg, timing=measure, shared=shared,
-                                extra=g.extra)
-            out = group_frames(exp, g, data, result)
+        def compute(src=src, pos=pos, neg=neg, measure=measure):
+            results = train_groups([g.cfg for g in src.groups], data, pos, neg, timing=measure,
+                                   shared=shared, extra=src.groups[0].extra)
+            out = source_frames(exp, src, data, results)
             return out if frames is None else frames(*out)
 
-        key = dataclasses.asdict(g.cfg) | {
-            "pairs": None, "pair": (pos, neg), "timing": measure, "extra": g.extra,
-            "a_seed_offset": A_SEED_OFFSET, "code": _CODE_DIGEST,
-            "arms": [(a.name, a.levels) for a in g.arms], "experiment": exp.name}
+        key = {"pair": (pos, neg), "timing": measure, "a_seed_offset": A_SEED_OFFSET,
+               "code": _CODE_DIGEST, "experiment": exp.name,
+               "groups": [sorted((dataclasses.asdict(g.cfg) | {"pairs": None, "extra": g.extra,
+                                  "arms": [(a.name, a.levels) for a in g.arms]}).items())
+                          for g in src.groups]}
         remote = None if worker_data is None else functools.partial(
-            rebuild_unit, exp, worker_data, tuple(seeds), g.index, timing, frames)
-        units.append(Unit(g.label, (EXPERIMENT, sorted(key.items())), compute,
+            rebuild_unit, exp, worker_data, tuple(seeds), src.index, timing, frames)
+        units.append(Unit(src.label, (EXPERIMENT, sorted(key.items())), compute,
                           remote=remote))
     return units
 
@@ -605,165 +640,72 @@ def rebuild_unit(exp: files.Experiment, worker_data: Callable[[], Dataset],
     return build_file_units(exp, worker_data(), seeds, timing=timing, frames=frames)[index]
 
 
-def group_frames(exp: files.Experiment, g: Group, data: Dataset, result: PairResult
+def source_frames(exp: files.Experiment, src: Source, data: Dataset,
+                  results: Sequence[PairResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The common tables of one trained unit: A's rows once, then B's and B-on-A's rows of
+    every group (in the file's order of the stages)."""
+    runs, curves = [], []
+    for k, (g, result) in enumerate(zip(src.groups, results, strict=True)):
+        for arm in g.arms:
+            stage = dict(arm.levels)["stage"]
+            if stage == "A" and k > 0:
+                continue  # A is shared: its rows come with the first group
+            r, c = stage_frames(exp, g, arm, data, result, src.groups if stage == "A" else ())
+            runs.append(r)
+            curves.append(c)
+    columns = max((list(r.columns) for r in runs), key=len)
+    runs = pd.concat(runs, ignore_index=True)
+    for col in ("train_size", "freeze_epochs", "unfreeze_epochs", "reuse_layers"):
+        if runs[col].isna().any():  # left empty in A's rows: the others stay whole numbers
+            runs[col] = runs[col].astype("Int64")
+    return runs[columns + [c for c in runs.columns if c not in columns]], \
+        pd.concat(curves, ignore_index=True)
+
+
+def stage_frames(exp: files.Experiment, g: Group, arm: files.ArmSettings, data: Dataset,
+                 result: PairResult, sharing: Sequence[Group] = ()
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The common tables (:mod:`dnnbench.experiments.generic`) of one trained group: a row per
-    stage and seed, with the stage's values of :data:`STAGE_COLUMNS`."""
+    """The rows (a stage, every seed) of one arm of a trained group, with the stage's values
+    of :data:`STAGE_COLUMNS`; ``sharing``: for A, the groups that share it (a level or B
+    setting on which they differ is left out of A's name, and empty in its rows)."""
     from dnnbench.experiments import generic
 
     cfg = g.cfg
     pos, neg = cfg.pairs[0]
+    stage = dict(arm.levels)["stage"]
     sa, sb = result.specs["A"], result.specs["B"]
     freeze_steps = cfg.freeze_epochs * steps_per_epoch(sb)
     examples = {"A": len(result.task_a.y_train), "B": len(result.task_b.y_train),
                 "B-on-A": len(result.task_b.y_train)}
     epochs = {"A": cfg.epochs_a, "B": cfg.epochs_b, "B-on-A": cfg.epochs_b}
-    runs, curves = [], []
-    for arm in g.arms:
-        levels = dict(arm.levels)
-        stage = levels["stage"]
-        spec = result.specs[stage]
-        planned = generic.PlannedArm(arm, spec, 0)
-        r, c = generic.program_frames(exp, data, generic.Program(g.index, (planned,), spec, ()),
-                                      result.results[stage], cfg.seeds)
-        values = dict(zip(STAGE_COLUMNS, (
-            pair_label(pos, neg), pos, neg, stage, cfg.train_size, examples[stage],
-            cfg.reused, cfg.freeze_epochs, cfg.unfreeze_epochs, cfg.lr_after, cfg.epochs_a,
-            epochs[stage]), strict=True))
-        values |= {k: v for k, v in levels.items() if k in values}  # levels as the file names them
-        r = r.drop(columns=[k for k in values if k in r.columns])
-        at = r.columns.get_loc("seed")
-        for k, v in reversed(values.items()):
-            r.insert(at, k, v)
-        if stage == "B-on-A":
-            r["spec_hash"] = _hash(sb.hash, sa.hash, cfg.reused, freeze_steps, cfg.lr_after)
-        runs.append(r)
-        curves.append(c)
-    return pd.concat(runs, ignore_index=True), pd.concat(curves, ignore_index=True)
+    levels = dict(arm.levels)
+    if len(sharing) > 1:
+        kept = a_levels(sharing)
+        levels = dict(kept)
+        arm = dataclasses.replace(arm, name=",".join(
+            f"{f}={files.format_level(v)}" for f, v in kept), levels=tuple(kept))
+    spec = result.specs[stage]
+    planned = generic.PlannedArm(arm, spec, 0)
+    r, c = generic.program_frames(exp, data, generic.Program(g.index, (planned,), spec, ()),
+                                  result.results[stage], cfg.seeds)
+    values = dict(zip(STAGE_COLUMNS, (
+        pair_label(pos, neg), pos, neg, stage, cfg.train_size, examples[stage],
+        cfg.reused, cfg.freeze_epochs, cfg.unfreeze_epochs, cfg.lr_after, cfg.epochs_a,
+        epochs[stage]), strict=True))
+    values |= {k: v for k, v in levels.items() if k in values}  # levels as the file names them
+    for col in B_SETTINGS:
+        if len({b_value(other.cfg, col) for other in sharing}) > 1:  # empty in A's rows
+            values[col] = math.nan
+    r = r.drop(columns=[k for k in values if k in r.columns])
+    at = r.columns.get_loc("seed")
+    for k, v in reversed(values.items()):
+        r.insert(at, k, v)
+    if stage == "B-on-A":
+        r["spec_hash"] = _hash(sb.hash, sa.hash, cfg.reused, freeze_steps, cfg.lr_after)
+    return r, c
 
 
-def legacy_frames(dataset: str, runs: pd.DataFrame, curves: pd.DataFrame):
-    """The common tables in the documented schema of `dnnbench transfer` (:data:`RUN_COLUMNS`,
-    :data:`CURVE_COLUMNS`)."""
-    arms = runs.drop_duplicates("arm").set_index("arm")
-    on_a = runs["stage"] == "B-on-A"  # the transfer settings apply to B-on-A only
-    legacy = runs.assign(
-        experiment=EXPERIMENT, dataset=dataset, arm=runs["stage"],
-        train_size=runs["train_examples"], reuse_layers=runs["reuse_layers"].where(on_a, 0),
-        freeze_epochs=runs["freeze_epochs"].where(on_a, 0),
-        unfreeze_epochs=runs["unfreeze_epochs"].where(on_a, runs["epochs"]),
-        unfreeze_lr=runs["unfreeze_lr"].where(on_a, math.nan),
-        test_accuracy=runs["final_test_accuracy"], test_loss=runs["final_test_loss"],
-    )[RUN_COLUMNS]
-    stage = curves["arm"]
-    curves = curves.assign(pair=stage.map(arms["pair"]), arm=stage.map(arms["stage"]),
-                           epoch=(curves["step"] // stage.map(arms["eval_every"])).astype(int))
-    return legacy, curves[CURVE_COLUMNS]
-
-
-def build_units(cfg: TransferConfig, data: Dataset, worker_data=None) -> list[Unit]:
-    """The command's units: one per class pair (A, B and B-on-A), through the transfer
-    protocol, written in the command's documented schema."""
-    if cfg.timing not in TIMING_MODES:
-        raise ValueError(f"timing must be one of {', '.join(TIMING_MODES)}, got {cfg.timing!r}")
-    timing = {"all": True, "first": "first", "none": False}[cfg.timing]
-    return build_file_units(experiment(cfg, data.name), data, cfg.seeds, timing=timing,
-                            frames=functools.partial(legacy_frames, data.name),
-                            worker_data=worker_data)
-
-
-# ----------------------------------------------------------------------------- statistics
-
-def _arm(g: pd.DataFrame, arm: str) -> pd.DataFrame:
-    return g[g["arm"] == arm].sort_values("seed")
-
-
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per class pair (in order of appearance): per-arm mean accuracy [95% CI], the
-    paired B-on-A minus B difference in points [95% CI] with its Wilcoxon p-value, seeds
-    better / worse, the error-rate reduction [95% CI] and the verdict."""
-    rows = []
-    for label in pd.unique(runs["pair"]):
-        g = runs[runs["pair"] == label]
-        t_rows = _arm(g, "B-on-A")
-        row: dict[str, Any] = {"pair": label, "pos_class": int(g["pos_class"].iloc[0]),
-                               "neg_class": int(g["neg_class"].iloc[0]),
-                               "epochs_a": int(_arm(g, "A")["epochs"].iloc[0]),
-                               "epochs_b": int(t_rows["epochs"].iloc[0]),
-                               "reuse_layers": int(t_rows["reuse_layers"].iloc[0]),
-                               "freeze_epochs": int(t_rows["freeze_epochs"].iloc[0]),
-                               "unfreeze_epochs": int(t_rows["unfreeze_epochs"].iloc[0]),
-                               "learning_rate": float(t_rows["learning_rate"].iloc[0]),
-                               "unfreeze_lr": float(t_rows["unfreeze_lr"].iloc[0])}
-        for arm, key in (("A", "a"), ("B", "b"), ("B-on-A", "t")):
-            a = _arm(g, arm)
-            ci = mean_ci(a["test_accuracy"])
-            row.update({f"acc_{key}": ci.estimate, f"acc_{key}_low": ci.low,
-                        f"acc_{key}_high": ci.high, f"n_{key}": len(a),
-                        f"diverged_{key}": int(a["diverged"].sum()),
-                        f"train_size_{key}": int(a["train_size"].iloc[0]),
-                        f"compile_s_{key}": float(a["compile_s"].iloc[0]),
-                        f"step_ms_{key}": float(a["step_ms"].iloc[0])})
-        b = _arm(g, "B").set_index("seed")["test_accuracy"]
-        t = _arm(g, "B-on-A").set_index("seed")["test_accuracy"]
-        both = pd.concat({"b": b, "t": t}, axis=1, join="inner").dropna()
-        cmp = paired_difference(both["t"] * 100, both["b"] * 100)
-        red = paired_log_ratio(1 - both["t"], 1 - both["b"])
-        d = (both["t"] - both["b"]).to_numpy()
-        row.update({"n_paired": cmp.n, "diff": cmp.mean_diff, "diff_low": cmp.low,
-                    "diff_high": cmp.high, "p_value": cmp.p_value,
-                    "n_better": int((d > 0).sum()), "n_worse": int((d < 0).sum()),
-                    "err_reduction": 1 - red.estimate, "err_reduction_low": 1 - red.high,
-                    "err_reduction_high": 1 - red.low, "err_reduction_n": red.n})
-        row["verdict"] = verdict(cmp.low, cmp.high, cmp.n)
-        row["verdict_line"] = verdict_text(row)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def verdict(low: float, high: float, n: int) -> str:
-    """"helps" / "hurts" only when the interval of the difference excludes zero (and at least
-    MIN_SEEDS_FOR_VERDICT seeds back it)."""
-    return verdict_from_interval(low, high, labels=VERDICT_LABELS, n=n)
-
-
-def verdict_text(row: dict) -> str:
-    """The plain-words line: "transfer helps by +1.2 points [0.4, 2.0], better in 16/20 seeds"."""
-    n = int(row["n_paired"])
-    if n == 0:
-        return "no verdict: no seed gave a test accuracy in both B arms (all diverged)"
-    effect = (f"{row['diff']:+.1f} points [{row['diff_low']:.1f}, {row['diff_high']:.1f}], "
-              f"better in {row['n_better']}/{n} seeds")
-    if row["verdict"] == "helps":
-        return f"transfer helps by {effect}"
-    if row["verdict"] == "hurts":
-        return f"transfer hurts by {effect}"
-    if row["verdict"] == TOO_FEW_SEEDS:
-        return f"{TOO_FEW_SEEDS} ({effect}; a verdict needs {MIN_SEEDS_FOR_VERDICT})"
-    return f"no clear effect ({effect})"
-
-
-def across_pairs(summary: pd.DataFrame, confidence: float = 0.95) -> dict[str, Any]:
-    """The distribution of effects over class pairs: how many help / hurt / are unclear, the
-    median and quartiles of the mean differences, and how many "effects" chance alone gives."""
-    diffs = summary["diff"].dropna().to_numpy(float)
-    counts = summary["verdict"].value_counts()
-    q = np.percentile(diffs, [0, 25, 50, 75, 100]) if diffs.size else [math.nan] * 5
-    return {"n_pairs": len(summary), "helps": int(counts.get("helps", 0)),
-            "hurts": int(counts.get("hurts", 0)),
-            "unclear": int(counts.get("no clear effect", 0)),
-            "too_few": int(counts.get(TOO_FEW_SEEDS, 0)),
-            "min": float(q[0]), "q1": float(q[1]), "median": float(q[2]), "q3": float(q[3]),
-            "max": float(q[4]), "expected_by_chance": (1 - confidence) * len(summary)}
-
-
-def across_pairs_text(dist: dict[str, Any], n_seeds: int) -> str:
-    n = dist["n_pairs"]
-    few = dist.get("too_few", 0)
-    return (f"Across {n} class pairs ({n_seeds} seeds each): transfer helps in {dist['helps']}, "
-            f"hurts in {dist['hurts']}, no clear effect in {dist['unclear']}"
-            f"{f', {TOO_FEW_SEEDS} in {few}' if few else ''}; median effect "
-            f"{dist['median']:+.1f} points (quartiles {dist['q1']:+.1f}, {dist['q3']:+.1f}; "
-            f"range {dist['min']:+.1f} to {dist['max']:+.1f}). With 95% intervals, about "
-            f"{dist['expected_by_chance']:.1f} of {n} pairs would show an effect by chance alone.")
-
+def b_value(cfg: TransferConfig, setting: str):
+    """The value of a B setting in ``cfg`` as its column shows it."""
+    return {"reuse_layers": cfg.reused, "unfreeze_lr": cfg.lr_after}.get(
+        setting, getattr(cfg, setting, None))

@@ -90,6 +90,19 @@ FIGURES: dict[str, FigureKind] = {k.name: k for k in (
                "was not reached; arms with equal medians are spread sideways; dashed: the "
                "later levels of the second factor (e.g. tuned arms).",
                f"{_P}:speed_quality_figure"),
+    FigureKind("paired-accuracy", "transfer: task-B test accuracy of B (from scratch) and "
+               "B-on-A (A's layers) per seed, a panel per B-on-A arm",
+               "Task B test accuracy of each seed trained from scratch (B) and with layers "
+               "reused from task A (B-on-A); each line joins the two runs of one seed (same "
+               "data order and initial key); black: the means.",
+               "dnnbench.report.transfer:paired_accuracy_kind"),
+    FigureKind("gains", "transfer: the gain B-on-A minus B of every B-on-A arm (class pair), "
+               "with its distribution (two arms or more)",
+               "Gain in test accuracy from reusing layers (B-on-A minus B, paired by seed) for "
+               "every class pair: grey dots are seeds, diamonds the mean gain with its 95% "
+               "interval, coloured by verdict (helps / hurts only when the interval excludes "
+               "zero, with at least 5 seeds); with 8 pairs or more, a histogram of the mean "
+               "gains.", "dnnbench.report.transfer:gains_kind"),
     FigureKind("learning-rate", "learning rate and eval accuracy against the step (arms whose "
                "rate changes during training)", "Per arm: the learning rate (log axis) and "
                "the mean eval accuracy over the seeds against the step.",

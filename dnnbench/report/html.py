@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,6 @@ import pandas as pd
 
 from dnnbench.files import atomic_write_bytes, atomic_write_text
 from dnnbench.report import figures as F
-from dnnbench.report.console import fmt, fmt_interval
 from dnnbench.report.io import SchemaError, find_results
 
 CLAIMS_FILE = "claims.csv"
@@ -29,26 +27,12 @@ FIGURE_DIR = "figures"
 
 # verdict text -> CSS class of its badge
 VERDICT_CLASSES = {
-    "supported": "good", "fewer steps": "good", "helps": "good", "more accurate": "good",
-    "contradicted": "bad", "more steps": "bad", "hurts": "bad", "less accurate": "bad",
-    "inconclusive": "neutral", "no clear difference": "neutral", "no clear effect": "neutral",
+    "supported": "good", "fewer steps": "good", "more accurate": "good",
+    "contradicted": "bad", "more steps": "bad", "less accurate": "bad",
+    "inconclusive": "neutral", "no clear difference": "neutral",
     "too few seeds for a verdict": "neutral",
     "not run": "muted",
 }
-
-FIGURE_CAPTIONS = {
-    "paired-accuracy": "Task B test accuracy of each seed trained from scratch (B) and with "
-                       "layers reused from task A (B-on-A); each line joins the two runs of "
-                       "one seed (same data and initial key).",
-    "gains": "Gain in test accuracy from reusing layers (B-on-A minus B) for every class pair: "
-             "grey dots are seeds, diamonds the mean gain with its paired 95% CI, coloured by "
-             "verdict.",
-}
-EXPERIMENT_INTROS = {
-    "transfer": "Does reusing the lower layers of a network trained on task A help a small "
-                "binary task B, compared with training B from scratch on the same seeds?",
-}
-
 
 class ReportError(Exception):
     """The results folder cannot be reported on (user-facing, one line)."""
@@ -94,72 +78,6 @@ class Report:
     skipped: list[str] = field(default_factory=list)
 
 
-# ------------------------------------------------------------------ formatting helpers
-
-def pct_interval(est, low, high) -> str:
-    """Accuracy as percent with its interval: '95.1 [93.0, 96.8]'."""
-    if est is None or (isinstance(est, float) and math.isnan(est)):
-        return "–"
-    return fmt_interval(est * 100, low * 100, high * 100, "{:.1f}")
-
-
-def signed_pct_interval(est, low, high) -> str:
-    if est is None or (isinstance(est, float) and math.isnan(est)):
-        return "–"
-    return fmt_interval(est * 100, low * 100, high * 100, "{:+.1f}")
-
-
-def n_seeds(runs: pd.DataFrame, by="arm") -> str:
-    return F.n_seeds_text(runs, by)
-
-
-# ------------------------------------------------------------------ per-experiment sections
-
-def transfer_tables(rs: F.ResultSet) -> tuple[list[TableItem], list[str]]:
-    from dnnbench.experiments.transfer import across_pairs
-
-    s = F.transfer_summary(rs.runs)
-    rows = []
-    for _, r in s.iterrows():
-        rows.append({
-            "task B (pos vs neg)": f"{r['pos_class']} vs {r['neg_class']}",
-            "A acc % [95% CI]": pct_interval(r["acc_a"], r["acc_a_low"], r["acc_a_high"]),
-            "B acc % [95% CI]": pct_interval(r["acc_b"], r["acc_b_low"], r["acc_b_high"]),
-            "B-on-A acc % [95% CI]": pct_interval(r["acc_t"], r["acc_t_low"], r["acc_t_high"]),
-            "B-on-A − B points [95% CI]": fmt_interval(r["diff"], r["diff_low"],
-                                                        r["diff_high"], "{:+.1f}"),
-            "p (Wilcoxon)": fmt(r["p_value"], "{:.3g}"),
-            "reuse better": f"{r['n_better']}/{int(r['n_paired'])} seeds",
-            "verdict": r["verdict"]})
-    first = s.iloc[0] if len(s) else None
-    setup = "" if first is None else (
-        f"; B arms on {int(first['train_size_b'])} images, {int(first['reuse_layers'])} "
-        f"layer(s) of A reused, frozen {int(first['freeze_epochs'])} of "
-        f"{int(first['epochs_b'])} epochs")
-    tables = [TableItem(
-        f"Task B test accuracy: from scratch (B) vs reused layers (B-on-A) "
-        f"({n_seeds(rs.runs, ['pair', 'arm'])}{setup})", pd.DataFrame(rows),
-        "Accuracies: mean over seeds [95% bootstrap CI]; A is scored on its own task (the other "
-        "classes). Difference: B-on-A minus B in points, paired by seed, with its Wilcoxon "
-        "p-value; a verdict needs an interval that excludes zero (and enough seeds).", left=1)]
-    bullets = ([f"Pair {r['pair']}: {r['verdict_line']}." for _, r in s.iterrows()]
-               if len(s) <= 5 else [])
-    if len(s) > 1:
-        o = across_pairs(s)
-        bullets.append(
-            f"Across {o['n_pairs']} class pairs transfer helps in {o['helps']}, hurts in "
-            f"{o['hurts']}, and has no clear effect in {o['unclear']}; median effect "
-            f"{o['median']:+.1f} points (quartiles {o['q1']:+.1f}, {o['q3']:+.1f}). With 95% "
-            f"intervals about {o['expected_by_chance']:.1f} of {o['n_pairs']} pairs would show "
-            "an effect by chance alone.")
-    return tables, bullets
-
-
-SECTION_BUILDERS: dict[str, Callable[[F.ResultSet], tuple[list[TableItem], list[str]]]] = {
-    "transfer": transfer_tables,
-}
-
-
 def meta_rows(meta: dict, runs_file: str) -> list[tuple[str, str]]:
     """The metadata worth reading, as (key, value) display pairs."""
     ds = meta.get("dataset") or {}
@@ -188,23 +106,10 @@ GENERIC_KEY = "experiment_definition"  # the metadata of `dnnbench run` results
 
 
 def _section(rs: F.ResultSet, render_figures: bool) -> Section:
-    if GENERIC_KEY in rs.meta:  # any experiment file: one section builder for all
-        from dnnbench.report.generic import report_section
+    """Any experiment's section: one builder for every result set with a definition."""
+    from dnnbench.report.generic import report_section
 
-        return report_section(rs, render_figures)
-    title = f"{F.EXPERIMENT_TITLES[rs.experiment]} — {rs.dataset}"
-    tables, bullets = SECTION_BUILDERS[rs.experiment](rs)
-    figs = []
-    if render_figures:
-        for name, fig in F.make_figures(rs).items():
-            filename = f"{rs.stem}-{name}.png"
-            figs.append(FigureItem(name, filename, FIGURE_CAPTIONS.get(name, ""),
-                                   F.figure_bytes(fig, "png")))
-    return Section(anchor=rs.stem, title=title, experiment=rs.experiment,
-                   intro=EXPERIMENT_INTROS.get(rs.experiment, ""),
-                   command=str(rs.meta.get("command", "")), bullets=bullets, tables=tables,
-                   figures=figs, meta=meta_rows(rs.meta, rs.runs_path.name),
-                   runs_file=rs.runs_path.name)
+    return report_section(rs, render_figures)
 
 
 def _effect_text(row: pd.Series) -> str:
@@ -257,7 +162,7 @@ def build_report(results_dir: str | Path, render_figures: bool = True,
     sets, skipped = [], []
     for _, _, p in find_results(results_dir):
         rs = F.load_results(p, require_known=False)
-        if rs.experiment in F.EXPERIMENT_MODULES or GENERIC_KEY in rs.meta:
+        if GENERIC_KEY in rs.meta:
             sets.append(rs)
         else:
             skipped.append(f"{p.name} (experiment {rs.experiment!r})")
@@ -265,8 +170,8 @@ def build_report(results_dir: str | Path, render_figures: bool = True,
     if not sets:
         found = f"; skipped: {', '.join(skipped)}" if skipped else ""
         raise ReportError(f"no recognizable results in {results_dir}: expected "
-                          f"<experiment>-<dataset>-runs.csv files of "
-                          f"{', '.join(F.EXPERIMENT_MODULES)}{found}")
+                          f"<experiment>-<dataset>-runs.csv files written by dnnbench run "
+                          f"or its presets{found}")
     for s in skipped:
         if on_warning:
             on_warning(f"skipping {s}: no report for this experiment")

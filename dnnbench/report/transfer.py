@@ -1,112 +1,172 @@
-"""Rich tables of the transfer experiment: one class pair in detail, or one row per pair."""
+"""The figures of the transfer protocol (registered in :mod:`dnnbench.report.figure_kinds`),
+drawn from the common result table of its runs (columns ``stage``, ``pair``,
+``final_test_accuracy``, ``diverged``, the file's factors):
+
+- ``paired-accuracy``: the task-B test accuracy of B (from scratch) and B-on-A (A's layers)
+  per seed, a line joining the two runs of a seed, one panel per B-on-A arm (a class pair, or
+  a setting of the B arms);
+- ``gains``: the gain B-on-A minus B (points, paired by seed) of every B-on-A arm: its seeds
+  and its mean with a 95% interval, coloured by verdict, and a histogram of the mean gains
+  with 8 arms or more; drawn only with two B-on-A arms or more (``--pairs all``).
+
+The verdict is the file layer's (:func:`dnnbench.stats.verdict_from_interval` on the paired
+difference, as the summary's "vs reference" column): "helps" / "hurts" only when the interval
+excludes zero and at least :data:`dnnbench.stats.MIN_SEEDS_FOR_VERDICT` seeds back it.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
-from rich.table import Table
+from matplotlib.figure import Figure
 
-from dnnbench.report.console import fmt, plural, table
-from dnnbench.stats import format_interval
+from dnnbench.report.figures import PALETTE, _axes, _figure_legend, _finish, _grid, n_seeds_text
+from dnnbench.stats import paired_difference, verdict_from_interval
 
-
-def _pct(est: float, low: float, high: float) -> str:
-    """Accuracy (a fraction) as percent with its interval: "97.1 [96.8, 97.4]"."""
-    return format_interval(est * 100, low * 100, high * 100, "{:.1f}")
-
-
-def _points(row) -> str:
-    return f"{row['diff']:+.1f} [{fmt(row['diff_low'], '{:.1f}', '?')}, " \
-           f"{fmt(row['diff_high'], '{:.1f}', '?')}]" if not math.isnan(row["diff"]) else "n/a"
+VERDICT_LABELS = ("helps", "hurts", "no clear effect")
+VERDICT_COLORS = {"helps": "#2a9d55", "hurts": "#c0392b"}
+MAX_PANELS = 12
+MIN_ARMS_FOR_HISTOGRAM = 8
 
 
-def _reduction(row) -> str:
-    if math.isnan(row["err_reduction"]):
-        return "n/a"
-    text = format_interval(row["err_reduction"] * 100, row["err_reduction_low"] * 100,
-                           row["err_reduction_high"] * 100, "{:+.0f}%")
-    n = int(row["err_reduction_n"])
-    return text if n == int(row["n_paired"]) else f"{text} (n={n})"
+def paired_arms(runs: pd.DataFrame, factors: Sequence[str]) -> list[tuple[str, pd.DataFrame]]:
+    """For every B-on-A arm (file order): its label (its levels but the stage: "3v5" when
+    the pair alone varies) and a (seed x ["B", "B-on-A"]) frame of the task-B test accuracy,
+    against the B arm with the same levels (a diverged run is missing)."""
+    others = [f for f in factors if f != "stage" and f in runs.columns
+              and runs[f].nunique(dropna=False) > 1]
+    acc = runs["final_test_accuracy"].where(~runs["diverged"].astype(bool))
+    runs = runs.assign(final_test_accuracy=acc)
+    out = []
+    for _, t in runs[runs["stage"] == "B-on-A"].groupby("arm", sort=False):
+        levels = {f: t[f].iloc[0] for f in others}
+        b = runs[runs["stage"] == "B"]
+        for f, v in levels.items():
+            b = b[b[f] == v]
+        frame = pd.concat({"B": b.set_index("seed")["final_test_accuracy"],
+                           "B-on-A": t.set_index("seed")["final_test_accuracy"]}, axis=1)
+        label = (str(levels["pair"]) if others == ["pair"] else
+                 ", ".join(f"{f}={v}" for f, v in levels.items()) or str(t["pair"].iloc[0]))
+        out.append((label, frame.sort_index()))
+    return out
 
 
-def class_label(c: int, class_names: Sequence[str] = ()) -> str:
-    name = class_names[c] if c < len(class_names) else str(c)
-    return str(c) if name == str(c) else f"{name} ({c})"
-
-
-def pair_text(row, class_names: Sequence[str] = ()) -> str:
-    return f"{class_label(row['pos_class'], class_names)} vs " \
-           f"{class_label(row['neg_class'], class_names)}"
-
-
-def _diverged(n_div: int) -> str:
-    return f" ({n_div} div)" if n_div else ""
-
-
-def pair_tables(row: pd.Series, dataset: str, class_names: Sequence[str] = ()) -> list[Table]:
-    """Two tables for one class pair: the three arms, then the paired comparison."""
-    n = int(row["n_b"])
-    task_b = pair_text(row, class_names)
-    k, f = int(row["reuse_layers"]), int(row["freeze_epochs"])
-    transfer = (f"{task_b}; reuses {k} hidden layer{'s' * (k != 1)} of A, frozen {f} "
-                f"epoch{'s' * (f != 1)}")
-    if row["unfreeze_lr"] != row["learning_rate"]:
-        transfer += f", then lr {row['unfreeze_lr']:g}"
-    arms = [
-        ("A", f"the other classes ({dataset})", row["train_size_a"], row["epochs_a"], "a"),
-        ("B", f"{task_b}, from scratch", row["train_size_b"], row["epochs_b"], "b"),
-        ("B-on-A", transfer, row["train_size_t"], row["epochs_b"], "t"),
-    ]
-    rows = [[name, task, str(int(size)), str(int(epochs)),
-             _pct(row[f"acc_{k}"], row[f"acc_{k}_low"], row[f"acc_{k}_high"])
-             + _diverged(int(row[f"diverged_{k}"])),
-             fmt(row[f"compile_s_{k}"], "{:.1f}"), fmt(row[f"step_ms_{k}"], "{:.2f}")]
-            for name, task, size, epochs, k in arms]
-    arms_table = table(
-        f"Transfer on {dataset}: task B = {task_b} ({plural(n, 'seed')} per arm)",
-        ["arm", "task", "train images", "epochs", "test accuracy % [95% CI]", "compile s",
-         "step ms"], rows,
-        caption="Test accuracy on the arm's own task (A: the other classes; B arms: the two "
-                "classes). Mean over seeds with a 95% bootstrap interval. step ms: one "
-                "training step of all seeds vmapped together, compile and evaluation excluded.",
-        justify_right_from=2)
-    cmp_table = table(
-        f"B-on-A minus B, paired by seed ({plural(int(row['n_paired']), 'seed')})",
-        ["difference, points [95% CI]", "p (Wilcoxon)", "B-on-A better in",
-         "error-rate reduction [95% CI]", "verdict"],
-        [[_points(row), fmt(row["p_value"], "{:.3g}"),
-          f"{row['n_better']}/{int(row['n_paired'])} seeds", _reduction(row), row["verdict"]]],
-        caption="Error-rate reduction: 1 - geometric mean over seeds of err(B-on-A)/err(B) "
-                "(seeds where an arm makes no test error are left out). A verdict needs an "
-                "interval that excludes zero.",
-        justify_right_from=0)
-    return [arms_table, cmp_table]
-
-
-def pairs_table(summary: pd.DataFrame, dataset: str, class_names: Sequence[str] = ()) -> Table:
-    """One row per class pair: accuracies, the paired difference, its test and the verdict."""
-    n = int(summary["n_b"].max()) if len(summary) else 0
+def gains(arms: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    """Per B-on-A arm: the mean gain B-on-A minus B in points over the seeds with both, its
+    95% interval (paired), n and the verdict."""
     rows = []
-    for _, r in summary.iterrows():
-        rows.append([pair_text(r, class_names),
-                     _pct(r["acc_a"], r["acc_a_low"], r["acc_a_high"])
-                     + _diverged(int(r["diverged_a"])),
-                     _pct(r["acc_b"], r["acc_b_low"], r["acc_b_high"])
-                     + _diverged(int(r["diverged_b"])),
-                     _pct(r["acc_t"], r["acc_t_low"], r["acc_t_high"])
-                     + _diverged(int(r["diverged_t"])),
-                     _points(r), fmt(r["p_value"], "{:.3g}"),
-                     f"{r['n_better']}/{int(r['n_paired'])}", _reduction(r), r["verdict"]])
-    first = summary.iloc[0] if len(summary) else None
-    setup = "" if first is None else (
-        f"; B arms on {int(first['train_size_b'])} images, {int(first['reuse_layers'])} hidden layers "
-        f"reused, frozen {int(first['freeze_epochs'])} of {int(first['epochs_b'])} epochs")
-    return table(
-        f"Transfer on {dataset}, every class pair ({plural(n, 'seed')} per arm{setup})",
-        ["task B (pos vs neg)", "A acc %", "B acc %", "B-on-A acc %", "B-on-A - B points",
-         "p", "better", "error-rate reduction", "verdict"], rows,
-        caption="Test accuracy: mean over seeds [95% bootstrap CI]. Differences paired by seed, "
-                "Wilcoxon p-value; a verdict needs an interval that excludes zero.",
-        justify_right_from=1)
+    for label, frame in arms:
+        both = frame.dropna()
+        d = paired_difference(both["B-on-A"] * 100, both["B"] * 100)
+        rows.append({"label": label, "diff": d.mean_diff, "low": d.low, "high": d.high,
+                     "n": d.n, "verdict": verdict_from_interval(
+                         d.low, d.high, labels=VERDICT_LABELS, n=d.n)})
+    return pd.DataFrame(rows, columns=["label", "diff", "low", "high", "n", "verdict"])
+
+
+def _b_arms(runs: pd.DataFrame) -> int:
+    """The B-on-A arms of a table (0 without the transfer protocol's columns)."""
+    if not {"stage", "arm"} <= set(runs.columns):
+        return 0
+    return runs.loc[runs["stage"] == "B-on-A", "arm"].nunique()
+
+
+def paired_accuracy_kind(inp) -> Figure | None:
+    """Figure kind ``paired-accuracy`` (:class:`dnnbench.report.figure_kinds.FigureInput`);
+    None without B-on-A runs."""
+    if not _b_arms(inp.runs):
+        return None
+    return paired_figure(inp.runs, list(inp.exp.factors), inp.dataset)
+
+
+def gains_kind(inp) -> Figure | None:
+    """Figure kind ``gains``; None with fewer than two B-on-A arms (one class pair)."""
+    if _b_arms(inp.runs) < 2:
+        return None
+    return gains_figure(inp.runs, list(inp.exp.factors), inp.dataset)
+
+
+def paired_figure(runs: pd.DataFrame, factors: Sequence[str], dataset: str = "",
+                  max_panels: int = MAX_PANELS) -> Figure:
+    """B vs B-on-A test accuracy per seed, a panel per B-on-A arm (the first
+    ``max_panels``)."""
+    arms = paired_arms(runs, factors)
+    shown = arms[:max_panels]
+    rows, cols = _grid(len(shown), 4)
+    fig = Figure(figsize=(max(6.5, 3.3 * cols + 0.6), 3.4 * rows + 1.2), layout="constrained")
+    axs = _axes(fig, len(shown), 4, sharey=True)
+    for ax, (label, t) in zip(axs, shown, strict=True):
+        b, ba = t["B"] * 100, t["B-on-A"] * 100
+        for seed in t.index:
+            d = ba[seed] - b[seed]
+            color = PALETTE[0] if d > 0 else PALETTE[1] if d < 0 else "0.5"
+            ax.plot([0, 1], [b[seed], ba[seed]], "o-", color=color, alpha=0.65, lw=1.2, ms=4)
+        ax.plot([0, 1], [np.nanmean(b), np.nanmean(ba)], "s-", color="black", lw=2.5, ms=7,
+                label="mean over seeds")
+        ax.set_xticks([0, 1], ["B (scratch)", "B-on-A"])
+        ax.set_xlim(-0.3, 1.3)
+        ax.set_title(f"{'pair ' if label[:1].isdigit() else ''}{label} "
+                     f"({t['B'].notna().sum()} seeds)", fontsize=10)
+        ax.set_xlabel("arm")
+        ax.set_ylabel("task B test accuracy (%)")
+        ax.grid(alpha=0.3, axis="y")
+    for color, label in ((PALETTE[0], "one seed: reuse better"),
+                         (PALETTE[1], "one seed: reuse worse"), ("0.5", "one seed: tie")):
+        axs[0].plot([], [], "o-", color=color, label=label)
+    _figure_legend(fig, axs[:1], ncol=4)
+    more = f"; first {len(shown)} of {len(arms)}" if len(arms) > len(shown) else ""
+    b_runs = runs[runs["stage"] != "A"]
+    return _finish(fig, f"Task B test accuracy per seed, from scratch vs reused layers on "
+                        f"{dataset} ({n_seeds_text(b_runs)}{more})")
+
+
+def gains_figure(runs: pd.DataFrame, factors: Sequence[str], dataset: str = "") -> Figure:
+    """Distribution of the gain (B-on-A minus B test accuracy, points) across B-on-A arms
+    (class pairs): per arm the seeds (dots) and the mean gain with its paired 95% CI
+    (diamond), sorted by mean gain, coloured by verdict; a histogram of the mean gains."""
+    arms = dict(paired_arms(runs, factors))
+    s = gains(list(arms.items())).sort_values("diff", kind="stable").reset_index(drop=True)
+    with_hist = len(s) >= MIN_ARMS_FOR_HISTOGRAM
+    fig = Figure(figsize=(11 if with_hist else 8.5, 2.6 + 0.3 * len(s)), layout="constrained")
+    if with_hist:
+        ax, hist = fig.subplots(1, 2, width_ratios=[2.2, 1])
+    else:
+        ax, hist = fig.subplots(), None
+    for i, r in s.iterrows():
+        t = arms[r["label"]]
+        d = ((t["B-on-A"] - t["B"]) * 100).dropna()
+        ax.scatter(d, np.full(len(d), i), s=14, color="0.6", zorder=2)
+        color = VERDICT_COLORS.get(r["verdict"], "0.3")
+        xerr = [[max(r["diff"] - r["low"], 0)], [max(r["high"] - r["diff"], 0)]] \
+            if not math.isnan(r["low"]) else None
+        ax.errorbar([r["diff"]], [i], xerr=xerr, fmt="D", color=color, capsize=3, ms=6,
+                    zorder=3)
+    for verdict in dict.fromkeys(["helps", "hurts", *s["verdict"]]):
+        ax.plot([], [], "D", color=VERDICT_COLORS.get(verdict, "0.3"),
+                label=f"mean gain, 95% CI: {verdict}")
+    ax.scatter([], [], s=14, color="0.6", label="one seed")
+    ax.axvline(0, color="black", lw=1)
+    ax.set_yticks(range(len(s)), [str(p) for p in s["label"]],
+                  fontsize=9 if len(s) <= 20 else 6)
+    ax.set_ylim(-0.6, len(s) - 0.4)
+    by_pair = all(str(p)[:1].isdigit() for p in s["label"])
+    what = "class pair" if by_pair else "B-on-A arm"
+    ax.set_xlabel("gain in test accuracy, points: B-on-A minus B (paired by seed)")
+    ax.set_ylabel("class pair (positive v negative)" if by_pair else what)
+    ax.set_title(f"per {what}")
+    ax.grid(alpha=0.3, axis="x")
+    if hist is not None:
+        hist.hist(s["diff"].dropna(), bins=min(20, max(5, len(s) // 3)), color="#1b6ca8",
+                  alpha=0.8, edgecolor="white")
+        hist.axvline(0, color="black", lw=1)
+        hist.set_xlabel(f"mean gain per {what}, points")
+        hist.set_ylabel(f"{what}s")
+        hist.set_title("distribution of the mean gains")
+        hist.grid(alpha=0.3, axis="y")
+    _figure_legend(fig, [ax], ncol=4 if with_hist else 2)
+    b_runs = runs[runs["stage"] != "A"]
+    return _finish(fig, f"Gain from reusing layers across {len(s)} {what}s on {dataset} "
+                        f"({n_seeds_text(b_runs)})")

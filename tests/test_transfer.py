@@ -406,6 +406,13 @@ def test_groups_that_differ_in_b_settings_share_one_model_a(data, tmp_path, monk
         pd.testing.assert_frame_equal(mine[metrics].reset_index(drop=True),
                                       r[metrics].reset_index(drop=True))
     assert len(calls) == 4 + 2 * 3
+    # the transfer figures compare each B-on-A arm with the B of its own level
+    from dnnbench.report.transfer import paired_arms
+
+    arms = paired_arms(runs, list(both.factors))
+    assert [label for label, _ in arms] == ["reuse_layers=1", "reuse_layers=2"]
+    b = runs[runs["arm"] == "stage=B,reuse_layers=2"]["final_test_accuracy"].to_numpy()
+    np.testing.assert_array_equal(arms[1][1]["B"].to_numpy(), b)
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -32,12 +32,23 @@ MAX_PANELS = 12
 MIN_ARMS_FOR_HISTOGRAM = 8
 
 
+def varying(runs: pd.DataFrame, factors: Sequence[str]) -> list[str]:
+    """The factors but the stage whose level differs between the B arms."""
+    b = runs[runs["stage"] != "A"]
+    return [f for f in factors if f != "stage" and f in b.columns and b[f].nunique() > 1]
+
+
+def by_pair(runs: pd.DataFrame, factors: Sequence[str]) -> bool:
+    """Whether the B-on-A arms differ in their class pair only (labels are pairs)."""
+    return varying(runs, factors) in ([], ["pair"])
+
+
 def paired_arms(runs: pd.DataFrame, factors: Sequence[str]) -> list[tuple[str, pd.DataFrame]]:
-    """For every B-on-A arm (file order): its label (its levels but the stage: "3v5" when
-    the pair alone varies) and a (seed x ["B", "B-on-A"]) frame of the task-B test accuracy,
-    against the B arm with the same levels (a diverged run is missing)."""
-    others = [f for f in factors if f != "stage" and f in runs.columns
-              and runs[f].nunique(dropna=False) > 1]
+    """For every B-on-A arm (file order): its label (the pair, e.g. "3v5", when the arms
+    differ in it only, else its levels but the stage) and a (seed x ["B", "B-on-A"]) frame of
+    the task-B test accuracy, against the B arm with the same levels (a diverged run is
+    missing)."""
+    others = varying(runs, factors)
     acc = runs["final_test_accuracy"].where(~runs["diverged"].astype(bool))
     runs = runs.assign(final_test_accuracy=acc)
     out = []
@@ -48,8 +59,8 @@ def paired_arms(runs: pd.DataFrame, factors: Sequence[str]) -> list[tuple[str, p
             b = b[b[f] == v]
         frame = pd.concat({"B": b.set_index("seed")["final_test_accuracy"],
                            "B-on-A": t.set_index("seed")["final_test_accuracy"]}, axis=1)
-        label = (str(levels["pair"]) if others == ["pair"] else
-                 ", ".join(f"{f}={v}" for f, v in levels.items()) or str(t["pair"].iloc[0]))
+        label = (str(t["pair"].iloc[0]) if others in ([], ["pair"]) else
+                 ", ".join(f"{f}={v}" for f, v in levels.items()))
         out.append((label, frame.sort_index()))
     return out
 
@@ -94,6 +105,7 @@ def paired_figure(runs: pd.DataFrame, factors: Sequence[str], dataset: str = "",
     """B vs B-on-A test accuracy per seed, a panel per B-on-A arm (the first
     ``max_panels``)."""
     arms = paired_arms(runs, factors)
+    prefix = "pair " if by_pair(runs, factors) else ""
     shown = arms[:max_panels]
     rows, cols = _grid(len(shown), 4)
     fig = Figure(figsize=(max(6.5, 3.3 * cols + 0.6), 3.4 * rows + 1.2), layout="constrained")
@@ -108,7 +120,7 @@ def paired_figure(runs: pd.DataFrame, factors: Sequence[str], dataset: str = "",
                 label="mean over seeds")
         ax.set_xticks([0, 1], ["B (scratch)", "B-on-A"])
         ax.set_xlim(-0.3, 1.3)
-        ax.set_title(f"{'pair ' if label[:1].isdigit() else ''}{label} "
+        ax.set_title(f"{prefix}{label} "
                      f"({t['B'].notna().sum()} seeds)", fontsize=10)
         ax.set_xlabel("arm")
         ax.set_ylabel("task B test accuracy (%)")
@@ -152,10 +164,10 @@ def gains_figure(runs: pd.DataFrame, factors: Sequence[str], dataset: str = "") 
     ax.set_yticks(range(len(s)), [str(p) for p in s["label"]],
                   fontsize=9 if len(s) <= 20 else 6)
     ax.set_ylim(-0.6, len(s) - 0.4)
-    by_pair = all(str(p)[:1].isdigit() for p in s["label"])
-    what = "class pair" if by_pair else "B-on-A arm"
+    pairs = by_pair(runs, factors)
+    what = "class pair" if pairs else "B-on-A arm"
     ax.set_xlabel("gain in test accuracy, points: B-on-A minus B (paired by seed)")
-    ax.set_ylabel("class pair (positive v negative)" if by_pair else what)
+    ax.set_ylabel("class pair (positive v negative)" if pairs else what)
     ax.set_title(f"per {what}")
     ax.grid(alpha=0.3, axis="x")
     if hist is not None:

@@ -325,3 +325,22 @@ def test_a_programs_lanes_cut_into_units_give_the_same_numbers(exp, local, tmp_p
     store = UnitStore(tmp_path, "tiny", data.name, data.fingerprint)
     task = pickle.loads(pickle.dumps(task_for(units[3], store)))
     assert store.key_material(task.rebuild()) == store.key_material(units[3])
+
+
+def test_merge_carries_the_per_layer_diagnostics_of_every_part():
+    """Parts with -layers.csv give a merged set with their layers, a run's rows kept once."""
+    from dnnbench.cli.merge import merge_sets
+
+    def part(arms):
+        runs = pd.DataFrame([{"arm": a, "seed": s, "steps_to_target": 10, "x": 1.0}
+                             for a in arms for s in (0, 1)])
+        curves = runs[["arm", "seed"]].assign(step=10, eval_accuracy=0.5)
+        layers = runs[["arm", "seed"]].assign(step=0, layer=0, act_std=1.0)
+        return runs, curves, {"experiment": "e", "config": {"factors": {"a": arms}}}, layers
+
+    (ra, ca, ma, la), (rb, cb, mb, lb) = part(["a=1", "a=2"]), part(["a=2", "a=3"])
+    runs, curves, meta, layers = merge_sets([(Path("A"), ra, ca, ma, la),
+                                             (Path("B"), rb, cb, mb, lb)])
+    assert len(runs) == len(curves) == len(layers) == 6  # a=2 kept once
+    assert sorted(set(layers["arm"])) == ["a=1", "a=2", "a=3"]
+    assert merge_sets([(Path("A"), ra, ca, ma, la), (Path("B"), rb, cb, mb, None)])[3] is None

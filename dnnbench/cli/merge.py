@@ -101,22 +101,26 @@ def _merge_definition(docs: list[dict]) -> dict:
     return doc
 
 
-def merge_sets(sets: list[tuple[Path, object, object, dict]]):
-    """[(folder, runs, curves, meta)] of one experiment and data set -> (runs, curves, meta).
+def merge_sets(sets: list[tuple]):
+    """[(folder, runs, curves, meta[, layers])] of one experiment and data set -> (runs,
+    curves, meta, layers); the per-layer diagnostics (``layers``) are merged like the curves
+    when every part has them (None otherwise).
 
     ValueError (one line) for parts of different experiments or settings, other columns, or
     conflicting rows."""
     import pandas as pd
 
-    first_dir, first_runs, _, first_meta = sets[0]
+    first_dir, first_runs, _, first_meta = sets[0][:4]
+    with_layers = all(len(t) > 4 and t[4] is not None for t in sets)
+    metas = [t[3] for t in sets]
     ident = _identity(first_meta)
     keys = [k for k in RUN_KEYS if k in first_runs.columns]
     if "arm" not in keys or "seed" not in keys:
         raise ValueError(f"{first_dir}: its runs have no arm and seed columns")
     compared = [c for c in first_runs.columns if c not in TIMING + BOOKKEEPING]
     seen: dict[tuple, tuple[Path, pd.Series]] = {}
-    runs_parts, curves_parts, programs = [], [], {}
-    for folder, runs, curves, meta in sets:
+    runs_parts, curves_parts, layers_parts, programs = [], [], [], {}
+    for folder, runs, curves, meta, *layers in sets:
         other = _identity(meta)
         if other != ident:
             raise ValueError(f"{folder} and {first_dir} hold {first_meta.get('experiment')} "
@@ -144,12 +148,16 @@ def merge_sets(sets: list[tuple[Path, object, object, dict]]):
         if part.empty:  # every run of this part is in an earlier one
             continue
         runs_parts.append(part)
-        kept = set(map(tuple, part[[c for c in keys if c in curves.columns]].to_numpy()))
-        ck = [c for c in keys if c in curves.columns]
-        mask = [tuple(r) in kept for r in curves[ck].to_numpy()]
-        curves_parts.append(curves[mask])
+        for table, parts in ((curves, curves_parts),
+                             (layers[0] if with_layers else None, layers_parts)):
+            if table is None:
+                continue
+            ck = [c for c in keys if c in table.columns]
+            kept = set(map(tuple, part[ck].to_numpy()))
+            parts.append(table[[tuple(r) in kept for r in table[ck].to_numpy()]])
     runs = pd.concat(runs_parts, ignore_index=True)
     curves = pd.concat(curves_parts, ignore_index=True)
+    layers = pd.concat(layers_parts, ignore_index=True) if with_layers else None
     if "steps_to_target" in runs.columns:
         runs["steps_to_target"] = runs["steps_to_target"].astype("Int64")
     meta = {k: v for k, v in first_meta.items() if k not in ("files", "schema_version")}
@@ -158,8 +166,8 @@ def merge_sets(sets: list[tuple[Path, object, object, dict]]):
     config = dict(meta.get("config") or {})
     if "factors" in config:
         config["factors"] = _merge_levels([(m.get("config") or {}).get("factors")
-                                           for *_, m in sets])
-    docs = [_definition(m) for *_, m in sets]
+                                           for m in metas])
+    docs = [_definition(m) for m in metas]
     if all(d is not None for d in docs):
         meta[DEFINITION] = json.dumps(_merge_definition(docs))
     if "seeds" in config:
@@ -167,12 +175,12 @@ def merge_sets(sets: list[tuple[Path, object, object, dict]]):
     meta.update(config=config, arms=int(runs["arm"].nunique()),
                 merged_from=[{"folder": str(f), "command": m.get("command"),
                               "settings_digest": m.get("settings_digest"), "rows": len(r)}
-                             for f, r, _, m in sets],
+                             for (f, r, _, m, *_) in sets],
                 settings_digest=settings_digest(
-                    {"merged": sorted(str(m.get("settings_digest")) for *_, m in sets)}))
+                    {"merged": sorted(str(m.get("settings_digest")) for m in metas)}))
     if "compiled_programs" in meta:
         meta["compiled_programs"] = len(programs)
-    return runs, curves, meta
+    return runs, curves, meta, layers
 
 
 def merge(
@@ -197,6 +205,7 @@ def merge(
         SchemaError,
         find_results,
         read_curves,
+        read_layers,
         read_results,
         result_paths,
         write_results,
@@ -214,7 +223,8 @@ def merge(
             for experiment, dataset, runs_path in found:
                 runs, meta = read_results(runs_path)
                 curves = read_curves(runs_path, meta=meta)
-                groups[(experiment, dataset)].append((folder, runs, curves, meta))
+                groups[(experiment, dataset)].append((folder, runs, curves, meta,
+                                                      read_layers(runs_path)))
     except SchemaError as e:
         usage_error(str(e))
     merged = {}
@@ -230,7 +240,7 @@ def merge(
     try:
         with locked(out, command_line("merge")):
             written = []
-            for (experiment, dataset), (runs, curves, meta) in merged.items():
+            for (experiment, dataset), (runs, curves, meta, layers) in merged.items():
                 if result_paths(out, experiment, dataset)["meta"].exists() and not force:
                     usage_error(f"{out} already holds {experiment} results on {dataset}; "
                                 "choose another --out, or replace them with --force")
@@ -241,12 +251,12 @@ def merge(
                     y_test=range(d.get("n_test") or 0))
                 meta.pop("experiment", None)
                 meta["command"] = command_line("merge")
-                paths = write_results(out, experiment, shim, runs, curves, meta)
+                paths = write_results(out, experiment, shim, runs, curves, meta, layers)
                 written += [str(p) for p in paths.values()]
     except FolderInUse as e:
         usage_error(str(e))
     err_console().print("Wrote " + ", ".join(written), highlight=False)
-    for (experiment, dataset), (runs, _, meta) in merged.items():
+    for (experiment, dataset), (runs, _, meta, _layers) in merged.items():
         typer.echo(f"{experiment} on {dataset}: {len(runs)} runs ({meta['arms']} arms) from "
                    f"{len(meta['merged_from'])} folders")
 

@@ -10,6 +10,7 @@ import typer
 
 from dnnbench.choices import OPTIMIZERS as OPTIMIZER_NAMES
 from dnnbench.choices import listed
+from dnnbench.cli import executor as executors
 from dnnbench.cli import options
 from dnnbench.cli.common import (
     check_choice,
@@ -134,6 +135,10 @@ def optimizers(
     fresh: options.Fresh = False,
     force: options.Force = False,
     plot: options.Plot = False,
+    executor: executors.Executor = "local",
+    scheduler: executors.Scheduler = None,
+    workers: executors.Workers = None,
+    slurm_param: executors.SlurmParam = None,
 ) -> None:
     """Steps to a validation-accuracy target and final accuracy of each optimizer.
 
@@ -203,7 +208,10 @@ def optimizers(
     from dnnbench.cli.run import execute
 
     execute(experiment, data, seeds, out, fresh=fresh, force=force, plot=plot,
-            meta={"experiment_file": exp.FILE, "preset": "optimizers", "quick": quick})
+            meta={"experiment_file": exp.FILE, "preset": "optimizers", "quick": quick},
+            worker_data=executors.worker_data(data, data_dir, quick)
+            if executor != "local" else None, executor=executor, scheduler=scheduler,
+            workers=workers, slurm_param=slurm_param)
 
 
 def register(app: typer.Typer) -> None:

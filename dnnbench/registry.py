@@ -433,7 +433,7 @@ def load_plugin(path: str, what: str):
         raise ValueError(f"{what} plug-in {path!r} cannot be imported: "
                          f"{type(e).__name__}: {e}") from None
     if not callable(obj):
-        raise ValueError(f"{what} plug-in {path!r} is not callable")
+        raise ValueError(f"{what} plug-in {path!r} is not callable")  # noqa: TRY004 (a user's input: one-line usage error)
     return obj
 
 
@@ -466,7 +466,8 @@ def get_optimizer(name: str) -> Optimizer:
         raise ValueError(f"optimizer plug-in {name!r} failed when called as "
                          f"factory(0.01): {type(e).__name__}: {e}") from None
     if not isinstance(tx, optax.GradientTransformation):
-        raise ValueError(f"optimizer plug-in {name!r} returned {type(tx).__name__}, not an "
+        raise ValueError(  # noqa: TRY004 (a user's plug-in: one-line usage error)
+            f"optimizer plug-in {name!r} returned {type(tx).__name__}, not an "
                          "optax.GradientTransformation")
     return Optimizer(factory, coef, f"plug-in {name}", native_decay="weight_decay" in coef)
 
@@ -497,7 +498,8 @@ def get_initializer(name: str) -> Initializer:
         return lookup(INITIALIZERS, name, "initializer")
     made = load_plugin(name, "initializer")()
     if not isinstance(made, Initializer):
-        raise ValueError(f"initializer plug-in {name!r} returned {type(made).__name__}, not "
+        raise ValueError(  # noqa: TRY004 (a user's plug-in: one-line usage error)
+            f"initializer plug-in {name!r} returned {type(made).__name__}, not "
                          "a dnnbench.registry.Initializer")
     return made
 

@@ -339,7 +339,7 @@ def test_merge_carries_the_per_layer_diagnostics_of_every_part():
         return runs, curves, {"experiment": "e", "config": {"factors": {"a": arms}}}, layers
 
     (ra, ca, ma, la), (rb, cb, mb, lb) = part(["a=1", "a=2"]), part(["a=2", "a=3"])
-    runs, curves, meta, layers = merge_sets([(Path("A"), ra, ca, ma, la),
+    runs, curves, _meta, layers = merge_sets([(Path("A"), ra, ca, ma, la),
                                              (Path("B"), rb, cb, mb, lb)])
     assert len(runs) == len(curves) == len(layers) == 6  # a=2 kept once
     assert sorted(set(layers["arm"])) == ["a=1", "a=2", "a=3"]

@@ -219,8 +219,8 @@ def list_(
                          ("input scalings (inputs)", ", ".join(choices.INPUTS)),
                          ("data sets", ", ".join(choices.DATASETS)),
                          ("run settings", ", ".join(files.SETTINGS)),
-                         ("figures (figures = [...]; automatic: drawn when the "
-                          "results allow)", "; ".join(
+                         (("figures (figures = [...]; automatic: drawn when the "
+                           "results allow)"), "; ".join(
                              f"{k.name}{' (automatic)' if k.auto else ''}"
                              for k in figure_kinds.FIGURES.values())),
                          ("protocols (their settings)", "; ".join(

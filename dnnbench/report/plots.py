@@ -331,7 +331,7 @@ def train_loss_figure(inp: FigureInput):
         table = c.pivot_table(index="step", columns="seed", values="train_loss", aggfunc="mean")
         est, low, high = _mean_band(table, log=True)
         color = PALETTE[k % len(PALETTE)]
-        label = arm.split("=", 1)[-1] if len(exp.factors) == 1 else arm
+        label = _arm_label(exp, arm)
         ax.plot(table.index, est, color=color, lw=1.8, label=label)
         ax.fill_between(table.index, low, high, color=color, alpha=0.15, lw=0)
     ax.set_yscale("log")
@@ -402,7 +402,13 @@ def timing_figure(inp: FigureInput):
 # ------------------------------------------------------------------- speed and schedules
 
 def _arm_label(exp, arm: str) -> str:
-    return arm.split("=", 1)[-1] if len(exp.factors) == 1 else arm
+    """An arm's name in a legend: the levels of the factors that vary (one factor: its level
+    alone), e.g. "adam" for "optimizer=adam,lr_source=default" when only optimizer varies."""
+    varied = {f for f in exp.factors if len(exp.factors[f]) > 1}
+    parts = [p for p in arm.split(",") if p.split("=", 1)[0] in varied]
+    if len(parts) == 1:
+        return parts[0].split("=", 1)[1]
+    return ",".join(parts) or arm
 
 
 DODGE = 0.013  # sideways spread of arms with equal median steps, share of the budget

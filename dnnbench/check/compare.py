@@ -47,7 +47,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from dnnbench.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, km_median, mean_ci, resampled_km_medians
+from dnnbench.stats import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    km_median,
+    mean_ci,
+    resampled_km_medians,
+    steps_of_runs,
+)
+from dnnbench.stats.flags import flag
 
 REQUIRED_COLUMNS = ("arm", "seed", "reached", "steps_to_target", "max_steps", "diverged",
                     "final_test_accuracy", "step_ms")
@@ -204,17 +212,8 @@ class CheckReport:
 
 # ------------------------------------------------------------------------------- helpers
 
-def steps_triplet(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(times, reached, censor_at) of one arm; a diverged run is censored at its budget."""
-    reached = df["reached"].astype(str).str.lower().eq("true").to_numpy() & ~_diverged(df)
-    times = pd.to_numeric(df["steps_to_target"], errors="coerce").to_numpy(float)
-    reached &= ~np.isnan(times)
-    censor = pd.to_numeric(df["max_steps"], errors="coerce").to_numpy(float)
-    return times, reached, censor
-
-
 def _diverged(df: pd.DataFrame) -> np.ndarray:
-    return df["diverged"].astype(str).str.lower().eq("true").to_numpy()
+    return flag(df["diverged"])
 
 
 def _ranked(times: np.ndarray, reached: np.ndarray) -> np.ndarray:
@@ -279,7 +278,7 @@ def _boot_diff(base: np.ndarray, cur: np.ndarray, confidence: float, n_resamples
 
 def compare_steps(arm: str, base: pd.DataFrame, cur: pd.DataFrame, th: Thresholds, *,
                   n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> MetricCheck:
-    b, c = steps_triplet(base), steps_triplet(cur)
+    b, c = steps_of_runs(base), steps_of_runs(cur)
     kb, kc = km_median(*b, confidence=th.confidence), km_median(*c, confidence=th.confidence)
     ratio = _ratio(kc.median, kb.median)
     low, high = _boot_ratio(b, c, th.confidence, n_resamples, seed)

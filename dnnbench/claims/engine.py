@@ -61,8 +61,10 @@ from dnnbench.stats import (
     paired_difference,
     paired_log_ratio,
     resampled_km_medians,
+    steps_of_runs,
     verdict_from_interval,
 )
+from dnnbench.stats.flags import flag
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN = VERDICTS = (
     "supported", "contradicted", "inconclusive", "not run")
@@ -176,7 +178,7 @@ def _ci(est, low, high, spec="{:.2f}") -> str:
 
 
 def _is_true(series: pd.Series) -> pd.Series:
-    return series.astype(str).str.strip().str.lower().isin(("true", "1", "1.0", "yes", "on"))
+    return pd.Series(flag(series), index=series.index)
 
 
 def _match(series: pd.Series, value) -> pd.Series:
@@ -247,21 +249,9 @@ def _where_text(where: dict | None) -> str:
     return ", ".join(one(k, v) for k, v in (where or {}).items())
 
 
-def steps_triplet(df: pd.DataFrame):
-    """(times, reached, censor_at) of runs: unreached or diverged runs are censored at their
-    budget (``max_steps``), never given a made-up step."""
-    reached = _is_true(df["reached"]).to_numpy().copy()
-    if "diverged" in df.columns:
-        reached = reached & ~_is_true(df["diverged"]).to_numpy()
-    times = pd.to_numeric(df["steps_to_target"], errors="coerce").to_numpy(float)
-    reached = reached & ~np.isnan(times)
-    censor = pd.to_numeric(df["max_steps"], errors="coerce").to_numpy(float)
-    return times, reached, censor
-
-
 def time_triplet(df: pd.DataFrame):
     """Time to target in seconds: steps x step_ms; censored at budget x step_ms."""
-    t, r, c = steps_triplet(df)
+    t, r, c = steps_of_runs(df)
     ms = pd.to_numeric(df["step_ms"], errors="coerce").to_numpy(float)
     if np.isnan(ms).any():
         raise MissingData("step_ms is missing (timing was off)")
@@ -308,7 +298,7 @@ def _step_verdict(cmp, expect: str) -> str:
 
 
 def _km_text(df: pd.DataFrame) -> str:
-    s = km_median(*steps_triplet(df))
+    s = km_median(*steps_of_runs(df))
     return f"{_fmt(s.median, '{:.0f}')} ({s.n_reached}/{s.n})"
 
 
@@ -344,7 +334,7 @@ def _depth_ends(rs: ResultSet, p: dict):
     a = df[df["depth"].astype(int) == hi]
     b = df[df["depth"].astype(int) == lo]
     a, b = pair_up(a, b, list(p.get("pair_on", ["seed"])), "depth comparison")
-    cmp = paired_censored_comparison(*steps_triplet(a), *steps_triplet(b))
+    cmp = paired_censored_comparison(*steps_of_runs(a), *steps_of_runs(b))
     per_depth = "; ".join(f"{d}: {_km_text(df[df['depth'].astype(int) == d])}" for d in depths)
     return cmp, lo, hi, per_depth
 
@@ -481,7 +471,7 @@ def sigmoid_gap(rs: ResultSet, p: dict) -> Outcome:
             raise ValueError(f"several runs per seed in arm {k}; narrow the where filter")
         arms[k] = a.set_index(a["seed"].astype(int)).loc[sorted(seeds)]
     n = len(seeds)
-    obs = {k: steps_triplet(a) for k, a in arms.items()}
+    obs = {k: steps_of_runs(a) for k, a in arms.items()}
     obs = {k: (np.where(r, t, c), r, c) for k, (t, r, c) in obs.items()}
     idx = np.random.default_rng(DEFAULT_SEED).integers(0, n, size=(DEFAULT_RESAMPLES, n))
     point = np.arange(n)[None, :]
@@ -545,7 +535,7 @@ def group_vs_reference(rs: ResultSet, p: dict) -> Outcome:
     parts = []
     for m in group:
         a, bb = pair_up(df[_match(df[col], m)], b, on, f"{m} vs {ref}")
-        cmp = paired_censored_comparison(*steps_triplet(a), *steps_triplet(bb))
+        cmp = paired_censored_comparison(*steps_of_runs(a), *steps_of_runs(bb))
         note = _unreached_ratio(a, bb, m, ref) if math.isnan(cmp.ratio) else ""
         if expect == "fewer":
             v = _step_verdict(cmp, "fewer")
@@ -579,7 +569,7 @@ def _unreached_ratio(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str)
     """The median-steps ratio a / b in words when a median was not reached: b's median lies
     beyond its budget, so the ratio is below median(a) / budget (or the reverse); the log-rank
     test decides such a comparison (see ``paired_censored_comparison``)."""
-    ta, tb = steps_triplet(a), steps_triplet(b)
+    ta, tb = steps_of_runs(a), steps_of_runs(b)
     ka, kb = km_median(*ta), km_median(*tb)
     reached = f"{ka.n_reached}/{ka.n} vs {kb.n_reached}/{kb.n} reached"
     if not math.isnan(ka.median) and math.isnan(kb.median):

@@ -302,13 +302,12 @@ def check_table(report, profile: str, dataset: str, title: str | None = None,
 def _baseline_table(runs, prof):
     from rich.markup import escape
 
-    from dnnbench.check.compare import steps_triplet
     from dnnbench.report.console import table
-    from dnnbench.stats import km_median
+    from dnnbench.stats import km_median, steps_of_runs
 
     rows = []
     for arm, g in runs.groupby("arm", sort=False):
-        km = km_median(*steps_triplet(g))
+        km = km_median(*steps_of_runs(g))
         acc = g["final_test_accuracy"].astype(float)
         rows.append([escape(str(arm)), escape(f"{_fmt(km.median)} [{_fmt(km.low)}, "
                                               f"{_fmt(km.high, missing='∞')}]"),

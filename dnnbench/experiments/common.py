@@ -1,5 +1,6 @@
-"""Pieces the legacy experiment code shares: arms, per-seed result rows, curve rows (the
-generic layer, ``experiments.generic``, builds the units)."""
+"""Named arms and per-seed result rows for the regression profiles of `dnnbench check` (their
+``depth_sweep`` and ``optimizers`` tables; experiments themselves go through
+``experiments.generic``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from dnnbench.spec import RunSpec, widths_str
 from dnnbench.train.arm import ArmResult
@@ -53,20 +53,3 @@ def seed_rows(result: ArmResult, seeds: Sequence[int], target: float | None) -> 
             "time_to_target_s": steps * tm.step_ms / 1e3 if steps is not None else np.nan,
         })
     return rows
-
-
-def curve_frame(arm: Arm, result: ArmResult, seeds: Sequence[int],
-                columns: Sequence[str] = ("train_loss", "eval_loss", "eval_accuracy"),
-                rename: dict[str, str] | None = None) -> pd.DataFrame:
-    """Long table of curve points (only evaluations that were actually performed)."""
-    tr = result.trace
-    src = {"train_loss": tr.train_loss, "eval_loss": tr.eval_loss, "eval_accuracy": tr.eval_acc}
-    parts = []
-    for i, seed in enumerate(seeds):
-        n = int(tr.n_done[i])
-        part = {"arm": arm.name, "seed": int(seed), "step": np.asarray(tr.steps[i][:n])}
-        for c in columns:
-            part[c] = np.asarray(src[c][i][:n], dtype=float)
-        parts.append(pd.DataFrame(part))
-    df = pd.concat(parts, ignore_index=True)
-    return df.rename(columns=rename or {})

@@ -73,6 +73,7 @@ from dnnbench.stats import (
     mean_ci,
     paired_censored_comparison,
     paired_difference,
+    steps_of_runs,
     verdict_from_interval,
 )
 from dnnbench.stats.censored import STEP_LABELS
@@ -180,15 +181,13 @@ def subset(data, train_size: int):
 
 
 def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = True,
-                one_program_per_arm: bool = False, frames=None,
+                one_program_per_arm: bool = False,
                 worker_data: Callable[[], Any] | None = None,
                 lanes_per_unit: int | None = None) -> list[Unit]:
     """One resumable unit per program (or per part of at most ``lanes_per_unit`` lanes, see
-    :func:`split_lanes`); ``frames(runs, curves) -> (runs, curves)``, if given,
-    turns each unit's tables into another schema (the presets of the legacy commands).
+    :func:`split_lanes`), each giving the common tables (:func:`program_frames`).
     ``worker_data``, a picklable callable that loads ``data`` in another process, makes the
-    units runnable on an executor's workers (each unit's ``remote``: :func:`rebuild_unit`;
-    ``frames`` must then be picklable too, e.g. a partial of a module-level function)."""
+    units runnable on an executor's workers (each unit's ``remote``: :func:`rebuild_unit`)."""
     from dnnbench.train.arm import compile_arm
     from dnnbench.train.devices import compile_ahead
 
@@ -204,28 +203,27 @@ def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = T
 
         def compute(prog=prog, prepare=prepare):
             result = prepare.take().train(timing=timing)
-            out = program_frames(exp, data, prog, result, seeds)
-            return out if frames is None else frames(*out)
+            return program_frames(exp, data, prog, result, seeds)
 
         key = ("generic", prog.spec.hash, prog.lanes, seeds,
                tuple((a.name, a.spec.hash, a.settings.levels) for a in prog.arms),
                prog.arms[0].train_size, timing)
         remote = None if worker_data is None else functools.partial(
             rebuild_unit, exp, worker_data, seeds, index, timing, one_program_per_arm,
-            frames, lanes_per_unit)
+            lanes_per_unit)
         units.append(Unit(prog.label, key, compute, prepare if compile_ahead() else None,
                           remote, (prog.index, len(prog.arms))))
     return units
 
 
 def rebuild_unit(exp: Experiment, worker_data: Callable[[], Any], seeds: Sequence[int],
-                 index: int, timing: bool, one_program_per_arm: bool, frames=None,
+                 index: int, timing: bool, one_program_per_arm: bool,
                  lanes_per_unit: int | None = None) -> Unit:
     """Unit ``index`` of ``build_units`` made anew in a worker's process (its data loaded
     there): what an executor ships instead of the unit's closures."""
     data = worker_data()
     return build_units(exp, data, seeds, timing=timing, one_program_per_arm=one_program_per_arm,
-                       frames=frames, lanes_per_unit=lanes_per_unit)[index]
+                       lanes_per_unit=lanes_per_unit)[index]
 
 
 def _last(values: np.ndarray, n: int) -> float:
@@ -494,19 +492,6 @@ def with_target(runs: pd.DataFrame, curves: pd.DataFrame, target: float, column:
 
 # ------------------------------------------------------------------------------ the summary
 
-def _censored(df: pd.DataFrame):
-    """(times, reached, censor_at) of a block of runs: a run that did not reach the target is
-    censored at its budget (``max_steps``), wherever it stopped: a run that diverged or was
-    stopped early has failed for good, so it stays among the runs at risk of every step of
-    the budget (censoring it where it stopped would drop it from the Kaplan-Meier risk set
-    and make its arm look faster; as the legacy commands' summaries do)."""
-    stopped = df["steps_done"].astype(float).to_numpy()
-    budget = (df["max_steps"].astype(float).to_numpy() if "max_steps" in df
-              else stopped)
-    return (df["steps_to_target"].astype(float).to_numpy(), df["reached"].to_numpy(bool),
-            np.fmax(budget, stopped))
-
-
 def reference_arm(exp: Experiment, levels: dict[str, Any]) -> dict[str, Any] | None:
     """The levels of the arm that ``levels`` is compared with (None: it is a reference, or
     an arm its protocol does not compare)."""
@@ -545,7 +530,7 @@ def summarize(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for arm, g in runs.groupby("arm", sort=False):
         g = g.sort_values("seed")
-        km = km_median(*_censored(g))
+        km = km_median(*steps_of_runs(g))
         row = {"arm": arm, **{f: g[f].iloc[0] for f in factors}, "n": km.n,
                "reached": km.n_reached, "diverged": int(g["diverged"].sum()),
                "median_steps": km.median, "steps_low": km.low, "steps_high": km.high,
@@ -578,7 +563,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, value_metric: str) -> dict[str, An
     a = a.set_index("seed").loc[common].reset_index()
     b = b.set_index("seed").loc[common].reset_index()
     out = {"reference": b["arm"].iloc[0]}
-    cmp = paired_censored_comparison(*_censored(a), *_censored(b))
+    cmp = paired_censored_comparison(*steps_of_runs(a), *steps_of_runs(b))
     out |= {"steps_ratio": cmp.ratio, "ratio_low": cmp.low, "ratio_high": cmp.high,
             "steps_verdict": cmp.verdict}
     x, y = metric_values(a, value_metric), metric_values(b, value_metric)

@@ -12,7 +12,7 @@ Every protocol emits the common result table (:mod:`dnnbench.experiments.generic
 per arm and seed, every factor and setting a column, the same metric columns), so the
 summary, claims, figures and report of the file layer serve it unchanged. A protocol is a
 registry entry: its settings (checked like the run settings) and the import path of its unit
-builder, called as ``build_units(exp, data, seeds, *, timing, one_program_per_arm, frames,
+builder, called as ``build_units(exp, data, seeds, *, timing, one_program_per_arm,
 worker_data)``; it is imported only when a run starts (no JAX at help time).
 """
 

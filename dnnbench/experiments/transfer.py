@@ -595,13 +595,13 @@ def a_levels(groups: Sequence[Group]) -> list[tuple[str, Any]]:
 
 def build_file_units(exp: files.Experiment, data: Dataset, seeds: Sequence[int], *,
                      timing: bool | str = True, one_program_per_arm: bool = False,
-                     frames=None, worker_data=None, lanes_per_unit: int | None = None
+                     worker_data=None, lanes_per_unit: int | None = None
                      ) -> list[Unit]:
     """The units of a transfer file: one per model A (a class pair and A's settings), training
     A once and B and B-on-A for every group that shares it (the protocol's plug-in for
     :mod:`dnnbench.experiments.protocols`). With several units their programs are shared
     (:class:`SharedPrograms`). ``timing``: measure the step time in every unit, only in the
-    "first", or not at all (False); ``frames`` and ``worker_data`` as for
+    "first", or not at all (False); ``worker_data`` as for
     :func:`dnnbench.experiments.generic.build_units` (the units then carry a picklable recipe
     and run on an executor's workers). Arms are never lanes of one program here
     (``one_program_per_arm`` and ``lanes_per_unit`` change nothing)."""
@@ -619,8 +619,7 @@ def build_file_units(exp: files.Experiment, data: Dataset, seeds: Sequence[int],
         def compute(src=src, pos=pos, neg=neg, measure=measure):
             results = train_groups([g.cfg for g in src.groups], data, pos, neg, timing=measure,
                                    shared=shared, extra=src.groups[0].extra)
-            out = source_frames(exp, src, data, results)
-            return out if frames is None else frames(*out)
+            return source_frames(exp, src, data, results)
 
         key = {"pair": (pos, neg), "timing": measure, "a_seed_offset": A_SEED_OFFSET,
                "code": _CODE_DIGEST, "experiment": exp.name,
@@ -628,16 +627,16 @@ def build_file_units(exp: files.Experiment, data: Dataset, seeds: Sequence[int],
                                   "arms": [(a.name, a.levels) for a in g.arms]}).items())
                           for g in src.groups]}
         remote = None if worker_data is None else functools.partial(
-            rebuild_unit, exp, worker_data, tuple(seeds), src.index, timing, frames)
+            rebuild_unit, exp, worker_data, tuple(seeds), src.index, timing)
         units.append(Unit(src.label, (EXPERIMENT, sorted(key.items())), compute,
                           remote=remote))
     return units
 
 
 def rebuild_unit(exp: files.Experiment, worker_data: Callable[[], Dataset],
-                 seeds: Sequence[int], index: int, timing: bool | str, frames=None) -> Unit:
+                 seeds: Sequence[int], index: int, timing: bool | str) -> Unit:
     """Unit ``index`` of :func:`build_file_units`, made anew in a worker's process."""
-    return build_file_units(exp, worker_data(), seeds, timing=timing, frames=frames)[index]
+    return build_file_units(exp, worker_data(), seeds, timing=timing)[index]
 
 
 def source_frames(exp: files.Experiment, src: Source, data: Dataset,

@@ -158,14 +158,6 @@ def n_seeds_text(runs: pd.DataFrame, by: str | Sequence[str] = "arm") -> str:
     return f"{n} seed{'s' if hi != 1 else ''} per arm"
 
 
-def censored(df: pd.DataFrame):
-    """(times, reached, censor_at) of a block of runs: a run that did not reach the target
-    (or diverged) is censored at its budget; nothing is imputed."""
-    reached = df["reached"].to_numpy(bool) & ~df["diverged"].to_numpy(bool)
-    times = pd.to_numeric(df["steps_to_target"], errors="coerce").to_numpy(float)
-    return np.where(reached, times, np.nan), reached, df["max_steps"].astype(float).to_numpy()
-
-
 def _mean_band(table: pd.DataFrame, log: bool = False):
     """Per row of a (step x seed) table: mean and its 95% t-interval across seeds (missing
     values dropped). ``log``: geometric mean and interval computed on the log scale, so the

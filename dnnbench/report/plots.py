@@ -180,8 +180,8 @@ def km_figure(inp: FigureInput):
     of the second varying factor (or of the first, when only one varies), a panel per
     combination of the others; log step axis; reached counts in each panel's title. None
     without a target or with more than MAX_PANELS panels."""
-    from dnnbench.report.figures import PALETTE, _first_step, censored
-    from dnnbench.stats import kaplan_meier
+    from dnnbench.report.figures import PALETTE, _first_step
+    from dnnbench.stats import kaplan_meier, steps_of_runs
 
     exp, runs = inp.exp, inp.runs
     if "steps_to_target" not in runs or not runs["reached"].astype(bool).any():
@@ -201,7 +201,7 @@ def km_figure(inp: FigureInput):
             g = block if level is None else block[block[curve] == level]
             if g.empty:
                 continue
-            km = kaplan_meier(*censored(g))
+            km = kaplan_meier(*steps_of_runs(g))
             xs = np.concatenate(([start], km.times, [budget]))
             ys = np.concatenate(([0.0], 1 - km.survival,
                                  [1 - km.survival[-1] if km.survival.size else 0.0]))

@@ -21,6 +21,7 @@ from .censored import (
     km_median,
     paired_censored_comparison,
     resampled_km_medians,
+    steps_of_runs,
 )
 from .intervals import (
     DEFAULT_RESAMPLES,
@@ -58,5 +59,6 @@ __all__ = [
     "paired_difference",
     "paired_log_ratio",
     "resampled_km_medians",
+    "steps_of_runs",
     "verdict_from_interval",
 ]

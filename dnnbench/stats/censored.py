@@ -15,6 +15,9 @@ imputes infinity or the budget as if it were a measurement (DESIGN.md section 4)
   available).  Note: when S is exactly 0.5 on an interval we keep the smallest step,
   where recent R versions take the midpoint.
 - ``paired_censored_comparison``: seed-paired comparison of two arms (see its docstring).
+- ``steps_of_runs``: the (times, reached, censor_at) triple of a table of runs in the common
+  result vocabulary (``steps_to_target``, ``reached``, ``diverged``, ``max_steps``,
+  ``steps_done``): the one place that decides how a run is censored.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from .flags import flag
 from .intervals import DEFAULT_RESAMPLES, DEFAULT_SEED
 from .verdicts import MIN_SEEDS_FOR_VERDICT, TOO_FEW_SEEDS, verdict_from_interval
 
@@ -102,6 +106,27 @@ class CensoredComparison:
     n_ties: int
     verdict: str
     n_resamples_undefined: int = 0
+
+
+def steps_of_runs(df) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(times, reached, censor_at) of the runs of a table (a pandas DataFrame with
+    ``steps_to_target``, ``reached``, and ``max_steps`` or ``steps_done``; ``diverged`` when
+    it has it). A run that did not reach the target, or diverged, is censored at its budget
+    (``max_steps``; where it stopped, if later), wherever it stopped: a run that diverged or
+    was stopped early has failed for good and stays among the runs at risk of every step of
+    the budget (censoring it where it stopped would drop it from the Kaplan-Meier risk set
+    and make its arm look faster). Nothing is imputed: an unreached run's time is NaN.
+    Flags may be booleans or their text (a CSV read back)."""
+    import pandas as pd
+
+    times = pd.to_numeric(df["steps_to_target"], errors="coerce").to_numpy(float)
+    reached = flag(df["reached"]) & ~np.isnan(times)
+    if "diverged" in df:
+        reached &= ~flag(df["diverged"])
+    budgets = [pd.to_numeric(df[c], errors="coerce").to_numpy(float)
+               for c in ("max_steps", "steps_done") if c in df]
+    censor_at = np.fmax.reduce(budgets) if len(budgets) > 1 else budgets[0]
+    return np.where(reached, times, np.nan), reached, censor_at
 
 
 def _observed(times, reached, censor_at) -> tuple[np.ndarray, np.ndarray]:

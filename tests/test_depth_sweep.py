@@ -154,6 +154,7 @@ def test_preset_is_the_packaged_file_with_the_options():
     assert e.factors == {"depth": (1, 3), "bn": ("on",), "activation": ("relu", "sigmoid")}
     assert e.named_levels["bn"]["on"] == {"norm": "batch", "bn_logits": False}
     assert e.base["width"] == 32 and "widths" not in e.base and not e.reference
+    assert e.expected and not e.cost  # the file's cost text describes the file's own grid
     assert "bn-fewer-steps-deep" not in {c.id for c in e.claims}  # needs the reference
     full = exp.experiment(exp.DepthSweepConfig())
     assert {c.id for c in full.claims} >= {"bn-fewer-steps-deep", "1", "2", "3", "4", "5"}

@@ -118,6 +118,11 @@ def test_html_tables_carry_the_statistics(page):
     assert page.count("too few seeds for a verdict") >= 3
     assert "transfer on digits (3 seeds per arm, paired; 95% intervals)" in page
     assert page.count("pair=0v1,stage=B-on-A") >= 1 and "not compared" in page
+    # no target, nothing to reach: the transfer table has no "reached" column
+    transfer = page[page.index('id="transfer-digits"'):]
+    table = transfer[:transfer.index("</table>")]
+    assert ">reached</th>" not in table and ">stage</th>" in table
+    assert ">reached</th>" in page[page.index('id="depth-sweep-digits"'):]
     assert page.count("seeds per arm") >= 3
 
 

@@ -85,7 +85,8 @@ def experiment(cfg: DepthSweepConfig) -> files.Experiment:
         "learning_rate": cfg.learning_rate, "batch_size": cfg.batch_size,
         "max_steps": cfg.max_steps, "eval_every": cfg.eval_every, "target": cfg.target},
         f"{EXPERIMENT} command")
-    doc = files.to_doc(exp) | {"name": EXPERIMENT, "dataset": DEFAULT_DATASET,
+    # (no "cost": the packaged file's describes its own grid; the report counts the programs)
+    doc = files.to_doc(exp) | {"name": EXPERIMENT, "dataset": DEFAULT_DATASET, "cost": "",
                                "seeds": len(cfg.seeds)}
     if cfg.width is not None:
         doc["base"].pop("widths")

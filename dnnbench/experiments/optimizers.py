@@ -44,7 +44,8 @@ def experiment(optimizers: Sequence[str], *, learning_rate: float | None = None,
                           "eval_every": eval_every or "epoch"}
     if learning_rate is not None:
         base["learning_rate"] = learning_rate
-    doc |= {"name": EXPERIMENT, "title": "Optimizers: speed and quality",
+    # (no "cost": the packaged file's describes its own grid; the report counts the programs)
+    doc |= {"name": EXPERIMENT, "title": "Optimizers: speed and quality", "cost": "",
             "dataset": DEFAULT_DATASET, "seeds": seeds, "base": base, "quick": {}}
     doc["tune"] = doc["tune"] | {"learning_rate": [float(v) for v in tune_grid]}
     if lr_overrides:  # named levels: each optimizer with its own learning rate

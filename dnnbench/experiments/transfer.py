@@ -489,8 +489,9 @@ def preset(dataset: str, pairs: Sequence[tuple[int, int]] | None, seeds: int,
         factors = {"pair": [pair_label(*p) for p in pairs], **factors}
     elif pairs is not None:
         base["pair"] = pair_label(*pairs[0])
+    # (no "cost": the packaged file's describes its own grid; the report counts the units)
     return files.parse(doc | {"name": EXPERIMENT, "dataset": dataset, "seeds": seeds,
-                              "base": base, "factors": factors},
+                              "base": base, "factors": factors, "cost": ""},
                        f"{files.find(PRESET_FILE)} (dnnbench transfer)")
 
 

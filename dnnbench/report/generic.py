@@ -32,8 +32,11 @@ def summary_cells(exp: Experiment, summary: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, r in summary.iterrows():
         row = {f: str(r[f]) for f in exp.factors}
-        row["reached"] = f"{r['reached']}/{r['n']}" + (f" ({r['diverged']} div)"
-                                                      if r["diverged"] else "")
+        if "steps_to_target" in exp.show:  # (no target: nothing to reach)
+            row["reached"] = f"{r['reached']}/{r['n']}" + (f" ({r['diverged']} div)"
+                                                          if r["diverged"] else "")
+        elif r["diverged"]:
+            row["diverged"] = f"{r['diverged']}/{r['n']}"
         for m in exp.show:
             if m == "steps_to_target":
                 row[LABELS[m]] = fmt_interval(r["median_steps"], r["steps_low"],

@@ -4,43 +4,19 @@ common schema (tests/fixtures/results): what each one plots."""
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from _figures import by_label, fixture_input, inside_figure, visible_axes
 
 from dnnbench.experiments import files, generic
 from dnnbench.report import figure_kinds, plots
-from dnnbench.report.generic import figure_input
-from dnnbench.report.io import read_results
-
-RUNS = Path(__file__).parent / "fixtures" / "results" / "depth-sweep-digits-runs.csv"
 
 
 @pytest.fixture(scope="module")
 def depth():
-    runs, meta = read_results(RUNS)
-    exp = files.parse(json.loads(meta["experiment_definition"]), "<fixture>")
-    return figure_input(exp, runs, RUNS, "digits")
-
-
-def visible_axes(fig):
-    return [ax for ax in fig.axes if ax.get_visible()]
-
-
-def by_label(ax, label):
-    found = [ln for ln in ax.lines if ln.get_label() == label]
-    assert len(found) == 1, [ln.get_label() for ln in ax.lines]
-    return found[0]
-
-
-def inside_figure(fig, artist) -> bool:
-    fig.canvas.draw()
-    box, page = artist.get_window_extent(), fig.bbox
-    return (box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1 and box.y0 >= page.y0 - 1
-            and box.y1 <= page.y1 + 1)
+    return fixture_input("depth-sweep-digits")
 
 
 def test_fixture_layout(depth):

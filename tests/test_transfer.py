@@ -6,14 +6,15 @@ bad-input handling."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+import _figures
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
 import pytest
+from _figures import data_lines, visible_axes
 from typer.testing import CliRunner
 
 from dnnbench.cli import app
@@ -467,27 +468,10 @@ def test_pairs_share_three_programs_and_a_shared_program_gives_each_pair_its_own
 
 # ----------------------------------------------------------------------------- figures
 
-FIXTURE = Path(__file__).parent / "fixtures" / "results" / "transfer-digits-runs.csv"
-
-
-@pytest.fixture(scope="module")
-def fixture_input():
+@pytest.fixture(scope="module", name="fixture_input")
+def transfer_fixture():
     """The --quick --pairs all fixture (3 class pairs, 3 seeds) as a figure's input."""
-    from dnnbench.experiments import files
-    from dnnbench.report.generic import figure_input
-    from dnnbench.report.io import read_results
-
-    runs, meta = read_results(FIXTURE)
-    exp_ = files.parse(json.loads(meta["experiment_definition"]), "<fixture>")
-    return figure_input(exp_, runs, FIXTURE, "digits")
-
-
-def visible_axes(fig):
-    return [ax for ax in fig.axes if ax.get_visible()]
-
-
-def data_lines(ax):
-    return [ln for ln in ax.lines if len(ln.get_xdata())]
+    return _figures.fixture_input("transfer-digits")
 
 
 def test_the_file_declares_the_transfer_figures_and_one_pair_has_no_gains(fixture_input):

@@ -104,6 +104,17 @@ def figure_input(exp: Experiment, runs: pd.DataFrame, runs_path: Path, dataset: 
     return FigureInput(exp, runs, curves, read_layers(runs_path), dataset)
 
 
+def stored_figure_input(runs_path: Path):
+    """The figure input of stored results (``<name>-<dataset>-runs.csv`` with its meta,
+    curves and layers), the experiment rebuilt from the definition the meta records."""
+    from dnnbench.experiments import files
+    from dnnbench.report.io import read_results
+
+    runs, meta = read_results(runs_path)
+    exp = files.parse(json.loads(meta["experiment_definition"]), str(runs_path))
+    return figure_input(exp, runs, runs_path, (meta.get("dataset") or {}).get("name", ""))
+
+
 def section_figures(rs, exp: Experiment) -> list:
     """The report's figures of a result set: the file's declared figure kinds and the
     automatic ones its results allow (dnnbench.report.figure_kinds), as PNG items."""

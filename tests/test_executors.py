@@ -155,12 +155,11 @@ def test_submitit_local_executor_gives_the_local_results(exp, local, tmp_path):
 
 def test_depth_sweep_units_travel_as_small_recipes_that_rebuild_the_same_unit(tmp_path):
     """What an executor ships (pickled), run in this process: the same tables as the unit."""
-    import pickle
+    from _recipes import assert_recipe_rebuilds_the_unit
 
     from dnnbench.cli.executor import worker_data
     from dnnbench.data import load_dataset
     from dnnbench.experiments import depth_sweep
-    from dnnbench.experiments.executors import run_task, task_for
     from dnnbench.experiments.units import UnitStore
 
     data = load_dataset("digits")
@@ -168,13 +167,7 @@ def test_depth_sweep_units_travel_as_small_recipes_that_rebuild_the_same_unit(tm
                                        batch_size=64, seeds=(0, 1))
     units = depth_sweep.build_units(cfg, data, worker_data=worker_data(data, None, False))
     store = UnitStore(tmp_path, depth_sweep.EXPERIMENT, data.name, data.fingerprint)
-    blob = pickle.dumps(task_for(units[0], store))
-    assert len(blob) < 8000  # names and numbers, not the data set
-    material, (runs, curves) = run_task(pickle.loads(blob))
-    assert material == store.key_material(units[0])
-    local_runs, local_curves = units[0].compute()
-    pd.testing.assert_frame_equal(runs.drop(columns=TIMING), local_runs.drop(columns=TIMING))
-    pd.testing.assert_frame_equal(curves, local_curves)
+    assert_recipe_rebuilds_the_unit(units[0], store)
 
 
 @pytest.mark.slow

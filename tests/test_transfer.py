@@ -313,11 +313,10 @@ def test_transfer_units_travel_as_small_recipes_that_rebuild_the_same_unit(quick
                                                                          tmp_path):
     """What an executor ships (pickled), run in this process: the same tables as the unit
     (the quick run's settings, so its compiled programs serve)."""
-    import pickle
+    from _recipes import assert_recipe_rebuilds_the_unit
 
     from dnnbench.cli.common import quick_subset
     from dnnbench.cli.executor import worker_data
-    from dnnbench.experiments.executors import run_task, task_for
     from dnnbench.experiments.units import UnitStore
 
     synthetic = quick_subset(load_dataset("synthetic"))
@@ -326,14 +325,8 @@ def test_transfer_units_travel_as_small_recipes_that_rebuild_the_same_unit(quick
     units = exp.build_file_units(preset, synthetic, range(3), timing=False,
                                  worker_data=worker_data(synthetic, None, True))
     store = UnitStore(tmp_path, exp.EXPERIMENT, synthetic.name, synthetic.fingerprint)
-    blob = pickle.dumps(task_for(units[0], store))
-    assert len(blob) < 8000  # names and numbers, not the data set
-    material, (runs, curves) = run_task(pickle.loads(blob))
-    assert material == store.key_material(units[0])
-    local_runs, local_curves = units[0].compute()
-    timing = ["compile_s", "step_ms", "eval_ms"]
-    pd.testing.assert_frame_equal(runs.drop(columns=timing), local_runs.drop(columns=timing))
-    pd.testing.assert_frame_equal(curves, local_curves)
+    runs, _ = assert_recipe_rebuilds_the_unit(units[0], store,
+                                              timing=["compile_s", "step_ms", "eval_ms"])
     quick = pd.read_csv(quick_run[0] / "transfer-synthetic-runs.csv")  # and the command's
     np.testing.assert_array_equal(runs["final_test_accuracy"], quick["final_test_accuracy"])
 

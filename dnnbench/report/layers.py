@@ -7,8 +7,6 @@ second (the arms' other factors, if any, are pooled); every value is the median 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
@@ -38,13 +36,12 @@ def _grid(n: int, width: float = 3.0, height: float = 2.6, max_cols: int = 4,
           sharex: bool = False):
     from matplotlib.figure import Figure
 
-    cols = min(n, max_cols)
-    rows = math.ceil(n / cols)
+    from dnnbench.report.figures import _axes
+    from dnnbench.report.figures import _grid as shape
+
+    rows, cols = shape(n, max_cols)
     fig = Figure(figsize=(width * cols + 1.0, height * rows + 0.8), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False, sharex=sharex).ravel()
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    return fig, axes[:n]
+    return fig, _axes(fig, n, max_cols, sharex=sharex)
 
 
 def profile_figure(exp: Experiment, runs: pd.DataFrame, layers: pd.DataFrame, column: str):

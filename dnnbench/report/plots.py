@@ -163,16 +163,16 @@ def _panel_blocks(exp, runs: pd.DataFrame, curve_factor: str | None):
 
 
 def _grid(n: int, width: float, height: float, max_cols: int = 4, **kw):
+    """(figure, its n visible panels, columns): panels of ``width`` x ``height`` inches."""
     from matplotlib.figure import Figure
 
-    cols = max(1, min(n, max_cols))
-    rows = -(-n // cols)
+    from dnnbench.report.figures import _axes
+    from dnnbench.report.figures import _grid as shape
+
+    rows, cols = shape(n, max_cols)
     fig = Figure(figsize=(max(6.0, width * cols + 0.6), height * rows + 1.3),
                  layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False, **kw).ravel()
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    return fig, axes[:n], cols
+    return fig, _axes(fig, n, max_cols, **kw), cols
 
 
 def km_figure(inp: FigureInput):

@@ -94,14 +94,18 @@ def claims_table(claims: pd.DataFrame) -> Table:
 
 # ------------------------------------------------------------------------------------ figures
 
-def figure_input(exp: Experiment, runs: pd.DataFrame, runs_path: Path, dataset: str = ""):
+def figure_input(exp: Experiment, runs: pd.DataFrame, runs_path: Path, dataset: str = "",
+                 layers=...):
     """The tables a figure is drawn from: the runs, and the curves and per-layer diagnostics
-    beside ``runs_path`` when the result set has them."""
+    beside ``runs_path`` when the result set has them (``layers``: the diagnostics, if the
+    caller has read them already)."""
     from dnnbench.report.figure_kinds import FigureInput
     from dnnbench.report.io import curves_path_of, read_curves, read_layers
 
     curves = read_curves(runs_path) if curves_path_of(runs_path).exists() else None
-    return FigureInput(exp, runs, curves, read_layers(runs_path), dataset)
+    if layers is ...:
+        layers = read_layers(runs_path)
+    return FigureInput(exp, runs, curves, layers, dataset)
 
 
 def stored_figure_input(runs_path: Path):
@@ -115,15 +119,16 @@ def stored_figure_input(runs_path: Path):
     return figure_input(exp, runs, runs_path, (meta.get("dataset") or {}).get("name", ""))
 
 
-def section_figures(rs, exp: Experiment) -> list:
+def section_figures(rs, exp: Experiment, layers=...) -> list:
     """The report's figures of a result set: the file's declared figure kinds and the
-    automatic ones its results allow (dnnbench.report.figure_kinds), as PNG items."""
+    automatic ones its results allow (dnnbench.report.figure_kinds), as PNG items
+    (``layers`` as for :func:`figure_input`)."""
     from dnnbench.report import figure_kinds
     from dnnbench.report.figures import figure_bytes
     from dnnbench.report.html import FigureItem
 
     dataset = (rs.meta.get("dataset") or {}).get("name", "")
-    inp = figure_input(exp, rs.runs, rs.runs_path, dataset)
+    inp = figure_input(exp, rs.runs, rs.runs_path, dataset, layers)
     return [FigureItem(name, f"{rs.stem}-{name}.png", caption, figure_bytes(fig, "png"))
             for name, (fig, caption) in figure_kinds.draw(inp).items()]
 
@@ -162,7 +167,7 @@ def report_section(rs, render_figures: bool = True):
                                 "Supported: every compared arm points the expected way with an "
                                 "interval that excludes no difference; contradicted: one "
                                 "points the other way.", left=2, text=("effects",)))
-    figs = section_figures(rs, exp) if render_figures else []
+    figs = section_figures(rs, exp, layers) if render_figures else []
     bullets = [b for b in (exp.expected and f"Expected: {exp.expected}",
                            exp.cost and f"Cost: {exp.cost}",
                            (f"Compiled programs: {meta['compiled_programs']} for "

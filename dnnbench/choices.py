@@ -20,6 +20,8 @@ DATASETS = ("mnist", "fashion-mnist", "digits", "synthetic")
 FILE_DATASETS = ("mnist", "fashion-mnist")  # the ones read from (and fetched as) IDX files
 BN_POSITIONS = ("before", "after")
 NORMALIZATIONS = ("none", "batch", "layer", "weight", "group")  # models.norms.NORMALIZATIONS
+# the normalizations with batch statistics (running averages): models.norms batch_stats
+BATCH_STAT_NORMS = ("batch",)
 BN_EVAL = ("running", "population", "batch")  # models.norms.BN_EVAL
 # dropout after every hidden layer, or before every dense layer (the inputs too)
 DROPOUT_PLACEMENTS = ("hidden", "dense")

@@ -10,6 +10,8 @@ import dataclasses
 import hashlib
 import json
 
+from dnnbench import choices
+
 TAPERED_WIDTHS = (500, 400, 300, 200, 100, 50, 25)
 
 
@@ -195,3 +197,21 @@ def group_spec(specs: list[RunSpec]) -> tuple[RunSpec, tuple[str, ...]]:
             params[name] = max(v[k] for v in values)
     # a schedule parameter that is a lane keeps the first arm's value (the lanes set it)
     return first.replace(**changes, optimizer_params=tuple(params.items())), lanes
+
+
+def has_batch_norm(spec) -> bool:
+    """Whether the model of ``spec`` has a batch-norm layer (the only ones with statistics)."""
+    return spec.norm in choices.BATCH_STAT_NORMS or spec.input_norm
+
+
+def check_norm(spec) -> None:
+    """ValueError (one line) for a normalization that the spec's model cannot have."""
+    for table, name, what in ((choices.NORMALIZATIONS, spec.norm, "normalization"),
+                              (choices.BN_EVAL, spec.bn_eval, "bn_eval")):
+        if name not in table:
+            raise ValueError(f"unknown {what} {name!r}; choose from: {', '.join(table)}")
+    if spec.norm == "group":
+        bad = [w for w in spec.widths if w % spec.norm_groups]
+        if bad:
+            raise ValueError(f"group norm: norm_groups {spec.norm_groups} does not divide the "
+                             f"width {bad[0]} (widths {'-'.join(map(str, spec.widths))})")

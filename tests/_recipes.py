@@ -13,7 +13,7 @@ def assert_recipe_rebuilds_the_unit(unit, store, timing=TIMING):
     """The unit's task, pickled, is names and numbers (not the data set); run in this process
     it has the unit's key material and gives the unit's tables (the ``timing`` columns
     aside). Returns the tables the recipe gave."""
-    from dnnbench.experiments.executors import run_task, task_for
+    from dnnbench.run.executors import run_task, task_for
 
     blob = pickle.dumps(task_for(unit, store))
     assert len(blob) < 8000  # names and numbers, not the data set

@@ -442,7 +442,7 @@ def test_github_action_benchmark_states_each_entry_in_one_unit():
 def write_result(folder: Path, runs: pd.DataFrame, experiment="depth-sweep",
                  dataset="digits") -> Path:
     """A results file as the experiment commands write it (runs CSV + meta JSON)."""
-    from dnnbench.report.io import SCHEMA_VERSION
+    from dnnbench.results.io import SCHEMA_VERSION
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{experiment}-{dataset}-runs.csv"

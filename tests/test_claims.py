@@ -11,20 +11,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from dnnbench.claims import (
-    CSV_COLUMNS,
-    EVALUATORS,
-    ClaimsError,
-    ResultSet,
-    evaluate_claims,
-    load_claims,
-    load_results,
-    packaged_claims,
-    parse_claims,
-    read_claims_file,
-)
-from dnnbench.claims.engine import _frac_bounds
+from dnnbench.analysis.checker import evaluate_claims, load_claims, packaged_claims
+from dnnbench.analysis.evaluators import EVALUATORS, frac_bounds
+from dnnbench.analysis.outcomes import CSV_COLUMNS
 from dnnbench.cli import app
+from dnnbench.definition.claims import ClaimsError, parse_claims, read_claims_file
+from dnnbench.results.resultset import ResultSet, load_results
 
 SEEDS = list(range(8))
 runner = CliRunner()
@@ -142,9 +134,10 @@ def test_packaged_claims_live_in_the_experiment_files_they_belong_to():
     """Claims 1-10 come from the catalogue's files (no claims.toml); a file's evaluator
     claims survive the definition recorded in the metadata, and `dnnbench run` leaves them to
     `dnnbench claims` (they read another schema)."""
-    from dnnbench.experiments import files, generic
+    from dnnbench import definition
+    from dnnbench.analysis.claims import check_claims
 
-    catalogue = files.catalogue()
+    catalogue = definition.catalogue()
     by_file = {}
     for c in packaged_claims():
         if c.checks[0].evaluator != "experiment_file":
@@ -152,10 +145,10 @@ def test_packaged_claims_live_in_the_experiment_files_they_belong_to():
     assert by_file == {str(catalogue["bn-depth"]): ["1", "2", "3", "4", "5"],
                        str(catalogue["optimizer-comparison"]): ["6", "7", "8"],
                        str(catalogue["transfer-learning"]): ["9", "10"]}
-    exp = files.load("bn-depth")
-    again = files.parse(files.to_doc(exp), "recorded")
+    exp = definition.load("bn-depth")
+    again = definition.parse(definition.to_doc(exp), "recorded")
     assert [c for c in again.claims if c.checks] == [c for c in exp.claims if c.checks]
-    checked = generic.check_claims(exp, pd.DataFrame(columns=["arm", "seed", *exp.factors]))
+    checked = check_claims(exp, pd.DataFrame(columns=["arm", "seed", *exp.factors]))
     assert list(checked["id"]) == [c.id for c in exp.claims if not c.checks]
 
 
@@ -186,11 +179,11 @@ expect = "higher"
 def test_plain_claims_of_an_experiment_file_are_checked_on_its_results(tmp_path):
     """`dnnbench claims` checks a file's plain claims (compare ... expect) as `dnnbench run`
     does, on results that record the experiment's definition (constructed runs here)."""
-    from dnnbench.experiments import files
+    from dnnbench import definition
 
     path = tmp_path / "lr-pair.toml"
     path.write_text(GRID_FILE)
-    exp = files.load(str(path))
+    exp = definition.load(str(path))
     rows = []
     for lr, steps, acc in ((0.001, 80, 0.90), (0.01, 40, 0.90), (0.1, 20, 0.80)):
         for seed in range(6):
@@ -200,7 +193,7 @@ def test_plain_claims_of_an_experiment_file_are_checked_on_its_results(tmp_path)
                          "steps_done": steps + seed % 3, "diverged": False,
                          "final_eval_accuracy": acc + 0.001 * seed})
     write_set(tmp_path / "r", "lr-pair", pd.DataFrame(rows), meta={
-        "experiment_definition": json.dumps(files.to_doc(exp))})
+        "experiment_definition": json.dumps(definition.to_doc(exp))})
     claims = tmp_path / "c.toml"
     claims.write_text("".join(
         f'[[claim]]\nid = "{i}"\ntext = "t"\nexperiment = "lr-pair"\n'
@@ -302,9 +295,9 @@ def test_sigmoid_gap_reached_and_contradicted(tmp_path):
 def test_frac_bounds_interval_arithmetic():
     # f = 1 - u / v; v in [log 4, inf] (sigmoid never reached), u = log 1.2 exactly
     u = np.array([math.log(1.2)])
-    lo, hi = _frac_bounds(u, u, np.array([math.log(4)]), np.array([math.inf]))
+    lo, hi = frac_bounds(u, u, np.array([math.log(4)]), np.array([math.inf]))
     assert lo[0] == pytest.approx(1 - math.log(1.2) / math.log(4)) and hi[0] == 1.0
-    lo, hi = _frac_bounds(u, u, np.array([-0.1]), np.array([0.5]))  # gap may be <= 1
+    lo, hi = frac_bounds(u, u, np.array([-0.1]), np.array([0.5]))  # gap may be <= 1
     assert lo[0] == -math.inf and hi[0] == math.inf
 
 

@@ -320,7 +320,7 @@ def test_meta_records_the_requested_data_set(tmp_path):
     import pandas as pd
 
     from dnnbench.data import load_dataset
-    from dnnbench.report.io import write_results
+    from dnnbench.results.io import write_results
 
     ds = dataclasses.replace(load_dataset("digits"), requested="fashion-mnist",
                              fallback_reason="data set 'fashion-mnist' is not available")

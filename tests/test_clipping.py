@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dnnbench import choices
-from dnnbench.experiments import files, generic
+from dnnbench import choices, definition
+from dnnbench.analysis.claims import check_claims
+from dnnbench.analysis.summary import summarize
 from dnnbench.registry import CLIPPINGS, make_clipping
 from dnnbench.spec import RunSpec, lane_values
 from dnnbench.train.engine import default_tx
@@ -66,7 +67,7 @@ def test_no_clipping_is_no_transformation():
     with pytest.raises(ValueError, match="unknown clip 'abs'"):
         make_clipping("abs", 1.0)
     assert choices.CLIPPINGS == tuple(CLIPPINGS)
-    assert files.SETTINGS["clip"].names == choices.CLIPPINGS
+    assert definition.SETTINGS["clip"].names == choices.CLIPPINGS
 
 
 def test_engine_clips_the_gradient_tree_before_the_flattened_optimizer():
@@ -90,7 +91,7 @@ def test_defaults_keep_every_earlier_spec_hash():
     spec = RunSpec(widths=(100,))
     assert "clip" not in spec.to_dict() and "inputs" not in spec.to_dict()
     assert spec.replace(clip="norm").hash != spec.hash
-    none = files.make_spec({"clip": "none", "clip_norm": 1.0}, n_train=None)
+    none = definition.make_spec({"clip": "none", "clip_norm": 1.0}, n_train=None)
     assert none.clip_norm == 0.0  # no threshold without clipping
 
 
@@ -106,7 +107,7 @@ def _claims_runs(diverged_none, diverged_clip):
 
 
 def test_divergence_rate_metric_in_summary_and_claims():
-    exp = files.parse({
+    exp = definition.parse({
         "name": "clip", "reference": {"clip": "none"},
         "show": ["divergence_rate", "final_test_accuracy"],
         "factors": {"clip": {"none": {"clip": "none"}, "norm": {"clip": "norm",
@@ -116,18 +117,18 @@ def test_divergence_rate_metric_in_summary_and_claims():
                    {"text": "clipping converges", "compare": {"clip": "norm"},
                     "metric": "steps_to_target", "expect": "fewer"}]}, "<test>")
     runs = _claims_runs([True] * 5, [False] * 5)
-    summary = generic.summarize(exp, runs).set_index("arm")
+    summary = summarize(exp, runs).set_index("arm")
     assert summary.loc["clip=none", "divergence_rate"] == 1.0
     assert summary.loc["clip=norm", "divergence_rate"] == 0.0
     assert summary.loc["clip=norm", "diff"] == -1.0
-    claims = generic.check_claims(exp, runs)
+    claims = check_claims(exp, runs)
     assert claims["verdict"].iloc[0] == "supported"
     # steps when one median is not reached (5/5 vs 0/5): the log-rank test decides
     assert claims["verdict"].iloc[1] == "supported", claims["effects"].iloc[1]
     mixed = _claims_runs([True, False, True, False, False], [False, False, True, False, True])
-    assert generic.check_claims(exp, mixed)["verdict"].iloc[0] == "inconclusive"
+    assert check_claims(exp, mixed)["verdict"].iloc[0] == "inconclusive"
     worse = _claims_runs([False] * 5, [True] * 5)
-    claims = generic.check_claims(exp, worse)
+    claims = check_claims(exp, worse)
     assert claims["verdict"].iloc[0] == "contradicted"
     # steps when a median is not reached: the effect says how many reached, not "xnan"
     assert claims["effects"].iloc[1] == "clip=norm: a median not reached (reached 0/5 vs 5/5)"

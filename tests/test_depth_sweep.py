@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from dnnbench import definition
 from dnnbench.cli import app
 from dnnbench.experiments import depth_sweep as exp
-from dnnbench.experiments import files
 
 runner = CliRunner()
 
@@ -48,8 +48,8 @@ def test_quick_writes_three_files_with_documented_columns(quick_run):
     runs = pd.read_csv(out / "depth-sweep-digits-runs.csv")
     curves = pd.read_csv(out / "depth-sweep-digits-curves.csv")
     meta = json.loads((out / "depth-sweep-digits-meta.json").read_text())
-    definition = files.parse(json.loads(meta["experiment_definition"]), "<meta>")
-    assert definition.name == "depth-sweep" and list(definition.factors) == ["depth", "bn"]
+    recorded = definition.parse(json.loads(meta["experiment_definition"]), "<meta>")
+    assert recorded.name == "depth-sweep" and list(recorded.factors) == ["depth", "bn"]
     # the common schema of the file layer: factors, every setting, the same metric columns
     for column in ("depth", "bn", "widths", "norm", "bn_logits", "learning_rate", "batch_size",
                    "eval_split", "steps_to_target", "final_eval_accuracy",
@@ -111,9 +111,9 @@ def _runs(steps_on, steps_off, budget=100):
 
 
 def _summary(runs):
-    from dnnbench.experiments import generic
+    from dnnbench.analysis.summary import summarize
 
-    s = generic.summarize(exp.experiment(exp.DepthSweepConfig(depths=(3,))), runs)
+    s = summarize(exp.experiment(exp.DepthSweepConfig(depths=(3,))), runs)
     return s[s["bn"] == "on"].iloc[0], s[s["bn"] == "off"].iloc[0]
 
 

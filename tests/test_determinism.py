@@ -17,10 +17,13 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from dnnbench import definition
+from dnnbench.analysis import summary as summary_module
+from dnnbench.analysis.summary import summarize
 from dnnbench.cli import app
 from dnnbench.data import load_dataset
-from dnnbench.experiments import files, generic
 from dnnbench.spec import RunSpec
+from dnnbench.stats import km_median, paired_censored_comparison
 from dnnbench.train.arm import enable_compile_cache, train_arm
 
 TIMING_COLUMNS = ["compile_s", "step_ms", "eval_ms", "time_to_target_s"]
@@ -74,7 +77,7 @@ def test_diverging_learning_rate_completes_with_diverged_rows(tmp_path, monkeypa
     """SGD at lr 1e12 blows up the nets without BN: the command still completes (exit 0),
     the runs are recorded as diverged, and neither an interval nor the table sees a NaN."""
     calls = []
-    real_km, real_cmp = generic.km_median, generic.paired_censored_comparison
+    real_km, real_cmp = km_median, paired_censored_comparison
 
     def spy_km(times, reached, censor_at):
         calls.append((times, reached, censor_at))
@@ -84,15 +87,15 @@ def test_diverging_learning_rate_completes_with_diverged_rows(tmp_path, monkeypa
         calls.extend([(ta, ra, ca), (tb, rb, cb)])
         return real_cmp(ta, ra, ca, tb, rb, cb)
 
-    monkeypatch.setattr(generic, "km_median", spy_km)
-    monkeypatch.setattr(generic, "paired_censored_comparison", spy_cmp)
+    monkeypatch.setattr(summary_module, "km_median", spy_km)
+    monkeypatch.setattr(summary_module, "paired_censored_comparison", spy_cmp)
     out = tmp_path / "out"
     res = CliRunner().invoke(app, [*TINY, "--depths", "2", "--lr", "1e12", "--optimizer", "sgd",
                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
     runs = read(out)[0]
     meta = json.loads((out / "depth-sweep-digits-meta.json").read_text())
-    exp = files.parse(json.loads(meta["experiment_definition"]), "<meta>")
+    exp = definition.parse(json.loads(meta["experiment_definition"]), "<meta>")
     curves = pd.read_csv(out / "depth-sweep-digits-curves.csv")
     div = runs[runs["diverged"]]
     assert len(div) >= 2 and set(div["bn"]) >= {"off"}  # no-BN seeds diverged
@@ -105,7 +108,7 @@ def test_diverging_learning_rate_completes_with_diverged_rows(tmp_path, monkeypa
             assert not np.isfinite(g["train_loss"].to_numpy()[-1])
             assert np.isfinite(g["train_loss"].to_numpy()[:-1]).all()
 
-    summary = generic.summarize(exp, runs)
+    summary = summarize(exp, runs)
     assert list(summary["diverged"]) == [int(g["diverged"].sum()) for _, g in
                                          runs.groupby("arm", sort=False)]
     assert summary["diverged"].sum() == len(div)

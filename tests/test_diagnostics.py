@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 from _lanes import LANE_ATOL, LANE_RTOL
 
+from dnnbench import definition
+from dnnbench.analysis.claims import check_claims
 from dnnbench.data import load_dataset
-from dnnbench.experiments import files, generic
 from dnnbench.registry import DROPOUTS, INITIALIZERS
+from dnnbench.run import plan
 from dnnbench.spec import RunSpec, lane_values, structure_key
 from dnnbench.train.arm import train_arm
 from dnnbench.train.engine import DIAG_COLUMNS, make_program
@@ -130,7 +132,7 @@ def test_initializer_scale_is_a_lane_where_distribution_and_fan_mode_agree():
 
 
 def _frames(exp, data, seeds, **kwargs):
-    parts = [u.compute() for u in generic.build_units(exp, data, seeds, timing=False,
+    parts = [u.compute() for u in plan.build_units(exp, data, seeds, timing=False,
                                                       **kwargs)]
     return pd.concat([p[0] for p in parts], ignore_index=True)
 
@@ -143,7 +145,7 @@ def test_leaky_slope_and_init_scale_lanes_equal_separate_programs(family):
     inits = {"fan_in": ("he-normal", "lecun-normal"),
              "fan_avg": ("glorot-uniform", "he-avg-uniform")}[family]
     changes = {"ref": {}, "slope": {"leaky_slope": 0.3}, "scale": {"init": inits[1]}}
-    exp = files.parse({
+    exp = definition.parse({
         "name": "lanes", "dataset": "synthetic",
         "base": {"widths": [16, 16], "activation": "leaky_relu", "init": inits[0],
                  "optimizer": "sgd", "learning_rate": 0.1, "batch_size": 50, "max_steps": 60,
@@ -232,9 +234,9 @@ def _table(exp):
 
 
 def test_claims_on_diagnostics_bounds_rankings_and_a_claims_own_reference():
-    exp = files.parse(CLAIMS_EXP, "<test>")
+    exp = definition.parse(CLAIMS_EXP, "<test>")
     runs, layers = _table(exp)
-    out = generic.check_claims(exp, runs, layers).set_index("id")
+    out = check_claims(exp, runs, layers).set_index("id")
     assert out.loc["bound", "verdict"] == "supported"
     assert out.loc["outside", "verdict"] == "supported"
     assert out.loc["range", "verdict"] == "contradicted"  # one layer at 3 > 1.25
@@ -243,11 +245,11 @@ def test_claims_on_diagnostics_bounds_rankings_and_a_claims_own_reference():
     assert out.loc["against", "verdict"] == "supported"
     assert "activation=relu,init=default" in out.loc["against", "effects"]
     # without diagnostics the layers claims are not tested; the others still are
-    out = generic.check_claims(exp, runs, None).set_index("id")
+    out = check_claims(exp, runs, None).set_index("id")
     assert (out.loc[["bound", "outside", "range"], "verdict"] == "not tested").all()
     assert out.loc["rank", "verdict"] == "supported"
     # the claims survive the round trip through the metadata's definition
-    again = files.parse(files.to_doc(exp), "<doc>")
+    again = definition.parse(definition.to_doc(exp), "<doc>")
     assert again.claims == exp.claims
 
 
@@ -260,8 +262,8 @@ def test_claims_on_diagnostics_bounds_rankings_and_a_claims_own_reference():
 def test_bad_diagnostics_claims_are_refused(change, message):
     doc = {**CLAIMS_EXP, "claims": [{**CLAIMS_EXP["claims"][0], **change}]}
     doc["claims"] = [{k: v for k, v in doc["claims"][0].items() if v is not None}]
-    with pytest.raises(files.ExperimentError, match=message):
-        files.parse(doc, "<test>")
+    with pytest.raises(definition.ExperimentError, match=message):
+        definition.parse(doc, "<test>")
     no_diag = {**CLAIMS_EXP, "base": {"widths": [8, 8]}, "claims": CLAIMS_EXP["claims"][:1]}
-    with pytest.raises(files.ExperimentError, match="needs diagnostics"):
-        files.parse(no_diag, "<test>")
+    with pytest.raises(definition.ExperimentError, match="needs diagnostics"):
+        definition.parse(no_diag, "<test>")

@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dnnbench.cli import app
-from dnnbench.report.io import content_digest, csv_text
+from dnnbench.results.io import content_digest, csv_text
 
 runner = CliRunner()
 TIMING = ["compile_s", "step_ms", "eval_ms", "time_to_target_s"]
@@ -160,7 +160,7 @@ def test_depth_sweep_units_travel_as_small_recipes_that_rebuild_the_same_unit(tm
     from dnnbench.cli.executor import worker_data
     from dnnbench.data import load_dataset
     from dnnbench.experiments import depth_sweep
-    from dnnbench.experiments.units import UnitStore
+    from dnnbench.run.units import UnitStore
 
     data = load_dataset("digits")
     cfg = depth_sweep.DepthSweepConfig(depths=(1,), width=16, max_steps=30, eval_every=10,
@@ -287,11 +287,12 @@ def test_a_programs_lanes_cut_into_units_give_the_same_numbers(exp, local, tmp_p
     import numpy as np
     from _lanes import LANE_RTOL
 
+    from dnnbench import definition
     from dnnbench.cli.executor import worker_data
     from dnnbench.data import load_dataset
-    from dnnbench.experiments import files, generic
-    from dnnbench.experiments.executors import task_for
-    from dnnbench.experiments.units import UnitStore
+    from dnnbench.run import plan
+    from dnnbench.run.executors import task_for
+    from dnnbench.run.units import UnitStore
 
     run(exp, tmp_path / "parts", "--lanes-per-unit", "2")
     meta = json.loads((tmp_path / "parts" / "tiny-synthetic-meta.json").read_text())
@@ -310,7 +311,7 @@ def test_a_programs_lanes_cut_into_units_give_the_same_numbers(exp, local, tmp_p
     assert len(ca) == len(cb)
 
     data = load_dataset("synthetic")
-    units = generic.build_units(files.load(exp), data, range(2), lanes_per_unit=2,
+    units = plan.build_units(definition.load(exp), data, range(2), lanes_per_unit=2,
                                 worker_data=worker_data(data, None, False))
     assert [u.label for u in units] == [  # a part of one arm is named by its arm
         f"activation={a},learning_rate={lr}" for a in ("relu", "tanh") for lr in (0.01, 0.1)]

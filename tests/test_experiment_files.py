@@ -12,9 +12,11 @@ import pytest
 from _lanes import LANE_ATOL, LANE_RTOL
 from typer.testing import CliRunner
 
+from dnnbench import definition
+from dnnbench.analysis.summary import summarize
 from dnnbench.cli import app
 from dnnbench.data import load_dataset
-from dnnbench.experiments import files, generic
+from dnnbench.run import plan
 
 runner = CliRunner()
 
@@ -65,10 +67,10 @@ def test_example_grid_runs_as_one_program_with_every_factor_a_column(tmp_path):
     assert set(runs.groupby("arm")["seed"].apply(tuple)) == {(0, 1, 2)}
     assert (runs["program_lanes"] == 36).all()
     curves = pd.read_csv(out / "my-grid-digits-curves.csv")
-    assert list(curves.columns) == generic.CURVE_COLUMNS
+    assert list(curves.columns) == plan.CURVE_COLUMNS
     # a larger learning rate reaches 90% sooner (KM medians of the summary)
-    exp = files.load(str(path))
-    summary = generic.summarize(exp, runs.drop(columns="dataset")).set_index("arm")
+    exp = definition.load(str(path))
+    summary = summarize(exp, runs.drop(columns="dataset")).set_index("arm")
     slow = summary.loc["learning_rate=0.001,weight_decay=0,dropout=0", "median_steps"]
     fast = summary.loc["learning_rate=0.01,weight_decay=0,dropout=0", "median_steps"]
     assert fast < slow
@@ -77,7 +79,7 @@ def test_example_grid_runs_as_one_program_with_every_factor_a_column(tmp_path):
 # --------------------------------------------------------- lanes == one program per arm
 
 def _frames(exp, data, seeds, **kwargs):
-    parts = [u.compute() for u in generic.build_units(exp, data, seeds, timing=False,
+    parts = [u.compute() for u in plan.build_units(exp, data, seeds, timing=False,
                                                       **kwargs)]
     return (pd.concat([p[0] for p in parts], ignore_index=True),
             pd.concat([p[1] for p in parts], ignore_index=True))
@@ -94,7 +96,7 @@ def test_vectorized_lanes_equal_separate_programs():
                "wd": {"weight_decay": 0.001}, "dropout": {"dropout": 0.3},
                "l2": {"l2": 1e-3}, "clip": {"clip_norm": 0.5}, "bn_momentum": {"bn_momentum": 0.5},
                "bn_epsilon": {"bn_epsilon": 0.5}}
-    exp = files.parse({
+    exp = definition.parse({
         "name": "lanes", "dataset": "synthetic",
         "base": {"widths": [16, 16], "optimizer": "momentum", "norm": "batch",
                  "learning_rate": 0.05, "batch_size": 50, "max_steps": 60, "eval_every": 20,
@@ -132,11 +134,11 @@ QUICK_SETS = {  # the catalogue contract's overrides, by protocol (tiny budgets 
 }
 
 
-@pytest.mark.parametrize("name", list(files.catalogue()))
+@pytest.mark.parametrize("name", list(definition.catalogue()))
 def test_every_packaged_experiment_loads_and_its_quick_variant_runs(name, tmp_path):
-    exp = files.load(name)
+    exp = definition.load(name)
     assert exp.title and exp.question and exp.expected and exp.cost
-    quick = files.quick_variant(exp)
+    quick = definition.quick_variant(exp)
     assert quick.n_arms <= exp.n_arms
     # (tests/test_schedules.py runs schedules with these settings too: shared programs)
     r = runner.invoke(app, ["run", name, "--quick", "--dataset", "digits", "--out",
@@ -155,7 +157,7 @@ def test_every_packaged_experiment_loads_and_its_quick_variant_runs(name, tmp_pa
 def test_list_prints_the_catalogue_and_registries_and_one_file():
     r = runner.invoke(app, ["list"])
     assert r.exit_code == 0, r.output
-    for name in files.catalogue():
+    for name in definition.catalogue():
         assert name in r.output
     for word in ("adam", "b1=0.9", "momentum=0.9", "he-normal", "cosine", "fashion-mnist",
                  "transfer (stage, pair, epochs_a"):
@@ -274,7 +276,7 @@ def test_relative_target_is_a_fraction_of_the_best_median_found_on_the_curves():
     seed counts as 0); target 0.9 x 0.9 = 0.81, reached where a curve first gets there."""
     from types import SimpleNamespace
 
-    exp = files.parse({"name": "rel", "relative_target": 0.9,
+    exp = definition.parse({"name": "rel", "relative_target": 0.9,
                        "base": {"stop_at_target": False},
                        "factors": {"learning_rate": [0.1, 0.01]}}, "test")
     finals = {"a": [0.8, 0.9, 1.0], "b": [0.5, 0.6, float("nan")]}
@@ -286,40 +288,40 @@ def test_relative_target_is_a_fraction_of_the_best_median_found_on_the_curves():
              ("b", 0): [0.3, 0.4, 0.5], ("b", 1): [0.4, 0.6, 0.6], ("b", 2): [0.9, 0.1, 0.0]}
     curves = pd.concat([pd.DataFrame({"arm": a, "seed": s, "step": [10, 20, 30],
                                       "eval_accuracy": acc}) for (a, s), acc in curve.items()])
-    out, _, meta = generic.finalize(exp, SimpleNamespace(name="digits"), runs, curves)
+    out, _, meta = plan.finalize(exp, SimpleNamespace(name="digits"), runs, curves)
     assert meta["target"] == pytest.approx(0.81) and meta["target_kind"] == "relative"
     assert out["steps_to_target"].tolist()[:5] == [20, 10, 30, pd.NA, pd.NA]
     assert out["steps_to_target"].isna().iloc[5]  # diverged: never reached (its 0.9 aside)
     assert out["reached"].tolist() == [True, True, True, False, False, False]
     assert out["time_to_target_s"].iloc[0] == pytest.approx(0.04)  # 20 steps x 2 ms
-    assert files.parse(files.to_doc(exp), "again").relative_target == 0.9
+    assert definition.parse(definition.to_doc(exp), "again").relative_target == 0.9
 
 
 def test_set_replaces_levels_and_makes_factors_and_named_levels_apply():
-    exp = files.load("bn-depth")
-    exp2 = files.override(exp, dict([files.parse_assignment("depth=1,3"),
-                                     files.parse_assignment("learning_rate=0.001,0.01"),
-                                     files.parse_assignment("bn=on")]))
+    exp = definition.load("bn-depth")
+    exp2 = definition.override(exp, dict([definition.parse_assignment("depth=1,3"),
+                                     definition.parse_assignment("learning_rate=0.001,0.01"),
+                                     definition.parse_assignment("bn=on")]))
     assert exp2.factors["depth"] == (1, 3) and exp2.factors["learning_rate"] == (0.001, 0.01)
     assert exp2.factors["bn"] == ("on",) and exp2.n_arms == 4
-    arms = files.expand(exp2)
-    spec = files.make_spec(arms[0].settings, 1000)
+    arms = definition.expand(exp2)
+    spec = definition.make_spec(arms[0].settings, 1000)
     assert spec.norm == "batch" and spec.bn_logits and spec.widths == (500,)
-    assert files.parse_assignment("widths=[64, 32]") == ("widths", [64, 32])
+    assert definition.parse_assignment("widths=[64, 32]") == ("widths", [64, 32])
 
 
 def test_same_structure_is_one_program_and_other_structures_are_not():
-    exp = files.parse({"name": "g", "base": {"max_steps": 20, "eval_every": 10},
+    exp = definition.parse({"name": "g", "base": {"max_steps": 20, "eval_every": 10},
                        "factors": {"learning_rate": [0.1, 0.01], "activation": ["relu", "tanh"],
                                    "dropout": [0.0, 0.5]}}, "<test>")
-    programs = generic.plan(exp, 1000)
+    programs = plan.plan(exp, 1000)
     assert len(programs) == 2
     assert all(len(p.arms) == 4 for p in programs)
     assert set(programs[0].lanes) == {"learning_rate", "dropout"}
     assert programs[0].spec.dropout == 0.5  # dropout applied, its rate a lane value
-    epochs = files.parse({"name": "e", "base": {"epochs": 3, "batch_size": 100,
+    epochs = definition.parse({"name": "e", "base": {"epochs": 3, "batch_size": 100,
                                                 "eval_every": "epoch"}}, "<test>")
-    spec = generic.plan(epochs, 1000)[0].spec
+    spec = plan.plan(epochs, 1000)[0].spec
     assert spec.max_steps == 30 and spec.eval_every == 10
 
 
@@ -360,21 +362,22 @@ def test_figure_metric_vs_first_factor_lines_per_second_panels_per_third(tmp_pat
     level of the second, the first factor on a log axis when it spans a decade."""
     import dnnbench.report.figures as F
     from dnnbench.report import figure_kinds
+    from dnnbench.report.figures import FigureInput
 
-    exp = files.parse({"name": "fig", "show": ["final_eval_accuracy"], "factors": {
+    exp = definition.parse({"name": "fig", "show": ["final_eval_accuracy"], "factors": {
         "learning_rate": [0.001, 0.01], "weight_decay": [0.0, 0.1], "dropout": [0.0, 0.5]}},
         "<test>")
     rows = [{"arm": a.name, **dict(a.levels), "seed": seed, "reached": True,
              "steps_to_target": 10, "steps_done": 20, "diverged": False,
              "final_eval_accuracy": 0.5 + a.settings["learning_rate"] * 10, "step_ms": 1.0,
-             "compile_s": 1.0} for a in files.expand(exp) for seed in range(3)]
+             "compile_s": 1.0} for a in definition.expand(exp) for seed in range(3)]
     runs = pd.DataFrame(rows).assign(max_steps=20)
-    paths = figure_kinds.save(figure_kinds.FigureInput(exp, runs), tmp_path / "fig-x-runs.csv")
+    paths = figure_kinds.save(FigureInput(exp, runs), tmp_path / "fig-x-runs.csv")
     assert [p.name for p in paths] == ["fig-x-final-eval-accuracy.png",
                                        "fig-x-final-eval-accuracy.svg"]
     captured = {}
     monkeypatch.setattr(F, "save_figure", lambda fig, stem: [captured.setdefault("fig", fig)])
-    figure_kinds.save(figure_kinds.FigureInput(exp, runs), tmp_path / "fig-x-runs.csv")
+    figure_kinds.save(FigureInput(exp, runs), tmp_path / "fig-x-runs.csv")
     axes = captured["fig"].axes
     assert len(axes) == 2 and all(ax.get_xscale() == "log" for ax in axes)
     assert all(len(ax.lines) >= 2 for ax in axes)

@@ -10,17 +10,18 @@ import pytest
 from matplotlib.figure import Figure
 
 from dnnbench.report import figures as F
-from dnnbench.report.io import SchemaError
+from dnnbench.results.io import SchemaError
+from dnnbench.results.resultset import load_result
 
 RESULTS = Path(__file__).parent / "fixtures" / "results"
 
 
 def test_load_results_reads_the_common_schema():
-    opt = F.load_results(RESULTS / "optimizers-digits-runs.csv")
+    opt = load_result(RESULTS / "optimizers-digits-runs.csv")
     assert (opt.experiment, opt.dataset, opt.stem) == ("optimizers", "digits",
                                                       "optimizers-digits")
     assert opt.runs["reached"].dtype == bool  # an experiment file's results, checked
-    transfer = F.load_results(RESULTS / "transfer-digits-runs.csv")
+    transfer = load_result(RESULTS / "transfer-digits-runs.csv")
     assert (transfer.experiment, transfer.dataset) == ("transfer", "digits")
     assert transfer.runs["diverged"].dtype == bool and "stage" in transfer.runs.columns
 
@@ -42,8 +43,8 @@ def test_save_figure_writes_png_and_svg_and_the_same_figure_gives_the_same_bytes
 def test_load_results_refuses_unknown_results(tmp_path):
     shutil.copy(RESULTS / "transfer-digits-runs.csv", tmp_path / "x-digits-runs.csv")
     with pytest.raises(SchemaError, match="metadata file is missing"):
-        F.load_results(tmp_path / "x-digits-runs.csv")
+        load_result(tmp_path / "x-digits-runs.csv")
     (tmp_path / "x-digits-meta.json").write_text('{"schema_version": 1, "experiment": "x"}')
     with pytest.raises(SchemaError, match="unknown experiment 'x'"):
-        F.load_results(tmp_path / "x-digits-runs.csv")
-    assert F.load_results(tmp_path / "x-digits-runs.csv", require_known=False).experiment == "x"
+        load_result(tmp_path / "x-digits-runs.csv")
+    assert load_result(tmp_path / "x-digits-runs.csv", require_known=False).experiment == "x"

@@ -14,8 +14,8 @@ import pytest
 
 from dnnbench import files
 from dnnbench.data import load_dataset
-from dnnbench.report import io as rio
-from dnnbench.report.io import SchemaError
+from dnnbench.results import io as rio
+from dnnbench.results.io import SchemaError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "results"
 

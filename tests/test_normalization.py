@@ -12,14 +12,14 @@ import pytest
 from _lanes import LANE_ATOL, LANE_RTOL
 from typer.testing import CliRunner
 
-from dnnbench import choices
+from dnnbench import choices, definition
 from dnnbench.cli import app
 from dnnbench.data import load_dataset
-from dnnbench.experiments import files, generic
 from dnnbench.models.fold import fold_batch_norm
 from dnnbench.models.mlp import build_model, init_variables
 from dnnbench.models.norms import NORMALIZATIONS
 from dnnbench.models.summary import layer_rows, totals
+from dnnbench.run import plan
 from dnnbench.spec import RunSpec
 from dnnbench.train.engine import make_program, to_device
 
@@ -33,7 +33,7 @@ RTOL, ATOL = 1e-5, 1e-6
 
 def test_choices_name_the_registry():
     assert choices.NORMALIZATIONS == tuple(NORMALIZATIONS)
-    assert files.SETTINGS["norm"].names == choices.NORMALIZATIONS
+    assert definition.SETTINGS["norm"].names == choices.NORMALIZATIONS
 
 
 # ----------------------------------------------------------------- hand computations, one batch
@@ -235,14 +235,14 @@ def test_bn_eval_running_population_and_batch_statistics(digits):
 def test_bn_eval_population_in_training_reports_its_steps(digits):
     """bn_eval is a setting of the run: the engine evaluates with it at every evaluation (so
     the steps to target are those of that choice), and the generic CSV records it."""
-    exp = files.parse({
+    exp = definition.parse({
         "name": "bn-eval", "dataset": "digits",
         "base": {"widths": [32, 16], "norm": "batch", "batch_size": 32, "max_steps": 40,
                  "eval_every": 20, "target": 0.0, "stop_at_target": False,
                  "bn_eval_batch": 0},
         "factors": {"bn_eval": ["running", "population", "batch"]}},
         "<test>")
-    parts = [u.compute() for u in generic.build_units(exp, digits, (0,), timing=False)]
+    parts = [u.compute() for u in plan.build_units(exp, digits, (0,), timing=False)]
     runs = pd.concat([p[0] for p in parts], ignore_index=True)
     assert list(runs["bn_eval"]) == ["running", "population", "batch"]
     assert list(runs["bn_eval_batch"]) == [0, 0, 32]  # 0: the training batch size
@@ -320,7 +320,7 @@ def test_bn_momentum_lanes_equal_separate_programs_with_input_norm_after():
     """BN momentum as a lane value (BN on the inputs and after the activation): one program
     gives the numbers of one program per arm (tests/_lanes.py tolerance); the momenta are
     told apart by the evaluation with running averages (negative control)."""
-    exp = files.parse({
+    exp = definition.parse({
         "name": "momentum", "dataset": "synthetic",
         "base": {"widths": [16, 16], "norm": "batch", "norm_position": "after",
                  "input_norm": True, "batch_size": 50, "max_steps": 60, "eval_every": 20,
@@ -330,7 +330,7 @@ def test_bn_momentum_lanes_equal_separate_programs_with_input_norm_after():
                         n_classes=3)
 
     def frames(**kw):
-        parts = [u.compute() for u in generic.build_units(exp, data, (0, 1), timing=False,
+        parts = [u.compute() for u in plan.build_units(exp, data, (0, 1), timing=False,
                                                           **kw)]
         return pd.concat([p[0] for p in parts]).sort_values(["arm", "seed"])
 
@@ -381,7 +381,7 @@ def test_input_scalings():
     from dnnbench.data import INPUT_SCALINGS, STD_FLOOR
 
     assert choices.INPUTS == tuple(INPUT_SCALINGS)
-    assert files.SETTINGS["inputs"].names == choices.INPUTS
+    assert definition.SETTINGS["inputs"].names == choices.INPUTS
     data = load_dataset("synthetic", n_train=200, n_val=50, n_test=50, n_features=5,
                         n_classes=3)
     spec = RunSpec(widths=(4,), eval_split="val")

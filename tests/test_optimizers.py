@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from dnnbench import definition
 from dnnbench.cli import app
 from dnnbench.data import load_dataset
-from dnnbench.experiments import files
 from dnnbench.experiments import optimizers as exp
 from dnnbench.registry import OPTIMIZERS, make_optimizer
 
@@ -150,8 +150,8 @@ def test_quick_writes_the_common_schema_with_tuned_arms(quick_run):
         assert column in runs.columns, column
     assert list(curves.columns[:6]) == ["arm", "seed", "step", "train_loss", "eval_loss",
                                         "eval_accuracy"]
-    definition = files.parse(json.loads(meta["experiment_definition"]), "meta")
-    assert definition.name == "optimizers" and definition.tune.grid == {
+    recorded = definition.parse(json.loads(meta["experiment_definition"]), "meta")
+    assert recorded.name == "optimizers" and recorded.tune.grid == {
         "learning_rate": (0.003, 0.03)}
     assert meta["compiled_programs"] == 1  # the sweep: lanes of the optimizer's program
     assert len(runs) == 2 * 2  # (default, tuned) x 2 seeds (--quick)
@@ -183,7 +183,7 @@ def test_quick_writes_the_common_schema_with_tuned_arms(quick_run):
 def test_preset_is_the_packaged_file_with_the_command_options():
     """Without options: the file's arms, budget and claims (SGD the reference), untuned;
     --lr NAME=VALUE makes named levels; an absolute target replaces the relative one."""
-    packaged = files.load("optimizer-comparison")
+    packaged = definition.load("optimizer-comparison")
     plain = exp.experiment(tuple(OPTIMIZERS))
     assert plain.factors == {"optimizer": tuple(OPTIMIZERS), "lr_source": ("default",)}
     assert plain.base == packaged.base and plain.relative_target == 0.98
@@ -191,7 +191,7 @@ def test_preset_is_the_packaged_file_with_the_command_options():
     assert [c.id for c in plain.claims] == [c.id for c in packaged.claims]
     custom = exp.experiment(("sgd", "adam"), learning_rate=0.01, lr_overrides={"adam": 0.002},
                             epochs=3, eval_every=7, target=0.9, tune=True)
-    arms = {a.name: a.settings for a in files.expand(custom)}
+    arms = {a.name: a.settings for a in definition.expand(custom)}
     assert arms["optimizer=adam,lr_source=default"]["learning_rate"] == 0.002
     assert arms["optimizer=sgd,lr_source=default"]["learning_rate"] == 0.01
     assert set(arms) == {f"optimizer={o},lr_source={s}" for o in ("sgd", "adam")
@@ -209,18 +209,18 @@ def test_speed_vs_quality_figure_of_the_fixture():
     median sits at the budget; tuned arms dashed; every marker named."""
     from pathlib import Path
 
-    from dnnbench.experiments import generic
-    from dnnbench.report.figure_kinds import FigureInput
-    from dnnbench.report.io import read_results
+    from dnnbench.analysis.summary import summarize
+    from dnnbench.report.figures import FigureInput
     from dnnbench.report.plots import DODGE, speed_quality_figure
+    from dnnbench.results.io import read_results
 
     runs, meta = read_results(Path(__file__).parent / "fixtures" / "results" /
                               "optimizers-digits-runs.csv")
-    definition = files.parse(json.loads(meta["experiment_definition"]), "fixture")
-    fig = speed_quality_figure(FigureInput(definition, runs, dataset="digits"))
+    recorded = definition.parse(json.loads(meta["experiment_definition"]), "fixture")
+    fig = speed_quality_figure(FigureInput(recorded, runs, dataset="digits"))
     (ax,) = [a for a in fig.axes if a.get_visible()]
     assert "3 seeds per arm" in fig._suptitle.get_text().replace("\n", " ")
-    s = generic.summarize(definition, runs)
+    s = summarize(recorded, runs)
     assert len(ax.containers) == len(s) == 8  # 4 optimizers x (default, tuned)
     assert "Kaplan-Meier median" in ax.get_xlabel() and "validation accuracy" in ax.get_xlabel()
     assert "final eval acc." in ax.get_ylabel()
@@ -242,7 +242,7 @@ def test_speed_vs_quality_figure_of_the_fixture():
     assert gaps.min() > 5
     assert len(ax.texts) == len(s)
     # no target, no figure
-    assert speed_quality_figure(FigureInput(definition, runs.assign(target=0.0))) is None
+    assert speed_quality_figure(FigureInput(recorded, runs.assign(target=0.0))) is None
 
 
 def test_same_command_resumes_with_identical_results(quick_run):

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from _figures import by_label, fixture_input, inside_figure, visible_axes
 
-from dnnbench.experiments import files, generic
+from dnnbench import definition
+from dnnbench.analysis.summary import summarize
 from dnnbench.report import figure_kinds, plots
 
 
@@ -29,7 +30,7 @@ def test_metric_steps_vs_depth_marks_medians_not_reached(depth):
     axes = visible_axes(fig)
     assert [ax.get_title() for ax in axes] == ["activation=relu", "activation=sigmoid"]
     assert "3 seeds per arm" in fig._suptitle.get_text()
-    summary = generic.summarize(depth.exp, depth.runs)
+    summary = summarize(depth.exp, depth.runs)
     for ax, act in zip(axes, ("relu", "sigmoid"), strict=True):
         assert [int(float(t.get_text())) for t in ax.get_xticklabels()] == [1, 2, 3]
         for k, (bn, line) in enumerate(zip(("off", "on"), ax.containers, strict=True)):
@@ -63,7 +64,7 @@ def test_kaplan_meier_a_curve_per_bn_level_a_panel_per_other_combination(depth):
 def test_kaplan_meier_panels_stay_readable_with_seven_depths(depth):
     runs = pd.concat([depth.runs.assign(depth=depth.runs["depth"] + k) for k in (0, 3)]
                      + [depth.runs[depth.runs["depth"] == 1].assign(depth=7)])
-    exp = files.override(depth.exp, {"depth": [1, 2, 3, 4, 5, 6, 7]})
+    exp = definition.override(depth.exp, {"depth": [1, 2, 3, 4, 5, 6, 7]})
     fig = plots.km_figure(dataclasses.replace(depth, exp=exp, runs=runs))
     axes = visible_axes(fig)
     assert len(axes) == 14 and len(fig.legends) == 1
@@ -100,7 +101,7 @@ def test_timing_step_time_and_time_to_target(depth):
     expected = r[(r["activation"] == "relu") & (r["bn"] == "on")].groupby("depth")[
         "step_ms"].first().to_numpy()
     assert np.allclose(line.get_ydata(), expected)
-    s = generic.summarize(depth.exp, r)
+    s = summarize(depth.exp, r)
     s = s[(s["activation"] == "sigmoid") & (s["bn"] == "off")]
     assert np.allclose(by_label(ttt_ax, "bn=off, activation=sigmoid").get_ydata(),
                        s["median_steps"] * s["step_ms"] / 1e3, equal_nan=True)
@@ -117,8 +118,8 @@ def test_declared_and_automatic_kinds_are_drawn_and_saved(depth, tmp_path):
 
 
 def test_a_file_names_only_known_figures():
-    with pytest.raises(files.ExperimentError, match="unknown figure 'pie'.*kaplan-meier"):
-        files.parse({"name": "x", "factors": {"learning_rate": [0.1, 0.2]},
+    with pytest.raises(definition.ExperimentError, match="unknown figure 'pie'.*kaplan-meier"):
+        definition.parse({"name": "x", "factors": {"learning_rate": [0.1, 0.2]},
                      "figures": ["pie"]}, "<test>")
-    with pytest.raises(files.ExperimentError, match="figures: unknown figure 'layers'"):
-        files.parse({"name": "x", "figures": ["layers"]}, "<test>")  # automatic, not declared
+    with pytest.raises(definition.ExperimentError, match="figures: unknown figure 'layers'"):
+        definition.parse({"name": "x", "figures": ["layers"]}, "<test>")  # automatic, not declared

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dnnbench import definition
+from dnnbench.analysis.claims import check_claims, margin_verdict
 from dnnbench.data import load_dataset
-from dnnbench.experiments import files, generic
 from dnnbench.models.mlp import MLP, dropout, max_norm
+from dnnbench.run import plan
 from dnnbench.spec import RunSpec, group_spec, lane_values
 from dnnbench.stats import calibration
 from dnnbench.train.engine import (
@@ -175,8 +177,8 @@ def test_eval_train_gives_the_training_split_without_dropout(mc_run):
     for j in (2, 3):
         n = int(trace.n_done[j])
         assert np.all(trace.train_loss[j, 2:n] > extra["clean_train_loss"][j, 2:n])
-    exp = files.parse({"name": "t", "base": {"widths": [32]}}, "<test>")
-    cols = generic.regularization_columns(exp, mc_run[1], trace, 2)
+    exp = definition.parse({"name": "t", "base": {"widths": [32]}}, "<test>")
+    cols = plan.regularization_columns(exp, mc_run[1], trace, 2)
     assert cols["generalization_gap"] == pytest.approx(
         float(extra["final_train_accuracy"][2] - trace.test_acc[2]))
     assert 0 <= cols["mc_test_ece"] <= 1 and "calibration_bins" in cols
@@ -222,7 +224,7 @@ def test_ece_of_constructed_predictions():
 # -------------------------------------------------------------------------- claim forms
 
 def test_claims_against_the_best_level_versus_another_metric_and_margins():
-    exp = files.parse({
+    exp = definition.parse({
         "name": "c", "reference": {"reg": "none"},
         "factors": {"reg": {"none": {}, "a1": {"l2": 1e-4}, "a2": {"l2": 1e-3},
                             "b1": {"max_norm": 1.0}, "b2": {"max_norm": 2.0}}},
@@ -241,7 +243,7 @@ def test_claims_against_the_best_level_versus_another_metric_and_margins():
              "steps_done": 200, "final_test_accuracy": a + 1e-4 * rng.standard_normal(),
              "det_test_ece": 0.05, "mc_test_ece": 0.03 + 1e-3 * s}
             for r, a in acc.items() for s in range(5)]
-    out = generic.check_claims(exp, pd.DataFrame(rows)).set_index("id")
+    out = check_claims(exp, pd.DataFrame(rows)).set_index("id")
     # b1 (the better of b1/b2) against a1 (the better of a1/a2): +0.0005, within 0.002
     assert out.loc["best", "verdict"] == "supported"
     assert "reg=b1 vs reg=a1" in out.loc["best", "effects"]
@@ -250,11 +252,11 @@ def test_claims_against_the_best_level_versus_another_metric_and_margins():
     # a real difference is not "the same"
     far = pd.DataFrame(rows).assign(final_test_accuracy=lambda d: d["final_test_accuracy"]
                                     + np.where(d["reg"] == "b1", 0.01, 0.0))
-    assert generic.check_claims(exp, far).set_index("id").loc["same", "verdict"] == \
+    assert check_claims(exp, far).set_index("id").loc["same", "verdict"] == \
         "contradicted"
-    assert generic.margin_verdict(-0.004, 0.001, "not-lower", 0.002, 5) == "unclear"
-    assert generic.margin_verdict(-0.004, -0.003, "not-lower", 0.002, 5) == "opposite"
-    assert generic.margin_verdict(-0.0001, 0.0001, "same", 0.001, 4) == "unclear"  # 4 seeds
+    assert margin_verdict(-0.004, 0.001, "not-lower", 0.002, 5) == "unclear"
+    assert margin_verdict(-0.004, -0.003, "not-lower", 0.002, 5) == "opposite"
+    assert margin_verdict(-0.0001, 0.0001, "same", 0.001, 4) == "unclear"  # 4 seeds
 
 
 # ----------------------------------------------------------- lanes vs separate programs
@@ -269,7 +271,7 @@ def test_regularization_lanes_equal_separate_programs(data):
 
     changes = {"ref": {}, "max_norm": {"max_norm": 0.5}, "l1": {"l1": 1e-3},
                "dropout": {"dropout": 0.3}}
-    exp = files.parse({
+    exp = definition.parse({
         "name": "lanes", "dataset": "synthetic",
         "base": {"widths": [16, 16], "optimizer": "adam", "learning_rate": 0.01,
                  "batch_size": 20, "max_steps": 60, "eval_every": 20, "eval_split": "val",
@@ -278,7 +280,7 @@ def test_regularization_lanes_equal_separate_programs(data):
         "factors": {"variant": changes}}, "<test>")
 
     def frames(**kwargs):
-        parts = [u.compute() for u in generic.build_units(exp, data, SEEDS, timing=False,
+        parts = [u.compute() for u in plan.build_units(exp, data, SEEDS, timing=False,
                                                           **kwargs)]
         return pd.concat([p[0] for p in parts], ignore_index=True).sort_values(
             ["arm", "seed"]).reset_index(drop=True)

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from dnnbench.cli import app
 from dnnbench.report import figures
 from dnnbench.report.html import ReportError, build_report, render_html
-from dnnbench.report.io import SchemaError
 from dnnbench.report.markdown import markdown_table, render_markdown
+from dnnbench.results.io import SchemaError
 
 RESULTS = Path(__file__).parent / "fixtures" / "results"
 runner = CliRunner()

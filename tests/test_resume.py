@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 import dnnbench
 from dnnbench.cli import app
-from dnnbench.experiments import units as U
+from dnnbench.run import units as U
 
 REPO = Path(__file__).resolve().parents[1]
 TIMING_COLUMNS = ["compile_s", "step_ms", "eval_ms", "time_to_target_s"]
@@ -112,13 +112,14 @@ def test_damaged_unit_file_is_recomputed(tmp_path, damage):
 
 def _unit(seeds=(0, 1), factors=None, **base):
     """The first unit (program) of a small experiment file."""
+    from dnnbench import definition
     from dnnbench.data import load_dataset
-    from dnnbench.experiments import files, generic
+    from dnnbench.run import plan
 
-    exp = files.parse({"name": "k", "base": {"widths": [8], "max_steps": 20, **base},
+    exp = definition.parse({"name": "k", "base": {"widths": [8], "max_steps": 20, **base},
                        "factors": factors or {}}, "<test>")
     data = load_dataset("synthetic", n_train=64, n_val=16, n_test=16, n_features=4)
-    return generic.build_units(exp, data, seeds)[0]
+    return plan.build_units(exp, data, seeds)[0]
 
 
 def test_key_covers_version_code_data_seeds_and_train_kwargs(tmp_path, monkeypatch):
@@ -151,15 +152,16 @@ def test_key_covers_version_code_data_seeds_and_train_kwargs(tmp_path, monkeypat
 
 
 def test_key_includes_the_experiment_module_of_a_unit():
+    from dnnbench import definition
     from dnnbench.data import load_dataset
-    from dnnbench.experiments import depth_sweep
+    from dnnbench.run import plan
 
     data = load_dataset("synthetic", n_train=64, n_val=16, n_test=16, n_features=4)
-    unit = depth_sweep.build_units(depth_sweep.DepthSweepConfig(depths=(1,), width=4), data)[0]
+    exp = definition.parse({"name": "key", "base": {"widths": [4], "max_steps": 10}}, "test")
+    unit = plan.build_units(exp, data, (0,))[0]
     mods = U.module_digests(unit.compute)
-    assert set(mods) == {"dnnbench.experiments.generic"}  # a preset over a file
-    assert '"dnnbench.experiments.generic"' in store_at(Path("/nonexistent")).key_material(
-        unit)
+    assert set(mods) == {"dnnbench.run.plan"}  # the train protocol's unit builder
+    assert '"dnnbench.run.plan"' in store_at(Path("/nonexistent")).key_material(unit)
 
 
 def _scale(x, factor=2.0):

@@ -25,9 +25,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from dnnbench import files, runfolder
+from dnnbench import files
+from dnnbench.results import runfolder
 from dnnbench.cli import app
-from dnnbench.experiments import units as U
+from dnnbench.run import units as U
 from dnnbench.train import compile_cache, programs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,7 +146,7 @@ def test_a_locked_folder_is_refused_without_doing_any_work(tmp_path):
 
 def test_the_lock_excludes_another_process(tmp_path):
     """flock between two processes, not only two opens in one."""
-    code = ("import sys, time; from dnnbench.runfolder import locked\n"
+    code = ("import sys, time; from dnnbench.results.runfolder import locked\n"
             "with locked(sys.argv[1], 'holder'):\n    print('held', flush=True); time.sleep(30)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
                             text=True)
@@ -166,7 +167,7 @@ def test_resume_keeps_the_first_start_and_records_each_resume(tmp_path, monkeypa
 
     from dnnbench.cli.common import run_experiment
     from dnnbench.data import load_dataset
-    from dnnbench.report import io as rio
+    from dnnbench.results import io as rio
 
     clock = iter(f"2026-01-01T00:00:{s:02d}+00:00" for s in range(60))
     monkeypatch.setattr(rio, "now", lambda: next(clock))
@@ -253,7 +254,7 @@ def _disk_full(*args, **kwargs):
 
 
 def test_disk_full_while_writing_results_exits_1_and_keeps_the_units(tmp_path, monkeypatch):
-    from dnnbench.report import io as rio
+    from dnnbench.results import io as rio
 
     out = tmp_path / "out"
     monkeypatch.setattr(rio, "atomic_write_bytes", _disk_full)

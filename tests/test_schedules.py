@@ -14,12 +14,12 @@ import pytest
 from _lanes import assert_lanes_differ, assert_lanes_match
 from typer.testing import CliRunner
 
-from dnnbench import choices
+from dnnbench import choices, definition
 from dnnbench.cli import app
 from dnnbench.data import load_dataset
-from dnnbench.experiments import files, generic
-from dnnbench.experiments import lr_find as lrf
 from dnnbench.registry import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
+from dnnbench.run import lr_find as lrf
+from dnnbench.run import plan
 from dnnbench.spec import RunSpec, group_spec, lane_values, structure_key
 from dnnbench.train.arm import train_arm
 
@@ -236,14 +236,14 @@ def test_bad_schedule_parameters_exit_2_with_one_line(tmp_path, line, message):
 
 
 def test_schedule_params_from_a_file_are_lanes_columns_and_curves(tmp_path):
-    exp = files.parse({
+    exp = definition.parse({
         "name": "sched", "dataset": "synthetic",
         "base": {"widths": [8], "optimizer": "momentum", "schedule": "exponential",
                  "batch_size": 50, "max_steps": 40, "eval_every": 10, "target": 0.0},
         "factors": {"decay_steps": [20, 2000]}}, "<test>")
     data = load_dataset("synthetic", n_train=200, n_val=50, n_test=50, n_features=4,
                         n_classes=2)
-    parts = [u.compute() for u in generic.build_units(exp, data, (0,), timing=False)]
+    parts = [u.compute() for u in plan.build_units(exp, data, (0,), timing=False)]
     assert len(parts) == 1  # one program
     runs, curves = parts[0]
     assert sorted(runs["decay_steps"]) == [20.0, 2000.0]

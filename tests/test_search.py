@@ -13,9 +13,12 @@ import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
+from dnnbench import definition
+from dnnbench.analysis import search as SA
+from dnnbench.analysis.claims import check_claims
 from dnnbench.cli import app
-from dnnbench.experiments import files, generic
-from dnnbench.experiments import search as S
+from dnnbench.definition import search as S
+from dnnbench.run import plan
 
 runner = CliRunner()
 
@@ -25,8 +28,8 @@ BASE = {"name": "tiny-search", "dataset": "digits", "seeds": 2,
                  "stop_at_target": False}}
 
 
-def experiment(search: dict, claims=()) -> files.Experiment:
-    return files.parse({**BASE, "search": search, "claims": list(claims)}, "test.toml")
+def experiment(search: dict, claims=()) -> definition.Experiment:
+    return definition.parse({**BASE, "search": search, "claims": list(claims)}, "test.toml")
 
 
 # ------------------------------------------------------------------------------- samplers
@@ -87,10 +90,10 @@ def test_seeded_reproducible_paired_designs_and_shifted_grids():
               for r in range(2)]
     assert shifts[0] != shifts[1]  # each repetition shifts its grid
     # the drawn points travel in the recorded definition: the same experiment read back
-    again = files.parse(files.to_doc(a), "again.toml")
+    again = definition.parse(definition.to_doc(a), "again.toml")
     assert again.search.points == a.search.points and again.factors == a.factors
     # one structure: every point of every design is a lane of one program
-    assert len(generic.plan(a, 1000)) == 1
+    assert len(plan.plan(a, 1000)) == 1
 
 
 @pytest.mark.parametrize("search, message", [
@@ -105,7 +108,7 @@ def test_seeded_reproducible_paired_designs_and_shifted_grids():
     ({"params": {"width": {"scale": "choice", "values": [0, 8]}}}, "width must be in"),
 ])
 def test_bad_search_sections_are_one_line_errors(search, message):
-    with pytest.raises(files.ExperimentError, match=message) as e:
+    with pytest.raises(definition.ExperimentError, match=message) as e:
         experiment(search)
     assert "\n" not in str(e.value)
 
@@ -132,8 +135,8 @@ def test_coarse_to_fine_box_around_the_best_points():
     def outcome(v):  # best at lr = 1e-2, width 16
         return 1 - (math.log10(v["learning_rate"]) + 2) ** 2 - (v["width"] != 16)
     runs = constructed_runs(exp, outcome)
-    fine = S.refine(exp.search, runs, 2)
-    table = S.point_table(exp.search, runs).sort_values("final_eval_accuracy")
+    fine = SA.refine(exp.search, runs, 2)
+    table = SA.point_table(exp.search, runs).sort_values("final_eval_accuracy")
     top = table.tail(4)
     r = np.log10(top["value:learning_rate"])
     (record,) = fine.boxes
@@ -150,9 +153,9 @@ def test_coarse_to_fine_box_around_the_best_points():
     assert {p.values["width"] for p in new} <= set(top["value:width"])
     assert "top_k" in record["rule"]
     # the later stage is a program of its own: the first stage's units stay as they were
-    staged = files.with_search(exp, None, "x", drawn=fine)
-    first = [p for p in generic.plan(exp, 1000)]
-    both = generic.plan(staged, 1000)
+    staged = definition.with_search(exp, None, "x", drawn=fine)
+    first = [p for p in plan.plan(exp, 1000)]
+    both = plan.plan(staged, 1000)
     assert len(both) == len(first) + len({p.values["width"] for p in new})
     assert [a.name for a in both[0].arms] == [a.name for a in first[0].arms]
 
@@ -161,7 +164,7 @@ def test_importance_finds_the_one_parameter_that_matters(monkeypatch):
     monkeypatch.setattr(S, "IMPORTANCE", {"folds": 3, "n_repeats": 3, "trees": 20})
     x = np.random.default_rng(1).uniform(size=(90, 3))
     y = np.sin(3 * x[:, 0]) + 0.05 * np.random.default_rng(2).normal(size=90)
-    imp, r2 = S.cross_importance(x, y, **S.IMPORTANCE)
+    imp, r2 = SA.cross_importance(x, y, **SA.IMPORTANCE)
     assert r2 > 0.8 and imp[0] > 0.8 and abs(imp[1]) < 0.05 and abs(imp[2]) < 0.05
     # through an experiment's results: the share of variance with an interval over seeds,
     # and the claims about the search
@@ -179,11 +182,11 @@ def test_importance_finds_the_one_parameter_that_matters(monkeypatch):
     def outcome(v):
         return -abs(math.log10(v["learning_rate"]) + 2.3)
     runs = constructed_runs(exp, outcome, noise=0.01)
-    table = S.importance(exp.search, runs)
+    table = SA.importance(exp.search, runs)
     assert list(table["parameter"]) == ["learning_rate", "eps"]
     lr, eps = table.iloc[0], table.iloc[1]
     assert lr["low"] > 0.3 and eps["high"] < 0.05 and lr["seeds"] == 3
-    claims = generic.check_claims(exp, runs).set_index("claim")
+    claims = check_claims(exp, runs).set_index("claim")
     assert claims.loc["lr first", "verdict"] == "supported"
     assert claims.loc["eps first", "verdict"] == "contradicted"
     assert claims.loc["random better", "arms"] == 3  # paired over the repetitions
@@ -197,9 +200,9 @@ def test_best_claim_pairs_repetitions():
     def outcome(v):  # best beta1 is 0.95: uniform sampling in [0.9, 0.999] comes closer
         return -abs(v["b1"] - 0.95) - 0.001 * abs(math.log10(v["learning_rate"]) + 2)
     runs = constructed_runs(exp, outcome)
-    best = S.chosen(exp.search, runs)
+    best = SA.chosen(exp.search, runs)
     assert len(best) == 6 and set(best["design"]) == {"random", "grid", "flat"}
-    (row,) = generic.check_claims(exp, runs).itertuples()
+    (row,) = check_claims(exp, runs).itertuples()
     assert row.arms == 2 and "flat - random" in row.effects
 
 
@@ -225,7 +228,7 @@ def test_a_two_stage_search_runs_and_reuses_the_first_stage(tmp_path):
 
     meta = json.loads((out / "search-digits-meta.json").read_text())
     assert "top_k" in meta["search_refine_rule"]
-    again = files.parse(json.loads(meta["experiment_definition"]), "meta")
+    again = definition.parse(json.loads(meta["experiment_definition"]), "meta")
     assert len(again.search.points) == 28 and len(again.search.boxes) == 1
     # the second stage lies in the recorded box around the first stage's best 3 points
     box = again.search.boxes[0]["box"]["learning_rate"]

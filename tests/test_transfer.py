@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from dnnbench.cli import app
 from dnnbench.data import load_dataset
 from dnnbench.data.base import Dataset
-from dnnbench.experiments import transfer as exp
 from dnnbench.models import build_model, init_variables
+from dnnbench.run import transfer as exp
 from dnnbench.train.engine import make_program, split_key, to_device
 
 runner = CliRunner()
@@ -231,20 +231,21 @@ def quick_run(tmp_path_factory):
 
 
 def test_quick_run_writes_the_common_schema(quick_run):
-    from dnnbench.experiments import files, generic
+    from dnnbench import definition
+    from dnnbench.run import plan
 
     out, result, _ = quick_run
     assert result.exit_code == 0, result.output
     runs = pd.read_csv(out / "transfer-synthetic-runs.csv")
     curves = pd.read_csv(out / "transfer-synthetic-curves.csv")
     meta = json.loads((out / "transfer-synthetic-meta.json").read_text())
-    for column in (*exp.STAGE_COLUMNS, *generic.METRIC_COLUMNS, "experiment", "dataset",
+    for column in (*exp.STAGE_COLUMNS, *plan.METRIC_COLUMNS, "experiment", "dataset",
                    "arm", "learning_rate", "batch_size", "max_steps", "eval_every"):
         assert column in runs.columns, column
-    assert list(curves.columns) == generic.CURVE_COLUMNS
+    assert list(curves.columns) == plan.CURVE_COLUMNS
     assert meta["schema_version"] == 1 and meta["quick"] is True
     # the file layer's definition: report, claims and summary rebuild the experiment from it
-    recorded = files.parse(json.loads(meta["experiment_definition"]), "meta")
+    recorded = definition.parse(json.loads(meta["experiment_definition"]), "meta")
     assert recorded.name == "transfer" == meta["experiment"] and recorded.protocol == "transfer"
     assert recorded.base["pair"] == "1v0" and recorded.base["epochs_a"] == 2
     assert len(runs) == 3 * 3  # 3 stages x 3 seeds (--quick)
@@ -317,7 +318,7 @@ def test_transfer_units_travel_as_small_recipes_that_rebuild_the_same_unit(quick
 
     from dnnbench.cli.common import quick_subset
     from dnnbench.cli.executor import worker_data
-    from dnnbench.experiments.units import UnitStore
+    from dnnbench.run.units import UnitStore
 
     synthetic = quick_subset(load_dataset("synthetic"))
     preset = exp.preset("synthetic", [(1, 0)], 3,
@@ -367,11 +368,11 @@ def test_groups_that_differ_in_b_settings_share_one_model_a(data, tmp_path, monk
     """Two levels of a B setting (reuse_layers): A is trained once (and B, the same for
     both), its rows written once; every group gets the numbers it gets alone."""
     import dnnbench.train.arm as arm_module
-    from dnnbench.experiments import files
+    from dnnbench import definition
 
     path = tmp_path / "a-once.toml"
     path.write_text(A_ONCE)
-    both = files.load(str(path))
+    both = definition.load(str(path))
     calls = []
     real = arm_module.train_arm
 
@@ -394,7 +395,7 @@ def test_groups_that_differ_in_b_settings_share_one_model_a(data, tmp_path, monk
     metrics = ["final_test_accuracy", "final_test_loss", "final_eval_accuracy",
                "final_train_loss", "spec_hash"]
     for k in (1, 2):  # the same numbers as the group trained alone (its own A and B)
-        alone = files.override(both, {"reuse_layers": k})
+        alone = definition.override(both, {"reuse_layers": k})
         r, _ = exp.build_file_units(alone, data, range(2), timing=False)[0].compute()
         mine = runs[runs["reuse_layers"].isna() | (runs["reuse_layers"] == k)]
         pd.testing.assert_frame_equal(mine[metrics].reset_index(drop=True),
@@ -478,8 +479,8 @@ def test_the_file_declares_the_transfer_figures_and_one_pair_has_no_gains(fixtur
     assert all(caption for _, caption in drawn.values())
     runs = fixture_input.runs
     one = dataclasses.replace(fixture_input, runs=runs[runs["pair"] == "0v2"])
-    assert figure_kinds.FIGURES["gains"].draw(one) == {}
-    assert list(figure_kinds.FIGURES["paired-accuracy"].draw(one)) == ["paired-accuracy"]
+    assert figure_kinds.draw_kind("gains", one) == {}
+    assert list(figure_kinds.draw_kind("paired-accuracy", one)) == ["paired-accuracy"]
 
 
 def test_paired_accuracy_joins_b_and_b_on_a_of_each_seed(fixture_input):

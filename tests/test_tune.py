@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from dnnbench import definition
 from dnnbench.cli import app
-from dnnbench.experiments import files, generic
+from dnnbench.run import plan
 
 runner = CliRunner()
 
@@ -115,8 +116,8 @@ def test_tuned_arms_are_the_grid_runs_at_the_chosen_rate(tuned_run):
 def _sweep_runs(exp, values: dict[tuple[str, float], list[float]]) -> pd.DataFrame:
     """Constructed runs of the sweep arms: (arm, lr) -> final eval accuracy per seed."""
     rows = []
-    for arm in files.expand(exp):
-        for s, point in files.tune_sweep(exp, arm) or [(arm, {})]:
+    for arm in definition.expand(exp):
+        for s, point in definition.tune_sweep(exp, arm) or [(arm, {})]:
             for seed, v in enumerate(values[(arm.name, point.get("learning_rate"))]):
                 rows.append({"arm": s.name, "seed": seed, "final_eval_accuracy": v,
                              "final_eval_loss": 1 - v, "learning_rate":
@@ -127,7 +128,7 @@ def _sweep_runs(exp, values: dict[tuple[str, float], list[float]]) -> pd.DataFra
 def test_choice_is_the_best_median_a_missing_value_the_worst_ties_the_smaller_rate():
     doc = {"name": "t", "base": {"stop_at_target": False},
            "tune": {"learning_rate": [0.1, 0.01, 0.001]}}
-    exp = files.parse(doc, "test")
+    exp = definition.parse(doc, "test")
     tuned, default = "lr_source=tuned", "lr_source=default"
     nan = math.nan
     runs = _sweep_runs(exp, {(default, None): [0.5, 0.5, 0.5],
@@ -135,15 +136,15 @@ def test_choice_is_the_best_median_a_missing_value_the_worst_ties_the_smaller_ra
                              (tuned, 0.01): [0.9, nan, nan],    # diverged count 0: median 0
                              (tuned, 0.1): [0.7, 0.7, 0.95]})   # median 0.7: tie, larger lr
     curves = runs[["arm", "seed"]].assign(step=10, eval_accuracy=runs["final_eval_accuracy"])
-    out, out_curves, tuning = generic.choose_tuned(exp, runs, curves)
+    out, out_curves, tuning = plan.choose_tuned(exp, runs, curves)
     assert tuning[tuned]["chosen"] == {"learning_rate": 0.001}
     assert tuning[tuned]["median"] == [pytest.approx(0.7), 0.0, pytest.approx(0.7)]
     assert list(out["arm"]) == [default] * 3 + [tuned] * 3
     assert list(out.loc[out["arm"] == tuned, "final_eval_accuracy"]) == [0.7, 0.8, 0.1]
     assert list(out_curves["arm"]) == list(out["arm"])
     # by a loss: the lowest median wins (a missing loss counts as infinite)
-    exp = files.parse({**doc, "tune": {**doc["tune"], "by": "final_eval_loss"}}, "test")
-    _, _, tuning = generic.choose_tuned(exp, runs, curves)
+    exp = definition.parse({**doc, "tune": {**doc["tune"], "by": "final_eval_loss"}}, "test")
+    _, _, tuning = plan.choose_tuned(exp, runs, curves)
     assert tuning[tuned]["chosen"] == {"learning_rate": 0.001}  # loss medians 0.3, inf, 0.3
 
 
@@ -182,5 +183,5 @@ def test_bad_tune_tables_are_refused_with_exit_2(tmp_path, text, message):
     ({"protocol": "transfer", "tune": {"learning_rate": [0.1]}}, "needs the train protocol"),
 ])
 def test_tuning_needs_whole_runs_and_the_train_protocol(doc, message):
-    with pytest.raises(files.ExperimentError, match=message.replace("[", r"\[")):
-        files.parse({"name": "x", **doc}, "test")
+    with pytest.raises(definition.ExperimentError, match=message.replace("[", r"\[")):
+        definition.parse({"name": "x", **doc}, "test")

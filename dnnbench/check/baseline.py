@@ -32,7 +32,7 @@ def meta_path(csv_path: str | Path) -> Path:
 
 def baseline_meta(profile: Profile, data, seeds: list[int], current_offset: int,
                   extra: dict | None = None) -> dict:
-    from dnnbench.report.io import environment, now
+    from dnnbench.results.io import environment, now
 
     return {"schema": BASELINE_SCHEMA, "schema_version": BASELINE_VERSION,
             "profile": profile.name, "profile_config": profile.config,
@@ -44,7 +44,7 @@ def baseline_meta(profile: Profile, data, seeds: list[int], current_offset: int,
 
 
 def write_baseline(csv_path: str | Path, runs: pd.DataFrame, meta: dict) -> tuple[Path, Path]:
-    from dnnbench.report.io import write_csv, write_json
+    from dnnbench.results.io import write_csv, write_json
 
     csv_path = Path(csv_path)
     write_csv(csv_path, runs)

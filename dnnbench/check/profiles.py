@@ -179,7 +179,7 @@ def _experiment_profile(table: dict, where: str):
     changed experiment file makes a stored baseline incompatible."""
     import hashlib
 
-    from dnnbench.experiments import files
+    from dnnbench import definition
     from dnnbench.experiments.common import Arm
 
     source = _need(table, "experiment", str, where)
@@ -189,13 +189,13 @@ def _experiment_profile(table: dict, where: str):
             overrides.update(_need(table, key, dict, where))
     overrides["stop_at_target"] = False
     try:
-        exp = files.load(source)
+        exp = definition.load(source)
         if exp.tune is not None:  # the default arms: a tuned arm is chosen, not trained as one
-            overrides.setdefault(files.TUNE_FACTOR, "default")
-        exp = files.override(exp, overrides, f"{where}.set")
-        arms = [Arm(a.name, files.make_spec(a.settings, None, where))
-                for a in files.expand(exp)]
-    except files.ExperimentError as e:
+            overrides.setdefault(definition.TUNE_FACTOR, "default")
+        exp = definition.override(exp, overrides, f"{where}.set")
+        arms = [Arm(a.name, definition.make_spec(a.settings, None, where))
+                for a in definition.expand(exp)]
+    except definition.ExperimentError as e:
         raise ProfileError(f"{where}: {e}") from None
     digest = hashlib.sha256(" ".join(a.spec.hash for a in arms).encode()).hexdigest()[:16]
     config = {**table, "experiment_arms_digest": digest}
@@ -324,7 +324,7 @@ def _run_experiment_profile(profile: Profile, data, seeds: list[int], timing: bo
     experiment's result schema, with the profile's columns first."""
     import time
 
-    from dnnbench.experiments.protocols import build_units
+    from dnnbench.run.protocols import build_units
 
     frames = []
     for unit in build_units(profile.experiment, data, seeds, timing=timing):

@@ -216,7 +216,7 @@ def check(
                "command": command_line("check")}
     out_console().print(check_table(report, prof.name, prof.dataset))
     if json_path is not None:
-        from dnnbench.report.io import write_json
+        from dnnbench.results.io import write_json
 
         doc = (report_json(report, context) if json_format == "dnnbench"
                else github_action_benchmark(report, context))

@@ -44,15 +44,12 @@ def claims(
     produce it. Exit 1 with --fail-on VERDICT when a claim gets that verdict; exit 2 for a
     missing folder, an unknown result schema or a bad claims file.
     """
-    from dnnbench.claims import (
-        EVALUATORS,
-        ClaimsError,
-        claims_frame,
-        evaluate_claims,
-        load_claims,
-        load_results,
-    )
-    from dnnbench.report.io import SchemaError, csv_text, write_csv
+    from dnnbench.analysis.checker import evaluate_claims, load_claims
+    from dnnbench.analysis.evaluators import EVALUATORS
+    from dnnbench.analysis.outcomes import claims_frame
+    from dnnbench.definition.claims import ClaimsError
+    from dnnbench.results.io import SchemaError, csv_text, write_csv
+    from dnnbench.results.resultset import load_results
 
     if list_evaluators:
         for name, ev in EVALUATORS.items():

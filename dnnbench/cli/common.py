@@ -201,130 +201,26 @@ def check_writable_file(path, option: str) -> None:
 
 def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict,
                    finalize=None, force: bool = False, executor=None):
-    """Run (or resume) the units, write the three result files; Ctrl-C/SIGTERM -> exit 130.
-
-    ``meta`` holds the run's settings (configuration, --quick, ...): results of ``out`` made
-    with other settings are not replaced unless ``force`` (exit 2), and the folder is locked
-    for the run (a second run into it: exit 2). A write failure (disk full) exits 1; the
-    finished units stay saved. ``finalize(runs, curves) -> (runs, curves, extra_meta)``, if
-    given, turns the units' frames into the written ones (e.g. columns that depend on all
-    units). ``executor`` (:mod:`dnnbench.experiments.executors`; None: here) computes the
-    units elsewhere; it is not a setting (the results are the same). Returns (runs, curves,
+    """Run (or resume) the units and write the result files (:func:`dnnbench.run.session.run`),
+    with a progress bar; its refusals are one line and exit 2, its failures exit 1, and an
+    interruption (Ctrl-C, SIGTERM) prints one line and exits 130. Returns (runs, curves,
     paths)."""
-    from dnnbench.report.io import result_paths
-    from dnnbench.runfolder import FolderInUse, locked, replaced_run, run_settings
+    from dnnbench.cli.interrupt import announce
+    from dnnbench.report.console import RichProgress
+    from dnnbench.run import session
 
     check_writable_folder(out, "--out")
-    settings = run_settings(experiment, data.fingerprint, meta)
     try:
-        with locked(out, command_line(experiment)):
-            other = replaced_run(result_paths(out, experiment, data.name)["meta"], settings)
-            if other is not None and not force:
-                usage_error(f"{out} holds {experiment} results on {data.name} made with other "
-                            f"settings, by {other}; choose another --out, or replace them "
-                            "with --force")
-            return _run_locked(experiment, units, data, out, fresh=fresh, meta=meta,
-                               settings=settings, finalize=finalize, executor=executor)
-    except FolderInUse as e:
+        runs, curves, paths = session.run(
+            experiment, units, data, out, fresh=fresh, meta=meta, finalize=finalize,
+            force=force, executor=executor, command=command_line(experiment),
+            progress=RichProgress(title=experiment), warn=warn)
+    except session.Refused as e:
         usage_error(str(e))
-
-
-def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, settings: dict,
-                finalize, executor=None):
-    import signal
-    import threading
-    import time
-
-    from dnnbench.cli.interrupt import announce
-    from dnnbench.experiments.executors import ExecutionFailed
-    from dnnbench.experiments.units import UnitStore, count_saved, run_units
-    from dnnbench.report.console import RichProgress
-    from dnnbench.report.io import now, write_results
-    from dnnbench.runfolder import RunRecord, settings_digest
-    from dnnbench.train.arm import enable_compile_cache
-
-    enable_compile_cache(on_warning=warn)
-    store = UnitStore(out, experiment, data.name, data.fingerprint, on_damaged=warn,
-                      environment=getattr(executor, "environment", None))
-    digest = settings_digest(settings)
-    record = RunRecord(store.dir, digest)
-
-    requested: list[int] = []  # signals received (the flag survives a swallowed exception)
-
-    def on_signal(signum, frame):
-        requested.append(signum)
-        raise KeyboardInterrupt
-
-    rearm, done = threading.Event(), threading.Event()
-
-    def rearmer():  # sends a swallowed signal again, once outside the code that swallowed it
-        while rearm.wait() and not done.is_set():
-            rearm.clear()
-            time.sleep(0.02)
-            if not done.is_set():
-                signal.pthread_kill(threading.main_thread().ident, requested[-1])
-
-    def unraisable(info):
-        """Python prints and ignores an exception raised where it cannot propagate (a gc
-        callback of JAX, a finalizer): for our KeyboardInterrupt, print nothing and have the
-        signal sent again (a few times; the flag also stops the run at the next unit)."""
-        if not (isinstance(info.exc_value, KeyboardInterrupt) and requested):
-            previous_hook(info)
-        elif len(requested) < 5:
-            rearm.set()
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    caught = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, on_signal) for s in caught} if main_thread else {}
-    previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
-    if main_thread:
-        threading.Thread(target=rearmer, name="dnnbench-rearm", daemon=True).start()
-
-    def restore():
-        done.set()
-        rearm.set()
-        sys.unraisablehook = previous_hook
-        for s, handler in previous.items():  # None: installed outside Python -> the default
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)
-
-    stage = "units"
-    try:
-        started, resumed = record.begin(now(), fresh=fresh)
-        runs, curves, *layers = run_units(units, store, fresh=fresh,
-                                          progress=RichProgress(title=experiment),
-                                          stop_requested=lambda: bool(requested),
-                                          executor=executor)
-        stage = "results"
-        if finalize is not None:
-            runs, curves, extra_meta = finalize(runs, curves)
-            meta = {**meta, **extra_meta}
-        full_meta = {"command": command_line(experiment), "started": started,
-                     "resumed": resumed, "finished": now(), "settings_digest": digest,
-                     "executor": getattr(executor, "name", "local"), **meta}
-        if requested:
-            raise KeyboardInterrupt
-        paths = write_results(out, experiment, data, runs, curves, full_meta,
-                              layers[0] if layers else None)
-        record.finish()
-    except BaseException as e:
-        # A signal can also surface as another exception (raised inside a library callback).
-        interrupted = isinstance(e, KeyboardInterrupt) or bool(requested)
-        if not (interrupted or isinstance(e, (OSError, ExecutionFailed))):
-            raise
-        restore()  # a second signal is handled as usual while the summary is printed
-        saved = f"{count_saved(units, store)}/{len(units)} units are saved in {store.dir}"
-        if isinstance(e, ExecutionFailed) and not interrupted:
-            runtime_error(f"{e}; {saved}")
-        if not interrupted:  # a write failure: disk full, read-only file system, ...
-            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-            runtime_error(f"writing to {out} failed: {e.strerror or e}{where}; {saved}")
-        where = ("" if stage == "units" else
-                 " (all units done, but the result files were not all written)")
-        resume = " ".join(t for t in command_line(experiment).split(" ") if t != "--fresh")
-        announce(f"Interrupted{where}: {saved}; "
-                 f"to resume, run the same command again without --fresh: {resume}")
+    except session.Failed as e:
+        runtime_error(str(e))
+    except session.Interrupted as e:
+        announce(str(e))
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    finally:
-        restore()
     err_console().print("Wrote " + ", ".join(str(p) for p in paths.values()), highlight=False)
     return runs, curves, paths

@@ -16,7 +16,7 @@ def _result_sets(path: Path) -> dict[tuple[str, str], tuple[Path, object]]:
     """{(experiment, data set): (file, runs)} of a results folder, a ``*-runs.csv`` or a check
     runs CSV (with its ``.meta.json``); SchemaError / IncompatibleBaseline for bad input."""
     from dnnbench.check import read_baseline
-    from dnnbench.report.io import RUNS_SUFFIX, SchemaError, find_results, read_results
+    from dnnbench.results.io import RUNS_SUFFIX, SchemaError, find_results, read_results
 
     if path.is_dir():
         files = [p for _, _, p in find_results(path)]
@@ -78,7 +78,7 @@ def compare(
     """
     from dnnbench.check import IncompatibleBaseline, IncompatibleRuns, Thresholds, compare_runs
     from dnnbench.cli.check import check_table
-    from dnnbench.report.io import SchemaError
+    from dnnbench.results.io import SchemaError
 
     for opt, v, ok, need in (("--max-steps-ratio", max_steps_ratio, max_steps_ratio >= 1, ">= 1"),
                              ("--max-accuracy-drop", max_accuracy_drop, max_accuracy_drop >= 0,

@@ -93,7 +93,7 @@ def executor_for(kind: str, *, scheduler: str | None, workers: int | None,
                  slurm_param: list[str] | None, out: Path):
     """The started executor (None for local) for the command's lifetime; bad settings, a
     missing engine or an unreachable scheduler: one line, exit 2."""
-    from dnnbench.experiments.executors import ExecutorError, start_executor
+    from dnnbench.run.executors import ExecutorError, start_executor
 
     if workers is not None and kind != "dask":
         usage_error("--workers is for --executor dask")

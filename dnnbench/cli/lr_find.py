@@ -50,9 +50,9 @@ def lr_find(
     -curves.csv (seed, step, learning_rate, loss), -meta.json, and with --plot the loss
     against the learning rate. Example: dnnbench lr-find schedules --seeds 5 --plot
     """
-    from dnnbench.experiments import files
-    from dnnbench.experiments import lr_find as lrf
-    from dnnbench.experiments.units import Unit
+    from dnnbench import definition
+    from dnnbench.run import lr_find as lrf
+    from dnnbench.run.units import Unit
     check_positive(min_lr, "--min-lr")
     check_positive(max_lr, "--max-lr")
     if max_lr <= min_lr:
@@ -61,13 +61,13 @@ def lr_find(
         usage_error(f"--steps must be at least 10, got {steps}")
     check_positive(steps, "--steps", integer=True)
     try:
-        exp = files.load(experiment)
-        sets = dict(files.parse_assignment(s) for s in (set_ or []))
+        exp = definition.load(experiment)
+        sets = dict(definition.parse_assignment(s) for s in (set_ or []))
         if any(isinstance(v, list) and k != "widths" for k, v in sets.items()):
-            raise files.ExperimentError("--set: lr-find tests one arm; give one value per key")
-        overrides = {k: files.check_setting(k, v, "--set") for k, v in sets.items()}
+            raise definition.ExperimentError("--set: lr-find tests one arm; give one value per key")
+        overrides = {k: definition.check_setting(k, v, "--set") for k, v in sets.items()}
         settings = lrf.arm_settings(exp, overrides)
-    except files.ExperimentError as e:
+    except definition.ExperimentError as e:
         usage_error(str(e))
     n_seeds = file_seeds(exp, seeds, quick)
     data = file_data(exp, dataset, data_dir, quick)
@@ -75,7 +75,7 @@ def lr_find(
     try:
         spec = lrf.range_spec(settings, len(data.y_train), min_lr=min_lr, max_lr=max_lr,
                               steps=steps, where=f"{exp.source} (lr-find)")
-    except ValueError as e:  # files.ExperimentError, or a plug-in that cannot be had
+    except ValueError as e:  # definition.ExperimentError, or a plug-in that cannot be had
         usage_error(str(e))
     seed_list = tuple(range(n_seeds))
     unit = Unit(f"{name} ({n_seeds} seeds x {steps} steps)", ("lr-find", spec.hash, seed_list),

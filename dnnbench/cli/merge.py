@@ -161,7 +161,7 @@ def merge_sets(sets: list[tuple]):
     if "steps_to_target" in runs.columns:
         runs["steps_to_target"] = runs["steps_to_target"].astype("Int64")
     meta = {k: v for k, v in first_meta.items() if k not in ("files", "schema_version")}
-    from dnnbench.runfolder import settings_digest
+    from dnnbench.results.runfolder import settings_digest
 
     config = dict(meta.get("config") or {})
     if "factors" in config:
@@ -201,7 +201,7 @@ def merge(
     from collections import defaultdict
 
     from dnnbench.cli.common import check_writable_folder
-    from dnnbench.report.io import (
+    from dnnbench.results.io import (
         SchemaError,
         find_results,
         read_curves,
@@ -210,7 +210,7 @@ def merge(
         result_paths,
         write_results,
     )
-    from dnnbench.runfolder import FolderInUse, locked
+    from dnnbench.results.runfolder import FolderInUse, locked
 
     if len(folders) < 2:
         usage_error("merge needs at least two result folders")

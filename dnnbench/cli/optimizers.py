@@ -24,7 +24,7 @@ from dnnbench.cli.common import (
     within_limits,
 )
 from dnnbench.cli.options import TRAINING, pick
-from dnnbench.experiments.files import ExperimentError
+from dnnbench.definition import ExperimentError
 from dnnbench.limits import LIMITS, check, check_memory, run_bytes
 
 Seeds = options.seeds(5, 2, "vmapped, paired across optimizers")

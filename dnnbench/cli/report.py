@@ -27,7 +27,7 @@ def report(
     experiment commands (Kaplan-Meier medians, paired bootstrap intervals).
     """
     from dnnbench.report.html import ReportError, write_report
-    from dnnbench.report.io import SchemaError
+    from dnnbench.results.io import SchemaError
 
     out = out if out is not None else results_dir / "report"
     check_writable_folder(out, "--out")

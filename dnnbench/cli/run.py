@@ -50,17 +50,17 @@ def run(
     and every evaluation). Example: dnnbench run
     my-grid.toml --seeds 3 --set learning_rate=0.001,0.01 --out results-grid
     """
-    from dnnbench.experiments import files
+    from dnnbench import definition
     from dnnbench.limits import LimitError, check
 
     try:
-        exp = files.load(experiment)
-        sets = dict(files.parse_assignment(s) for s in (set_ or []))
+        exp = definition.load(experiment)
+        sets = dict(definition.parse_assignment(s) for s in (set_ or []))
         if quick:
-            exp = files.quick_variant(exp)
-        exp = files.override(exp, sets)
+            exp = definition.quick_variant(exp)
+        exp = definition.override(exp, sets)
         check("grid", exp.n_arms, f"{exp.name}: arms")
-    except (files.ExperimentError, LimitError) as e:
+    except (definition.ExperimentError, LimitError) as e:
         usage_error(str(e))
     n_seeds = file_seeds(exp, seeds, quick)
     data = file_data(exp, dataset, data_dir, quick)
@@ -82,7 +82,9 @@ def execute(exp, data, n_seeds: int, out: Path, *, fresh: bool = False, force: b
     figures). Shared by `dnnbench run` and the commands that are presets over a packaged
     file. ``timing``: measure the step time in every unit, in the "first" only (a transfer
     sweep over class pairs), or not at all (False). Returns (runs, curves, paths)."""
-    from dnnbench.experiments import files, generic, protocols
+    from dnnbench import definition
+    from dnnbench.definition.protocols import DEFAULT
+    from dnnbench.run import plan, protocols
 
     config = {"base": exp.base, "factors": exp.factors, "reference": exp.reference,
               "seeds": n_seeds, "one_program_per_arm": one_program_per_arm,
@@ -91,7 +93,7 @@ def execute(exp, data, n_seeds: int, out: Path, *, fresh: bool = False, force: b
     if exp.search is None:
         meta |= {"units": None, "arms": exp.n_arms}
     else:  # the points of the fine stages depend on the results: not settings of the run
-        config["factors"] = {k: v for k, v in exp.factors.items() if k != files.POINT}
+        config["factors"] = {k: v for k, v in exp.factors.items() if k != definition.POINT}
         config["search"] = exp.search.source
     with executors.executor_for(executor, scheduler=scheduler, workers=workers,
                                 slurm_param=slurm_param, out=out) as ex:
@@ -102,12 +104,12 @@ def execute(exp, data, n_seeds: int, out: Path, *, fresh: bool = False, force: b
                                               one_program_per_arm=one_program_per_arm,
                                               lanes_per_unit=lanes_per_unit,
                                               worker_data=worker_data)
-            except (files.ExperimentError, ValueError) as e:
+            except (definition.ExperimentError, ValueError) as e:
                 usage_error(str(e))
             if exp.search is None:
                 meta["units"] = len(units)
-                if exp.protocol in (None, protocols.DEFAULT):  # (a transfer unit: 3 programs)
-                    meta["compiled_programs"] = generic.compiled_programs(units)
+                if exp.protocol in (None, DEFAULT):  # (a transfer unit: 3 programs)
+                    meta["compiled_programs"] = plan.compiled_programs(units)
             runs, curves, paths = run_experiment(
                 exp.name, units, data, out, fresh=fresh and stage == 1, force=force,
                 meta=meta, finalize=functools.partial(_finalize, exp, data, units),
@@ -124,10 +126,12 @@ def show_results(exp, runs, curves, paths: dict, dataset: str, plot: bool) -> No
     """Print the summary (or a search's tables) and the file's claims; with ``plot``, write
     the experiment's figures next to the results (dnnbench.report.figure_kinds). Shared by
     `dnnbench run` and the commands that are presets over a packaged file."""
-    from dnnbench.experiments import generic
-    from dnnbench.report.figure_kinds import FigureInput, save
+    from dnnbench.analysis.claims import check_claims
+    from dnnbench.analysis.summary import summarize
+    from dnnbench.report.figure_kinds import save
+    from dnnbench.report.figures import FigureInput
     from dnnbench.report.generic import claims_table, summary_table
-    from dnnbench.report.io import read_layers
+    from dnnbench.results.io import read_layers
 
     layers = read_layers(paths["runs"]) if "layers" in paths else None
     console = out_console()
@@ -137,8 +141,8 @@ def show_results(exp, runs, curves, paths: dict, dataset: str, plot: bool) -> No
         for table in search_tables(exp, runs, dataset):
             console.print(table)
     else:
-        console.print(summary_table(exp, generic.summarize(exp, runs), dataset))
-    claims = generic.check_claims(exp, runs, layers) if exp.claims else None
+        console.print(summary_table(exp, summarize(exp, runs), dataset))
+    claims = check_claims(exp, runs, layers) if exp.claims else None
     if claims is not None and len(claims):  # (evaluator claims: `dnnbench claims`)
         console.print(claims_table(claims))
     if plot:
@@ -150,11 +154,12 @@ def show_results(exp, runs, curves, paths: dict, dataset: str, plot: bool) -> No
 
 
 def _finalize(exp, data, units, runs, curves):
-    from dnnbench.experiments import generic, search
+    from dnnbench.definition import search
+    from dnnbench.run import plan
 
-    runs, curves, extra = generic.finalize(exp, data, runs, curves)
+    runs, curves, extra = plan.finalize(exp, data, runs, curves)
     if exp.search is not None:
-        extra |= {"compiled_programs": generic.compiled_programs(units), "units": len(units),
+        extra |= {"compiled_programs": plan.compiled_programs(units), "units": len(units),
                   "arms": exp.n_arms,
                   "search_refine_rule": search.REFINE_RULE}
     return runs, curves, extra
@@ -162,10 +167,11 @@ def _finalize(exp, data, units, runs, curves):
 
 def _next_stage(exp, runs, stage: int):
     """``exp`` with the points of ``stage`` drawn around the best of the stage before."""
-    from dnnbench.experiments import files, search
+    from dnnbench import definition
+    from dnnbench.analysis import search
 
     drawn = search.refine(exp.search, runs, stage)
-    return files.with_search(exp, None, exp.source, drawn=drawn)
+    return definition.with_search(exp, None, exp.source, drawn=drawn)
 
 
 def list_(
@@ -175,21 +181,21 @@ def list_(
 ) -> None:
     """List the packaged experiments and every registry (optimizers and their coefficients,
     activations, initializers, schedules, normalizations, data sets, run settings)."""
-    from dnnbench.experiments import files
+    from dnnbench import definition
 
     console = out_console()
     if name is not None:
         try:
-            path = files.find(name)
-            files.load(name)
-        except files.ExperimentError as e:
+            path = definition.find(name)
+            definition.load(name)
+        except definition.ExperimentError as e:
             usage_error(str(e))
         console.print(path.read_text(encoding="utf-8"), highlight=False, markup=False)
         return
     from rich.table import Table
 
     from dnnbench import choices, registry
-    from dnnbench.experiments import protocols
+    from dnnbench.definition import protocols
     from dnnbench.models import norms
     from dnnbench.report import figure_kinds
 
@@ -197,8 +203,8 @@ def list_(
               header_style="bold")
     for c in ("name", "question", "arms", "command"):
         t.add_column(c)
-    for exp_name in files.catalogue():
-        exp = files.load(exp_name)
+    for exp_name in definition.catalogue():
+        exp = definition.load(exp_name)
         t.add_row(exp.name, exp.question, str(exp.n_arms), exp.command)
     console.print(t)
     r = Table(title="Registries (plug-ins: package.module:factory)", title_justify="left",
@@ -218,7 +224,7 @@ def list_(
                           ", ".join(registry.CLIPPINGS)),
                          ("input scalings (inputs)", ", ".join(choices.INPUTS)),
                          ("data sets", ", ".join(choices.DATASETS)),
-                         ("run settings", ", ".join(files.SETTINGS)),
+                         ("run settings", ", ".join(definition.SETTINGS)),
                          (("figures (figures = [...]; automatic: drawn when the "
                            "results allow)"), "; ".join(
                              f"{k.name}{' (automatic)' if k.auto else ''}"

@@ -55,7 +55,7 @@ def summary(
     dnnbench summary --widths 300,100 --activation elu --norm batch --norm-position after
     --input-norm
     """
-    from dnnbench.experiments import files
+    from dnnbench import definition
     from dnnbench.models.mlp import build_model
     from dnnbench.models.summary import layer_rows, totals
 
@@ -66,17 +66,17 @@ def summary(
             settings = {"widths": _widths(widths), "activation": activation, "norm": norm,
                         "norm_position": norm_position, "norm_groups": norm_groups,
                         "input_norm": input_norm, "bn_logits": bn_logits}
-            settings = {k: files.check_setting(k, v, "option") for k, v in settings.items()}
-            spec = files.make_spec(settings, None, "summary")
+            settings = {k: definition.check_setting(k, v, "option") for k, v in settings.items()}
+            spec = definition.make_spec(settings, None, "summary")
             if bn_logits and norm != "batch":
-                raise files.ExperimentError("--bn-logits needs --norm batch")
+                raise definition.ExperimentError("--bn-logits needs --norm batch")
             n_in, title = 784, "Model"
         if inputs is not None:
             n_in = inputs
         if n_in < 1 or classes < 2:
-            raise files.ExperimentError("--inputs must be >= 1 and --classes >= 2")
+            raise definition.ExperimentError("--inputs must be >= 1 and --classes >= 2")
         rows = layer_rows(build_model(spec, classes), n_in)
-    except (files.ExperimentError, ValueError) as e:
+    except (definition.ExperimentError, ValueError) as e:
         usage_error(str(e).removeprefix("option: ").removeprefix("summary: "))
     from rich.table import Table
 
@@ -96,7 +96,7 @@ def summary(
 
 
 def _widths(text: str) -> list[int]:
-    from dnnbench.experiments.files import ExperimentError
+    from dnnbench.definition import ExperimentError
 
     try:
         return [int(w) for w in text.split(",")]
@@ -106,16 +106,16 @@ def _widths(text: str) -> list[int]:
 
 
 def _arm_spec(experiment: str, arm: str | None):
-    from dnnbench.experiments import files
+    from dnnbench import definition
 
-    exp = files.load(experiment)
-    arms = files.expand(exp)
+    exp = definition.load(experiment)
+    arms = definition.expand(exp)
     chosen = arms[0] if arm is None else next((a for a in arms if a.name == arm), None)
     if chosen is None:
-        raise files.ExperimentError(f"{exp.name}: no arm {arm!r}; arms: "
+        raise definition.ExperimentError(f"{exp.name}: no arm {arm!r}; arms: "
                                     f"{', '.join(a.name for a in arms[:10])}"
                                     f"{', ...' if len(arms) > 10 else ''}")
-    spec = files.make_spec(chosen.settings, None, f"{exp.source} arm {chosen.name}")
+    spec = definition.make_spec(chosen.settings, None, f"{exp.source} arm {chosen.name}")
     return spec, DATA_SHAPES[exp.dataset][0], f"{exp.name}: {chosen.name}"
 
 

@@ -100,8 +100,8 @@ def transfer(
     against B paired by seed, with its interval and verdict), claims and figures.
     """
     from dnnbench.cli.run import execute
-    from dnnbench.experiments import transfer as exp
     from dnnbench.report.console import plural
+    from dnnbench.run import transfer as exp
 
     if pair is not None and pairs is not None:
         usage_error("choose one of --pair POS,NEG and --pairs all")

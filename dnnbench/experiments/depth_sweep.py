@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from dnnbench.experiments import files, generic
+from dnnbench import definition
 from dnnbench.experiments.common import Arm
-from dnnbench.experiments.units import Unit
 from dnnbench.registry import DEFAULT_INIT
+from dnnbench.run import plan as generic
+from dnnbench.run.units import Unit
 from dnnbench.spec import TAPERED_WIDTHS, RunSpec
 
 EXPERIMENT = "depth-sweep"
@@ -72,12 +73,12 @@ def build_arms(cfg: DepthSweepConfig) -> list[Arm]:
     return arms
 
 
-def experiment(cfg: DepthSweepConfig) -> files.Experiment:
+def experiment(cfg: DepthSweepConfig) -> definition.Experiment:
     """The packaged ``bn-depth`` file with the command's options, named ``depth-sweep``:
     factors depth x bn (x activation when several are given); the file's claims about
     levels the options leave out are dropped (as for ``dnnbench run --set``)."""
     levels = {False: "off", True: "on"}
-    exp = files.override(files.load(PACKAGED), {
+    exp = definition.override(definition.load(PACKAGED), {
         "depth": list(cfg.depths), "bn": [levels[b] for b in cfg.bn_arms],
         "activation": list(cfg.activations) if len(cfg.activations) > 1 else cfg.activations[0],
         "init": cfg.init or "default", "norm_position": cfg.bn_position,
@@ -86,7 +87,7 @@ def experiment(cfg: DepthSweepConfig) -> files.Experiment:
         "max_steps": cfg.max_steps, "eval_every": cfg.eval_every, "target": cfg.target},
         f"{EXPERIMENT} command")
     # (no "cost": the packaged file's describes its own grid; the report counts the programs)
-    doc = files.to_doc(exp) | {"name": EXPERIMENT, "dataset": DEFAULT_DATASET, "cost": "",
+    doc = definition.to_doc(exp) | {"name": EXPERIMENT, "dataset": DEFAULT_DATASET, "cost": "",
                                "seeds": len(cfg.seeds)}
     if cfg.width is not None:
         doc["base"].pop("widths")
@@ -95,7 +96,7 @@ def experiment(cfg: DepthSweepConfig) -> files.Experiment:
         doc["base"]["widths"] = list(cfg.widths)
     if "on" in doc["factors"]["bn"]:
         doc["factors"]["bn"]["on"]["bn_logits"] = cfg.bn_logits
-    return files.parse(doc, f"{EXPERIMENT} command (the packaged {PACKAGED} file)")
+    return definition.parse(doc, f"{EXPERIMENT} command (the packaged {PACKAGED} file)")
 
 
 def build_units(cfg: DepthSweepConfig, data, worker_data=None) -> list[Unit]:

@@ -5,7 +5,7 @@ optimizer-comparison``): 3x100 ReLU, He-normal, batch 32, 10 epochs, the validat
 evaluated once per epoch, the whole budget trained, every optimizer at learning rate 0.001,
 paired seeds; the target is relative (98% of the best arm's median final validation
 accuracy, found after training) unless an absolute one is given. The command writes the
-common result schema of the file layer (:mod:`dnnbench.experiments.generic`) under the
+common result schema of the file layer (:mod:`dnnbench.run.plan`) under the
 experiment name ``optimizers``: one row per (arm, seed), the factors ``optimizer`` and
 ``lr_source`` ("default": the configured learning rate; "tuned": the best of the ``--tune``
 grid by median final validation accuracy, the sweep trained as lanes of the optimizer's own
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dnnbench.experiments import files
+from dnnbench import definition
 
 EXPERIMENT = "optimizers"
 FILE = "optimizer-comparison"
@@ -31,7 +31,7 @@ def experiment(optimizers: Sequence[str], *, learning_rate: float | None = None,
                batch_size: int = 32, eval_every: int | None = None, seeds: int = 5,
                target: float | None = None, target_fraction: float = 0.98,
                tune: bool = False, tune_grid: Sequence[float] = DEFAULT_TUNE_GRID
-               ) -> files.Experiment:
+               ) -> definition.Experiment:
     """The packaged file with the command's settings: optimizers (with ``lr_overrides``, a
     factor of named levels that set their own learning rate), the budget and evaluation
     cadence (None: once per epoch), an absolute ``target`` or the relative one, and the
@@ -39,7 +39,7 @@ def experiment(optimizers: Sequence[str], *, learning_rate: float | None = None,
     levels = {"optimizer": list(optimizers), "lr_source": ["default", "tuned"] if tune
               else ["default"]}
     # the file's reference and claims on levels the selection lacks are left out (to_doc)
-    doc = files.to_doc(files.override(files.load(FILE), levels))
+    doc = definition.to_doc(definition.override(definition.load(FILE), levels))
     base = doc["base"] | {"epochs": epochs, "batch_size": batch_size,
                           "eval_every": eval_every or "epoch"}
     if learning_rate is not None:
@@ -59,4 +59,4 @@ def experiment(optimizers: Sequence[str], *, learning_rate: float | None = None,
         base["target"] = target
     if not doc["reference"]:  # (SGD not selected) no paired comparisons
         doc["claims"] = [c for c in doc["claims"] if "check" in c]
-    return files.parse(doc, f"{FILE} (dnnbench {EXPERIMENT})")
+    return definition.parse(doc, f"{FILE} (dnnbench {EXPERIMENT})")

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from dnnbench import choices
-from dnnbench.models.norms import batch_norm, check_spec, get_normalization
+from dnnbench.models.norms import batch_norm, get_normalization
 from dnnbench.registry import (
     ACTIVATION_PARAMS,
     DROPOUTS,
@@ -34,7 +34,7 @@ from dnnbench.registry import (
     lookup,
     standard_dropout,
 )
-from dnnbench.spec import RunSpec
+from dnnbench.spec import RunSpec, check_norm
 
 dropout = standard_dropout  # inverted dropout: registry.DROPOUTS["standard"]
 
@@ -122,7 +122,7 @@ def _is_zero(value) -> bool:
 
 
 def build_model(spec: RunSpec, n_classes: int) -> MLP:
-    check_spec(spec)
+    check_norm(spec)
     if spec.norm_position not in ("before", "after"):
         raise ValueError(f"unknown BN position {spec.norm_position!r}; choose from: before, after")
     if spec.dropout_placement not in choices.DROPOUT_PLACEMENTS:

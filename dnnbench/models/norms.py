@@ -69,22 +69,6 @@ def get_normalization(name: str) -> Normalization:
     return lookup(NORMALIZATIONS, name, "normalization")
 
 
-def has_batch_norm(spec) -> bool:
-    """Whether the model of ``spec`` has a batch-norm layer (the only ones with statistics)."""
-    return get_normalization(spec.norm).batch_stats or spec.input_norm
-
-
-def check_spec(spec) -> None:
-    """ValueError (one line) for a normalization that the spec's model cannot have."""
-    get_normalization(spec.norm)
-    lookup(BN_EVAL, spec.bn_eval, "bn_eval")
-    if spec.norm == "group":
-        bad = [w for w in spec.widths if w % spec.norm_groups]
-        if bad:
-            raise ValueError(f"group norm: norm_groups {spec.norm_groups} does not divide the "
-                             f"width {bad[0]} (widths {'-'.join(map(str, spec.widths))})")
-
-
 def listing() -> str:
     """The registry in one line, for `dnnbench list`."""
     return "; ".join(f"{name} ({n.about})" for name, n in NORMALIZATIONS.items()) + \

@@ -16,8 +16,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from dnnbench.experiments.units import Progress as ProgressProtocol
 from dnnbench.report import stderr_console
+from dnnbench.run.units import Progress as ProgressProtocol
+
+LABELS = {"steps_to_target": "steps to target", "time_to_target_s": "s to target",
+          "final_eval_accuracy": "final eval acc.", "best_eval_accuracy": "best eval acc.",
+          "final_eval_loss": "final eval loss", "final_train_loss": "final train loss",
+          "final_test_accuracy": "test acc.", "final_test_loss": "test loss",
+          "divergence_rate": "divergence rate"}
 
 
 class RichProgress(ProgressProtocol):

@@ -10,15 +10,16 @@ from pathlib import Path
 import pandas as pd
 from rich.table import Table
 
-from dnnbench.experiments.files import Experiment
-from dnnbench.experiments.generic import NOT_COMPARED
-from dnnbench.report.console import fmt, fmt_interval
-
-LABELS = {"steps_to_target": "steps to target", "time_to_target_s": "s to target",
-          "final_eval_accuracy": "final eval acc.", "best_eval_accuracy": "best eval acc.",
-          "final_eval_loss": "final eval loss", "final_train_loss": "final train loss",
-          "final_test_accuracy": "test acc.", "final_test_loss": "test loss",
-          "divergence_rate": "divergence rate"}
+from dnnbench.analysis.claims import check_claims
+from dnnbench.analysis.summary import NOT_COMPARED, summarize
+from dnnbench.definition import Experiment
+from dnnbench.report import figure_kinds
+from dnnbench.report.console import LABELS, fmt, fmt_interval
+from dnnbench.report.document import FigureItem, Section, TableItem, meta_rows
+from dnnbench.report.figures import FigureInput, figure_bytes
+from dnnbench.report.search import LEFT as SEARCH_LEFT
+from dnnbench.report.search import search_frames
+from dnnbench.results.io import curves_path_of, read_curves, read_layers, read_results
 
 
 def _spec(metric: str) -> str:
@@ -99,8 +100,6 @@ def figure_input(exp: Experiment, runs: pd.DataFrame, runs_path: Path, dataset: 
     """The tables a figure is drawn from: the runs, and the curves and per-layer diagnostics
     beside ``runs_path`` when the result set has them (``layers``: the diagnostics, if the
     caller has read them already)."""
-    from dnnbench.report.figure_kinds import FigureInput
-    from dnnbench.report.io import curves_path_of, read_curves, read_layers
 
     curves = read_curves(runs_path) if curves_path_of(runs_path).exists() else None
     if layers is ...:
@@ -111,11 +110,10 @@ def figure_input(exp: Experiment, runs: pd.DataFrame, runs_path: Path, dataset: 
 def stored_figure_input(runs_path: Path):
     """The figure input of stored results (``<name>-<dataset>-runs.csv`` with its meta,
     curves and layers), the experiment rebuilt from the definition the meta records."""
-    from dnnbench.experiments import files
-    from dnnbench.report.io import read_results
+    from dnnbench import definition
 
     runs, meta = read_results(runs_path)
-    exp = files.parse(json.loads(meta["experiment_definition"]), str(runs_path))
+    exp = definition.parse(json.loads(meta["experiment_definition"]), str(runs_path))
     return figure_input(exp, runs, runs_path, (meta.get("dataset") or {}).get("name", ""))
 
 
@@ -123,9 +121,6 @@ def section_figures(rs, exp: Experiment, layers=...) -> list:
     """The report's figures of a result set: the file's declared figure kinds and the
     automatic ones its results allow (dnnbench.report.figure_kinds), as PNG items
     (``layers`` as for :func:`figure_input`)."""
-    from dnnbench.report import figure_kinds
-    from dnnbench.report.figures import figure_bytes
-    from dnnbench.report.html import FigureItem
 
     dataset = (rs.meta.get("dataset") or {}).get("name", "")
     inp = figure_input(exp, rs.runs, rs.runs_path, dataset, layers)
@@ -136,18 +131,15 @@ def section_figures(rs, exp: Experiment, layers=...) -> list:
 def report_section(rs, render_figures: bool = True):
     """The HTML/Markdown report section of any experiment file's results: its summary, its
     claims and its figure, rebuilt from the definition its metadata records."""
-    from dnnbench.experiments import files, generic
-    from dnnbench.report.html import Section, TableItem, meta_rows
+    from dnnbench import definition
 
     meta = rs.meta
-    exp = files.parse(json.loads(meta["experiment_definition"]),
+    exp = definition.parse(json.loads(meta["experiment_definition"]),
                       str(meta.get("experiment_file", "")))
     if exp.search is not None:
-        from dnnbench.report.search import report_section as search_section
-
         return search_section(rs, exp, render_figures)
     dataset = (meta.get("dataset") or {}).get("name", "")
-    summary = generic.summarize(exp, rs.runs)
+    summary = summarize(exp, rs.runs)
     caption = ("Steps: Kaplan-Meier median over the seeds (a run that never reached the target "
                "is censored; ∞: the interval reaches past the budget); other metrics: mean "
                "over the seeds. Against the reference arm: paired by seed, a ratio of steps "
@@ -157,10 +149,8 @@ def report_section(rs, render_figures: bool = True):
     tables = [TableItem(summary_title(exp, summary, dataset), cells, caption,
                         left=len(exp.factors),
                         text=tuple(c for c in cells.columns if c.endswith("vs reference")))]
-    from dnnbench.report.io import read_layers
-
     layers = read_layers(rs.runs_path)
-    claims = generic.check_claims(exp, rs.runs, layers)
+    claims = check_claims(exp, rs.runs, layers)
     if len(claims):
         tables.append(TableItem("Claims of the experiment file",
                                 claims[["claim", "verdict", "arms", "effects"]],
@@ -174,6 +164,34 @@ def report_section(rs, render_figures: bool = True):
                             f"{meta.get('arms', '–')} arms" if "compiled_programs" in meta
                             else f"Units: {meta.get('units', '–')} for "
                             f"{meta.get('arms', '–')} arms ({exp.protocol} protocol)")) if b]
+    return Section(anchor=rs.stem, title=f"{exp.title or exp.name} — {dataset}",
+                   experiment=exp.name, intro=exp.question,
+                   command=str(meta.get("command", "")), bullets=bullets, tables=tables,
+                   figures=figs, meta=meta_rows(meta, rs.runs_path.name),
+                   runs_file=rs.runs_path.name)
+
+
+def search_section(rs, exp: Experiment, render_figures: bool = True):
+    """The HTML/Markdown report section of a search's results."""
+    meta = rs.meta
+    dataset = (meta.get("dataset") or {}).get("name", "")
+    tables = [TableItem(title, df, left=sum(c in SEARCH_LEFT for c in df.columns))
+              for title, df in search_frames(exp, rs.runs, dataset)]
+    claims = check_claims(exp, rs.runs)
+    if len(claims):
+        tables.append(TableItem("Claims of the experiment file",
+                                claims[["claim", "verdict", "arms", "effects"]],
+                                "best: the chosen points' report metric, paired by "
+                                "repetition (or seed); importance: supported when the "
+                                "parameter's interval lies above every other's.", left=2,
+                                text=("effects",)))
+    figs = section_figures(rs, exp) if render_figures else []
+    bullets = [b for b in (exp.expected and f"Expected: {exp.expected}",
+                           exp.cost and f"Cost: {exp.cost}",
+                           (f"Compiled programs: {meta.get('compiled_programs', '–')} for "
+                           f"{meta.get('arms', '–')} points"),
+                           meta.get("search_refine_rule") and exp.search.stages > 1 and
+                           f"Coarse to fine: {meta['search_refine_rule']}") if b]
     return Section(anchor=rs.stem, title=f"{exp.title or exp.name} — {dataset}",
                    experiment=exp.name, intro=exp.question,
                    command=str(meta.get("command", "")), bullets=bullets, tables=tables,

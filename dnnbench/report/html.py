@@ -12,14 +12,22 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from dnnbench.analysis.outcomes import Outcome
 from dnnbench.files import atomic_write_bytes, atomic_write_text
-from dnnbench.report import figures as F
-from dnnbench.report.io import SchemaError, find_results
+from dnnbench.report.document import (
+    FigureItem,
+    Report,
+    ReportError,
+    Section,
+    TableItem,
+)
+from dnnbench.report.generic import report_section
+from dnnbench.results.io import SchemaError, find_results
+from dnnbench.results.resultset import ResultSet, load_result
 
 CLAIMS_FILE = "claims.csv"
 CLAIMS_REQUIRED = ["claim_id", "claim", "verdict", "evidence", "files"]
@@ -34,89 +42,17 @@ VERDICT_CLASSES = {
     "not run": "muted",
 }
 
-class ReportError(Exception):
-    """The results folder cannot be reported on (user-facing, one line)."""
-
-
-@dataclass
-class TableItem:
-    title: str
-    df: pd.DataFrame  # cells are display strings
-    caption: str = ""
-    left: int = 1  # leading columns aligned left (text); the rest right (numbers)
-    text: tuple[str, ...] = ()  # further text columns: left-aligned, wrapped
-
-
-@dataclass
-class FigureItem:
-    name: str
-    filename: str
-    caption: str
-    png: bytes
-
-
-@dataclass
-class Section:
-    anchor: str
-    title: str
-    experiment: str
-    intro: str
-    command: str
-    bullets: list[str] = field(default_factory=list)
-    tables: list[TableItem] = field(default_factory=list)
-    figures: list[FigureItem] = field(default_factory=list)
-    meta: list[tuple[str, str]] = field(default_factory=list)
-    runs_file: str = ""
-
-
-@dataclass
-class Report:
-    results_dir: Path
-    generated: str
-    sections: list[Section]
-    claims: TableItem | None = None
-    skipped: list[str] = field(default_factory=list)
-
-
-def meta_rows(meta: dict, runs_file: str) -> list[tuple[str, str]]:
-    """The metadata worth reading, as (key, value) display pairs."""
-    ds = meta.get("dataset") or {}
-    versions = meta.get("versions") or {}
-    rows = [("results file", runs_file), ("command", str(meta.get("command", "–"))),
-            ("started / finished", f"{meta.get('started', '–')} / {meta.get('finished', '–')}"),
-            ("data set", f"{ds.get('name', '–')} ({ds.get('source', '–')})"),
-            ("examples train / val / test",
-             f"{ds.get('n_train', '–')} / {ds.get('n_val', '–')} / {ds.get('n_test', '–')}"),
-            ("data fingerprint", str(ds.get("fingerprint", "–")))]
-    for name, digest in (ds.get("hashes") or {}).items():
-        rows.append((f"sha256 {name}", str(digest)))
-    devices = meta.get("devices") or []
-    rows += [("backend / device", f"{meta.get('backend', '–')} / {meta.get('device_kind', '–')}"
-                                  + (f" ({', '.join(map(str, devices))})" if devices else "")),
-             ("CPU", f"{meta.get('cpu') or '–'}, {meta.get('cpu_count', '–')} cores"),
-             ("python / platform", f"{meta.get('python', '–')} / {meta.get('platform', '–')}"),
-             ("git commit", str(meta.get("git_commit") or "–")),
-             ("versions", ", ".join(f"{k} {v}" for k, v in versions.items() if v) or "–")]
-    if meta.get("quick"):
-        rows.append(("note", "--quick smoke run (data subset, few seeds and steps)"))
-    return rows
-
-
 GENERIC_KEY = "experiment_definition"  # the metadata of `dnnbench run` results
 
 
-def _section(rs: F.ResultSet, render_figures: bool) -> Section:
+def _section(rs: ResultSet, render_figures: bool) -> Section:
     """Any experiment's section: one builder for every result set with a definition."""
-    from dnnbench.report.generic import report_section
-
     return report_section(rs, render_figures)
 
 
 def _effect_text(row: pd.Series) -> str:
     """The rounded effect of a claims.csv row: its effect_text, else (an older file) the
     numbers formatted as the claims command does."""
-    from dnnbench.claims.engine import Outcome
-
     if "effect_text" in row.index:
         return row["effect_text"]
     num = pd.to_numeric(row.reindex(["effect", "low", "high"]), errors="coerce").astype(float)
@@ -161,7 +97,7 @@ def build_report(results_dir: str | Path, render_figures: bool = True,
         raise ReportError(f"results folder {results_dir} does not exist")
     sets, skipped = [], []
     for _, _, p in find_results(results_dir):
-        rs = F.load_results(p, require_known=False)
+        rs = load_result(p, require_known=False)
         if GENERIC_KEY in rs.meta:
             sets.append(rs)
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dnnbench.experiments.files import Experiment
+from dnnbench.definition import Experiment
 
 TITLES = {"act_std": "activation std", "grad_norm": "gradient norm (kernel)",
           "saturated": "saturated / dead fraction", "pre_std": "pre-activation std",
@@ -36,12 +36,12 @@ def _grid(n: int, width: float = 3.0, height: float = 2.6, max_cols: int = 4,
           sharex: bool = False):
     from matplotlib.figure import Figure
 
-    from dnnbench.report.figures import _axes
-    from dnnbench.report.figures import _grid as shape
+    from dnnbench.report.figures import panel_axes
+    from dnnbench.report.figures import panel_grid as shape
 
     rows, cols = shape(n, max_cols)
     fig = Figure(figsize=(width * cols + 1.0, height * rows + 0.8), layout="constrained")
-    return fig, _axes(fig, n, max_cols, sharex=sharex)
+    return fig, panel_axes(fig, n, max_cols, sharex=sharex)
 
 
 def profile_figure(exp: Experiment, runs: pd.DataFrame, layers: pd.DataFrame, column: str):

@@ -13,8 +13,8 @@ def plot_lr_find(curves: pd.DataFrame, runs_path: Path, title: str) -> list[Path
     smoothed mean (thick), the turning point and the suggestion (dashed lines)."""
     from matplotlib.figure import Figure
 
-    from dnnbench.experiments.lr_find import RULE, overall
     from dnnbench.report.figures import PALETTE, save_figure
+    from dnnbench.run.lr_find import RULE, overall
 
     s = overall(curves)
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")

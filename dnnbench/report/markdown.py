@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
-    from dnnbench.report.html import Report, TableItem
+    from dnnbench.report.document import Report, TableItem
 
 
 def _escape(value) -> str:

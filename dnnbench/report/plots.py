@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from dnnbench.report.figure_kinds import FigureInput
+from dnnbench.report.figures import FigureInput
 
 MAX_PANELS = 24  # more panels than this: the figure is not drawn (unreadable)
 
@@ -75,9 +75,9 @@ def metric_figure(inp: FigureInput):
     search or when no factor varies."""
     from matplotlib.figure import Figure
 
-    from dnnbench.experiments.generic import summarize
+    from dnnbench.analysis.summary import summarize
+    from dnnbench.report.console import LABELS
     from dnnbench.report.figures import PALETTE
-    from dnnbench.report.generic import LABELS
 
     exp, runs = inp.exp, inp.runs
     x, line, panel = layout(exp)
@@ -166,13 +166,13 @@ def _grid(n: int, width: float, height: float, max_cols: int = 4, **kw):
     """(figure, its n visible panels, columns): panels of ``width`` x ``height`` inches."""
     from matplotlib.figure import Figure
 
-    from dnnbench.report.figures import _axes
-    from dnnbench.report.figures import _grid as shape
+    from dnnbench.report.figures import panel_axes
+    from dnnbench.report.figures import panel_grid as shape
 
     rows, cols = shape(n, max_cols)
     fig = Figure(figsize=(max(6.0, width * cols + 0.6), height * rows + 1.3),
                  layout="constrained")
-    return fig, _axes(fig, n, max_cols, **kw), cols
+    return fig, panel_axes(fig, n, max_cols, **kw), cols
 
 
 def km_figure(inp: FigureInput):
@@ -180,7 +180,7 @@ def km_figure(inp: FigureInput):
     of the second varying factor (or of the first, when only one varies), a panel per
     combination of the others; log step axis; reached counts in each panel's title. None
     without a target or with more than MAX_PANELS panels."""
-    from dnnbench.report.figures import PALETTE, _first_step
+    from dnnbench.report.figures import PALETTE, first_step
     from dnnbench.stats import kaplan_meier, steps_of_runs
 
     exp, runs = inp.exp, inp.runs
@@ -193,7 +193,7 @@ def km_figure(inp: FigureInput):
         return None
     fig, axes, cols = _grid(len(blocks), 3.1, 2.7, sharex=True, sharey=True)
     budget = float(runs["max_steps"].max())
-    start = _first_step(runs) / 1.5
+    start = first_step(runs) / 1.5
     levels = _levels(runs[curve]) if curve else [None]
     for k, (ax, (title, block)) in enumerate(zip(axes, blocks, strict=True)):
         counts = []
@@ -219,9 +219,9 @@ def km_figure(inp: FigureInput):
             ax.xaxis.set_tick_params(labelbottom=True)
         if k % cols == 0:
             ax.set_ylabel("fraction at target")
-    from dnnbench.report.figures import _figure_legend
+    from dnnbench.report.figures import figure_legend
 
-    _figure_legend(fig, axes[:1], ncol=min(4, len(levels) + 1))
+    figure_legend(fig, axes[:1], ncol=min(4, len(levels) + 1))
     _title(fig, f"Fraction of seeds at {_target_text(runs)} {_split(runs)} accuracy by step s "
                 f"(Kaplan-Meier), {exp.name} on {inp.dataset} ({_seeds(runs)} seeds per arm)")
     return fig
@@ -248,7 +248,7 @@ def curves_figure(inp: FigureInput):
     are seeds, a dot where one reached the target and stopped; thick, the median of the
     seeds still training (while two are) with their interquartile range. A stopped seed is
     not carried on at its last value: that would average frozen values with running ones."""
-    from dnnbench.report.figures import PALETTE, _figure_legend
+    from dnnbench.report.figures import PALETTE, figure_legend
 
     exp, runs, curves = inp.exp, inp.runs, inp.curves
     if curves is None or curves.empty or "eval_accuracy" not in curves:
@@ -307,7 +307,7 @@ def curves_figure(inp: FigureInput):
         finals = curves[curves["arm"].isin(block["arm"])]["eval_accuracy"]
         ax.set_ylim(max(0.0, float(np.nanpercentile(finals, 5)) - 0.05) if len(finals) else 0,
                     1.01)
-    _figure_legend(fig, axes, ncol=4)
+    figure_legend(fig, axes, ncol=4)
     _title(fig, f"{_split(runs).capitalize()} accuracy during training{where}, {exp.name} on "
                 f"{inp.dataset} ({_seeds(runs)} seeds per arm; thin: seeds; thick: median, "
                 "interquartile band)")
@@ -317,7 +317,7 @@ def curves_figure(inp: FigureInput):
 def train_loss_figure(inp: FigureInput):
     """Training loss against the step, a line per arm: the geometric mean over the seeds
     with its 95% interval (log axis). None without curves."""
-    from dnnbench.report.figures import PALETTE, _mean_band
+    from dnnbench.report.figures import PALETTE, mean_band
 
     exp, runs, curves = inp.exp, inp.runs, inp.curves
     if curves is None or curves.empty or "train_loss" not in curves:
@@ -329,7 +329,7 @@ def train_loss_figure(inp: FigureInput):
     for k, arm in enumerate(_levels(runs["arm"])):
         c = curves[curves["arm"] == arm]
         table = c.pivot_table(index="step", columns="seed", values="train_loss", aggfunc="mean")
-        est, low, high = _mean_band(table, log=True)
+        est, low, high = mean_band(table, log=True)
         color = PALETTE[k % len(PALETTE)]
         label = _arm_label(exp, arm)
         ax.plot(table.index, est, color=color, lw=1.8, label=label)
@@ -352,7 +352,7 @@ def timing_figure(inp: FigureInput):
     factor varies."""
     from matplotlib.figure import Figure
 
-    from dnnbench.experiments.generic import summarize
+    from dnnbench.analysis.summary import summarize
     from dnnbench.report.figures import PALETTE
 
     exp, runs = inp.exp, inp.runs
@@ -423,9 +423,9 @@ def speed_quality_figure(inp: FigureInput):
     ``DODGE`` of the budget; every marker is named. None when the runs have no target."""
     from matplotlib.figure import Figure
 
-    from dnnbench.experiments.generic import summarize
-    from dnnbench.report.figures import PALETTE, _figure_legend, n_seeds_text
-    from dnnbench.report.generic import LABELS
+    from dnnbench.analysis.summary import summarize
+    from dnnbench.report.console import LABELS
+    from dnnbench.report.figures import PALETTE, figure_legend, n_seeds_text
 
     exp, runs = inp.exp, inp.runs
     if "target" not in runs or not (runs["target"].astype(float) > 0).any():
@@ -477,7 +477,7 @@ def speed_quality_figure(inp: FigureInput):
                   "95% CI; equal medians spread sideways)")
     ax.set_ylabel(f"{LABELS.get(metric, metric)} (mean, 95% CI)")
     ax.grid(alpha=0.3)
-    _figure_legend(fig, [ax], ncol=3)
+    figure_legend(fig, [ax], ncol=3)
     dashed = f"; dashed: {varied[1]} {', '.join(map(str, styles[1:]))}" if styles else ""
     better = "lower" if "loss" in metric else "upper"
     _title(fig, f"{exp.title or exp.name}: speed vs quality on {inp.dataset} "

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from dnnbench.experiments.files import Experiment
+from dnnbench.definition import Experiment
 
 
 def has_gap(runs: pd.DataFrame) -> bool:

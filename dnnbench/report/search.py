@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from dnnbench.experiments import search as S
-from dnnbench.experiments.files import Experiment
-from dnnbench.report.generic import LABELS
+from dnnbench.analysis import search as S
+from dnnbench.definition import Experiment
+from dnnbench.report.console import LABELS
 
 # the textbook's order of importance (Ng): 1 first; Adam's beta2 and epsilon last
 TEXTBOOK_TIER = {"learning_rate": 1, "momentum": 2, "b1": 2, "width": 2, "batch_size": 2,
@@ -109,38 +109,6 @@ def search_tables(exp: Experiment, runs: pd.DataFrame, dataset: str) -> list[Tab
             t.add_row(*row)
         tables.append(t)
     return tables
-
-
-def report_section(rs, exp: Experiment, render_figures: bool = True):
-    """The HTML/Markdown report section of a search's results."""
-    from dnnbench.experiments import generic
-    from dnnbench.report.generic import section_figures
-    from dnnbench.report.html import Section, TableItem, meta_rows
-
-    meta = rs.meta
-    dataset = (meta.get("dataset") or {}).get("name", "")
-    tables = [TableItem(title, df, left=sum(c in LEFT for c in df.columns))
-              for title, df in search_frames(exp, rs.runs, dataset)]
-    claims = generic.check_claims(exp, rs.runs)
-    if len(claims):
-        tables.append(TableItem("Claims of the experiment file",
-                                claims[["claim", "verdict", "arms", "effects"]],
-                                "best: the chosen points' report metric, paired by "
-                                "repetition (or seed); importance: supported when the "
-                                "parameter's interval lies above every other's.", left=2,
-                                text=("effects",)))
-    figs = section_figures(rs, exp) if render_figures else []
-    bullets = [b for b in (exp.expected and f"Expected: {exp.expected}",
-                           exp.cost and f"Cost: {exp.cost}",
-                           (f"Compiled programs: {meta.get('compiled_programs', '–')} for "
-                           f"{meta.get('arms', '–')} points"),
-                           meta.get("search_refine_rule") and exp.search.stages > 1 and
-                           f"Coarse to fine: {meta['search_refine_rule']}") if b]
-    return Section(anchor=rs.stem, title=f"{exp.title or exp.name} — {dataset}",
-                   experiment=exp.name, intro=exp.question,
-                   command=str(meta.get("command", "")), bullets=bullets, tables=tables,
-                   figures=figs, meta=meta_rows(meta, rs.runs_path.name),
-                   runs_file=rs.runs_path.name)
 
 
 def importance_frame(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame | None:

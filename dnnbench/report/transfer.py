@@ -23,7 +23,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dnnbench.report.figures import PALETTE, _axes, _figure_legend, _finish, _grid, n_seeds_text
+from dnnbench.report.figures import (
+    PALETTE,
+    figure_legend,
+    finish,
+    n_seeds_text,
+    panel_axes,
+    panel_grid,
+)
 from dnnbench.stats import paired_difference, verdict_from_interval
 
 VERDICT_LABELS = ("helps", "hurts", "no clear effect")
@@ -107,9 +114,9 @@ def paired_figure(runs: pd.DataFrame, factors: Sequence[str], dataset: str = "",
     arms = paired_arms(runs, factors)
     prefix = "pair " if by_pair(runs, factors) else ""
     shown = arms[:max_panels]
-    rows, cols = _grid(len(shown), 4)
+    rows, cols = panel_grid(len(shown), 4)
     fig = Figure(figsize=(max(6.5, 3.3 * cols + 0.6), 3.4 * rows + 1.2), layout="constrained")
-    axs = _axes(fig, len(shown), 4, sharey=True)
+    axs = panel_axes(fig, len(shown), 4, sharey=True)
     for ax, (label, t) in zip(axs, shown, strict=True):
         b, ba = t["B"] * 100, t["B-on-A"] * 100
         for seed in t.index:
@@ -128,10 +135,10 @@ def paired_figure(runs: pd.DataFrame, factors: Sequence[str], dataset: str = "",
     for color, label in ((PALETTE[0], "one seed: reuse better"),
                          (PALETTE[1], "one seed: reuse worse"), ("0.5", "one seed: tie")):
         axs[0].plot([], [], "o-", color=color, label=label)
-    _figure_legend(fig, axs[:1], ncol=4)
+    figure_legend(fig, axs[:1], ncol=4)
     more = f"; first {len(shown)} of {len(arms)}" if len(arms) > len(shown) else ""
     b_runs = runs[runs["stage"] != "A"]
-    return _finish(fig, f"Task B test accuracy per seed, from scratch vs reused layers on "
+    return finish(fig, f"Task B test accuracy per seed, from scratch vs reused layers on "
                         f"{dataset} ({n_seeds_text(b_runs)}{more})")
 
 
@@ -178,7 +185,7 @@ def gains_figure(runs: pd.DataFrame, factors: Sequence[str], dataset: str = "") 
         hist.set_ylabel(f"{what}s")
         hist.set_title("distribution of the mean gains")
         hist.grid(alpha=0.3, axis="y")
-    _figure_legend(fig, [ax], ncol=4 if with_hist else 2)
+    figure_legend(fig, [ax], ncol=4 if with_hist else 2)
     b_runs = runs[runs["stage"] != "A"]
-    return _finish(fig, f"Gain from reusing layers across {len(s)} {what}s on {dataset} "
+    return finish(fig, f"Gain from reusing layers across {len(s)} {what}s on {dataset} "
                         f"({n_seeds_text(b_runs)})")

@@ -32,7 +32,6 @@ from dnnbench.models.mlp import (
     max_norm,
     standard_draws,
 )
-from dnnbench.models.norms import has_batch_norm
 from dnnbench.registry import (
     SATURATION,
     get_initializer,
@@ -43,7 +42,7 @@ from dnnbench.registry import (
     plateau_start,
     plateau_step,
 )
-from dnnbench.spec import INIT_SCALE, OPTIMIZER_PREFIX, SCHEDULE_PREFIX, RunSpec
+from dnnbench.spec import INIT_SCALE, OPTIMIZER_PREFIX, SCHEDULE_PREFIX, RunSpec, has_batch_norm
 
 Data = dict[str, jax.Array]  # x_train, y_train, x_eval, y_eval, x_test, y_test
 

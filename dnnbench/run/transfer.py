@@ -61,7 +61,7 @@ B is the reference of its B-on-A.
 
 Output
 ------
-The common tables of the file layer (:mod:`dnnbench.experiments.generic`: one row per arm and
+The common tables of the file layer (:mod:`dnnbench.run.plan`: one row per arm and
 seed, the same metric columns as every experiment: final_test_accuracy, final_eval_accuracy,
 ...), with the protocol's columns :data:`STAGE_COLUMNS` before ``seed``:
 
@@ -106,19 +106,16 @@ import numpy as np
 import optax
 import pandas as pd
 
+from dnnbench import definition
 from dnnbench.data.base import Dataset
-from dnnbench.experiments import files
-from dnnbench.experiments.units import Unit
+from dnnbench.definition import protocols
+from dnnbench.definition.protocols import DEFAULT_PAIRS, FALLBACK_PAIR, pair_label
+from dnnbench.run.units import Unit
 from dnnbench.spec import RunSpec
 from dnnbench.train.engine import make_optimizer_of
 
 EXPERIMENT = "transfer"
 DEFAULT_DATASET = "fashion-mnist"
-# Documented default class pairs (positive, negative). Fashion-MNIST: the textbook's
-# Pullover (2) vs T-shirt/top (0). MNIST and digits: 3 vs 5, a classic pair of look-alikes.
-DEFAULT_PAIRS: dict[str, tuple[int, int]] = {
-    "fashion-mnist": (2, 0), "mnist": (3, 5), "digits": (3, 5), "synthetic": (3, 5)}
-FALLBACK_PAIR = (1, 0)  # any other data set
 A_SEED_OFFSET = 10_000
 PRESET_FILE = "transfer-learning"  # the packaged file that `dnnbench transfer` runs
 ARMS = ("A", "B", "B-on-A")  # the stages
@@ -136,10 +133,6 @@ def default_pair(data: Dataset) -> tuple[int, int]:
 def all_pairs(n_classes: int) -> list[tuple[int, int]]:
     """Every unordered pair of classes, the smaller label first (= positive): 45 for 10."""
     return list(itertools.combinations(range(n_classes), 2))
-
-
-def pair_label(pos: int, neg: int) -> str:
-    return f"{pos}v{neg}"
 
 
 def check_pair(pair: tuple[int, int], n_classes: int) -> None:
@@ -476,12 +469,12 @@ _STAGE_FIELDS = ("widths", "activation", "init", "optimizer", "learning_rate", "
 
 
 def preset(dataset: str, pairs: Sequence[tuple[int, int]] | None, seeds: int,
-           settings: dict[str, Any]) -> files.Experiment:
+           settings: dict[str, Any]) -> definition.Experiment:
     """`dnnbench transfer`'s experiment: the packaged ``transfer-learning`` file named
     "transfer", on ``dataset`` with ``seeds`` seeds and the command's ``settings`` in its
     base (None values left out); ``pairs``: the class pairs as a factor (one pair: a base
     setting), None: the data set's default pair."""
-    doc = files.to_doc(files.load(PRESET_FILE))
+    doc = definition.to_doc(definition.load(PRESET_FILE))
     base = doc["base"] | {k: v for k, v in settings.items() if v is not None}
     factors = doc["factors"]
     if pairs is not None and len(pairs) > 1:
@@ -490,9 +483,9 @@ def preset(dataset: str, pairs: Sequence[tuple[int, int]] | None, seeds: int,
     elif pairs is not None:
         base["pair"] = pair_label(*pairs[0])
     # (no "cost": the packaged file's describes its own grid; the report counts the units)
-    return files.parse(doc | {"name": EXPERIMENT, "dataset": dataset, "seeds": seeds,
+    return definition.parse(doc | {"name": EXPERIMENT, "dataset": dataset, "seeds": seeds,
                               "base": base, "factors": factors, "cost": ""},
-                       f"{files.find(PRESET_FILE)} (dnnbench transfer)")
+                       f"{definition.find(PRESET_FILE)} (dnnbench transfer)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -502,7 +495,7 @@ class Group:
     index: int
     cfg: TransferConfig  # of one pair
     extra: Extra
-    arms: tuple[files.ArmSettings, ...]
+    arms: tuple[definition.ArmSettings, ...]
 
 
 def _pair(value: str, data: Dataset, where: str) -> tuple[int, int]:
@@ -511,25 +504,24 @@ def _pair(value: str, data: Dataset, where: str) -> tuple[int, int]:
     try:
         check_pair(pair, data.n_classes)
     except ValueError as e:
-        raise files.ExperimentError(f"{where}: pair {value}: {e} in {data.name}") from None
+        raise definition.ExperimentError(f"{where}: pair {value}: {e} in {data.name}") from None
     return pair
 
 
-def plan(exp: files.Experiment, data: Dataset, seeds: Sequence[int]) -> list[Group]:
+def plan(exp: definition.Experiment, data: Dataset, seeds: Sequence[int]) -> list[Group]:
     """The arms of a transfer file grouped by everything but the stage: one group per class
     pair and setting; ExperimentError for settings the data set cannot serve."""
-    from dnnbench.experiments.protocols import TRANSFER
-
-    groups: dict[tuple, list[files.ArmSettings]] = {}
-    for arm in files.expand(exp):
+    groups: dict[tuple, list[definition.ArmSettings]] = {}
+    for arm in definition.expand(exp):
         groups.setdefault(tuple(lv for lv in arm.levels if lv[0] != "stage"), []).append(arm)
     out = []
     for i, arms in enumerate(groups.values()):
         s = arms[0].settings
         where = f"{exp.source} arm {arms[0].name}"
         pos, neg = _pair(s.get("pair", "default"), data, where)
-        run = {k: v for k, v in s.items() if k not in TRANSFER.settings and k != "train_size"}
-        probe = files.make_spec(run, None, where)
+        run = {k: v for k, v in s.items()
+               if k not in protocols.TRANSFER.settings and k != "train_size"}
+        probe = definition.make_spec(run, None, where)
         default = RunSpec(widths=probe.widths)
         extra = tuple(sorted((f.name, getattr(probe, f.name)) for f in dataclasses.fields(probe)
                              if f.name not in _STAGE_FIELDS
@@ -559,7 +551,7 @@ def _check(cfg: TransferConfig, data: Dataset, where: str) -> None:
     if len(data.y_train) - task_b_train_count(data, pos, neg) < cfg.batch_size:
         problems.append(f"batch_size {cfg.batch_size} exceeds task A's training split")
     if problems:
-        raise files.ExperimentError(f"{where}: {problems[0]} in {data.name}")
+        raise definition.ExperimentError(f"{where}: {problems[0]} in {data.name}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -572,7 +564,7 @@ class Source:
     @property
     def label(self) -> str:
         g = self.groups[0]
-        shared = [f"{f}={files.format_level(v)}" for f, v in a_levels(self.groups)
+        shared = [f"{f}={definition.format_level(v)}" for f, v in a_levels(self.groups)
                   if f not in ("pair", "stage")]
         more = f", {len(self.groups)} B settings" if len(self.groups) > 1 else ""
         return ", ".join([f"pair {pair_label(*g.cfg.pairs[0])}", *shared]) + more
@@ -594,16 +586,16 @@ def a_levels(groups: Sequence[Group]) -> list[tuple[str, Any]]:
             if all(dict(g.arms[0].levels).get(f) == v for g in groups[1:])]
 
 
-def build_file_units(exp: files.Experiment, data: Dataset, seeds: Sequence[int], *,
+def build_file_units(exp: definition.Experiment, data: Dataset, seeds: Sequence[int], *,
                      timing: bool | str = True, one_program_per_arm: bool = False,
                      worker_data=None, lanes_per_unit: int | None = None
                      ) -> list[Unit]:
     """The units of a transfer file: one per model A (a class pair and A's settings), training
     A once and B and B-on-A for every group that shares it (the protocol's plug-in for
-    :mod:`dnnbench.experiments.protocols`). With several units their programs are shared
+    :mod:`dnnbench.definition.protocols`). With several units their programs are shared
     (:class:`SharedPrograms`). ``timing``: measure the step time in every unit, only in the
     "first", or not at all (False); ``worker_data`` as for
-    :func:`dnnbench.experiments.generic.build_units` (the units then carry a picklable recipe
+    :func:`dnnbench.run.plan.build_units` (the units then carry a picklable recipe
     and run on an executor's workers). Arms are never lanes of one program here
     (``one_program_per_arm`` and ``lanes_per_unit`` change nothing)."""
     del one_program_per_arm, lanes_per_unit
@@ -634,13 +626,13 @@ def build_file_units(exp: files.Experiment, data: Dataset, seeds: Sequence[int],
     return units
 
 
-def rebuild_unit(exp: files.Experiment, worker_data: Callable[[], Dataset],
+def rebuild_unit(exp: definition.Experiment, worker_data: Callable[[], Dataset],
                  seeds: Sequence[int], index: int, timing: bool | str) -> Unit:
     """Unit ``index`` of :func:`build_file_units`, made anew in a worker's process."""
     return build_file_units(exp, worker_data(), seeds, timing=timing)[index]
 
 
-def source_frames(exp: files.Experiment, src: Source, data: Dataset,
+def source_frames(exp: definition.Experiment, src: Source, data: Dataset,
                   results: Sequence[PairResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The common tables of one trained unit: A's rows once, then B's and B-on-A's rows of
     every group (in the file's order of the stages)."""
@@ -662,13 +654,13 @@ def source_frames(exp: files.Experiment, src: Source, data: Dataset,
         pd.concat(curves, ignore_index=True)
 
 
-def stage_frames(exp: files.Experiment, g: Group, arm: files.ArmSettings, data: Dataset,
+def stage_frames(exp: definition.Experiment, g: Group, arm: definition.ArmSettings, data: Dataset,
                  result: PairResult, sharing: Sequence[Group] = ()
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows (a stage, every seed) of one arm of a trained group, with the stage's values
     of :data:`STAGE_COLUMNS`; ``sharing``: for A, the groups that share it (a level or B
     setting on which they differ is left out of A's name, and empty in its rows)."""
-    from dnnbench.experiments import generic
+    from dnnbench.run import plan
 
     cfg = g.cfg
     pos, neg = cfg.pairs[0]
@@ -683,10 +675,10 @@ def stage_frames(exp: files.Experiment, g: Group, arm: files.ArmSettings, data: 
         kept = a_levels(sharing)
         levels = dict(kept)
         arm = dataclasses.replace(arm, name=",".join(
-            f"{f}={files.format_level(v)}" for f, v in kept), levels=tuple(kept))
+            f"{f}={definition.format_level(v)}" for f, v in kept), levels=tuple(kept))
     spec = result.specs[stage]
-    planned = generic.PlannedArm(arm, spec, 0)
-    r, c = generic.program_frames(exp, data, generic.Program(g.index, (planned,), spec, ()),
+    planned = plan.PlannedArm(arm, spec, 0)
+    r, c = plan.program_frames(exp, data, plan.Program(g.index, (planned,), spec, ()),
                                   result.results[stage], cfg.seeds)
     values = dict(zip(STAGE_COLUMNS, (
         pair_label(pos, neg), pos, neg, stage, cfg.train_size, examples[stage],

@@ -1,4 +1,4 @@
-"""Executable claims: textbook folklore checked against the result CSVs.
+"""The evaluators of executable claims: textbook folklore checked against the result CSVs.
 
 A *claim* has an ``id``, its ``text``, the ``experiment`` whose results test it, the
 ``command`` that produces those results, and one or more checks: a named *evaluator* from
@@ -45,14 +45,20 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from dnnbench.files import read_toml
+from dnnbench.analysis.outcomes import LABELS, MissingData, Outcome, ci, fmt
+from dnnbench.definition.claims import (
+    CONTRADICTED,
+    EVALUATOR_PARAMS,
+    INCONCLUSIVE,
+    SUPPORTED,
+)
+from dnnbench.definition.protocols import DEFAULT_PAIRS, pair_label
+from dnnbench.results.resultset import ResultSet
 from dnnbench.stats import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
@@ -66,91 +72,7 @@ from dnnbench.stats import (
 )
 from dnnbench.stats.flags import flag
 
-SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN = VERDICTS = (
-    "supported", "contradicted", "inconclusive", "not run")
-LABELS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE)  # for verdict_from_interval
-CSV_COLUMNS = ["claim_id", "claim", "experiment", "verdict", "effect", "low", "high", "n",
-               "effect_text", "evidence", "files", "command"]
 STEPS_COLUMNS = ("seed", "reached", "steps_to_target", "max_steps")
-
-
-class ClaimsError(ValueError):
-    """A claims file is unusable (message is user-facing, one line)."""
-
-
-class MissingData(Exception):
-    """The results lack what a check needs: the claim is reported as "not run"."""
-
-
-# ------------------------------------------------------------------------------ data types
-
-@dataclass(frozen=True)
-class Check:
-    evaluator: str
-    params: dict
-
-
-@dataclass(frozen=True)
-class Claim:
-    id: str
-    text: str
-    experiment: str
-    command: str
-    checks: tuple[Check, ...]
-    source: str = "package"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What an evaluator returns: verdict, effect with its interval, n, evidence text."""
-
-    verdict: str
-    effect: float = math.nan
-    low: float = math.nan
-    high: float = math.nan
-    n: int = 0
-    evidence: str = ""
-    effect_note: str = ""  # the effect in words when no number states it (a median not reached)
-
-    @property
-    def effect_text(self) -> str:
-        """The effect as shown in tables: ``est [low, high]`` rounded, or the note."""
-        if self.effect_note or self.verdict == NOT_RUN:
-            return self.effect_note
-        return _ci(self.effect, self.low, self.high)
-
-
-@dataclass(frozen=True)
-class ClaimResult:
-    claim: Claim
-    dataset: str | None
-    outcome: Outcome
-    files: tuple[str, ...] = ()
-
-    @property
-    def verdict(self) -> str:
-        return self.outcome.verdict
-
-    def row(self) -> dict[str, Any]:
-        o = self.outcome
-        prefix = f"[{self.dataset}] " if self.dataset else ""
-        return {"claim_id": self.claim.id, "claim": self.claim.text,
-                "experiment": self.claim.experiment, "verdict": o.verdict, "effect": o.effect,
-                "low": o.low, "high": o.high, "n": o.n, "effect_text": o.effect_text,
-                "evidence": prefix + o.evidence,
-                "files": ";".join(self.files), "command": self.claim.command}
-
-
-@dataclass
-class ResultSet:
-    """All runs of one experiment on one data set (possibly from several files)."""
-
-    experiment: str
-    dataset: str
-    runs: pd.DataFrame
-    metas: list[dict] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    layers: pd.DataFrame | None = None  # per-layer diagnostics (runs with diagnostics)
 
 
 @dataclass(frozen=True)
@@ -159,22 +81,6 @@ class Evaluator:
     params: frozenset  # allowed parameter names
     columns: Callable[[dict], set]  # columns the check reads, given its parameters
     doc: str
-
-
-# --------------------------------------------------------------------------- small helpers
-
-def _fmt(x: float, spec: str = "{:.2f}") -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    if isinstance(x, float) and math.isinf(x):
-        return "∞"
-    return spec.format(x)
-
-
-def _ci(est, low, high, spec="{:.2f}") -> str:
-    """``est [low, high]``; a NaN upper bound with a known lower one is unbounded (∞)."""
-    hi = "∞" if math.isnan(high) and not math.isnan(low) else _fmt(high, spec)
-    return f"{_fmt(est, spec)} [{_fmt(low, spec)}, {hi}]"
 
 
 def _is_true(series: pd.Series) -> pd.Series:
@@ -212,8 +118,6 @@ def _default_pair(rs: ResultSet) -> str:
     if len(pairs) == 1:
         return pairs[0]
     try:
-        from dnnbench.experiments.transfer import DEFAULT_PAIRS, pair_label
-
         pos, neg = DEFAULT_PAIRS[rs.dataset]
         label = pair_label(pos, neg)
     except (ImportError, KeyError):
@@ -299,11 +203,11 @@ def _step_verdict(cmp, expect: str) -> str:
 
 def _km_text(df: pd.DataFrame) -> str:
     s = km_median(*steps_of_runs(df))
-    return f"{_fmt(s.median, '{:.0f}')} ({s.n_reached}/{s.n})"
+    return f"{fmt(s.median, '{:.0f}')} ({s.n_reached}/{s.n})"
 
 
 def _compare_text(cmp) -> str:
-    return (f"{_ci(cmp.ratio, cmp.low, cmp.high)}, sign test p={_fmt(cmp.p_value, '{:.2g}')} "
+    return (f"{ci(cmp.ratio, cmp.low, cmp.high)}, sign test p={fmt(cmp.p_value, '{:.2g}')} "
             f"({cmp.n_pairs_a_faster} vs {cmp.n_pairs_b_faster} pairs, {cmp.n_ties} undecided)")
 
 
@@ -319,8 +223,6 @@ def _by_compare(df: pd.DataFrame, compare: dict, where: dict | None = None
             raise MissingData(f"no runs with {col}={name}{extra}")
     return a, b
 
-
-# ------------------------------------------------------------------------------ evaluators
 
 def _depth_ends(rs: ResultSet, p: dict):
     df = select(rs, p.get("where"))
@@ -391,7 +293,7 @@ def paired_ratio(rs: ResultSet, p: dict) -> Outcome:
                     for i in range(len(a)))
     return Outcome(verdict, r.estimate, r.low, r.high, r.n,
                    f"{col} {cmp['column']}={cmp['a']} / {cmp['column']}={cmp['b']}: geometric "
-                   f"mean ratio {_ci(r.estimate, r.low, r.high)} over {r.n} pairs "
+                   f"mean ratio {ci(r.estimate, r.low, r.high)} over {r.n} pairs "
                    f"({'/'.join(on)}: {per}){note}")
 
 
@@ -409,8 +311,8 @@ def time_to_target_ratio(rs: ResultSet, p: dict) -> Outcome:
     ka, kb = km_median(*time_triplet(a)), km_median(*time_triplet(b))
     c = p["compare"]
     return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n,
-                   f"KM median time to target {c['column']}={c['a']}: {_fmt(ka.median, '{:.3g}')}"
-                   f" s vs {c['column']}={c['b']}: {_fmt(kb.median, '{:.3g}')} s; ratio "
+                   f"KM median time to target {c['column']}={c['a']}: {fmt(ka.median, '{:.3g}')}"
+                   f" s vs {c['column']}={c['b']}: {fmt(kb.median, '{:.3g}')} s; ratio "
                    f"{_compare_text(cmp)}; pairs on {'/'.join(on)} "
                    f"({_where_text(p.get('where'))}){note}")
 
@@ -422,7 +324,7 @@ def _median_bounds(obs, event, censor, idx) -> tuple[np.ndarray, np.ndarray]:
     return np.where(np.isnan(med), budget, med), np.where(np.isnan(med), np.inf, med)
 
 
-def _frac_bounds(u_lo, u_hi, v_lo, v_hi) -> tuple[np.ndarray, np.ndarray]:
+def frac_bounds(u_lo, u_hi, v_lo, v_hi) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of f = 1 - u / v over boxes [u_lo, u_hi] x [v_lo, v_hi] (v = log of the gap
     without BN, u = with BN).  f is undefined where v may be <= 0 (no gap to close)."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -482,7 +384,7 @@ def sigmoid_gap(rs: ResultSet, p: dict) -> Outcome:
         v_hi = np.log(b[slow, False][1]) - np.log(b[fast, False][0])
         u_lo = np.log(b[slow, True][0]) - np.log(b[fast, True][1])
         u_hi = np.log(b[slow, True][1]) - np.log(b[fast, True][0])
-        return v_lo, v_hi, u_lo, u_hi, _frac_bounds(u_lo, u_hi, v_lo, v_hi)
+        return v_lo, v_hi, u_lo, u_hi, frac_bounds(u_lo, u_hi, v_lo, v_hi)
 
     pv_lo, pv_hi, pu_lo, pu_hi, (pf_lo, pf_hi) = stats_for(point)
     v_lo, v_hi, _, _, (f_lo, f_hi) = stats_for(idx)
@@ -501,14 +403,14 @@ def sigmoid_gap(rs: ResultSet, p: dict) -> Outcome:
     verdict, note = _enough(verdict, n, p)
     f_low_r = f_low if math.isfinite(f_low) else math.nan
     f_high_r = f_high if math.isfinite(f_high) else math.nan
-    g0_text = _fmt(g0) if not math.isnan(g0) else f">= {math.exp(pv_lo[0]):.2f} (not reached)"
-    f_text = _fmt(f) if not math.isnan(f) else f"in [{_fmt(pf_lo[0])}, {_fmt(pf_hi[0])}]"
+    g0_text = fmt(g0) if not math.isnan(g0) else f">= {math.exp(pv_lo[0]):.2f} (not reached)"
+    f_text = fmt(f) if not math.isnan(f) else f"in [{fmt(pf_lo[0])}, {fmt(pf_hi[0])}]"
     ev = (f"depth {depth}, {n} seeds: KM median steps {slow}/{fast} without BN "
           f"{_km_text(arms[slow, False])} / {_km_text(arms[fast, False])}, with BN "
           f"{_km_text(arms[slow, True])} / {_km_text(arms[fast, True])}; gap without BN "
-          f"{g0_text} [{_fmt(g0_low)}, {_fmt(g0_high)}] (needs > {much:g}: {part_a}); with BN "
-          f"{_fmt(g1)}; share of the log gap BN closes {f_text} [{_fmt(f_low)}, "
-          f"{_fmt(f_high)}] (needs > {closes:g}: {part_b}){note}")
+          f"{g0_text} [{fmt(g0_low)}, {fmt(g0_high)}] (needs > {much:g}: {part_a}); with BN "
+          f"{fmt(g1)}; share of the log gap BN closes {f_text} [{fmt(f_low)}, "
+          f"{fmt(f_high)}] (needs > {closes:g}: {part_b}){note}")
     return Outcome(verdict, f, f_low_r, f_high_r, n, ev)
 
 
@@ -559,7 +461,7 @@ def group_vs_reference(rs: ResultSet, p: dict) -> Outcome:
         rule += ("; a median not reached within the budget (n/N reached) only bounds the "
                  "ratio by median / budget, and the log-rank test decides")
     ev = (f"median steps / {ref} ({rule}): " + "; ".join(
-        f"{mm}: {nn or _ci(c.ratio, c.low, c.high)} {v}" for mm, c, v, nn in parts)
+        f"{mm}: {nn or ci(c.ratio, c.low, c.high)} {v}" for mm, c, v, nn in parts)
         + f"; {cmp.n} seeds ({_where_text(p.get('where'))})" + _enough(SUPPORTED, cmp.n, p)[1])
     return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n, ev,
                    f"{m} / {ref}: {note}, {ref}'s median beyond the budget" if note else "")
@@ -600,8 +502,8 @@ def paired_difference_check(rs: ResultSet, p: dict) -> Outcome:
     c, unit = p["compare"], p.get("unit", "")
     return Outcome(verdict, d.mean_diff, d.low, d.high, d.n,
                    f"{col} {c['column']}={c['a']} - {c['column']}={c['b']}: "
-                   f"{_ci(d.mean_diff, d.low, d.high, '{:+.2f}')} {unit}, Wilcoxon p="
-                   f"{_fmt(d.p_value, '{:.2g}')}, a higher in {round(d.frac_a_better * d.n)}/"
+                   f"{ci(d.mean_diff, d.low, d.high, '{:+.2f}')} {unit}, Wilcoxon p="
+                   f"{fmt(d.p_value, '{:.2g}')}, a higher in {round(d.frac_a_better * d.n)}/"
                    f"{d.n} pairs ({_where_text(p.get('where'))}){note}".replace("  ", " "))
 
 
@@ -647,7 +549,7 @@ def not_consistently_positive(rs: ResultSet, p: dict) -> Outcome:
           f"(t intervals at {level:.4f}, family-wise {conf:.0%}): clearly positive in "
           f"{len(pos)}, at most negligible (< {neg:g} {unit}) in {len(flat)} "
           f"(clearly negative in {len(negs)}), unclear in {len(res) - len(pos) - len(flat)}; "
-          f"smallest: {worst_g} {_ci(worst.mean_diff, worst.low, worst.high, '{:+.2f}')} "
+          f"smallest: {worst_g} {ci(worst.mean_diff, worst.low, worst.high, '{:+.2f}')} "
           f"{unit}; {worst.n} seeds per {by}"
           + (f" [{by}s with < {need} seeds count as unclear]" if worst.n < need else ""))
     return Outcome(verdict, worst.mean_diff, worst.low, worst.high, len(res), ev)
@@ -660,7 +562,8 @@ def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:
     records the experiment's definition)."""
     import dataclasses
 
-    from dnnbench.experiments import files, generic
+    from dnnbench.analysis.claims import check_claims
+    from dnnbench.definition import experiment as files
 
     definition = next((m.get("experiment_definition") for m in rs.metas
                        if m.get("experiment_definition")), None)
@@ -669,7 +572,7 @@ def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:
                           "definition (results of an older dnnbench run)")
     recorded = files.parse(json.loads(definition), "recorded definition")
     claim = next(c for c in files.load(p["file"]).claims if c.id == p["claim"])
-    row = generic.check_claims(dataclasses.replace(recorded, claims=(claim,)),
+    row = check_claims(dataclasses.replace(recorded, claims=(claim,)),
                                rs.runs, rs.layers).iloc[0]
     if row["verdict"] == "not tested":
         raise MissingData(f"no arm of {', '.join(rs.files)} matches the claim")
@@ -690,262 +593,16 @@ def _cols(*fixed: str, keys=("column",), compare=True, group=()):
     return columns
 
 
-COMMON = {"where", "pair_on", "min_n"}
-EVALUATORS: dict[str, Evaluator] = {
-    "trend_with_depth": Evaluator(trend_with_depth, frozenset(COMMON | {
-        "from_depth", "to_depth"}), _cols("depth", *STEPS_COLUMNS), trend_with_depth.__doc__),
-    "flat_with_depth": Evaluator(flat_with_depth, frozenset(COMMON | {
-        "from_depth", "to_depth", "margin"}), _cols("depth", *STEPS_COLUMNS),
-        flat_with_depth.__doc__),
-    "paired_ratio": Evaluator(paired_ratio, frozenset(COMMON | {
-        "column", "compare", "expect", "null", "aggregate", "method"}), _cols(),
-        paired_ratio.__doc__),
-    "time_to_target_ratio": Evaluator(time_to_target_ratio, frozenset(COMMON | {
-        "compare", "expect"}), _cols("step_ms", *STEPS_COLUMNS), time_to_target_ratio.__doc__),
-    "sigmoid_gap": Evaluator(sigmoid_gap, frozenset({
-        "where", "depth", "much", "closes", "activations", "min_n"}),
-        _cols("activation", "bn", "depth", *STEPS_COLUMNS), sigmoid_gap.__doc__),
-    "group_vs_reference": Evaluator(group_vs_reference, frozenset(COMMON | {
-        "column", "group", "reference", "expect", "margin"}), _cols(*STEPS_COLUMNS),
-        group_vs_reference.__doc__),
-    "paired_difference": Evaluator(paired_difference_check, frozenset(COMMON | {
-        "column", "compare", "expect", "null", "scale", "unit"}), _cols(),
-        paired_difference_check.__doc__),
-    "not_consistently_positive": Evaluator(not_consistently_positive, frozenset(COMMON | {
-        "column", "compare", "group_by", "scale", "unit", "negligible", "confidence",
-        "min_groups"}), _cols(group=("group_by",)), not_consistently_positive.__doc__),
-    "experiment_file": Evaluator(experiment_file_claim, frozenset({"file", "claim"}),
-                                 lambda p: {"arm", "seed"}, experiment_file_claim.__doc__),
-}
-EXPECT = {"paired_ratio": ("higher", "lower"), "paired_difference": ("higher", "lower"),
-          "time_to_target_ratio": ("lower", "higher"), "group_vs_reference": ("fewer",
-                                                                             "not_more")}
-
-
-# --------------------------------------------------------------------------- claims files
-
-NUMERIC_PARAMS = {**dict.fromkeys(("from_depth", "to_depth", "min_n", "min_groups", "depth"),
-                                  int),
-                  **dict.fromkeys(("margin", "null", "much", "closes", "scale", "negligible",
-                                   "confidence"), int | float)}
-
-
-def _parse_check(t: Any, where: str) -> Check:
-    if not isinstance(t, dict):
-        raise ClaimsError(f"{where}: a check must be a table")
-    name = t.get("evaluator")
-    if name not in EVALUATORS:
-        raise ClaimsError(f"{where}: unknown evaluator {name!r}; choose from: "
-                          f"{', '.join(EVALUATORS)}")
-    params = {k: v for k, v in t.items() if k != "evaluator"}
-    extra = sorted(set(params) - EVALUATORS[name].params)
-    if extra:
-        raise ClaimsError(f"{where}: evaluator {name} has no parameter(s) {', '.join(extra)}; "
-                          f"it takes: {', '.join(sorted(EVALUATORS[name].params))}")
-    if "where" in params and not isinstance(params["where"], dict):
-        raise ClaimsError(f"{where}.where: must be a table (column = value)")
-    if "compare" in params and not (isinstance(params["compare"], dict)
-                                    and {"column", "a", "b"} <= set(params["compare"])):
-        raise ClaimsError(f"{where}.compare: needs column, a and b")
-    required = {"paired_ratio": ("column", "compare"), "paired_difference": ("column", "compare"),
-                "time_to_target_ratio": ("compare",), "group_vs_reference": ("group",
-                                                                            "reference"),
-                "not_consistently_positive": ("column", "compare")}.get(name, ())
-    for k in required:
-        if k not in params:
-            raise ClaimsError(f"{where}: evaluator {name} needs '{k}'")
-    for k, v in params.items():
-        kind = NUMERIC_PARAMS.get(k)
-        ok = (kind is None or isinstance(v, kind) and not isinstance(v, bool)
-              and math.isfinite(v) or k == "depth" and v == "deepest")
-        if not ok:
-            raise ClaimsError(f"{where}.{k}: expected {'an integer' if kind is int else 'a number'}"
-                              f"{' or deepest' if k == 'depth' else ''}, got {v!r}")
-    if "expect" in params and params["expect"] not in EXPECT.get(name, ()):
-        raise ClaimsError(f"{where}.expect: one of {', '.join(EXPECT.get(name, ()))}")
-    return Check(name, params)
-
-
-def parse_claims(doc: dict, source: str) -> list[Claim]:
-    items = doc.get("claim")
-    if not isinstance(items, list) or not items:
-        raise ClaimsError(f"{source}: no [[claim]] tables")
-    claims = []
-    for i, t in enumerate(items):
-        where = f"{source}: claim #{i + 1}"
-        if not isinstance(t, dict):
-            raise ClaimsError(f"{where}: must be a table")
-        for k in ("id", "text", "experiment", "command"):
-            if not isinstance(t.get(k), str) or not t[k].strip():
-                raise ClaimsError(f"{where}: missing or empty '{k}'")
-        where = f"{source}: claim {t['id']!r}"
-        extra = sorted(set(t) - {"id", "text", "experiment", "command", "check"})
-        if extra:
-            raise ClaimsError(f"{where}: unknown key(s) {', '.join(extra)}")
-        checks = t.get("check")
-        if not isinstance(checks, list) or not checks:
-            raise ClaimsError(f"{where}: needs at least one [[claim.check]]")
-        claims.append(Claim(t["id"], t["text"].strip(), t["experiment"], t["command"],
-                            tuple(_parse_check(c, f"{where} check #{j + 1}")
-                                  for j, c in enumerate(checks)), source))
-    ids = [c.id for c in claims]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
-    if dup:
-        raise ClaimsError(f"{source}: duplicate claim id(s) {', '.join(dup)}")
-    return claims
-
-
-def read_claims_file(path: str | Path) -> list[Claim]:
-    return parse_claims(read_toml(path, ClaimsError, "claims file"), str(path))
-
-
-def packaged_claims() -> list[Claim]:
-    """The claims of the packaged experiment files, in catalogue and file order: a claim with
-    evaluator checks as written, on the results it names; a plain claim (compare ... expect)
-    through the ``experiment_file`` evaluator, on the results of `dnnbench run FILE`."""
-    from dnnbench.experiments import files
-
-    claims = []
-    for name in files.catalogue():
-        exp = files.load(name)
-        for c in exp.claims:
-            checks = tuple(_parse_check(t, f"{exp.source}: claim {c.id!r} check #{j + 1}")
-                           for j, t in enumerate(c.checks)) or (
-                Check("experiment_file", {"file": name, "claim": c.id}),)
-            claims.append(Claim(c.id, c.text, c.results or exp.name,
-                                c.command or exp.command, checks, exp.source))
-    ids = [c.id for c in claims]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
-    if dup:
-        raise ClaimsError(f"packaged experiment files: duplicate claim id(s) {', '.join(dup)}")
-    return claims
-
-
-def load_claims(extra: str | Path | None = None, *, include_packaged: bool = True) -> list[Claim]:
-    """The packaged claims plus those of ``extra`` (a claim with a packaged id replaces it)."""
-    claims = packaged_claims() if include_packaged else []
-    if extra is not None:
-        user = read_claims_file(extra)
-        ids = {c.id for c in user}
-        claims = [c for c in claims if c.id not in ids] + user
-    return claims
-
-
-# ------------------------------------------------------------------------------ results
-
-def load_results(folder: str | Path) -> dict[tuple[str, str], ResultSet]:
-    """Every result set under ``folder`` (recursively; hidden folders skipped), combined per
-    (experiment, data set).  SchemaError for a missing folder or an unreadable/unknown file."""
-    from dnnbench.report.io import SchemaError, read_layers, read_results
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise SchemaError(f"{folder}: no such results folder")
-    sets: dict[tuple[str, str], ResultSet] = {}
-    for path in sorted(folder.rglob("*-runs.csv")):
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            continue
-        runs, meta = read_results(path)
-        exp = meta.get("experiment")
-        ds = meta.get("dataset")
-        ds = ds.get("name") if isinstance(ds, dict) else ds
-        if not isinstance(exp, str) or not isinstance(ds, str):
-            raise SchemaError(f"{path}: metadata lacks the experiment or data set name")
-        rel = str(path.relative_to(folder))
-        rs = sets.setdefault((exp, ds), ResultSet(exp, ds, runs.iloc[0:0]))
-        rs.runs = pd.concat([rs.runs, runs], ignore_index=True) if len(rs.runs) else runs
-        rs.metas.append(meta)
-        rs.files.append(rel)
-        layers = read_layers(path)
-        if layers is not None:
-            rs.layers = layers if rs.layers is None else pd.concat([rs.layers, layers],
-                                                                   ignore_index=True)
-    for rs in sets.values():
-        key = [c for c in ("pair", "arm", "seed", "spec_hash") if c in rs.runs.columns]
-        if len(rs.files) > 1 and key:
-            rs.runs = rs.runs.drop_duplicates(key, keep="last").reset_index(drop=True)
-    return sets
-
-
-def required_columns(claim: Claim) -> set[str]:
-    out: set[str] = set()
-    for c in claim.checks:
-        out |= EVALUATORS[c.evaluator].columns(c.params)
-    return out
-
-
-def _combine(outcomes: list[Outcome]) -> Outcome:
-    if len(outcomes) == 1:
-        return outcomes[0]
-    verdicts = [o.verdict for o in outcomes]
-    for v in (NOT_RUN, CONTRADICTED, INCONCLUSIVE):
-        if v in verdicts:
-            decisive = outcomes[verdicts.index(v)]
-            break
-    else:
-        decisive, v = outcomes[0], SUPPORTED
-    ev = " | ".join(f"({i + 1}) {o.verdict}: {o.evidence}" for i, o in enumerate(outcomes))
-    return Outcome(v, decisive.effect, decisive.low, decisive.high, decisive.n, ev,
-                   decisive.effect_note)
-
-
-def suggested_command(claim: Claim, dataset: str | None, folder: str | Path) -> str:
-    """The claim's command for this data set, writing into the folder being checked."""
-    import shlex
-
-    args = shlex.split(claim.command)
-    for opt, value in (("--dataset", dataset), ("--out", folder)):
-        if value is None:
-            continue
-        if opt in args[:-1]:
-            args[args.index(opt) + 1] = str(value)
-        else:
-            args += [opt, str(value)]
-    return shlex.join(args)
-
-
-def evaluate_claim(claim: Claim, rs: ResultSet, results_dir: str | Path = "results") -> Outcome:
-    """Run every check of ``claim`` on ``rs``; missing data -> "not run" with the command that
-    would produce them in the folder of ``rs``'s files (under ``results_dir``)."""
-    from dnnbench.report.io import SchemaError
-
-    missing = sorted(required_columns(claim) - set(rs.runs.columns))
-    if missing:
-        raise SchemaError(f"{', '.join(rs.files)}: missing columns for claim {claim.id}: "
-                          f"{', '.join(missing)}")
-    outcomes = []
-    for check in claim.checks:
-        try:
-            outcomes.append(EVALUATORS[check.evaluator].fn(rs, check.params))
-        except MissingData as e:
-            folder = Path(results_dir) / Path(rs.files[0]).parent if rs.files else results_dir
-            outcomes.append(Outcome(NOT_RUN, evidence=f"{e}; run: "
-                                    f"{suggested_command(claim, rs.dataset, folder)}"))
-        except ValueError as e:
-            outcomes.append(Outcome(INCONCLUSIVE, evidence=f"cannot evaluate: {e}"))
-    return _combine(outcomes)
-
-
-def evaluate_claims(claims: list[Claim], results: dict[tuple[str, str], ResultSet],
-                    dataset: str | None = None, results_dir: str | Path = "results"
-                    ) -> list[ClaimResult]:
-    """One result per (claim, data set with that claim's experiment); a claim without any
-    data gives one "not run" row naming the command that would produce it."""
-    out = []
-    for claim in claims:
-        sets = [rs for (exp, ds), rs in sorted(results.items())
-                if exp == claim.experiment and (dataset is None or ds == dataset)]
-        if not sets:
-            where = f" on {dataset}" if dataset else ""
-            out.append(ClaimResult(claim, dataset, Outcome(
-                NOT_RUN, evidence=f"no {claim.experiment} results{where} in {results_dir}; "
-                f"run: {suggested_command(claim, dataset, results_dir)}")))
-            continue
-        for rs in sets:
-            out.append(ClaimResult(claim, rs.dataset, evaluate_claim(claim, rs, results_dir),
-                                   tuple(rs.files)))
-    return out
-
-
-def claims_frame(results: list[ClaimResult]) -> pd.DataFrame:
-    return pd.DataFrame([r.row() for r in results], columns=CSV_COLUMNS)
+EVALUATORS: dict[str, Evaluator] = {name: Evaluator(fn, EVALUATOR_PARAMS[name], cols, fn.__doc__)
+                                    for name, fn, cols in (
+    ("trend_with_depth", trend_with_depth, _cols("depth", *STEPS_COLUMNS)),
+    ("flat_with_depth", flat_with_depth, _cols("depth", *STEPS_COLUMNS)),
+    ("paired_ratio", paired_ratio, _cols()),
+    ("time_to_target_ratio", time_to_target_ratio, _cols("step_ms", *STEPS_COLUMNS)),
+    ("sigmoid_gap", sigmoid_gap, _cols("activation", "bn", "depth", *STEPS_COLUMNS)),
+    ("group_vs_reference", group_vs_reference, _cols(*STEPS_COLUMNS)),
+    ("paired_difference", paired_difference_check, _cols()),
+    ("not_consistently_positive", not_consistently_positive, _cols(group=("group_by",))),
+    ("experiment_file", experiment_file_claim, lambda p: {"arm", "seed"}),
+)}
+assert set(EVALUATORS) == set(EVALUATOR_PARAMS), "every declared evaluator has its function"

@@ -1,7 +1,8 @@
 """Resumable units of work: nothing finished is lost when a sweep is interrupted.
 
-A *unit* is an arm with all its seeds (or, for transfer, a class pair). It is keyed by
-everything that determines its numbers (:meth:`UnitStore.key_material`):
+A *unit* is one compiled program's share of an experiment: the arms of one structure with all
+their seeds as lanes (or a part of them, ``lanes_per_unit``), or, for transfer, the arms that
+share one model A. It is keyed by everything that determines its numbers (:meth:`UnitStore.key_material`):
 
 - the unit's ``key_parts`` (arm name, spec hash, seeds, labels, train keyword arguments),
   encoded by :func:`canonical` -- a stable encoding: arrays by content digest, functions by
@@ -53,8 +54,7 @@ MAGIC = b"dnnbench-unit\n"
 # The parts of the package whose code determines a unit's numbers (paths relative to it).
 # (The data code is covered by the data set fingerprint; the experiment module of a unit by
 # :func:`module_digests`.)
-CODE_PACKAGES = ("train", "models", "registry.py", "spec.py", "experiments/common.py",
-                 "experiments/units.py")
+CODE_PACKAGES = ("train", "models", "registry.py", "spec.py", "run/units.py")
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class Unit:
     # unit computes (compiling its program); ``compute`` must call it too (see ``Once``).
     prepare: Callable[[], object] | None = None
     # A small picklable recipe that rebuilds this unit in another process (an executor's
-    # worker, see :mod:`dnnbench.experiments.executors`); None: it runs here only.
+    # worker, see :mod:`dnnbench.run.executors`); None: it runs here only.
     remote: Callable[[], Unit] | None = None
     # Units with equal ``program`` run one compiled program (parts of one structure's lanes);
     # None: a program of its own.
@@ -379,7 +379,7 @@ def run_units(units: Sequence[Unit], store: UnitStore, *, fresh: bool = False,
     and at the end (KeyboardInterrupt when true): a signal handler that raises
     KeyboardInterrupt can see it swallowed (Python prints and ignores an exception raised
     while a finalizer runs), and its flag then still stops the run at the next unit boundary.
-    An ``executor`` (:mod:`dnnbench.experiments.executors`) computes the units to do
+    An ``executor`` (:mod:`dnnbench.run.executors`) computes the units to do
     elsewhere (each saved as it arrives); the order of the tables is the same."""
     progress = progress or Progress()
     stop_requested = stop_requested or (lambda: False)

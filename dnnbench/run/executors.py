@@ -1,6 +1,6 @@
 """Where an experiment's units are computed: here, on a Dask cluster, or as a SLURM job array.
 
-The unit of distributed work is a :class:`~dnnbench.experiments.units.Unit` (one compiled
+The unit of distributed work is a :class:`~dnnbench.run.units.Unit` (one compiled
 program and its lanes). A unit's ``compute`` closes over data arrays and compiled programs,
 so it is not what travels: a unit that can run elsewhere carries ``remote``, a small picklable
 recipe (the experiment as data, the data set's name and fingerprint, the seeds, the program's
@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dnnbench.experiments.units import Frames, Progress, Unit, UnitStore
+from dnnbench.run.units import Frames, Progress, Unit, UnitStore
 
 EXECUTORS = ("local", "dask", "slurm")
 SCHEDULER_ENV = "DNNBENCH_DASK_SCHEDULER"
@@ -76,7 +76,7 @@ def run_task(task: Task) -> tuple[str, Frames]:
 
 def worker_environment() -> dict:
     """On a worker: what keys its units (library versions, backend, device kind, ...)."""
-    from dnnbench.experiments.units import environment_key
+    from dnnbench.run.units import environment_key
 
     return environment_key()
 

@@ -1,5 +1,5 @@
-"""The generic experiment layer: an experiment file -> arms -> one program per structure ->
-one tidy table -> one summary -> claims.
+"""Planning and building a run: an experiment file -> arms -> one program per structure ->
+resumable units -> one tidy table (the claims and the summary: :mod:`dnnbench.analysis`).
 
 Arms whose specs differ only in lane values (``spec.group_spec``: learning rate, optimizer
 coefficients, penalties, dropout rate, clipping threshold, BN momentum) are trained by ONE
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -42,22 +41,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dnnbench.experiments.files import (
-    BOUND_EXPECTATIONS,
-    EXPECTATIONS,
-    MARGIN_EXPECTATIONS,
+from dnnbench.definition.experiment import (
     POINT,
-    RANKING,
     ArmSettings,
     Experiment,
     expand,
     format_level,
-    lower_is_better,
-    make_spec,
     settings_table,
+    to_doc,
     tune_sweep,
 )
-from dnnbench.experiments.units import Once, Unit
+from dnnbench.definition.settings import lower_is_better
+from dnnbench.definition.specs import make_spec
+from dnnbench.run.units import Once, Unit
 from dnnbench.spec import (
     OPTIMIZER_PREFIX,
     SCHEDULE_PREFIX,
@@ -67,20 +63,16 @@ from dnnbench.spec import (
     structure_key,
 )
 from dnnbench.stats import (
-    MIN_SEEDS_FOR_VERDICT,
     calibration,
-    km_median,
-    mean_ci,
-    paired_censored_comparison,
-    paired_difference,
-    steps_of_runs,
-    verdict_from_interval,
 )
-from dnnbench.stats.censored import STEP_LABELS
-from dnnbench.train.engine import first_reach
+from dnnbench.train.arm import compile_arm
+from dnnbench.train.devices import compile_ahead
+from dnnbench.train.engine import DIAG_COLUMNS, first_reach
 
 CURVE_COLUMNS = ["arm", "seed", "step", "train_loss", "eval_loss", "eval_accuracy",
                  "learning_rate"]
+
+
 METRIC_COLUMNS = ["seed", "reached", "steps_to_target", "steps_done", "diverged",
                   "final_eval_accuracy", "best_eval_accuracy", "final_eval_loss",
                   "final_train_loss", "final_test_accuracy", "final_test_loss", "compile_s",
@@ -188,8 +180,6 @@ def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = T
     :func:`split_lanes`), each giving the common tables (:func:`program_frames`).
     ``worker_data``, a picklable callable that loads ``data`` in another process, makes the
     units runnable on an executor's workers (each unit's ``remote``: :func:`rebuild_unit`)."""
-    from dnnbench.train.arm import compile_arm
-    from dnnbench.train.devices import compile_ahead
 
     seeds = tuple(int(s) for s in seeds)
     units = []
@@ -288,7 +278,6 @@ def program_frames(exp: Experiment, data, prog: Program, result, seeds: Sequence
 def layer_rows(arm: str, seed: int, steps: np.ndarray, values: np.ndarray) -> pd.DataFrame:
     """The layers table of one run: ``values`` (diagnosed steps, depth, columns), rows of
     steps without diagnostics (all NaN: a timing call) left out."""
-    from dnnbench.train.engine import DIAG_COLUMNS
 
     n_steps, depth, _ = values.shape
     keep = ~np.all(np.isnan(values), axis=(1, 2))
@@ -298,8 +287,6 @@ def layer_rows(arm: str, seed: int, steps: np.ndarray, values: np.ndarray) -> pd
     df.insert(0, "seed", seed)
     df.insert(0, "arm", arm)
     return df[np.repeat(keep, depth)].reset_index(drop=True)
-
-
 
 
 # curves of the training split evaluated without dropout or penalty (spec.eval_train)
@@ -382,17 +369,16 @@ def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
 
 
 NORM_COLUMNS = ("norm_groups", "input_norm", "bn_eval", "bn_eval_batch")
+
+
 REGULARIZATION_COLUMNS = ("dropout_placement", "max_norm", "decay_params", "early_stopping",
                           "eval_train", "mc_samples")
+
+
 DIAGNOSTICS_COLUMNS = ("leaky_slope", "dropout_kind", "standardize", "diagnostics")
+
+
 CLIP_INPUT_COLUMNS = ("clip", "inputs")  # the clipping kind, the input scaling
-
-
-def metric_values(df: pd.DataFrame, metric: str) -> np.ndarray:
-    """The per-run values of ``metric`` (files.METRICS) as floats: a runs column, or
-    ``divergence_rate``, each run's ``diverged`` as 0/1 (its mean over seeds is the rate)."""
-    column = "diverged" if metric == "divergence_rate" else metric
-    return df[column].astype(float).to_numpy()
 
 
 def _named_settings(exp: Experiment) -> set[str]:
@@ -404,7 +390,6 @@ def _named_settings(exp: Experiment) -> set[str]:
 def finalize(exp: Experiment, data, runs: pd.DataFrame, curves: pd.DataFrame):
     """The written tables (the data set's name in every row) and the experiment's definition
     for the metadata (a report rebuilds the experiment from it)."""
-    from dnnbench.experiments.files import to_doc
 
     runs.insert(1, "dataset", data.name)
     if exp.search is not None:  # the stage, design and repetition of each point
@@ -488,395 +473,3 @@ def with_target(runs: pd.DataFrame, curves: pd.DataFrame, target: float, column:
     out = runs.assign(target=target, steps_to_target=steps, reached=steps.notna())
     out["time_to_target_s"] = steps.astype(float) * out["step_ms"] / 1e3
     return out
-
-
-# ------------------------------------------------------------------------------ the summary
-
-def reference_arm(exp: Experiment, levels: dict[str, Any]) -> dict[str, Any] | None:
-    """The levels of the arm that ``levels`` is compared with (None: it is a reference, or
-    an arm its protocol does not compare)."""
-    if not exp.reference or not compared(exp, levels):
-        return None
-    ref = {**levels, **exp.reference}
-    return None if ref == levels else ref
-
-
-NOT_COMPARED = "not compared"
-
-
-def compared(exp: Experiment, levels: dict[str, Any]) -> bool:
-    """Whether the arm of ``levels`` is compared with the reference at all (its protocol may
-    say no: transfer's A learns another task)."""
-    from dnnbench.experiments.protocols import get
-
-    return not any(levels.get(f) in v for f, v in get(exp.protocol).uncompared.items())
-
-
-def _level_key(df: pd.DataFrame, factors: Sequence[str]) -> pd.Series:
-    return df[list(factors)].astype(str).agg("|".join, axis=1) if factors else \
-        pd.Series("", index=df.index)
-
-
-def summarize(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per arm (file order): seeds, reached n/N, KM median steps with its 95% CI,
-    the mean of every shown metric with its 95% CI, and against the reference arm (paired by
-    seed): the ratio of steps with its interval and verdict, and the difference of the first
-    shown accuracy/loss metric with its interval and verdict."""
-    factors = list(exp.factors)
-    value_metric = next((m for m in exp.show if m not in ("steps_to_target",
-                                                          "time_to_target_s")),
-                        "final_eval_accuracy")
-    keys = _level_key(runs, factors)
-    rows = []
-    for arm, g in runs.groupby("arm", sort=False):
-        g = g.sort_values("seed")
-        km = km_median(*steps_of_runs(g))
-        row = {"arm": arm, **{f: g[f].iloc[0] for f in factors}, "n": km.n,
-               "reached": km.n_reached, "diverged": int(g["diverged"].sum()),
-               "median_steps": km.median, "steps_low": km.low, "steps_high": km.high,
-               "step_ms": float(g["step_ms"].iloc[0]), "compile_s": float(g["compile_s"].iloc[0])}
-        for m in exp.show:
-            if m == "steps_to_target":
-                continue
-            ci = mean_ci(metric_values(g, m))
-            row |= {m: ci.estimate, f"{m}_low": ci.low, f"{m}_high": ci.high}
-        levels = {f: g[f].iloc[0] for f in factors}
-        ref = reference_arm(exp, levels)
-        row |= {"reference": "", "steps_ratio": math.nan, "ratio_low": math.nan,
-                "ratio_high": math.nan, "steps_verdict": "", "value_metric": value_metric,
-                "diff": math.nan, "diff_low": math.nan, "diff_high": math.nan,
-                "diff_verdict": ""}
-        if ref is not None:
-            other = runs[keys == "|".join(str(ref[f]) for f in factors)].sort_values("seed")
-            row |= compare(g, other, value_metric)
-        elif not compared(exp, levels):
-            row["reference"] = NOT_COMPARED
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def compare(a: pd.DataFrame, b: pd.DataFrame, value_metric: str) -> dict[str, Any]:
-    """Arm ``a`` against arm ``b`` (their common seeds, paired)."""
-    common = sorted(set(a["seed"]) & set(b["seed"]))
-    if not common:
-        return {}
-    a = a.set_index("seed").loc[common].reset_index()
-    b = b.set_index("seed").loc[common].reset_index()
-    out = {"reference": b["arm"].iloc[0]}
-    cmp = paired_censored_comparison(*steps_of_runs(a), *steps_of_runs(b))
-    out |= {"steps_ratio": cmp.ratio, "ratio_low": cmp.low, "ratio_high": cmp.high,
-            "steps_verdict": cmp.verdict}
-    x, y = metric_values(a, value_metric), metric_values(b, value_metric)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() >= 2:
-        d = paired_difference(x[ok], y[ok])
-        better = "lower" if lower_is_better(value_metric) else "higher"
-        out |= {"diff": d.mean_diff, "diff_low": d.low, "diff_high": d.high,
-                "diff_verdict": verdict_from_interval(d.low, d.high, better=better,
-                                                      n=int(ok.sum()))}
-    return out
-
-
-def check_claims(exp: Experiment, runs: pd.DataFrame,
-                 layers: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Each claim of the file against the data: supported when every compared arm points the
-    expected way with an interval that excludes no difference, contradicted when any points
-    the other way, inconclusive otherwise; "not tested" when no arm of the run matches (a
-    --quick run without the claim's levels). An arm is compared with the reference, with the
-    claim's ``against`` arm (the best of its levels, by the mean of the metric), or, with
-    ``versus``, its metric with its own other metric. Expect ``same``: as expected when the
-    difference's interval lies within +-margin, opposite when it lies outside; ``not-lower``:
-    as expected when its lower bound is above -margin, opposite when its upper bound is
-    below. Claims with evaluator checks are left to `dnnbench claims`
-    (:func:`dnnbench.claims.engine.packaged_claims`).
-
-    Claims on the per-layer diagnostics (``layers``; metric ``layers.<column>``), with
-    bounds (expect within/outside: each arm's mean over seeds with its 95% interval against
-    [low, high]; statistic range: the smallest and the largest layer's intervals) and rankings
-    (every pair of the ranked levels, same other levels, paired by seed; the effects list the
-    pairs decided as expected and the other way): see :func:`_diagnostic_claim`."""
-    runs = with_layer_metrics(exp, runs, layers)
-    factors = list(exp.factors)
-    keys = _level_key(runs, factors)
-    rows = []
-    for claim in exp.claims:
-        if claim.checks:  # an evaluator claim: `dnnbench claims` checks it on its results
-            continue
-        if claim.test != "arms":  # a claim about a search
-            from dnnbench.experiments import search
-
-            rows.append({"id": claim.id, "claim": claim.text,
-                         **search.check_claim(exp.search, claim, runs)})
-            continue
-        if claim.diagnostic:
-            rows.append(_claim_row(claim, *_diagnostic_claim(exp, claim, runs)))
-            continue
-        kind, better = EXPECTATIONS[claim.expect]
-        verdicts, effects = [], []
-        for arm, g in _claim_arms(claim, runs, factors):
-            levels = {f: g[f].iloc[0] for f in factors}
-            if claim.versus:
-                other = g.assign(**{claim.metric: g[claim.versus], "arm": claim.versus})
-            else:
-                ref = (_against(exp, claim, levels, runs, keys) if claim.against
-                       else reference_arm(exp, levels))
-                if ref is None:
-                    continue
-                other = runs[keys == "|".join(str(ref[f]) for f in factors)]
-            c = compare(g.sort_values("seed"), other.sort_values("seed"), claim.metric)
-            if not c or (kind != "steps" and "diff" not in c):
-                continue
-            name = arm if not claim.versus else f"{arm} ({claim.metric} - {claim.versus})"
-            if kind == "steps":
-                low, high, est, null = c["ratio_low"], c["ratio_high"], c["steps_ratio"], 1.0
-                effects.append(f"{name}: x{est:.2f} [{low:.2f}, {high:.2f}]" if math.isfinite(est)
-                               else f"{name}: a median not reached (reached "
-                                    f"{int(g['reached'].sum())}/{len(g)} vs "
-                                    f"{int(other['reached'].sum())}/{len(other)})")
-            else:
-                low, high, est, null = c["diff_low"], c["diff_high"], c["diff"], 0.0
-                against = "" if claim.versus or not claim.against else f" vs {c['reference']}"
-                effects.append(f"{name}{against}: {est:+.4f} [{low:+.4f}, {high:+.4f}]")
-            if kind == "steps" and not math.isfinite(est):
-                # a median not reached: the comparison's own verdict (its log-rank fallback)
-                side = {STEP_LABELS[0]: "lower", STEP_LABELS[1]: "higher"}.get(
-                    c["steps_verdict"])
-                verdicts.append(CLAIM_LABELS[2] if side is None else
-                                CLAIM_LABELS[0] if side == better else CLAIM_LABELS[1])
-                continue
-            n = len(set(g["seed"]) & set(other["seed"]))
-            verdicts.append(margin_verdict(low, high, better, claim.margin, n)
-                            if better in MARGIN_EXPECTATIONS else
-                            verdict_from_interval(low, high, better=better, null=null, n=n,
-                                                  labels=CLAIM_LABELS))
-        rows.append(_claim_row(claim, verdicts, effects))
-    return pd.DataFrame(rows, columns=["id", "claim", "verdict", "arms", "effects"])
-
-
-def _claim_row(claim, verdicts: list[str], effects: list[str]) -> dict[str, Any]:
-    if not verdicts:
-        verdict = "not tested"
-        effects = ["no arm of this run matches the claim"]
-    elif "opposite" in verdicts:
-        verdict = "contradicted"
-    elif all(v == "as expected" for v in verdicts):
-        verdict = "supported"
-    else:
-        verdict = "inconclusive"
-    return {"id": claim.id, "claim": claim.text, "verdict": verdict, "arms": len(verdicts),
-            "effects": "; ".join(effects)}
-
-
-def _diagnostic_claim(exp: Experiment, claim, runs: pd.DataFrame):
-    """(verdicts, effects) of a ranking, a bounds claim, or a layers.* claim against the
-    reference (or its own ``against`` arm)."""
-    if claim.expect == RANKING:
-        return _ranking(exp, claim, runs)
-    if claim.expect in BOUND_EXPECTATIONS:
-        return _bounded(exp, claim, runs)
-    return _against_reference(exp, claim, runs)
-
-
-def _matching(exp: Experiment, claim, runs: pd.DataFrame, skip: Sequence[str] = ()):
-    """(arm, its rows, its levels) of the arms that the claim's compare and where select
-    (factors in ``skip`` not checked against compare)."""
-    for arm, g in runs.groupby("arm", sort=False):
-        levels = {f: g[f].iloc[0] for f in exp.factors}
-        if any(str(levels[f]) != str(v) for f, v in claim.compare.items() if f not in skip):
-            continue
-        if any(str(levels[f]) not in {str(x) for x in vs} for f, vs in claim.where.items()):
-            continue
-        yield arm, g.sort_values("seed"), levels
-
-
-def _rows_of(exp: Experiment, runs: pd.DataFrame, levels: dict) -> pd.DataFrame:
-    keys = _level_key(runs, list(exp.factors))
-    return runs[keys == "|".join(str(levels[f]) for f in exp.factors)].sort_values("seed")
-
-
-def _pair(a: pd.DataFrame, b: pd.DataFrame, claim, better: str) -> tuple[str, str] | None:
-    """(verdict, effect text) of arm ``a`` against arm ``b`` on the claim's metric, ``better``
-    the direction that supports the claim."""
-    steps = claim.metric == "steps_to_target"
-    c = compare(a, b, claim.column)
-    if not c or (not steps and "diff_low" not in c):
-        return None
-    if steps:  # the comparison's verdict: its log-rank fallback decides unreached medians
-        low, high, est = c["ratio_low"], c["ratio_high"], c["steps_ratio"]
-        effect = (f"x{est:.2f} [{low:.2f}, {high:.2f}]" if math.isfinite(est) else
-                  f"a median not reached ({c['steps_verdict']})")
-        way = {"fewer steps": "lower", "more steps": "higher"}.get(c["steps_verdict"])
-        verdict = CLAIM_LABELS[2] if way is None else CLAIM_LABELS[0] if way == better \
-            else CLAIM_LABELS[1]
-        return verdict, effect
-    low, high, est = c["diff_low"], c["diff_high"], c["diff"]
-    n = len(set(a["seed"]) & set(b["seed"]))
-    return (verdict_from_interval(low, high, better=better, null=0.0, n=n, labels=CLAIM_LABELS),
-            f"{est:+.4g} [{low:+.4g}, {high:+.4g}]")
-
-
-def _against_reference(exp: Experiment, claim, runs: pd.DataFrame):
-    better = EXPECTATIONS[claim.expect][1]
-    verdicts, effects = [], []
-    for arm, g, levels in _matching(exp, claim, runs):
-        ref = {**levels, **exp.reference, **claim.against}
-        if ref == levels:
-            continue
-        pair = _pair(g, _rows_of(exp, runs, ref), claim, better)
-        if pair is None:
-            continue
-        verdicts.append(pair[0])
-        effects.append(f"{arm}: {pair[1]}")
-    return verdicts, effects
-
-
-def _ranking(exp: Experiment, claim, runs: pd.DataFrame):
-    """Every ordered pair of the ranked levels within each combination of the other levels."""
-    factor, order = claim.rank
-    better = "lower" if claim.metric == "steps_to_target" else "higher"
-    verdicts, decided, other_way = [], [], []
-    groups: dict[str, dict[str, tuple[str, pd.DataFrame]]] = {}
-    for arm, g, levels in _matching(exp, claim, runs, skip=(factor,)):
-        rest = "|".join(str(levels[f]) for f in exp.factors if f != factor)
-        groups.setdefault(rest, {})[str(levels[factor])] = (arm, g)
-    for members in groups.values():
-        ranked = [str(x) for x in order if str(x) in members]
-        for i, hi in enumerate(ranked):
-            for lo in ranked[i + 1:]:
-                pair = _pair(members[hi][1], members[lo][1], claim, better)
-                if pair is None:
-                    continue
-                verdicts.append(pair[0])
-                text = f"{hi} > {lo}: {pair[1]}"
-                if pair[0] == "as expected":
-                    decided.append(text)
-                elif pair[0] == "opposite":
-                    other_way.append(text)
-    effects = [(f"{len(decided)} of {len(verdicts)} pairs decided as expected, "
-                f"{len(other_way)} the other way")] if verdicts else []
-    effects += [f"as expected: {t}" for t in decided] + [f"other way: {t}" for t in other_way]
-    return verdicts, effects
-
-
-def _bounded(exp: Experiment, claim, runs: pd.DataFrame):
-    """Each selected arm's mean (95% interval over seeds) against the claim's bounds."""
-    from dnnbench.stats import MIN_SEEDS_FOR_VERDICT
-
-    low_b, high_b = claim.bounds
-    verdicts, effects = [], []
-    columns = ([f"{claim.column}.min", f"{claim.column}.max"] if claim.statistic == "range"
-               and claim.layer_metric is not None else [claim.column])
-    for arm, g, _ in _matching(exp, claim, runs):
-        if any(c not in g for c in columns):
-            continue
-        cis = [mean_ci(g[c].astype(float).to_numpy()) for c in columns]
-        if any(math.isnan(ci.estimate) for ci in cis):
-            continue
-        lo, hi = cis[0], cis[-1]  # the smallest and the largest layer (or the one value)
-        inside = lo.low >= low_b and hi.high <= high_b
-        outside = lo.high < low_b or hi.low > high_b
-        n = int(g[columns[0]].notna().sum())
-        if n < MIN_SEEDS_FOR_VERDICT:
-            v = "unclear"
-        elif claim.expect == "within":
-            v = "as expected" if inside else "opposite" if outside else "unclear"
-        else:
-            v = "as expected" if outside else "opposite" if inside else "unclear"
-        verdicts.append(v)
-        shown = " to ".join(f"{ci.estimate:.4g} [{ci.low:.4g}, {ci.high:.4g}]" for ci in cis)
-        effects.append(f"{arm}: {shown}")
-    return verdicts, effects
-
-
-def layer_statistic(values: np.ndarray, statistic: str):
-    """A run's layers column (ordered by layer) reduced to one number (range: (min, max))."""
-    if values.size == 0:
-        return math.nan
-    first, last = values[0], values[-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return {"first": first, "last": last, "min": values.min(), "max": values.max(),
-                "mean": values.mean(), "last/first": last / first, "first/last": first / last,
-                "max/min": values.max() / values.min(),
-                "range": (values.min(), values.max())}[statistic]
-
-
-def with_layer_metrics(exp: Experiment, runs: pd.DataFrame,
-                       layers: pd.DataFrame | None) -> pd.DataFrame:
-    """``runs`` with a column per layers.* claim: its statistic of each run's diagnostics at
-    step 0 ("start") or at the last diagnosed step ("end"; NaN for a run that diverged before
-    its first evaluation); NaN without diagnostics."""
-    wanted = {(c.layer_metric, c.statistic, c.at, c.column) for c in exp.claims
-              if c.layer_metric is not None}
-    if not wanted:
-        return runs
-    runs = runs.copy()
-    by_run = {} if layers is None else dict(list(layers.groupby(["arm", "seed"], sort=False)))
-    for column, statistic, at, name in wanted:
-        values = []
-        for arm, seed in zip(runs["arm"], runs["seed"], strict=True):
-            g = by_run.get((arm, seed))
-            if g is None:
-                values.append(math.nan if statistic != "range" else (math.nan, math.nan))
-                continue
-            step = g["step"].min() if at == "start" else g["step"].max()
-            if at == "end" and step == 0:  # diverged before its first evaluation: no end
-                values.append(math.nan if statistic != "range" else (math.nan, math.nan))
-                continue
-            v = g[g["step"] == step].sort_values("layer")[column].to_numpy(float)
-            values.append(layer_statistic(v, statistic))
-        if statistic == "range":
-            runs[f"{name}.min"] = [v[0] for v in values]
-            runs[f"{name}.max"] = [v[1] for v in values]
-        else:
-            runs[name] = values
-    return runs
-
-
-CLAIM_LABELS = ("as expected", "opposite", "unclear")
-
-
-def margin_verdict(low: float, high: float, expect: str, margin: float, n: int) -> str:
-    """The verdict (CLAIM_LABELS) on a difference's interval for expect ``same`` (within
-    +-margin: as expected; entirely outside: opposite) or ``not-lower`` (above -margin: as
-    expected; entirely below it: opposite); unclear with too few seeds or NaN bounds."""
-    if n < MIN_SEEDS_FOR_VERDICT or not (math.isfinite(low) and math.isfinite(high)):
-        return CLAIM_LABELS[2]
-    if expect == "same":
-        inside, outside = -margin < low and high < margin, low > margin or high < -margin
-    else:
-        inside, outside = low > -margin, high < -margin
-    return CLAIM_LABELS[0] if inside else CLAIM_LABELS[1] if outside else CLAIM_LABELS[2]
-
-
-def _claim_arms(claim, runs: pd.DataFrame, factors) -> list[tuple[str, pd.DataFrame]]:
-    """The arms a claim is about: their levels match its compare and where levels; where
-    compare gives a factor several levels, only the best arm (mean of the metric)."""
-    def matches(levels, given):
-        return all(str(levels[f]) in {str(x) for x in (v if isinstance(v, tuple) else [v])}
-                   for f, v in given.items())
-    arms = [(arm, g) for arm, g in runs.groupby("arm", sort=False)
-            if matches({f: g[f].iloc[0] for f in factors}, {**claim.compare, **claim.where})]
-    if arms and any(isinstance(v, tuple) for v in claim.compare.values()):
-        sign = -1.0 if lower_is_better(claim.metric) else 1.0
-        arms = [max(arms, key=lambda a: np.nan_to_num(
-            sign * metric_values(a[1], claim.metric).mean(), nan=-np.inf))]
-    return arms
-
-
-def _against(exp: Experiment, claim, levels: dict, runs: pd.DataFrame, keys: pd.Series):
-    """The levels of the arm that a claim's ``against`` names for an arm of ``levels``; a
-    factor given several levels takes the one whose arm has the best mean of the metric."""
-    fixed = {k: v for k, v in claim.against.items() if not isinstance(v, tuple)}
-    choices_ = [k for k, v in claim.against.items() if isinstance(v, tuple)]
-    candidates = [{**levels, **fixed, **dict(zip(choices_, combo, strict=True))}
-                  for combo in itertools.product(*(claim.against[k] for k in choices_))]
-    sign = -1.0 if lower_is_better(claim.metric) else 1.0
-    best, best_mean = None, -math.inf
-    for cand in candidates:
-        if cand == levels:
-            continue
-        rows = runs[keys == "|".join(str(cand[f]) for f in exp.factors)]
-        mean = sign * metric_values(rows, claim.metric).mean() if len(rows) else math.nan
-        if math.isfinite(mean) and mean > best_mean:
-            best, best_mean = cand, mean
-    return best

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-RAMP = "dnnbench.experiments.lr_find:ramp"  # the schedule, named as a plug-in
+RAMP = "dnnbench.run.lr_find:ramp"  # the schedule, named as a plug-in
 FACTOR = 10.0  # the suggestion is this many times below the turning point
 SMOOTHING = 0.015  # Gaussian sigma, as a fraction of the steps (at least one step)
 CLIMB = 1.1  # the loss "climbed" if it rises this many times above its minimum afterwards
@@ -85,7 +85,7 @@ def suggest(lr: Sequence[float], loss: np.ndarray) -> Suggestion:
 def arm_settings(exp, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The settings of the arm the range test trains: the file's base, the reference levels
     (else each factor's first level), then ``overrides``."""
-    from dnnbench.experiments.files import expand
+    from dnnbench.definition import expand
 
     levels = {f: exp.reference.get(f, v[0]) for f, v in exp.factors.items()}
     for arm in expand(exp):
@@ -98,7 +98,7 @@ def range_spec(settings: Mapping[str, Any], n_train: int, *, min_lr: float, max_
                steps: int, where: str):
     """The RunSpec of the range test of an arm: its schedule (and the schedule's parameters)
     replaced by the ramp, evaluation every step, no target."""
-    from dnnbench.experiments.files import make_spec
+    from dnnbench.definition import make_spec
     from dnnbench.registry import get_schedule
 
     replaced = get_schedule(settings.get("schedule", "constant")).params  # the arm's schedule

@@ -1,38 +1,35 @@
 """Protocols: how the arms of an experiment file are trained (its ``protocol`` key).
 
 - ``train`` (the default): every arm is trained from scratch; arms of one structure are the
-  lanes of one compiled program (:func:`dnnbench.experiments.generic.build_units`).
+  lanes of one compiled program (:func:`dnnbench.run.plan.build_units`).
 - ``transfer``: a network A is trained on the classes outside a pair, then task B (the pair)
   is trained from scratch and on A's hidden layers, frozen and then unfrozen
-  (:func:`dnnbench.experiments.transfer.build_file_units`). The file declares the factor
+  (:func:`dnnbench.run.transfer.build_file_units`). The file declares the factor
   ``stage`` (levels A, B, B-on-A) and may set the protocol's own settings below in
   ``[base]``, as factors or with ``--set``.
 
-Every protocol emits the common result table (:mod:`dnnbench.experiments.generic`: one row
+Every protocol emits the common result table (:mod:`dnnbench.run.plan`: one row
 per arm and seed, every factor and setting a column, the same metric columns), so the
-summary, claims, figures and report of the file layer serve it unchanged. A protocol is a
-registry entry: its settings (checked like the run settings) and the import path of its unit
-builder, called as ``build_units(exp, data, seeds, *, timing, one_program_per_arm,
-worker_data)``; it is imported only when a run starts (no JAX at help time).
+summary, claims, figures and report of the file layer serve it unchanged. A protocol is
+declared here (its settings, checked like the run settings, and what it decides itself); its
+unit builder is registered under the same name in :mod:`dnnbench.run.protocols` (imported
+only when a run starts: no JAX at help time).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Mapping
 
-from dnnbench.experiments.files import ExperimentError, Setting
+from dnnbench.definition.settings import PROTOCOL_SETTINGS, ExperimentError, Setting
 
 DEFAULT = "train"
-STAGES = ("A", "B", "B-on-A")
 
 
 @dataclasses.dataclass(frozen=True)
 class Protocol:
     name: str
     about: str
-    units: str  # "module:function" that builds the units
     settings: Mapping[str, Setting] = dataclasses.field(default_factory=dict)
     # run settings the protocol decides itself (refused in its files, with the reason)
     owns: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -40,33 +37,13 @@ class Protocol:
     # levels of arms that are not compared with the reference (another task: transfer's A)
     uncompared: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
 
-    def build_units(self, *args, **kwargs):
-        module, function = self.units.split(":")
-        return getattr(importlib.import_module(module), function)(*args, **kwargs)
-
 
 _EPOCHS = "set by the transfer protocol: use epochs_a, freeze_epochs and unfreeze_epochs"
 TRANSFER = Protocol(
     "transfer",
     "train A on the other classes, then task B (a class pair) from scratch (B) and on A's "
     "hidden layers (B-on-A: frozen for freeze_epochs, then trained); paired by seed",
-    "dnnbench.experiments.transfer:build_file_units",
-    settings={
-        "stage": Setting("str", "transfer stage: A, B from scratch, or B on A's layers",
-                         STAGES),
-        "pair": Setting("pair", "task B as POSvNEG class labels (e.g. 3v5), or 'default' "
-                        "(the data set's documented pair)"),
-        "epochs_a": Setting("int", "training epochs of model A", minimum=1, maximum=100000),
-        "freeze_epochs": Setting("int", "epochs of B-on-A with the reused layers frozen",
-                                 minimum=0, maximum=100000),
-        "unfreeze_epochs": Setting("int", "epochs of B-on-A with every layer trainable (B "
-                                   "trains freeze + unfreeze epochs)", minimum=0,
-                                   maximum=100000),
-        "unfreeze_lr": Setting("float", "learning rate of the reused layers after unfreezing "
-                               "(default: learning_rate)", minimum=0),
-        "reuse_layers": Setting("int", "hidden layers of A reused by B-on-A (default: all)",
-                                minimum=0, maximum=1000),
-    },
+    settings=PROTOCOL_SETTINGS,
     owns={"epochs": _EPOCHS, "max_steps": _EPOCHS,
           "eval_every": "set by the transfer protocol: one evaluation per epoch",
           "eval_split": "set by the transfer protocol: the validation split",
@@ -79,7 +56,7 @@ TRANSFER = Protocol(
 
 PROTOCOLS: dict[str, Protocol] = {
     DEFAULT: Protocol(DEFAULT, "every arm trained from scratch; arms of one structure are the "
-                      "lanes of one program", "dnnbench.experiments.generic:build_units"),
+                      "lanes of one program"),
     TRANSFER.name: TRANSFER,
 }
 
@@ -119,7 +96,15 @@ def check(protocol: Protocol, exp, where: str) -> None:
                                   f"{factor} = {list(wanted)}")
 
 
-def build_units(exp, data, seeds, **kwargs):
-    """The units of ``exp`` built by its protocol (keywords as for
-    :func:`dnnbench.experiments.generic.build_units`)."""
-    return get(exp.protocol, exp.source).build_units(exp, data, seeds, **kwargs)
+# the transfer protocol's task B: the documented class pair of each data set
+# Documented default class pairs (positive, negative). Fashion-MNIST: the textbook's
+# Pullover (2) vs T-shirt/top (0). MNIST and digits: 3 vs 5, a classic pair of look-alikes.
+DEFAULT_PAIRS: dict[str, tuple[int, int]] = {
+    "fashion-mnist": (2, 0), "mnist": (3, 5), "digits": (3, 5), "synthetic": (3, 5)}
+
+
+FALLBACK_PAIR = (1, 0)  # any other data set
+
+
+def pair_label(pos: int, neg: int) -> str:
+    return f"{pos}v{neg}"

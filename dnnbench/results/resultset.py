@@ -1,0 +1,170 @@
+"""ONE result set and its loaders, for every reader (claims, report, figures, check):
+an experiment's runs on one data set, with their metadata, curves and per-layer diagnostics.
+
+:func:`load_result` reads one ``*-runs.csv`` (with its ``-meta.json``), checked against the
+experiment definition its metadata records; :func:`load_results` reads every result set
+under a folder, combined per (experiment, data set)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from dnnbench.definition import experiment as files
+from dnnbench.results.io import SchemaError, read_layers, read_results
+
+
+@dataclass
+class ResultSet:
+    """All runs of one experiment on one data set (possibly from several files)."""
+
+    experiment: str
+    dataset: str
+    runs: pd.DataFrame
+    metas: list[dict] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # relative to the folder read
+    layers: pd.DataFrame | None = None  # per-layer diagnostics (runs with diagnostics)
+    curves: pd.DataFrame | None = None
+    runs_path: Path | None = None  # the one file read by load_result
+
+    @property
+    def meta(self) -> dict:
+        """The metadata of the (first) file."""
+        return self.metas[0] if self.metas else {}
+
+    @property
+    def stem(self) -> str:
+        return self.runs_path.name[: -len("-runs.csv")]
+
+
+def experiment_of(runs: pd.DataFrame, meta: dict) -> str:
+    exp = meta.get("experiment")
+    if not exp and "experiment" in runs.columns and len(runs):
+        exp = str(runs["experiment"].iloc[0])
+    return str(exp or "")
+
+
+def load_result(runs_path: str | Path, require_known: bool = True) -> ResultSet:
+    """Read ``*-runs.csv`` with its meta JSON; SchemaError (one line) on a bad schema version,
+    missing files or columns, or (``require_known``) results whose metadata records no
+    experiment definition (not written by dnnbench run or a preset of it)."""
+    runs_path = Path(runs_path)
+    runs, meta = read_results(runs_path)
+    exp = experiment_of(runs, meta)
+    if "experiment_definition" in meta:  # an experiment file's results: the common schema
+        return _file_results(exp, runs, meta, runs_path)
+    if require_known:
+        raise SchemaError(f"{runs_path}: unknown experiment {exp!r} (its metadata records no "
+                          "experiment definition)")
+    return ResultSet(exp, "", runs, [meta], [runs_path.name], runs_path=runs_path)
+
+
+# the common schema of experiment files: what every result set has, and its number columns
+COMMON_COLUMNS = ("arm", "seed", "reached", "steps_to_target", "max_steps", "diverged")
+
+
+COMMON_NUMBERS = ("seed", "steps_to_target", "max_steps", "steps_done", "step_ms", "compile_s",
+                  "eval_ms", "time_to_target_s", "final_eval_accuracy", "best_eval_accuracy",
+                  "final_eval_loss", "final_train_loss", "final_test_accuracy",
+                  "final_test_loss")
+
+
+def _file_results(exp: str, runs: pd.DataFrame, meta: dict, runs_path: Path) -> ResultSet:
+    """An experiment file's results, checked: the common columns and the file's factors are
+    there, numbers are numbers, flags are flags (SchemaError, one line, otherwise)."""
+    try:
+        definition = files.parse(json.loads(meta["experiment_definition"]), str(runs_path))
+    except (ValueError, TypeError) as e:
+        raise SchemaError(f"{runs_path}: its metadata holds no valid experiment definition "
+                          f"({e})") from None
+    if runs.empty:
+        raise SchemaError(f"{runs_path}: has no runs")
+    factors = [f for f in definition.factors if not (definition.search and f == files.POINT)]
+    missing = [c for c in (*COMMON_COLUMNS, *factors) if c not in runs.columns]
+    if missing:
+        raise SchemaError(f"{runs_path}: missing columns: {', '.join(missing)}")
+    runs = _typed(runs, [*COMMON_NUMBERS, *BOOL_COLUMNS], runs_path, text=())
+    dataset = (meta.get("dataset") or {}).get("name") or str(runs["dataset"].iloc[0])
+    return ResultSet(exp, dataset, _normalize(runs), [meta], [runs_path.name],
+                     runs_path=runs_path)
+
+
+BOOL_COLUMNS = frozenset({"reached", "diverged"})
+
+
+BOOL_TEXT = ("true", "false", "1", "0", "yes", "no")
+
+
+def _typed(df: pd.DataFrame, columns: Sequence[str], path: Path,
+           text: Sequence[str] = ()) -> pd.DataFrame:
+    """``df`` with its number columns as numbers; SchemaError (one line) for a value that is
+    neither a number nor empty, or a flag that is not true/false (a damaged or hand-edited
+    file), instead of a failure deep inside a summary."""
+    df = df.copy()
+    for c in columns:
+        if c in text or c not in df.columns:
+            continue
+        given = df[c].notna() & df[c].astype(str).str.strip().ne("")
+        if c in BOOL_COLUMNS:
+            ok = df[c].astype(str).str.strip().str.lower().isin(BOOL_TEXT) | ~given
+            what = "true or false"
+        else:
+            num = pd.to_numeric(df[c], errors="coerce")
+            ok = num.notna() | ~given
+            what = "numbers"
+        if not ok.all():
+            raise SchemaError(f"{path}: column {c!r} holds values that are not {what} "
+                              f"({df.loc[~ok, c].iloc[0]!r} in {int((~ok).sum())} row(s))")
+        if c not in BOOL_COLUMNS:
+            df[c] = num
+    return df
+
+
+def _bool(s: pd.Series) -> pd.Series:
+    if s.dtype == bool:
+        return s
+    return s.astype(str).str.strip().str.lower().isin(["true", "1", "yes"])
+
+
+def _normalize(runs: pd.DataFrame) -> pd.DataFrame:
+    runs = runs.copy()
+    for c in BOOL_COLUMNS:
+        if c in runs.columns:
+            runs[c] = _bool(runs[c])
+    return runs
+
+
+def load_results(folder: str | Path) -> dict[tuple[str, str], ResultSet]:
+    """Every result set under ``folder`` (recursively; hidden folders skipped), combined per
+    (experiment, data set).  SchemaError for a missing folder or an unreadable/unknown file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SchemaError(f"{folder}: no such results folder")
+    sets: dict[tuple[str, str], ResultSet] = {}
+    for path in sorted(folder.rglob("*-runs.csv")):
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        runs, meta = read_results(path)
+        exp = meta.get("experiment")
+        ds = meta.get("dataset")
+        ds = ds.get("name") if isinstance(ds, dict) else ds
+        if not isinstance(exp, str) or not isinstance(ds, str):
+            raise SchemaError(f"{path}: metadata lacks the experiment or data set name")
+        rel = str(path.relative_to(folder))
+        rs = sets.setdefault((exp, ds), ResultSet(exp, ds, runs.iloc[0:0]))
+        rs.runs = pd.concat([rs.runs, runs], ignore_index=True) if len(rs.runs) else runs
+        rs.metas.append(meta)
+        rs.files.append(rel)
+        layers = read_layers(path)
+        if layers is not None:
+            rs.layers = layers if rs.layers is None else pd.concat([rs.layers, layers],
+                                                                   ignore_index=True)
+    for rs in sets.values():
+        key = [c for c in ("pair", "arm", "seed", "spec_hash") if c in rs.runs.columns]
+        if len(rs.files) > 1 and key:
+            rs.runs = rs.runs.drop_duplicates(key, keep="last").reset_index(drop=True)
+    return sets

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dnnbench.report.io import find_results
+from dnnbench.results.io import find_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP = ["depth-sweep", "--dataset", "digits", "--depths", "1-4", "--width", "16",

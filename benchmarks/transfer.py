@@ -36,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import eval_flops, matmul_gflops, train_flops
 
+from dnnbench import definition
 from dnnbench.cli.common import quick_subset
 from dnnbench.data import load_dataset
-from dnnbench.experiments import files
-from dnnbench.experiments import transfer as exp
+from dnnbench.run import transfer as exp
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +59,7 @@ TINY = {
 def configs_from_meta(meta: dict, data) -> list[exp.TransferConfig]:
     """The configuration of every class pair of a run, from the experiment its metadata
     records."""
-    recorded = files.parse(json.loads(meta["experiment_definition"]), "recorded definition")
+    recorded = definition.parse(json.loads(meta["experiment_definition"]), "recorded definition")
     return [g.cfg for g in exp.plan(recorded, data, range(meta["config"]["seeds"]))]
 
 

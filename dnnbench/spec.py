@@ -148,6 +148,7 @@ def lane_values(spec: RunSpec) -> dict[str, float]:
     and parameter of its schedule (defaults resolved), keyed by lane name. Clipping "off" (0)
     is an infinite threshold as a lane value (the gradients pass unchanged), and so is
     max-norm "off" (no kernel is rescaled)."""
+    # the registry imports JAX: a spec is built and hashed without it (`dnnbench list`)
     from dnnbench.registry import get_initializer, get_optimizer, get_schedule
 
     values = {name: float(getattr(spec, name)) for name in LANE_SETTINGS}
@@ -167,7 +168,7 @@ def structure_key(spec: RunSpec) -> str:
     with equal keys share one program). Of the hidden layers' initializer only the
     distribution and the fan mode are structure: its scale is a lane value (He-normal and
     LeCun-normal share a program, so do Glorot-uniform and He-avg-uniform)."""
-    from dnnbench.registry import get_initializer
+    from dnnbench.registry import get_initializer  # (JAX: see lane_values)
 
     d = dataclasses.asdict(spec)
     for name in (*LANE_SETTINGS, "optimizer_params", "schedule_params"):

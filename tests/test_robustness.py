@@ -26,8 +26,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dnnbench import files
-from dnnbench.results import runfolder
 from dnnbench.cli import app
+from dnnbench.results import runfolder
 from dnnbench.run import units as U
 from dnnbench.train import compile_cache, programs
 

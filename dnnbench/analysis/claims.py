@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dnnbench.analysis import search
 from dnnbench.analysis.summary import (
     compare,
     level_key,
@@ -63,7 +64,6 @@ def check_claims(exp: Experiment, runs: pd.DataFrame,
         if claim.checks:  # an evaluator claim: `dnnbench claims` checks it on its results
             continue
         if claim.test != "arms":  # a claim about a search
-            from dnnbench.analysis import search
 
             rows.append({"id": claim.id, "claim": claim.text,
                          **search.check_claim(exp.search, claim, runs)})
@@ -220,8 +220,6 @@ def _ranking(exp: Experiment, claim, runs: pd.DataFrame):
 
 def _bounded(exp: Experiment, claim, runs: pd.DataFrame):
     """Each selected arm's mean (95% interval over seeds) against the claim's bounds."""
-    from dnnbench.stats import MIN_SEEDS_FOR_VERDICT
-
     low_b, high_b = claim.bounds
     verdicts, effects = [], []
     columns = ([f"{claim.column}.min", f"{claim.column}.max"] if claim.statistic == "range"

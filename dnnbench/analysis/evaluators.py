@@ -50,7 +50,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dnnbench.analysis.claims import check_claims
 from dnnbench.analysis.outcomes import LABELS, MissingData, Outcome, ci, fmt
+from dnnbench.definition import experiment as files
 from dnnbench.definition.claims import (
     CONTRADICTED,
     EVALUATOR_PARAMS,
@@ -562,8 +564,6 @@ def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:
     records the experiment's definition)."""
     import dataclasses
 
-    from dnnbench.analysis.claims import check_claims
-    from dnnbench.definition import experiment as files
 
     definition = next((m.get("experiment_definition") for m in rs.metas
                        if m.get("experiment_definition")), None)

@@ -16,6 +16,7 @@ from dnnbench.definition.search import (
     draw,
     restrict,
 )
+from dnnbench.stats import mean_ci, paired_difference, verdict_from_interval
 
 
 def drawn_stages(search: Search, runs) -> int:
@@ -43,7 +44,6 @@ def best_points(search: Search, runs, k: int = 5):
     over the seeds."""
     import pandas as pd
 
-    from dnnbench.stats import mean_ci
 
     table = point_table(search, runs)
     rows = []
@@ -124,7 +124,6 @@ def importance(search: Search, runs, **settings):
     first, and the cross-validated R^2 of the forest."""
     import pandas as pd
 
-    from dnnbench.stats import mean_ci
 
     settings = {**IMPORTANCE, **settings}
     per_seed = []
@@ -200,8 +199,6 @@ def check_claim(search: Search, claim, runs) -> dict:
     ``claim.compare['parameter']`` is the most important parameter (expect "first"):
     supported when its interval lies above every other's, contradicted when another's lies
     above its own."""
-    from dnnbench.stats import paired_difference, verdict_from_interval
-
     if claim.test == "best":
         c = claim.compare
         x = chosen_values(search, runs, c["design"], c.get("stage"))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from rich.table import Table
 
+from dnnbench import definition
 from dnnbench.analysis.claims import check_claims
 from dnnbench.analysis.summary import NOT_COMPARED, summarize
 from dnnbench.definition import Experiment
@@ -110,8 +111,6 @@ def figure_input(exp: Experiment, runs: pd.DataFrame, runs_path: Path, dataset: 
 def stored_figure_input(runs_path: Path):
     """The figure input of stored results (``<name>-<dataset>-runs.csv`` with its meta,
     curves and layers), the experiment rebuilt from the definition the meta records."""
-    from dnnbench import definition
-
     runs, meta = read_results(runs_path)
     exp = definition.parse(json.loads(meta["experiment_definition"]), str(runs_path))
     return figure_input(exp, runs, runs_path, (meta.get("dataset") or {}).get("name", ""))
@@ -131,8 +130,6 @@ def section_figures(rs, exp: Experiment, layers=...) -> list:
 def report_section(rs, render_figures: bool = True):
     """The HTML/Markdown report section of any experiment file's results: its summary, its
     claims and its figure, rebuilt from the definition its metadata records."""
-    from dnnbench import definition
-
     meta = rs.meta
     exp = definition.parse(json.loads(meta["experiment_definition"]),
                       str(meta.get("experiment_file", "")))

@@ -26,6 +26,7 @@ from dnnbench.report.document import (
     TableItem,
 )
 from dnnbench.report.generic import report_section
+from dnnbench.report.markdown import render_markdown
 from dnnbench.results.io import SchemaError, find_results
 from dnnbench.results.resultset import ResultSet, load_result
 
@@ -276,8 +277,6 @@ def write_report(results_dir: str | Path, out: str | Path,
     """Build the report and write ``report.html``, ``report.md`` and ``figures/*.png`` into
     ``out``; returns their paths (``html``, ``md``, ``figures``). The page links the figures
     in ``figures/`` (``self_contained``: embeds them, a page to send on its own)."""
-    from dnnbench.report.markdown import render_markdown
-
     report = build_report(results_dir, on_warning=on_warning)
     page = render_html(report, None if self_contained else FIGURE_DIR)
     md = render_markdown(report, FIGURE_DIR)

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 from dnnbench.definition import Experiment
+from dnnbench.report.figures import PALETTE, panel_axes
+from dnnbench.report.figures import panel_grid as shape
 
 TITLES = {"act_std": "activation std", "grad_norm": "gradient norm (kernel)",
           "saturated": "saturated / dead fraction", "pre_std": "pre-activation std",
@@ -36,8 +38,6 @@ def _grid(n: int, width: float = 3.0, height: float = 2.6, max_cols: int = 4,
           sharex: bool = False):
     from matplotlib.figure import Figure
 
-    from dnnbench.report.figures import panel_axes
-    from dnnbench.report.figures import panel_grid as shape
 
     rows, cols = shape(n, max_cols)
     fig = Figure(figsize=(width * cols + 1.0, height * rows + 0.8), layout="constrained")
@@ -50,7 +50,6 @@ def profile_figure(exp: Experiment, runs: pd.DataFrame, layers: pd.DataFrame, co
     second; log scale for positive columns."""
     from matplotlib.ticker import MaxNLocator
 
-    from dnnbench.report.figures import PALETTE
 
     panel, line = _layout(exp)
     df = _with_levels(exp, runs, layers)

@@ -7,14 +7,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dnnbench.report.figures import PALETTE, save_figure
+from dnnbench.run.lr_find import RULE, overall
+
 
 def plot_lr_find(curves: pd.DataFrame, runs_path: Path, title: str) -> list[Path]:
     """``<stem>-loss-vs-lr.png/svg`` next to the runs CSV: every seed's loss (thin), the
     smoothed mean (thick), the turning point and the suggestion (dashed lines)."""
     from matplotlib.figure import Figure
 
-    from dnnbench.report.figures import PALETTE, save_figure
-    from dnnbench.run.lr_find import RULE, overall
 
     s = overall(curves)
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")

@@ -15,7 +15,20 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from dnnbench.report.figures import FigureInput
+from dnnbench.analysis.summary import summarize
+from dnnbench.report.console import LABELS
+from dnnbench.report.figures import (
+    PALETTE,
+    FigureInput,
+    figure_legend,
+    first_step,
+    mean_band,
+    n_seeds_text,
+    panel_axes,
+    target_text,
+)
+from dnnbench.report.figures import panel_grid as shape
+from dnnbench.stats import kaplan_meier, steps_of_runs
 
 MAX_PANELS = 24  # more panels than this: the figure is not drawn (unreadable)
 
@@ -55,8 +68,6 @@ def _title(fig, text: str) -> None:
 
 
 def _target_text(runs: pd.DataFrame) -> str:
-    from dnnbench.report.figures import target_text
-
     return target_text(runs) if "target" in runs else "the target"
 
 
@@ -75,9 +86,6 @@ def metric_figure(inp: FigureInput):
     search or when no factor varies."""
     from matplotlib.figure import Figure
 
-    from dnnbench.analysis.summary import summarize
-    from dnnbench.report.console import LABELS
-    from dnnbench.report.figures import PALETTE
 
     exp, runs = inp.exp, inp.runs
     x, line, panel = layout(exp)
@@ -166,8 +174,6 @@ def _grid(n: int, width: float, height: float, max_cols: int = 4, **kw):
     """(figure, its n visible panels, columns): panels of ``width`` x ``height`` inches."""
     from matplotlib.figure import Figure
 
-    from dnnbench.report.figures import panel_axes
-    from dnnbench.report.figures import panel_grid as shape
 
     rows, cols = shape(n, max_cols)
     fig = Figure(figsize=(max(6.0, width * cols + 0.6), height * rows + 1.3),
@@ -180,9 +186,6 @@ def km_figure(inp: FigureInput):
     of the second varying factor (or of the first, when only one varies), a panel per
     combination of the others; log step axis; reached counts in each panel's title. None
     without a target or with more than MAX_PANELS panels."""
-    from dnnbench.report.figures import PALETTE, first_step
-    from dnnbench.stats import kaplan_meier, steps_of_runs
-
     exp, runs = inp.exp, inp.runs
     if "steps_to_target" not in runs or not runs["reached"].astype(bool).any():
         return None
@@ -219,7 +222,6 @@ def km_figure(inp: FigureInput):
             ax.xaxis.set_tick_params(labelbottom=True)
         if k % cols == 0:
             ax.set_ylabel("fraction at target")
-    from dnnbench.report.figures import figure_legend
 
     figure_legend(fig, axes[:1], ncol=min(4, len(levels) + 1))
     _title(fig, f"Fraction of seeds at {_target_text(runs)} {_split(runs)} accuracy by step s "
@@ -248,8 +250,6 @@ def curves_figure(inp: FigureInput):
     are seeds, a dot where one reached the target and stopped; thick, the median of the
     seeds still training (while two are) with their interquartile range. A stopped seed is
     not carried on at its last value: that would average frozen values with running ones."""
-    from dnnbench.report.figures import PALETTE, figure_legend
-
     exp, runs, curves = inp.exp, inp.runs, inp.curves
     if curves is None or curves.empty or "eval_accuracy" not in curves:
         return None
@@ -317,8 +317,6 @@ def curves_figure(inp: FigureInput):
 def train_loss_figure(inp: FigureInput):
     """Training loss against the step, a line per arm: the geometric mean over the seeds
     with its 95% interval (log axis). None without curves."""
-    from dnnbench.report.figures import PALETTE, mean_band
-
     exp, runs, curves = inp.exp, inp.runs, inp.curves
     if curves is None or curves.empty or "train_loss" not in curves:
         return None
@@ -352,8 +350,6 @@ def timing_figure(inp: FigureInput):
     factor varies."""
     from matplotlib.figure import Figure
 
-    from dnnbench.analysis.summary import summarize
-    from dnnbench.report.figures import PALETTE
 
     exp, runs = inp.exp, inp.runs
     x, line, panel = layout(exp)
@@ -423,9 +419,6 @@ def speed_quality_figure(inp: FigureInput):
     ``DODGE`` of the budget; every marker is named. None when the runs have no target."""
     from matplotlib.figure import Figure
 
-    from dnnbench.analysis.summary import summarize
-    from dnnbench.report.console import LABELS
-    from dnnbench.report.figures import PALETTE, figure_legend, n_seeds_text
 
     exp, runs = inp.exp, inp.runs
     if "target" not in runs or not (runs["target"].astype(float) > 0).any():
@@ -496,7 +489,6 @@ def learning_rate_figure(inp: FigureInput):
     the step. None unless some arm's learning rate changes during training."""
     from matplotlib.figure import Figure
 
-    from dnnbench.report.figures import PALETTE
 
     exp, runs, curves = inp.exp, inp.runs, inp.curves
     if exp.search is not None or not has_schedules(curves):

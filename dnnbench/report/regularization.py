@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from dnnbench.definition import Experiment
+from dnnbench.report.figures import PALETTE
+from dnnbench.stats import mean_ci
 
 
 def has_gap(runs: pd.DataFrame) -> bool:
@@ -46,8 +48,6 @@ def accuracy_gap_figure(exp: Experiment, runs: pd.DataFrame):
     reference arm's values as dotted lines."""
     from matplotlib.figure import Figure
 
-    from dnnbench.report.figures import PALETTE
-    from dnnbench.stats import mean_ci
 
     arms = list(dict.fromkeys(runs["arm"]))
     metrics = (("final_test_accuracy", "test accuracy"),
@@ -105,7 +105,6 @@ def reliability_figure(exp: Experiment, runs: pd.DataFrame):
     diagonal of perfect calibration, and each one's mean ECE over the seeds."""
     from matplotlib.figure import Figure
 
-    from dnnbench.report.figures import PALETTE
 
     arms = [a for a in dict.fromkeys(runs["arm"])
             if has_calibration(runs[runs["arm"] == a])]

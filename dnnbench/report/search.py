@@ -13,6 +13,8 @@ from rich.table import Table
 from dnnbench.analysis import search as S
 from dnnbench.definition import Experiment
 from dnnbench.report.console import LABELS
+from dnnbench.report.figures import PALETTE
+from dnnbench.stats import mean_ci
 
 # the textbook's order of importance (Ng): 1 first; Adam's beta2 and epsilon last
 TEXTBOOK_TIER = {"learning_rate": 1, "momentum": 2, "b1": 2, "width": 2, "batch_size": 2,
@@ -30,8 +32,6 @@ def _ci(est, low, high, spec="{:.4f}") -> str:
 def distribution_frame(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame:
     """Per design and stage: the report value of the point each repetition chooses, its
     mean with a 95% interval over the repetitions, median, min and max."""
-    from dnnbench.stats import mean_ci
-
     s = exp.search
     rows = []
     for stage in range(1, S.drawn_stages(s, runs) + 1):
@@ -159,7 +159,6 @@ def outcome_figure(exp: Experiment, runs: pd.DataFrame):
     coloured by design and stage."""
     from matplotlib.figure import Figure
 
-    from dnnbench.report.figures import PALETTE
 
     s = exp.search
     table = S.point_table(s, runs)
@@ -196,7 +195,6 @@ def best_so_far_figure(exp: Experiment, runs: pd.DataFrame):
     median over repetitions with the range, one line per design."""
     from matplotlib.figure import Figure
 
-    from dnnbench.report.figures import PALETTE
 
     s = exp.search
     table = S.point_table(s, runs).sort_values(["stage", "index"])
@@ -268,7 +266,6 @@ def chosen_figure(exp: Experiment, runs: pd.DataFrame):
     stage count): every repetition a dot, the median a bar."""
     from matplotlib.figure import Figure
 
-    from dnnbench.report.figures import PALETTE
 
     s = exp.search
     fig = Figure(figsize=(1.3 * len(s.designs) + 2.4, 3.8), layout="constrained")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dnnbench import package_versions
 from dnnbench.files import atomic_write_bytes, atomic_write_text, remove_stale_temps
 
 SCHEMA_VERSION = 1
@@ -75,7 +76,6 @@ def environment() -> dict:
     """Versions, backend and device of this process (for the metadata file)."""
     import jax
 
-    from dnnbench import package_versions
 
     versions = package_versions("dnnbench", "jax", "jaxlib", "flax", "optax", "numpy",
                                 "pandas", "scipy")

@@ -34,7 +34,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dnnbench.run.units import Frames, Progress, Unit, UnitStore
+from dnnbench.run.units import Frames, Progress, Unit, UnitStore, environment_key
+from dnnbench.train.arm import enable_compile_cache
 
 EXECUTORS = ("local", "dask", "slurm")
 SCHEDULER_ENV = "DNNBENCH_DASK_SCHEDULER"
@@ -65,8 +66,6 @@ class Task:
 
 def run_task(task: Task) -> tuple[str, Frames]:
     """On a worker: rebuild the unit, compute it; returns (its key material here, its tables)."""
-    from dnnbench.train.arm import enable_compile_cache
-
     enable_compile_cache()
     unit = task.rebuild()
     store = UnitStore(os.devnull, task.experiment, task.dataset_name, task.fingerprint)
@@ -76,8 +75,6 @@ def run_task(task: Task) -> tuple[str, Frames]:
 
 def worker_environment() -> dict:
     """On a worker: what keys its units (library versions, backend, device kind, ...)."""
-    from dnnbench.run.units import environment_key
-
     return environment_key()
 
 

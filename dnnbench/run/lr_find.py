@@ -29,6 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dnnbench.definition import expand, make_spec
+from dnnbench.registry import get_schedule
+from dnnbench.train.engine import full_control, make_program, seed_keys, to_device
+
 RAMP = "dnnbench.run.lr_find:ramp"  # the schedule, named as a plug-in
 FACTOR = 10.0  # the suggestion is this many times below the turning point
 SMOOTHING = 0.015  # Gaussian sigma, as a fraction of the steps (at least one step)
@@ -85,8 +89,6 @@ def suggest(lr: Sequence[float], loss: np.ndarray) -> Suggestion:
 def arm_settings(exp, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The settings of the arm the range test trains: the file's base, the reference levels
     (else each factor's first level), then ``overrides``."""
-    from dnnbench.definition import expand
-
     levels = {f: exp.reference.get(f, v[0]) for f, v in exp.factors.items()}
     for arm in expand(exp):
         if dict(arm.levels) == levels:
@@ -98,9 +100,6 @@ def range_spec(settings: Mapping[str, Any], n_train: int, *, min_lr: float, max_
                steps: int, where: str):
     """The RunSpec of the range test of an arm: its schedule (and the schedule's parameters)
     replaced by the ramp, evaluation every step, no target."""
-    from dnnbench.definition import make_spec
-    from dnnbench.registry import get_schedule
-
     replaced = get_schedule(settings.get("schedule", "constant")).params  # the arm's schedule
     ramp_settings = {**{k: v for k, v in settings.items() if k not in replaced},
                      "learning_rate": min_lr, "schedule": RAMP,
@@ -115,7 +114,6 @@ def train(spec, data, seeds: Sequence[int]) -> tuple[pd.DataFrame, pd.DataFrame]
     import jax
     import jax.numpy as jnp
 
-    from dnnbench.train.engine import full_control, make_program, seed_keys, to_device
 
     prog = make_program(spec, data.n_classes, len(data.y_train))
     dev = to_device(data, spec)

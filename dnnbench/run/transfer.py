@@ -110,9 +110,11 @@ from dnnbench import definition
 from dnnbench.data.base import Dataset
 from dnnbench.definition import protocols
 from dnnbench.definition.protocols import DEFAULT_PAIRS, FALLBACK_PAIR, pair_label
+from dnnbench.run import plan as train_plan
 from dnnbench.run.units import Unit
 from dnnbench.spec import RunSpec
-from dnnbench.train.engine import make_optimizer_of
+from dnnbench.train.arm import compile_arm, train_arm
+from dnnbench.train.engine import Rows, make_optimizer_of
 
 EXPERIMENT = "transfer"
 DEFAULT_DATASET = "fashion-mnist"
@@ -355,8 +357,6 @@ class SharedPrograms:
     one): the pairs then cost training time only, not one compile of three programs each."""
 
     def __init__(self, cfgs: TransferConfig | Sequence[TransferConfig], data: Dataset):
-        from dnnbench.train.engine import Rows
-
         cfgs = [cfgs] if isinstance(cfgs, TransferConfig) else list(cfgs)
         pairs = [(pair, cfg.train_size) for cfg in cfgs for pair in cfg.pairs]
 
@@ -380,8 +380,6 @@ class SharedPrograms:
         """Train ``arm`` on ``task``, compiling its program only for the first pair that
         needs it (``compile_s`` is 0 for the pairs that reuse it); ``variant``: what else
         shapes the program (B-on-A's reused layers, frozen steps, learning rate after)."""
-        from dnnbench.train.arm import compile_arm
-
         key = (arm, spec.hash, len(task.y_train) // spec.batch_size, tuple(seeds), variant)
         compiled = self.programs.get(key)
         fresh = compiled is None
@@ -411,8 +409,6 @@ def train_groups(cfgs: Sequence[TransferConfig], data: Dataset, pos: int, neg: i
     ``shared`` ones of a sweep over pairs. ``timing``: measure the steady-state step time of
     each arm too; ``extra``: further run settings of the stages' specs. One PairResult per
     config (their A is the same object)."""
-    from dnnbench.train.arm import train_arm
-
     if len({a_settings(cfg) for cfg in cfgs}) != 1:
         raise ValueError("train_groups: the configs do not share model A")
 
@@ -595,7 +591,7 @@ def build_file_units(exp: definition.Experiment, data: Dataset, seeds: Sequence[
     :mod:`dnnbench.definition.protocols`). With several units their programs are shared
     (:class:`SharedPrograms`). ``timing``: measure the step time in every unit, only in the
     "first", or not at all (False); ``worker_data`` as for
-    :func:`dnnbench.run.plan.build_units` (the units then carry a picklable recipe
+    :func:`dnnbench.run.train_plan.build_units` (the units then carry a picklable recipe
     and run on an executor's workers). Arms are never lanes of one program here
     (``one_program_per_arm`` and ``lanes_per_unit`` change nothing)."""
     del one_program_per_arm, lanes_per_unit
@@ -660,8 +656,6 @@ def stage_frames(exp: definition.Experiment, g: Group, arm: definition.ArmSettin
     """The rows (a stage, every seed) of one arm of a trained group, with the stage's values
     of :data:`STAGE_COLUMNS`; ``sharing``: for A, the groups that share it (a level or B
     setting on which they differ is left out of A's name, and empty in its rows)."""
-    from dnnbench.run import plan
-
     cfg = g.cfg
     pos, neg = cfg.pairs[0]
     stage = dict(arm.levels)["stage"]
@@ -677,8 +671,8 @@ def stage_frames(exp: definition.Experiment, g: Group, arm: definition.ArmSettin
         arm = dataclasses.replace(arm, name=",".join(
             f"{f}={definition.format_level(v)}" for f, v in kept), levels=tuple(kept))
     spec = result.specs[stage]
-    planned = plan.PlannedArm(arm, spec, 0)
-    r, c = plan.program_frames(exp, data, plan.Program(g.index, (planned,), spec, ()),
+    planned = train_plan.PlannedArm(arm, spec, 0)
+    r, c = train_plan.program_frames(exp, data, train_plan.Program(g.index, (planned,), spec, ()),
                                   result.results[stage], cfg.seeds)
     values = dict(zip(STAGE_COLUMNS, (
         pair_label(pos, neg), pos, neg, stage, cfg.train_size, examples[stage],

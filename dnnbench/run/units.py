@@ -44,6 +44,7 @@ import pandas as pd
 import dnnbench
 from dnnbench import package_root
 from dnnbench.files import atomic_write_bytes, remove_stale_temps, sha256_file
+from dnnbench.train.programs import environment, source_digest
 
 # (runs, curves), or (runs, curves, layers): the per-layer diagnostics of the units that make
 # them (spec.diagnostics)
@@ -201,8 +202,6 @@ _file_digest = functools.cache(sha256_file)
 
 def code_fingerprint() -> str:
     """Digest of the package's source files that compute every unit's numbers (CODE_PACKAGES)."""
-    from dnnbench.train.programs import source_digest
-
     return source_digest(CODE_PACKAGES)
 
 
@@ -248,8 +247,6 @@ def module_digests(compute: Callable) -> dict[str, str]:
 
 def environment_key() -> dict:
     """Library versions and the device: a change may change the numbers of a unit."""
-    from dnnbench.train.programs import environment
-
     return environment()
 
 

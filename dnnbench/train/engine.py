@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dnnbench.data import scale_inputs, standardize_dataset
 from dnnbench.models.mlp import (
     build_model,
     draw_sizes,
@@ -114,12 +115,8 @@ def to_device(data, spec: RunSpec, rows: Rows | None = None) -> Data:
     number of training examples: data orders only draw from those) and the weights
     ``w_eval`` / ``w_test`` (1 for a real example, 0 for padding) come with them."""
     if spec.standardize:
-        from dnnbench.data import standardize_dataset
-
         data = standardize_dataset(data)
     if spec.inputs != "unit":
-        from dnnbench.data import scale_inputs
-
         data = scale_inputs(data, spec.inputs)
     x_eval, y_eval = data.split(spec.eval_split)
     arrays = {"x_train": data.x_train, "y_train": data.y_train, "x_eval": x_eval,

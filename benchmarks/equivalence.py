@@ -1,0 +1,247 @@
+"""Prove that a refactor left dnnbench's observable behaviour unchanged.
+
+    uv run python benchmarks/equivalence.py snapshot DIR [--repo R] [--only NAME ...]
+    uv run python benchmarks/equivalence.py compare A B [--only NAME ...]
+
+``snapshot`` runs the CLI of the checkout it is started from (``--repo``, default: the current
+folder; ``python -m dnnbench`` with PYTHONPATH=repo, so the script may live elsewhere):
+``run NAME --quick`` for every packaged experiment (one at a time), ``claims`` over those runs
+and over the committed ``results/``, ``report`` per run (``report`` does not search folders
+recursively: ``report runs`` is kept as the command the brief asked for, and exits 2) and of
+``results/``. Commands run inside DIR with relative paths (``results`` is a link to the
+checkout's), so no absolute path reaches their output or its line wrapping; a private JAX
+cache (DIR/.cache) keeps programs compiled by other code from being reused. Exit codes,
+stdout and stderr go to DIR/commands.json. ``compare`` exits 0 when A and B are equivalent
+(timing aside), 1 otherwise, listing each difference. Needs DNNBENCH_DATA_DIR for MNIST.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import difflib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# Wall-clock columns of the result CSVs: the same four that `dnnbench merge` (cli/merge.py
+# TIMING) exempts from its same-numbers check. Every other column of every CSV written
+# (runs, curves, layers, claims, lr-find) is a deterministic function of seeds and code.
+TIMING_COLUMNS = {"compile_s", "step_ms", "eval_ms", "time_to_target_s"}
+# Claims whose evaluator reads those columns (time_to_target_ratio, paired_ratio on step_ms):
+# found by their evidence text; their verdict and numbers are measurements of speed.
+TIMING_CLAIM = re.compile(r"step_ms|compile_s|eval_ms|time_to_target|time to target")
+TIMING_CLAIM_FIELDS = ("verdict", "effect", "low", "high", "effect_text")
+# Figures drawn from timing columns (the `timing` and `speed-vs-quality` figure kinds).
+TIMING_FIGURE = re.compile(r"-(timing|speed-vs-quality)\.(png|svg)$")
+# Meta keys that record when (started/finished/resumed) or at which commit a run was made.
+VOLATILE_KEYS = {"started", "finished", "resumed", "git_commit"}
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?")
+# Durations in console output: "done in 2.2 s", progress "0:00:20", "12 ms"; and the numbers of
+# timing claims' evidence.
+DURATION = re.compile(r"\b\d+(\.\d+)?(e[+-]?\d+)? ?(s|ms|seconds?|min)\b|\b\d+:\d\d:\d\d\b")
+NUMBER = re.compile(r"\d+(\.\d+)?(e[+-]?\d+)?")
+
+
+def catalogue(repo: Path) -> list[str]:
+    return sorted(p.stem for p in (repo / "dnnbench/experiments/catalogue").glob("*.toml"))
+
+
+def commands(names: list[str]) -> list[list[str]]:
+    cmds = [["run", n, "--quick", "--out", f"runs/{n}"] for n in names]
+    cmds += [["claims", "runs", "--out", "claims"], ["claims", "results", "--out", "claims-results"],
+             ["report", "runs", "--out", "report"]]
+    cmds += [["report", f"runs/{n}", "--out", f"report/{n}"] for n in names]
+    return cmds + [["report", "results", "--out", "report-results"]]
+
+
+def snapshot(out: Path, repo: Path, only: list[str]) -> int:
+    names = catalogue(repo)
+    if unknown := set(only) - set(names):
+        sys.exit(f"not packaged experiments: {sorted(unknown)}")
+    names = [n for n in names if not only or n in only]
+    if out.exists() and any(out.iterdir()):
+        sys.exit(f"{out} is not empty (runs would resume instead of being computed)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results").symlink_to(repo / "results")
+    env = {**os.environ, "PYTHONPATH": str(repo), "XDG_CACHE_HOME": str(out / ".cache"),
+           "COLUMNS": "160", "LINES": "50", "PYTHONHASHSEED": "0"}
+    if "DNNBENCH_DATA_DIR" not in env:
+        print("warning: DNNBENCH_DATA_DIR is not set (mnist may fall back to digits)")
+    where = subprocess.run([sys.executable, "-c", "import dnnbench; print(dnnbench.__file__)"],
+                           cwd=out, env=env, capture_output=True, text=True,
+                           check=False).stdout.strip()
+    if not Path(where).resolve().is_relative_to(repo):
+        sys.exit(f"python -m dnnbench would import {where!r}, not the one in {repo}")
+    record = {"repo": str(repo), "out": str(out), "python": sys.executable, "dnnbench": where,
+              "data_dir": env.get("DNNBENCH_DATA_DIR"), "commands": []}
+    t0, failed = time.perf_counter(), 0
+    for i, args in enumerate(commands(names), 1):
+        t = time.perf_counter()
+        p = subprocess.run([sys.executable, "-m", "dnnbench", *args], cwd=out, env=env,
+                           capture_output=True, text=True, check=False)
+        secs = time.perf_counter() - t
+        record["commands"].append({"args": args, "returncode": p.returncode, "seconds": secs,
+                                   "stdout": p.stdout, "stderr": p.stderr})
+        record["seconds"] = time.perf_counter() - t0
+        (out / "commands.json").write_text(json.dumps(record, indent=1))
+        failed += p.returncode != 0
+        print(f"[{i}] dnnbench {' '.join(args)}: exit {p.returncode} in {secs:.1f} s", flush=True)
+    print(f"snapshot {out}: {record['seconds']:.0f} s, {failed} command(s) exited non-zero")
+    return 0
+
+
+class Snap:
+    """A snapshot folder, and the text substitutions that make its paths comparable."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.meta = json.loads((root / "commands.json").read_text())
+        paths = {self.meta["out"]: "<SNAPSHOT>", str(root.resolve()): "<SNAPSHOT>",
+                 self.meta["repo"]: "<REPO>", self.meta["python"]: "<PYTHON>"}
+        self.paths = sorted(paths.items(), key=lambda kv: -len(kv[0]))  # longest first
+
+    def text(self, s: str) -> str:
+        for path, mark in self.paths:
+            s = s.replace(path, mark)
+        return ISO_TIME.sub("<TIME>", s)
+
+    def files(self) -> set[str]:
+        # hidden files are bookkeeping: .dnnbench-units/ (resumable units), .dnnbench-lock,
+        # .cache/ (JAX caches), atomic-write temporaries; `results` is the link to the input
+        return {p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
+                if p.is_file() and not any(part.startswith(".") or part == "results"
+                                           for part in p.relative_to(self.root).parts)}
+
+
+def csv_rows(s: Snap, rel: str) -> list[list[str]]:
+    rows = list(csv.reader(io.StringIO(s.text((s.root / rel).read_text()))))
+    if not rows:
+        return rows
+    keep = [i for i, c in enumerate(rows[0]) if c not in TIMING_COLUMNS]
+    head = rows[0]
+    out = [[head[i] for i in keep]]
+    for row in rows[1:]:
+        rec = dict(zip(head, row))
+        if "claim_id" in rec and TIMING_CLAIM.search(rec.get("evidence", "")):
+            for f in TIMING_CLAIM_FIELDS:
+                rec[f] = "<TIMING>"
+            rec["evidence"] = NUMBER.sub("#", rec["evidence"])
+        out.append([rec.get(head[i], "") for i in keep])
+    return out
+
+
+def json_text(s: Snap, rel: str) -> list[str]:
+    folder = (s.root / rel).parent
+
+    def clean(x):
+        if isinstance(x, dict):
+            # a result file's digest changes with its timing columns: masked only for those
+            timed = "sha256" in x and "name" in x and (folder / x["name"]).is_file() and \
+                bool(TIMING_COLUMNS & set((folder / x["name"]).open().readline().strip().split(",")))
+            return {k: "<MASKED>" if k in VOLATILE_KEYS or (timed and k == "sha256") else clean(v)
+                    for k, v in x.items()}
+        if isinstance(x, list):
+            return [clean(v) for v in x]
+        return s.text(x) if isinstance(x, str) else x
+    return json.dumps(clean(json.loads((s.root / rel).read_text())), indent=1,
+                      sort_keys=True).splitlines()
+
+
+def first_diff(a: list, b: list, what: str) -> str:
+    lines = list(difflib.unified_diff([str(x) for x in a], [str(x) for x in b], "A", "B",
+                                      n=0, lineterm=""))
+    return f"{what}: {len(lines) - 2} differing lines, first:\n    " + "\n    ".join(lines[2:8])
+
+
+def compare_file(a: Snap, b: Snap, rel: str) -> str | None:
+    pa, pb = a.root / rel, b.root / rel
+    if rel.endswith(".csv"):
+        ra, rb = csv_rows(a, rel), csv_rows(b, rel)
+        if ra[:1] != rb[:1]:
+            return f"columns differ: {sorted(set(ra[0]) ^ set(rb[0]))}"
+        if ra != rb:
+            i = next(i for i, (x, y) in enumerate(zip(ra, rb)) if x != y) if \
+                len(ra) == len(rb) else min(len(ra), len(rb))
+            if i == min(len(ra), len(rb)):
+                return f"{len(ra) - 1} vs {len(rb) - 1} rows"
+            cols = [f"{c}: {x!r} vs {y!r}" for c, x, y in zip(ra[0], ra[i], rb[i]) if x != y]
+            n = sum(x != y for x, y in zip(ra, rb))
+            return f"{n} differing rows, first row {i}: " + "; ".join(cols[:5])
+        return None
+    if rel.endswith(".json"):
+        ja, jb = json_text(a, rel), json_text(b, rel)
+        return None if ja == jb else first_diff(ja, jb, "json")
+    if rel.endswith((".html", ".md", ".svg", ".txt", ".toml")):
+        ta, tb = a.text(pa.read_text()).splitlines(), b.text(pb.read_text()).splitlines()
+        return None if ta == tb else first_diff(ta, tb, "text")
+    return None if pa.read_bytes() == pb.read_bytes() else "bytes differ"
+
+
+def console(s: Snap, text: str) -> list[str]:
+    return DURATION.sub("<DUR>", s.text(text)).splitlines()
+
+
+def compare(a: Snap, b: Snap, only: list[str]) -> int:
+    problems, timing = [], []
+    fa, fb = a.files(), b.files()
+    if only:  # a subset: the aggregate outputs (claims over all runs) are not comparable
+        keep = re.compile(rf"^(runs|report)/({'|'.join(map(re.escape, only))})/"
+                          r"|^(claims|report)-results/")
+        fa, fb = {f for f in fa if keep.match(f)}, {f for f in fb if keep.match(f)}
+    for f in sorted(fa ^ fb):
+        problems.append(f"{f}: only in {'A' if f in fa else 'B'}")
+    for f in sorted(fa & fb - {"commands.json"}):
+        if diff := compare_file(a, b, f):
+            (timing if TIMING_FIGURE.search(f) else problems).append(f"{f}: {diff}")
+    ca = {tuple(c["args"]): c for c in a.meta["commands"]}
+    cb = {tuple(c["args"]): c for c in b.meta["commands"]}
+    if only:
+        ca = {k: v for k, v in ca.items()
+              if "results" in k or set(only) & {x.split("/")[-1] for x in k}}
+        cb = {k: v for k, v in cb.items() if k in ca}
+    for args in sorted(set(ca) | set(cb)):
+        name = "dnnbench " + " ".join(args)
+        if args not in ca or args not in cb:
+            problems.append(f"{name}: run only in {'A' if args in ca else 'B'}")
+            continue
+        if ca[args]["returncode"] != cb[args]["returncode"]:
+            problems.append(f"{name}: exit {ca[args]['returncode']} vs {cb[args]['returncode']}")
+        for stream in ("stdout", "stderr"):
+            sa, sb = console(a, ca[args][stream]), console(b, cb[args][stream])
+            if sa != sb:
+                problems.append(f"{name} [{stream}]: {first_diff(sa, sb, stream)}")
+    print(f"compared {len(fa & fb)} files and {len(ca)} commands of {a.root} and {b.root}")
+    for t in timing:
+        print(f"timing figure (differs, not counted): {t.splitlines()[0]}")
+    for p in problems:
+        print(f"DIFF {p}")
+    print("EQUIVALENT" if not problems else f"NOT EQUIVALENT: {len(problems)} difference(s)")
+    return 1 if problems else 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sp = sub.add_parser("snapshot", help="run the CLI of a checkout into OUT")
+    sp.add_argument("out", type=Path)
+    sp.add_argument("--repo", type=Path, default=Path.cwd(), help="checkout (default: cwd)")
+    cp = sub.add_parser("compare", help="compare two snapshots (exit 1 if not equivalent)")
+    cp.add_argument("a", type=Path)
+    cp.add_argument("b", type=Path)
+    for p in (sp, cp):
+        p.add_argument("--only", action="append", default=[], metavar="NAME",
+                       help="only this experiment (repeatable)")
+    args = ap.parse_args()
+    if args.cmd == "snapshot":
+        return snapshot(args.out.resolve(), args.repo.resolve(), args.only)
+    return compare(Snap(args.a), Snap(args.b), args.only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -66,7 +66,7 @@ class Profile:
     alpha: float
     arms: tuple[ProfileArm, ...]
     config: dict  # the profile's TOML table, verbatim: what a baseline must match
-    experiment: Any = None  # an experiments.files.Experiment: its arms are the profile's
+    experiment: Any = None  # a dnnbench.definition.Experiment: its arms are the profile's
 
     @property
     def config_json(self) -> str:

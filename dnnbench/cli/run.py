@@ -195,9 +195,8 @@ def list_(
     from rich.table import Table
 
     from dnnbench import choices, registry
-    from dnnbench.definition import protocols
+    from dnnbench.definition import figures, protocols
     from dnnbench.models import norms
-    from dnnbench.report import figure_kinds
 
     t = Table(title="Experiments (dnnbench run NAME)", title_justify="left",
               header_style="bold")
@@ -228,7 +227,7 @@ def list_(
                          (("figures (figures = [...]; automatic: drawn when the "
                            "results allow)"), "; ".join(
                              f"{k.name}{' (automatic)' if k.auto else ''}"
-                             for k in figure_kinds.FIGURES.values())),
+                             for k in figures.FIGURES.values())),
                          ("protocols (their settings)", "; ".join(
                              f"{p.name} ({', '.join(p.settings) or 'none'})"
                              for p in protocols.PROTOCOLS.values()))):

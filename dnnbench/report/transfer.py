@@ -93,7 +93,7 @@ def _b_arms(runs: pd.DataFrame) -> int:
 
 
 def paired_accuracy_kind(inp) -> Figure | None:
-    """Figure kind ``paired-accuracy`` (:class:`dnnbench.report.figure_kinds.FigureInput`);
+    """Figure kind ``paired-accuracy`` (:class:`dnnbench.report.figures.FigureInput`);
     None without B-on-A runs."""
     if not _b_arms(inp.runs):
         return None

@@ -5,7 +5,7 @@
 
 ``snapshot`` runs the CLI of the checkout it is started from (``--repo``, default: the current
 folder; ``python -m dnnbench`` with PYTHONPATH=repo, so the script may live elsewhere):
-``run NAME --quick`` for every packaged experiment (one at a time), ``claims`` over those runs
+``run NAME --quick --plot`` for every packaged experiment (one at a time), ``claims`` over those runs
 and over the committed ``results/``, ``report`` per run (``report`` does not search folders
 recursively: ``report runs`` is kept as the command the brief asked for, and exits 2) and of
 ``results/``. Commands run inside DIR with relative paths (``results`` is a link to the
@@ -53,7 +53,8 @@ def catalogue(repo: Path) -> list[str]:
 
 
 def commands(names: list[str]) -> list[list[str]]:
-    cmds = [["run", n, "--quick", "--out", f"runs/{n}"] for n in names]
+    # --plot: also exercises the figures of `run` (PNG and SVG; `report` draws PNG only)
+    cmds = [["run", n, "--quick", "--plot", "--out", f"runs/{n}"] for n in names]
     cmds += [["claims", "runs", "--out", "claims"], ["claims", "results", "--out", "claims-results"],
              ["report", "runs", "--out", "report"]]
     cmds += [["report", f"runs/{n}", "--out", f"report/{n}"] for n in names]

@@ -22,9 +22,13 @@ from dnnbench.analysis.summary import (
 )
 from dnnbench.definition.claims import (
     BOUND_EXPECTATIONS,
+    CONTRADICTED,
     EXPECTATIONS,
+    INCONCLUSIVE,
     MARGIN_EXPECTATIONS,
+    NOT_TESTED,
     RANKING,
+    SUPPORTED,
 )
 from dnnbench.definition.experiment import (
     Experiment,
@@ -115,14 +119,14 @@ def check_claims(exp: Experiment, runs: pd.DataFrame,
 
 def _claim_row(claim, verdicts: list[str], effects: list[str]) -> dict[str, Any]:
     if not verdicts:
-        verdict = "not tested"
+        verdict = NOT_TESTED
         effects = ["no arm of this run matches the claim"]
     elif "opposite" in verdicts:
-        verdict = "contradicted"
+        verdict = CONTRADICTED
     elif all(v == "as expected" for v in verdicts):
-        verdict = "supported"
+        verdict = SUPPORTED
     else:
-        verdict = "inconclusive"
+        verdict = INCONCLUSIVE
     return {"id": claim.id, "claim": claim.text, "verdict": verdict, "arms": len(verdicts),
             "effects": "; ".join(effects)}
 

@@ -57,6 +57,7 @@ from dnnbench.definition.claims import (
     CONTRADICTED,
     EVALUATOR_PARAMS,
     INCONCLUSIVE,
+    NOT_TESTED,
     SUPPORTED,
 )
 from dnnbench.definition.protocols import DEFAULT_PAIRS, pair_label
@@ -574,7 +575,7 @@ def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:
     claim = next(c for c in files.load(p["file"]).claims if c.id == p["claim"])
     row = check_claims(dataclasses.replace(recorded, claims=(claim,)),
                                rs.runs, rs.layers).iloc[0]
-    if row["verdict"] == "not tested":
+    if row["verdict"] == NOT_TESTED:
         raise MissingData(f"no arm of {', '.join(rs.files)} matches the claim")
     n = int(rs.runs["seed"].nunique())
     return Outcome(row["verdict"], n=n, evidence=f"{row['arms']} arm(s) against the "

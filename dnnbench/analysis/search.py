@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from dnnbench.definition.claims import CONTRADICTED, INCONCLUSIVE, NOT_TESTED, SUPPORTED
 from dnnbench.definition.search import (
     POINT,
     REFINE_RULE,
@@ -206,11 +207,11 @@ def check_claim(search: Search, claim, runs) -> dict:
         common = sorted(set(x.index) & set(y.index))
         unit = "repetitions" if search.repeats > 1 else "seeds"
         if len(common) < 2:
-            return {"verdict": "not tested", "arms": 0,
+            return {"verdict": NOT_TESTED, "arms": 0,
                     "effects": f"fewer than 2 {unit} with both designs"}
         d = paired_difference(x.loc[common].to_numpy(float), y.loc[common].to_numpy(float))
         verdict = verdict_from_interval(d.low, d.high, better=claim.expect, n=len(common),
-                                        labels=("supported", "contradicted", "inconclusive"))
+                                        labels=(SUPPORTED, CONTRADICTED, INCONCLUSIVE))
         wins = int((x.loc[common] > y.loc[common]).sum())
         a, b = (f"{c[k]} (stages <= {c[s_]})" if c.get(s_) else c[k]
                 for k, s_ in (("design", "stage"), ("against", "against_stage")))
@@ -220,17 +221,17 @@ def check_claim(search: Search, claim, runs) -> dict:
             f"{wins}/{len(common)}")}
     name = claim.compare["parameter"]
     if name not in search.params or len(search.params) < 2:
-        return {"verdict": "not tested", "arms": 0,
+        return {"verdict": NOT_TESTED, "arms": 0,
                 "effects": f"{name} is not one of two or more searched parameters"}
     imp = importance(search, runs)
     me = imp[imp["parameter"] == name].iloc[0]
     others = imp[imp["parameter"] != name]
     if (others["low"] > me["high"]).any():
-        verdict = "contradicted"
+        verdict = CONTRADICTED
     elif (me["low"] > others["high"]).all():
-        verdict = "supported"
+        verdict = SUPPORTED
     else:
-        verdict = "inconclusive"
+        verdict = INCONCLUSIVE
     order = ", ".join(f"{r.parameter} {r.importance:.3f} [{r.low:.3f}, {r.high:.3f}]"
                       for r in imp.itertuples())
     return {"verdict": verdict, "arms": int(me["seeds"]),

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from dnnbench.cli.common import check_writable_file, err_console, out_console, usage_error
+from dnnbench.definition.claims import NOT_RUN, VERDICTS
 
-VERDICT_STYLE = {"supported": "bold green", "contradicted": "bold red",
-                 "inconclusive": "yellow", "not run": "dim"}
+VERDICT_STYLE = dict(zip(VERDICTS, ("bold green", "bold red", "yellow", "dim"), strict=True))
 
 
 def claims(
@@ -98,7 +98,7 @@ def claims_table(evaluated, results_dir):
     for r in evaluated:
         o = r.outcome
         style = VERDICT_STYLE.get(o.verdict, "")
-        if o.verdict == "not run":
+        if o.verdict == NOT_RUN:
             evidence = escape(o.evidence)
         else:
             head = escape(f"effect {o.effect_text}, n={o.n}")

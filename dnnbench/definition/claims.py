@@ -31,9 +31,12 @@ from dnnbench.definition.settings import (
 )
 from dnnbench.files import read_toml
 
-# the verdicts of a claim, from the checker to the report
+# the verdicts of a claim, from the checker to the report: the first three are decided by an
+# interval; "not run": its results are missing; "not tested": results exist but no arm of
+# them matches the claim (a --quick or --set variant without the claim's levels)
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN = VERDICTS = (
     "supported", "contradicted", "inconclusive", "not run")
+NOT_TESTED = "not tested"
 
 EXPECTATIONS = {"fewer": ("steps", "lower"), "more": ("steps", "higher"),
                 "higher": ("value", "higher"), "lower": ("value", "lower"),

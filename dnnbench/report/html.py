@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from dnnbench.analysis.outcomes import Outcome
+from dnnbench.definition.claims import CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED
 from dnnbench.files import atomic_write_bytes, atomic_write_text
 from dnnbench.report.document import (
     FigureItem,
@@ -36,11 +37,11 @@ FIGURE_DIR = "figures"
 
 # verdict text -> CSS class of its badge
 VERDICT_CLASSES = {
-    "supported": "good", "fewer steps": "good", "more accurate": "good",
-    "contradicted": "bad", "more steps": "bad", "less accurate": "bad",
-    "inconclusive": "neutral", "no clear difference": "neutral",
+    SUPPORTED: "good", "fewer steps": "good", "more accurate": "good",
+    CONTRADICTED: "bad", "more steps": "bad", "less accurate": "bad",
+    INCONCLUSIVE: "neutral", "no clear difference": "neutral",
     "too few seeds for a verdict": "neutral",
-    "not run": "muted",
+    NOT_RUN: "muted",
 }
 
 GENERIC_KEY = "experiment_definition"  # the metadata of `dnnbench run` results

@@ -150,9 +150,9 @@ class Optimizer:
 
     ``weight_decay`` is a coefficient of every optimizer: decoupled weight decay (the update
     becomes ``-lr * (direction + wd * params)``, as in AdamW and SGDW), native where the
-    factory has it (adamw), otherwise added around the factory's direction by
-    :func:`make_optimizer` (the registry's factories all scale their direction by the
-    learning rate last)."""
+    factory has it (adamw), otherwise added between the factory's direction and its learning
+    rate by :func:`dnnbench.train.optim.make_tx` (the registry's factories all scale their
+    direction by the learning rate last)."""
 
     factory: Callable
     coefficients: dict[str, float]
@@ -205,7 +205,9 @@ class Schedule:
     ``momentum(total_steps, **params)``, if given, is a schedule of the optimizer's momentum
     (its ``momentum`` or ``b1`` coefficient, when it has one), applied through
     ``optax.inject_hyperparams``. ``positive`` names the parameters that must be > 0 (the
-    others must be >= 0)."""
+    others must be >= 0). A ``constant`` schedule hands the optimizer the plain rate (a
+    number or a lane value) instead of a function of the count: some optimizers special-case
+    a scalar rate, and a scalar needs no count in the optimizer's state."""
 
     factory: Callable
     params: dict[str, float]
@@ -213,6 +215,7 @@ class Schedule:
     momentum: Callable | None = None
     positive: tuple[str, ...] = ()
     plateau: bool = False  # performance scheduling: the engine scales the rate (plateau_step)
+    constant: bool = False  # the rate is the peak throughout (performance scheduling's too)
 
     def resolve(self, given: dict | None, name: str = "") -> dict:
         """Every parameter (``given`` ones, the others at their defaults); ValueError naming
@@ -290,7 +293,8 @@ def plateau_step(state: Plateau, loss, *, factor, patience, threshold, min_scale
 
 
 SCHEDULES: dict[str, Schedule] = {
-    "constant": Schedule(lambda lr, steps: optax.constant_schedule(lr), {}, "constant"),
+    "constant": Schedule(lambda lr, steps: optax.constant_schedule(lr), {}, "constant",
+                         constant=True),
     "cosine": Schedule(lambda lr, steps, alpha=0.0: optax.cosine_decay_schedule(
         lr, decay_steps=max(steps, 1), alpha=alpha), {"alpha": 0.0},
         "cosine decay over the budget to alpha x eta0"),
@@ -316,7 +320,7 @@ SCHEDULES: dict[str, Schedule] = {
                         {"factor": 0.5, "patience": 5.0, "threshold": 1e-4, "min_scale": 0.0},
                         "performance scheduling: eta0 x factor each time the eval loss has not "
                         "improved for patience evaluations", positive=("patience",),
-                        plateau=True),
+                        plateau=True, constant=True),
 }
 
 
@@ -346,7 +350,7 @@ def make_clipping(kind: str, threshold) -> optax.GradientTransformation | None:
     """The clipping ``kind`` at ``threshold`` (a number, or traced), or None when the program
     clips nothing (kind "none", or a static threshold of 0)."""
     factory = lookup(CLIPPINGS, kind, "clip")
-    if factory is None or _is_static_zero(threshold):
+    if factory is None or is_static_zero(threshold):
         return None
     return factory(threshold)
 
@@ -363,51 +367,9 @@ def lookup(table: dict, name: str, what: str):
         raise ValueError(f"unknown {what} {name!r}; choose from: {choices(table)}") from None
 
 
-def make_schedule(name: str, learning_rate, total_steps: int, params: dict | None = None):
-    """The schedule ``name`` (registry or plug-in) at peak ``learning_rate`` over
-    ``total_steps`` with its ``params`` (missing ones at their defaults; any may be traced):
-    a function of the update count."""
-    sched = get_schedule(name)
-    return sched.factory(learning_rate, total_steps, **sched.resolve(params, name))
-
-
-def make_optimizer(name: str, learning_rate, *, schedule: str = "constant", total_steps: int = 1,
-                   clip_norm=0.0, coefficients: dict | None = None,
-                   schedule_params: dict | None = None,
-                   decay_mask=None,
-                   clip: str = "global_norm") -> optax.GradientTransformation:
-    """The optimizer ``name`` (a registry name or a plug-in ``package.module:factory``) at
-    ``learning_rate`` with its ``coefficients`` (missing ones at their defaults; any value may
-    be traced), the schedule with its ``schedule_params`` (likewise) and gradient clipping of
-    kind ``clip`` (:data:`CLIPPINGS`) at ``clip_norm`` (a number, or traced; 0 = off; ``inf``
-    leaves the gradients as they are). ``decay_mask`` (optax's ``mask``: a pytree of booleans
-    or a function of the parameters giving one) limits decoupled weight decay to some
-    parameters (default: all)."""
-    opt = get_optimizer(name)
-    coef = opt.resolve(coefficients, name)
-    sched = get_schedule(schedule)
-    params = sched.resolve(schedule_params, schedule)
-    lr = sched.factory(learning_rate, total_steps, **params)
-    if schedule == "constant" or sched.plateau:
-        lr = learning_rate  # keep the plain scalar: some optimizers special-case it
-    factory = opt.factory
-    cycled = next((k for k in ("momentum", "b1") if k in coef), None)
-    if sched.momentum is not None and cycled is not None:  # 1cycle: the momentum scheduled
-        coef[cycled] = sched.momentum(total_steps, **params)
-        factory = optax.inject_hyperparams(factory)
-    decay = coef.pop("weight_decay") if not opt.native_decay else None
-    if decay is None:  # native decay
-        tx = factory(lr, **coef) if decay_mask is None else factory(lr, **coef, mask=decay_mask)
-    elif _is_static_zero(decay):
-        tx = factory(lr, **coef)
-    else:  # the direction at lr 1 (sign flipped), + wd * params, then scaled by lr
-        tx = optax.chain(factory(1.0, **coef), optax.add_decayed_weights(-decay, decay_mask),
-                         optax.scale_by_learning_rate(lr, flip_sign=False))
-    clipping = make_clipping(clip, clip_norm)
-    return tx if clipping is None else optax.chain(clipping, tx)
-
-
-def _is_static_zero(value) -> bool:
+def is_static_zero(value) -> bool:
+    """Whether ``value`` is the number 0 (not a traced lane value): the program leaves out
+    what it switches off."""
     return isinstance(value, (int, float)) and value == 0
 
 

@@ -16,7 +16,7 @@ from dnnbench.analysis.claims import check_claims
 from dnnbench.analysis.summary import summarize
 from dnnbench.registry import CLIPPINGS, make_clipping
 from dnnbench.spec import RunSpec, lane_values
-from dnnbench.train.engine import default_tx
+from dnnbench.train.optim import make_tx
 
 
 def clipped(kind: str, threshold, grads):
@@ -81,7 +81,7 @@ def test_engine_clips_the_gradient_tree_before_the_flattened_optimizer():
         spec = RunSpec(widths=(4,), optimizer="sgd", learning_rate=1.0, clip=kind,
                        clip_norm=1.0)
         hp = {k: jnp.float32(v) for k, v in lane_values(spec).items()}
-        tx = default_tx(spec, hp)
+        tx = make_tx(spec, hp)
         updates = tx.update(g, tx.init(params), params)[0]
         for k, value in want.items():  # sgd at lr 1: the update is minus the clipped gradient
             np.testing.assert_allclose(-updates[k], value, rtol=1e-6, err_msg=kind)

@@ -10,7 +10,8 @@ import pytest
 from dnnbench.data import load_dataset
 from dnnbench.spec import RunSpec
 from dnnbench.train.arm import train_arm
-from dnnbench.train.engine import default_tx, first_reach, make_program, seed_keys, to_device
+from dnnbench.train.engine import first_reach, make_program, seed_keys, to_device
+from dnnbench.train.optim import make_tx
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_train_step_compiles_once_per_arm(data):
 
     def counting_tx(spec, lr):
         calls.append(1)
-        return default_tx(spec, lr)
+        return make_tx(spec, lr)
 
     spec = small_spec()
     prog = make_program(spec, data.n_classes, len(data.y_train), make_tx=counting_tx)

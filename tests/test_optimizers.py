@@ -4,6 +4,7 @@ figure, and its bad-input handling."""
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import jax
@@ -18,9 +19,18 @@ from dnnbench import definition
 from dnnbench.cli import app
 from dnnbench.data import load_dataset
 from dnnbench.experiments import optimizers as exp
-from dnnbench.registry import OPTIMIZERS, make_optimizer
+from dnnbench.registry import OPTIMIZERS
+from dnnbench.spec import RunSpec
+from dnnbench.train.engine import make_program
+from dnnbench.train.optim import learning_rate_at, make_tx
 
 runner = CliRunner()
+
+
+def optimizer(name, lr, **settings):
+    """The optimizer of a run of ``name`` with ``settings``, ``lr`` a lane value (a number or
+    traced), by the one route."""
+    return make_tx(RunSpec(widths=(1,), optimizer=name, **settings), {"learning_rate": lr})
 
 # ------------------------------------------------------------------ registry contract
 
@@ -46,7 +56,7 @@ def contract_losses():
 
     def train(name, key, lr):
         params = init(key)
-        tx = make_optimizer(name, lr)
+        tx = optimizer(name, lr)
 
         def step(_, carry):
             p, s = carry
@@ -94,8 +104,8 @@ def _problem(seed=0, n=3, scale=1.0):
 def test_nesterov_differs_from_momentum():
     params, grads = _problem()
     lr = 0.1
-    mom = _updates(make_optimizer("momentum", lr), params, grads)
-    nes = _updates(make_optimizer("nesterov", lr), params, grads)
+    mom = _updates(optimizer("momentum", lr), params, grads)
+    nes = _updates(optimizer("nesterov", lr), params, grads)
     # first step: momentum -lr g, Nesterov looks ahead: -lr (g + 0.9 g)
     np.testing.assert_allclose(mom[0]["w"], -lr * grads[0]["w"], rtol=1e-6)
     np.testing.assert_allclose(nes[0]["w"], -lr * 1.9 * grads[0]["w"], rtol=1e-6)
@@ -114,13 +124,81 @@ def test_adamw_equals_adam_without_weight_decay_and_differs_with_it():
     # the registry's adamw (weight decay 1e-5) adds exactly -lr * wd * params on the first step
     # (large params, so that the difference stands far above float32 rounding)
     params, grads = _problem(seed=2, n=1, scale=1000.0)
-    reg_adam = _updates(make_optimizer("adam", lr), params, grads[:1])[0]
-    reg_adamw = _updates(make_optimizer("adamw", lr), params, grads[:1])[0]
+    reg_adam = _updates(optimizer("adam", lr), params, grads[:1])[0]
+    reg_adamw = _updates(optimizer("adamw", lr), params, grads[:1])[0]
     for k in params:
         diff = np.asarray(reg_adamw[k]) - np.asarray(reg_adam[k])
         assert np.abs(diff).max() > 0
         np.testing.assert_allclose(diff, -lr * 1e-5 * np.asarray(params[k]), rtol=1e-3,
                                    atol=1e-10)
+
+
+# ------------------------------------------------------------------ the one route
+
+ADAM = {"b1": 0.9, "b2": 0.999, "eps": 1e-8}
+
+
+@pytest.mark.parametrize("name, settings, alias", [
+    ("sgd", {}, lambda lr: optax.sgd(lr)),
+    ("momentum", {}, lambda lr: optax.sgd(lr, momentum=0.9)),
+    ("adam", {}, lambda lr: optax.adam(lr, **ADAM)),
+    ("adamw", {}, lambda lr: optax.adamw(lr, **ADAM, weight_decay=1e-5)),
+    ("adam", {"optimizer_params": {"weight_decay": 0.01}}, lambda lr: optax.chain(
+        optax.scale_by_adam(**ADAM), optax.add_decayed_weights(0.01),
+        optax.scale_by_learning_rate(lr))),
+    ("sgd", {"schedule": "cosine", "max_steps": 4},
+     lambda lr: optax.sgd(optax.cosine_decay_schedule(lr, 4))),
+    ("momentum", {"clip": "global_norm", "clip_norm": 1.0},
+     lambda lr: optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(lr, momentum=0.9))),
+], ids=["sgd", "momentum", "adam", "adamw", "adam-decay", "sgd-cosine", "momentum-clip"])
+def test_the_run_optimizer_is_the_optax_chain_of_its_settings(name, settings, alias):
+    """make_tx of a spec (clipping, direction, decoupled decay, rate or schedule) is the chain
+    that optax's aliases build of the same settings: on the parameter tree, the same updates
+    bit for bit; raveled into one vector (the engine's), the same up to float32 rounding."""
+    params, grads = _problem(seed=3, n=4)
+    spec = RunSpec(widths=(1,), optimizer=name, **settings)
+    theirs = _updates(alias(0.01), params, grads)
+    on_tree = _updates(make_tx(spec, {"learning_rate": 0.01}, flat=False), params, grads)
+    raveled = _updates(make_tx(spec, {"learning_rate": 0.01}), params, grads)
+    for a, b, c in zip(on_tree, raveled, theirs, strict=True):
+        for k in c:
+            np.testing.assert_array_equal(a[k], c[k])
+            np.testing.assert_allclose(b[k], c[k], rtol=1e-6, atol=1e-9)
+
+
+def test_every_lane_value_is_an_argument_of_one_structure():
+    """Runs that differ in one lane value (the rate, a coefficient, the clipping threshold, a
+    schedule parameter, the decay) build the same computation, whose updates differ; the
+    engine's default optimizer is this one."""
+    spec = RunSpec(widths=(1,), optimizer="momentum", schedule="power", clip="norm",
+                   clip_norm=1.0, optimizer_params={"weight_decay": 1e-3})
+    params, grads = _problem(seed=4, n=2, scale=0.5)
+    base = {"learning_rate": 0.1, "opt.momentum": 0.9, "opt.weight_decay": 1e-3,
+            "clip_norm": 1.0, "sched.decay_steps": 2.0, "sched.exponent": 1.0}
+
+    def updates(hp):
+        return _updates(make_tx(spec, hp), params, grads)[-1]
+
+    def lanes(hp):
+        return {k: jnp.float32(v) for k, v in hp.items()}
+
+    program = str(jax.make_jaxpr(updates)(lanes(base)))
+    reference = jax.jit(updates)(lanes(base))
+    for name, value in base.items():
+        other = lanes({**base, name: value * 0.5})
+        assert str(jax.make_jaxpr(updates)(other)) == program, name
+        assert not np.allclose(jax.jit(updates)(other)["w"], reference["w"]), name
+    assert inspect.signature(make_program).parameters["make_tx"].default is make_tx
+
+
+def test_the_recorded_learning_rate_is_the_rate_of_the_update():
+    spec = RunSpec(widths=(1,), optimizer="sgd", learning_rate=0.1, schedule="power",
+                   schedule_params={"decay_steps": 2.0})
+    params, grads = _problem(seed=5, n=4)
+    for t, u in enumerate(_updates(make_tx(spec), params, grads)):
+        rate = float(learning_rate_at(spec, {}, t))
+        assert rate == pytest.approx(0.1 / (1 + t / 2))
+        np.testing.assert_allclose(u["w"], -rate * grads[t]["w"], rtol=1e-6)
 
 
 # ------------------------------------------------------------------ the command

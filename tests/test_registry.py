@@ -15,9 +15,9 @@ from dnnbench.registry import (
     OPTIMIZERS,
     SCHEDULES,
     lookup,
-    make_optimizer,
 )
 from dnnbench.spec import RunSpec
+from dnnbench.train.optim import make_tx
 
 
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
@@ -45,7 +45,8 @@ def test_initializer_scale(name):
 @pytest.mark.parametrize("schedule", list(SCHEDULES))
 @pytest.mark.parametrize("opt", list(OPTIMIZERS))
 def test_every_optimizer_and_schedule_builds_and_steps(opt, schedule):
-    tx = make_optimizer(opt, 0.1, schedule=schedule, total_steps=100, clip_norm=1.0)
+    tx = make_tx(RunSpec(widths=(1,), optimizer=opt, learning_rate=0.1, schedule=schedule,
+                         max_steps=100, clip_norm=1.0))
     params = {"w": jnp.ones(3)}
     state = tx.init(params)
     updates, _ = tx.update({"w": jnp.ones(3)}, state, params)

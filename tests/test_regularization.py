@@ -18,12 +18,12 @@ from dnnbench.run import plan
 from dnnbench.spec import RunSpec, group_spec, lane_values
 from dnnbench.stats import calibration
 from dnnbench.train.engine import (
-    make_optimizer_of,
     make_program,
     penalty,
     seed_keys,
     to_device,
 )
+from dnnbench.train.optim import make_tx
 
 SEEDS = (0, 1)
 
@@ -129,7 +129,7 @@ def test_sgd_l2_equals_decoupled_weight_decay_at_twice_the_coefficient(data):
     grads = jax.tree_util.tree_map(jnp.zeros_like, params)
     hp = {"learning_rate": 0.1, "opt.weight_decay": 0.02}
     for decay, moved in (("kernels", False), ("all", True)):
-        tx = make_optimizer_of(base.replace(decay_params=decay), hp)
+        tx = make_tx(base.replace(decay_params=decay), hp)
         step, _ = tx.update(grads, tx.init(params), params)
         assert bool(jnp.any(step["head"]["bias"] != 0)) == moved
         assert bool(jnp.all(step["head"]["kernel"] != 0))

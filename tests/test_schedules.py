@@ -17,18 +17,30 @@ from typer.testing import CliRunner
 from dnnbench import choices, definition
 from dnnbench.cli import app
 from dnnbench.data import load_dataset
-from dnnbench.registry import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
+from dnnbench.registry import OPTIMIZERS, SCHEDULES
 from dnnbench.run import lr_find as lrf
 from dnnbench.run import plan
-from dnnbench.spec import RunSpec, group_spec, lane_values, structure_key
+from dnnbench.spec import SCHEDULE_PREFIX, RunSpec, group_spec, lane_values, structure_key
 from dnnbench.train.arm import train_arm
+from dnnbench.train.optim import learning_rate_at, make_tx
 
 runner = CliRunner()
 
 
+def rate(name, lr, steps, params, ts):
+    """The learning rate of schedule ``name`` at the counts ``ts``, its ``params`` as lane
+    values (numbers or traced)."""
+    spec = RunSpec(widths=(1,), schedule=name, learning_rate=lr, max_steps=steps)
+    return learning_rate_at(spec, {SCHEDULE_PREFIX + k: v for k, v in params.items()}, ts)
+
+
 def values(name, lr, steps, params, ts):
-    f = make_schedule(name, lr, steps, params)
-    return np.array([float(f(jnp.int32(t))) for t in ts])
+    return np.array([float(rate(name, lr, steps, params, jnp.int32(t))) for t in ts])
+
+
+def optimizer(name, lr, schedule, steps):
+    return make_tx(RunSpec(widths=(1,), optimizer=name, learning_rate=lr, schedule=schedule,
+                           max_steps=steps))
 
 
 # ---------------------------------------------------------------- values against the formula
@@ -67,7 +79,7 @@ def test_onecycle_peak_and_end_and_equal_to_optax():
 
 
 def test_onecycle_cycles_the_momentum_of_optimizers_that_have_one():
-    tx = make_optimizer("momentum", 0.1, schedule="1cycle", total_steps=100)
+    tx = optimizer("momentum", 0.1, "1cycle", 100)
     params = {"w": jnp.ones(3)}
     state = tx.init(params)
     seen = []  # the momentum used by the update of each count
@@ -78,10 +90,10 @@ def test_onecycle_cycles_the_momentum_of_optimizers_that_have_one():
     np.testing.assert_allclose([seen[0], seen[45], seen[90], seen[99]],
                                [0.95, 0.85, 0.95, 0.95], rtol=1e-6)
     # Adam's b1 is cycled; plain SGD and RMSProp have no momentum to cycle
-    adam = make_optimizer("adam", 0.1, schedule="1cycle", total_steps=100).init(params)
+    adam = optimizer("adam", 0.1, "1cycle", 100).init(params)
     assert float(adam.hyperparams["b1"]) == pytest.approx(0.95)
     for name in ("sgd", "rmsprop"):
-        plain = make_optimizer(name, 0.1, schedule="1cycle", total_steps=100).init(params)
+        plain = optimizer(name, 0.1, "1cycle", 100).init(params)
         assert not hasattr(plain, "hyperparams")
 
 
@@ -100,8 +112,8 @@ def test_every_parameter_may_be_traced(name):
     """Parameters as traced scalars (lane values) give the values of the static ones."""
     params = SCHEDULES[name].params
     ts = jnp.arange(0, 1001, 50)
-    static = make_schedule(name, 0.1, 1000, params)(ts)
-    traced = jax.jit(lambda p: make_schedule(name, 0.1, 1000, p)(ts))(
+    static = rate(name, 0.1, 1000, params, ts)
+    traced = jax.jit(lambda p: rate(name, 0.1, 1000, p, ts))(
         {k: jnp.float32(v) for k, v in params.items()})
     np.testing.assert_allclose(traced, static, rtol=1e-5, atol=1e-9)
 

@@ -38,8 +38,9 @@ three programs instead of compiling their own.
 
 Freezing (``make_tx`` hook of the engine, no second training loop)
 ------------------------------------------------------------------
-:func:`transfer_tx` returns ``optax.multi_transform({"trainable": opt(lr), "reused":
-frozen_until(opt(unfreeze_lr), freeze_steps)}, labels)`` where ``labels`` marks
+:func:`transfer_tx` returns ``optax.multi_transform({"trainable": make_tx(spec, hp), "reused":
+frozen_until(make_tx(spec, hp, learning_rate=unfreeze_lr), freeze_steps)}, labels)`` (each
+part :func:`dnnbench.train.optim.make_tx` on its own tree, clipping too) where ``labels`` marks
 ``hidden_0..hidden_{K-1}`` as "reused". :func:`frozen_until` counts steps in its own state; while
 ``count < freeze_steps`` it returns updates of exactly ``-0.0`` (``jnp.where``, so a NaN or inf
 gradient cannot leak through as ``0 * nan``) and keeps the inner optimizer's state unchanged;
@@ -113,8 +114,9 @@ from dnnbench.definition.protocols import DEFAULT_PAIRS, FALLBACK_PAIR, pair_lab
 from dnnbench.run import plan as train_plan
 from dnnbench.run.units import Unit
 from dnnbench.spec import RunSpec
+from dnnbench.train import optim
 from dnnbench.train.arm import compile_arm, train_arm
-from dnnbench.train.engine import Rows, make_optimizer_of
+from dnnbench.train.engine import Rows
 
 EXPERIMENT = "transfer"
 DEFAULT_DATASET = "fashion-mnist"
@@ -312,11 +314,10 @@ def transfer_tx(reuse_layers: int, freeze_steps: int, unfreeze_lr: float) -> Cal
     """The engine's ``make_tx(spec, hp)`` for B-on-A: reused layers frozen, then ``unfreeze_lr``."""
 
     def make_tx(spec: RunSpec, hp) -> optax.GradientTransformation:
-        def opt(rate=None):
-            return make_optimizer_of(spec, hp, rate)
-
-        return optax.multi_transform(
-            {"trainable": opt(), "reused": frozen_until(opt(unfreeze_lr), freeze_steps)},
+        return optax.multi_transform(  # each part: the run's optimizer, on its part's tree
+            {"trainable": optim.make_tx(spec, hp, flat=False),
+             "reused": frozen_until(optim.make_tx(spec, hp, learning_rate=unfreeze_lr,
+                                                  flat=False), freeze_steps)},
             layer_labels(reuse_layers))
 
     return make_tx

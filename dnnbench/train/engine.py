@@ -37,13 +37,12 @@ from dnnbench.registry import (
     SATURATION,
     get_initializer,
     get_schedule,
-    make_clipping,
-    make_optimizer,
-    make_schedule,
     plateau_start,
     plateau_step,
 )
-from dnnbench.spec import INIT_SCALE, OPTIMIZER_PREFIX, SCHEDULE_PREFIX, RunSpec, has_batch_norm
+from dnnbench.spec import INIT_SCALE, RunSpec, has_batch_norm
+from dnnbench.train import optim
+from dnnbench.train.optim import learning_rate_at, schedule_parameters, setting
 
 Data = dict[str, jax.Array]  # x_train, y_train, x_eval, y_eval, x_test, y_test
 
@@ -266,65 +265,6 @@ def as_lanes(hp) -> dict:
     return hp if isinstance(hp, dict) else {"learning_rate": hp}
 
 
-def setting(spec: RunSpec, hp: dict, name: str):
-    """A lane setting of one run: its lane value where it is a lane of the program (traced),
-    else the spec's number (compiled in)."""
-    return hp[name] if name in hp else getattr(spec, name)
-
-
-def _set_values(static: tuple, hp: dict, prefix: str) -> dict:
-    """The values of one run that are set, the spec's ``static`` pairs overridden by its lanes
-    named ``prefix + name``; the others keep their defaults."""
-    return {**dict(static), **{k[len(prefix):]: v for k, v in hp.items() if k.startswith(prefix)}}
-
-
-def coefficients(spec: RunSpec, hp: dict) -> dict:
-    """The optimizer coefficients of one run that are set (spec or lanes); others default."""
-    return _set_values(spec.optimizer_params, hp, OPTIMIZER_PREFIX)
-
-
-def schedule_parameters(spec: RunSpec, hp: dict) -> dict:
-    """The schedule parameters of one run that are set (spec or lanes); others default."""
-    return _set_values(spec.schedule_params, hp, SCHEDULE_PREFIX)
-
-
-def learning_rate_at(spec: RunSpec, hp: dict, count):
-    """The learning rate of one run's schedule at update ``count`` (0 = the first step)."""
-    return make_schedule(spec.schedule, hp["learning_rate"], spec.max_steps,
-                         schedule_parameters(spec, hp))(count)
-
-
-def kernels_only(params):
-    """True for the kernels of ``params``, False for biases and normalization parameters."""
-    return jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key == "kernel", params)
-
-
-def make_optimizer_of(spec: RunSpec, hp: dict, learning_rate=None, *,
-                      clipped: bool = True) -> optax.GradientTransformation:
-    """The spec's optimizer with its schedule, coefficients and clipping (unless not
-    ``clipped``), at ``learning_rate`` (default: the run's); decoupled weight decay on the
-    parameters of ``spec.decay_params``."""
-    lr = hp["learning_rate"] if learning_rate is None else learning_rate
-    return make_optimizer(spec.optimizer, lr, schedule=spec.schedule, total_steps=spec.max_steps,
-                          clip=spec.clip,
-                          clip_norm=setting(spec, hp, "clip_norm") if clipped else 0.0,
-                          coefficients=coefficients(spec, hp),
-                          schedule_params=schedule_parameters(spec, hp),
-                          decay_mask=kernels_only if spec.decay_params == "kernels" else None)
-
-
-def default_tx(spec: RunSpec, hp: dict) -> optax.GradientTransformation:
-    """The spec's gradient clipping on the gradients as they are (a tree: clipping by each
-    tensor's norm needs its tensors), then its optimizer, run on the parameters raveled into
-    one vector (``optax.flatten``): the same arithmetic, but one fused update instead of one
-    per layer, which makes the program compile faster (not with decay on the kernels only:
-    its mask needs the layers)."""
-    tx = make_optimizer_of(spec, hp, clipped=False)
-    tx = tx if spec.decay_params == "kernels" else optax.flatten(tx)
-    clipping = make_clipping(spec.clip, setting(spec, hp, "clip_norm"))
-    return tx if clipping is None else optax.chain(clipping, tx)
-
-
 def penalty(spec: RunSpec, hp: dict, params) -> jax.Array | float:
     """l1 * sum(|kernel|) + l2 * sum(kernel^2) over the kernels (biases and BN excluded); 0 when
     the program applies neither."""
@@ -349,12 +289,13 @@ EVAL_BLOCK = 2000  # examples per block of an evaluation (keeps activations in c
 
 
 def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
-                 make_tx: Callable = default_tx, return_params: bool = False,
+                 make_tx: Callable = optim.make_tx, return_params: bool = False,
                  merge_params: Callable | None = None) -> Program:
     """Build the pure functions of an arm.
 
-    ``make_tx(spec, hp)`` builds the optimizer of one lane (``hp``: its lane values; override
-    it for freezing/masking);
+    ``make_tx(spec, hp)`` builds the optimizer of one lane (``hp``: its lane values; default
+    :func:`dnnbench.train.optim.make_tx`; a caller's own, for freezing/masking, is built from
+    it);
     ``merge_params(fresh_params, init_params)`` lets a caller start from given weights
     (transfer learning); it then receives ``init_params`` as the 4th argument of init/run.
     """
@@ -703,7 +644,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             return (state, i + 1, active & ~bad & ~hit & ~stop, n_done, diverged | bad,
                     reached | hit, curves, last, pl, es, layers)
 
-        plateau_params = get_schedule(spec.schedule).resolve(schedule_parameters(spec, hps))
+        plateau_params = schedule_parameters(spec, hps)
         init_carry = (state, jnp.int32(0), ~false, jnp.zeros((n_seeds,), jnp.int32), false,
                       false, dict.fromkeys(names, nan_curves), (nan_seeds, nan_seeds),
                       plateau_start((n_seeds,)) if plateau else None, stopping, None)

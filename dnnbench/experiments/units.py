@@ -53,8 +53,7 @@ MAGIC = b"dnnbench-unit\n"
 # The parts of the package whose code determines a unit's numbers (paths relative to it).
 # (The data code is covered by the data set fingerprint; the experiment module of a unit by
 # :func:`module_digests`.)
-CODE_PACKAGES = ("train", "models", "registry.py", "spec.py", "experiments/common.py",
-                 "experiments/units.py")
+CODE_PACKAGES = ("train", "models", "registry.py", "spec.py", "experiments/units.py")
 
 
 @dataclass(frozen=True)

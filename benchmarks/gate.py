@@ -13,15 +13,18 @@ default check block) and counts how many blocks the gate fails:
   ``steps*1.3``   every run's steps-to-target multiplied by exactly 1.3 (a run pushed beyond
                   the budget becomes censored), applied to the ``none`` runs: a pure 30%
                   slowdown in steps, with nothing else changed;
-  ``lr*0.5``      learning rate halved in every arm (real training);
-  ``lr*0.77``     learning rate divided by 1.3 in every arm (real training; roughly a 30%
+  ``lr*0.5``      every learning rate halved (real training): the experiments' base value,
+                  a factor's levels and named levels' settings;
+  ``lr*0.77``     every learning rate divided by 1.3 (real training; roughly a 30%
                   slowdown for plain SGD, less for adaptive optimizers: the measured median
                   ratio per arm is printed);
-  ``bn-momentum=0.99``  BN running-average momentum 0.9 -> 0.99 in the BN arms (real
-                  training; the other arms are unchanged, their ``none`` runs are reused).
+  ``bn-momentum=0.99``  BN running-average momentum 0.9 -> 0.99 wherever BN is on (real
+                  training; experiments without BN arms are unchanged, their ``none`` runs
+                  are reused).
 
-All K blocks of a variant are trained at once: one jit(vmap) program per arm over K x seeds
-seeds (vectorizing seeds is what makes K = 20 affordable), then split back into blocks and
+Variants change the profile's experiments (``files.Experiment``), never the arm names.
+All K blocks of a variant are trained at once: the experiments' programs (one jit(vmap)
+program per structure, its arms as lanes) over K x seeds seeds (vectorizing seeds is what makes K = 20 affordable), then split back into blocks and
 compared with the baseline by exactly the function the CLI uses
 (:func:`dnnbench.check.compare_runs`, without the descriptive bootstrap intervals, which do
 not enter the verdict).  The per-arm flags show which arms tripped the gate.
@@ -30,6 +33,7 @@ not enter the verdict).  The per-arm flags show which arms tripped the gate.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -44,14 +48,39 @@ FIRST_SEED = 200_000  # blocks start here: far from the baseline (0..) and check
 
 
 def _lr(factor):
-    return lambda spec: spec.replace(learning_rate=spec.learning_rate * factor)
+    """Every learning rate of an experiment times ``factor``."""
+    def transform(exp):
+        from dnnbench.spec import RunSpec
+
+        default = RunSpec.__dataclass_fields__["learning_rate"].default
+        base, factors = dict(exp.base), dict(exp.factors)
+        named = {k: {level: dict(s) for level, s in levels.items()}
+                 for k, levels in exp.named_levels.items()}
+        base["learning_rate"] = base.get("learning_rate", default) * factor
+        if "learning_rate" in factors and "learning_rate" not in named:
+            factors["learning_rate"] = tuple(v * factor for v in factors["learning_rate"])
+        for levels in named.values():
+            for settings in levels.values():
+                if "learning_rate" in settings:
+                    settings["learning_rate"] *= factor
+        return dataclasses.replace(exp, base=base, factors=factors, named_levels=named)
+    return transform
 
 
 def _bn_momentum(value):
-    return lambda spec: spec.replace(bn_momentum=value) if spec.norm == "batch" else spec
+    """BN momentum ``value`` wherever an experiment turns BN on (its base or a named level)."""
+    def transform(exp):
+        base = dict(exp.base)
+        named = {k: {level: dict(s) | ({"bn_momentum": value} if s.get("norm") == "batch"
+                                       else {}) for level, s in levels.items()}
+                 for k, levels in exp.named_levels.items()}
+        if base.get("norm") == "batch":
+            base["bn_momentum"] = value
+        return dataclasses.replace(exp, base=base, named_levels=named)
+    return transform
 
 
-# variant -> (spec transform or None, post-hoc steps factor or None)
+# variant -> (experiment transform or None, post-hoc steps factor or None)
 VARIANTS = {
     "none": (None, None),
     "steps*1.3": (None, 1.3),
@@ -116,7 +145,7 @@ def main(argv=None) -> int:
         int(meta.get("current_seed_offset", prof.seed_offset))))
     if taken & set(seeds):
         ap.error("--first-seed: the blocks overlap the baseline or the default check block")
-    arm_names = [pa.arm.name for pa in prof.arms]
+    arm_names = [pa.name for pa in prof.arms]
     err.print(f"gate: profile {prof.name} on {prof.dataset}, {len(arm_names)} arms, baseline "
               f"{len(base) // len(arm_names)} seeds/arm, K={args.blocks} blocks x {n} fresh seeds "
               f"({seeds[0]}..{seeds[-1]}), variants: {', '.join(variants)}")
@@ -132,17 +161,17 @@ def main(argv=None) -> int:
                     err.print(f"  none: {a} {s:.1f} s")))
             runs = null_runs if steps_factor is None else scale_steps(null_runs, steps_factor)
         else:
-            changed = [pa.arm.name for pa in prof.arms if transform(pa.arm.spec) != pa.arm.spec]
-            new = run_profile(prof, data, seeds, timing=False, spec_transform=transform,
-                              arms=changed, on_arm=lambda a, s, v=v: err.print(
-                                  f"  {v}: {a} {s:.1f} s"))
-            if len(changed) < len(arm_names):
+            changed = [e.name for e in prof.experiments if transform(e) != e]
+            new = run_profile(prof, data, seeds, timing=False, transform=transform,
+                              experiments=changed, on_arm=lambda a, s, v=v: err.print(
+                                  f"  {v}: {a} {s:.1f} s")) if changed else None
+            if len(changed) < len(prof.experiments):
                 if null_runs is None:
                     null_runs = run_profile(prof, data, seeds, timing=False,
                                             on_arm=lambda a, s: err.print(
                                                 f"  none: {a} {s:.1f} s"))
-                same = null_runs[~null_runs["arm"].isin(changed)]
-                new = pd.concat([new, same], ignore_index=True)
+                same = null_runs[~null_runs["group"].isin(changed)]
+                new = pd.concat([f for f in (new, same) if f is not None], ignore_index=True)
             runs = new
         train_s = time.perf_counter() - t0
         fails, flags, ratios = 0, {a: 0 for a in arm_names}, {a: [] for a in arm_names}

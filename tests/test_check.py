@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -18,8 +19,10 @@ from dnnbench.check import (
     Thresholds,
     compare_runs,
     github_action_benchmark,
+    load_profile_data,
     load_profiles,
     report_json,
+    run_profile,
 )
 from dnnbench.check.baseline import BASELINE_SCHEMA, BASELINE_VERSION, meta_path
 from dnnbench.check.compare import resampled_km_medians
@@ -192,44 +195,110 @@ def test_committed_profiles_parse():
     assert {"smoke", "full"} <= set(profiles)
     smoke = profiles["smoke"]
     assert smoke.dataset == "digits" and len(smoke.arms) == 7
-    assert {pa.group for pa in smoke.arms} == {"depth-sweep", "optimizers"}
-    assert all(not pa.arm.spec.stop_at_target for pa in smoke.arms)
-    assert smoke.arms[0].arm.name == "act=relu,depth=1,bn=off"  # depth_sweep.build_arms
+    assert [e.name for e in smoke.experiments] == ["bn-depth", "optimizer-comparison"]
+    assert [pa.group for pa in smoke.arms] == ["bn-depth"] * 4 + ["optimizer-comparison"] * 3
+    specs = {pa.name: pa.spec for pa in smoke.arms}
+    assert all(not s.stop_at_target and s.eval_split == "val" and s.target == 0.9
+               and s.batch_size == 32 and s.eval_every == 5 for s in specs.values())
+    s = specs["bn-depth/depth=3,bn=on"]  # named as `dnnbench run` names them, prefixed
+    assert s.widths == (32,) * 3 and s.norm == "batch" and s.bn_momentum == 0.9
+    assert (s.optimizer, s.learning_rate, s.max_steps) == ("adam", 0.003, 300)
+    sgd = specs["optimizer-comparison/optimizer=sgd,lr_source=default"]
+    assert sgd.widths == (32, 32) and sgd.learning_rate == 0.1  # a named level's own rate
+    assert specs["optimizer-comparison/optimizer=rmsprop,lr_source=default"].learning_rate \
+        == 0.003
     assert not set(smoke.baseline_seed_list()) & set(smoke.current_seed_list())
     assert len(profiles["full"].arms) == 8 + 9
 
 
+def test_committed_baseline_matches_the_smoke_profile():
+    """The baseline that CI checks against was made by the committed smoke profile (a changed
+    profile or experiment file needs a new baseline), holds its arms, and no local paths."""
+    from dnnbench.check import check_compatible, read_baseline
+
+    smoke = load_profiles(ROOT / "benchmarks" / "regression.toml")["smoke"]
+    path = ROOT / "benchmarks" / "baselines" / "smoke.csv"
+    runs, meta = read_baseline(path)
+    check_compatible(meta, smoke)
+    assert list(runs.groupby("arm", sort=False).size().index) == [a.name for a in smoke.arms]
+    assert set(runs.groupby("arm").size()) == {smoke.baseline_seeds}
+    assert set(meta["wall"]["step_ms"]) == {a.name for a in smoke.arms}
+    for text in (path.read_text(), meta_path(path).read_text()):
+        assert str(ROOT) not in text and "/tmp" not in text and "/home/" not in text
+
+
+# one arm of each of two packaged experiments, trained briefly on synthetic data
 TINY = {"dataset": "synthetic", "seeds": 3, "baseline_seeds": 3, "seed_offset": 1000,
-        "train": {"batch_size": 32, "max_steps": 20, "eval_every": 5, "target": 0.3},
-        "depth_sweep": {"depths": [1], "width": 8, "bn": [False], "learning_rate": 0.01}}
+        "set": {"batch_size": 32, "eval_every": 5, "eval_split": "val", "target": 0.3},
+        "experiments": [
+            {"experiment": "bn-depth", "set": {"depth": [1], "width": 16, "bn": "off",
+                                               "learning_rate": 0.01, "max_steps": 60}},
+            {"experiment": "optimizer-comparison", "set": {"widths": [16], "epochs": 1,
+                                                           "optimizer": {"rmsprop": {
+                                                               "optimizer": "rmsprop",
+                                                               "learning_rate": 0.01}}}}]}
+TINY_ARMS = ["bn-depth/depth=1,bn=off", "optimizer-comparison/optimizer=rmsprop,lr_source=default"]
+
+
+def test_profile_arms_named_as_run_names_them():
+    prof = parse_profile("x", TINY)
+    assert [a.name for a in prof.arms] == TINY_ARMS
+    entry = TINY["experiments"][0]
+    one = parse_profile("x", {**{k: v for k, v in TINY.items() if k != "experiments"},
+                              "experiment": entry["experiment"],
+                              "set": {**TINY["set"], **entry["set"]}})  # one: no prefix
+    assert [a.name for a in one.arms] == ["depth=1,bn=off"]
+    assert one.arms[0].spec == prof.arms[0].spec
+    # the profile's set applies to every experiment, an entry's set on top of it
+    both = parse_profile("x", {**TINY, "set": {**TINY["set"], "learning_rate": 0.5}})
+    assert [a.spec.learning_rate for a in both.arms] == [0.01, 0.01]
+    assert parse_profile("x", TINY).config == prof.config
+    assert parse_profile("x", {**TINY, "seeds": 4}).config != prof.config
+
+
+def _entry(experiment="bn-depth", **set_):
+    return [{"experiment": experiment, "set": set_}]
 
 
 @pytest.mark.parametrize("change, message", [
     ({"bogus": 1}, "unknown key"),
     ({"seed_offset": 1}, "overlaps"),
-    ({"optimizers": {"learning_rates": {"nope": 0.1}}}, "unknown optimizer"),
-    ({"optimizers": {"learning_rates": {"sgd": -1}}}, "positive"),
-    ({"train": {"batch_size": 32}}, "missing key"),
-    ({"depth_sweep": {"depths": [3], "widths": [8]}}, "exceeds"),
+    ({"experiment": "bn-depth"}, "exclude each other"),
+    ({"experiments": None}, "no experiment"),
+    ({"experiments": []}, "at least one"),
+    ({"experiments": ["bn-depth"]}, "expected a table"),
+    ({"experiments": [{"experiment": "bn-depth", "sett": {}}]}, "unknown key"),
+    ({"experiments": _entry("nope")}, "unknown experiment"),
+    ({"experiments": _entry() + _entry()}, "listed twice"),
+    ({"set": {"optimizer": "nope"}}, "unknown value"),
+    ({"experiments": _entry(bn=["maybe"])}, "unknown level"),
+    ({"experiments": _entry(depth=[3], widths=[8])}, "exceeds"),
+    ({"experiments": _entry("optimizer-comparison", max_steps=100)}, "set epochs instead"),
+    ({"experiments": _entry("optimizer-comparison", optimizer={"fast": {"learning_rate": -1}})},
+     "learning_rate"),
 ])
 def test_bad_profiles(change, message):
+    table = {k: v for k, v in {**TINY, **change}.items() if v is not None}
     with pytest.raises(ProfileError, match=message):
-        parse_profile("x", {**TINY, **change})
+        parse_profile("x", table)
 
 
 # ----------------------------------------------------------------------------- the command
+
+def _toml(value) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)  # strings, numbers, booleans and lists of them read the same
+
 
 def tiny_profiles(folder: Path, **changes) -> Path:
     lines = ["[profiles.t]"]
     table = {**TINY, **changes}
     for k, v in table.items():
-        if not isinstance(v, dict):
-            lines.append(f"{k} = {json.dumps(v)}")
-    for k, v in table.items():
-        if isinstance(v, dict):
-            lines.append(f"[profiles.t.{k}]")
-            lines += [f"{kk} = {json.dumps(vv).replace('false', 'false')}"
-                      for kk, vv in v.items()]
+        if k != "experiments":
+            lines.append(f"{k} = {_toml(v)}")
+    for entry in table.get("experiments", []):
+        lines += ["[[profiles.t.experiments]]"] + [f"{k} = {_toml(v)}" for k, v in entry.items()]
     path = folder / "profiles.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -238,8 +307,10 @@ def tiny_profiles(folder: Path, **changes) -> Path:
 def store(path: Path, runs: pd.DataFrame, *, dataset="digits", profile="t", config=None,
           version=BASELINE_VERSION) -> Path:
     runs.to_csv(path, index=False)
+    if config is None:
+        config = parse_profile("t", {**TINY, "dataset": "digits"}).config
     meta = {"schema": BASELINE_SCHEMA, "schema_version": version, "profile": profile,
-            "profile_config": config if config is not None else {**TINY, "dataset": "digits"},
+            "profile_config": config,
             "dataset": {"name": dataset, "fingerprint": "x"},
             "seeds": {"offset": 0, "count": 128}, "current_seed_offset": 1000}
     meta_path(path).write_text(json.dumps(meta))
@@ -325,31 +396,61 @@ def test_cli_usage_errors(setup, tmp_path):
     assert res.exit_code == 2 and "not found" in res.output
 
 
-def test_cli_trains_updates_baseline_and_checks(tmp_path, data_env):
-    """End to end on a tiny profile (one arm, synthetic data, 20 steps, 3 seeds)."""
-    profiles = tiny_profiles(tmp_path)
+def quarter_lr(exp):
+    """An injected regression (as benchmarks/gate.py injects them): every learning rate of an
+    experiment divided by 4, its base value and its named levels' own."""
+    named = {k: {level: {**s, "learning_rate": s["learning_rate"] / 4}
+                 if "learning_rate" in s else s for level, s in levels.items()}
+             for k, levels in exp.named_levels.items()}
+    return dataclasses.replace(exp, named_levels=named, base={
+        **exp.base, "learning_rate": exp.base["learning_rate"] / 4})
+
+
+def test_cli_trains_updates_baseline_checks_and_detects_a_slowdown(tmp_path, data_env):
+    """End to end on a tiny profile of two experiments (one arm each, synthetic data, 60
+    steps, 16 seeds): a new baseline; a check of the same code passes; a run with a quarter
+    of every learning rate fails it (exit 1); an edited profile makes the baseline
+    incompatible (exit 2)."""
+    profiles = tiny_profiles(tmp_path, seeds=16, baseline_seeds=16)
     args = ["check", "--profile", "t", "--profiles", str(profiles), "--baseline",
             str(tmp_path / "b" / "t.csv")]
     res = runner.invoke(app, args + ["--update-baseline"])
     assert res.exit_code == 0, res.output
     base = pd.read_csv(tmp_path / "b" / "t.csv")
     meta = json.loads((tmp_path / "b" / "t.meta.json").read_text())
-    assert list(base["seed"]) == [0, 1, 2] and meta["current_seed_offset"] == 1000
+    assert list(base["arm"].unique()) == TINY_ARMS
+    assert list(base["group"].unique()) == ["bn-depth", "optimizer-comparison"]
+    assert list(base["seed"]) == list(range(16)) * 2 and meta["current_seed_offset"] == 1000
+    assert (base["eval_split"] == "val").all() and not base["stop_at_target"].any()
+    assert list(base["max_steps"].unique()) == [60] and base["reached"].mean() > 0.5
     assert meta["dataset"]["name"] == "synthetic" and meta["profile"] == "t"
-    # a step time is measured, or NaN where a 20-step run's time is lost in the noise of a
+    # a step time is measured, or NaN where a short run's time is lost in the noise of a
     # loaded machine (engine: "lost in the noise of the reference calls"), never <= 0
     assert "step_ms" in base and (base["step_ms"].isna() | (base["step_ms"] > 0)).all()
     assert base["reached"].dtype == bool
-    assert meta["wall"]["seeds"] == 3 and set(meta["wall"]["step_ms"]) == set(base["arm"])
+    assert meta["wall"]["seeds"] == 16 and set(meta["wall"]["step_ms"]) == set(TINY_ARMS)
     res = runner.invoke(app, args + ["--save-current", str(tmp_path / "cur.csv")])
-    assert res.exit_code == 0, res.output  # 3 vs 3 seeds can never reach p < 0.01
+    assert res.exit_code == 0 and "PASS" in res.stdout, res.output
     cur = pd.read_csv(tmp_path / "cur.csv")
-    assert list(cur["seed"]) == [1000, 1001, 1002]
+    assert list(cur["seed"]) == list(range(1000, 1016)) * 2
     # the saved current run can be compared again without training
     res = runner.invoke(app, args + ["--current", str(tmp_path / "cur.csv")])
     assert res.exit_code == 0, res.output
+    # an injected slowdown is a regression
+    prof = load_profiles(profiles)["t"]
+    slow = run_profile(prof, load_profile_data(prof), prof.current_seed_list(),
+                       transform=quarter_lr)
+    assert list(slow["arm"].unique()) == TINY_ARMS
+    assert set(slow["learning_rate"]) == {0.0025}
+    slow.to_csv(tmp_path / "slow.csv", index=False)
+    res = runner.invoke(app, args + ["--current", str(tmp_path / "slow.csv"), "--json",
+                                     str(tmp_path / "slow.json")])
+    assert res.exit_code == 1 and "FAIL" in res.stdout, res.output
+    doc = json.loads((tmp_path / "slow.json").read_text())
+    assert {m["arm"] for m in doc["metrics"] if m["metric"] == "steps"
+            and m["verdict"] == "regression"} == set(TINY_ARMS)
     # a profile edit makes the baseline incompatible
-    tiny_profiles(tmp_path, seeds=4)
+    tiny_profiles(tmp_path, seeds=17, baseline_seeds=16)
     res = runner.invoke(app, args)
     assert res.exit_code == 2 and "settings differ" in res.output
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from dnnbench import definition
 from dnnbench.cli import app
-from dnnbench.experiments import depth_sweep as exp
+from dnnbench.definition import depth_sweep as exp
 
 runner = CliRunner()
 
@@ -82,18 +82,22 @@ def test_curves_agree_with_runs(quick_run):
         assert c["step"].max() == r["steps_to_target"]  # early stop at the target
 
 
-def test_build_arms_defaults_and_init_by_activation():
-    cfg = exp.DepthSweepConfig(depths=(1, 3), activations=("relu", "sigmoid"))
-    arms = exp.build_arms(cfg)
-    assert len(arms) == 2 * 2 * 2
-    by_name = {a.name: a.spec for a in arms}
-    s = by_name[exp.arm_name("relu", 3, True)]
+def test_preset_arms_defaults_and_init_by_activation():
+    """The preset's arms (the packaged file with the command's defaults): tapered widths, BN
+    with momentum 0.9, the activation's default initializer; --width for deeper nets."""
+    def specs(cfg):
+        return {a.name: definition.make_spec(a.settings, None)
+                for a in definition.expand(exp.experiment(cfg))}
+
+    by_name = specs(exp.DepthSweepConfig(depths=(1, 3), activations=("relu", "sigmoid")))
+    assert len(by_name) == 2 * 2 * 2
+    s = by_name["depth=3,bn=on,activation=relu"]
     assert s.widths == (500, 400, 300) and s.norm == "batch" and s.init == "he-normal"
     assert s.learning_rate == 0.01 and s.batch_size == 500 and s.bn_momentum == 0.9
-    assert by_name[exp.arm_name("sigmoid", 1, False)].init == "glorot-uniform"
-    assert by_name[exp.arm_name("relu", 1, False)].norm == "none"
-    wide = exp.DepthSweepConfig(depths=(9,), width=64)
-    assert exp.build_arms(wide)[0].spec.widths == (64,) * 9
+    assert by_name["depth=1,bn=off,activation=sigmoid"].init == "glorot-uniform"
+    assert by_name["depth=1,bn=off,activation=relu"].norm == "none"
+    wide = specs(exp.DepthSweepConfig(depths=(9,), width=64))
+    assert {s.widths for s in wide.values()} == {(64,) * 9}
 
 
 def _runs(steps_on, steps_off, budget=100):

@@ -159,13 +159,15 @@ def test_depth_sweep_units_travel_as_small_recipes_that_rebuild_the_same_unit(tm
 
     from dnnbench.cli.executor import worker_data
     from dnnbench.data import load_dataset
-    from dnnbench.experiments import depth_sweep
+    from dnnbench.definition import depth_sweep
+    from dnnbench.run import plan
     from dnnbench.run.units import UnitStore
 
     data = load_dataset("digits")
     cfg = depth_sweep.DepthSweepConfig(depths=(1,), width=16, max_steps=30, eval_every=10,
                                        batch_size=64, seeds=(0, 1))
-    units = depth_sweep.build_units(cfg, data, worker_data=worker_data(data, None, False))
+    units = plan.build_units(depth_sweep.experiment(cfg), data, cfg.seeds,
+                             worker_data=worker_data(data, None, False))
     store = UnitStore(tmp_path, depth_sweep.EXPERIMENT, data.name, data.fingerprint)
     assert_recipe_rebuilds_the_unit(units[0], store)
 

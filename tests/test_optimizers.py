@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from dnnbench import definition
 from dnnbench.cli import app
 from dnnbench.data import load_dataset
-from dnnbench.experiments import optimizers as exp
+from dnnbench.definition import optimizers as exp
 from dnnbench.registry import OPTIMIZERS
 from dnnbench.spec import RunSpec
 from dnnbench.train.engine import make_program

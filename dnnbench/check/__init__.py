@@ -1,7 +1,8 @@
 """``dnnbench check``: the regression gate for convergence speed.
 
-- ``profiles``: ``benchmarks/regression.toml`` -> :class:`Profile` (arms, seeds, thresholds);
-  :func:`run_profile` trains them (one vmapped program per arm).
+- ``profiles``: ``benchmarks/regression.toml`` -> :class:`Profile` (experiment files with
+  overrides, their arms, seeds, thresholds); :func:`run_profile` trains the arms with their
+  experiments' programs (arms of one structure as the lanes of one vmapped program).
 - ``compare``: :func:`compare_runs` (baseline vs current runs table -> :class:`CheckReport`):
   one-sided tests with a minimum effect, see that module's docstring for the statistics.
 - ``baseline``: stored baselines (CSV + ``.meta.json``) and their compatibility checks.

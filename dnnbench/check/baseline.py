@@ -15,6 +15,7 @@ import pandas as pd
 
 from dnnbench.check.compare import REQUIRED_COLUMNS
 from dnnbench.check.profiles import Profile
+from dnnbench.results.io import environment, now, write_csv, write_json
 
 BASELINE_SCHEMA = "dnnbench-check-baseline"
 BASELINE_VERSION = 1
@@ -32,8 +33,6 @@ def meta_path(csv_path: str | Path) -> Path:
 
 def baseline_meta(profile: Profile, data, seeds: list[int], current_offset: int,
                   extra: dict | None = None) -> dict:
-    from dnnbench.results.io import environment, now
-
     return {"schema": BASELINE_SCHEMA, "schema_version": BASELINE_VERSION,
             "profile": profile.name, "profile_config": profile.config,
             "dataset": {"name": data.name, "fingerprint": data.fingerprint,
@@ -44,8 +43,6 @@ def baseline_meta(profile: Profile, data, seeds: list[int], current_offset: int,
 
 
 def write_baseline(csv_path: str | Path, runs: pd.DataFrame, meta: dict) -> tuple[Path, Path]:
-    from dnnbench.results.io import write_csv, write_json
-
     csv_path = Path(csv_path)
     write_csv(csv_path, runs)
     write_json(meta_path(csv_path), meta)

@@ -1,45 +1,37 @@
 """Regression profiles (``benchmarks/regression.toml``) and running them.
 
-A profile names a data set, seed counts, gate thresholds and a few arms: depth-sweep arms
-built by :func:`dnnbench.experiments.depth_sweep.build_arms` and optimizer arms at the
-optimizer comparison's architecture.  Every arm trains to the end of its budget
-(``stop_at_target = False``) so that its final accuracy is a quality measure, and its
-steps-to-target come from the evaluated curve (:func:`dnnbench.experiments.common.seed_rows`).
-All seeds of an arm (for ``benchmarks/gate.py``: of many seed blocks) run as one
-``jit(vmap)`` program via :func:`dnnbench.train.arm.train_arm`.
+A profile names a data set, seed counts, gate thresholds and the experiment files whose arms
+it gates: ``experiment = "NAME_OR_FILE"`` (one file), or ``[[profiles.X.experiments]]``
+entries (several), each with ``set`` overrides (as ``dnnbench run --set``; a table gives a
+factor named levels).  Every arm trains to the end of its budget (``stop_at_target =
+False``) so that its final accuracy is a quality measure; its steps to target come from the
+evaluated curve.  The arms run as their experiment's programs (the arms of one structure
+are lanes of one ``jit(vmap)`` program, with all seeds; for ``benchmarks/gate.py``: of many
+seed blocks), with the experiment's result schema.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
+from dnnbench import definition
+from dnnbench.data import load_dataset
 from dnnbench.files import read_toml
+from dnnbench.run.protocols import build_units
 from dnnbench.spec import RunSpec
 
-if TYPE_CHECKING:  # the training stack (JAX) is imported only when arms are built or run
-    from dnnbench.experiments.common import Arm
-
 PROFILES_FILE = Path("benchmarks") / "regression.toml"
-RUN_COLUMNS = [
-    "profile", "dataset", "group", "arm", "depth", "widths", "activation", "bn", "bn_momentum",
-    "optimizer", "learning_rate", "batch_size", "seed", "target", "reached", "steps_to_target",
-    "max_steps", "diverged", "final_test_accuracy", "compile_s", "step_ms", "eval_ms",
-    "spec_hash",
-]
 TOP_KEYS = {"description", "dataset", "seeds", "baseline_seeds", "baseline_seed_offset",
-            "seed_offset", "max_steps_ratio", "max_accuracy_drop", "alpha", "train",
-            "depth_sweep", "optimizers", "experiment", "set"}
-TRAIN_KEYS = {"batch_size", "max_steps", "eval_every", "target", "eval_split"}
-DEPTH_KEYS = {"depths", "width", "widths", "activations", "bn", "bn_momentum", "optimizer",
-              "learning_rate", "bn_position", "bn_logits"}
-OPT_KEYS = {"depth", "width", "activation", "learning_rates"}
+            "seed_offset", "max_steps_ratio", "max_accuracy_drop", "alpha", "experiment",
+            "experiments", "set"}
+ENTRY_KEYS = {"experiment", "set"}  # of each [[profiles.X.experiments]] entry
 
 
 class ProfileError(ValueError):
@@ -48,8 +40,11 @@ class ProfileError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ProfileArm:
-    group: str  # "depth-sweep" | "optimizers"
-    arm: Arm
+    group: str  # the name of the arm's experiment
+    name: str  # the arm's name in the runs tables (see Profile.arm_prefix)
+    # the arm's settings as a spec, resolved without the data (a budget given in epochs
+    # counts one step per epoch here): what a stored baseline's digest covers
+    spec: RunSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,12 +60,19 @@ class Profile:
     max_accuracy_drop: float
     alpha: float
     arms: tuple[ProfileArm, ...]
-    config: dict  # the profile's TOML table, verbatim: what a baseline must match
-    experiment: Any = None  # a dnnbench.definition.Experiment: its arms are the profile's
+    config: dict  # the profile's TOML table, verbatim, and its arms' digest: what a
+    # baseline must match
+    experiments: tuple[Any, ...] = ()  # dnnbench.definition.Experiment, overrides applied
 
     @property
     def config_json(self) -> str:
         return json.dumps(self.config, sort_keys=True)
+
+    def arm_prefix(self, experiment) -> str:
+        """What precedes the arm names of ``experiment`` (named as ``dnnbench run`` names
+        them): nothing in a profile of one experiment, ``<experiment name>/`` in one of
+        several."""
+        return _arm_prefix(experiment, self.experiments)
 
     def baseline_seed_list(self, offset: int | None = None) -> list[int]:
         start = self.baseline_seed_offset if offset is None else offset
@@ -79,6 +81,10 @@ class Profile:
     def current_seed_list(self, offset: int | None = None) -> list[int]:
         start = self.seed_offset if offset is None else offset
         return list(range(start, start + self.seeds))
+
+
+def _arm_prefix(experiment, experiments: Sequence) -> str:
+    return f"{experiment.name}/" if len(experiments) > 1 else ""
 
 
 def default_profiles_path() -> Path:
@@ -108,139 +114,76 @@ def _unknown(table: dict, allowed: set, where: str) -> None:
                            f"{', '.join(sorted(allowed))}")
 
 
-def _depth_arms(table: dict, train: dict, where: str) -> list[ProfileArm]:
-    from dnnbench.experiments import depth_sweep as ds
-    from dnnbench.registry import ACTIVATIONS, OPTIMIZERS
-
-    _unknown(table, DEPTH_KEYS, where)
-    activations = tuple(table.get("activations", ["relu"]))
-    for a in activations:
-        if a not in ACTIVATIONS:
-            raise ProfileError(f"{where}.activations: unknown activation {a!r}")
-    optimizer = table.get("optimizer", "adam")
-    if optimizer not in OPTIMIZERS:
-        raise ProfileError(f"{where}.optimizer: unknown optimizer {optimizer!r}")
-    depths = tuple(int(d) for d in _need(table, "depths", list, where))
-    if not depths or min(depths) < 1:
-        raise ProfileError(f"{where}.depths: give depths >= 1")
-    kw: dict[str, Any] = {}
-    if "width" in table:
-        kw["width"] = int(table["width"])
-    if "widths" in table:
-        kw["widths"] = tuple(int(w) for w in table["widths"])
-    cfg = ds.DepthSweepConfig(
-        depths=depths, activations=activations,
-        bn_arms=tuple(bool(b) for b in table.get("bn", [False, True])),
-        bn_momentum=float(table.get("bn_momentum", 0.9)),
-        bn_position=table.get("bn_position", "before"), bn_logits=table.get("bn_logits", True),
-        optimizer=optimizer, learning_rate=float(table.get("learning_rate", 0.01)),
-        batch_size=train["batch_size"], target=train["target"],
-        eval_every=train["eval_every"], max_steps=train["max_steps"], **kw)
-    try:
-        arms = ds.build_arms(cfg)
-    except ValueError as e:
-        raise ProfileError(f"{where}: {e}") from None
-    return [ProfileArm("depth-sweep", dataclasses.replace(
-        a, spec=a.spec.replace(stop_at_target=False, eval_split=train["eval_split"])))
-        for a in arms]
+def _entries(table: dict, where: str) -> list[tuple[str, dict, str]]:
+    """(experiment, overrides, where) of every experiment of a profile: the profile's own
+    ``set`` applies to all of them, an entry's ``set`` on top of it."""
+    common = dict(_need(table, "set", dict, where)) if "set" in table else {}
+    if "experiment" in table and "experiments" in table:
+        raise ProfileError(f"{where}: 'experiment' (one experiment file) and "
+                           f"[[{where}.experiments]] (several) exclude each other")
+    if "experiment" not in table and "experiments" not in table:
+        raise ProfileError(f"{where}: no experiment: name one with experiment = "
+                           f"\"NAME_OR_FILE\", or several as [[{where}.experiments]] entries")
+    if "experiment" in table:
+        return [(_need(table, "experiment", str, where), common, where)]
+    items = _need(table, "experiments", list, where)
+    if not items:
+        raise ProfileError(f"{where}.experiments: list at least one experiment")
+    out = []
+    for i, item in enumerate(items):
+        at = f"{where}.experiments[{i}]"
+        if not isinstance(item, dict):
+            raise ProfileError(f"{at}: expected a table with 'experiment' and 'set'")
+        _unknown(item, ENTRY_KEYS, at)
+        own = _need(item, "set", dict, at) if "set" in item else {}
+        out.append((_need(item, "experiment", str, at), {**common, **own}, at))
+    return out
 
 
-def _optimizer_arms(table: dict, train: dict, where: str) -> list[ProfileArm]:
-    from dnnbench.experiments.common import Arm
-    from dnnbench.registry import ACTIVATIONS, DEFAULT_INIT, OPTIMIZERS
-
-    _unknown(table, OPT_KEYS, where)
-    depth = int(table.get("depth", 3))
-    width = int(table.get("width", 100))
-    act = table.get("activation", "relu")
-    if act not in ACTIVATIONS:
-        raise ProfileError(f"{where}.activation: unknown activation {act!r}")
-    lrs = _need(table, "learning_rates", dict, where)
-    arms = []
-    for name, lr in lrs.items():
-        if name not in OPTIMIZERS:
-            raise ProfileError(f"{where}.learning_rates: unknown optimizer {name!r}; choose "
-                               f"from {', '.join(OPTIMIZERS)}")
-        if not isinstance(lr, int | float) or not math.isfinite(lr) or lr <= 0:
-            raise ProfileError(f"{where}.learning_rates.{name}: expected a positive number")
-        spec = RunSpec(widths=(width,) * depth, activation=act, init=DEFAULT_INIT[act],
-                       optimizer=name, learning_rate=float(lr), batch_size=train["batch_size"],
-                       max_steps=train["max_steps"], eval_every=train["eval_every"],
-                       eval_split=train["eval_split"], target=train["target"],
-                       stop_at_target=False)
-        arms.append(ProfileArm("optimizers", Arm(f"opt={name},lr={lr:g},depth={depth}", spec)))
-    return arms
-
-
-def _experiment_profile(table: dict, where: str):
-    """(experiment, arms, config) of a profile that names an experiment file: its arms with
-    the profile's ``set`` overrides and ``train`` settings, trained to the end of the budget
-    (``stop_at_target = false``); the config carries a digest of every arm's spec, so a
-    changed experiment file makes a stored baseline incompatible."""
-    import hashlib
-
-    from dnnbench import definition
-    from dnnbench.experiments.common import Arm
-
-    source = _need(table, "experiment", str, where)
-    overrides = {}
-    for key in ("set", "train"):
-        if key in table:
-            overrides.update(_need(table, key, dict, where))
-    overrides["stop_at_target"] = False
+def _experiment(source: str, overrides: dict, where: str):
+    """(experiment, [(arm name, spec)]) of one experiment file with the overrides, trained to
+    the end of the budget (``stop_at_target = false``)."""
+    overrides = {**overrides, "stop_at_target": False}
     try:
         exp = definition.load(source)
         if exp.tune is not None:  # the default arms: a tuned arm is chosen, not trained as one
             overrides.setdefault(definition.TUNE_FACTOR, "default")
         exp = definition.override(exp, overrides, f"{where}.set")
-        arms = [Arm(a.name, definition.make_spec(a.settings, None, where))
-                for a in definition.expand(exp)]
+        expanded = definition.expand(exp)
+        arms = [(a.name, definition.make_spec(a.settings, None, where)) for a in expanded]
     except definition.ExperimentError as e:
         raise ProfileError(f"{where}: {e}") from None
-    digest = hashlib.sha256(" ".join(a.spec.hash for a in arms).encode()).hexdigest()[:16]
-    config = {**table, "experiment_arms_digest": digest}
-    return exp, [ProfileArm(exp.name, a) for a in arms], config
+    if "max_steps" in overrides and any("epochs" in a.settings for a in expanded):
+        raise ProfileError(f"{where}.set: {exp.name} gives its budget in epochs, which wins "
+                           "over max_steps: set epochs instead")
+    return exp, arms
 
 
 def parse_profile(name: str, table: dict) -> Profile:
+    """A profile's table checked; its experiments loaded with their overrides. The config
+    that a stored baseline must match is the table plus a digest of every arm's spec, so a
+    changed experiment file makes the baseline incompatible."""
     where = f"profiles.{name}"
     if not isinstance(table, dict):
         raise ProfileError(f"{where}: expected a table")
     _unknown(table, TOP_KEYS, where)
-    if "experiment" in table:
-        exp, arms, config = _experiment_profile(table, where)
-        return _profile(name, table, where, arms, config, exp)
-    if "set" in table:
-        raise ProfileError(f"{where}: 'set' goes with 'experiment'")
-    train = dict(_need(table, "train", dict, where))
-    _unknown(train, TRAIN_KEYS, f"{where}.train")
-    train.setdefault("eval_split", "test")
-    for key, kind in (("batch_size", int), ("max_steps", int), ("eval_every", int),
-                      ("target", float)):
-        train[key] = _need(train, key, kind, f"{where}.train")
-        if train[key] <= 0:
-            raise ProfileError(f"{where}.train.{key}: must be positive")
-    if train["eval_split"] not in ("train", "val", "test"):
-        raise ProfileError(f"{where}.train.eval_split: train, val or test")
-    if train["eval_every"] > train["max_steps"]:
-        raise ProfileError(f"{where}.train: eval_every exceeds max_steps")
-    arms: list[ProfileArm] = []
-    if "depth_sweep" in table:
-        arms += _depth_arms(_need(table, "depth_sweep", dict, where), train,
-                            f"{where}.depth_sweep")
-    if "optimizers" in table:
-        arms += _optimizer_arms(_need(table, "optimizers", dict, where), train,
-                                f"{where}.optimizers")
-    if not arms:
-        raise ProfileError(f"{where}: no arms (add a depth_sweep or optimizers table)")
-    names = [a.arm.name for a in arms]
-    if len(set(names)) != len(names):
-        raise ProfileError(f"{where}: duplicate arm names")
-    return _profile(name, table, where, arms, table)
+    experiments, named_arms = [], []
+    for source, overrides, at in _entries(table, where):
+        exp, arms = _experiment(source, overrides, at)
+        if any(e.name == exp.name for e in experiments):
+            raise ProfileError(f"{at}: experiment {exp.name!r} is listed twice; list each "
+                               "experiment once (a factor may take several levels)")
+        experiments.append(exp)
+        named_arms.append((exp, arms))
+    arms = [ProfileArm(exp.name, _arm_prefix(exp, experiments) + arm, spec)
+            for exp, pairs in named_arms for arm, spec in pairs]
+    digest = hashlib.sha256(" ".join(a.spec.hash for a in arms).encode()).hexdigest()[:16]
+    config = {**table, "experiment_arms_digest": digest}
+    return _profile(name, table, where, arms, config, tuple(experiments))
 
 
 def _profile(name: str, table: dict, where: str, arms, config: dict,
-             experiment=None) -> Profile:
+             experiments: tuple) -> Profile:
     prof = Profile(
         name=name, description=str(table.get("description", "")),
         dataset=_need(table, "dataset", str, where),
@@ -251,7 +194,7 @@ def _profile(name: str, table: dict, where: str, arms, config: dict,
         max_steps_ratio=float(table.get("max_steps_ratio", 1.15)),
         max_accuracy_drop=float(table.get("max_accuracy_drop", 0.01)),
         alpha=float(table.get("alpha", 0.01)), arms=tuple(arms), config=config,
-        experiment=experiment)
+        experiments=experiments)
     if prof.seeds < 2 or prof.baseline_seeds < 2:
         raise ProfileError(f"{where}: seeds and baseline_seeds must be >= 2")
     if set(prof.baseline_seed_list()) & set(prof.current_seed_list()):
@@ -274,66 +217,43 @@ def load_profiles(path: str | Path) -> dict[str, Profile]:
 
 def load_profile_data(profile: Profile, data_dir=None):
     """The profile's data set (no fallback: a profile is pinned to its data set)."""
-    from dnnbench.data import load_dataset
-
     return load_dataset(profile.dataset, data_dir=data_dir, download=False)
 
 
 def run_profile(profile: Profile, data, seeds: Sequence[int], *, timing: bool = True,
-                spec_transform: Callable[[RunSpec], RunSpec] | None = None,
-                arms: Sequence[str] | None = None,
+                transform: Callable[[Any], Any] | None = None,
+                experiments: Collection[str] | None = None,
                 on_arm: Callable[[str, float], None] | None = None) -> pd.DataFrame:
-    """Train every arm of ``profile`` on ``seeds`` (one vmapped program per arm).
+    """Train the arms of ``profile`` on ``seeds``: its experiments' programs (the arms of
+    one structure are the lanes of one vmapped program, with all seeds).
 
-    ``spec_transform`` changes the specs (benchmarks/gate.py injects regressions with it; the
-    arm names stay); ``arms`` restricts the run to those arm names; ``on_arm(name, seconds)``
-    is called after each arm.  Returns one row per (arm, seed) with :data:`RUN_COLUMNS`.
+    ``transform`` changes each experiment (a ``definition.Experiment``) before it runs
+    (benchmarks/gate.py injects regressions with it; the arm names must stay);
+    ``experiments`` restricts the run to the experiments of those names;
+    ``on_arm(label, seconds)`` is called after each program.  Returns one row per (arm,
+    seed) in the experiments' result schema, with the columns profile, dataset and group
+    (the experiment's name) first and the arms named as in ``profile.arms``.
     """
     import time
 
-    from dnnbench.experiments.common import seed_rows, spec_columns
-    from dnnbench.train.arm import train_arm
 
     seeds = [int(s) for s in seeds]
-    if profile.experiment is not None:
-        if spec_transform is not None or arms is not None:
-            raise ProfileError(f"profile {profile.name}: an experiment profile runs whole")
-        return _run_experiment_profile(profile, data, seeds, timing, on_arm)
     frames = []
-    for pa in profile.arms:
-        arm = pa.arm
-        if arms is not None and arm.name not in arms:
+    for exp in profile.experiments:
+        if experiments is not None and exp.name not in experiments:
             continue
-        spec = spec_transform(arm.spec) if spec_transform else arm.spec
-        t0 = time.perf_counter()
-        result = train_arm(spec, data, seeds, timing=timing)
-        rows = [{"profile": profile.name, "dataset": data.name, "group": pa.group,
-                 "arm": arm.name, **spec_columns(spec), **r, "max_steps": spec.max_steps,
-                 "spec_hash": spec.hash} for r in seed_rows(result, seeds, spec.target)]
-        frames.append(pd.DataFrame(rows)[RUN_COLUMNS])
-        if on_arm is not None:
-            on_arm(arm.name, time.perf_counter() - t0)
-    runs = pd.concat(frames, ignore_index=True)
-    runs["steps_to_target"] = runs["steps_to_target"].astype("Int64")
-    return runs
-
-
-def _run_experiment_profile(profile: Profile, data, seeds: list[int], timing: bool,
-                            on_arm) -> pd.DataFrame:
-    """The experiment's programs (its arms as lanes), one row per (arm, seed) in the
-    experiment's result schema, with the profile's columns first."""
-    import time
-
-    from dnnbench.run.protocols import build_units
-
-    frames = []
-    for unit in build_units(profile.experiment, data, seeds, timing=timing):
-        t0 = time.perf_counter()
-        frames.append(unit.compute()[0])
-        if on_arm is not None:
-            on_arm(unit.label, time.perf_counter() - t0)
-    runs = pd.concat(frames, ignore_index=True)
-    runs.insert(0, "group", profile.experiment.name)
-    runs.insert(0, "dataset", data.name)
-    runs.insert(0, "profile", profile.name)
-    return runs
+        prefix = profile.arm_prefix(exp)
+        for unit in build_units(transform(exp) if transform else exp, data, seeds,
+                                timing=timing):
+            t0 = time.perf_counter()
+            runs = unit.compute()[0]
+            runs["arm"] = prefix + runs["arm"].astype(str)
+            runs.insert(0, "group", exp.name)
+            runs.insert(0, "dataset", data.name)
+            runs.insert(0, "profile", profile.name)
+            frames.append(runs)
+            if on_arm is not None:
+                on_arm(prefix + unit.label, time.perf_counter() - t0)
+    if not frames:
+        raise ProfileError(f"profile {profile.name}: no experiment to run")
+    return pd.concat(frames, ignore_index=True)

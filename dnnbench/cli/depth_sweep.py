@@ -96,7 +96,7 @@ def depth_sweep(
     Reproduces the classic blog experiment: tapered ReLU MLPs on MNIST, Adam 0.01, batch 500,
     BN before the activation, steps needed to reach 90% test accuracy, several paired seeds.
     """
-    from dnnbench.experiments import depth_sweep as exp
+    from dnnbench.definition import depth_sweep as exp
 
     if sum([bn, no_bn, only_bn]) > 1:
         usage_error("choose at most one of --bn, --no-bn, --only-bn")

@@ -149,7 +149,7 @@ def optimizers(
     """
     import importlib.util
 
-    from dnnbench.experiments import optimizers as exp
+    from dnnbench.definition import optimizers as exp
     from dnnbench.registry import OPTIMIZERS
     from dnnbench.report.console import plural
 

@@ -394,9 +394,14 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 def override(exp: Experiment, assignments: Mapping[str, Any], where: str = "--set"
              ) -> Experiment:
     """``exp`` with settings replaced: a factor's levels (a list, or one value: the factor
-    then has one level), or a base setting (a list makes it a factor)."""
+    then has one level; a table: named levels, level -> settings, as in ``[factors]``), or a
+    base setting (a list makes it a factor)."""
     base, factors, named = dict(exp.base), dict(exp.factors), dict(exp.named_levels)
     for key, value in assignments.items():
+        if isinstance(value, dict):  # named levels (a profile of `dnnbench check`)
+            factors[key], named[key] = _levels(key, value, where)
+            base.pop(key, None)
+            continue
         if key in named:
             levels = value if isinstance(value, list) else [value]
             unknown = [v for v in levels if v not in named[key]]

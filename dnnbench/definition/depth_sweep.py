@@ -1,11 +1,10 @@
-"""Batch normalization vs none across network depth (the original blog experiment).
+"""The `dnnbench depth-sweep` preset: batch normalization vs none across network depth.
 
 Fully connected nets on MNIST, hidden widths tapered 500, 400, 300, 200, 100, 50, 25 (depth d
 uses the first d), He-normal init, Adam at 0.01, batch 500, BN after each dense layer and
 before its activation (momentum 0.9), and the count of training steps needed to reach 90%
 *test* accuracy, with and without BN. The command is a preset over the packaged ``bn-depth``
 experiment file (:func:`experiment`); its results are the file layer's common tables.
-:func:`build_arms` gives the same arms as specs, for the ``check`` profiles.
 """
 
 from __future__ import annotations
@@ -13,11 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from dnnbench import definition
-from dnnbench.experiments.common import Arm
-from dnnbench.registry import DEFAULT_INIT
-from dnnbench.run import plan as generic
-from dnnbench.run.units import Unit
-from dnnbench.spec import TAPERED_WIDTHS, RunSpec
+from dnnbench.spec import TAPERED_WIDTHS
 
 EXPERIMENT = "depth-sweep"
 PACKAGED = "bn-depth"  # the experiment file this command is a preset over
@@ -42,35 +37,6 @@ class DepthSweepConfig:
     eval_every: int = 10
     max_steps: int = 3000
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-
-    def layer_widths(self, depth: int) -> tuple[int, ...]:
-        if self.width is not None:
-            return (self.width,) * depth
-        if depth > len(self.widths):
-            raise ValueError(f"depth {depth} exceeds the {len(self.widths)} widths given; "
-                             "use --width N for deeper nets")
-        return tuple(self.widths[:depth])
-
-
-def arm_name(activation: str, depth: int, bn: bool) -> str:
-    return f"act={activation},depth={depth},bn={'on' if bn else 'off'}"
-
-
-def build_arms(cfg: DepthSweepConfig) -> list[Arm]:
-    arms = []
-    for act in cfg.activations:
-        for depth in cfg.depths:
-            for bn in cfg.bn_arms:
-                spec = RunSpec(
-                    widths=cfg.layer_widths(depth), activation=act,
-                    init=cfg.init or DEFAULT_INIT[act], norm="batch" if bn else "none",
-                    norm_position=cfg.bn_position, bn_momentum=cfg.bn_momentum,
-                    bn_logits=bn and cfg.bn_logits, optimizer=cfg.optimizer,
-                    learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
-                    max_steps=cfg.max_steps, eval_every=cfg.eval_every, eval_split="test",
-                    target=cfg.target, stop_at_target=True)
-                arms.append(Arm(arm_name(act, depth, bn), spec))
-    return arms
 
 
 def experiment(cfg: DepthSweepConfig) -> definition.Experiment:
@@ -97,9 +63,3 @@ def experiment(cfg: DepthSweepConfig) -> definition.Experiment:
     if "on" in doc["factors"]["bn"]:
         doc["factors"]["bn"]["on"]["bn_logits"] = cfg.bn_logits
     return definition.parse(doc, f"{EXPERIMENT} command (the packaged {PACKAGED} file)")
-
-
-def build_units(cfg: DepthSweepConfig, data, worker_data=None) -> list[Unit]:
-    """One unit per arm (every arm is its own structure), trained by the generic layer;
-    ``worker_data`` (see :func:`generic.build_units`): the units can run on an executor."""
-    return generic.build_units(experiment(cfg), data, cfg.seeds, worker_data=worker_data)

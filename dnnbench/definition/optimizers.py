@@ -1,4 +1,4 @@
-"""`dnnbench optimizers`: the packaged ``optimizer-comparison.toml`` with the command's options.
+"""The `dnnbench optimizers` preset: the packaged ``optimizer-comparison.toml`` with the command's options.
 
 The protocol, results and claims are the file's (see it, ``dnnbench list
 optimizer-comparison``): 3x100 ReLU, He-normal, batch 32, 10 epochs, the validation split

@@ -1,1 +1,0 @@
-"""One module per experiment: builds its arms (specs), runs them as resumable units, returns DataFrames."""

@@ -161,7 +161,7 @@ def test_coarse_to_fine_box_around_the_best_points():
 
 
 def test_importance_finds_the_one_parameter_that_matters(monkeypatch):
-    monkeypatch.setattr(S, "IMPORTANCE", {"folds": 3, "n_repeats": 3, "trees": 20})
+    monkeypatch.setattr(SA, "IMPORTANCE", {"folds": 3, "n_repeats": 3, "trees": 20})
     x = np.random.default_rng(1).uniform(size=(90, 3))
     y = np.sin(3 * x[:, 0]) + 0.05 * np.random.default_rng(2).normal(size=90)
     imp, r2 = SA.cross_importance(x, y, **SA.IMPORTANCE)

@@ -12,7 +12,7 @@ The names most callers need are importable from here (``definition.load(name)``)
 """
 
 from dnnbench.definition.experiment import (
-    CATALOGUE_PACKAGE,
+    CATALOGUE_FOLDER,
     POINT,
     ArmSettings,
     Experiment,
@@ -45,7 +45,7 @@ from dnnbench.definition.settings import (
 from dnnbench.definition.specs import make_spec
 
 __all__ = [
-    "CATALOGUE_PACKAGE", "COLUMN_ORDER", "METRICS", "POINT", "SETTINGS", "TUNE_FACTOR",
+    "CATALOGUE_FOLDER", "COLUMN_ORDER", "METRICS", "POINT", "SETTINGS", "TUNE_FACTOR",
     "ArmSettings", "Experiment", "ExperimentError", "Setting", "Tune", "catalogue",
     "check_setting", "describe", "expand", "find", "format_level", "load", "lower_is_better",
     "make_spec", "override", "parse", "parse_assignment", "quick_variant", "settings_table",

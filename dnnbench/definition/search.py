@@ -38,9 +38,10 @@ import dataclasses
 import math
 import zlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from dnnbench.definition.settings import METRICS
 
@@ -274,6 +275,8 @@ def _read_point(doc, where: str) -> Point:
 
 def uniforms(seed: int, stage: int, repeat: int, name: str, n: int, grid_offset=False):
     """The uniform numbers of one parameter (seeded by seed, stage, repetition and name)."""
+    import numpy as np  # (only when points are drawn: `dnnbench --help` loads this module)
+
     rng = np.random.default_rng([seed, stage, repeat, zlib.crc32(name.encode()),
                                  int(grid_offset)])
     return rng.random(n)
@@ -283,6 +286,8 @@ def design_uniforms(search: Search, design: Design, stage: int, repeat: int
                     ) -> dict[str, np.ndarray]:
     """name -> the n uniform numbers of each parameter: random, or the grid's levels
     (i + u) / m with one random offset u per parameter and repetition, every combination."""
+    import numpy as np  # (only when points are drawn: `dnnbench --help` loads this module)
+
     names = list(design.params)
     if design.method == "random":
         return {k: uniforms(search.seed, stage, repeat, k, design.n) for k in names}

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from dnnbench.definition.figures import DEFAULT, FIGURES
+from dnnbench.report import figures as drawing
 from dnnbench.report import layers, plots, regularization, search, transfer
-from dnnbench.report.figures import FigureInput, save_figure
+from dnnbench.report.figures import FigureInput
 
 MAKERS: dict[str, Callable[[FigureInput], Any]] = {
     "metric": plots.metric_figure,
@@ -63,5 +64,5 @@ def save(inp: FigureInput, runs_path: Path) -> list[Path]:
     stem = str(runs_path).removesuffix("-runs.csv")
     written: list[Path] = []
     for name, (fig, _caption) in draw(inp).items():
-        written += save_figure(fig, Path(f"{stem}-{name}"))
+        written += drawing.save_figure(fig, Path(f"{stem}-{name}"))
     return written

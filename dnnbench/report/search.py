@@ -12,6 +12,7 @@ from rich.table import Table
 
 from dnnbench.analysis import search as S
 from dnnbench.definition import Experiment
+from dnnbench.definition import search as searches
 from dnnbench.report.console import LABELS
 from dnnbench.report.figures import PALETTE
 from dnnbench.stats import mean_ci
@@ -67,7 +68,7 @@ def search_frames(exp: Experiment, runs: pd.DataFrame, dataset: str
     params = [k for k in s.params if k in best.columns]
     out.append(("Best points" + (" (repetition 0)" if s.repeats > 1 else "") +
                 f"; 95% intervals over {n_seeds} seeds", pd.DataFrame([{
-                    "design": r["design"], "point": r[S.POINT],
+                    "design": r["design"], "point": r[searches.POINT],
                     _label(s.metric): _ci(r[s.metric], r[f"{s.metric}_low"],
                                           r[f"{s.metric}_high"]),
                     _label(s.report): _ci(r[s.report], r[f"{s.report}_low"],
@@ -115,7 +116,7 @@ def importance_frame(exp: Experiment, runs: pd.DataFrame) -> pd.DataFrame | None
     """The importance of each parameter (search.importance) when the search has two
     parameters or more and 20 points or more; None otherwise."""
     s = exp.search
-    if len(s.params) < 2 or runs[S.POINT].nunique() < 20:
+    if len(s.params) < 2 or runs[searches.POINT].nunique() < 20:
         return None
     return S.importance(s, runs)
 
@@ -145,7 +146,7 @@ def figures(exp: Experiment, runs: pd.DataFrame) -> dict:
     return figs
 
 
-def _axis_values(param: S.Param, values: pd.Series, jitter: int) -> np.ndarray:
+def _axis_values(param: searches.Param, values: pd.Series, jitter: int) -> np.ndarray:
     """Plotted values: one-minus-log as 1 - beta; a choice as its index, jittered."""
     if param.scale == "choice":
         x = np.array([param.values.index(v) for v in values], float)
@@ -175,7 +176,7 @@ def outcome_figure(exp: Experiment, runs: pd.DataFrame):
             ax.scatter(x, g[s.metric], s=9, alpha=0.6, color=PALETTE[i % len(PALETTE)],
                        label=f"{design}, stage {stage}" if len(groups) > 1 else None)
         if p.scale == "choice":
-            ax.set_xticks(range(len(p.values)), [S.format_value(v) for v in p.values])
+            ax.set_xticks(range(len(p.values)), [searches.format_value(v) for v in p.values])
         if p.log_axis:
             ax.set_xscale("log")
         ax.set_xlabel(k + (" (1 - value)" if p.scale == "one-minus-log" else ""))

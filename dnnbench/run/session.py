@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from dnnbench.results.io import now, result_paths, write_results
+from dnnbench.results import io as result_io
 from dnnbench.results.runfolder import (
     FolderInUse,
     RunRecord,
@@ -57,7 +57,7 @@ def run(experiment: str, units, data, out, *, fresh: bool, meta: dict, finalize=
     settings = run_settings(experiment, data.fingerprint, meta)
     try:
         with locked(out, command or experiment):
-            other = replaced_run(result_paths(out, experiment, data.name)["meta"], settings)
+            other = replaced_run(result_io.result_paths(out, experiment, data.name)["meta"], settings)
             if other is not None and not force:
                 raise Refused(f"{out} holds {experiment} results on {data.name} made with "
                               f"other settings, by {other}; choose another --out, or replace "
@@ -117,7 +117,7 @@ def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, s
 
     stage = "units"
     try:
-        started, resumed = record.begin(now(), fresh=fresh)
+        started, resumed = record.begin(result_io.now(), fresh=fresh)
         runs, curves, *layers = run_units(units, store, fresh=fresh,
                                           progress=progress,
                                           stop_requested=lambda: bool(requested),
@@ -127,11 +127,11 @@ def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, s
             runs, curves, extra_meta = finalize(runs, curves)
             meta = {**meta, **extra_meta}
         full_meta = {"command": command, "started": started,
-                     "resumed": resumed, "finished": now(), "settings_digest": digest,
+                     "resumed": resumed, "finished": result_io.now(), "settings_digest": digest,
                      "executor": getattr(executor, "name", "local"), **meta}
         if requested:
             raise KeyboardInterrupt
-        paths = write_results(out, experiment, data, runs, curves, full_meta,
+        paths = result_io.write_results(out, experiment, data, runs, curves, full_meta,
                               layers[0] if layers else None)
         record.finish()
     except BaseException as e:

@@ -114,8 +114,8 @@ from dnnbench.definition.protocols import DEFAULT_PAIRS, FALLBACK_PAIR, pair_lab
 from dnnbench.run import plan as train_plan
 from dnnbench.run.units import Unit
 from dnnbench.spec import RunSpec
+from dnnbench.train import arm as trainer
 from dnnbench.train import optim
-from dnnbench.train.arm import compile_arm, train_arm
 from dnnbench.train.engine import Rows
 
 EXPERIMENT = "transfer"
@@ -385,7 +385,7 @@ class SharedPrograms:
         compiled = self.programs.get(key)
         fresh = compiled is None
         if fresh:
-            compiled = self.programs[key] = compile_arm(
+            compiled = self.programs[key] = trainer.compile_arm(
                 spec, task, seeds, init_params=init_params, rows=self.rows[arm],
                 **program_kwargs)
         result = compiled.train(data=task, init_params=init_params, timing=timing)
@@ -415,7 +415,7 @@ def train_groups(cfgs: Sequence[TransferConfig], data: Dataset, pos: int, neg: i
 
     def train(arm, spec, task, seeds, **kwargs):
         if shared is None:
-            return train_arm(spec, task, seeds, timing=timing, **kwargs)
+            return trainer.train_arm(spec, task, seeds, timing=timing, **kwargs)
         return shared.train(arm, spec, task, seeds, timing=timing, **kwargs)
 
     task_a, _ = split_tasks(data, pos, neg, cfgs[0].train_size)

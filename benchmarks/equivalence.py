@@ -4,15 +4,15 @@
     uv run python benchmarks/equivalence.py compare A B [--only NAME ...]
 
 ``snapshot`` runs the CLI of the checkout it is started from (``--repo``, default: the current
-folder; ``python -m dnnbench`` with PYTHONPATH=repo, so the script may live elsewhere):
-``run NAME --quick --plot`` for every packaged experiment (one at a time), ``claims`` over those runs
-and over the committed ``results/``, ``report`` per run (``report`` does not search folders
-recursively: ``report runs`` is kept as the command the brief asked for, and exits 2) and of
-``results/``. Commands run inside DIR with relative paths (``results`` is a link to the
-checkout's), so no absolute path reaches their output or its line wrapping; a private JAX
-cache (DIR/.cache) keeps programs compiled by other code from being reused. Exit codes,
-stdout and stderr go to DIR/commands.json. ``compare`` exits 0 when A and B are equivalent
-(timing aside), 1 otherwise, listing each difference. Needs DNNBENCH_DATA_DIR for MNIST.
+folder; ``python -m dnnbench`` with PYTHONPATH=repo): ``run NAME --quick --plot`` for each
+packaged experiment, one at a time; ``claims`` over those runs and over the committed
+``results/``; ``report`` of each run folder (``report`` does not search subfolders, so
+``report runs`` exits 2: kept, as a check of that error) and of ``results/``. Commands run in
+DIR with relative paths (``results`` links to the checkout's), so no absolute path reaches
+their output or its line wrapping; DIR/.cache is a private JAX cache, so that no program
+exported by other code is reused. Exit codes, stdout and stderr go to DIR/commands.json; a
+failing command is recorded, not fatal. ``compare`` exits 0 when A and B are equivalent
+(timing aside), else 1 with the differences. Set DNNBENCH_DATA_DIR (MNIST) for both.
 """
 
 from __future__ import annotations
@@ -42,14 +42,16 @@ TIMING_FIGURE = re.compile(r"-(timing|speed-vs-quality)\.(png|svg)$")
 # Meta keys that record when (started/finished/resumed) or at which commit a run was made.
 VOLATILE_KEYS = {"started", "finished", "resumed", "git_commit"}
 ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?")
-# Durations in console output: "done in 2.2 s", progress "0:00:20", "12 ms"; and the numbers of
-# timing claims' evidence.
+# Durations in the console output of `run`: "done in 2.2 s" per arm, progress bar "0:00:20".
 DURATION = re.compile(r"\b\d+(\.\d+)?(e[+-]?\d+)? ?(s|ms|seconds?|min)\b|\b\d+:\d\d:\d\d\b")
-NUMBER = re.compile(r"\d+(\.\d+)?(e[+-]?\d+)?")
-
-
-def catalogue(repo: Path) -> list[str]:
-    return sorted(p.stem for p in (repo / "dnnbench/experiments/catalogue").glob("*.toml"))
+# Outputs computed from this snapshot's own runs: the only ones whose timing may differ (the
+# committed results/ are fixed input, so claims-results/ and report-results/ are compared
+# with timing included).
+FRESH = re.compile(r"^(runs|claims|report)/")
+# Where the package keeps its experiment files (meta experiment_file): not behaviour, and the
+# file's content is compared (meta experiment_definition).
+CATALOGUE = re.compile(r"<REPO>/dnnbench/([\w.-]+/)*catalogue/")
+NUMBER = re.compile(r"\d+(\.\d+)?(e[+-]?\d+)?")  # masked in timing claims' evidence
 
 
 def commands(names: list[str]) -> list[list[str]]:
@@ -62,7 +64,11 @@ def commands(names: list[str]) -> list[list[str]]:
 
 
 def snapshot(out: Path, repo: Path, only: list[str]) -> int:
-    names = catalogue(repo)
+    # the packaged experiment files (dnnbench/experiments/catalogue/ at 36855ba; a refactor
+    # may move the folder)
+    names = sorted({p.stem for p in (repo / "dnnbench").glob("**/catalogue/*.toml")})
+    if not names:
+        sys.exit(f"no packaged experiment files (dnnbench/**/catalogue/*.toml) in {repo}")
     if unknown := set(only) - set(names):
         sys.exit(f"not packaged experiments: {sorted(unknown)}")
     names = [n for n in names if not only or n in only]
@@ -74,9 +80,11 @@ def snapshot(out: Path, repo: Path, only: list[str]) -> int:
            "COLUMNS": "160", "LINES": "50", "PYTHONHASHSEED": "0"}
     if "DNNBENCH_DATA_DIR" not in env:
         print("warning: DNNBENCH_DATA_DIR is not set (mnist may fall back to digits)")
-    where = subprocess.run([sys.executable, "-c", "import dnnbench; print(dnnbench.__file__)"],
-                           cwd=out, env=env, capture_output=True, text=True,
-                           check=False).stdout.strip()
+
+    def py(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *args], cwd=out, env=env, capture_output=True,
+                              text=True, check=False)
+    where = py("-c", "import dnnbench; print(dnnbench.__file__)").stdout.strip()
     if not Path(where).resolve().is_relative_to(repo):
         sys.exit(f"python -m dnnbench would import {where!r}, not the one in {repo}")
     record = {"repo": str(repo), "out": str(out), "python": sys.executable, "dnnbench": where,
@@ -84,8 +92,7 @@ def snapshot(out: Path, repo: Path, only: list[str]) -> int:
     t0, failed = time.perf_counter(), 0
     for i, args in enumerate(commands(names), 1):
         t = time.perf_counter()
-        p = subprocess.run([sys.executable, "-m", "dnnbench", *args], cwd=out, env=env,
-                           capture_output=True, text=True, check=False)
+        p = py("-m", "dnnbench", *args)
         secs = time.perf_counter() - t
         record["commands"].append({"args": args, "returncode": p.returncode, "seconds": secs,
                                    "stdout": p.stdout, "stderr": p.stderr})
@@ -105,12 +112,16 @@ class Snap:
         self.meta = json.loads((root / "commands.json").read_text())
         paths = {self.meta["out"]: "<SNAPSHOT>", str(root.resolve()): "<SNAPSHOT>",
                  self.meta["repo"]: "<REPO>", self.meta["python"]: "<PYTHON>"}
+        # the commit a run records (meta git_commit, the reports' "git commit" row)
+        for meta in root.glob("runs/*/*-meta.json"):
+            if commit := json.loads(meta.read_text()).get("git_commit"):
+                paths[commit] = "<COMMIT>"
         self.paths = sorted(paths.items(), key=lambda kv: -len(kv[0]))  # longest first
 
     def text(self, s: str) -> str:
         for path, mark in self.paths:
             s = s.replace(path, mark)
-        return ISO_TIME.sub("<TIME>", s)
+        return CATALOGUE.sub("<CATALOGUE>/", ISO_TIME.sub("<TIME>", s))
 
     def files(self) -> set[str]:
         # hidden files are bookkeeping: .dnnbench-units/ (resumable units), .dnnbench-lock,
@@ -120,18 +131,17 @@ class Snap:
                                            for part in p.relative_to(self.root).parts)}
 
 
-def csv_rows(s: Snap, rel: str) -> list[list[str]]:
+def csv_rows(s: Snap, rel: str, only: list[str]) -> list[list[str]]:
     rows = list(csv.reader(io.StringIO(s.text((s.root / rel).read_text()))))
-    if not rows:
-        return rows
-    keep = [i for i, c in enumerate(rows[0]) if c not in TIMING_COLUMNS]
-    head = rows[0]
+    head, fresh = (rows or [[]])[0], FRESH.match(rel)
+    keep = [i for i, c in enumerate(head) if not (fresh and c in TIMING_COLUMNS)]
     out = [[head[i] for i in keep]]
     for row in rows[1:]:
         rec = dict(zip(head, row))
-        if "claim_id" in rec and TIMING_CLAIM.search(rec.get("evidence", "")):
-            for f in TIMING_CLAIM_FIELDS:
-                rec[f] = "<TIMING>"
+        if only and rel == "claims/claims.csv" and rec["experiment"] not in only:
+            continue  # a subset: the claims of the other experiment files are "not run"
+        if fresh and "claim_id" in rec and TIMING_CLAIM.search(rec["evidence"]):
+            rec.update(dict.fromkeys(TIMING_CLAIM_FIELDS, "<TIMING>"))
             rec["evidence"] = NUMBER.sub("#", rec["evidence"])
         out.append([rec.get(head[i], "") for i in keep])
     return out
@@ -140,13 +150,15 @@ def csv_rows(s: Snap, rel: str) -> list[list[str]]:
 def json_text(s: Snap, rel: str) -> list[str]:
     folder = (s.root / rel).parent
 
+    def timed(name) -> bool:  # a result file whose digest changes with its timing columns
+        f = folder / str(name)
+        return bool(FRESH.match(rel)) and f.suffix == ".csv" and f.is_file() and \
+            bool(TIMING_COLUMNS & set(f.open().readline().strip().split(",")))
+
     def clean(x):
         if isinstance(x, dict):
-            # a result file's digest changes with its timing columns: masked only for those
-            timed = "sha256" in x and "name" in x and (folder / x["name"]).is_file() and \
-                bool(TIMING_COLUMNS & set((folder / x["name"]).open().readline().strip().split(",")))
-            return {k: "<MASKED>" if k in VOLATILE_KEYS or (timed and k == "sha256") else clean(v)
-                    for k, v in x.items()}
+            return {k: "<MASKED>" if k in VOLATILE_KEYS or k == "sha256" and timed(x.get("name"))
+                    else clean(v) for k, v in x.items()}
         if isinstance(x, list):
             return [clean(v) for v in x]
         return s.text(x) if isinstance(x, str) else x
@@ -154,52 +166,69 @@ def json_text(s: Snap, rel: str) -> list[str]:
                       sort_keys=True).splitlines()
 
 
-def first_diff(a: list, b: list, what: str) -> str:
-    lines = list(difflib.unified_diff([str(x) for x in a], [str(x) for x in b], "A", "B",
-                                      n=0, lineterm=""))
-    return f"{what}: {len(lines) - 2} differing lines, first:\n    " + "\n    ".join(lines[2:8])
+def first_diff(a: list[str], b: list[str], what: str) -> str:
+    """The first differing region (3 lines a side, clipped around the first differing char)."""
+    ops = [o for o in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+           if o[0] != "equal"]
+    _, i1, i2, j1, j2 = ops[0]
+    la, lb = a[i1:i2][:3], b[j1:j2][:3]
+    k = next((k for k, (x, y) in enumerate(zip(la[0], lb[0])) if x != y), 0) if la and lb else 0
+    start = max(0, k - 60)
+
+    lines = [f"    {w}| {'...' if start else ''}{x[start:start + 200]}"
+             for w, side in (("A", la), ("B", lb)) for x in side]
+    return f"{what}: {len(ops)} differing region(s), first at line {i1 + 1}:\n" + "\n".join(lines)
 
 
-def compare_file(a: Snap, b: Snap, rel: str) -> str | None:
+def compare_file(a: Snap, b: Snap, rel: str, only: list[str]) -> str | None:
     pa, pb = a.root / rel, b.root / rel
     if rel.endswith(".csv"):
-        ra, rb = csv_rows(a, rel), csv_rows(b, rel)
-        if ra[:1] != rb[:1]:
-            return f"columns differ: {sorted(set(ra[0]) ^ set(rb[0]))}"
-        if ra != rb:
-            i = next(i for i, (x, y) in enumerate(zip(ra, rb)) if x != y) if \
-                len(ra) == len(rb) else min(len(ra), len(rb))
-            if i == min(len(ra), len(rb)):
-                return f"{len(ra) - 1} vs {len(rb) - 1} rows"
-            cols = [f"{c}: {x!r} vs {y!r}" for c, x, y in zip(ra[0], ra[i], rb[i]) if x != y]
-            n = sum(x != y for x, y in zip(ra, rb))
-            return f"{n} differing rows, first row {i}: " + "; ".join(cols[:5])
-        return None
+        ra, rb = csv_rows(a, rel, only), csv_rows(b, rel, only)
+        if ra[0] != rb[0]:
+            return f"columns differ: {ra[0]} vs {rb[0]}"
+        bad = [i for i, (x, y) in enumerate(zip(ra, rb)) if x != y]
+        if len(ra) != len(rb) or not bad:
+            return f"{len(ra) - 1} vs {len(rb) - 1} rows" if len(ra) != len(rb) else None
+        cols = [f"{c}: {x!r} vs {y!r}" for c, x, y in zip(ra[0], ra[bad[0]], rb[bad[0]]) if x != y]
+        return f"{len(bad)} differing rows, first (row {bad[0]}): " + "; ".join(cols[:6])
     if rel.endswith(".json"):
         ja, jb = json_text(a, rel), json_text(b, rel)
         return None if ja == jb else first_diff(ja, jb, "json")
-    if rel.endswith((".html", ".md", ".svg", ".txt", ".toml")):
+    if rel.endswith((".html", ".md", ".svg")):  # svg: rcParams svg.hashsalt fixes its ids
         ta, tb = a.text(pa.read_text()).splitlines(), b.text(pb.read_text()).splitlines()
         return None if ta == tb else first_diff(ta, tb, "text")
     return None if pa.read_bytes() == pb.read_bytes() else "bytes differ"
 
 
-def console(s: Snap, text: str) -> list[str]:
-    return DURATION.sub("<DUR>", s.text(text)).splitlines()
+def console(s: Snap, text: str, timed: bool) -> list[str]:
+    """Paths and times masked (durations too for `run`); a traceback keeps its exception line,
+    not its frames (the files and line numbers are what a refactor moves)."""
+    out, frames = [], False
+    for line in (DURATION.sub("<DUR>", s.text(text)) if timed else s.text(text)).splitlines():
+        if line.startswith("Traceback (most recent call last)"):
+            frames, line = True, "Traceback (frames not compared)"
+        elif frames and line[:1].isspace():
+            continue
+        else:
+            frames = False
+        out.append(line)
+    return out
 
 
 def compare(a: Snap, b: Snap, only: list[str]) -> int:
     problems, timing = [], []
     fa, fb = a.files(), b.files()
-    if only:  # a subset: the aggregate outputs (claims over all runs) are not comparable
+    if only:  # a subset: outputs of the other experiments are left out
         keep = re.compile(rf"^(runs|report)/({'|'.join(map(re.escape, only))})/"
-                          r"|^(claims|report)-results/")
+                          r"|^claims/|^(claims|report)-results/")
         fa, fb = {f for f in fa if keep.match(f)}, {f for f in fb if keep.match(f)}
-    for f in sorted(fa ^ fb):
-        problems.append(f"{f}: only in {'A' if f in fa else 'B'}")
+    for side, extra in (("A", sorted(fa - fb)), ("B", sorted(fb - fa))):
+        problems += [f"{f}: only in {side}" for f in extra[:10]]
+        problems += [f"... and {len(extra) - 10} more files only in {side}"] * (len(extra) > 10)
     for f in sorted(fa & fb - {"commands.json"}):
-        if diff := compare_file(a, b, f):
-            (timing if TIMING_FIGURE.search(f) else problems).append(f"{f}: {diff}")
+        if diff := compare_file(a, b, f, only):
+            fig = FRESH.match(f) and TIMING_FIGURE.search(f)
+            (timing if fig else problems).append(f"{f}: {diff}")
     ca = {tuple(c["args"]): c for c in a.meta["commands"]}
     cb = {tuple(c["args"]): c for c in b.meta["commands"]}
     if only:
@@ -214,10 +243,12 @@ def compare(a: Snap, b: Snap, only: list[str]) -> int:
         if ca[args]["returncode"] != cb[args]["returncode"]:
             problems.append(f"{name}: exit {ca[args]['returncode']} vs {cb[args]['returncode']}")
         for stream in ("stdout", "stderr"):
-            sa, sb = console(a, ca[args][stream]), console(b, cb[args][stream])
+            timed = args[0] == "run"
+            sa, sb = console(a, ca[args][stream], timed), console(b, cb[args][stream], timed)
             if sa != sb:
                 problems.append(f"{name} [{stream}]: {first_diff(sa, sb, stream)}")
-    print(f"compared {len(fa & fb)} files and {len(ca)} commands of {a.root} and {b.root}")
+    print(f"compared {len(fa & fb)} files and {len(ca)} commands of {a.root} and {b.root}"
+          + (f" (only {', '.join(only)}; claims/ rows of those experiment files)" if only else ""))
     for t in timing:
         print(f"timing figure (differs, not counted): {t.splitlines()[0]}")
     for p in problems:
@@ -227,7 +258,8 @@ def compare(a: Snap, b: Snap, only: list[str]) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sp = sub.add_parser("snapshot", help="run the CLI of a checkout into OUT")
     sp.add_argument("out", type=Path)

@@ -85,18 +85,18 @@ def test_curves_agree_with_runs(quick_run):
 def test_preset_arms_defaults_and_init_by_activation():
     """The preset's arms (the packaged file with the command's defaults): tapered widths, BN
     with momentum 0.9, the activation's default initializer; --width for deeper nets."""
-    def specs(cfg):
+    def specs(options):
         return {a.name: definition.make_spec(a.settings, None)
-                for a in definition.expand(exp.experiment(cfg))}
+                for a in definition.expand(exp.experiment(**options))}
 
-    by_name = specs(exp.DepthSweepConfig(depths=(1, 3), activations=("relu", "sigmoid")))
+    by_name = specs({"depths": (1, 3), "activations": ("relu", "sigmoid")})
     assert len(by_name) == 2 * 2 * 2
     s = by_name["depth=3,bn=on,activation=relu"]
     assert s.widths == (500, 400, 300) and s.norm == "batch" and s.init == "he-normal"
     assert s.learning_rate == 0.01 and s.batch_size == 500 and s.bn_momentum == 0.9
     assert by_name["depth=1,bn=off,activation=sigmoid"].init == "glorot-uniform"
     assert by_name["depth=1,bn=off,activation=relu"].norm == "none"
-    wide = specs(exp.DepthSweepConfig(depths=(9,), width=64))
+    wide = specs({"depths": (9,), "width": 64})
     assert {s.widths for s in wide.values()} == {(64,) * 9}
 
 
@@ -117,7 +117,7 @@ def _runs(steps_on, steps_off, budget=100):
 def _summary(runs):
     from dnnbench.analysis.summary import summarize
 
-    s = summarize(exp.experiment(exp.DepthSweepConfig(depths=(3,))), runs)
+    s = summarize(exp.experiment(depths=(3,)), runs)
     return s[s["bn"] == "on"].iloc[0], s[s["bn"] == "off"].iloc[0]
 
 
@@ -138,14 +138,14 @@ def test_summary_censored_arm_is_not_imputed():
 def test_preset_is_the_packaged_file_with_the_options():
     """The command's experiment is bn-depth with its options applied: the file's claims about
     levels the options leave out are dropped; --no-bn-logits reaches the BN level."""
-    e = exp.experiment(exp.DepthSweepConfig(depths=(1, 3), activations=("relu", "sigmoid"),
-                                            bn_arms=(True,), bn_logits=False, width=32))
+    e = exp.experiment(depths=(1, 3), activations=("relu", "sigmoid"), bn_arms=(True,),
+                       bn_logits=False, width=32)
     assert e.factors == {"depth": (1, 3), "bn": ("on",), "activation": ("relu", "sigmoid")}
     assert e.named_levels["bn"]["on"] == {"norm": "batch", "bn_logits": False}
     assert e.base["width"] == 32 and "widths" not in e.base and not e.reference
     assert e.expected and not e.cost  # the file's cost text describes the file's own grid
     assert "bn-fewer-steps-deep" not in {c.id for c in e.claims}  # needs the reference
-    full = exp.experiment(exp.DepthSweepConfig())
+    full = exp.experiment()
     assert {c.id for c in full.claims} >= {"bn-fewer-steps-deep", "1", "2", "3", "4", "5"}
     assert full.figures == ("metric", "kaplan-meier", "curves", "timing")
 

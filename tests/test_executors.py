@@ -164,9 +164,9 @@ def test_depth_sweep_units_travel_as_small_recipes_that_rebuild_the_same_unit(tm
     from dnnbench.run.units import UnitStore
 
     data = load_dataset("digits")
-    cfg = depth_sweep.DepthSweepConfig(depths=(1,), width=16, max_steps=30, eval_every=10,
-                                       batch_size=64, seeds=(0, 1))
-    units = plan.build_units(depth_sweep.experiment(cfg), data, cfg.seeds,
+    experiment = depth_sweep.experiment(depths=(1,), width=16, max_steps=30, eval_every=10,
+                                        batch_size=64, seeds=2)
+    units = plan.build_units(experiment, data, range(2),
                              worker_data=worker_data(data, None, False))
     store = UnitStore(tmp_path, depth_sweep.EXPERIMENT, data.name, data.fingerprint)
     assert_recipe_rebuilds_the_unit(units[0], store)

@@ -18,10 +18,11 @@ from _figures import data_lines, visible_axes
 from typer.testing import CliRunner
 
 from dnnbench.cli import app
-from dnnbench.data import load_dataset
+from dnnbench.data import load_dataset, tasks
 from dnnbench.data.base import Dataset
 from dnnbench.models import build_model, init_variables
 from dnnbench.run import transfer as exp
+from dnnbench.train import reuse
 from dnnbench.train.engine import make_program, split_key, to_device
 
 runner = CliRunner()
@@ -45,7 +46,7 @@ def same_bits(a, b) -> bool:
 
 def test_split_relabels_task_a_and_binarizes_task_b(data):
     pos, neg = 2, 7
-    task_a, task_b = exp.split_tasks(data, pos, neg, train_size=40)
+    task_a, task_b = tasks.split_tasks(data, pos, neg, train_size=40)
     a_classes = [0, 1, 3, 4, 5, 6, 8, 9]
     assert task_a.n_classes == 8 and task_b.n_classes == 2
     assert task_a.name == task_b.name == "synthetic"
@@ -67,7 +68,7 @@ def test_split_relabels_task_a_and_binarizes_task_b(data):
         b_rows = {r.tobytes() for r in x[in_b]}
         assert not any(r.tobytes() in b_rows for r in xa)
     assert task_b.class_names == ("class 7", "class 2")  # label 0 = negative, 1 = positive
-    assert exp.task_b_train_count(data, pos, neg) == int(np.isin(data.y_train, (2, 7)).sum())
+    assert tasks.task_b_train_count(data, pos, neg) == int(np.isin(data.y_train, (2, 7)).sum())
 
 
 def test_fashion_default_pair_is_pullover_vs_tshirt():
@@ -77,21 +78,21 @@ def test_fashion_default_pair_is_pullover_vs_tshirt():
     x = np.random.default_rng(0).random((40, 4), dtype=np.float32)
     fake = Dataset(name="fashion-mnist", x_train=x, y_train=y, x_val=x, y_val=y, x_test=x,
                    y_test=y, n_classes=10, hashes={}, source="test", class_names=names)
-    assert exp.default_pair(fake) == (2, 0)
-    task_a, task_b = exp.split_tasks(fake, *exp.default_pair(fake))
+    assert tasks.default_pair(fake) == (2, 0)
+    task_a, task_b = tasks.split_tasks(fake, *tasks.default_pair(fake))
     assert task_a.class_names == ("Trouser", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                                   "Bag", "Ankle boot")
     assert task_b.class_names == ("T-shirt/top", "Pullover")
     assert set(task_b.y_train[task_b.y_train == 1]) == {1}
     np.testing.assert_array_equal(task_b.y_train, (y[np.isin(y, (0, 2))] == 2).astype(int))
-    assert len(exp.all_pairs(10)) == 45 and exp.all_pairs(3) == [(0, 1), (0, 2), (1, 2)]
+    assert len(tasks.all_pairs(10)) == 45 and tasks.all_pairs(3) == [(0, 1), (0, 2), (1, 2)]
 
 
 @pytest.mark.parametrize("pair, needle", [((3, 3), "differ"), ((3, 10), "does not exist"),
                                           ((-1, 2), "does not exist")])
 def test_bad_pairs_are_rejected(data, pair, needle):
     with pytest.raises(ValueError, match=needle):
-        exp.split_tasks(data, *pair)
+        tasks.split_tasks(data, *pair)
 
 
 # ----------------------------------------------------------------------------- freezing
@@ -104,7 +105,7 @@ def test_frozen_until_is_bitwise_identity_even_for_nan_and_negative_zero():
     u, _ = naive.update(grads, naive.init(params))
     assert not same_bits(optax.apply_updates(params, u), params)
 
-    tx = exp.frozen_until(optax.sgd(0.1, momentum=0.9), freeze_steps=2)
+    tx = reuse.frozen_until(optax.sgd(0.1, momentum=0.9), freeze_steps=2)
     state = tx.init(params)
     p = params
     for _ in range(2):
@@ -123,7 +124,7 @@ def programs(data):
     cfg = exp.TransferConfig(pairs=((3, 5),), widths=(16, 16, 16), batch_size=16, train_size=64,
                              freeze_epochs=2, unfreeze_epochs=2, epochs_a=1, learning_rate=0.1,
                              unfreeze_lr=0.5, reuse_layers=2, seeds=(0,))
-    task_a, task_b = exp.split_tasks(data, 3, 5, cfg.train_size)
+    task_a, task_b = tasks.split_tasks(data, 3, 5, cfg.train_size)
     sb = exp.spec_b(cfg, task_b)
     rng = np.random.default_rng(99)  # stands in for a trained A (only the shapes matter)
     dims = [task_a.n_features, *cfg.widths, task_a.n_classes]
@@ -134,10 +135,10 @@ def programs(data):
     a_params["hidden_0"]["bias"] = a_params["hidden_0"]["bias"].at[0].set(-0.0)
     freeze_steps = cfg.freeze_epochs * exp.steps_per_epoch(sb)
     prog_b = make_program(sb, 2, len(task_b.y_train))
-    prog_t = make_program(sb, 2, len(task_b.y_train), merge_params=exp.reuse_params,
-                          make_tx=exp.transfer_tx(cfg.reused, freeze_steps, cfg.lr_after))
+    prog_t = make_program(sb, 2, len(task_b.y_train), merge_params=reuse.reuse_params,
+                          make_tx=reuse.transfer_tx(cfg.reused, freeze_steps, cfg.lr_after))
     return {"cfg": cfg, "spec": sb, "dev": to_device(task_b, sb), "a_params": a_params,
-            "reused": exp.hidden_layers(a_params, cfg.reused), "prog_b": prog_b,
+            "reused": reuse.hidden_layers(a_params, cfg.reused), "prog_b": prog_b,
             "prog_t": prog_t, "freeze_steps": freeze_steps}
 
 

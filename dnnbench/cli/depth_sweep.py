@@ -1,4 +1,5 @@
-"""`dnnbench depth-sweep`: batch normalization vs none across network depth."""
+"""`dnnbench depth-sweep`: batch normalization vs none across network depth (a preset over the
+packaged bn-depth file: its options are overrides, the defaults are the file's)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,27 @@ from dnnbench.cli.common import (
     usage_error,
     within_limits,
 )
-from dnnbench.cli.options import MODEL, TRAINING, pick
+from dnnbench.cli.options import MODEL, TRAINING
+from dnnbench.definition.experiment import packaged_doc
 from dnnbench.limits import LIMITS, check_memory, run_bytes
 
 BN_MODES = {"both": (False, True), "off": (False,), "on": (True,)}
-Seeds = options.seeds(5, 2, "vmapped, paired across arms")
-Quick = options.quick("data subset, 2 seeds, depths 1-2, 100 steps")
-Dataset = options.dataset("mnist")
+# the defaults named in the help: the packaged file's (read as written: no JAX at help time)
+_FILE = packaged_doc("bn-depth")
+_BASE, _QUICK = _FILE["base"], _FILE["quick"]
+_DEPTHS = _FILE["factors"]["depth"]
+
+
+def _default(key: str) -> str:
+    quick = _QUICK["set"].get(key)
+    return f"default: {_BASE[key]:g}" + (f"; {quick:g} with --quick" if quick else "") + \
+        ", the bn-depth file's"
+
+
+Seeds = options.seeds(_FILE["seeds"], _QUICK["seeds"], "vmapped, paired across arms")
+Quick = options.quick("the bn-depth file's [quick]: data subset, 2 seeds, depths 1-2, 100 "
+                      "steps")
+Dataset = options.dataset(_FILE["dataset"])
 
 
 def depth_sweep(
@@ -41,43 +56,53 @@ def depth_sweep(
     depths: Annotated[str | None, typer.Option(
         metavar="LIST", rich_help_panel=MODEL, show_default=False,
         help=f"Hidden-layer counts: a list (1,3,5,7) or a range (1-7), each at most "
-             f"{LIMITS['depth'][0]:,} (default: 1-7; 1-2 with --quick).")] = None,
-    widths: Annotated[str, typer.Option(
-        metavar="LIST", rich_help_panel=MODEL,
-        help="Comma-separated hidden widths; depth d uses the first d.")]
-    = "500,400,300,200,100,50,25",
+             f"{LIMITS['depth'][0]:,} (default: {min(_DEPTHS)}-{max(_DEPTHS)}; 1-2 with "
+             "--quick, the bn-depth file's).")] = None,
+    widths: Annotated[str | None, typer.Option(
+        metavar="LIST", rich_help_panel=MODEL, show_default=False,
+        help="Comma-separated hidden widths; depth d uses the first d (default: "
+             f"{','.join(map(str, _BASE['widths']))}, the bn-depth file's).")] = None,
     width: Annotated[int | None, typer.Option(
         rich_help_panel=MODEL, show_default=False,
         help="All hidden layers this wide (allows depths beyond the widths list).")] = None,
     activation: Annotated[list[str] | None, typer.Option(
         metavar="NAME", rich_help_panel=MODEL, show_default=False,
-        help=f"Activation, repeatable: {listed(ACTIVATIONS)} (default: relu).")] = None,
+        help=f"Activation, repeatable: {listed(ACTIVATIONS)} (default: "
+             f"{_BASE['activation']}, the bn-depth file's).")] = None,
     init: Annotated[str | None, typer.Option(
         metavar="NAME", rich_help_panel=MODEL, show_default=False,
         help=f"Initializer: {listed(INITIALIZERS)} (default: he-normal for the ReLU family, "
              "lecun-normal for selu, glorot-uniform for sigmoid and tanh).")] = None,
-    bn_momentum: Annotated[float, typer.Option(
-        rich_help_panel=MODEL, help="BN running-average momentum, in [0, 1).")] = 0.9,
-    bn_position: Annotated[str, typer.Option(
-        metavar="NAME", rich_help_panel=MODEL,
-        help=f"BN {listed(BN_POSITIONS)} the activation.")] = "before",
-    bn_logits: Annotated[bool, typer.Option(
-        rich_help_panel=MODEL, help="Also normalize the logits in the BN arm (as the original "
-        "did).")] = True,
-    optimizer: Annotated[str, typer.Option(
-        metavar="NAME", rich_help_panel=TRAINING,
-        help=f"Optimizer: {listed(OPTIMIZERS)}.")] = "adam",
-    lr: Annotated[float, typer.Option("--lr", rich_help_panel=TRAINING,
-                                      help="Learning rate.")] = 0.01,
-    batch_size: Annotated[int, typer.Option(rich_help_panel=TRAINING,
-                                            help="Mini-batch size.")] = 500,
-    target: Annotated[float, typer.Option(rich_help_panel=TRAINING,
-                                          help="Test accuracy to reach, in (0, 1].")] = 0.90,
-    eval_every: Annotated[int, typer.Option(
-        rich_help_panel=TRAINING, help="Evaluate on the test split every N steps.")] = 10,
+    bn_momentum: Annotated[float | None, typer.Option(
+        rich_help_panel=MODEL, show_default=False,
+        help=f"BN running-average momentum, in [0, 1) ({_default('bn_momentum')}).")] = None,
+    bn_position: Annotated[str | None, typer.Option(
+        metavar="NAME", rich_help_panel=MODEL, show_default=False,
+        help=f"BN {listed(BN_POSITIONS)} the activation (default: {_BASE['norm_position']}, "
+             "the bn-depth file's).")] = None,
+    bn_logits: Annotated[bool | None, typer.Option(
+        "--bn-logits/--no-bn-logits", rich_help_panel=MODEL, show_default=False,
+        help="Also normalize the logits in the BN arm (as the original did; default: the "
+             "bn-depth file's, on).")] = None,
+    optimizer: Annotated[str | None, typer.Option(
+        metavar="NAME", rich_help_panel=TRAINING, show_default=False,
+        help=f"Optimizer: {listed(OPTIMIZERS)} (default: {_BASE['optimizer']}, the bn-depth "
+             "file's).")] = None,
+    lr: Annotated[float | None, typer.Option(
+        "--lr", rich_help_panel=TRAINING, show_default=False,
+        help=f"Learning rate ({_default('learning_rate')}).")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
+        help=f"Mini-batch size ({_default('batch_size')}).")] = None,
+    target: Annotated[float | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
+        help=f"Test accuracy to reach, in (0, 1] ({_default('target')}).")] = None,
+    eval_every: Annotated[int | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
+        help=f"Evaluate on the test split every N steps ({_default('eval_every')}).")] = None,
     max_steps: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
-        help="Step budget per run (default: 3000; 100 with --quick).")] = None,
+        help=f"Step budget per run ({_default('max_steps')}).")] = None,
     seeds: Seeds = None,
     quick: Quick = False,
     dataset: Dataset = None,
@@ -101,56 +126,66 @@ def depth_sweep(
     if sum([bn, no_bn, only_bn]) > 1:
         usage_error("choose at most one of --bn, --no-bn, --only-bn")
     bn_arms = BN_MODES["off" if no_bn else "on" if only_bn else "both"]
-    depth_list = parse_int_list(pick(depths, "1-7", "1-2", quick), "--depths", limit="depth")
-    width_list = parse_int_list(widths, "--widths", limit="width", unique=False)
-    max_steps = pick(max_steps, 3000, 100, quick)
-    seeds = pick(seeds, 5, 2, quick)
-    activations = tuple(activation or ["relu"])
-    check_unique(activations, "--activation")
-    for a in activations:
-        check_choice(a, ACTIVATIONS, "--activation")
-    if init is not None:
-        check_choice(init, INITIALIZERS, "--init")
-    check_choice(optimizer, OPTIMIZERS, "--optimizer")
-    check_choice(bn_position, BN_POSITIONS, "--bn-position")
-    if width is not None:
-        check_positive(width, "--width", integer=True, limit="width")
-    elif max(depth_list) > len(width_list):
-        usage_error(f"--depths: depth {max(depth_list)} exceeds the {len(width_list)} widths "
-                    "given; use --width N for deeper nets")
-    check_positive(lr, "--lr")
-    check_positive(batch_size, "--batch-size", integer=True)
-    check_positive(eval_every, "--eval-every", integer=True)
-    check_positive(max_steps, "--max-steps", integer=True, limit="steps")
-    check_positive(seeds, "--seeds", integer=True, limit="seeds")
-    check_target(target)
-    if not 0 <= bn_momentum < 1:
+    depth_list = (parse_int_list(depths, "--depths", limit="depth") if depths is not None
+                  else None)
+    width_list = (parse_int_list(widths, "--widths", limit="width", unique=False)
+                  if widths is not None else None)
+    if activation:
+        check_unique(activation, "--activation")
+        for a in activation:
+            check_choice(a, ACTIVATIONS, "--activation")
+    for value, table, option in ((init, INITIALIZERS, "--init"),
+                                 (optimizer, OPTIMIZERS, "--optimizer"),
+                                 (bn_position, BN_POSITIONS, "--bn-position")):
+        if value is not None:
+            check_choice(value, table, option)
+    for value, option, integer, limit in ((width, "--width", True, "width"),
+                                          (lr, "--lr", False, "int32"),
+                                          (batch_size, "--batch-size", True, "int32"),
+                                          (eval_every, "--eval-every", True, "int32"),
+                                          (max_steps, "--max-steps", True, "steps"),
+                                          (seeds, "--seeds", True, "seeds")):
+        if value is not None:
+            check_positive(value, option, integer=integer, limit=limit)
+    if target is not None:
+        check_target(target)
+    if bn_momentum is not None and not 0 <= bn_momentum < 1:
         usage_error(f"--bn-momentum must be in [0, 1), got {bn_momentum}")
-    if eval_every > max_steps:
-        usage_error(f"--eval-every ({eval_every}) must not exceed --max-steps ({max_steps})")
+    defaults = _BASE | _QUICK["set"] if quick else _BASE
+    deepest = max(depth_list or (_QUICK["set"]["depth"] if quick else _DEPTHS))
+    widths_used = width_list or tuple(_BASE["widths"])
+    if width is None and deepest > len(widths_used):
+        usage_error(f"--depths: depth {deepest} exceeds the {len(widths_used)} widths "
+                    "given; use --width N for deeper nets")
+    steps = max_steps or (_QUICK["set"].get("max_steps") if quick else None) or \
+        _BASE["max_steps"]
+    every = eval_every or defaults["eval_every"]
+    if every > steps:
+        usage_error(f"--eval-every ({every}) must not exceed --max-steps ({steps})")
 
     data = load_data(dataset, exp.DEFAULT_DATASET, data_dir)
     if quick:
         data = quick_subset(data)
-    if batch_size > len(data.y_train):
-        usage_error(f"--batch-size {batch_size} is larger than the training split "
+    batch = batch_size or _BASE["batch_size"]
+    if batch > len(data.y_train):
+        usage_error(f"--batch-size {batch} is larger than the training split "
                     f"({len(data.y_train)} examples of {data.name})")
-    deepest = max(depth_list)
-    hidden = (width,) * deepest if width is not None else width_list[:deepest]
-    with within_limits():
-        check_memory(run_bytes(lanes=seeds, layer_sizes=(data.n_features, *hidden, data.n_classes),
-                               batch_size=batch_size, steps=max_steps,
-                               n_evals=max_steps // eval_every),
-                     f"depth {deepest} with {seeds} seeds")
-
-    cfg = exp.DepthSweepConfig(
-        depths=depth_list, widths=width_list, width=width, activations=activations, init=init,
-        bn_arms=bn_arms, bn_momentum=bn_momentum, bn_position=bn_position, bn_logits=bn_logits,
+    experiment = exp.experiment(
+        quick=quick, seeds=seeds, depths=depth_list, widths=width_list, width=width,
+        activations=tuple(activation) if activation else None, init=init, bn_arms=bn_arms,
+        bn_momentum=bn_momentum, bn_position=bn_position, bn_logits=bn_logits,
         optimizer=optimizer, learning_rate=lr, batch_size=batch_size, target=target,
-        eval_every=eval_every, max_steps=max_steps, seeds=tuple(range(seeds)))
+        eval_every=eval_every, max_steps=max_steps)
+    n_seeds = experiment.seeds
+    hidden = (width,) * deepest if width is not None else widths_used[:deepest]
+    with within_limits():
+        check_memory(run_bytes(lanes=n_seeds,
+                               layer_sizes=(data.n_features, *hidden, data.n_classes),
+                               batch_size=batch, steps=steps, n_evals=steps // every),
+                     f"depth {deepest} with {n_seeds} seeds")
     from dnnbench.cli.run import execute
 
-    execute(exp.experiment(cfg), data, seeds, out, fresh=fresh, force=force, plot=plot,
+    execute(experiment, data, n_seeds, out, fresh=fresh, force=force, plot=plot,
             meta={"experiment_file": exp.PACKAGED, "preset": "depth-sweep", "quick": quick},
             worker_data=executors.worker_data(data, data_dir, quick)
             if executor != "local" else None, executor=executor, scheduler=scheduler,

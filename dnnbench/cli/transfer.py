@@ -100,6 +100,7 @@ def transfer(
     against B paired by seed, with its interval and verdict), claims and figures.
     """
     from dnnbench.cli.run import execute
+    from dnnbench.data import tasks
     from dnnbench.report.console import plural
     from dnnbench.run import transfer as exp
 
@@ -138,17 +139,17 @@ def transfer(
     if pairs is not None:
         if data.n_classes < 4:
             usage_error(f"--pairs all needs at least 4 classes; {data.name} has {data.n_classes}")
-        pair_list = exp.all_pairs(data.n_classes)
+        pair_list = tasks.all_pairs(data.n_classes)
         if quick:
             pair_list = pair_list[:QUICK_PAIRS]
     else:
-        pair_list = [chosen or exp.default_pair(data)]
+        pair_list = [chosen or tasks.default_pair(data)]
     for p in pair_list:
         try:
-            exp.check_pair(p, data.n_classes)
+            tasks.check_pair(p, data.n_classes)
         except ValueError as e:
             usage_error(f"--pair: {e} in {data.name}")
-    available = min(exp.task_b_train_count(data, *p) for p in pair_list)
+    available = min(tasks.task_b_train_count(data, *p) for p in pair_list)
     if train_size > available:
         which = "the smallest pair has" if len(pair_list) > 1 else "the pair has"
         usage_error(f"--train-size {train_size} is larger than the task-B training images "
@@ -187,7 +188,9 @@ def transfer(
 
 
 def _a_train_count(exp, data, pair) -> int:
-    return len(data.y_train) - exp.task_b_train_count(data, *pair)
+    from dnnbench.data import tasks
+
+    return len(data.y_train) - tasks.task_b_train_count(data, *pair)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,65 +1,58 @@
 """The `dnnbench depth-sweep` preset: batch normalization vs none across network depth.
 
-Fully connected nets on MNIST, hidden widths tapered 500, 400, 300, 200, 100, 50, 25 (depth d
-uses the first d), He-normal init, Adam at 0.01, batch 500, BN after each dense layer and
-before its activation (momentum 0.9), and the count of training steps needed to reach 90%
-*test* accuracy, with and without BN. The command is a preset over the packaged ``bn-depth``
-experiment file (:func:`experiment`); its results are the file layer's common tables.
+The protocol is the packaged ``bn-depth`` file's (tapered ReLU MLPs on MNIST, Adam, batch 500,
+BN before the activation, steps to 90% test accuracy; ``dnnbench list bn-depth``), which is
+the only home of its defaults: the command's options are overrides of that file, and an
+option not given keeps the file's value (its ``[quick]`` variant's with ``--quick``). Its
+results are the file layer's common tables, under the name ``depth-sweep``.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Sequence
 
 from dnnbench import definition
-from dnnbench.spec import TAPERED_WIDTHS
 
 EXPERIMENT = "depth-sweep"
 PACKAGED = "bn-depth"  # the experiment file this command is a preset over
 DEFAULT_DATASET = "mnist"
+BN_LEVELS = {False: "off", True: "on"}  # the levels of the file's factor `bn`
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class DepthSweepConfig:
-    depths: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
-    widths: tuple[int, ...] = TAPERED_WIDTHS  # depth d uses widths[:d]
-    width: int | None = None  # all hidden layers this wide (overrides widths)
-    activations: tuple[str, ...] = ("relu",)
-    init: str | None = None  # None: the activation's default (DEFAULT_INIT)
-    bn_arms: tuple[bool, ...] = (False, True)
-    bn_momentum: float = 0.9
-    bn_position: str = "before"
-    bn_logits: bool = True  # the original normalized the logits too (BN arm only)
-    optimizer: str = "adam"
-    learning_rate: float = 0.01
-    batch_size: int = 500
-    target: float = 0.90
-    eval_every: int = 10
-    max_steps: int = 3000
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-
-
-def experiment(cfg: DepthSweepConfig) -> definition.Experiment:
-    """The packaged ``bn-depth`` file with the command's options, named ``depth-sweep``:
-    factors depth x bn (x activation when several are given); the file's claims about
-    levels the options leave out are dropped (as for ``dnnbench run --set``)."""
-    levels = {False: "off", True: "on"}
-    exp = definition.override(definition.load(PACKAGED), {
-        "depth": list(cfg.depths), "bn": [levels[b] for b in cfg.bn_arms],
-        "activation": list(cfg.activations) if len(cfg.activations) > 1 else cfg.activations[0],
-        "init": cfg.init or "default", "norm_position": cfg.bn_position,
-        "bn_momentum": cfg.bn_momentum, "optimizer": cfg.optimizer,
-        "learning_rate": cfg.learning_rate, "batch_size": cfg.batch_size,
-        "max_steps": cfg.max_steps, "eval_every": cfg.eval_every, "target": cfg.target},
-        f"{EXPERIMENT} command")
+def experiment(*, quick: bool = False, seeds: int | None = None,
+               depths: Sequence[int] | None = None, widths: Sequence[int] | None = None,
+               width: int | None = None, activations: Sequence[str] | None = None,
+               init: str | None = None, bn_arms: Sequence[bool] | None = None,
+               bn_momentum: float | None = None, bn_position: str | None = None,
+               bn_logits: bool | None = None, optimizer: str | None = None,
+               learning_rate: float | None = None, batch_size: int | None = None,
+               target: float | None = None, eval_every: int | None = None,
+               max_steps: int | None = None) -> definition.Experiment:
+    """The packaged ``bn-depth`` file (its quick variant with ``quick``) with the options given
+    (None: the file's) as overrides, named ``depth-sweep``: factors depth x bn (x activation
+    when several are given); ``width`` makes every hidden layer that wide; the file's claims
+    about levels the options leave out are dropped (as for ``dnnbench run --set``)."""
+    exp = definition.load(PACKAGED)
+    if quick:
+        exp = definition.quick_variant(exp)
+    given = {"depth": list(depths) if depths else None,
+             "bn": [BN_LEVELS[b] for b in bn_arms] if bn_arms else None,
+             "activation": (list(activations) if len(activations) > 1 else activations[0])
+             if activations else None,
+             "init": init, "norm_position": bn_position, "bn_momentum": bn_momentum,
+             "optimizer": optimizer, "learning_rate": learning_rate, "batch_size": batch_size,
+             "max_steps": max_steps, "eval_every": eval_every, "target": target}
+    exp = definition.override(exp, {k: v for k, v in given.items() if v is not None},
+                              f"{EXPERIMENT} command")
     # (no "cost": the packaged file's describes its own grid; the report counts the programs)
-    doc = definition.to_doc(exp) | {"name": EXPERIMENT, "dataset": DEFAULT_DATASET, "cost": "",
-                               "seeds": len(cfg.seeds)}
-    if cfg.width is not None:
+    doc = definition.to_doc(exp) | {
+        "name": EXPERIMENT, "dataset": DEFAULT_DATASET, "cost": "",
+        "seeds": seeds or (exp.quick["seeds"] if quick else exp.seeds)}
+    if width is not None:
         doc["base"].pop("widths")
-        doc["base"]["width"] = cfg.width
-    else:
-        doc["base"]["widths"] = list(cfg.widths)
-    if "on" in doc["factors"]["bn"]:
-        doc["factors"]["bn"]["on"]["bn_logits"] = cfg.bn_logits
+        doc["base"]["width"] = width
+    elif widths is not None:
+        doc["base"]["widths"] = list(widths)
+    if bn_logits is not None and "on" in doc["factors"]["bn"]:
+        doc["factors"]["bn"]["on"]["bn_logits"] = bn_logits
     return definition.parse(doc, f"{EXPERIMENT} command (the packaged {PACKAGED} file)")

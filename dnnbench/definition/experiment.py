@@ -192,6 +192,14 @@ def find(name_or_path: str) -> Path:
                           f"({', '.join(packaged)}) nor a .toml file")
 
 
+def packaged_doc(name: str) -> dict[str, Any]:
+    """A packaged file's TOML document as written, unchecked (e.g. for the defaults a preset
+    command names in its help, without building the experiment)."""
+    import tomllib
+
+    return tomllib.loads(catalogue()[name].read_text(encoding="utf-8"))
+
+
 def load(name_or_path: str) -> Experiment:
     """Read and check an experiment file (by packaged name or path)."""
     import tomllib

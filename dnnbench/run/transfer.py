@@ -39,7 +39,7 @@ three programs instead of compiling their own.
 Freezing (``make_tx`` hook of the engine, no second training loop)
 ------------------------------------------------------------------
 :func:`transfer_tx` returns ``optax.multi_transform({"trainable": make_tx(spec, hp), "reused":
-frozen_until(make_tx(spec, hp, learning_rate=unfreeze_lr), freeze_steps)}, labels)`` (each
+reuse.frozen_until(make_tx(spec, hp, learning_rate=unfreeze_lr), freeze_steps)}, labels)`` (each
 part :func:`dnnbench.train.optim.make_tx` on its own tree, clipping too) where ``labels`` marks
 ``hidden_0..hidden_{K-1}`` as "reused". :func:`frozen_until` counts steps in its own state; while
 ``count < freeze_steps`` it returns updates of exactly ``-0.0`` (``jnp.where``, so a NaN or inf
@@ -94,28 +94,25 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import itertools
 import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pandas as pd
 
 from dnnbench import definition
+from dnnbench.data import tasks
 from dnnbench.data.base import Dataset
 from dnnbench.definition import protocols
-from dnnbench.definition.protocols import DEFAULT_PAIRS, FALLBACK_PAIR, pair_label
+from dnnbench.definition.protocols import pair_label
 from dnnbench.run import plan as train_plan
 from dnnbench.run.units import Unit
 from dnnbench.spec import RunSpec
 from dnnbench.train import arm as trainer
-from dnnbench.train import optim
+from dnnbench.train import reuse
 from dnnbench.train.engine import Rows
 
 EXPERIMENT = "transfer"
@@ -125,79 +122,6 @@ PRESET_FILE = "transfer-learning"  # the packaged file that `dnnbench transfer` 
 ARMS = ("A", "B", "B-on-A")  # the stages
 # the protocol's settings that shape the B arms only (groups differing only in them share A)
 B_SETTINGS = ("train_size", "freeze_epochs", "unfreeze_epochs", "unfreeze_lr", "reuse_layers")
-
-
-# ----------------------------------------------------------------------------- class pairs
-
-def default_pair(data: Dataset) -> tuple[int, int]:
-    pair = DEFAULT_PAIRS.get(data.name, FALLBACK_PAIR)
-    return pair if max(pair) < data.n_classes else FALLBACK_PAIR
-
-
-def all_pairs(n_classes: int) -> list[tuple[int, int]]:
-    """Every unordered pair of classes, the smaller label first (= positive): 45 for 10."""
-    return list(itertools.combinations(range(n_classes), 2))
-
-
-def check_pair(pair: tuple[int, int], n_classes: int) -> None:
-    """ValueError (user-facing message) for a pair that names no class or one class twice."""
-    pos, neg = pair
-    for c in pair:
-        if not 0 <= c < n_classes:
-            raise ValueError(f"class {c} does not exist (classes are 0..{n_classes - 1})")
-    if pos == neg:
-        raise ValueError(f"the two classes of a pair must differ, got {pos} twice")
-    if n_classes < 3:
-        raise ValueError(f"task A needs at least one class besides the pair; the data set has "
-                         f"only {n_classes} classes")
-
-
-# ----------------------------------------------------------------------------- task split
-
-def task_b_train_count(data: Dataset, pos: int, neg: int) -> int:
-    """Training images available to task B (both classes together)."""
-    return int(np.isin(data.y_train, (pos, neg)).sum())
-
-
-def split_tasks(data: Dataset, pos: int, neg: int, train_size: int | None = None
-                ) -> tuple[Dataset, Dataset]:
-    """(task A, task B) as Datasets named like ``data``.
-
-    Task A: every split without the classes ``pos`` and ``neg``, labels relabelled 0..n-3 in
-    increasing order of the original label. Task B: only ``pos`` (label 1) and ``neg`` (label 0);
-    its training split is the first ``train_size`` task-B training images (all if None).
-    """
-    check_pair((pos, neg), data.n_classes)
-    a_classes = [c for c in range(data.n_classes) if c not in (pos, neg)]
-    relabel = np.full(data.n_classes, -1, np.int32)
-    relabel[a_classes] = np.arange(len(a_classes), dtype=np.int32)
-
-    def part(x, y, keep, labels, limit=None):
-        idx = np.flatnonzero(keep)[:limit]
-        return x[idx], labels[idx].astype(np.int32)
-
-    splits_a, splits_b = {}, {}
-    for split in ("train", "val", "test"):
-        x, y = data.split(split)
-        in_b = np.isin(y, (pos, neg))
-        splits_a[split] = part(x, y, ~in_b, relabel[y])
-        limit = train_size if split == "train" else None
-        splits_b[split] = part(x, y, in_b, (y == pos).astype(np.int32), limit)
-
-    names = data.class_names or tuple(str(c) for c in range(data.n_classes))
-
-    def dataset(splits, n_classes, class_names, what):
-        return Dataset(name=data.name, x_train=splits["train"][0], y_train=splits["train"][1],
-                       x_val=splits["val"][0], y_val=splits["val"][1], x_test=splits["test"][0],
-                       y_test=splits["test"][1], n_classes=n_classes, hashes=data.hashes,
-                       source=f"{data.source}; {what}", class_names=class_names)
-
-    task_a = dataset(splits_a, len(a_classes), tuple(names[c] for c in a_classes),
-                     f"task A: classes {a_classes} relabelled 0..{len(a_classes) - 1}")
-    task_b = dataset(splits_b, 2, (names[neg], names[pos]),
-                     f"task B: class {pos} (label 1) vs class {neg} (label 0), first "
-                     f"{len(splits_b['train'][1])} training images")
-    return task_a, task_b
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -265,72 +189,6 @@ def spec_b(cfg: TransferConfig, task_b: Dataset, extra: Extra = ()) -> RunSpec:
 
 def steps_per_epoch(spec: RunSpec) -> int:
     return spec.eval_every
-
-
-# ----------------------------------------------------------------------------- freezing
-
-class FrozenUntilState(NamedTuple):
-    count: jax.Array  # int32 steps seen
-    inner: Any
-
-
-def frozen_until(inner: optax.GradientTransformation, freeze_steps: int
-                 ) -> optax.GradientTransformation:
-    """``inner``, except that its first ``freeze_steps`` updates are exactly ``-0.0``.
-
-    While frozen the inner state does not advance (momentum etc. start at unfreezing), and
-    the update is selected with ``jnp.where``, so NaN/inf gradients cannot leak into it.
-    ``p + (-0.0)`` is ``p`` bit for bit for every float ``p`` (including ``-0.0`` and NaN).
-    """
-
-    def init(params):
-        return FrozenUntilState(jnp.zeros((), jnp.int32), inner.init(params))
-
-    def update(updates, state, params=None):
-        new_updates, new_inner = inner.update(updates, state.inner, params)
-        frozen = state.count < freeze_steps
-        new_updates = jax.tree_util.tree_map(
-            lambda u: jnp.where(frozen, jnp.array(-0.0, u.dtype), u), new_updates)
-        new_inner = jax.tree_util.tree_map(lambda old, new: jnp.where(frozen, old, new),
-                                           state.inner, new_inner)
-        return new_updates, FrozenUntilState(optax.safe_int32_increment(state.count), new_inner)
-
-    return optax.GradientTransformation(init, update)
-
-
-def layer_labels(reuse_layers: int) -> Callable[[Any], Any]:
-    """params -> the same tree of "reused" (hidden_0..hidden_{K-1}) / "trainable" labels."""
-    reused = {f"hidden_{i}" for i in range(reuse_layers)}
-
-    def labels(params):
-        return {name: jax.tree_util.tree_map(
-            lambda _, n=name: "reused" if n in reused else "trainable", sub)
-            for name, sub in params.items()}
-
-    return labels
-
-
-def transfer_tx(reuse_layers: int, freeze_steps: int, unfreeze_lr: float) -> Callable:
-    """The engine's ``make_tx(spec, hp)`` for B-on-A: reused layers frozen, then ``unfreeze_lr``."""
-
-    def make_tx(spec: RunSpec, hp) -> optax.GradientTransformation:
-        return optax.multi_transform(  # each part: the run's optimizer, on its part's tree
-            {"trainable": optim.make_tx(spec, hp, flat=False),
-             "reused": frozen_until(optim.make_tx(spec, hp, learning_rate=unfreeze_lr,
-                                                  flat=False), freeze_steps)},
-            layer_labels(reuse_layers))
-
-    return make_tx
-
-
-def hidden_layers(params: dict, reuse_layers: int) -> dict:
-    """The first ``reuse_layers`` hidden layers of a parameter tree (A's head is never reused)."""
-    return {f"hidden_{i}": params[f"hidden_{i}"] for i in range(reuse_layers)}
-
-
-def reuse_params(fresh: dict, init_params: dict) -> dict:
-    """The engine's ``merge_params``: A's layers where given, fresh layers and head elsewhere."""
-    return {name: init_params.get(name, sub) for name, sub in fresh.items()}
 
 
 # ----------------------------------------------------------------------------- one class pair
@@ -418,7 +276,7 @@ def train_groups(cfgs: Sequence[TransferConfig], data: Dataset, pos: int, neg: i
             return trainer.train_arm(spec, task, seeds, timing=timing, **kwargs)
         return shared.train(arm, spec, task, seeds, timing=timing, **kwargs)
 
-    task_a, _ = split_tasks(data, pos, neg, cfgs[0].train_size)
+    task_a, _ = tasks.split_tasks(data, pos, neg, cfgs[0].train_size)
     sa = spec_a(cfgs[0], task_a, extra)
     seeds = tuple(cfgs[0].seeds)
     res_a = train("A", sa, task_a, [A_SEED_OFFSET + s for s in seeds], return_params=True)
@@ -427,18 +285,18 @@ def train_groups(cfgs: Sequence[TransferConfig], data: Dataset, pos: int, neg: i
     trained_b: dict[tuple, Any] = {}
     out = []
     for cfg in cfgs:
-        _, task_b = split_tasks(data, pos, neg, cfg.train_size)
+        _, task_b = tasks.split_tasks(data, pos, neg, cfg.train_size)
         sb = spec_b(cfg, task_b, extra)
         key = (cfg.train_size, sb.hash)
         if key not in trained_b:
             trained_b[key] = train("B", sb, task_b, seeds)
         freeze_steps = cfg.freeze_epochs * steps_per_epoch(sb)
-        tx = transfer_tx(cfg.reused, freeze_steps, cfg.lr_after)
+        tx = reuse.transfer_tx(cfg.reused, freeze_steps, cfg.lr_after)
         variant = {} if shared is None else {
             "variant": (cfg.reused, freeze_steps, cfg.lr_after)}
         res_t = train("B-on-A", sb, task_b, seeds,
-                      init_params=hidden_layers(params_a, cfg.reused),
-                      merge_params=reuse_params, make_tx=tx, **variant)
+                      init_params=reuse.hidden_layers(params_a, cfg.reused),
+                      merge_params=reuse.reuse_params, make_tx=tx, **variant)
         out.append(PairResult(task_a, task_b, {"A": sa, "B": sb, "B-on-A": sb},
                               {"A": res_a, "B": trained_b[key], "B-on-A": res_t}))
     return out
@@ -496,10 +354,10 @@ class Group:
 
 
 def _pair(value: str, data: Dataset, where: str) -> tuple[int, int]:
-    pair = default_pair(data) if value == "default" else tuple(
+    pair = tasks.default_pair(data) if value == "default" else tuple(
         int(c) for c in value.split("v"))
     try:
-        check_pair(pair, data.n_classes)
+        tasks.check_pair(pair, data.n_classes)
     except ValueError as e:
         raise definition.ExperimentError(f"{where}: pair {value}: {e} in {data.name}") from None
     return pair
@@ -542,10 +400,10 @@ def _check(cfg: TransferConfig, data: Dataset, where: str) -> None:
         problems.append(f"reuse_layers {cfg.reused} exceeds the {cfg.depth} hidden layers")
     if cfg.epochs_b < 1:
         problems.append("freeze_epochs + unfreeze_epochs must be at least 1")
-    if not 0 < cfg.train_size <= task_b_train_count(data, pos, neg):
-        problems.append(f"train_size {cfg.train_size} is not in 1..{task_b_train_count(data, pos, neg)}"
+    if not 0 < cfg.train_size <= tasks.task_b_train_count(data, pos, neg):
+        problems.append(f"train_size {cfg.train_size} is not in 1..{tasks.task_b_train_count(data, pos, neg)}"
                         f" (the task-B training images of pair {pair_label(pos, neg)})")
-    if len(data.y_train) - task_b_train_count(data, pos, neg) < cfg.batch_size:
+    if len(data.y_train) - tasks.task_b_train_count(data, pos, neg) < cfg.batch_size:
         problems.append(f"batch_size {cfg.batch_size} exceeds task A's training split")
     if problems:
         raise definition.ExperimentError(f"{where}: {problems[0]} in {data.name}")

@@ -1,4 +1,4 @@
-"""Statistics used by every experiment summary (DESIGN.md section 4).
+"""Statistics used by every experiment summary.
 
 Pure numpy/scipy.  Bootstrap intervals are reproducible: ``n_resamples=2000`` and a fixed
 ``seed=0`` by default.  Degenerate inputs (n == 1, constant values, zero differences)

@@ -3,7 +3,7 @@
 A run either reached the target (``reached[i]`` true, at step ``times[i]``) or was
 *censored*: it had not reached it by step ``censor_at[i]`` (the budget, or the last step
 observed), so all we know is that its time is larger than ``censor_at[i]``.  Nothing here
-imputes infinity or the budget as if it were a measurement (DESIGN.md section 4).
+imputes infinity or the budget as if it were a measurement.
 
 - ``kaplan_meier``: product-limit estimate of S(s) = fraction of runs that have NOT
   reached the target by step s.  Runs censored at an event step count as at risk there.

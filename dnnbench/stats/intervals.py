@@ -1,6 +1,6 @@
 """Means, paired differences and paired ratios with confidence intervals.
 
-Conventions (DESIGN.md section 4):
+Conventions:
 
 - NaN values (or pairs where either side is NaN) are dropped; ``n`` counts what was used.
 - Bootstrap intervals use ``scipy.stats.bootstrap`` with ``n_resamples=2000`` and a fixed

@@ -25,9 +25,13 @@ from dnnbench.cli.common import (
 )
 from dnnbench.cli.options import TRAINING, pick
 from dnnbench.definition import ExperimentError
+from dnnbench.definition.experiment import packaged_doc
 from dnnbench.limits import LIMITS, check, check_memory, run_bytes
 
-Seeds = options.seeds(5, 2, "vmapped, paired across optimizers")
+# the defaults named in the help: the packaged file's (read as written: no JAX at help time)
+_FILE = packaged_doc("optimizer-comparison")
+_BASE, _QUICK = _FILE["base"], _FILE["quick"]
+Seeds = options.seeds(_FILE["seeds"], _QUICK["seeds"], "vmapped, paired across optimizers")
 Quick = options.quick("data subset, 2 seeds, 2 epochs, 2 evaluations per epoch")
 Dataset = options.dataset("fashion-mnist")
 
@@ -100,13 +104,17 @@ def optimizers(
              "nine).")] = None,
     lr: Annotated[list[str] | None, typer.Option(
         "--lr", metavar="LR|NAME=LR", rich_help_panel=TRAINING, show_default=False,
-        help="Learning rate: one value for all (default 0.001), and/or NAME=VALUE overrides "
-             "(repeatable, e.g. --lr sgd=0.01).")] = None,
+        help=f"Learning rate: one value for all (default {_BASE['learning_rate']:g}, the "
+             "optimizer-comparison file's), and/or NAME=VALUE overrides (repeatable, e.g. "
+             "--lr sgd=0.01).")] = None,
     epochs: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
-        help="Epochs over the training split (default: 10; 2 with --quick).")] = None,
-    batch_size: Annotated[int, typer.Option(rich_help_panel=TRAINING,
-                                            help="Mini-batch size.")] = 32,
+        help=f"Epochs over the training split (default: {_BASE['epochs']}; "
+             f"{_QUICK['set']['epochs']} with --quick, the optimizer-comparison file's).")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
+        help=f"Mini-batch size (default: {_BASE['batch_size']}, the optimizer-comparison "
+             "file's).")] = None,
     seeds: Seeds = None,
     eval_every: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
@@ -116,18 +124,22 @@ def optimizers(
         rich_help_panel=TRAINING, show_default=False,
         help="Absolute validation-accuracy target in (0, 1] (default: relative, see "
              "--target-fraction).")] = None,
-    target_fraction: Annotated[float, typer.Option(
-        rich_help_panel=TRAINING,
+    target_fraction: Annotated[float | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
         help="Relative target: this fraction of the best median final validation accuracy "
-             "among the arms (used when --target is not given).")] = 0.98,
+             "among the arms (used when --target is not given; default: "
+             f"{_FILE['relative_target']:g}, the optimizer-comparison file's).")] = None,
     tune: Annotated[bool, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
         help="Also sweep each optimizer's learning rate (one vectorized program per optimizer) "
              "and report it at its best lr too.")] = False,
-    tune_grid: Annotated[str, typer.Option(
-        metavar="GRID", rich_help_panel=TRAINING,
+    tune_grid: Annotated[str | None, typer.Option(
+        metavar="GRID", rich_help_panel=TRAINING, show_default=False,
         help=f"Learning rates of --tune: LO:HI:N (N log-spaced) or a list 1e-4,1e-3; at most "
-             f"{LIMITS['grid'][0]:,}.")] = "1e-4:1e-1:5",
+             f"{LIMITS['grid'][0]:,} (default: the optimizer-comparison file's [tune] grid, "
+             f"{len(_FILE['tune']['learning_rate'])} log-spaced rates from "
+             f"{min(_FILE['tune']['learning_rate']):g} to "
+             f"{max(_FILE['tune']['learning_rate']):g}).")] = None,
     quick: Quick = False,
     dataset: Dataset = None,
     data_dir: options.DataDir = None,
@@ -158,7 +170,9 @@ def optimizers(
     for name in names:
         check_choice(name, OPTIMIZERS, "--optimizer")
     plain_lr, overrides = parse_lrs(lr or [], names, OPTIMIZERS)
-    epochs, seeds = pick(epochs, 10, 2, quick), pick(seeds, 5, 2, quick)
+    epochs = pick(epochs, _BASE["epochs"], _QUICK["set"]["epochs"], quick)
+    seeds = pick(seeds, _FILE["seeds"], _QUICK["seeds"], quick)
+    batch_size = batch_size or _BASE["batch_size"]
     check_positive(epochs, "--epochs", integer=True, limit="steps")
     check_positive(batch_size, "--batch-size", integer=True)
     check_positive(seeds, "--seeds", integer=True, limit="seeds")
@@ -166,8 +180,10 @@ def optimizers(
         check_positive(eval_every, "--eval-every", integer=True)
     if target is not None:
         check_target(target)
-    check_target(target_fraction, "--target-fraction")
-    grid = parse_grid(tune_grid) if tune else exp.DEFAULT_TUNE_GRID
+    if target_fraction is not None:
+        check_target(target_fraction, "--target-fraction")
+    grid = parse_grid(tune_grid) if tune_grid is not None else None
+    n_grid = len(grid or _FILE["tune"]["learning_rate"])
     if plot and importlib.util.find_spec("dnnbench.report.figures") is None:
         warn("--plot: figures are not available in this version (dnnbench.report.figures is "
              "missing); the run continues without figures")
@@ -187,10 +203,10 @@ def optimizers(
     total = epochs * per_epoch
     with within_limits():
         check("steps", total, f"--epochs {epochs:,} x {per_epoch:,} steps per epoch")
-        check_memory(run_bytes(lanes=seeds * (len(grid) + 1 if tune else 1),
-                               layer_sizes=(data.n_features, 100, 100, 100, data.n_classes),
+        check_memory(run_bytes(lanes=seeds * (n_grid + 1 if tune else 1),
+                               layer_sizes=(data.n_features, *_BASE["widths"], data.n_classes),
                                batch_size=batch_size, steps=total, n_evals=total // every),
-                     f"{epochs:,} epochs of {seeds} seeds" + (f" x {len(grid)} lrs" if tune else ""))
+                     f"{epochs:,} epochs of {seeds} seeds" + (f" x {n_grid} lrs" if tune else ""))
     if every > total:
         usage_error(f"--eval-every ({eval_every}) exceeds the {total} training steps of "
                     f"{plural(epochs, 'epoch')}")

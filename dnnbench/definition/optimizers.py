@@ -16,44 +16,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from dnnbench import definition
 
 EXPERIMENT = "optimizers"
 FILE = "optimizer-comparison"
 DEFAULT_DATASET = "fashion-mnist"
-DEFAULT_TUNE_GRID = tuple(float(v) for v in np.logspace(-4, -1, 5))
 
 
 def experiment(optimizers: Sequence[str], *, learning_rate: float | None = None,
-               lr_overrides: dict[str, float] | None = None, epochs: int = 10,
-               batch_size: int = 32, eval_every: int | None = None, seeds: int = 5,
-               target: float | None = None, target_fraction: float = 0.98,
-               tune: bool = False, tune_grid: Sequence[float] = DEFAULT_TUNE_GRID
+               lr_overrides: dict[str, float] | None = None, epochs: int | None = None,
+               batch_size: int | None = None, eval_every: int | None = None,
+               seeds: int | None = None,
+               target: float | None = None, target_fraction: float | None = None,
+               tune: bool = False, tune_grid: Sequence[float] | None = None
                ) -> definition.Experiment:
-    """The packaged file with the command's settings: optimizers (with ``lr_overrides``, a
-    factor of named levels that set their own learning rate), the budget and evaluation
-    cadence (None: once per epoch), an absolute ``target`` or the relative one, and the
-    tuned arms (``tune``: the factor ``lr_source`` gets the level "tuned")."""
+    """The packaged file with the command's settings (None: the file's): optimizers (with
+    ``lr_overrides``, a factor of named levels that set their own learning rate), the budget,
+    the evaluation cadence (None: once per epoch), an absolute ``target`` or the relative one
+    (``target_fraction``), and the tuned arms (``tune``: the factor ``lr_source`` gets the
+    level "tuned"; ``tune_grid``: their learning rates, None: the file's [tune] grid)."""
     levels = {"optimizer": list(optimizers), "lr_source": ["default", "tuned"] if tune
               else ["default"]}
     # the file's reference and claims on levels the selection lacks are left out (to_doc)
     doc = definition.to_doc(definition.override(definition.load(FILE), levels))
-    base = doc["base"] | {"epochs": epochs, "batch_size": batch_size,
-                          "eval_every": eval_every or "epoch"}
+    given = {"epochs": epochs, "batch_size": batch_size}  # None: the file's
+    base = doc["base"] | {k: v for k, v in given.items() if v is not None} | {
+        "eval_every": eval_every or "epoch"}
     if learning_rate is not None:
         base["learning_rate"] = learning_rate
     # (no "cost": the packaged file's describes its own grid; the report counts the programs)
     doc |= {"name": EXPERIMENT, "title": "Optimizers: speed and quality", "cost": "",
-            "dataset": DEFAULT_DATASET, "seeds": seeds, "base": base, "quick": {}}
-    doc["tune"] = doc["tune"] | {"learning_rate": [float(v) for v in tune_grid]}
+            "dataset": DEFAULT_DATASET, "seeds": seeds or doc["seeds"], "base": base,
+            "quick": {}}
+    if tune_grid is not None:
+        doc["tune"] = doc["tune"] | {"learning_rate": [float(v) for v in tune_grid]}
     if lr_overrides:  # named levels: each optimizer with its own learning rate
         doc["factors"]["optimizer"] = {o: {"optimizer": o, **(
             {"learning_rate": lr_overrides[o]} if o in lr_overrides else {})}
             for o in optimizers}
     if target is None:
-        doc["relative_target"] = target_fraction
+        doc["relative_target"] = target_fraction or doc["relative_target"]
     else:
         doc.pop("relative_target", None)
         base["target"] = target

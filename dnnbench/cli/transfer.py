@@ -19,14 +19,28 @@ from dnnbench.cli.common import (
     within_limits,
 )
 from dnnbench.cli.options import MODEL, TRAINING, pick
+from dnnbench.definition.experiment import packaged_doc
 from dnnbench.limits import check, check_memory, run_bytes
 
-DEPTH = 3  # hidden layers of the protocol's networks (3 x 100 ReLU)
 QUICK_PAIRS = 3  # --quick --pairs all runs only the first pairs
 TASK = "Task"
-Seeds = options.seeds(20, 3, "vmapped; B and B-on-A paired by seed; A retrained for every seed")
-Quick = options.quick("data subset, 3 seeds, 2 epochs for A, 1 frozen + 1 unfrozen for B; "
-                      f"--pairs all runs the first {QUICK_PAIRS} pairs")
+# the defaults: the packaged file's (read as written: no JAX at help time)
+_FILE = packaged_doc("transfer-learning")
+_BASE, _QUICK = _FILE["base"], _FILE["quick"]
+DEPTH = len(_BASE["widths"])  # hidden layers of the protocol's networks
+Seeds = options.seeds(_FILE["seeds"], _QUICK["seeds"],
+                      "vmapped; B and B-on-A paired by seed; A retrained for every seed")
+Quick = options.quick(f"data subset, {_QUICK['seeds']} seeds, {_QUICK['set']['epochs_a']} "
+                      f"epochs for A, {_QUICK['set']['freeze_epochs']} frozen + "
+                      f"{_QUICK['set']['unfreeze_epochs']} unfrozen for B; --pairs all runs the "
+                      f"first {QUICK_PAIRS} pairs")
+
+
+def _default(key: str) -> str:
+    quick = _QUICK["set"].get(key)
+    return f"default: {_BASE[key]:g}" + (f"; {quick:g} with --quick" if quick else "") + \
+        ", the transfer-learning file's"
+
 Dataset = options.dataset("fashion-mnist")
 
 
@@ -53,30 +67,33 @@ def transfer(
         metavar="all", rich_help_panel=TASK, show_default=False,
         help="'all': repeat over every unordered class pair (45 for 10 classes; the smaller "
              "label is the positive class).")] = None,
-    train_size: Annotated[int, typer.Option(
-        rich_help_panel=TASK,
-        help="Task-B training images (the first N of the two classes).")] = 200,
+    train_size: Annotated[int | None, typer.Option(
+        rich_help_panel=TASK, show_default=False,
+        help=f"Task-B training images (the first N of the two classes; "
+             f"{_default('train_size')}).")] = None,
     reuse_layers: Annotated[int | None, typer.Option(
         rich_help_panel=MODEL, show_default=False,
         help=f"Hidden layers of A reused by B-on-A, 0..{DEPTH} (default: all {DEPTH}); the "
              "others start fresh.")] = None,
     epochs_a: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
-        help="Training epochs of model A (default: 20; 2 with --quick).")] = None,
+        help=f"Training epochs of model A ({_default('epochs_a')}).")] = None,
     freeze_epochs: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
-        help="Epochs with the reused layers frozen (default: 4; 1 with --quick).")] = None,
+        help=f"Epochs with the reused layers frozen ({_default('freeze_epochs')}).")] = None,
     unfreeze_epochs: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
         help="Epochs with all layers trainable after that; B from scratch trains freeze + "
-             "unfreeze epochs (default: 16; 1 with --quick).")] = None,
-    lr: Annotated[float, typer.Option("--lr", rich_help_panel=TRAINING,
-                                      help="SGD learning rate of every arm.")] = 0.001,
+             f"unfreeze epochs ({_default('unfreeze_epochs')}).")] = None,
+    lr: Annotated[float | None, typer.Option(
+        "--lr", rich_help_panel=TRAINING, show_default=False,
+        help=f"SGD learning rate of every arm ({_default('learning_rate')}).")] = None,
     unfreeze_lr: Annotated[float | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
         help="Learning rate of the reused layers after unfreezing (default: --lr).")] = None,
-    batch_size: Annotated[int, typer.Option(rich_help_panel=TRAINING,
-                                            help="Mini-batch size.")] = 32,
+    batch_size: Annotated[int | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
+        help=f"Mini-batch size ({_default('batch_size')}).")] = None,
     seeds: Seeds = None,
     quick: Quick = False,
     dataset: Dataset = None,
@@ -110,9 +127,15 @@ def transfer(
         usage_error(f"--pairs: only 'all' is supported, got {pairs!r} (use --pair POS,NEG "
                     "for one pair)")
     chosen = parse_pair(pair) if pair is not None else None
-    seeds, epochs_a = pick(seeds, 20, 3, quick), pick(epochs_a, 20, 2, quick)
-    freeze_epochs = pick(freeze_epochs, 4, 1, quick)
-    unfreeze_epochs = pick(unfreeze_epochs, 16, 1, quick)
+    quick_set = _QUICK["set"]
+    seeds = pick(seeds, _FILE["seeds"], _QUICK["seeds"], quick)
+    epochs_a = pick(epochs_a, _BASE["epochs_a"], quick_set["epochs_a"], quick)
+    freeze_epochs = pick(freeze_epochs, _BASE["freeze_epochs"], quick_set["freeze_epochs"], quick)
+    unfreeze_epochs = pick(unfreeze_epochs, _BASE["unfreeze_epochs"],
+                           quick_set["unfreeze_epochs"], quick)
+    lr = lr if lr is not None else _BASE["learning_rate"]
+    batch_size = batch_size or _BASE["batch_size"]
+    train_size = train_size or _BASE["train_size"]
     check_positive(seeds, "--seeds", integer=True, limit="seeds")
     check_positive(lr, "--lr")
     if unfreeze_lr is not None:
@@ -165,7 +188,7 @@ def transfer(
     steps_a = epochs_a * (max(_a_train_count(exp, data, p) for p in pair_list) // batch_size)
     with within_limits():
         check("steps", steps_a, f"--epochs-a {epochs_a:,} (model A's steps)")
-        check_memory(run_bytes(lanes=seeds, layer_sizes=(data.n_features, *(100,) * DEPTH,
+        check_memory(run_bytes(lanes=seeds, layer_sizes=(data.n_features, *_BASE["widths"],
                                                          data.n_classes),
                                batch_size=batch_size, steps=steps_a, n_evals=epochs_a),
                      f"model A with {seeds} seeds and {epochs_a:,} epochs")

@@ -39,8 +39,11 @@ TIMING_CLAIM = re.compile(r"step_ms|compile_s|eval_ms|time_to_target|time to tar
 TIMING_CLAIM_FIELDS = ("verdict", "effect", "low", "high", "effect_text")
 # Figures drawn from timing columns (the `timing` and `speed-vs-quality` figure kinds).
 TIMING_FIGURE = re.compile(r"-(timing|speed-vs-quality)\.(png|svg)$")
-# Meta keys that record when (started/finished/resumed) or at which commit a run was made.
-VOLATILE_KEYS = {"started", "finished", "resumed", "git_commit"}
+# Meta keys that record when (started/finished/resumed) or at which commit a run was made,
+# and settings_digest: a digest of the run's settings, which include the absolute path of the
+# experiment file (`experiment_file`, compared as text with the checkout's folder masked): it
+# differs between two checkouts in other folders, and when the package's files move.
+VOLATILE_KEYS = {"started", "finished", "resumed", "git_commit", "settings_digest"}
 ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?")
 # Durations in the console output of `run`: "done in 2.2 s" per arm, progress bar "0:00:20".
 DURATION = re.compile(r"\b\d+(\.\d+)?(e[+-]?\d+)? ?(s|ms|seconds?|min)\b|\b\d+:\d\d:\d\d\b")

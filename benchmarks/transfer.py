@@ -38,7 +38,7 @@ from common import eval_flops, matmul_gflops, train_flops
 
 from dnnbench import definition
 from dnnbench.cli.common import quick_subset
-from dnnbench.data import load_dataset
+from dnnbench.data import load_dataset, tasks
 from dnnbench.run import transfer as exp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +68,7 @@ def protocol_flops(cfgs: list[exp.TransferConfig], data) -> tuple[float, float]:
     train = evaluate = 0.0
     for cfg, (pos, neg) in ((c, pair) for c in cfgs for pair in c.pairs):
         n_seeds, d = len(cfg.seeds), data.n_features
-        task_a, task_b = exp.split_tasks(data, pos, neg, cfg.train_size)
+        task_a, task_b = tasks.split_tasks(data, pos, neg, cfg.train_size)
         for spec, task, copies in ((exp.spec_a(cfg, task_a), task_a, 1),
                                    (exp.spec_b(cfg, task_b), task_b, 2)):  # B and B-on-A
             n_out = 1 if spec.loss == "sigmoid" else task.n_classes

@@ -172,7 +172,7 @@ def optimizers(
     plain_lr, overrides = parse_lrs(lr or [], names, OPTIMIZERS)
     epochs = pick(epochs, _BASE["epochs"], _QUICK["set"]["epochs"], quick)
     seeds = pick(seeds, _FILE["seeds"], _QUICK["seeds"], quick)
-    batch_size = batch_size or _BASE["batch_size"]
+    batch_size = _BASE["batch_size"] if batch_size is None else batch_size
     check_positive(epochs, "--epochs", integer=True, limit="steps")
     check_positive(batch_size, "--batch-size", integer=True)
     check_positive(seeds, "--seeds", integer=True, limit="seeds")

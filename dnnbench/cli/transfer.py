@@ -133,9 +133,9 @@ def transfer(
     freeze_epochs = pick(freeze_epochs, _BASE["freeze_epochs"], quick_set["freeze_epochs"], quick)
     unfreeze_epochs = pick(unfreeze_epochs, _BASE["unfreeze_epochs"],
                            quick_set["unfreeze_epochs"], quick)
-    lr = lr if lr is not None else _BASE["learning_rate"]
-    batch_size = batch_size or _BASE["batch_size"]
-    train_size = train_size or _BASE["train_size"]
+    lr = _BASE["learning_rate"] if lr is None else lr
+    batch_size = _BASE["batch_size"] if batch_size is None else batch_size
+    train_size = _BASE["train_size"] if train_size is None else train_size
     check_positive(seeds, "--seeds", integer=True, limit="seeds")
     check_positive(lr, "--lr")
     if unfreeze_lr is not None:

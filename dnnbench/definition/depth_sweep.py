@@ -47,7 +47,7 @@ def experiment(*, quick: bool = False, seeds: int | None = None,
     # (no "cost": the packaged file's describes its own grid; the report counts the programs)
     doc = definition.to_doc(exp) | {
         "name": EXPERIMENT, "dataset": DEFAULT_DATASET, "cost": "",
-        "seeds": seeds or (exp.quick["seeds"] if quick else exp.seeds)}
+        "seeds": seeds if seeds is not None else exp.quick["seeds"] if quick else exp.seeds}
     if width is not None:
         doc["base"].pop("widths")
         doc["base"]["width"] = width

@@ -55,7 +55,8 @@ def experiment(optimizers: Sequence[str], *, learning_rate: float | None = None,
             {"learning_rate": lr_overrides[o]} if o in lr_overrides else {})}
             for o in optimizers}
     if target is None:
-        doc["relative_target"] = target_fraction or doc["relative_target"]
+        doc["relative_target"] = (doc["relative_target"] if target_fraction is None
+                                  else target_fraction)
     else:
         doc.pop("relative_target", None)
         base["target"] = target

@@ -399,6 +399,54 @@ def load_plugin(path: str, what: str):
     return obj
 
 
+# the run settings that may name a plug-in (RunSpec fields)
+PLUGIN_SETTINGS = ("optimizer", "activation", "init", "head_init", "schedule")
+
+
+def _digest_files(files) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(f"{f.name}:{hashlib.sha256(f.read_bytes()).hexdigest()}\n".encode())
+    return h.hexdigest()[:16]
+
+
+@functools.cache
+def _distributions() -> dict:
+    import importlib.metadata
+
+    return importlib.metadata.packages_distributions()
+
+
+def plugin_fingerprint(path: str) -> dict:
+    """What the results of a plug-in depend on: its import path, the SHA-256 of its source (the
+    files of its top-level package, or its module's file), and the version of the installed
+    distribution that provides it (None for a user's own folder). Read afresh at each call:
+    an edited plug-in never matches the results or programs of its old code."""
+    import importlib
+    import importlib.metadata
+    import sys
+    from pathlib import Path
+
+    load_plugin(path, "plug-in")  # imported (ValueError, one line, when it cannot be)
+    top = path.partition(":")[0].split(".")[0]
+    module = sys.modules[top]
+    if getattr(module, "__path__", None):  # a package: every module of it
+        files = [f for d in module.__path__ for f in Path(d).rglob("*.py")]
+    else:
+        files = [Path(module.__file__)] if getattr(module, "__file__", None) else []
+    dists = _distributions().get(top) or []
+    version = importlib.metadata.version(dists[0]) if dists else None
+    return {"path": path, "source": _digest_files(files) if files else None, "version": version}
+
+
+def spec_plugins(spec) -> dict[str, dict]:
+    """The plug-ins a run specification names (import path -> :func:`plugin_fingerprint`)."""
+    names = {getattr(spec, key) for key in PLUGIN_SETTINGS}
+    return {name: plugin_fingerprint(name) for name in sorted(names) if is_plugin(name)}
+
+
 def _numeric_keywords(factory: Callable) -> dict[str, float]:
     import inspect
 

@@ -90,6 +90,9 @@ def execute(exp, data, n_seeds: int, out: Path, *, fresh: bool = False, force: b
               "seeds": n_seeds, "one_program_per_arm": one_program_per_arm,
               "lanes_per_unit": lanes_per_unit}
     meta = {**(meta or {}), "config": config}
+    plugins = _plugins(exp)
+    if plugins:  # what their results depend on: import path, source digest, version
+        meta["plugins"] = plugins
     if exp.search is None:
         meta |= {"units": None, "arms": exp.n_arms}
     else:  # the points of the fine stages depend on the results: not settings of the run
@@ -120,6 +123,16 @@ def execute(exp, data, n_seeds: int, out: Path, *, fresh: bool = False, force: b
             exp = _next_stage(exp, runs, stage)
     show_results(exp, runs, curves, paths, data.name, plot)
     return runs, curves, paths
+
+
+def _plugins(exp) -> dict[str, dict]:
+    """The plug-ins the arms of ``exp`` name (import path -> fingerprint)."""
+    from dnnbench import definition
+    from dnnbench.registry import PLUGIN_SETTINGS, is_plugin, plugin_fingerprint
+
+    names = {v for arm in definition.expand(exp) for k, v in arm.settings.items()
+             if k in PLUGIN_SETTINGS and isinstance(v, str) and is_plugin(v)}
+    return {name: plugin_fingerprint(name) for name in sorted(names)}
 
 
 def show_results(exp, runs, curves, paths: dict, dataset: str, plot: bool) -> None:

@@ -53,6 +53,7 @@ from dnnbench.definition.experiment import (
 )
 from dnnbench.definition.settings import lower_is_better
 from dnnbench.definition.specs import make_spec
+from dnnbench.registry import spec_plugins
 from dnnbench.run.units import Once, Unit
 from dnnbench.spec import (
     OPTIMIZER_PREFIX,
@@ -197,13 +198,21 @@ def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = T
 
         key = ("generic", prog.spec.hash, prog.lanes, seeds,
                tuple((a.name, a.spec.hash, a.settings.levels) for a in prog.arms),
-               prog.arms[0].train_size, timing)
+               prog.arms[0].train_size, timing, *plugin_key(prog.spec))
         remote = None if worker_data is None else functools.partial(
             rebuild_unit, exp, worker_data, seeds, index, timing, one_program_per_arm,
             lanes_per_unit)
         units.append(Unit(prog.label, key, compute, prepare if compile_ahead() else None,
                           remote, (prog.index, len(prog.arms))))
     return units
+
+
+def plugin_key(spec) -> tuple:
+    """The plug-ins of a unit's spec as part of its key (their source and version: an edited
+    plug-in never reuses the results of its old code); () without plug-ins, so that the keys
+    of runs without plug-ins stay as they were."""
+    plugins = spec_plugins(spec)
+    return (("plugins", json.dumps(plugins, sort_keys=True)),) if plugins else ()
 
 
 def rebuild_unit(exp: Experiment, worker_data: Callable[[], Any], seeds: Sequence[int],

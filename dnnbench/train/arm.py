@@ -21,6 +21,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from dnnbench.models.mlp import train_flops
+from dnnbench.registry import spec_plugins
 from dnnbench.spec import RunSpec
 from dnnbench.train import programs
 from dnnbench.train.compile_cache import enable_compile_cache  # noqa: F401 (re-exported)
@@ -143,7 +144,9 @@ class CompiledArm:
         key = programs.program_key(
             {"spec": json.dumps(spec.to_dict(), sort_keys=True), "n_classes": data.n_classes,
              "n_train": len(data.y_train), "rows": None if rows is None else repr(tuple(rows)),
-             "shards": self.shards, "chunk": chunk, "n_pad": n_pad, **program_kwargs}, args)
+             "shards": self.shards, "chunk": chunk, "n_pad": n_pad,
+             # a plug-in's code shapes the program: its source is part of the key
+             "plugins": json.dumps(spec_plugins(spec), sort_keys=True), **program_kwargs}, args)
         self.compiled = programs.compile_program(run, args, key)
         self.compile_s = time.perf_counter() - t0
 

@@ -453,6 +453,7 @@ def test_cli_trains_updates_baseline_checks_and_detects_a_slowdown(tmp_path, dat
     tiny_profiles(tmp_path, seeds=17, baseline_seeds=16)
     res = runner.invoke(app, args)
     assert res.exit_code == 2 and "settings differ" in res.output
+    assert "seeds: 16 -> 17" in " ".join(res.output.split())  # the setting named, old -> new
 
 
 # ------------------------------------------- damaged baselines, p-values, JSON, compare
@@ -541,7 +542,7 @@ def test_github_action_benchmark_states_each_entry_in_one_unit():
 
 
 def write_result(folder: Path, runs: pd.DataFrame, experiment="depth-sweep",
-                 dataset="digits") -> Path:
+                 dataset="digits", **meta) -> Path:
     """A results file as the experiment commands write it (runs CSV + meta JSON)."""
     from dnnbench.results.io import SCHEMA_VERSION
 
@@ -549,8 +550,24 @@ def write_result(folder: Path, runs: pd.DataFrame, experiment="depth-sweep",
     path = folder / f"{experiment}-{dataset}-runs.csv"
     runs.to_csv(path, index=False)
     (folder / f"{experiment}-{dataset}-meta.json").write_text(json.dumps(
-        {"schema_version": SCHEMA_VERSION, "experiment": experiment, "dataset": {"name": dataset}}))
+        {"schema_version": SCHEMA_VERSION, "experiment": experiment, "dataset": {"name": dataset},
+         **meta}))
     return path
+
+
+def test_compare_says_when_a_and_b_were_made_with_other_settings(tmp_path):
+    config = {"base": {"learning_rate": 0.01}, "seeds": 48}
+    a = write_result(tmp_path / "a", BASE, config=config)
+    same = write_result(tmp_path / "b", BASE, config=config)
+    res = runner.invoke(app, ["compare", str(a), str(same)])
+    assert res.exit_code == 0 and "different settings" not in res.output
+    other = write_result(tmp_path / "c", BASE, config={**config, "base": {
+        "learning_rate": 0.1}}, quick=True)
+    res = runner.invoke(app, ["compare", str(a), str(other)])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.stderr.split())
+    assert "made with different settings" in said
+    assert "config.base.learning_rate: 0.01 -> 0.1" in said and "quick: null -> true" in said
 
 
 def test_compare_command(tmp_path):

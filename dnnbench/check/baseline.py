@@ -16,6 +16,7 @@ import pandas as pd
 from dnnbench.check.compare import REQUIRED_COLUMNS
 from dnnbench.check.profiles import Profile
 from dnnbench.results.io import environment, now, write_csv, write_json
+from dnnbench.results.runfolder import differences
 
 BASELINE_SCHEMA = "dnnbench-check-baseline"
 BASELINE_VERSION = 1
@@ -116,9 +117,10 @@ def check_compatible(meta: dict, profile: Profile, data=None, *, what: str = "ba
                                    f"{profile.name!r}")
     stored = json.dumps(meta.get("profile_config"), sort_keys=True)
     if stored != profile.config_json:
+        changed = "; ".join(differences(meta.get("profile_config"), profile.config))
         raise IncompatibleBaseline(
-            f"profile {profile.name!r} settings differ from the {what}'s; re-create the "
-            "baseline with --update-baseline")
+            f"profile {profile.name!r} settings differ from the {what}'s ({what} -> profile: "
+            f"{changed}); re-create the baseline with --update-baseline")
     ds = meta.get("dataset") or {}
     if ds.get("name") != profile.dataset:
         raise IncompatibleBaseline(f"the {what} was made on data set {ds.get('name')!r}, "

@@ -12,8 +12,8 @@ import typer
 from dnnbench.cli.common import err_console, out_console, usage_error
 
 
-def _result_sets(path: Path) -> dict[tuple[str, str], tuple[Path, object]]:
-    """{(experiment, data set): (file, runs)} of a results folder, a ``*-runs.csv`` or a check
+def _result_sets(path: Path) -> dict[tuple[str, str], tuple[Path, object, dict]]:
+    """{(experiment, data set): (file, runs, meta)} of a results folder, a ``*-runs.csv`` or a check
     runs CSV (with its ``.meta.json``); SchemaError / IncompatibleBaseline for bad input."""
     from dnnbench.check import read_baseline
     from dnnbench.results.io import RUNS_SUFFIX, SchemaError, find_results, read_results
@@ -26,14 +26,29 @@ def _result_sets(path: Path) -> dict[tuple[str, str], tuple[Path, object]]:
         files = [path]
     else:
         runs, meta = read_baseline(path)
-        return {("check " + meta["profile"], meta["dataset"]["name"]): (path, runs)}
+        return {("check " + meta["profile"], meta["dataset"]["name"]): (path, runs, {})}
     out = {}
     for f in files:
         runs, meta = read_results(f)
         ds = meta.get("dataset")
         out[str(meta.get("experiment")), str(ds.get("name") if isinstance(ds, dict) else ds)] = (
-            f, runs)
+            f, runs, meta)
     return out
+
+
+def _settings_note(meta_a: dict, meta_b: dict) -> str | None:
+    """One line naming the settings that differ between the runs of A and B (configuration,
+    --quick, data set contents, plug-ins), or None when they were made alike."""
+    from dnnbench.results.runfolder import differences
+
+    keys = ("config", "quick", "plugins")
+    a = {k: meta_a.get(k) for k in keys} | {"data": (meta_a.get("dataset") or {}).get(
+        "fingerprint")}
+    b = {k: meta_b.get(k) for k in keys} | {"data": (meta_b.get("dataset") or {}).get(
+        "fingerprint")}
+    changed = differences(a, b)
+    return f"A and B were made with different settings (A -> B): {'; '.join(changed)}" \
+        if changed else None
 
 
 def _has_steps(runs) -> bool:
@@ -101,7 +116,10 @@ def compare(
     th = Thresholds(max_steps_ratio, max_accuracy_drop, alpha)
     reports = []
     for exp, ds in common:
-        (fa, ra), (fb, rb) = sets[0][exp, ds], sets[1][exp, ds]
+        (fa, ra, ma), (fb, rb, mb) = sets[0][exp, ds], sets[1][exp, ds]
+        note = _settings_note(ma, mb)
+        if note is not None:
+            err_console().print(f"{exp} on {ds}: {note}", highlight=False, markup=False)
         steps = _has_steps(ra)
         try:
             report = compare_runs(ra, rb, th, fresh_seeds=False, names=("A", "B"), steps=steps)

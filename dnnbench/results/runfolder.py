@@ -65,6 +65,22 @@ def settings_digest(settings: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def differences(old, new, limit: int = 6) -> list[str]:
+    """The settings that differ between two (nested) tables, as ``key: old -> new`` lines
+    (dotted keys, sorted; at most ``limit``, then how many more)."""
+    def flat(value, prefix=""):
+        if isinstance(value, dict):
+            return {k: v for key, sub in value.items()
+                    for k, v in flat(sub, f"{prefix}{key}.").items()}
+        return {prefix.rstrip("."): value}
+
+    a, b = flat(_plain_json(old or {})), flat(_plain_json(new or {}))
+    missing = "(none)"
+    out = [f"{k}: {json.dumps(a.get(k, missing))} -> {json.dumps(b.get(k, missing))}"
+           for k in sorted(set(a) | set(b)) if a.get(k, missing) != b.get(k, missing)]
+    return out[:limit] + ([f"... and {len(out) - limit} more"] if len(out) > limit else [])
+
+
 def run_settings(experiment: str, fingerprint: str, meta: dict) -> dict:
     """The settings of a run: experiment, data set fingerprint, and the command's ``meta``
     (configuration, ``--quick``, ...)."""

@@ -380,15 +380,54 @@ def is_plugin(name: str) -> bool:
     return ":" in name
 
 
+def _plugin_file(module: str) -> bool:
+    """Whether a plug-in's module part names a file (``path/to/file.py``), not an import path."""
+    return module.endswith(".py") or "/" in module or "\\" in module
+
+
+def _import_file(module: str):
+    """The module of the file ``module`` (imported once per process, under a name made from
+    its absolute path)."""
+    import hashlib
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    file = Path(module).expanduser().resolve()
+    name = "dnnbench_plugin_" + hashlib.sha256(str(file).encode()).hexdigest()[:12]
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, file)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]
+
+
 def load_plugin(path: str, what: str):
-    """The object at ``package.module:attribute``; ValueError (one line) if it cannot be had."""
+    """The object at ``package.module:attribute`` (the current directory is importable, after
+    the installed packages, as ``python -m`` makes it) or at ``path/to/file.py:attribute``;
+    ValueError (one line) if it cannot be had."""
     import importlib
+    import os
+    import sys
 
     module, _, attr = path.partition(":")
     if not module or not attr:
-        raise ValueError(f"{what} plug-in {path!r} is not of the form package.module:name")
+        raise ValueError(f"{what} plug-in {path!r}: name it package.module:factory (importable "
+                         "from the current directory or installed) or path/to/file.py:factory")
+    if _plugin_file(module) and not os.path.isfile(os.path.expanduser(module)):
+        raise ValueError(f"{what} plug-in {path!r}: no such file {module}")
     try:
-        obj = importlib.import_module(module)
+        if _plugin_file(module):
+            obj = _import_file(module)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.append(os.getcwd())
+            obj = importlib.import_module(module)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except Exception as e:  # noqa: BLE001 - any import failure is the user's to fix
@@ -430,7 +469,11 @@ def plugin_fingerprint(path: str) -> dict:
     from pathlib import Path
 
     load_plugin(path, "plug-in")  # imported (ValueError, one line, when it cannot be)
-    top = path.partition(":")[0].split(".")[0]
+    module_part = path.partition(":")[0]
+    if _plugin_file(module_part):  # a file of the user's: its source, no distribution
+        return {"path": path, "source": _digest_files([Path(module_part).resolve()]),
+                "version": None}
+    top = module_part.split(".")[0]
     module = sys.modules[top]
     if getattr(module, "__path__", None):  # a package: every module of it
         files = [f for d in module.__path__ for f in Path(d).rglob("*.py")]
@@ -506,7 +549,12 @@ def get_initializer(name: str) -> Initializer:
     ``factory()`` returns an :class:`Initializer` (distribution, scale, mode)."""
     if not is_plugin(name):
         return lookup(INITIALIZERS, name, "initializer")
-    made = load_plugin(name, "initializer")()
+    factory = load_plugin(name, "initializer")
+    try:
+        made = factory()
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"initializer plug-in {name!r} failed when called as factory(): "
+                         f"{type(e).__name__}: {e}") from None
     if not isinstance(made, Initializer):
         raise ValueError(  # noqa: TRY004 (a user's plug-in: one-line usage error)
             f"initializer plug-in {name!r} returned {type(made).__name__}, not "
@@ -526,4 +574,15 @@ def get_schedule(name: str) -> Schedule:
     params = _numeric_keywords(factory)
     for arg in ("learning_rate", "peak_lr", "total_steps", "steps"):
         params.pop(arg, None)
+    try:  # called and its result checked before any training
+        schedule = factory(0.01, 100)
+        value = schedule(0) if callable(schedule) else None
+        ok = callable(schedule) and jnp.ndim(value) == 0 and bool(jnp.isfinite(value))
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"schedule plug-in {name!r} failed when called as factory(0.01, 100) "
+                         f"and at step 0: {type(e).__name__}: {e}") from None
+    if not ok:
+        raise ValueError(f"schedule plug-in {name!r}: factory(0.01, 100) must return a "
+                         "function of the step giving a finite learning rate, got "
+                         f"{type(schedule).__name__}")
     return Schedule(factory, params, f"plug-in {name}")

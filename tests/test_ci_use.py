@@ -106,3 +106,46 @@ def test_a_units_key_and_the_runs_metadata_follow_a_plugin(tmp_path, monkeypatch
     (tmp_path / "myopt.py").write_text(PLUGIN.format(scale=0.5))
     assert store.key(plan.build_units(exp, data, (0,))[0]) != key
     assert _plugins(exp)["myopt:make"]["source"] != recorded["myopt:make"]["source"]
+
+
+SCHEDULES = """def not_a_schedule(lr, steps):
+    return 3
+
+
+def raises(lr, steps):
+    raise RuntimeError("broken plug-in")
+"""
+
+
+def test_plugins_a_user_can_find_and_plugins_refused_up_front(tmp_path, monkeypatch):
+    """A plug-in by file path, or by module from the current directory; a wrong form, a
+    factory that raises or returns the wrong type: one line, exit 2, nothing written."""
+    from typer.testing import CliRunner
+
+    from dnnbench.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "myopt", raising=False)  # another test's folder
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "opt.py").write_text(PLUGIN.format(scale=1.0))
+    (tmp_path / "myopt.py").write_text(PLUGIN.format(scale=1.0))  # the file's own
+    (tmp_path / "cwd_plugins.py").write_text(SCHEDULES + PLUGIN.format(scale=1.0))
+    (tmp_path / "mine.toml").write_text(EXPERIMENT.replace("max_steps = 100", "max_steps = 10"))
+    runner = CliRunner()
+
+    def run(setting: str, out: str):
+        return runner.invoke(app, ["run", "mine.toml", "--set", setting, "--seeds", "1",
+                                   "--out", out])
+
+    for i, setting in enumerate(("optimizer=mypkg/opt.py:make", "optimizer=cwd_plugins:make")):
+        res = run(setting, f"ok{i}")
+        assert res.exit_code == 0, (setting, res.output)
+    for setting, said in (("optimizer=mypkg/none.py:make", "no such file"),
+                          ("optimizer=cwd_plugins", "path/to/file.py:factory"),
+                          ("schedule=cwd_plugins:not_a_schedule", "must return a function"),
+                          ("schedule=cwd_plugins:raises", "RuntimeError: broken plug-in"),
+                          ("init=cwd_plugins:raises", "failed when called")):
+        res = run(setting, "bad")
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.exit_code == 2 and len(lines) == 1 and said in lines[0], (setting, res.stderr)
+        assert not (tmp_path / "bad").exists()

@@ -90,7 +90,10 @@ def execute(exp, data, n_seeds: int, out: Path, *, fresh: bool = False, force: b
               "seeds": n_seeds, "one_program_per_arm": one_program_per_arm,
               "lanes_per_unit": lanes_per_unit}
     meta = {**(meta or {}), "config": config}
-    plugins = _plugins(exp)
+    try:
+        plugins = _plugins(exp)
+    except (definition.ExperimentError, ValueError) as e:
+        usage_error(str(e))
     if plugins:  # what their results depend on: import path, source digest, version
         meta["plugins"] = plugins
     if exp.search is None:

@@ -245,7 +245,8 @@ def check_setting(key: str, value, where: str):
         if not isinstance(value, str):
             fail(where, f"{key} must be a name, got {value!r}")
         if value not in setting.names and not (setting.plugins and ":" in value):
-            plug = " or package.module:factory" if setting.plugins else ""
+            plug = (" or a plug-in: package.module:factory or path/to/file.py:factory"
+                    if setting.plugins else "")
             fail(where, f"{key}: unknown value {value!r}; allowed: "
                          f"{', '.join(setting.names)}{plug}")
         return value

@@ -412,27 +412,30 @@ def test_results_in_subfolders_are_combined(tmp_path):
     assert r["5"].verdict == "supported" and r["1"].verdict == "supported"
 
 
-def test_user_claims_file_extends_and_overrides(tmp_path):
+@pytest.mark.parametrize("table, results", [("claims", "results"), ("claim", "experiment")])
+def test_user_claims_file_extends_and_overrides(tmp_path, table, results):
+    """A claims file spelled as experiment files are ([[claims]], results), or the older way
+    ([[claim]], experiment)."""
     f = tmp_path / "mine.toml"
-    f.write_text('''
-[[claim]]
+    f.write_text(f'''
+[[{table}]]
 id = "1"
 text = "Without BN, depth 7 needs more than twice the steps of depth 1."
-experiment = "depth-sweep"
+{results} = "depth-sweep"
 command = "dnnbench depth-sweep"
-[[claim.check]]
+[[{table}.check]]
 evaluator = "trend_with_depth"
-where = { bn = "off" }
+where = {{ bn = "off" }}
 from_depth = 1
 to_depth = 7
-[[claim]]
+[[{table}]]
 id = "bn-fewer"
 text = "BN needs fewer steps at depth 7."
-experiment = "depth-sweep"
+{results} = "depth-sweep"
 command = "dnnbench depth-sweep"
-[[claim.check]]
+[[{table}.check]]
 evaluator = "group_vs_reference"
-where = { depth = 7 }
+where = {{ depth = 7 }}
 column = "bn"
 group = ["on"]
 reference = "off"
@@ -454,7 +457,7 @@ reference = "off"
       "evaluator='trend_with_depth'\nbogus=1\n"), "no parameter"),
     (("[[claim]]\nid='x'\ntext='t'\nexperiment='e'\n[[claim.check]]\n"
       "evaluator='trend_with_depth'\n"), "'command'"),
-    ("x = 1\n", "no [[claim]]"),
+    ("x = 1\n", "no [[claims]]"),
 ])
 def test_bad_claims_are_rejected(text, message):
     import tomllib

@@ -18,9 +18,10 @@ def claims(
         help="Folder holding the result files (<experiment>-<dataset>-runs.csv + -meta.json; "
         "searched recursively).")] = Path("results"),
     claims_file: Annotated[Path | None, typer.Option(
-        "--claims", help="Extra claims file (TOML: [[claim]] tables with id, text, "
-        "experiment, command and [[claim.check]] evaluators); a claim with a packaged id "
-        "replaces it.", show_default=False)] = None,
+        "--claims", help="Extra claims file (TOML: \\[\\[claims]] tables with id, text, "
+        "results (the experiment whose results check it), command and \\[\\[claims.check]] "
+        "evaluators, as in experiment files); a claim with a packaged id replaces it.",
+        show_default=False)] = None,
     only_file: Annotated[bool, typer.Option(
         "--only-file", help="Check only the claims of --claims, not the packaged ones.")] = False,
     dataset: Annotated[str | None, typer.Option(

@@ -10,8 +10,8 @@ A claim of an experiment file (``[[claims]]``) is one of three kinds:
   (:data:`EVALUATOR_PARAMS`; their functions live in :mod:`dnnbench.analysis.evaluators`)
   with their parameters, checked on the result set ``results`` (an experiment name);
 
-and a user's claims file (``dnnbench claims --claims FILE``) holds ``[[claim]]`` tables of
-evaluator claims (:func:`parse_claims`). All of them are :class:`Claim`; the verdict words
+and a user's claims file (``dnnbench claims --claims FILE``) holds ``[[claims]]`` tables of
+evaluator claims, spelled as in experiment files (:func:`parse_claims`). All of them are :class:`Claim`; the verdict words
 are :data:`VERDICTS`. Nothing here imports JAX or pandas.
 """
 
@@ -456,24 +456,30 @@ def claim_docs(exp) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------- claims files
 
 def parse_claims(doc: dict, source: str) -> list[Claim]:
-    items = doc.get("claim")
+    """The claims of a user's claims file: ``[[claims]]`` tables, as in experiment files (the
+    older spelling ``[[claim]]`` is read too), each with ``id``, ``text``, the result set it is
+    checked on (``results``, or ``experiment``), ``command`` and ``[[claims.check]]``."""
+    items = doc.get("claims", doc.get("claim"))
     if not isinstance(items, list) or not items:
-        raise ClaimsError(f"{source}: no [[claim]] tables")
+        raise ClaimsError(f"{source}: no [[claims]] tables")
     claims = []
     for i, t in enumerate(items):
         where = f"{source}: claim #{i + 1}"
         if not isinstance(t, dict):
             raise ClaimsError(f"{where}: must be a table")
+        if "results" in t and "experiment" not in t:
+            t = {**t, "experiment": t["results"]}
         for k in ("id", "text", "experiment", "command"):
             if not isinstance(t.get(k), str) or not t[k].strip():
-                raise ClaimsError(f"{where}: missing or empty '{k}'")
+                shown = "results" if k == "experiment" else k
+                raise ClaimsError(f"{where}: missing or empty '{shown}'")
         where = f"{source}: claim {t['id']!r}"
-        extra = sorted(set(t) - {"id", "text", "experiment", "command", "check"})
+        extra = sorted(set(t) - {"id", "text", "experiment", "results", "command", "check"})
         if extra:
             raise ClaimsError(f"{where}: unknown key(s) {', '.join(extra)}")
         checks = t.get("check")
         if not isinstance(checks, list) or not checks:
-            raise ClaimsError(f"{where}: needs at least one [[claim.check]]")
+            raise ClaimsError(f"{where}: needs at least one [[claims.check]]")
         claims.append(Claim(t["id"], t["text"].strip(), {}, {}, "", "",
                             tuple(parse_check(c, f"{where} check #{j + 1}")
                                   for j, c in enumerate(checks)), t["experiment"],

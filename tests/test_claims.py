@@ -207,6 +207,13 @@ def test_plain_claims_of_an_experiment_file_are_checked_on_its_results(tmp_path)
     write_set(tmp_path / "old", "lr-pair", pd.DataFrame(rows))  # no recorded definition
     old = evaluate_claims(read_claims_file(claims), load_results(tmp_path / "old"))
     assert {r.verdict for r in old} == {"not run"}
+    # `dnnbench claims DIR` finds them by itself: a user's experiment's claims, from the
+    # definition its results record (no claims file, no packaged file)
+    res = runner.invoke(app, ["claims", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv(tmp_path / "r" / "claims.csv").set_index("claim_id")
+    assert rows.loc["fast", "verdict"] == "supported" and rows.loc["best", "verdict"] == (
+        "contradicted") and rows.loc["fast", "experiment"] == "lr-pair"
 
 
 def test_depth_claims_supported(tmp_path):

@@ -44,6 +44,31 @@ def packaged_claims() -> list[Claim]:
     return claims
 
 
+def recorded_claims(results: dict[tuple[str, str], ResultSet], known: set[str]
+                    ) -> list[Claim]:
+    """The claims of the experiments of ``results`` that ``known`` does not name (a user's own
+    experiment files): read from the definition their metadata records; a plain claim is
+    checked as `dnnbench run` checks it (the ``experiment_file`` evaluator)."""
+    import json
+
+    claims, seen = [], set()
+    for (name, _), rs in sorted(results.items()):
+        doc = next((m.get("experiment_definition") for m in rs.metas
+                    if m.get("experiment_definition")), None)
+        if name in known or doc is None:
+            continue
+        exp = files.parse(json.loads(doc), f"{rs.files[0]} (recorded definition)")
+        for c in exp.claims:
+            if c.id in seen:  # (the same experiment on another data set)
+                continue
+            seen.add(c.id)
+            checks = c.checks or (Check("experiment_file", {"claim": c.id}),)
+            claims.append(dataclasses.replace(c, checks=checks, results=c.results or name,
+                                              command=c.command or exp.command,
+                                              source=rs.files[0]))
+    return claims
+
+
 def load_claims(extra: str | Path | None = None, *, include_packaged: bool = True) -> list[Claim]:
     """The packaged claims plus those of ``extra`` (a claim with a packaged id replaces it)."""
     claims = packaged_claims() if include_packaged else []

@@ -559,10 +559,11 @@ def not_consistently_positive(rs: ResultSet, p: dict) -> Outcome:
 
 
 def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:
-    """A claim of a packaged experiment file (compare, where, metric, expect; ``file`` and
-    ``claim`` name it), checked as `dnnbench run` checks it: every compared arm against the
-    file's reference arm, paired by seed, on results of `dnnbench run FILE` (their metadata
-    records the experiment's definition)."""
+    """A claim of an experiment file (compare, where, metric, expect; ``claim`` names it, in
+    the packaged file ``file``, else in the definition the results' metadata records),
+    checked as `dnnbench run` checks it: every compared arm against the file's reference arm,
+    paired by seed, on results of `dnnbench run FILE` (their metadata records the
+    experiment's definition)."""
     import dataclasses
 
 
@@ -572,7 +573,10 @@ def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:
         raise MissingData(f"{', '.join(rs.files)}: the metadata records no experiment "
                           "definition (results of an older dnnbench run)")
     recorded = files.parse(json.loads(definition), "recorded definition")
-    claim = next(c for c in files.load(p["file"]).claims if c.id == p["claim"])
+    source = files.load(p["file"]) if "file" in p else recorded
+    claim = next((c for c in source.claims if c.id == p["claim"]), None)
+    if claim is None:
+        raise MissingData(f"{', '.join(rs.files)}: the experiment has no claim {p['claim']!r}")
     row = check_claims(dataclasses.replace(recorded, claims=(claim,)),
                                rs.runs, rs.layers).iloc[0]
     if row["verdict"] == NOT_TESTED:

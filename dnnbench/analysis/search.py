@@ -17,7 +17,7 @@ from dnnbench.definition.search import (
     draw,
     restrict,
 )
-from dnnbench.stats import mean_ci, paired_difference, verdict_from_interval
+from dnnbench.stats import TOO_FEW_SEEDS, mean_ci, paired_difference, verdict_from_interval
 
 
 def drawn_stages(search: Search, runs) -> int:
@@ -212,6 +212,8 @@ def check_claim(search: Search, claim, runs) -> dict:
         d = paired_difference(x.loc[common].to_numpy(float), y.loc[common].to_numpy(float))
         verdict = verdict_from_interval(d.low, d.high, better=claim.expect, n=len(common),
                                         labels=(SUPPORTED, CONTRADICTED, INCONCLUSIVE))
+        if verdict == TOO_FEW_SEEDS:  # a claim's verdicts are the claims' four words
+            verdict = INCONCLUSIVE
         wins = int((x.loc[common] > y.loc[common]).sum())
         a, b = (f"{c[k]} (stages <= {c[s_]})" if c.get(s_) else c[k]
                 for k, s_ in (("design", "stage"), ("against", "against_stage")))

@@ -40,14 +40,18 @@ def claims(
 ) -> None:
     """Check each claim against the results: supported / contradicted / inconclusive / not run.
 
-    Prints the claim, its verdict and the evidence (effect, interval, n, files) and writes
-    claims.csv. A claim whose data is missing is "not run", with the command that would
+    The claims are the packaged experiment files', those of --claims FILE, and those of your
+    own experiment files whose results are in the folder (read from the definition their
+    metadata records). Prints the claim, its verdict and the evidence (effect, interval, n,
+    files) and writes claims.csv. A claim whose data is missing is "not run", with the command that would
     produce it. Exit 1 with --fail-on VERDICT when a claim gets that verdict; exit 2 for a
     missing folder, an unknown result schema or a bad claims file.
     """
-    from dnnbench.analysis.checker import evaluate_claims, load_claims
+    from dnnbench import definition
+    from dnnbench.analysis.checker import evaluate_claims, load_claims, recorded_claims
     from dnnbench.analysis.evaluators import EVALUATORS
     from dnnbench.analysis.outcomes import claims_frame
+    from dnnbench.definition import ExperimentError
     from dnnbench.definition.claims import ClaimsError
     from dnnbench.results.io import SchemaError, csv_text, write_csv
     from dnnbench.results.resultset import load_results
@@ -71,8 +75,11 @@ def claims(
         usage_error(str(e))
     try:
         results = load_results(results_dir)
+        if not only_file:  # the claims of a user's own experiments whose results are here
+            known = {*definition.catalogue(), *(c.experiment for c in claim_list)}
+            claim_list += recorded_claims(results, known)
         evaluated = evaluate_claims(claim_list, results, dataset, results_dir)
-    except SchemaError as e:
+    except (SchemaError, ExperimentError) as e:
         usage_error(str(e))
     frame = claims_frame(evaluated)
     if not force and target.is_file() and target.read_bytes() != csv_text(frame).encode():
@@ -106,7 +113,8 @@ def claims_table(evaluated, results_dir):
             evidence = (f"[bold]{head}[/]\n{escape(o.evidence)}\n"
                         f"[dim]files: {escape(', '.join(r.files))}[/]")
         claim = escape(r.claim.text) + (f"\n[dim]on {escape(r.dataset)}[/]" if r.dataset else "")
-        rows.append([escape(r.claim.id), claim, f"[{style}]{o.verdict}[/]", evidence])
+        verdict = f"[{style}]{escape(o.verdict)}[/]" if style else escape(o.verdict)
+        rows.append([escape(r.claim.id), claim, verdict, evidence])
     counts = {v: sum(r.verdict == v for r in evaluated) for v in VERDICT_STYLE}
     t = table(f"Claims checked against {results_dir}: " + ", ".join(
         f"{n} {v}" for v, n in counts.items() if n), ["id", "claim", "verdict", "evidence"],

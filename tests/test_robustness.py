@@ -502,3 +502,43 @@ def test_interrupt_inside_a_finalizer_prints_no_traceback_and_stops_at_once(tmp_
     assert finished == [0]  # unit 1 was stopped inside, not run to its end
     assert "Interrupted: 1/3 units are saved" in " ".join(err.split())
     assert sys.unraisablehook is hook  # restored
+
+
+# ------------------------------------ damaged result tables: every reader refuses them alike
+
+def _damage(out: Path, how: str) -> None:
+    """Damage a result set as a hand edit or a cut write would (digests recomputed, so that
+    only the content itself can give it away)."""
+    from dnnbench.results.io import content_digest
+
+    runs, meta = out / RUNS, read_meta(out)
+    if how == "not a number":
+        df = pd.read_csv(runs).astype({"steps_to_target": object})
+        df.loc[0, "steps_to_target"] = "abc"
+        df.to_csv(runs, index=False)
+    elif how == "not a flag":
+        df = pd.read_csv(runs).astype({"reached": object})
+        df.loc[0, "reached"] = "maybe"
+        df.to_csv(runs, index=False)
+    elif how == "cut mid-row":
+        text = runs.read_text()
+        runs.write_text(text[: text.rstrip("\n").rfind(",")] + "\n")
+    if how == "files not a table":
+        meta["files"] = ["runs"]
+    else:
+        meta["files"]["runs"]["sha256"] = content_digest(runs.read_bytes())
+    (out / META).write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("how, said", [("not a number", "not numbers"),
+                                       ("not a flag", "not true or false"),
+                                       ("cut mid-row", "fields"),
+                                       ("files not a table", "'files' entry")])
+def test_a_damaged_result_table_is_refused_by_every_reader(swept, tmp_path, how, said):
+    out = copy_of(swept, tmp_path)
+    _damage(out, how)
+    for args in (("claims", out, "--out", tmp_path / "c"), ("report", out, "--out",
+                                                            tmp_path / "r"),
+                 ("compare", out, out)):
+        one_line_error(invoke(*args), 2, said)
+    assert not (tmp_path / "c").exists() and not (tmp_path / "r" / "report.html").exists()

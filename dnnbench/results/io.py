@@ -195,7 +195,14 @@ def _read_checked_csv(path: Path, meta: dict, kind: str,
         raise SchemaError(f"{path}: {kind} file is missing") from None
     except OSError as e:
         raise SchemaError(f"{path}: cannot read ({_one_line(e)})") from None
-    recorded = (meta.get("files") or {}).get(kind) if isinstance(meta.get("files"), dict) else None
+    files = meta.get("files")
+    if files is not None and not isinstance(files, dict):
+        raise SchemaError(f"{meta_path_of_kind(path, kind)}: its 'files' entry is not a table "
+                          "of the result files (a damaged or hand-edited metadata file)")
+    recorded = (files or {}).get(kind)
+    if recorded is not None and not isinstance(recorded, dict):
+        raise SchemaError(f"{meta_path_of_kind(path, kind)}: its 'files' entry for the {kind} "
+                          "file is not a table (a damaged or hand-edited metadata file)")
     if isinstance(recorded, dict) and recorded.get("sha256") not in (None, content_digest(data)):
         raise SchemaError(f"{path}: does not match its metadata file (changed after it was "
                           "written, or the write was interrupted); run the command again")
@@ -203,10 +210,63 @@ def _read_checked_csv(path: Path, meta: dict, kind: str,
         df = pd.read_csv(io.BytesIO(data))
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise SchemaError(f"{path}: not a readable CSV file ({_one_line(e)})") from None
+    _whole_rows(path, data, len(df.columns), recorded)
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise SchemaError(f"{path}: missing columns: {', '.join(missing)}")
+    if kind == "runs":
+        check_types(df, path)
     return df
+
+
+def meta_path_of_kind(path: Path, kind: str) -> Path:
+    """The metadata file of a result set's ``kind`` CSV (``<stem>-<kind>.csv``)."""
+    return path.with_name(path.name.removesuffix(f"-{kind}.csv") + META_SUFFIX)
+
+
+def _whole_rows(path: Path, data: bytes, n_columns: int, recorded) -> None:
+    """Every record of the CSV has the header's number of fields (a file cut mid-row, even
+    with its digest recomputed, is refused), and as many records as the metadata says."""
+    import csv
+
+    text = data.decode("utf-8", errors="replace")
+    records = list(csv.reader(io.StringIO(text)))
+    body = [r for r in records[1:] if r]
+    short = next((i for i, r in enumerate(body, start=2) if len(r) != n_columns), None)
+    if short is not None:
+        raise SchemaError(f"{path}: row {short} has {len(body[short - 2])} fields, the header "
+                          f"{n_columns} (a cut or damaged file)")
+    rows = recorded.get("rows") if isinstance(recorded, dict) else None
+    if isinstance(rows, int) and not isinstance(rows, bool) and rows != len(body):
+        raise SchemaError(f"{path}: holds {len(body)} rows, its metadata file says {rows}")
+
+
+# the common schema of result tables: the columns that are numbers, and those that are flags
+NUMBER_COLUMNS = ("seed", "steps_to_target", "max_steps", "steps_done", "step_ms", "compile_s",
+                  "eval_ms", "time_to_target_s", "final_eval_accuracy", "best_eval_accuracy",
+                  "final_eval_loss", "final_train_loss", "final_test_accuracy",
+                  "final_test_loss")
+FLAG_COLUMNS = ("reached", "diverged")
+FLAG_TEXT = ("true", "false", "1", "0", "yes", "no")
+
+
+def check_types(df: pd.DataFrame, path: Path) -> None:
+    """SchemaError (one line) for a value of a number column that is neither a number nor
+    empty, or of a flag column that is not true/false (a damaged or hand-edited file): every
+    reader refuses it, none reads it as data."""
+    for c in (*NUMBER_COLUMNS, *FLAG_COLUMNS):
+        if c not in df.columns:
+            continue
+        given = df[c].notna() & df[c].astype(str).str.strip().ne("")
+        if c in FLAG_COLUMNS:
+            ok = df[c].astype(str).str.strip().str.lower().isin(FLAG_TEXT) | ~given
+            what = "true or false"
+        else:
+            ok = pd.to_numeric(df[c], errors="coerce").notna() | ~given
+            what = "numbers"
+        if not ok.all():
+            raise SchemaError(f"{path}: column {c!r} holds values that are not {what} "
+                              f"({df.loc[~ok, c].iloc[0]!r} in {int((~ok).sum())} row(s))")
 
 
 def read_results(runs_path: str | Path, required: list[str] | tuple[str, ...] = ()):

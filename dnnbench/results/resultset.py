@@ -8,14 +8,19 @@ under a folder, combined per (experiment, data set)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from dnnbench.definition import experiment as files
-from dnnbench.results.io import SchemaError, read_layers, read_results
+from dnnbench.results.io import (
+    FLAG_COLUMNS,
+    NUMBER_COLUMNS,
+    SchemaError,
+    read_layers,
+    read_results,
+)
 
 
 @dataclass
@@ -67,12 +72,6 @@ def load_result(runs_path: str | Path, require_known: bool = True) -> ResultSet:
 COMMON_COLUMNS = ("arm", "seed", "reached", "steps_to_target", "max_steps", "diverged")
 
 
-COMMON_NUMBERS = ("seed", "steps_to_target", "max_steps", "steps_done", "step_ms", "compile_s",
-                  "eval_ms", "time_to_target_s", "final_eval_accuracy", "best_eval_accuracy",
-                  "final_eval_loss", "final_train_loss", "final_test_accuracy",
-                  "final_test_loss")
-
-
 def _file_results(exp: str, runs: pd.DataFrame, meta: dict, runs_path: Path) -> ResultSet:
     """An experiment file's results, checked: the common columns and the file's factors are
     there, numbers are numbers, flags are flags (SchemaError, one line, otherwise)."""
@@ -87,41 +86,20 @@ def _file_results(exp: str, runs: pd.DataFrame, meta: dict, runs_path: Path) -> 
     missing = [c for c in (*COMMON_COLUMNS, *factors) if c not in runs.columns]
     if missing:
         raise SchemaError(f"{runs_path}: missing columns: {', '.join(missing)}")
-    runs = _typed(runs, [*COMMON_NUMBERS, *BOOL_COLUMNS], runs_path, text=())
+    runs = _numbers(runs)
     dataset = (meta.get("dataset") or {}).get("name") or str(runs["dataset"].iloc[0])
     return ResultSet(exp, dataset, _normalize(runs), [meta], [runs_path.name],
                      runs_path=runs_path)
 
 
-BOOL_COLUMNS = frozenset({"reached", "diverged"})
-
-
-BOOL_TEXT = ("true", "false", "1", "0", "yes", "no")
-
-
-def _typed(df: pd.DataFrame, columns: Sequence[str], path: Path,
-           text: Sequence[str] = ()) -> pd.DataFrame:
-    """``df`` with its number columns as numbers; SchemaError (one line) for a value that is
-    neither a number nor empty, or a flag that is not true/false (a damaged or hand-edited
-    file), instead of a failure deep inside a summary."""
-    df = df.copy()
-    for c in columns:
-        if c in text or c not in df.columns:
-            continue
-        given = df[c].notna() & df[c].astype(str).str.strip().ne("")
-        if c in BOOL_COLUMNS:
-            ok = df[c].astype(str).str.strip().str.lower().isin(BOOL_TEXT) | ~given
-            what = "true or false"
-        else:
-            num = pd.to_numeric(df[c], errors="coerce")
-            ok = num.notna() | ~given
-            what = "numbers"
-        if not ok.all():
-            raise SchemaError(f"{path}: column {c!r} holds values that are not {what} "
-                              f"({df.loc[~ok, c].iloc[0]!r} in {int((~ok).sum())} row(s))")
-        if c not in BOOL_COLUMNS:
-            df[c] = num
-    return df
+def _numbers(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with its number columns as numbers (their values were checked on reading:
+    :func:`dnnbench.results.io.check_types`)."""
+    runs = runs.copy()
+    for c in NUMBER_COLUMNS:
+        if c in runs.columns:
+            runs[c] = pd.to_numeric(runs[c], errors="coerce")
+    return runs
 
 
 def _bool(s: pd.Series) -> pd.Series:
@@ -132,7 +110,7 @@ def _bool(s: pd.Series) -> pd.Series:
 
 def _normalize(runs: pd.DataFrame) -> pd.DataFrame:
     runs = runs.copy()
-    for c in BOOL_COLUMNS:
+    for c in FLAG_COLUMNS:
         if c in runs.columns:
             runs[c] = _bool(runs[c])
     return runs

@@ -34,9 +34,7 @@ _DEPTHS = _FILE["factors"]["depth"]
 
 
 def _default(key: str) -> str:
-    quick = _QUICK["set"].get(key)
-    return f"default: {_BASE[key]:g}" + (f"; {quick:g} with --quick" if quick else "") + \
-        ", the bn-depth file's"
+    return options.file_default(_FILE, key)
 
 
 Seeds = options.seeds(_FILE["seeds"], _QUICK["seeds"], "vmapped, paired across arms")

@@ -44,6 +44,15 @@ Plot = Annotated[bool, typer.Option("--plot", rich_help_panel=OUTPUT, show_defau
                                     help="Also write figures next to the CSVs.")]
 
 
+def file_default(doc: dict, key: str) -> str:
+    """The help's words for a preset option's default: the packaged file's ``[base]`` value of
+    ``key`` (and its ``[quick]`` one), e.g. "default: 0.01; 100 with --quick, the bn-depth
+    file's"."""
+    quick = doc.get("quick", {}).get("set", {}).get(key)
+    return (f"default: {doc['base'][key]:g}" + (f"; {quick:g} with --quick" if quick else "")
+            + f", the {doc['name']} file's")
+
+
 def pick(value, default, quick_default, quick: bool):
     """An option's value: as given, else its --quick default under --quick, else its default."""
     if value is not None:

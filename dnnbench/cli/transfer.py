@@ -37,9 +37,8 @@ Quick = options.quick(f"data subset, {_QUICK['seeds']} seeds, {_QUICK['set']['ep
 
 
 def _default(key: str) -> str:
-    quick = _QUICK["set"].get(key)
-    return f"default: {_BASE[key]:g}" + (f"; {quick:g} with --quick" if quick else "") + \
-        ", the transfer-learning file's"
+    return options.file_default(_FILE, key)
+
 
 Dataset = options.dataset("fashion-mnist")
 

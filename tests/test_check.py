@@ -589,7 +589,7 @@ def test_compare_command(tmp_path):
 @pytest.mark.parametrize("case, message", [
     ("other dataset", "same experiment and data set"),
     ("other arms", "different arms"),
-    ("bad values", "number of steps"),
+    ("bad values", "not numbers"),  # refused on reading, by every reader alike
     ("missing", "no such file"),
     ("not results", "metadata file"),
 ])

@@ -404,3 +404,15 @@ def test_report_has_a_section_for_any_experiment_files_results(tmp_path):
     assert header.index("weight_decay") < header.index("dropout") < header.index("reached")
     assert "steps vs reference" in header and md.count("| reference |") >= 1
     assert (out / "report" / "figures" / "my-grid-digits-steps-to-target.png").exists()
+
+
+@pytest.mark.parametrize("key, value, guess", [("lr", 0.01, "learning_rate"),
+                                               ("max_step", 100, "max_steps"),
+                                               ("activaton", "relu", "activation"),
+                                               ("bn_position", "after", "norm_position")])
+def test_an_unknown_setting_gets_a_did_you_mean(key, value, guess):
+    with pytest.raises(definition.ExperimentError, match=f"did you mean {guess}\\?"):
+        definition.parse({"name": "x", "base": {key: value}}, "<test>")
+    with pytest.raises(definition.ExperimentError) as e:
+        definition.parse({"name": "x", "base": {"zzz": 3}}, "<test>")
+    assert "did you mean" not in str(e.value)

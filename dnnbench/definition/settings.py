@@ -220,7 +220,8 @@ def check_setting(key: str, value, where: str):
             if not math.isfinite(value) or value < 0:
                 fail(where, f"{key} must be a finite number >= 0, got {value!r}")
             return float(value)  # an optimizer coefficient (checked in make_spec)
-        fail(where, f"unknown setting {key!r}; allowed: {', '.join(SETTINGS)} and the "
+        fail(where, f"unknown setting {key!r}{did_you_mean(key, SETTINGS)}; allowed: "
+                     f"{', '.join(SETTINGS)} and the "
                      "optimizer's coefficients and schedule's parameters (see `dnnbench list`)")
     kind = setting.kind
     if key == "eval_every" and value == "epoch":
@@ -263,6 +264,22 @@ def check_setting(key: str, value, where: str):
                      f"{right}, got {value!r}")
     return int(value) if kind == "int" else float(value)
 
+
+
+# other spellings of settings (the preset commands' options, common abbreviations)
+ALIASES = {"lr": "learning_rate", "bn_position": "norm_position", "steps": "max_steps",
+           "batch": "batch_size", "wd": "weight_decay", "act": "activation",
+           "opt": "optimizer"}
+
+
+def did_you_mean(key: str, names) -> str:
+    """" (did you mean NAME?)" for a misspelt setting, or "" when nothing is close."""
+    import difflib
+
+    names = list(names)
+    guess = ALIASES.get(key) if ALIASES.get(key) in names else None
+    guess = guess or next(iter(difflib.get_close_matches(key, names, n=1, cutoff=0.75)), None)
+    return f" (did you mean {guess}?)" if guess else ""
 
 
 def level_of(exp, key: str, level, where: str):

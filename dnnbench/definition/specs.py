@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from dnnbench.definition.settings import SETTINGS, TUNE_FACTOR, fail
+from dnnbench.definition.settings import SETTINGS, TUNE_FACTOR, did_you_mean, fail
 from dnnbench.spec import RunSpec, check_norm, has_batch_norm
 
 
@@ -49,7 +49,9 @@ def make_spec(settings: Mapping[str, Any], n_train: int | None, where: str = "")
     schedule_params = {k: coefficients.pop(k) for k in list(coefficients) if k in sched.params}
     unknown = sorted(set(coefficients) - set(opt.defaults))
     if unknown:
-        fail(where, f"unknown setting {unknown[0]!r} (optimizer {optimizer} has the "
+        known = [*SETTINGS, *opt.defaults, *sched.params]
+        fail(where, f"unknown setting {unknown[0]!r}{did_you_mean(unknown[0], known)} "
+                     f"(optimizer {optimizer} has the "
                      f"coefficients {', '.join(opt.defaults) or 'none'}; schedule {schedule} "
                      f"has the parameters {', '.join(sched.params) or 'none'}; settings: "
                      f"{', '.join(SETTINGS)})")

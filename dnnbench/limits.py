@@ -26,6 +26,8 @@ LIMITS: dict[str, tuple[int, str]] = {
     "width": (65_536, "the widest hidden layer supported"),
     "depth": (1_000, "the deepest network supported"),
     "grid": (1_000, "the points of a grid are lanes of one vmapped program"),
+    "workers": (256, ("local dask workers are processes of this machine, each with a copy "
+                      "of the data set")),
 }
 
 

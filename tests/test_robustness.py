@@ -542,3 +542,17 @@ def test_a_damaged_result_table_is_refused_by_every_reader(swept, tmp_path, how,
                  ("compare", out, out)):
         one_line_error(invoke(*args), 2, said)
     assert not (tmp_path / "c").exists() and not (tmp_path / "r" / "report.html").exists()
+
+
+@pytest.mark.parametrize("args, said", [
+    (["check", "--seed-offset", "99999999999999999999"], "--seed-offset"),
+    (["check", "--seed-offset", str(2**32 - 10)], "seeds"),  # the block runs past 32 bits
+    (["run", "bn-depth", "--quick", "--executor", "dask", "--workers", "100000"], "--workers"),
+    (["run", "bn-depth", "--quick", "--executor", "dask", "--workers", "0"], "--workers"),
+])
+def test_numbers_past_their_limits_are_refused_before_any_work(tmp_path, args, said):
+    if "run" in args:
+        pytest.importorskip("distributed")
+        args = [*args, "--out", str(tmp_path / "out")]
+    one_line_error(invoke(*args), 2, said)
+    assert not (tmp_path / "out").exists()

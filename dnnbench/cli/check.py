@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from dnnbench import limits
 from dnnbench.cli.common import (
     EXIT_INTERRUPTED,
     check_writable_file,
@@ -16,6 +17,7 @@ from dnnbench.cli.common import (
     out_console,
     runtime_error,
     usage_error,
+    within_limits,
 )
 
 JSON_FORMAT_HELP = "dnnbench (full report) or github-action-benchmark (customSmallerIsBetter)"
@@ -100,6 +102,9 @@ def check(
         usage_error(f"--alpha must be in (0, 1), got {alpha}")
     if seed_offset is not None and seed_offset < 0:
         usage_error(f"--seed-offset must be >= 0, got {seed_offset}")
+    if seed_offset is not None:
+        with within_limits():  # before any work (PRNG seeds are 32-bit)
+            limits.check("seed", seed_offset, "--seed-offset")
     for option, path in (("--json", json_path), ("--save-current", save_current)):
         if path is not None:
             check_writable_file(path, option)
@@ -187,6 +192,8 @@ def check(
         offset = seed_offset if seed_offset is not None else int(
             base_meta.get("current_seed_offset", prof.seed_offset))
         seeds_used = prof.current_seed_list(offset)
+        with within_limits():
+            limits.check("seed", max(seeds_used), f"--seed-offset {offset} + {len(seeds_used)} seeds")
         overlap = set(seeds_used) & set(base_runs["seed"].astype(int))
         if overlap:
             usage_error(f"--seed-offset {offset}: seeds {min(overlap)}.. are in the baseline; "

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from dnnbench.cli.common import quick_subset, usage_error
+from dnnbench.limits import LIMITS
 
 PANEL = "Execution"
 
@@ -24,8 +25,9 @@ Scheduler = Annotated[str | None, typer.Option(
     help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: $DNNBENCH_DASK_SCHEDULER;"
          " none: a local cluster).")]
 Workers = Annotated[int | None, typer.Option(
-    min=1, rich_help_panel=PANEL, show_default=False,
-    help="Worker processes of the local Dask cluster (default: one per CPU core).")]
+    min=1, max=LIMITS["workers"][0], rich_help_panel=PANEL, show_default=False,
+    help="Worker processes of the local Dask cluster (default: one per CPU core; at most "
+         f"{LIMITS['workers'][0]}: {LIMITS['workers'][1]}).")]
 LanesPerUnit = Annotated[int | None, typer.Option(
     min=1, metavar="N", rich_help_panel=PANEL, show_default=False,
     help="Cut each program into units of at most N lanes (whole arms: an arm's seeds stay "

@@ -556,3 +556,12 @@ def test_numbers_past_their_limits_are_refused_before_any_work(tmp_path, args, s
         args = [*args, "--out", str(tmp_path / "out")]
     one_line_error(invoke(*args), 2, said)
     assert not (tmp_path / "out").exists()
+
+
+def test_messages_say_what_is_wrong_with_the_path_or_file(swept, tmp_path):
+    """A damaged metadata file is said to be damaged (not "other settings"); a baseline path
+    that is a folder is said to be a folder (not "not found")."""
+    out = copy_of(swept, tmp_path)
+    (out / META).write_text('{"cut": ')
+    one_line_error(invoke(*SWEEP, "--out", out), 2, "is not valid JSON", str(META))
+    one_line_error(invoke("check", "--baseline", tmp_path), 2, "is a folder")

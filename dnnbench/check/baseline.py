@@ -54,6 +54,9 @@ def read_baseline(csv_path: str | Path) -> tuple[pd.DataFrame, dict]:
     """Read a runs table and its metadata; IncompatibleBaseline for unknown schema or columns."""
     csv_path = Path(csv_path)
     mp = meta_path(csv_path)
+    if csv_path.is_dir():
+        raise FileNotFoundError(f"baseline {csv_path} is a folder, not a runs CSV file (name "
+                                "the file, e.g. benchmarks/baselines/smoke.csv)")
     if not csv_path.is_file():
         raise FileNotFoundError(f"baseline not found: {csv_path} (create it with "
                                 "--update-baseline)")

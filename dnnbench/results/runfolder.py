@@ -87,6 +87,22 @@ def run_settings(experiment: str, fingerprint: str, meta: dict) -> dict:
     return {"experiment": experiment, "dataset": fingerprint, **meta}
 
 
+def meta_problem(meta_path: str | Path) -> str | None:
+    """What is wrong with an existing metadata file (None when absent or readable)."""
+    meta_path = Path(meta_path)
+    if not meta_path.exists():
+        return None
+    if not meta_path.is_file():
+        return "is not a file"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    except (UnicodeDecodeError, ValueError):
+        return "is not valid JSON (damaged or cut short)"
+    return None if isinstance(meta, dict) else "is not a JSON table"
+
+
 def replaced_run(meta_path: str | Path, settings: dict) -> str | None:
     """None when the result set of ``meta_path`` is absent or was made with ``settings``;
     else a short description of the run that made it (its command and metadata file)."""

@@ -18,6 +18,7 @@ from dnnbench.results.runfolder import (
     FolderInUse,
     RunRecord,
     locked,
+    meta_problem,
     replaced_run,
     run_settings,
     settings_digest,
@@ -57,7 +58,13 @@ def run(experiment: str, units, data, out, *, fresh: bool, meta: dict, finalize=
     settings = run_settings(experiment, data.fingerprint, meta)
     try:
         with locked(out, command or experiment):
-            other = replaced_run(result_io.result_paths(out, experiment, data.name)["meta"], settings)
+            meta_file = result_io.result_paths(out, experiment, data.name)["meta"]
+            problem = meta_problem(meta_file)
+            if problem is not None and not force:
+                raise Refused(f"the metadata file of the {experiment} results on {data.name} in "
+                              f"{out} {problem} ({meta_file}); choose another --out, or "
+                              "replace them with --force")
+            other = None if problem is not None else replaced_run(meta_file, settings)
             if other is not None and not force:
                 raise Refused(f"{out} holds {experiment} results on {data.name} made with "
                               f"other settings, by {other}; choose another --out, or replace "

@@ -416,3 +416,22 @@ def test_an_unknown_setting_gets_a_did_you_mean(key, value, guess):
     with pytest.raises(definition.ExperimentError) as e:
         definition.parse({"name": "x", "base": {"zzz": 3}}, "<test>")
     assert "did you mean" not in str(e.value)
+
+
+def test_dry_run_says_what_a_run_would_do_and_writes_nothing(tmp_path):
+    """`dnnbench run FILE --dry-run`: arms, lanes, programs, units, the largest program's
+    memory; nothing trained, no output folder."""
+    path = tmp_path / "grid.toml"
+    path.write_text(GRID)
+    res = runner.invoke(app, ["run", str(path), "--seeds", "3", "--dry-run",
+                              "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.split())
+    exp = definition.load(str(path))
+    assert f"{exp.n_arms} arms x 3 seeds = {exp.n_arms * 3} lanes in 1 compiled programs" in text
+    assert "MiB" in text and "nothing was trained or written" in text
+    assert not (tmp_path / "out").exists()
+    res = runner.invoke(app, ["run", "transfer-learning", "--quick", "--dry-run", "--dataset",
+                              "digits", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0 and "1 resumable units" in res.stdout, res.output
+    assert not (tmp_path / "out").exists()

@@ -40,6 +40,11 @@ def run(
     workers: executors.Workers = None,
     slurm_param: executors.SlurmParam = None,
     lanes_per_unit: executors.LanesPerUnit = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", rich_help_panel=TRAINING, show_default=False,
+        help="Say what the run would do (arms, lanes, compiled programs, units, a lower "
+             "estimate of the largest program's memory) and stop: nothing is trained or "
+             "written.")] = False,
 ) -> None:
     """Run an experiment file: its grid of arms x paired seeds, then the summary and claims.
 
@@ -64,6 +69,19 @@ def run(
         usage_error(str(e))
     n_seeds = file_seeds(exp, seeds, quick)
     data = file_data(exp, dataset, data_dir, quick)
+    if dry_run:
+        from dnnbench.run.dryrun import dry_run as plan_only
+
+        try:
+            planned = plan_only(exp, data, n_seeds, lanes_per_unit=lanes_per_unit,
+                                one_program_per_arm=one_program_per_arm)
+        except (definition.ExperimentError, ValueError) as e:
+            usage_error(str(e))
+        out_console().print(f"dry run of {exp.name} on {data.name}"
+                            f"{' (--quick)' if quick else ''}:", highlight=False)
+        for line in planned.lines():
+            out_console().print(f"  {line}", highlight=False)
+        return
     worker_data = executors.worker_data(data, data_dir, quick and exp.quick.get(
         "subset", True)) if executor != "local" else None
     execute(exp, data, n_seeds, out, fresh=fresh, force=force, plot=plot,

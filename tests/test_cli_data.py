@@ -66,6 +66,23 @@ def test_verify_corrupted_copy_exits_1_with_one_line(trusted_mnist):
     assert "MISMATCH" in result.stdout
 
 
+def test_verify_an_unreadable_file_exits_1_with_one_line(trusted_mnist, monkeypatch):
+    """(As root no permission denies a read: the read itself fails here.)"""
+    path = trusted_mnist / "mnist" / FILES[0]
+    real = mnist.sha256_file
+
+    def deny(p):
+        if Path(p) == path:
+            raise PermissionError(13, "Permission denied", str(p))
+        return real(p)
+
+    monkeypatch.setattr(mnist, "sha256_file", deny)
+    result = run("verify", "mnist", "--data-dir", trusted_mnist)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line = one_error_line(result)
+    assert "cannot read" in line and "Permission denied" in line
+
+
 def test_verify_default_checks_present_sets(trusted_mnist):
     result = run("verify", "--data-dir", trusted_mnist)
     assert result.exit_code == 0 and "mnist:" in result.stdout

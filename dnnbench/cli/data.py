@@ -76,7 +76,10 @@ def verify(
         folder, _, looked = mnist.locate(n, data_dir)
         if folder is None:
             usage_error(mnist.unavailable_message(n, looked))
-        rows = mnist.file_checks(n, folder)
+        try:
+            rows = mnist.file_checks(n, folder)
+        except OSError as e:  # a file that cannot be read (permissions, a folder, I/O error)
+            runtime_error(f"{n}: cannot read {e.filename or folder}: {e.strerror or e}")
         table = Table(title=escape(f"{n}: {folder}"), caption="SHA-256, first 12 hex digits")
         table.add_column("file", no_wrap=True)
         for col in ("expected", "found", "ok"):

@@ -565,3 +565,16 @@ def test_messages_say_what_is_wrong_with_the_path_or_file(swept, tmp_path):
     (out / META).write_text('{"cut": ')
     one_line_error(invoke(*SWEEP, "--out", out), 2, "is not valid JSON", str(META))
     one_line_error(invoke("check", "--baseline", tmp_path), 2, "is a folder")
+
+
+def test_a_full_disk_at_the_lock_file_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    from dnnbench.results import runfolder
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runfolder.os, "pwrite", full)
+    out = tmp_path / "out"
+    one_line_error(invoke(*SWEEP, "--out", out), 1, "cannot write the lock file",
+                   "No space left")
+    assert not (out / runfolder.LOCK_NAME).exists()

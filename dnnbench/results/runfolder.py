@@ -28,6 +28,10 @@ from dnnbench.files import atomic_write_text
 LOCK_NAME = ".dnnbench-lock"
 
 
+class LockFailed(OSError):
+    """The lock file could not be written (a full disk, a read-only file system)."""
+
+
 class FolderInUse(Exception):
     """Another process holds the folder's lock (one-line message)."""
 
@@ -47,8 +51,13 @@ def locked(folder: str | Path, holder: str) -> Iterator[None]:
             other = os.read(fd, 1000).decode("utf-8", "replace").strip() or "another process"
             raise FolderInUse(f"{folder} is in use by another dnnbench run ({other}); wait for "
                               "it to finish, or choose another --out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}: {holder}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}: {holder}\n".encode(), 0)
+        except OSError as e:  # a full disk: nothing is left behind, one line is said
+            (folder / LOCK_NAME).unlink(missing_ok=True)
+            raise LockFailed(f"cannot write the lock file {folder / LOCK_NAME}: "
+                             f"{e.strerror or e}") from None
         yield
     finally:
         os.close(fd)  # releases the lock

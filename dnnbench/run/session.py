@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dnnbench.results import io as result_io
 from dnnbench.results.runfolder import (
     FolderInUse,
+    LockFailed,
     RunRecord,
     locked,
     meta_problem,
@@ -74,6 +75,8 @@ def run(experiment: str, units, data, out, *, fresh: bool, meta: dict, finalize=
                                command=command, progress=progress, warn=warn)
     except FolderInUse as e:
         raise Refused(str(e)) from None
+    except LockFailed as e:
+        raise Failed(str(e)) from None
 
 
 def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, settings: dict,

@@ -15,7 +15,7 @@ import pandas as pd
 
 from dnnbench.check.compare import REQUIRED_COLUMNS
 from dnnbench.check.profiles import Profile
-from dnnbench.results.io import environment, now, write_csv, write_json
+from dnnbench.results.io import SchemaError, check_types, environment, now, write_csv, write_json
 from dnnbench.results.runfolder import differences
 
 BASELINE_SCHEMA = "dnnbench-check-baseline"
@@ -81,6 +81,10 @@ def read_baseline(csv_path: str | Path) -> tuple[pd.DataFrame, dict]:
     missing = [c for c in REQUIRED_COLUMNS if c not in runs.columns]
     if missing:
         raise IncompatibleBaseline(f"{csv_path}: missing columns: {', '.join(missing)}")
+    try:  # numbers are numbers, flags are flags: the one check of every result table
+        check_types(runs, csv_path)
+    except SchemaError as e:
+        raise IncompatibleBaseline(str(e)) from None
     return runs, meta
 
 

@@ -96,34 +96,37 @@ def run_settings(experiment: str, fingerprint: str, meta: dict) -> dict:
     return {"experiment": experiment, "dataset": fingerprint, **meta}
 
 
-def meta_problem(meta_path: str | Path) -> str | None:
-    """What is wrong with an existing metadata file (None when absent or readable)."""
-    meta_path = Path(meta_path)
+class DamagedMetadata(Exception):
+    """A result set's metadata file exists but cannot be read as a JSON table (the message says
+    what is wrong with it)."""
+
+
+def _stored_meta(meta_path: Path) -> dict | None:
+    """The metadata file at ``meta_path`` (None when absent); DamagedMetadata when it cannot
+    be read as a JSON table."""
     if not meta_path.exists():
         return None
     if not meta_path.is_file():
-        return "is not a file"
+        raise DamagedMetadata("is not a file")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except OSError as e:
-        return f"cannot be read ({e.strerror or e})"
+        raise DamagedMetadata(f"cannot be read ({e.strerror or e})") from None
     except (UnicodeDecodeError, ValueError):
-        return "is not valid JSON (damaged or cut short)"
-    return None if isinstance(meta, dict) else "is not a JSON table"
+        raise DamagedMetadata("is not valid JSON (damaged or cut short)") from None
+    if not isinstance(meta, dict):
+        raise DamagedMetadata("is not a JSON table")
+    return meta
 
 
 def replaced_run(meta_path: str | Path, settings: dict) -> str | None:
     """None when the result set of ``meta_path`` is absent or was made with ``settings``;
-    else a short description of the run that made it (its command and metadata file)."""
+    else a short description of the run that made it (its command and metadata file).
+    DamagedMetadata when its metadata file cannot be read."""
     meta_path = Path(meta_path)
-    if not meta_path.exists():
+    meta = _stored_meta(meta_path)
+    if meta is None:
         return None
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        meta = None
-    if not isinstance(meta, dict):
-        return f"an unreadable metadata file, {meta_path}"
     stored = meta.get("settings_digest")
     if not isinstance(stored, str):  # written before settings digests: the same keys
         dataset = meta.get("dataset")

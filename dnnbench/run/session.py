@@ -15,11 +15,11 @@ from collections.abc import Callable
 
 from dnnbench.results import io as result_io
 from dnnbench.results.runfolder import (
+    DamagedMetadata,
     FolderInUse,
     LockFailed,
     RunRecord,
     locked,
-    meta_problem,
     replaced_run,
     run_settings,
     settings_digest,
@@ -60,12 +60,14 @@ def run(experiment: str, units, data, out, *, fresh: bool, meta: dict, finalize=
     try:
         with locked(out, command or experiment):
             meta_file = result_io.result_paths(out, experiment, data.name)["meta"]
-            problem = meta_problem(meta_file)
-            if problem is not None and not force:
-                raise Refused(f"the metadata file of the {experiment} results on {data.name} in "
-                              f"{out} {problem} ({meta_file}); choose another --out, or "
-                              "replace them with --force")
-            other = None if problem is not None else replaced_run(meta_file, settings)
+            try:
+                other = replaced_run(meta_file, settings)
+            except DamagedMetadata as e:
+                if not force:
+                    raise Refused(f"the metadata file of the {experiment} results on "
+                                  f"{data.name} in {out} {e} ({meta_file}); choose another "
+                                  "--out, or replace them with --force") from None
+                other = None
             if other is not None and not force:
                 raise Refused(f"{out} holds {experiment} results on {data.name} made with "
                               f"other settings, by {other}; choose another --out, or replace "

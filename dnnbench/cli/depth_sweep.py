@@ -149,14 +149,14 @@ def depth_sweep(
         check_target(target)
     if bn_momentum is not None and not 0 <= bn_momentum < 1:
         usage_error(f"--bn-momentum must be in [0, 1), got {bn_momentum}")
-    defaults = _BASE | _QUICK["set"] if quick else _BASE
-    deepest = max(depth_list or (_QUICK["set"]["depth"] if quick else _DEPTHS))
-    widths_used = width_list or tuple(_BASE["widths"])
+    # the file's values (its [quick] ones with --quick) where an option is not given
+    defaults = {**_BASE, "depth": _DEPTHS} | (_QUICK["set"] if quick else {})
+    deepest = max(depth_list or defaults["depth"])
+    widths_used = width_list or tuple(defaults["widths"])
     if width is None and deepest > len(widths_used):
         usage_error(f"--depths: depth {deepest} exceeds the {len(widths_used)} widths "
                     "given; use --width N for deeper nets")
-    steps = max_steps or (_QUICK["set"].get("max_steps") if quick else None) or \
-        _BASE["max_steps"]
+    steps = max_steps or defaults["max_steps"]
     every = eval_every or defaults["eval_every"]
     if every > steps:
         usage_error(f"--eval-every ({every}) must not exceed --max-steps ({steps})")
@@ -164,7 +164,7 @@ def depth_sweep(
     data = load_data(dataset, exp.DEFAULT_DATASET, data_dir)
     if quick:
         data = quick_subset(data)
-    batch = batch_size or _BASE["batch_size"]
+    batch = batch_size or defaults["batch_size"]
     if batch > len(data.y_train):
         usage_error(f"--batch-size {batch} is larger than the training split "
                     f"({len(data.y_train)} examples of {data.name})")

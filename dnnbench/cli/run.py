@@ -282,9 +282,9 @@ def _profiles() -> str:
     import tomllib
     from pathlib import Path
 
-    here = Path.cwd() / "benchmarks" / "regression.toml"
-    path = here if here.exists() else Path(__file__).resolve().parents[2] / here.relative_to(
-        Path.cwd())
+    # check.profiles.default_profiles_path's rule, without importing check/ (SciPy, pandas)
+    name = Path("benchmarks") / "regression.toml"
+    path = name if name.exists() else Path(__file__).resolve().parents[2] / name
     try:
         tables = tomllib.loads(path.read_text(encoding="utf-8")).get("profiles")
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):

@@ -229,16 +229,16 @@ def _whole_rows(path: Path, data: bytes, n_columns: int, recorded) -> None:
     with its digest recomputed, is refused), and as many records as the metadata says."""
     import csv
 
-    text = data.decode("utf-8", errors="replace")
-    records = list(csv.reader(io.StringIO(text)))
-    body = [r for r in records[1:] if r]
-    short = next((i for i, r in enumerate(body, start=2) if len(r) != n_columns), None)
-    if short is not None:
-        raise SchemaError(f"{path}: row {short} has {len(body[short - 2])} fields, the header "
-                          f"{n_columns} (a cut or damaged file)")
+    records = csv.reader(io.StringIO(data.decode("utf-8", errors="replace")))
+    next(records, None)  # the header
+    n_rows = 0
+    for n_rows, record in enumerate((r for r in records if r), start=1):
+        if len(record) != n_columns:
+            raise SchemaError(f"{path}: row {n_rows + 1} has {len(record)} fields, the header "
+                              f"{n_columns} (a cut or damaged file)")
     rows = recorded.get("rows") if isinstance(recorded, dict) else None
-    if isinstance(rows, int) and not isinstance(rows, bool) and rows != len(body):
-        raise SchemaError(f"{path}: holds {len(body)} rows, its metadata file says {rows}")
+    if isinstance(rows, int) and not isinstance(rows, bool) and rows != n_rows:
+        raise SchemaError(f"{path}: holds {n_rows} rows, its metadata file says {rows}")
 
 
 # the common schema of result tables: the columns that are numbers, and those that are flags

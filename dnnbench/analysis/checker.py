@@ -53,8 +53,7 @@ def recorded_claims(results: dict[tuple[str, str], ResultSet], known: set[str]
 
     claims, seen = [], set()
     for (name, _), rs in sorted(results.items()):
-        doc = next((m.get("experiment_definition") for m in rs.metas
-                    if m.get("experiment_definition")), None)
+        doc = rs.recorded_definition
         if name in known or doc is None:
             continue
         exp = files.parse(json.loads(doc), f"{rs.files[0]} (recorded definition)")

@@ -42,6 +42,7 @@ is evaluated once per data set that has its experiment's results.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -564,11 +565,7 @@ def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:
     checked as `dnnbench run` checks it: every compared arm against the file's reference arm,
     paired by seed, on results of `dnnbench run FILE` (their metadata records the
     experiment's definition)."""
-    import dataclasses
-
-
-    definition = next((m.get("experiment_definition") for m in rs.metas
-                       if m.get("experiment_definition")), None)
+    definition = rs.recorded_definition
     if definition is None:
         raise MissingData(f"{', '.join(rs.files)}: the metadata records no experiment "
                           "definition (results of an older dnnbench run)")
@@ -577,8 +574,8 @@ def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:
     claim = next((c for c in source.claims if c.id == p["claim"]), None)
     if claim is None:
         raise MissingData(f"{', '.join(rs.files)}: the experiment has no claim {p['claim']!r}")
-    row = check_claims(dataclasses.replace(recorded, claims=(claim,)),
-                               rs.runs, rs.layers).iloc[0]
+    row = check_claims(dataclasses.replace(recorded, claims=(claim,)), rs.runs,
+                       rs.layers).iloc[0]
     if row["verdict"] == NOT_TESTED:
         raise MissingData(f"no arm of {', '.join(rs.files)} matches the claim")
     n = int(rs.runs["seed"].nunique())

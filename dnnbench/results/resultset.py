@@ -42,6 +42,12 @@ class ResultSet:
         return self.metas[0] if self.metas else {}
 
     @property
+    def recorded_definition(self) -> str | None:
+        """The experiment definition its metadata records (the TOML document as JSON), if any."""
+        return next((m.get("experiment_definition") for m in self.metas
+                     if m.get("experiment_definition")), None)
+
+    @property
     def stem(self) -> str:
         return self.runs_path.name[: -len("-runs.csv")]
 

@@ -25,6 +25,15 @@ from dnnbench.results.io import SchemaError
 from dnnbench.results.resultset import ResultSet
 
 
+def _checkable(c: Claim, exp, source: str, where: dict) -> Claim:
+    """``c`` ready for the checker: its evaluator checks as written, or (a plain claim) the
+    ``experiment_file`` evaluator with ``where`` (the claim in a packaged file, or in the
+    recorded definition); on the results of ``exp`` unless it names others."""
+    checks = c.checks or (Check("experiment_file", {**where, "claim": c.id}),)
+    return dataclasses.replace(c, checks=checks, results=c.results or exp.name,
+                               command=c.command or exp.command, source=source)
+
+
 def packaged_claims() -> list[Claim]:
     """The claims of the packaged experiment files, in catalogue and file order: a claim with
     evaluator checks as written, on the results it names; a plain claim (compare ... expect)
@@ -32,11 +41,7 @@ def packaged_claims() -> list[Claim]:
     claims = []
     for name in files.catalogue():
         exp = files.load(name)
-        for c in exp.claims:
-            checks = c.checks or (Check("experiment_file", {"file": name, "claim": c.id}),)
-            claims.append(dataclasses.replace(c, checks=checks, results=c.results or exp.name,
-                                              command=c.command or exp.command,
-                                              source=exp.source))
+        claims += [_checkable(c, exp, exp.source, {"file": name}) for c in exp.claims]
     ids = [c.id for c in claims]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
@@ -61,10 +66,7 @@ def recorded_claims(results: dict[tuple[str, str], ResultSet], known: set[str]
             if c.id in seen:  # (the same experiment on another data set)
                 continue
             seen.add(c.id)
-            checks = c.checks or (Check("experiment_file", {"claim": c.id}),)
-            claims.append(dataclasses.replace(c, checks=checks, results=c.results or name,
-                                              command=c.command or exp.command,
-                                              source=rs.files[0]))
+            claims.append(_checkable(c, exp, rs.files[0], {}))
     return claims
 
 

@@ -484,10 +484,15 @@ def plugin_fingerprint(path: str) -> dict:
     return {"path": path, "source": _digest_files(files) if files else None, "version": version}
 
 
+def plugins_of(values) -> dict[str, dict]:
+    """The plug-ins among ``values`` (import path -> :func:`plugin_fingerprint`)."""
+    names = {v for v in values if isinstance(v, str) and is_plugin(v)}
+    return {name: plugin_fingerprint(name) for name in sorted(names)}
+
+
 def spec_plugins(spec) -> dict[str, dict]:
     """The plug-ins a run specification names (import path -> :func:`plugin_fingerprint`)."""
-    names = {getattr(spec, key) for key in PLUGIN_SETTINGS}
-    return {name: plugin_fingerprint(name) for name in sorted(names) if is_plugin(name)}
+    return plugins_of(getattr(spec, key) for key in PLUGIN_SETTINGS)
 
 
 def _numeric_keywords(factory: Callable) -> dict[str, float]:

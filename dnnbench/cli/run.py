@@ -149,15 +149,14 @@ def execute(exp, data, n_seeds: int, out: Path, *, fresh: bool = False, force: b
 def _plugins(exp) -> dict[str, dict]:
     """The plug-ins ``exp`` names (import path -> fingerprint), read from its base settings,
     factor levels and named levels (the arms were expanded and checked when it was read)."""
-    from dnnbench.registry import PLUGIN_SETTINGS, is_plugin, plugin_fingerprint
+    from dnnbench.registry import PLUGIN_SETTINGS, plugins_of
 
     named = [s for levels in exp.named_levels.values() for s in levels.values()]
     values = [*(exp.base.get(k) for k in PLUGIN_SETTINGS),
               *(v for k in PLUGIN_SETTINGS if k not in exp.named_levels
                 for v in exp.factors.get(k, ())),
               *(s.get(k) for s in named for k in PLUGIN_SETTINGS)]
-    names = {v for v in values if isinstance(v, str) and is_plugin(v)}
-    return {name: plugin_fingerprint(name) for name in sorted(names)}
+    return plugins_of(values)
 
 
 def show_results(exp, runs, curves, paths: dict, dataset: str, plot: bool) -> None:

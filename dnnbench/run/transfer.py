@@ -108,7 +108,7 @@ from dnnbench.data import tasks
 from dnnbench.data.base import Dataset
 from dnnbench.definition import protocols
 from dnnbench.definition.protocols import pair_label
-from dnnbench.registry import is_plugin, plugin_fingerprint
+from dnnbench.registry import plugins_of
 from dnnbench.run import plan as train_plan
 from dnnbench.run.units import Unit
 from dnnbench.spec import RunSpec
@@ -475,8 +475,7 @@ def build_file_units(exp: definition.Experiment, data: Dataset, seeds: Sequence[
                "groups": [sorted((dataclasses.asdict(g.cfg) | {"pairs": None, "extra": g.extra,
                                   "arms": [(a.name, a.levels) for a in g.arms]}).items())
                           for g in src.groups]}
-        plugins = {v: plugin_fingerprint(v) for g in src.groups for _, v in g.extra
-                   if isinstance(v, str) and is_plugin(v)}
+        plugins = plugins_of(v for g in src.groups for _, v in g.extra)
         if plugins:  # an edited plug-in never reuses the results of its old code
             key["plugins"] = json.dumps(plugins, sort_keys=True)
         remote = None if worker_data is None else functools.partial(

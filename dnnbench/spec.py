@@ -62,9 +62,14 @@ class RunSpec:
     # budget and evaluation
     max_steps: int = 3000
     eval_every: int = 10
-    eval_split: str = "test"  # split evaluated during training
+    # the split evaluated during training (targets, tuning, early stopping, best-of choices);
+    # the test split is evaluated once at the end
+    eval_split: str = "val"
     target: float = 0.90  # accuracy on eval_split; <= 0 disables early stopping
     stop_at_target: bool = True
+    # a seed diverges when its training loss is not finite or (> 0) exceeds this multiple of
+    # its initial loss (the mean of its first evaluation period); 0: only non-finite losses
+    divergence_factor: float = 0.0
     # early stopping on the eval split's loss, its patience: stop a seed after this many
     # evaluations without a new lowest loss, and restore its parameters of the lowest; 0 = off
     early_stopping: int = 0
@@ -126,6 +131,8 @@ _DEFAULTS |= {"dropout_kind": "standard", "leaky_slope": 0.01, "diagnostics": Fa
               "standardize": False}
 # the clipping kind (issue 16) and the input scaling (issue 17), likewise
 _DEFAULTS |= {"clip": "global_norm", "inputs": "unit"}
+# the divergence rule (issue 27): off in a bare spec, as before; experiment files set it
+_DEFAULTS |= {"divergence_factor": 0.0}
 
 
 # ------------------------------------------------------------------- structure and lane values

@@ -125,7 +125,7 @@ def test_initializer_scale_is_a_lane_where_distribution_and_fan_mode_agree():
     assert INITIALIZERS["he-avg-uniform"].multiplier(100, 300) == pytest.approx(
         (3 * 2 / 200) ** 0.5)
     # new settings at their defaults leave every earlier spec's dict (and hash) as it was
-    spec = RunSpec(widths=(300, 100), activation="elu", dropout=0.2)
+    spec = RunSpec(widths=(300, 100), activation="elu", dropout=0.2, eval_split="test")
     assert not {"leaky_slope", "dropout_kind", "diagnostics", "standardize"} & set(
         spec.to_dict())
     assert spec.hash == "ee1acc2dd649"  # computed by the code before these settings

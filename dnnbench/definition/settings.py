@@ -120,10 +120,17 @@ SETTINGS: dict[str, Setting] = {
                       minimum=1, maximum=100000),
     "eval_every": Setting("int", "steps between evaluations (or \"epoch\")", minimum=1,
                           maximum=2**31 - 1),
-    "eval_split": Setting("str", "the split evaluated during training", ("val", "test")),
+    "eval_split": Setting("str", "the split evaluated during training, that targets, tuning, "
+                          "early stopping and best-of choices read: val (the default) or test "
+                          "(the test split is evaluated once more at the end either way)",
+                          ("val", "test")),
     "target": Setting("float", "accuracy on the eval split that counts as reached; 0 = none",
                       minimum=0, maximum=1),
     "stop_at_target": Setting("bool", "stop a seed once it reaches the target"),
+    "divergence_factor": Setting("float", "a seed diverges when its training loss is not "
+                                 "finite or exceeds this multiple of its initial loss (the "
+                                 "mean of its first evaluation period); 0: non-finite only",
+                                 minimum=0),
     "early_stopping": Setting("int", "early stopping's patience: stop after this many "
                               "evaluations without a lower validation loss and restore the "
                               "best parameters; 0 = off", minimum=0, maximum=2**31 - 1),
@@ -141,6 +148,10 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
+# the divergence rule of every arm an experiment defines (a bare RunSpec has it off)
+DIVERGENCE_FACTOR = 10.0
+
+
 # settings that are not RunSpec fields: resolved into the spec by ``make_spec``
 DERIVED = ("depth", "width", "epochs", "train_size")
 
@@ -154,7 +165,8 @@ COLUMN_ORDER = ("depth", "widths", "activation", "init", "head_init", "norm", "n
                 "dropout_kind", "standardize", "loss", "optimizer",
                 "learning_rate", "schedule", "clip", "clip_norm", "l1", "l2", "max_norm",
                 "decay_params", "batch_size", "epochs", "max_steps", "eval_every", "eval_split",
-                "target", "stop_at_target", "early_stopping", "eval_train", "mc_samples",
+                "target", "stop_at_target", "divergence_factor", "early_stopping", "eval_train",
+                "mc_samples",
                 "train_size", "diagnostics")
 
 

@@ -9,7 +9,13 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from dnnbench.definition.settings import SETTINGS, TUNE_FACTOR, did_you_mean, fail
+from dnnbench.definition.settings import (
+    DIVERGENCE_FACTOR,
+    SETTINGS,
+    TUNE_FACTOR,
+    did_you_mean,
+    fail,
+)
 from dnnbench.spec import RunSpec, check_norm, has_batch_norm
 
 
@@ -21,6 +27,7 @@ def make_spec(settings: Mapping[str, Any], n_train: int | None, where: str = "")
 
     s = dict(settings)
     s.pop(TUNE_FACTOR, None)  # not a run setting: which arms a [tune] sweep chooses
+    s.setdefault("divergence_factor", DIVERGENCE_FACTOR)
     fields = {f.name for f in dataclasses.fields(RunSpec)}
     depth, width = s.pop("depth", None), s.pop("width", None)
     epochs, s_train = s.pop("epochs", None), s.pop("train_size", 0)

@@ -614,7 +614,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             return (i < ctrl.max_evals) & jnp.any(active)
 
         def body(c):
-            state, i, active, n_done, diverged, reached, curves, last, pl, es, layers = c
+            state, i, active, n_done, diverged, reached, curves, last, pl, es, layers, first = c
             run_hps = hps if pl is None else {  # performance scheduling: the scaled rate
                 **hps, "learning_rate": hps["learning_rate"] * pl.scale}
             new, loss, evals, diag = advance(state, run_hps, i * spec.eval_every, ctrl, data)
@@ -629,7 +629,12 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             last = _keep(active, (e_loss, e_acc), last)
             if pl is not None:
                 pl = _keep(active, plateau_step(pl, e_loss, **plateau_params), pl)
+            # diverged: a non-finite loss, or (divergence_factor) one above that multiple of
+            # the seed's initial loss (the mean training loss of its first period)
+            first = jnp.where(i == 0, loss, first)
             bad = active & ~jnp.isfinite(loss)
+            if spec.divergence_factor > 0:
+                bad = bad | active & (loss > spec.divergence_factor * first)
             hit = active & (e_acc >= ctrl.target)
             stop = false
             if es is not None:
@@ -642,19 +647,20 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
                 stop = active & (es["wait"] >= spec.early_stopping)
             n_done = n_done + active.astype(jnp.int32)
             return (state, i + 1, active & ~bad & ~hit & ~stop, n_done, diverged | bad,
-                    reached | hit, curves, last, pl, es, layers)
+                    reached | hit, curves, last, pl, es, layers, first)
 
         plateau_params = schedule_parameters(spec, hps)
         init_carry = (state, jnp.int32(0), ~false, jnp.zeros((n_seeds,), jnp.int32), false,
                       false, dict.fromkeys(names, nan_curves), (nan_seeds, nan_seeds),
-                      plateau_start((n_seeds,)) if plateau else None, stopping, None)
+                      plateau_start((n_seeds,)) if plateau else None, stopping, None,
+                      nan_seeds)
         if spec.diagnostics:  # step 0, then one row per evaluation
             layers = jnp.full((n_seeds, n_evals + 1, spec.depth, len(DIAG_COLUMNS)), jnp.nan)
-            first = jax.lax.cond(ctrl.evaluate, lambda: diagnose_seeds(
+            at_init = jax.lax.cond(ctrl.evaluate, lambda: diagnose_seeds(
                 state.params, state.batch_stats, hps, data), lambda: layers[:, 0])
-            init_carry = (*init_carry[:-1], layers.at[:, 0].set(first))
-        state, _, _, n_done, diverged, _, curves, last, _, stopping, layers = jax.lax.while_loop(
-            cond, body, init_carry)
+            init_carry = (*init_carry[:-2], layers.at[:, 0].set(at_init), init_carry[-1])
+        state, _, _, n_done, diverged, _, curves, last, _, stopping, layers, _ = \
+            jax.lax.while_loop(cond, body, init_carry)
         # the final parameters: with early stopping, those of the lowest eval loss (restored)
         params, batch_stats = (state.params, state.batch_stats) if stopping is None else \
             stopping["variables"]

@@ -68,7 +68,7 @@ class RunSpec:
     target: float = 0.90  # accuracy on eval_split; <= 0 disables early stopping
     stop_at_target: bool = True
     # a seed diverges when its training loss is not finite or (> 0) exceeds this multiple of
-    # its initial loss (the mean of its first evaluation period); 0: only non-finite losses
+    # its initial loss (its first step's loss, before any update); 0: only non-finite losses
     divergence_factor: float = 0.0
     # early stopping on the eval split's loss, its patience: stop a seed after this many
     # evaluations without a new lowest loss, and restore its parameters of the lowest; 0 = off

@@ -202,7 +202,8 @@ def test_plain_claims_of_an_experiment_file_are_checked_on_its_results(tmp_path)
     out = {r.claim.id: r for r in evaluate_claims(read_claims_file(claims),
                                                   load_results(tmp_path / "r"))}
     assert out["fast"].verdict == "supported" and out["fast"].outcome.n == 6
-    assert "learning_rate=0.01: x0.5" in out["fast"].row()["effect_text"]
+    assert "learning_rate=0.01: x0.5" in out["fast"].row()["evidence"]
+    assert out["fast"].row()["effect_text"].startswith("0.5")  # the one comparison's ratio
     assert out["best"].verdict == "contradicted"  # 0.80 < 0.90 in every seed
     write_set(tmp_path / "old", "lr-pair", pd.DataFrame(rows))  # no recorded definition
     old = evaluate_claims(read_claims_file(claims), load_results(tmp_path / "old"))

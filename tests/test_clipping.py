@@ -131,4 +131,5 @@ def test_divergence_rate_metric_in_summary_and_claims():
     claims = check_claims(exp, worse)
     assert claims["verdict"].iloc[0] == "contradicted"
     # steps when a median is not reached: the effect says how many reached, not "xnan"
-    assert claims["effects"].iloc[1] == "clip=norm: a median not reached (reached 0/5 vs 5/5)"
+    assert "clip=norm: a median not reached; one-sided log-rank" in claims["effects"].iloc[1]
+    assert "reached 0/5 vs 5/5; diverged: 5 of 5 vs 0 of 5" in claims["effects"].iloc[1]

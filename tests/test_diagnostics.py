@@ -241,7 +241,7 @@ def test_claims_on_diagnostics_bounds_rankings_and_a_claims_own_reference():
     assert out.loc["outside", "verdict"] == "supported"
     assert out.loc["range", "verdict"] == "contradicted"  # one layer at 3 > 1.25
     assert out.loc["rank", "verdict"] == "supported"
-    assert out.loc["rank", "effects"].startswith("3 of 3 pairs decided as expected")
+    assert "Holm over 3: 3 of 3 as claimed, 0 the other way" in out.loc["rank", "effects"]
     assert out.loc["against", "verdict"] == "supported"
     assert "activation=relu,init=default" in out.loc["against", "effects"]
     # without diagnostics the layers claims are not tested; the others still are

@@ -281,3 +281,18 @@ def test_seeds_trained_in_groups_give_the_numbers_of_one_batch(data, monkeypatch
     np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-5)
     np.testing.assert_allclose(a.eval_acc, b.eval_acc, rtol=1e-6)
     np.testing.assert_allclose(a.test_acc, b.test_acc, rtol=1e-6)
+
+
+def test_a_loss_far_above_its_initial_value_is_divergence_though_finite(data):
+    """lr 10 and 30 blow the loss up to 29 and 6e6 in the first period (finite): with
+    divergence_factor 10 those seeds diverge (and freeze); without it they count as trained."""
+    spec = small_spec(optimizer="sgd")
+    hps = {"learning_rate": [0.05, 3.0, 10.0, 30.0]}
+    off = train_arm(spec, data, seeds=[0, 1, 2, 3], hps=hps, timing=False).trace
+    on = train_arm(spec.replace(divergence_factor=10.0), data, seeds=[0, 1, 2, 3], hps=hps,
+                   timing=False).trace
+    assert not off.diverged.any() and np.isfinite(off.train_loss).all()
+    assert off.train_loss[3, 0] > 10 * 2.5  # (the initial loss of 10 classes is ~2.3)
+    assert list(on.diverged) == [False, False, True, True]
+    assert (on.n_done[2:] == 1).all() and np.isnan(on.test_acc[2:]).all()
+    np.testing.assert_array_equal(on.train_loss[:2], off.train_loss[:2])  # the others as before

@@ -1,144 +1,241 @@
-"""The claims of an experiment file checked against its result table (the summary's
-paired comparisons: every compared arm against the reference, or the arm it names; rankings,
-bounds, per-layer metrics; a search's claims): one row per claim with its verdict."""
+"""The claims of an experiment file checked against its result table: each claim's
+comparisons (every compared arm against the reference or the arm it names, paired by seed;
+the pairs of a ranking; the groups of a trend; each arm against bounds) decided by the claim's
+form (:mod:`dnnbench.stats.forms`: superiority, non-inferiority, equivalence, bounds, trend)
+and, over several comparisons, its quantifier (every, Holm-corrected; or pooled); a search's
+claims (:mod:`dnnbench.analysis.search`): one row per claim with its verdict.
+
+Divergence is an outcome, never missing data: a diverged run counts as accuracy 0 in an
+accuracy claim, is censored at its budget in a steps claim, and lies outside any bounds when
+its value is missing; the effects say how many runs diverged. Choices among arms (the best of
+a claim's levels) are made on the eval split (validation by default), never on test metrics.
+"""
 
 from __future__ import annotations
 
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dnnbench.analysis import search
-from dnnbench.analysis.summary import (
-    compare,
-    level_key,
-    metric_values,
-    reference_arm,
-    with_layer_metrics,
-)
+from dnnbench.analysis.summary import level_key, metric_values, reference_arm, with_layer_metrics
 from dnnbench.definition.claims import (
     BOUND_EXPECTATIONS,
     CONTRADICTED,
     EXPECTATIONS,
     INCONCLUSIVE,
-    MARGIN_EXPECTATIONS,
     NOT_TESTED,
     RANKING,
     SUPPORTED,
+    TREND,
 )
-from dnnbench.definition.experiment import (
-    Experiment,
-)
+from dnnbench.definition.experiment import Experiment
 from dnnbench.definition.settings import lower_is_better
-from dnnbench.stats import (
-    MIN_SEEDS_FOR_VERDICT,
-    mean_ci,
-    verdict_from_interval,
-)
-from dnnbench.stats.censored import STEP_LABELS
+from dnnbench.stats import forms, steps_of_runs
+from dnnbench.stats.censored import logrank_sides, resampled_log_ratio
+from dnnbench.stats.flags import flag
+
+VERDICT_OF = {forms.AS_EXPECTED: SUPPORTED, forms.OPPOSITE: CONTRADICTED,
+              forms.UNCLEAR: INCONCLUSIVE}
+COLUMNS = ["id", "claim", "verdict", "arms", "effects", "effect", "low", "high", "n"]
+# the side a comparison of each expectation must come out on
+BETTER = {"not-lower": "higher", "not-higher": "lower", "same": "higher"}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One comparison of a claim: its decision, its paired per-seed values (None when only
+    resampled medians or a log-rank test decide it) and a note (runs that diverged)."""
+
+    name: str
+    decision: forms.Decision
+    per_seed: pd.Series | None = None
+    note: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"{self.name}: {self.decision.text}" + (f"; {self.note}" if self.note else "")
 
 
 def check_claims(exp: Experiment, runs: pd.DataFrame,
                  layers: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Each claim of the file against the data: supported when every compared arm points the
-    expected way with an interval that excludes no difference, contradicted when any points
-    the other way, inconclusive otherwise; "not tested" when no arm of the run matches (a
-    --quick run without the claim's levels). An arm is compared with the reference, with the
-    claim's ``against`` arm (the best of its levels, by the mean of the metric), or, with
-    ``versus``, its metric with its own other metric. Expect ``same``: as expected when the
-    difference's interval lies within +-margin, opposite when it lies outside; ``not-lower``:
-    as expected when its lower bound is above -margin, opposite when its upper bound is
-    below. Claims with evaluator checks are left to `dnnbench claims`
-    (:func:`dnnbench.analysis.checker.packaged_claims`).
-
-    Claims on the per-layer diagnostics (``layers``; metric ``layers.<column>``), with
-    bounds (expect within/outside: each arm's mean over seeds with its 95% interval against
-    [low, high]; statistic range: the smallest and the largest layer's intervals) and rankings
-    (every pair of the ranked levels, same other levels, paired by seed; the effects list the
-    pairs decided as expected and the other way): see :func:`_diagnostic_claim`."""
+    """Each claim of the file against the data (see the module docstring): supported,
+    contradicted or inconclusive as its form and quantifier decide; "not tested" when no arm
+    of the run matches (a --quick run without the claim's levels). Claims with evaluator
+    checks are left to `dnnbench claims` (:func:`dnnbench.analysis.checker.packaged_claims`).
+    Columns: id, claim, verdict, arms (comparisons), effects (the words), effect, low, high
+    (the one comparison's, or the pooled one's; NaN over several), n (the fewest pairs)."""
     runs = with_layer_metrics(exp, runs, layers)
-    factors = list(exp.factors)
-    keys = level_key(runs, factors)
     rows = []
     for claim in exp.claims:
         if claim.checks:  # an evaluator claim: `dnnbench claims` checks it on its results
             continue
         if claim.test != "arms":  # a claim about a search
-
             rows.append({"id": claim.id, "claim": claim.text,
                          **search.check_claim(exp.search, claim, runs)})
             continue
-        if claim.diagnostic:
-            rows.append(_claim_row(claim, *_diagnostic_claim(exp, claim, runs)))
-            continue
-        kind, better = EXPECTATIONS[claim.expect]
-        verdicts, effects = [], []
-        for arm, g in _claim_arms(claim, runs, factors):
-            levels = {f: g[f].iloc[0] for f in factors}
-            if claim.versus:
-                other = g.assign(**{claim.metric: g[claim.versus], "arm": claim.versus})
-            else:
-                ref = (_against(exp, claim, levels, runs, keys) if claim.against
-                       else reference_arm(exp, levels))
-                if ref is None:
-                    continue
-                other = runs[keys == "|".join(str(ref[f]) for f in factors)]
-            c = compare(g.sort_values("seed"), other.sort_values("seed"), claim.metric)
-            if not c or (kind != "steps" and "diff" not in c):
-                continue
-            name = arm if not claim.versus else f"{arm} ({claim.metric} - {claim.versus})"
-            if kind == "steps":
-                low, high, est, null = c["ratio_low"], c["ratio_high"], c["steps_ratio"], 1.0
-                effects.append(f"{name}: x{est:.2f} [{low:.2f}, {high:.2f}]" if math.isfinite(est)
-                               else f"{name}: a median not reached (reached "
-                                    f"{int(g['reached'].sum())}/{len(g)} vs "
-                                    f"{int(other['reached'].sum())}/{len(other)})")
-            else:
-                low, high, est, null = c["diff_low"], c["diff_high"], c["diff"], 0.0
-                against = "" if claim.versus or not claim.against else f" vs {c['reference']}"
-                effects.append(f"{name}{against}: {est:+.4f} [{low:+.4f}, {high:+.4f}]")
-            if kind == "steps" and not math.isfinite(est):
-                # a median not reached: the comparison's own verdict (its log-rank fallback)
-                side = {STEP_LABELS[0]: "lower", STEP_LABELS[1]: "higher"}.get(
-                    c["steps_verdict"])
-                verdicts.append(CLAIM_LABELS[2] if side is None else
-                                CLAIM_LABELS[0] if side == better else CLAIM_LABELS[1])
-                continue
-            n = len(set(g["seed"]) & set(other["seed"]))
-            verdicts.append(margin_verdict(low, high, better, claim.margin, n)
-                            if better in MARGIN_EXPECTATIONS else
-                            verdict_from_interval(low, high, better=better, null=null, n=n,
-                                                  labels=CLAIM_LABELS))
-        rows.append(_claim_row(claim, verdicts, effects))
-    return pd.DataFrame(rows, columns=["id", "claim", "verdict", "arms", "effects"])
+        rows.append(_row(claim, _comparisons(exp, claim, runs)))
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _claim_row(claim, verdicts: list[str], effects: list[str]) -> dict[str, Any]:
-    if not verdicts:
-        verdict = NOT_TESTED
-        effects = ["no arm of this run matches the claim"]
-    elif "opposite" in verdicts:
-        verdict = CONTRADICTED
-    elif all(v == "as expected" for v in verdicts):
-        verdict = SUPPORTED
-    else:
-        verdict = INCONCLUSIVE
-    return {"id": claim.id, "claim": claim.text, "verdict": verdict, "arms": len(verdicts),
-            "effects": "; ".join(effects)}
-
-
-def _diagnostic_claim(exp: Experiment, claim, runs: pd.DataFrame):
-    """(verdicts, effects) of a ranking, a bounds claim, or a layers.* claim against the
-    reference (or its own ``against`` arm)."""
+def _comparisons(exp: Experiment, claim, runs: pd.DataFrame) -> list[Comparison]:
     if claim.expect == RANKING:
         return _ranking(exp, claim, runs)
+    if claim.expect in TREND:
+        return _trend(exp, claim, runs)
     if claim.expect in BOUND_EXPECTATIONS:
         return _bounded(exp, claim, runs)
-    return _against_reference(exp, claim, runs)
+    if claim.layer_metric is not None:
+        return _against_reference(exp, claim, runs)
+    return _plain(exp, claim, runs)
+
+
+def _row(claim, comparisons: list[Comparison]) -> dict[str, Any]:
+    base = {"id": claim.id, "claim": claim.text}
+    if not comparisons:
+        return base | {"verdict": NOT_TESTED, "arms": 0, "effect": math.nan, "low": math.nan,
+                       "high": math.nan, "n": 0,
+                       "effects": "no arm of this run matches the claim"}
+    pooled = claim.quantifier == "pooled" and len(comparisons) > 1
+    if pooled:
+        if any(c.per_seed is None for c in comparisons):
+            raise ValueError(f"claim {claim.id}: a pooled test needs per-seed values in every "
+                             "comparison (a median not reached has none)")
+        table = pd.concat([c.per_seed for c in comparisons], axis=1)
+        ratio = claim.metric == "steps_to_target"
+        combined = forms.pooled([table[c].to_numpy() for c in table], lambda s: _decide(
+            claim, s), ratio=ratio)
+    else:
+        combined = forms.every([c.decision for c in comparisons])
+    one = combined.decisions[0] if (pooled or len(comparisons) == 1) and         combined.decisions else None
+    how = _form_words(claim) + (f", {claim.quantifier}" if len(comparisons) > 1 else "")
+    effects = [f"{how}: {combined.text}"] + [c.text for c in comparisons]
+    return base | {"verdict": VERDICT_OF[combined.verdict], "arms": len(comparisons),
+                   "effects": "; ".join(effects),
+                   "effect": one.estimate if one else math.nan,
+                   "low": one.low if one else math.nan, "high": one.high if one else math.nan,
+                   "n": combined.n}
+
+
+def _form_words(claim) -> str:
+    words = claim.form
+    if claim.form in ("equivalence", "non-inferiority"):
+        words += f" (margin {claim.margin:g})"
+    return f"{words} on {claim.column}"
+
+
+def _decide(claim, s: forms.Sample) -> forms.Decision:
+    """The claim's form applied to the paired values of one comparison."""
+    better = _better(claim)
+    if claim.form == "equivalence":
+        return forms.equivalence(s, claim.margin)
+    if claim.form == "non-inferiority":
+        return forms.non_inferiority(s, better, claim.margin)
+    return forms.superiority(s, better)
+
+
+def _better(claim) -> str:
+    if claim.expect in (RANKING, *TREND, *BOUND_EXPECTATIONS):
+        return "lower" if lower_is_better(claim.metric) else "higher"
+    return BETTER.get(claim.expect, EXPECTATIONS[claim.expect][1])
+
+
+# ------------------------------------------------------------------------ the comparisons
+
+def claim_values(g: pd.DataFrame, column: str) -> np.ndarray:
+    """A column's per-run values for a claim: a diverged run counts as accuracy 0 (a failure,
+    not missing data); other metrics of a diverged run stay NaN."""
+    values = metric_values(g, column)
+    if "accuracy" in column and "diverged" in g:
+        values = np.where(flag(g["diverged"]), 0.0, values)
+    return values
+
+
+def _diverged_note(a: pd.DataFrame, b: pd.DataFrame | None = None) -> str:
+    ka = int(flag(a["diverged"]).sum()) if "diverged" in a else 0
+    kb = int(flag(b["diverged"]).sum()) if b is not None and "diverged" in b else 0
+    if not ka and not kb:
+        return ""
+    return (f"{ka} of {len(a)} runs diverged" if b is None else
+            f"diverged: {ka} of {len(a)} vs {kb} of {len(b)}")
+
+
+def compare_pair(a: pd.DataFrame, b: pd.DataFrame, claim, name: str,
+                 other_column: str | None = None) -> Comparison | None:
+    """Arm ``a`` against arm ``b`` (or, with ``other_column``, ``a``'s claim column against
+    its own other column) on the claim's column, paired by their common seeds."""
+    common = sorted(set(a["seed"]) & set(b["seed"]))
+    if not common:
+        return None
+    a = a.set_index("seed").loc[common].reset_index()
+    b = b.set_index("seed").loc[common].reset_index()
+    note = _diverged_note(a, None if other_column else b)
+    if claim.column == "steps_to_target":
+        return _steps_pair(a, b, claim, name, note, common)
+    x = claim_values(a, claim.column)
+    y = claim_values(a if other_column else b, other_column or claim.column)
+    d = pd.Series(x - y, index=common)
+    return Comparison(name, _decide(claim, forms.Sample(d.to_numpy())), d, note)
+
+
+def _steps_pair(a, b, claim, name, note, common) -> Comparison:
+    """Steps to target: every run reached -> the paired log ratio of steps (a t test);
+    otherwise the ratio of Kaplan-Meier medians (runs that did not reach the target, diverged
+    ones included, censored at their budget) through its paired bootstrap, or, when a median
+    is not reached, the one-sided log-rank tests."""
+    sa, sb = steps_of_runs(a), steps_of_runs(b)
+    if sa[1].all() and sb[1].all():
+        d = pd.Series(np.log(sa[0] / sb[0]), index=common)
+        return Comparison(name, _decide(claim, forms.Sample(d.to_numpy(), ratio=True)), d,
+                          note)
+    point, boot = resampled_log_ratio(*sa, *sb)
+    reached = f"reached {int(sa[1].sum())}/{len(a)} vs {int(sb[1].sum())}/{len(b)}"
+    note = f"{reached}{'; ' + note if note else ''}"
+    if math.isfinite(point):
+        s = forms.Resampled(np.empty(0), ratio=True, point=point, resamples=boot,
+                            n_pairs=len(common))
+        return Comparison(name, _decide(claim, s), None, note)
+    sooner, later = logrank_sides(*sa, *sb)
+    if claim.form != "superiority":  # no ratio of medians to hold against a margin
+        p_for = p_against = math.nan
+    else:
+        p_for, p_against = (sooner, later) if _better(claim) == "lower" else (later, sooner)
+    verdict = forms.UNCLEAR if len(common) < forms.MIN_SEEDS_FOR_VERDICT or math.isnan(
+        p_for) else forms.AS_EXPECTED if p_for < forms.ALPHA else (
+        forms.OPPOSITE if p_against < forms.ALPHA else forms.UNCLEAR)
+    text = (f"a median not reached; one-sided log-rank p={p_for:.3g} for, "
+            f"{p_against:.3g} against (n={len(common)})")
+    return Comparison(name, forms.Decision(verdict, p_for, p_against, math.nan, math.nan,
+                                           math.nan, len(common), text), None, note)
+
+
+def _plain(exp: Experiment, claim, runs: pd.DataFrame) -> list[Comparison]:
+    factors = list(exp.factors)
+    keys = level_key(runs, factors)
+    out = []
+    for arm, g in _claim_arms(claim, runs, factors):
+        levels = {f: g[f].iloc[0] for f in factors}
+        if claim.versus:
+            c = compare_pair(g, g, claim, f"{arm} ({claim.metric} - {claim.versus})",
+                             other_column=claim.versus)
+        else:
+            ref = (_against(exp, claim, levels, runs, keys) if claim.against
+                   else reference_arm(exp, levels))
+            if ref is None:
+                continue
+            other = runs[keys == "|".join(str(ref[f]) for f in factors)]
+            if other.empty:
+                continue
+            name = arm if not claim.against else f"{arm} vs {other['arm'].iloc[0]}"
+            c = compare_pair(g, other, claim, name)
+        if c is not None:
+            out.append(c)
+    return out
 
 
 def _matching(exp: Experiment, claim, runs: pd.DataFrame, skip: Sequence[str] = ()):
@@ -158,143 +255,146 @@ def _rows_of(exp: Experiment, runs: pd.DataFrame, levels: dict) -> pd.DataFrame:
     return runs[keys == "|".join(str(levels[f]) for f in exp.factors)].sort_values("seed")
 
 
-def _pair(a: pd.DataFrame, b: pd.DataFrame, claim, better: str) -> tuple[str, str] | None:
-    """(verdict, effect text) of arm ``a`` against arm ``b`` on the claim's metric, ``better``
-    the direction that supports the claim."""
-    steps = claim.metric == "steps_to_target"
-    c = compare(a, b, claim.column)
-    if not c or (not steps and "diff_low" not in c):
-        return None
-    if steps:  # the comparison's verdict: its log-rank fallback decides unreached medians
-        low, high, est = c["ratio_low"], c["ratio_high"], c["steps_ratio"]
-        effect = (f"x{est:.2f} [{low:.2f}, {high:.2f}]" if math.isfinite(est) else
-                  f"a median not reached ({c['steps_verdict']})")
-        way = {"fewer steps": "lower", "more steps": "higher"}.get(c["steps_verdict"])
-        verdict = CLAIM_LABELS[2] if way is None else CLAIM_LABELS[0] if way == better \
-            else CLAIM_LABELS[1]
-        return verdict, effect
-    low, high, est = c["diff_low"], c["diff_high"], c["diff"]
-    n = len(set(a["seed"]) & set(b["seed"]))
-    return (verdict_from_interval(low, high, better=better, null=0.0, n=n, labels=CLAIM_LABELS),
-            f"{est:+.4g} [{low:+.4g}, {high:+.4g}]")
-
-
-def _against_reference(exp: Experiment, claim, runs: pd.DataFrame):
-    better = EXPECTATIONS[claim.expect][1]
-    verdicts, effects = [], []
+def _against_reference(exp: Experiment, claim, runs: pd.DataFrame) -> list[Comparison]:
+    out = []
     for arm, g, levels in _matching(exp, claim, runs):
         ref = {**levels, **exp.reference, **claim.against}
         if ref == levels:
             continue
-        pair = _pair(g, _rows_of(exp, runs, ref), claim, better)
-        if pair is None:
-            continue
-        verdicts.append(pair[0])
-        effects.append(f"{arm}: {pair[1]}")
-    return verdicts, effects
+        c = compare_pair(g, _rows_of(exp, runs, ref), claim, arm)
+        if c is not None:
+            out.append(c)
+    return out
 
 
-def _ranking(exp: Experiment, claim, runs: pd.DataFrame):
-    """Every ordered pair of the ranked levels within each combination of the other levels."""
-    factor, order = claim.rank
-    better = "lower" if claim.metric == "steps_to_target" else "higher"
-    verdicts, decided, other_way = [], [], []
+def _grouped(exp: Experiment, claim, runs: pd.DataFrame, factor: str
+             ) -> dict[str, dict[str, tuple[str, pd.DataFrame]]]:
+    """The matching arms by the combination of their other levels, then by ``factor``'s."""
     groups: dict[str, dict[str, tuple[str, pd.DataFrame]]] = {}
     for arm, g, levels in _matching(exp, claim, runs, skip=(factor,)):
-        rest = "|".join(str(levels[f]) for f in exp.factors if f != factor)
+        rest = ",".join(f"{f}={levels[f]}" for f in exp.factors if f != factor)
         groups.setdefault(rest, {})[str(levels[factor])] = (arm, g)
-    for members in groups.values():
+    return groups
+
+
+def _ranking(exp: Experiment, claim, runs: pd.DataFrame) -> list[Comparison]:
+    """Every ordered pair of the ranked levels within each combination of the other levels
+    (the better-ranked level of each pair claimed better)."""
+    factor, order = claim.rank
+    out = []
+    for members in _grouped(exp, claim, runs, factor).values():
         ranked = [str(x) for x in order if str(x) in members]
         for i, hi in enumerate(ranked):
             for lo in ranked[i + 1:]:
-                pair = _pair(members[hi][1], members[lo][1], claim, better)
-                if pair is None:
-                    continue
-                verdicts.append(pair[0])
-                text = f"{hi} > {lo}: {pair[1]}"
-                if pair[0] == "as expected":
-                    decided.append(text)
-                elif pair[0] == "opposite":
-                    other_way.append(text)
-    effects = [(f"{len(decided)} of {len(verdicts)} pairs decided as expected, "
-                f"{len(other_way)} the other way")] if verdicts else []
-    effects += [f"as expected: {t}" for t in decided] + [f"other way: {t}" for t in other_way]
-    return verdicts, effects
+                c = compare_pair(members[hi][1], members[lo][1], claim, f"{hi} > {lo}")
+                if c is not None:
+                    out.append(c)
+    return out
 
 
-def _bounded(exp: Experiment, claim, runs: pd.DataFrame):
-    """Each selected arm's mean (95% interval over seeds) against the claim's bounds."""
+def _trend(exp: Experiment, claim, runs: pd.DataFrame) -> list[Comparison]:
+    """One trend test per combination of the other levels: seeds x the ordered levels."""
+    factor, order = claim.order
+    out = []
+    for rest, members in _grouped(exp, claim, runs, factor).items():
+        levels = [str(x) for x in order if str(x) in members]
+        if len(levels) < 3:
+            continue
+        frames = [members[lv][1] for lv in levels]
+        seeds = sorted(set.intersection(*(set(f["seed"]) for f in frames)))
+        table = np.column_stack([claim_values(f.set_index("seed").loc[seeds].reset_index(),
+                                              claim.column) for f in frames])
+        d = forms.trend(table, increasing=claim.expect == "increasing", levels=levels)
+        diverged = sum(int(flag(f["diverged"]).sum()) for f in frames if "diverged" in f)
+        note = f"{diverged} of {sum(len(f) for f in frames)} runs diverged" if diverged else ""
+        out.append(Comparison(rest or factor, d, None, note))
+    return out
+
+
+def _bounded(exp: Experiment, claim, runs: pd.DataFrame) -> list[Comparison]:
+    """Each selected arm's mean over seeds against the claim's bounds (statistic range: the
+    smallest layer against the low bound, the largest against the high one). A run that
+    diverged before its value could be measured lies outside any bounds."""
     low_b, high_b = claim.bounds
-    verdicts, effects = [], []
+    inside = claim.expect == "within"
     columns = ([f"{claim.column}.min", f"{claim.column}.max"] if claim.statistic == "range"
                and claim.layer_metric is not None else [claim.column])
+    out = []
     for arm, g, _ in _matching(exp, claim, runs):
         if any(c not in g for c in columns):
             continue
-        cis = [mean_ci(g[c].astype(float).to_numpy()) for c in columns]
-        if any(math.isnan(ci.estimate) for ci in cis):
+        values = [metric_values(g, c) for c in columns]
+        lost = np.isnan(values[0]) & (flag(g["diverged"]) if "diverged" in g else False)
+        if lost.any():
+            k = int(lost.sum())
+            d = forms.Decision(forms.UNCLEAR if len(g) < forms.MIN_SEEDS_FOR_VERDICT else
+                               forms.OPPOSITE if inside else forms.AS_EXPECTED,
+                               1.0 if inside else 0.0, 0.0 if inside else 1.0, math.nan,
+                               math.nan, math.nan, len(g),
+                               f"{k} of {len(g)} runs diverged: unbounded, outside "
+                               f"[{low_b:g}, {high_b:g}]")
+            out.append(Comparison(arm, d))
             continue
-        lo, hi = cis[0], cis[-1]  # the smallest and the largest layer (or the one value)
-        inside = lo.low >= low_b and hi.high <= high_b
-        outside = lo.high < low_b or hi.low > high_b
-        n = int(g[columns[0]].notna().sum())
-        if n < MIN_SEEDS_FOR_VERDICT:
-            v = "unclear"
-        elif claim.expect == "within":
-            v = "as expected" if inside else "opposite" if outside else "unclear"
-        else:
-            v = "as expected" if outside else "opposite" if inside else "unclear"
-        verdicts.append(v)
-        shown = " to ".join(f"{ci.estimate:.4g} [{ci.low:.4g}, {ci.high:.4g}]" for ci in cis)
-        effects.append(f"{arm}: {shown}")
-    return verdicts, effects
+        samples = [forms.Sample(v) for v in values]
+        if samples[0].n == 0:
+            continue
+        d = forms.bounds(samples[0], low_b, high_b, inside, upper=samples[-1])
+        if len(samples) > 1:
+            hi = forms.Sample(values[-1])
+            lo_i, hi_i = hi.interval()
+            d = forms.Decision(d.verdict, d.p_for, d.p_against, d.estimate, d.low, d.high, d.n,
+                               f"{d.text} to {hi.estimate:.4g} [{lo_i:.4g}, {hi_i:.4g}]")
+        out.append(Comparison(arm, d, None, _diverged_note(g)))
+    return out
 
 
-CLAIM_LABELS = ("as expected", "opposite", "unclear")
+# ------------------------------------------------------------------ choices among levels
+
+def selection_column(metric: str, runs: pd.DataFrame) -> str:
+    """The column that chooses the best of several levels for a claim on ``metric``: the
+    eval split's counterpart of a test metric (validation by default), never the test one."""
+    column = {"final_test_accuracy": "final_eval_accuracy",
+              "final_test_loss": "final_eval_loss",
+              "mc_test_accuracy": "final_eval_accuracy"}.get(metric, metric)
+    return column if column in runs or column == "divergence_rate" else metric
 
 
-def margin_verdict(low: float, high: float, expect: str, margin: float, n: int) -> str:
-    """The verdict (CLAIM_LABELS) on a difference's interval for expect ``same`` (within
-    +-margin: as expected; entirely outside: opposite) or ``not-lower`` (above -margin: as
-    expected; entirely below it: opposite); unclear with too few seeds or NaN bounds."""
-    if n < MIN_SEEDS_FOR_VERDICT or not (math.isfinite(low) and math.isfinite(high)):
-        return CLAIM_LABELS[2]
-    if expect == "same":
-        inside, outside = -margin < low and high < margin, low > margin or high < -margin
-    else:
-        inside, outside = low > -margin, high < -margin
-    return CLAIM_LABELS[0] if inside else CLAIM_LABELS[1] if outside else CLAIM_LABELS[2]
+def _best(candidates: list[tuple[Any, pd.DataFrame]], metric: str):
+    """The candidate whose rows have the best mean of the selection column (a diverged run
+    counts as accuracy 0); None when none has a finite mean."""
+    best, best_mean = None, -math.inf
+    for key, rows in candidates:
+        column = selection_column(metric, rows)
+        sign = -1.0 if lower_is_better(column) else 1.0
+        values = claim_values(rows, column) if len(rows) else np.array([math.nan])
+        mean = sign * np.nanmean(values) if np.isfinite(values).any() else math.nan
+        if math.isfinite(mean) and mean > best_mean:
+            best, best_mean = key, mean
+    return best
 
 
 def _claim_arms(claim, runs: pd.DataFrame, factors) -> list[tuple[str, pd.DataFrame]]:
     """The arms a claim is about: their levels match its compare and where levels; where
-    compare gives a factor several levels, only the best arm (mean of the metric)."""
+    compare gives a factor several levels, only the best arm (on the eval split)."""
     def matches(levels, given):
         return all(str(levels[f]) in {str(x) for x in (v if isinstance(v, tuple) else [v])}
                    for f, v in given.items())
     arms = [(arm, g) for arm, g in runs.groupby("arm", sort=False)
             if matches({f: g[f].iloc[0] for f in factors}, {**claim.compare, **claim.where})]
     if arms and any(isinstance(v, tuple) for v in claim.compare.values()):
-        sign = -1.0 if lower_is_better(claim.metric) else 1.0
-        arms = [max(arms, key=lambda a: np.nan_to_num(
-            sign * metric_values(a[1], claim.metric).mean(), nan=-np.inf))]
+        best = _best([((arm, g), g) for arm, g in arms], claim.metric)
+        arms = [best] if best is not None else []
     return arms
 
 
 def _against(exp: Experiment, claim, levels: dict, runs: pd.DataFrame, keys: pd.Series):
     """The levels of the arm that a claim's ``against`` names for an arm of ``levels``; a
-    factor given several levels takes the one whose arm has the best mean of the metric."""
+    factor given several levels takes the one whose arm is best on the eval split."""
     fixed = {k: v for k, v in claim.against.items() if not isinstance(v, tuple)}
     choices_ = [k for k, v in claim.against.items() if isinstance(v, tuple)]
     candidates = [{**levels, **fixed, **dict(zip(choices_, combo, strict=True))}
                   for combo in itertools.product(*(claim.against[k] for k in choices_))]
-    sign = -1.0 if lower_is_better(claim.metric) else 1.0
-    best, best_mean = None, -math.inf
-    for cand in candidates:
-        if cand == levels:
-            continue
-        rows = runs[keys == "|".join(str(cand[f]) for f in exp.factors)]
-        mean = sign * metric_values(rows, claim.metric).mean() if len(rows) else math.nan
-        if math.isfinite(mean) and mean > best_mean:
-            best, best_mean = cand, mean
-    return best
+    rows = [(tuple(cand.items()), runs[keys == "|".join(str(cand[f]) for f in exp.factors)])
+            for cand in candidates if cand != levels]
+    best = _best(rows, claim.metric)
+    return dict(best) if best is not None else None

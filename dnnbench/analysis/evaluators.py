@@ -578,9 +578,12 @@ def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:
                        rs.layers).iloc[0]
     if row["verdict"] == NOT_TESTED:
         raise MissingData(f"no arm of {', '.join(rs.files)} matches the claim")
-    n = int(rs.runs["seed"].nunique())
-    return Outcome(row["verdict"], n=n, evidence=f"{row['arms']} arm(s) against the "
-                   f"reference, paired by seed: {row['effects']}", effect_note=row["effects"])
+    # the effect's number when one comparison (or a pooled test) decides; else the words
+    number = math.isfinite(row["effect"])
+    n = int(row["n"]) if row["n"] == row["n"] else int(rs.runs["seed"].nunique())
+    return Outcome(row["verdict"], row["effect"], row["low"], row["high"], n,
+                   evidence=f"{row['arms']} comparison(s), paired by seed: {row['effects']}",
+                   effect_note="" if number else row["effects"])
 
 
 def _cols(*fixed: str, keys=("column",), compare=True, group=()):

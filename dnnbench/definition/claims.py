@@ -3,16 +3,20 @@
 A claim of an experiment file (``[[claims]]``) is one of three kinds:
 
 - a *plain* claim about its arms (``compare``, ``where``, ``metric``, ``expect``: fewer, more,
-  higher, lower, same, not-lower; ``against``, ``versus``, ``margin``), a *diagnostic* claim
-  (a ranking, bounds, a per-layer ``layers.*`` metric), or a claim about a ``[search]``
-  (``test = "best" | "importance"``);
+  higher, lower, same, not-lower, not-higher; ``against``, ``versus``, ``margin``), a
+  *diagnostic* claim (a ranking, a trend: expect increasing / decreasing over ``order``,
+  bounds, a per-layer ``layers.*`` metric), or a claim about a ``[search]``
+  (``test = "best" | "importance"``). Each expectation is decided by its form (FORM_OF:
+  superiority, non-inferiority, equivalence, bounds, trend; :mod:`dnnbench.stats.forms`) and
+  a claim over several comparisons by its ``quantifier`` (every, with Holm's correction; or
+  pooled);
 - an *evaluator* claim: ``[[claims.check]]`` tables naming evaluators of ``dnnbench claims``
   (:data:`EVALUATOR_PARAMS`; their functions live in :mod:`dnnbench.analysis.evaluators`)
   with their parameters, checked on the result set ``results`` (an experiment name);
 
 and a user's claims file (``dnnbench claims --claims FILE``) holds ``[[claims]]`` tables of
-evaluator claims, spelled as in experiment files (:func:`parse_claims`). All of them are :class:`Claim`; the verdict words
-are :data:`VERDICTS`. Nothing here imports JAX or pandas.
+evaluator claims, spelled as in experiment files (:func:`parse_claims`). All of them are
+:class:`Claim`; the verdict words are :data:`VERDICTS`. Nothing here imports JAX or pandas.
 """
 
 from __future__ import annotations
@@ -40,10 +44,27 @@ NOT_TESTED = "not tested"
 
 EXPECTATIONS = {"fewer": ("steps", "lower"), "more": ("steps", "higher"),
                 "higher": ("value", "higher"), "lower": ("value", "lower"),
-                "same": ("value", "same"), "not-lower": ("value", "not-lower")}
+                "same": ("value", "same"), "not-lower": ("value", "not-lower"),
+                "not-higher": ("value", "not-higher")}
 
 
-MARGIN_EXPECTATIONS = ("same", "not-lower")  # need a claim's margin
+MARGIN_EXPECTATIONS = ("same", "not-lower", "not-higher")  # need a claim's margin
+
+
+# a monotone trend of the metric over the ordered levels of a factor (order = {factor = [...]})
+TREND = ("increasing", "decreasing")
+
+
+# the test each expectation is decided by (dnnbench.stats.forms)
+FORM_OF = {**dict.fromkeys(("fewer", "more", "higher", "lower", "ranking"), "superiority"),
+           "same": "equivalence", "not-lower": "non-inferiority",
+           "not-higher": "non-inferiority", "within": "bounds", "outside": "bounds",
+           "increasing": "trend", "decreasing": "trend"}
+
+
+# how a claim over several comparisons (arms, pairs of a ranking, groups of a trend) is
+# decided: every one of them (Holm's correction across them), or one test of their mean
+QUANTIFIERS = ("every", "pooled")
 
 
 # claims on one arm's values against fixed bounds (no reference), and rankings of levels
@@ -69,7 +90,7 @@ LAYER_AT = ("start", "end")
 
 
 CLAIM_KEYS = {"id", "text", "compare", "where", "metric", "expect", "test", "against", "versus",
-              "margin", "rank", "statistic", "at", "bounds"}
+              "margin", "rank", "statistic", "at", "bounds", "quantifier", "order"}
 
 
 SEARCH_TESTS = {"best": ("design", "against", "stage", "against_stage"),
@@ -188,6 +209,8 @@ class Claim:
     at: str = "end"  # layers.* metrics: "start" (step 0) or "end" (last diagnosed step)
     bounds: tuple[float, float] | None = None  # within / outside
     source: str = ""  # the file the claim was read from
+    quantifier: str = "every"  # QUANTIFIERS: over several comparisons
+    order: tuple[str, tuple] | None = None  # a trend: (factor, levels in increasing order)
 
     @property
     def experiment(self) -> str:
@@ -209,8 +232,14 @@ class Claim:
 
     @property
     def diagnostic(self) -> bool:
-        """A ranking, a bounds claim or a claim on the per-layer diagnostics."""
-        return self.expect in (*BOUND_EXPECTATIONS, RANKING) or self.layer_metric is not None
+        """A ranking, a trend, a bounds claim or a claim on the per-layer diagnostics."""
+        return (self.expect in (*BOUND_EXPECTATIONS, RANKING, *TREND)
+                or self.layer_metric is not None)
+
+    @property
+    def form(self) -> str:
+        """The test that decides the claim (FORM_OF; "" for evaluator and search claims)."""
+        return FORM_OF.get(self.expect, "") if self.test == "arms" and not self.checks else ""
 
 
 # ------------------------------------------------------------------- experiment files' claims
@@ -229,8 +258,13 @@ def parse_claim(doc, i: int, exp, where: str) -> Claim:
             fail(at, f"{key} is required (a string)")
     if test != "arms":
         return _search_claim(doc, i, test, exp, at)
-    if doc["expect"] in (*BOUND_EXPECTATIONS, RANKING) or doc["metric"].startswith(LAYER_PREFIX):
+    if doc.get("quantifier", "every") not in QUANTIFIERS:
+        fail(at, f"quantifier: unknown {doc['quantifier']!r}; allowed: {', '.join(QUANTIFIERS)}")
+    if doc["expect"] in (*BOUND_EXPECTATIONS, RANKING, *TREND) or doc["metric"].startswith(
+            LAYER_PREFIX):
         return _diagnostic_claim(doc, i, exp, at)
+    if "order" in doc:
+        fail(at, f"order goes with expect {' or '.join(TREND)}")
     if doc["metric"] not in METRICS:
         fail(at, f"metric: unknown {doc['metric']!r}; allowed: {', '.join(METRICS)}")
     if doc["expect"] not in EXPECTATIONS:
@@ -268,7 +302,7 @@ def parse_claim(doc, i: int, exp, where: str) -> Claim:
         where_levels[k] = tuple(level_of(exp, k, x, at) for x in vs)
     return Claim(doc.get("id", f"{exp.name}-{i + 1}"), doc["text"], compare, where_levels,
                  doc["metric"], doc["expect"], against=against, versus=versus,
-                 margin=float(margin))
+                 margin=float(margin), quantifier=doc.get("quantifier", "every"))
 
 
 
@@ -284,7 +318,7 @@ def _diagnostic_claim(doc, i: int, exp, at: str) -> Claim:
     if layer is None and metric not in METRICS:
         fail(at, f"metric: unknown {metric!r}; allowed: {', '.join(METRICS)}, "
                   f"{LAYER_PREFIX}<column>")
-    allowed = (*EXPECTATIONS, *BOUND_EXPECTATIONS, RANKING)
+    allowed = (*EXPECTATIONS, *BOUND_EXPECTATIONS, RANKING, *TREND)
     if expect not in allowed:
         fail(at, f"expect: unknown {expect!r}; allowed: {', '.join(allowed)}")
     steps = metric == "steps_to_target"
@@ -312,7 +346,26 @@ def _diagnostic_claim(doc, i: int, exp, at: str) -> Claim:
         extra["bounds"] = (float(b[0]), float(b[1]))
     elif "bounds" in doc:
         fail(at, "bounds go with expect within/outside")
+    if expect in MARGIN_EXPECTATIONS:
+        margin = doc.get("margin")
+        if not is_number(margin) or not math.isfinite(margin) or margin < 0:
+            fail(at, f"expect {expect} needs margin = a number >= 0")
+        extra["margin"] = float(margin)
+    elif "margin" in doc:
+        fail(at, f"margin goes with expect {' or '.join(MARGIN_EXPECTATIONS)}")
     compare = check_type(doc.get("compare", {}), dict, at, "compare")
+    if expect in TREND:
+        order = check_type(doc.get("order"), dict, at, "order") if "order" in doc else None
+        if not order or len(order) != 1:
+            fail(at, f"expect {expect} needs order = {{ factor = [levels, in increasing "
+                      "order] }")
+        (factor, levels), = order.items()
+        if not isinstance(levels, list) or len(levels) < 3:
+            fail(at, "order: a list of three levels or more (a trend over fewer is a "
+                      "comparison: expect higher / lower)")
+        extra["order"] = (factor, tuple(level_of(exp, factor, v, at) for v in levels))
+    elif "order" in doc:
+        fail(at, f"order goes with expect {' or '.join(TREND)}")
     if expect == RANKING:
         rank = check_type(doc.get("rank"), dict, at, "rank") if "rank" in doc else None
         if not rank or len(rank) != 1:
@@ -327,7 +380,7 @@ def _diagnostic_claim(doc, i: int, exp, at: str) -> Claim:
         if expect in EXPECTATIONS and not (exp.reference or doc.get("against")):
             fail(at, "a claim needs the file's reference arm (reference = {factor = level}) "
                       "or its own (against = {factor = level})")
-        if not compare:
+        if not compare and expect not in TREND:
             fail(at, "compare is required: the levels of the arms the claim is about")
     compare = {k: level_of(exp, k, v, at) for k, v in compare.items()}
     against = {k: level_of(exp, k, v, at)
@@ -337,7 +390,8 @@ def _diagnostic_claim(doc, i: int, exp, at: str) -> Claim:
         vs = v if isinstance(v, list) else [v]
         where_levels[k] = tuple(level_of(exp, k, x, at) for x in vs)
     return Claim(doc.get("id", f"{exp.name}-{i + 1}"), doc["text"], compare, where_levels,
-                 metric, expect, against=against, **extra)
+                 metric, expect, against=against, quantifier=doc.get("quantifier", "every"),
+                 **extra)
 
 
 def _choice(value, allowed: tuple, at: str, key: str):
@@ -381,6 +435,12 @@ def _claim_doc(c: Claim, present) -> dict[str, Any]:
         doc |= {"statistic": c.statistic, "at": c.at}
     if c.bounds is not None:
         doc["bounds"] = list(c.bounds)
+    if c.order is not None:
+        doc["order"] = {c.order[0]: [x for x in c.order[1] if present(c.order[0], x)]}
+    if c.expect in MARGIN_EXPECTATIONS:
+        doc["margin"] = c.margin
+    if c.quantifier != "every":
+        doc["quantifier"] = c.quantifier
     return doc
 
 
@@ -435,14 +495,16 @@ def claim_docs(exp) -> list[dict[str, Any]]:
                "metric": c.metric, "expect": c.expect,
                **({"against": levels(c.against)} if c.against else {}),
                **({"versus": c.versus} if c.versus else {}),
-               **({"margin": c.margin} if c.expect in MARGIN_EXPECTATIONS else {})}
+               **({"margin": c.margin} if c.expect in MARGIN_EXPECTATIONS else {}),
+               **({"quantifier": c.quantifier} if c.quantifier != "every" else {})}
               for c in exp.claims if not c.checks and c.test == "arms" and not c.diagnostic
               and any_present(c.compare) and any_present(c.against)
               and (exp.reference or c.against or c.versus)
               and all(any(present(k, x) for x in v) for k, v in c.where.items())]
     claims += [_claim_doc(c, present) for c in exp.claims if c.diagnostic
                and all(present(k, v) for k, v in {**c.compare, **c.against}.items())
-               and (c.rank is None or sum(present(c.rank[0], x) for x in c.rank[1]) >= 2)]
+               and (c.rank is None or sum(present(c.rank[0], x) for x in c.rank[1]) >= 2)
+               and (c.order is None or sum(present(c.order[0], x) for x in c.order[1]) >= 3)]
     claims += [{"id": c.id, "text": c.text, "results": c.results, "command": c.command,
                 "check": [{"evaluator": t.evaluator, **t.params} for t in c.checks]}
                for c in exp.claims if c.checks]

@@ -128,8 +128,9 @@ SETTINGS: dict[str, Setting] = {
                       minimum=0, maximum=1),
     "stop_at_target": Setting("bool", "stop a seed once it reaches the target"),
     "divergence_factor": Setting("float", "a seed diverges when its training loss is not "
-                                 "finite or exceeds this multiple of its initial loss (the "
-                                 "mean of its first evaluation period); 0: non-finite only",
+                                 "finite or its mean over an evaluation period exceeds this "
+                                 "multiple of its initial loss (the first step's, before any "
+                                 "update); 0: non-finite only",
                                  minimum=0),
     "early_stopping": Setting("int", "early stopping's patience: stop after this many "
                               "evaluations without a lower validation loss and restore the "
@@ -179,7 +180,7 @@ METRICS = ("steps_to_target", "time_to_target_s", "final_eval_accuracy", "best_e
            # mc_samples
            "det_test_nll", "det_test_ece", "mc_test_accuracy", "mc_test_nll", "mc_test_ece",
            "mc_std_correct", "mc_std_wrong",
-           "divergence_rate")  # the fraction of seeds whose loss became NaN/inf
+           "divergence_rate")  # the fraction of seeds that diverged (RunSpec.divergence_factor)
 
 
 DEFAULT_SHOW = ("steps_to_target", "final_eval_accuracy", "final_test_accuracy")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 from rich.table import Table
+from rich.text import Text
 
 from dnnbench import definition
 from dnnbench.analysis.claims import check_claims
@@ -85,12 +86,22 @@ def summary_table(exp: Experiment, summary: pd.DataFrame, dataset: str) -> Table
     return t
 
 
+VERDICT_STYLE = {"supported": "green", "contradicted": "red", "inconclusive": "yellow"}
+
+
 def claims_table(claims: pd.DataFrame) -> Table:
-    t = Table(title="Claims of the experiment file", header_style="bold", title_justify="left")
-    for c in ("claim", "verdict", "arms", "effects (paired, 95% intervals)"):
-        t.add_column(c)
+    """The claims as a two-column grid: the verdict, then the claim with the test that
+    decided it and its comparisons (paired by seed, 95% intervals) below, dimmed; long texts
+    wrap in their cell instead of squeezing a table's columns."""
+    t = Table.grid(padding=(0, 2))
+    t.title = "Claims of the experiment file (paired by seed, 95% intervals)"
+    t.title_justify, t.title_style = "left", "bold"
+    t.add_column(no_wrap=True)
+    t.add_column()
     for _, r in claims.iterrows():
-        t.add_row(r["claim"], r["verdict"], str(r["arms"]), r["effects"])
+        body = Text(str(r["claim"]))
+        body.append(f"\n{r['effects']}", style="dim")
+        t.add_row(Text(str(r["verdict"]), style=VERDICT_STYLE.get(r["verdict"], "")), body)
     return t
 
 

@@ -251,13 +251,47 @@ def km_median(
     )
 
 
-def _logrank(oa, ea, ob, eb) -> float:
-    """Two-sided log-rank p-value of two censored samples; 1.0 when nothing reached."""
+def _logrank(oa, ea, ob, eb, alternative: str = "two-sided") -> float:
+    """Log-rank p-value of two censored samples (scipy's ``alternative``: "greater", a's rate
+    of reaching the target is higher, a reaches it sooner; "less", later); 1.0 when nothing
+    reached."""
     if not (ea.any() or eb.any()):
         return 1.0
     data = [stats.CensoredData(uncensored=o[e], right=o[~e]) for o, e in ((oa, ea), (ob, eb))]
-    p = stats.logrank(*data).pvalue
+    p = stats.logrank(*data, alternative=alternative).pvalue
     return float(p) if np.isfinite(p) else 1.0
+
+
+def logrank_sides(times_a, reached_a, censor_a, times_b, reached_b, censor_b
+                  ) -> tuple[float, float]:
+    """One-sided log-rank p-values (a reaches the target sooner, a reaches it later): the
+    evidence when a median is not reached and no ratio of medians exists."""
+    oa, ea = _observed(times_a, reached_a, censor_a)
+    ob, eb = _observed(times_b, reached_b, censor_b)
+    return _logrank(oa, ea, ob, eb, "greater"), _logrank(oa, ea, ob, eb, "less")
+
+
+def resampled_log_ratio(times_a, reached_a, censor_a, times_b, reached_b, censor_b,
+                        n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+                        ) -> tuple[float, np.ndarray]:
+    """log(KM median a / KM median b) and its value in ``n_resamples`` paired bootstrap
+    resamples of the seeds (+inf where a's median is not reached, -inf where b's is not, NaN
+    where neither is). The point is NaN when a median is not reached."""
+    oa, ea = _observed(times_a, reached_a, censor_a)
+    ob, eb = _observed(times_b, reached_b, censor_b)
+    if oa.shape != ob.shape:
+        raise ValueError(f"arms differ in number of seeds: {oa.size} vs {ob.size}")
+    n = oa.size
+    ma, mb = (_median(oa, ea), _median(ob, eb)) if n else (math.nan, math.nan)
+    if not (ma > 0 and mb > 0):  # NaN (not reached) compares False
+        return math.nan, np.empty(0)
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    ra = resampled_km_medians(oa, ea, oa, idx)
+    rb = resampled_km_medians(ob, eb, ob, idx)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot = np.log(np.where(np.isnan(ra), np.inf, ra)) - np.log(
+            np.where(np.isnan(rb), np.inf, rb))
+    return math.log(ma / mb), boot
 
 
 def paired_censored_comparison(

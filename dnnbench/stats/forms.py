@@ -113,21 +113,24 @@ class Resampled(Sample):
     def estimate(self) -> float:
         return self.point
 
+    # a resample where the statistic is undefined (NaN: neither median reached) counts
+    # against the claim on either side, and widens the interval to both ends
     def p_greater(self, null: float) -> float:
-        r = self.resamples[~np.isnan(self.resamples)]
-        return float((1 + np.sum(r <= null)) / (1 + r.size)) if r.size else math.nan
+        r = self.resamples
+        return float((1 + np.sum(~(r > null))) / (1 + r.size)) if r.size else math.nan
 
     def p_less(self, null: float) -> float:
-        r = self.resamples[~np.isnan(self.resamples)]
-        return float((1 + np.sum(r >= null)) / (1 + r.size)) if r.size else math.nan
+        r = self.resamples
+        return float((1 + np.sum(~(r < null))) / (1 + r.size)) if r.size else math.nan
 
     def interval(self, confidence: float = CONFIDENCE) -> tuple[float, float]:
-        r = self.resamples[~np.isnan(self.resamples)]
+        r = self.resamples
         if r.size == 0:
             return math.nan, math.nan
         a = (1 - confidence) / 2
-        return (float(np.quantile(r, a, method="lower")),
-                float(np.quantile(r, 1 - a, method="higher")))
+        low = float(np.quantile(np.where(np.isnan(r), -np.inf, r), a, method="lower"))
+        high = float(np.quantile(np.where(np.isnan(r), np.inf, r), 1 - a, method="higher"))
+        return low, high
 
 
 # ---------------------------------------------------------------------------- decisions
@@ -149,7 +152,11 @@ class Decision:
 
 
 def _shown(s: Sample, x: float) -> float:
-    return math.exp(x) if s.ratio and not math.isnan(x) else x
+    """``x`` on the shown scale; an infinite bound (a median not reached in some resamples)
+    is NaN: unbounded, never a ratio of 0 or a difference of -inf."""
+    if not math.isfinite(x):
+        return math.nan
+    return math.exp(x) if s.ratio else x
 
 
 def _on_scale(s: Sample, x: float) -> float:
@@ -167,7 +174,10 @@ def _decision(s: Sample, p_for: float, p_against: float, what: str) -> Decision:
     low, high = s.interval()
     est, low, high = (_shown(s, v) for v in (s.estimate, low, high))
     fmt = "x{:.3g}" if s.ratio else "{:+.4g}"
-    text = (f"{fmt.format(est)} [{fmt.format(low)}, {fmt.format(high)}] ({what}, n={s.n})"
+
+    def show(v):
+        return "unbounded" if math.isnan(v) else fmt.format(v)
+    text = (f"{show(est)} [{show(low)}, {show(high)}] ({what}, n={s.n})"
             if s.n else f"no pairs ({what})")
     return Decision(_decide(p_for, p_against, s.n), p_for, p_against, est, low, high, s.n, text)
 
@@ -204,11 +214,15 @@ def equivalence(s: Sample, margin: float) -> Decision:
     return _decision(s, p_for, p_against, f"equivalence (TOST), margin {margin:g}")
 
 
-def bounds(s: Sample, low: float, high: float, inside: bool = True) -> Decision:
+def bounds(s: Sample, low: float, high: float, inside: bool = True,
+           upper: Sample | None = None) -> Decision:
     """The mean of the values (one arm's own, not a difference) within ``[low, high]``
-    (``inside``; TOST against the bounds) or outside it."""
-    p_in = max(s.p_greater(low), s.p_less(high))
-    p_out = min(s.p_less(low), s.p_greater(high))
+    (``inside``; TOST against the bounds: supported when both one-sided tests reject) or
+    outside it (supported when it lies significantly beyond either bound). With ``upper``,
+    ``s`` is the lowest of several quantities (e.g. layers) and ``upper`` the highest."""
+    top = s if upper is None else upper
+    p_in = max(s.p_greater(low), top.p_less(high))
+    p_out = min(s.p_less(low), top.p_greater(high))
     p_for, p_against = (p_in, p_out) if inside else (p_out, p_in)
     what = f"{'within' if inside else 'outside'} [{low:g}, {high:g}]"
     return _decision(s, p_for, p_against, what)
@@ -283,9 +297,8 @@ def every(decisions: Sequence[Decision]) -> Combined:
     yes = holm([d.p_for for d in ds])
     no = holm([d.p_against for d in ds])
     verdict = AS_EXPECTED if all(yes) else OPPOSITE if any(no) else UNCLEAR
-    adj = f", Holm over {len(ds)}" if len(ds) > 1 else ""
-    text = (f"every comparison{adj}: {sum(yes)} of {len(ds)} as claimed, {sum(no)} the "
-            "other way")
+    text = (f"Holm over {len(ds)}: {sum(yes)} of {len(ds)} as claimed, {sum(no)} the other "
+            "way" if len(ds) > 1 else "one comparison")
     return Combined(verdict, text, n, tuple(ds))
 
 

@@ -470,17 +470,19 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     diagnose_seeds = jax.vmap(diagnose, in_axes=(0, 0, 0, None))
 
     def steps(state, t0, n_steps, hp, data, step_fn):
-        """``n_steps`` steps from step ``t0`` (a traced count); (state, mean training loss).
+        """``n_steps`` steps from step ``t0`` (a traced count); (state, mean training loss,
+        the loss of the first step: at step 0, the initial loss, before any update).
         The data order is a loop constant, not part of the loop's carry (XLA would copy it)."""
         perms = state.perms
 
         def body(j, carry):
-            s, total = carry
+            s, total, first = carry
             s, loss = step_fn(s._replace(perms=perms), t0 + j, hp, data)
-            return s._replace(perms=None), total + loss
+            return s._replace(perms=None), total + loss, jnp.where(j == 0, loss, first)
         zero = jnp.zeros(jnp.shape(hp["learning_rate"]), jnp.float32)
-        state, total = jax.lax.fori_loop(0, n_steps, body, (state._replace(perms=None), zero))
-        return state._replace(perms=perms), total / n_steps
+        state, total, first = jax.lax.fori_loop(0, n_steps, body,
+                                                (state._replace(perms=None), zero, zero))
+        return state._replace(perms=perms), total / n_steps, first
 
     def evaluate_on(params, batch_stats, data, split: str, hps):
         """(loss, accuracy) of every seed on ``split`` (eval, test or train: the training
@@ -494,19 +496,19 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     def advance(state, hps, t0, ctrl, data):
         """Every seed trains ``chunk_steps`` steps at once, then is evaluated: on the eval
         split, and on the training split too with ``spec.eval_train``."""
-        new, loss = steps(state, t0, ctrl.chunk_steps, hps, data,
-                          jax.vmap(jax.jit(train_step), in_axes=(0, None, 0, None)))
+        new, loss, first = steps(state, t0, ctrl.chunk_steps, hps, data,
+                                 jax.vmap(jax.jit(train_step), in_axes=(0, None, 0, None)))
         nan = jnp.full(jnp.shape(hps["learning_rate"]), jnp.nan, jnp.float32)
         splits = ("eval", "train") if spec.eval_train else ("eval",)
         evals = jax.lax.cond(ctrl.evaluate, lambda: tuple(
             evaluate_on(new.params, new.batch_stats, data, s, hps) for s in splits),
             lambda: ((nan, nan),) * len(splits))
         if not spec.diagnostics:
-            return new, loss, evals, None
+            return new, (loss, first), evals, None
         shape = (len(loss), spec.depth, len(DIAG_COLUMNS))
         diag = jax.lax.cond(ctrl.evaluate, lambda: diagnose_seeds(
             new.params, new.batch_stats, hps, data), lambda: jnp.full(shape, jnp.nan))
-        return new, loss, evals, diag
+        return new, (loss, first), evals, diag
 
     def mc_predictions(params, batch_stats, hp, key, x, y) -> dict:
         """MC dropout on (x, y) for one seed: ``spec.mc_samples`` stochastic passes (dropout
@@ -617,7 +619,8 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             state, i, active, n_done, diverged, reached, curves, last, pl, es, layers, first = c
             run_hps = hps if pl is None else {  # performance scheduling: the scaled rate
                 **hps, "learning_rate": hps["learning_rate"] * pl.scale}
-            new, loss, evals, diag = advance(state, run_hps, i * spec.eval_every, ctrl, data)
+            new, (loss, first_step), evals, diag = advance(state, run_hps, i * spec.eval_every,
+                                                           ctrl, data)
             if layers is not None:
                 layers = _keep(active, layers.at[:, i + 1].set(diag), layers)
             e_loss, e_acc = evals[0]
@@ -629,9 +632,9 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             last = _keep(active, (e_loss, e_acc), last)
             if pl is not None:
                 pl = _keep(active, plateau_step(pl, e_loss, **plateau_params), pl)
-            # diverged: a non-finite loss, or (divergence_factor) one above that multiple of
-            # the seed's initial loss (the mean training loss of its first period)
-            first = jnp.where(i == 0, loss, first)
+            # diverged: a non-finite loss, or (divergence_factor) a period's mean loss above
+            # that multiple of the seed's initial loss (its first step's, before any update)
+            first = jnp.where(i == 0, first_step, first)
             bad = active & ~jnp.isfinite(loss)
             if spec.divergence_factor > 0:
                 bad = bad | active & (loss > spec.divergence_factor * first)
@@ -715,7 +718,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
 
     def train_chunk(state, t0, hp, data, n_steps):
         """One lane: ``n_steps`` steps from step ``t0``; (state, mean training loss)."""
-        return steps(state, t0, n_steps, as_lanes(hp), data, train_step)
+        return steps(state, t0, n_steps, as_lanes(hp), data, train_step)[:2]
 
     return Program(shuffles, seed_inputs, init, train_step, train_chunk, evaluate, run_seeds,
                    run, lambda params, batch_stats, hp, data: diagnose(

@@ -1,0 +1,248 @@
+"""Claim forms (dnnbench.stats.forms) on constructed data whose answer is known: for each form
+a case it must support, one it must call inconclusive and one it must call contradicted; the
+quantifiers (every with Holm, pooled); and the same forms reached through experiment files'
+claims, divergence counted as an outcome."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dnnbench.analysis.claims import check_claims
+from dnnbench.definition import experiment as definition
+from dnnbench.definition.claims import FORM_OF
+from dnnbench.stats import forms
+from dnnbench.stats.forms import AS_EXPECTED, OPPOSITE, UNCLEAR, Sample
+
+NOISE = np.array([-0.002, 0.001, 0.0, 0.002, -0.001])  # mean 0, sd ~0.0016
+
+
+def s(mean, noise=NOISE, ratio=False):
+    return Sample(mean + noise, ratio=ratio)
+
+
+@pytest.mark.parametrize("mean, better, verdict", [
+    (0.02, "higher", AS_EXPECTED),     # far above 0
+    (0.0005, "higher", UNCLEAR),       # within the noise
+    (-0.02, "higher", OPPOSITE),       # far below
+    (-0.02, "lower", AS_EXPECTED),
+])
+def test_superiority(mean, better, verdict):
+    assert forms.superiority(s(mean), better).verdict == verdict
+
+
+def test_superiority_of_a_ratio_is_decided_on_the_log_scale_and_shown_as_a_ratio():
+    d = forms.superiority(s(math.log(0.5), NOISE, ratio=True), "lower")
+    assert d.verdict == AS_EXPECTED and d.estimate == pytest.approx(0.5, rel=1e-6)
+    assert 0 < d.low < 0.5 < d.high < 1  # never a ratio bound of 0
+    assert d.text.startswith("x0.5 [")
+
+
+@pytest.mark.parametrize("mean, verdict", [
+    (0.0, AS_EXPECTED),       # interval well inside +-0.01
+    (0.009, UNCLEAR),         # straddles the upper margin
+    (0.03, OPPOSITE),         # entirely beyond it
+    (-0.03, OPPOSITE),
+])
+def test_equivalence_is_two_one_sided_tests(mean, verdict):
+    d = forms.equivalence(s(mean), margin=0.01)
+    assert d.verdict == verdict, d
+    assert "equivalence (TOST), margin 0.01" in d.text
+
+
+def test_equivalence_with_too_much_noise_is_inconclusive_not_supported():
+    # mean 0 but a spread so wide that the interval crosses both margins
+    assert forms.equivalence(Sample([0.05, -0.05, 0.04, -0.04, 0.0]), 0.01).verdict == UNCLEAR
+
+
+@pytest.mark.parametrize("mean, better, verdict", [
+    (-0.005, "higher", AS_EXPECTED),   # worse, but by less than the margin 0.01
+    (-0.01, "higher", UNCLEAR),        # at the margin
+    (-0.03, "higher", OPPOSITE),       # worse by more than the margin
+    (0.005, "lower", AS_EXPECTED),     # lower is better: higher by less than the margin
+    (0.03, "lower", OPPOSITE),
+])
+def test_non_inferiority(mean, better, verdict):
+    assert forms.non_inferiority(s(mean), better, margin=0.01).verdict == verdict
+
+
+@pytest.mark.parametrize("mean, inside, verdict", [
+    (1.0, True, AS_EXPECTED), (1.19, True, UNCLEAR), (2.0, True, OPPOSITE),
+    (2.0, False, AS_EXPECTED), (1.0, False, OPPOSITE), (1.2, False, UNCLEAR),
+])
+def test_bounds(mean, inside, verdict):
+    assert forms.bounds(s(mean, NOISE * 10), 0.8, 1.2, inside).verdict == verdict
+
+
+def test_bounds_over_layers_use_the_lowest_and_the_highest():
+    low, high = s(0.9, NOISE), s(3.0, NOISE)  # one layer far above the upper bound
+    assert forms.bounds(low, 0.8, 1.25, True, upper=high).verdict == OPPOSITE
+    assert forms.bounds(low, 0.8, 1.25, True, upper=s(1.1)).verdict == AS_EXPECTED
+
+
+TREND = np.array([[0.05, 0.30, 0.80, 0.97], [0.06, 0.40, 0.70, 0.95], [0.05, 0.20, 0.80, 0.96],
+                  [0.06, 0.35, 0.79, 0.99], [0.04, 0.30, 0.75, 0.97]])
+
+
+def test_trend_one_test_across_every_level():
+    assert forms.trend(TREND, increasing=True).verdict == AS_EXPECTED
+    assert forms.trend(TREND, increasing=False).verdict == OPPOSITE
+    # one reversal between two neighbouring levels does not overturn a clear trend
+    bumpy = TREND.copy()
+    bumpy[:, [0, 1]] = bumpy[:, [1, 0]] * [1, 0.5]
+    d = forms.trend(bumpy, increasing=True)
+    assert d.verdict == AS_EXPECTED and d.estimate < 1
+    flat = np.array([[1, 2, 3, 4], [4, 3, 2, 1], [2, 1, 4, 3], [3, 4, 1, 2], [2.5, 2.5, 2.5, 2.5]])
+    assert forms.trend(flat, increasing=True).verdict == UNCLEAR
+    assert forms.trend(TREND[:3]).verdict == UNCLEAR  # 3 seeds: too few for a verdict
+    assert "Page's trend test over 4 levels" in forms.trend(TREND).text
+
+
+def test_holm_step_down():
+    assert forms.holm([0.01, 0.02, 0.03], alpha=0.025) == [False, False, False]
+    assert forms.holm([0.001, 0.01, 0.02], alpha=0.025) == [True, True, True]
+    assert forms.holm([0.001, 0.5, 0.01], alpha=0.025) == [True, False, True]
+    assert forms.holm([math.nan, 0.001], alpha=0.025) == [False, True]
+
+
+def test_every_needs_every_comparison_and_one_reversal_contradicts():
+    yes, maybe, no = (forms.superiority(s(m), "higher") for m in (0.02, 0.0005, -0.02))
+    assert forms.every([yes, yes]).verdict == AS_EXPECTED
+    assert forms.every([yes, maybe]).verdict == UNCLEAR
+    assert forms.every([yes, no]).verdict == OPPOSITE
+    assert "Holm over 2: 1 of 2 as claimed, 0 the other way" in forms.every([yes, maybe]).text
+    # Holm: a p-value that passes alone fails among several
+    weak = forms.Decision(AS_EXPECTED, 0.02, 0.98, 0.1, 0.0, 0.2, 5)
+    assert forms.every([weak]).verdict == AS_EXPECTED
+    assert forms.every([weak, weak, weak]).verdict == UNCLEAR
+
+
+def test_pooled_is_one_test_of_the_mean_over_comparisons():
+    # each arm alone is unclear; pooled over seeds, the mean effect is clear
+    rows = [0.004 + np.array([0.003, -0.002, 0.004, 0.0, 0.001]),
+            0.004 + np.array([-0.002, 0.004, -0.001, 0.003, 0.002])]
+    each = [forms.superiority(Sample(r), "higher") for r in rows]
+    pooled = forms.pooled(rows, lambda x: forms.superiority(x, "higher"))
+    assert pooled.verdict == AS_EXPECTED and pooled.n == 5
+    assert "pooled over 2 comparisons" in pooled.text
+    assert forms.every(each).verdict in (UNCLEAR, AS_EXPECTED)
+    opposite = forms.pooled([-r for r in rows], lambda x: forms.superiority(x, "higher"))
+    assert opposite.verdict == OPPOSITE
+
+
+def test_resampled_statistics_decide_by_their_resamples_and_count_undefined_ones_against():
+    boot = np.log(np.r_[np.full(990, 0.5), np.full(10, np.inf)])  # 1% unbounded above
+    r = forms.Resampled(np.empty(0), ratio=True, point=math.log(0.5), resamples=boot,
+                        n_pairs=5)
+    assert forms.superiority(r, "lower").verdict == AS_EXPECTED
+    undefined = np.r_[np.full(950, math.log(0.5)), np.full(50, np.nan)]  # 5% neither reached
+    r = forms.Resampled(np.empty(0), ratio=True, point=math.log(0.5), resamples=undefined,
+                        n_pairs=5)
+    d = forms.superiority(r, "lower")
+    assert d.verdict == UNCLEAR and math.isnan(d.high)  # unbounded, never claimed
+    assert "unbounded" in d.text
+
+
+def test_every_expectation_has_a_form():
+    from dnnbench.definition.claims import BOUND_EXPECTATIONS, EXPECTATIONS, RANKING, TREND
+    assert set(FORM_OF) == {*EXPECTATIONS, *BOUND_EXPECTATIONS, RANKING, *TREND}
+    assert set(FORM_OF.values()) <= set(forms.FORMS)
+
+
+# ------------------------------------------------------------------- through claims
+
+EXP = {"name": "forms", "base": {"depth": 1, "width": 8, "max_steps": 100, "eval_every": 10},
+       "factors": {"lr": {str(v): {"learning_rate": v} for v in (0.001, 0.01, 0.1, 1.0)}},
+       "reference": {"lr": "0.01"}}
+
+
+def _runs(acc: dict[str, float], diverged=(), dead=None) -> pd.DataFrame:
+    rows = []
+    for i, (lr, a) in enumerate(acc.items()):
+        noise = np.roll(NOISE, i)  # each arm its own noise: the differences vary by seed
+        for seed in range(5):
+            gone = (lr, seed) in diverged
+            rows.append({"arm": f"lr={lr}", "lr": lr, "seed": seed, "reached": not gone,
+                         "steps_to_target": None if gone else 50, "steps_done": 100,
+                         "max_steps": 100, "diverged": gone,
+                         "final_eval_accuracy": math.nan if gone else a + noise[seed],
+                         "final_test_accuracy": math.nan if gone else a + noise[seed],
+                         "final_eval_loss": math.nan if gone else 1 - a})
+    return pd.DataFrame(rows)
+
+
+def _check(claims, runs):
+    exp = definition.parse({**EXP, "claims": claims}, "<test>")
+    return check_claims(exp, runs).set_index("id")
+
+
+def test_a_trend_claim_is_one_test_across_the_ordered_levels():
+    claim = {"id": "t", "text": "accuracy rises with lr", "metric": "final_test_accuracy",
+             "expect": "increasing", "order": {"lr": ["0.001", "0.01", "0.1", "1.0"]}}
+    rising = _runs({"0.001": 0.5, "0.01": 0.6, "0.1": 0.58, "1.0": 0.9})  # one reversal
+    out = _check([claim], rising)
+    assert out.loc["t", "verdict"] == "supported"
+    assert "trend on final_test_accuracy" in out.loc["t", "effects"]
+    falling = _runs({"0.001": 0.9, "0.01": 0.8, "0.1": 0.7, "1.0": 0.6})
+    assert _check([claim], falling).loc["t", "verdict"] == "contradicted"
+    flat = _runs(dict.fromkeys(("0.001", "0.01", "0.1", "1.0"), 0.8))
+    assert _check([claim], flat).loc["t", "verdict"] == "inconclusive"
+
+
+def test_equivalence_and_non_inferiority_claims_name_their_margin():
+    same = {"id": "same", "text": "t", "compare": {"lr": "0.1"}, "metric": "final_test_accuracy",
+            "expect": "same", "margin": 0.01}
+    ni = {"id": "ni", "text": "t", "compare": {"lr": "0.1"}, "metric": "final_test_accuracy",
+          "expect": "not-lower", "margin": 0.01}
+    out = _check([same, ni], _runs({"0.01": 0.9, "0.1": 0.9005, "0.001": 0.5, "1.0": 0.5}))
+    assert (out["verdict"] == "supported").all()
+    assert "equivalence (margin 0.01)" in out.loc["same", "effects"]
+    assert "non-inferiority (margin 0.01)" in out.loc["ni", "effects"]
+    out = _check([same, ni], _runs({"0.01": 0.9, "0.1": 0.85, "0.001": 0.5, "1.0": 0.5}))
+    assert (out["verdict"] == "contradicted").all()
+    out = _check([same], _runs({"0.01": 0.9, "0.1": 0.909, "0.001": 0.5, "1.0": 0.5}))
+    assert out.loc["same", "verdict"] == "inconclusive"  # straddles the margin
+
+
+def test_quantifier_every_and_pooled_over_arms():
+    claim = {"id": "q", "text": "t", "where": {"lr": ["0.1", "1.0"]},
+             "metric": "final_test_accuracy", "expect": "higher"}
+    runs = _runs({"0.01": 0.8, "0.1": 0.9, "1.0": 0.79, "0.001": 0.5})
+    out = _check([claim], runs)
+    assert out.loc["q", "verdict"] == "contradicted"  # every arm: lr 1.0 is worse
+    assert "Holm over 2" in out.loc["q", "effects"] and out.loc["q", "arms"] == 2
+    out = _check([{**claim, "quantifier": "pooled"}], runs)
+    assert out.loc["q", "verdict"] == "supported"  # their mean: +0.045
+    assert "pooled over 2 comparisons" in out.loc["q", "effects"]
+    with pytest.raises(definition.ExperimentError, match="quantifier: unknown 'some'"):
+        _check([{**claim, "quantifier": "some"}], runs)
+
+
+def test_diverged_runs_count_as_failures_not_as_missing_pairs():
+    claim = {"id": "d", "text": "lr 0.01 beats lr 1", "compare": {"lr": "1.0"},
+             "metric": "final_test_accuracy", "expect": "lower"}
+    # lr 1.0 diverged in 3 of 5 seeds: those count as accuracy 0, so n stays 5
+    runs = _runs({"0.01": 0.9, "1.0": 0.5, "0.1": 0.9, "0.001": 0.9},
+                 diverged={("1.0", 0), ("1.0", 1), ("1.0", 2)})
+    out = _check([claim], runs)
+    assert out.loc["d", "n"] == 5 and out.loc["d", "verdict"] == "supported"
+    assert "diverged: 3 of 5 vs 0 of 5" in out.loc["d", "effects"]
+    # every run diverged: still a verdict (all failed), never "not tested" / "not run"
+    every = _runs({"0.01": 0.9, "1.0": 0.85, "0.1": 0.9, "0.001": 0.9},
+                  diverged={("1.0", i) for i in range(5)})
+    out = _check([claim], every)
+    assert out.loc["d", "verdict"] == "supported" and "5 of 5 vs 0 of 5" in out.loc["d",
+                                                                                   "effects"]
+
+
+def test_the_best_of_several_levels_is_chosen_on_the_eval_split_not_on_test():
+    claim = {"id": "b", "text": "t", "compare": {"lr": ["0.1", "1.0"]},
+             "metric": "final_test_accuracy", "expect": "higher"}
+    runs = _runs({"0.01": 0.8, "0.1": 0.9, "1.0": 0.85, "0.001": 0.5})
+    # on test, 1.0 would look best; on validation 0.1 is best: the claim compares 0.1
+    runs.loc[runs["lr"] == "1.0", "final_test_accuracy"] = 0.95
+    out = _check([claim], runs)
+    assert "lr=0.1" in out.loc["b", "effects"] and "lr=1.0" not in out.loc["b", "effects"]

@@ -335,15 +335,17 @@ def _bounded(exp: Experiment, claim, runs: pd.DataFrame) -> list[Comparison]:
                                f"[{low_b:g}, {high_b:g}]")
             out.append(Comparison(arm, d))
             continue
-        samples = [forms.Sample(v) for v in values]
+        # a positive scale (a std, a ratio) against positive bounds: on the log scale (its
+        # geometric mean), where an interval cannot reach below 0
+        log = low_b > 0 and all(np.all(v[np.isfinite(v)] > 0) for v in values)
+        samples = [forms.Sample(np.log(v) if log else v, ratio=log) for v in values]
         if samples[0].n == 0:
             continue
         d = forms.bounds(samples[0], low_b, high_b, inside, upper=samples[-1])
         if len(samples) > 1:
-            hi = forms.Sample(values[-1])
-            lo_i, hi_i = hi.interval()
+            hi = forms.bounds(samples[-1], low_b, high_b, inside)
             d = forms.Decision(d.verdict, d.p_for, d.p_against, d.estimate, d.low, d.high, d.n,
-                               f"{d.text} to {hi.estimate:.4g} [{lo_i:.4g}, {hi_i:.4g}]")
+                               f"{d.text.rsplit(' (', 1)[0]} to {hi.text}")
         out.append(Comparison(arm, d, None, _diverged_note(g)))
     return out
 

@@ -216,15 +216,18 @@ def equivalence(s: Sample, margin: float) -> Decision:
 
 def bounds(s: Sample, low: float, high: float, inside: bool = True,
            upper: Sample | None = None) -> Decision:
-    """The mean of the values (one arm's own, not a difference) within ``[low, high]``
+    """The mean of the values (one arm's own, not a difference; a ratio sample: the geometric
+    mean, the bounds on the shown scale, > 0) within ``[low, high]``
     (``inside``; TOST against the bounds: supported when both one-sided tests reject) or
     outside it (supported when it lies significantly beyond either bound). With ``upper``,
     ``s`` is the lowest of several quantities (e.g. layers) and ``upper`` the highest."""
     top = s if upper is None else upper
-    p_in = max(s.p_greater(low), top.p_less(high))
-    p_out = min(s.p_less(low), top.p_greater(high))
+    lo, hi = _on_scale(s, low), _on_scale(s, high)
+    p_in = max(s.p_greater(lo), top.p_less(hi))
+    p_out = min(s.p_less(lo), top.p_greater(hi))
     p_for, p_against = (p_in, p_out) if inside else (p_out, p_in)
-    what = f"{'within' if inside else 'outside'} [{low:g}, {high:g}]"
+    what = (f"{'geometric mean ' if s.ratio else ''}{'within' if inside else 'outside'} "
+            f"[{low:g}, {high:g}]")
     return _decision(s, p_for, p_against, what)
 
 

@@ -167,7 +167,8 @@ def test_load_downloads_into_cache_when_allowed(served, data_env, monkeypatch):
         mnist.load("mnist", download=False, expected_hashes=hashes)
     ds = mnist.load("mnist", download=True, opener=FakeOpener(files), expected_hashes=hashes,
                     n_val=10, progress=False)
-    assert ds.source == str(data_env / "mnist") and len(ds.y_train) == 50
+    # recorded without the absolute path of this machine's cache
+    assert ds.source == "the dnnbench cache (mnist)" and len(ds.y_train) == 50
 
 
 def test_load_reports_failed_download(data_env, monkeypatch):

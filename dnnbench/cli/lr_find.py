@@ -80,7 +80,7 @@ def lr_find(
     seed_list = tuple(range(n_seeds))
     unit = Unit(f"{name} ({n_seeds} seeds x {steps} steps)", ("lr-find", spec.hash, seed_list),
                 lambda: lrf.train(spec, data, seed_list))
-    meta = {"experiment_file": exp.source, "config": {
+    meta = {"experiment_file": definition.recorded_source(exp), "config": {
         "arm": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
         "min_lr": min_lr, "max_lr": max_lr, "steps": steps, "seeds": n_seeds}, "quick": quick,
         "spec_hash": spec.hash}

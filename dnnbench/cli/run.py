@@ -85,7 +85,7 @@ def run(
     worker_data = executors.worker_data(data, data_dir, quick and exp.quick.get(
         "subset", True)) if executor != "local" else None
     execute(exp, data, n_seeds, out, fresh=fresh, force=force, plot=plot,
-            meta={"experiment_file": exp.source, "quick": quick},
+            meta={"experiment_file": definition.recorded_source(exp), "quick": quick},
             one_program_per_arm=one_program_per_arm, lanes_per_unit=lanes_per_unit,
             worker_data=worker_data, executor=executor, scheduler=scheduler, workers=workers,
             slurm_param=slurm_param)

@@ -23,6 +23,7 @@ flattened (784 features); labels are int32.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import urllib.request
@@ -255,15 +256,20 @@ def load(name: str, *, data_dir: str | os.PathLike | None = None, download: bool
          expected_hashes: Mapping[str, str] | None = None, n_val: int = N_VAL,
          opener: Opener | None = None, progress: bool = True) -> Dataset:
     """Find (or, if ``download``, fetch into the cache) and load MNIST or Fashion-MNIST."""
-    folder, _, looked = locate(name, data_dir)
+    folder, origin, looked = locate(name, data_dir)
     if folder is None:
+        origin = "cache"
         if not download:
             raise DataUnavailable(unavailable_message(name, looked, "download disabled"))
         try:
             folder = fetch(name, opener=opener, expected_hashes=expected_hashes, progress=progress)
         except DataUnavailable as e:
             raise DataUnavailable(unavailable_message(name, looked, str(e))) from None
-    return load_folder(name, folder, expected_hashes=expected_hashes, n_val=n_val)
+    ds = load_folder(name, folder, expected_hashes=expected_hashes, n_val=n_val)
+    # recorded in the results' metadata: where the files came from, without this machine's
+    # absolute paths (the SHA-256 hashes identify the data)
+    shown = {ENV_VAR: f"${ENV_VAR}/{name}", "cache": f"the dnnbench cache ({name})"}
+    return dataclasses.replace(ds, source=shown.get(origin, str(folder)))
 
 
 def status(name: str, data_dir: str | os.PathLike | None = None) -> str:

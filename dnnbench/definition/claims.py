@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ LAYER_AT = ("start", "end")
 
 
 CLAIM_KEYS = {"id", "text", "compare", "where", "metric", "expect", "test", "against", "versus",
-              "margin", "rank", "statistic", "at", "bounds", "quantifier", "order"}
+              "margin", "rank", "statistic", "at", "bounds", "quantifier", "order", "results"}
 
 
 SEARCH_TESTS = {"best": ("design", "against", "stage", "against_stage"),
@@ -302,7 +303,8 @@ def parse_claim(doc, i: int, exp, where: str) -> Claim:
         where_levels[k] = tuple(level_of(exp, k, x, at) for x in vs)
     return Claim(doc.get("id", f"{exp.name}-{i + 1}"), doc["text"], compare, where_levels,
                  doc["metric"], doc["expect"], against=against, versus=versus,
-                 margin=float(margin), quantifier=doc.get("quantifier", "every"))
+                 margin=float(margin), quantifier=doc.get("quantifier", "every"),
+                 results=_results(doc, at))
 
 
 
@@ -391,7 +393,17 @@ def _diagnostic_claim(doc, i: int, exp, at: str) -> Claim:
         where_levels[k] = tuple(level_of(exp, k, x, at) for x in vs)
     return Claim(doc.get("id", f"{exp.name}-{i + 1}"), doc["text"], compare, where_levels,
                  metric, expect, against=against, quantifier=doc.get("quantifier", "every"),
-                 **extra)
+                 results=_results(doc, at), **extra)
+
+
+def _results(doc: dict, at: str) -> str:
+    """The result set a plain claim is checked on by `dnnbench claims` when it is not the
+    file's own (the name of a preset that runs the file, e.g. depth-sweep for bn-depth)."""
+    results = check_type(doc.get("results", ""), str, at, "results")
+    if results and not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", results):
+        fail(at, f"results: an experiment name (lower-case words joined by '-'), got "
+                  f"{results!r}")
+    return results
 
 
 def _choice(value, allowed: tuple, at: str, key: str):
@@ -441,6 +453,8 @@ def _claim_doc(c: Claim, present) -> dict[str, Any]:
         doc["margin"] = c.margin
     if c.quantifier != "every":
         doc["quantifier"] = c.quantifier
+    if c.results:
+        doc["results"] = c.results
     return doc
 
 
@@ -496,7 +510,8 @@ def claim_docs(exp) -> list[dict[str, Any]]:
                **({"against": levels(c.against)} if c.against else {}),
                **({"versus": c.versus} if c.versus else {}),
                **({"margin": c.margin} if c.expect in MARGIN_EXPECTATIONS else {}),
-               **({"quantifier": c.quantifier} if c.quantifier != "every" else {})}
+               **({"quantifier": c.quantifier} if c.quantifier != "every" else {}),
+               **({"results": c.results} if c.results else {})}
               for c in exp.claims if not c.checks and c.test == "arms" and not c.diagnostic
               and any_present(c.compare) and any_present(c.against)
               and (exp.reference or c.against or c.versus)

@@ -113,7 +113,8 @@ CATALOGUE_FOLDER = "catalogue"
 MAX_ARMS = 1000  # the arms of one experiment (dnnbench.limits "grid")
 
 
-TOP_KEYS = {"name", "title", "question", "dataset", "seeds", "expected", "cost", "reference",
+TOP_KEYS = {"name", "title", "question", "dataset", "seeds", "expected", "found", "cost",
+            "reference",
             "show", "base", "factors", "quick", "claims", "protocol", "search",
             "relative_target", "figures", "tune"}
 
@@ -147,6 +148,9 @@ class Experiment:
     dataset: str = "mnist"
     seeds: int = 5
     expected: str = ""
+    # what the committed full run found, and for each contradicted or inconclusive claim the
+    # reason (design, test, data) and the literature that explains it
+    found: str = ""
     cost: str = ""
     base: dict[str, Any] = dataclasses.field(default_factory=dict)
     factors: dict[str, tuple] = dataclasses.field(default_factory=dict)  # name -> levels
@@ -200,6 +204,35 @@ def packaged_doc(name: str) -> dict[str, Any]:
     return tomllib.loads(catalogue()[name].read_text(encoding="utf-8"))
 
 
+def recorded_source(exp: Experiment) -> str:
+    """The experiment's file as results record it: a packaged file by its name, another by its
+    path relative to the working folder when it lies under it (never a temporary or
+    machine-specific absolute path of the installed package)."""
+    packaged = catalogue().get(exp.name)
+    path = Path(exp.source)
+    if packaged is not None and path.resolve() == packaged.resolve():
+        return exp.name
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return exp.source
+
+
+def as_packaged_now(exp: Experiment) -> Experiment:
+    """A recorded definition with the claims and texts (expected, found) of the packaged file
+    of the same name as it is now (the claims are checked as the packaged file states them,
+    as `dnnbench claims` does); any other experiment as it is."""
+    if exp.name not in catalogue():
+        return exp
+    now = load(exp.name)
+
+    def fits(c) -> bool:  # the claim's factors are the recorded experiment's
+        named = {*c.compare, *c.where, *c.against, *(f[0] for f in (c.rank, c.order) if f)}
+        return named <= set(exp.factors)
+    return dataclasses.replace(exp, claims=tuple(c for c in now.claims if fits(c)),
+                               expected=now.expected, found=now.found)
+
+
 def load(name_or_path: str) -> Experiment:
     """Read and check an experiment file (by packaged name or path)."""
     import tomllib
@@ -223,7 +256,7 @@ def parse(doc: Mapping, source: str) -> Experiment:
     name = doc.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name):
         fail(source, f"name must be lower-case words joined by '-', got {name!r}")
-    for key in ("title", "question", "expected", "cost"):
+    for key in ("title", "question", "expected", "found", "cost"):
         check_type(doc.get(key, ""), str, source, key)
     protocols.get(check_type(doc.get("protocol", protocols.DEFAULT), str, source, "protocol"),
                   source)
@@ -245,7 +278,8 @@ def parse(doc: Mapping, source: str) -> Experiment:
     exp = Experiment(
         name=name, source=source, title=doc.get("title", ""),
         question=doc.get("question", ""), dataset=dataset, seeds=seeds,
-        expected=doc.get("expected", ""), cost=doc.get("cost", ""), base=base,
+        expected=doc.get("expected", ""), found=doc.get("found", "").strip(),
+        cost=doc.get("cost", ""), base=base,
         factors=factors, named_levels=named, protocol=doc.get("protocol"),
         relative_target=_fraction(doc.get("relative_target"), source), tune=tune)
     if "search" in doc:
@@ -559,6 +593,8 @@ def to_doc(exp: Experiment) -> dict[str, Any]:
            "dataset": exp.dataset, "seeds": exp.seeds, "expected": exp.expected,
            "cost": exp.cost, "reference": dict(exp.reference), "show": list(exp.show),
            "base": base, "factors": factors, "quick": quick, "claims": claims}
+    if exp.found:
+        doc["found"] = exp.found
     if exp.protocol is not None:
         doc["protocol"] = exp.protocol
     if exp.figures:

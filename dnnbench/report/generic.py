@@ -142,8 +142,8 @@ def report_section(rs, render_figures: bool = True):
     """The HTML/Markdown report section of any experiment file's results: its summary, its
     claims and its figure, rebuilt from the definition its metadata records."""
     meta = rs.meta
-    exp = definition.parse(json.loads(meta["experiment_definition"]),
-                      str(meta.get("experiment_file", "")))
+    exp = definition.as_packaged_now(definition.parse(json.loads(meta["experiment_definition"]),
+                                                      str(meta.get("experiment_file", ""))))
     if exp.search is not None:
         return search_section(rs, exp, render_figures)
     dataset = (meta.get("dataset") or {}).get("name", "")
@@ -167,6 +167,7 @@ def report_section(rs, render_figures: bool = True):
                                 "points the other way.", left=2, text=("effects",)))
     figs = section_figures(rs, exp, layers) if render_figures else []
     bullets = [b for b in (exp.expected and f"Expected: {exp.expected}",
+                           exp.found and f"Found: {exp.found}",
                            exp.cost and f"Cost: {exp.cost}",
                            (f"Compiled programs: {meta['compiled_programs']} for "
                             f"{meta.get('arms', '–')} arms" if "compiled_programs" in meta
@@ -195,6 +196,7 @@ def search_section(rs, exp: Experiment, render_figures: bool = True):
                                 text=("effects",)))
     figs = section_figures(rs, exp) if render_figures else []
     bullets = [b for b in (exp.expected and f"Expected: {exp.expected}",
+                           exp.found and f"Found: {exp.found}",
                            exp.cost and f"Cost: {exp.cost}",
                            (f"Compiled programs: {meta.get('compiled_programs', '–')} for "
                            f"{meta.get('arms', '–')} points"),

@@ -246,3 +246,23 @@ def test_the_best_of_several_levels_is_chosen_on_the_eval_split_not_on_test():
     runs.loc[runs["lr"] == "1.0", "final_test_accuracy"] = 0.95
     out = _check([claim], runs)
     assert "lr=0.1" in out.loc["b", "effects"] and "lr=1.0" not in out.loc["b", "effects"]
+
+
+def test_steps_on_a_grid_too_coarse_for_the_medians_are_not_compared():
+    claim = {"id": "s", "text": "t", "compare": {"lr": "0.1"}, "metric": "steps_to_target",
+             "expect": "fewer"}
+
+    def runs(grid):  # lr 0.1 reaches in 2 evaluations, the reference in 4, every seed
+        out = _runs({"0.01": 0.9, "0.1": 0.9, "0.001": 0.9, "1.0": 0.9})
+        out["eval_every"] = grid
+        out["steps_to_target"] = np.where(out["lr"] == "0.1", 2 * grid, 4 * grid)
+        out["max_steps"] = out["steps_done"] = 100 * grid
+        return out
+    coarse = _check([claim], runs(10)).loc["s"]
+    assert coarse["verdict"] == "inconclusive"
+    assert "evaluation grid too coarse: every 10 steps against a median of 20" in \
+        coarse["effects"]
+    # the same ratio measured with 10 evaluations within the faster median is decided
+    fine = runs(10)
+    fine["eval_every"] = 2
+    assert _check([claim], fine).loc["s", "verdict"] == "supported"

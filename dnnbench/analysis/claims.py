@@ -36,7 +36,7 @@ from dnnbench.definition.claims import (
 )
 from dnnbench.definition.experiment import Experiment
 from dnnbench.definition.settings import lower_is_better
-from dnnbench.stats import forms, steps_of_runs
+from dnnbench.stats import forms, km_median, steps_of_runs
 from dnnbench.stats.censored import logrank_sides, resampled_log_ratio
 from dnnbench.stats.flags import flag
 
@@ -189,6 +189,11 @@ def _steps_pair(a, b, claim, name, note, common) -> Comparison:
     ones included, censored at their budget) through its paired bootstrap, or, when a median
     is not reached, the one-sided log-rank tests."""
     sa, sb = steps_of_runs(a), steps_of_runs(b)
+    coarse = _coarse_grid(a, b, sa, sb)
+    if coarse:
+        return Comparison(name, forms.Decision(forms.UNCLEAR, math.nan, math.nan, math.nan,
+                                               math.nan, math.nan, len(common), coarse),
+                          None, note)
     if sa[1].all() and sb[1].all():
         d = pd.Series(np.log(sa[0] / sb[0]), index=common)
         return Comparison(name, _decide(claim, forms.Sample(d.to_numpy(), ratio=True)), d,
@@ -212,6 +217,25 @@ def _steps_pair(a, b, claim, name, note, common) -> Comparison:
             f"{p_against:.3g} against (n={len(common)})")
     return Comparison(name, forms.Decision(verdict, p_for, p_against, math.nan, math.nan,
                                            math.nan, len(common), text), None, note)
+
+
+# steps to target are measured on the evaluation grid: a comparison needs at least this many
+# evaluations within the faster arm's median steps (an evaluation every <= 1/10 of it)
+GRID_RESOLUTION = 10
+
+
+def _coarse_grid(a, b, sa, sb) -> str:
+    """Why the evaluation grid is too coarse to compare the arms' steps ("" when it is not):
+    the smaller Kaplan-Meier median must span GRID_RESOLUTION evaluations."""
+    if "eval_every" not in a or "eval_every" not in b:
+        return ""
+    grid = float(max(pd.to_numeric(a["eval_every"]).max(), pd.to_numeric(b["eval_every"]).max()))
+    medians = [km_median(*s).median for s in (sa, sb)]
+    medians = [m for m in medians if math.isfinite(m)]
+    if not medians or min(medians) >= GRID_RESOLUTION * grid:
+        return ""
+    return (f"evaluation grid too coarse: every {grid:g} steps against a median of "
+            f"{min(medians):g} steps (needs an evaluation every <= 1/{GRID_RESOLUTION} of it)")
 
 
 def _plain(exp: Experiment, claim, runs: pd.DataFrame) -> list[Comparison]:

@@ -341,23 +341,33 @@ def test_optimizer_claims_not_run_when_an_optimizer_is_missing(tmp_path):
 
 
 def test_transfer_claims(tmp_path):
-    gains = {"3v5": 0.04, "0v1": 0.0, "2v7": 0.03}
+    # ten class pairs: gains of 2 to 5 points, and two with none
+    gains = {"3v5": 0.04, "0v1": 0.0, "2v7": 0.03, "1v8": 0.05, "4v9": 0.02, "0v6": 0.0,
+             "1v2": 0.03, "5v8": 0.04, "2v3": 0.05, "6v9": 0.02}
     write_set(tmp_path, "transfer", transfer_runs(gains, noise=0.002))
     r = evaluate(tmp_path, {"9", "10"})
     assert r["9"].verdict == "supported"  # default pair of digits is 3v5
     assert r["9"].outcome.effect == pytest.approx(4.0, abs=0.3)
-    assert r["10"].verdict == "supported"  # 0v1: no gain
-    assert r["10"].outcome.n == 3
-    assert r["10"].outcome.effect == pytest.approx(0.0, abs=0.3)
+    # one test across the pairs: they differ, and a new pair's gain may be 0 or below
+    assert r["10"].verdict == "supported"
+    assert r["10"].outcome.n == 10
+    assert r["10"].outcome.effect == pytest.approx(2.8, abs=0.3)  # the mean gain over pairs
+    assert r["10"].outcome.low <= 0 < r["10"].outcome.high  # a new pair's gain
+    assert "prediction interval" in r["10"].outcome.evidence
 
-    write_set(tmp_path, "transfer", transfer_runs({"3v5": 0.05, "2v7": 0.04}, noise=0.002))
+    positive = {k: 0.04 + 0.001 * i for i, k in enumerate(gains)}  # 4.0 to 4.9 points
+    write_set(tmp_path, "transfer", transfer_runs(positive, noise=0.002))
     r = evaluate(tmp_path, {"10"})
     assert r["10"].verdict == "contradicted"  # consistently positive
-    write_set(tmp_path, "transfer", transfer_runs({"3v5": 0.01, "2v7": 0.04}, noise=0.03))
+    assert r["10"].outcome.low > 0
+    write_set(tmp_path, "transfer", transfer_runs(dict.fromkeys(gains, 0.01), noise=0.03))
     r = evaluate(tmp_path, {"9", "10"})
     assert r["9"].verdict == "inconclusive"  # +1 point, noise 3 points: CI spans 0
     assert r["9"].outcome.low < 0 < r["9"].outcome.high
-    assert r["10"].verdict == "inconclusive"
+    assert r["10"].verdict == "inconclusive"  # the pairs do not differ beyond the noise
+    write_set(tmp_path, "transfer", transfer_runs({"3v5": 0.01, "2v7": 0.04, "1v8": 0.02},
+                                                  noise=0.002))
+    assert evaluate(tmp_path, {"10"})["10"].verdict == "not run"  # 3 pairs: too few
 
 
 def test_transfer_single_pair_is_not_enough_for_claim_10(tmp_path):

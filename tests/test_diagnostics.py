@@ -267,3 +267,21 @@ def test_bad_diagnostics_claims_are_refused(change, message):
     no_diag = {**CLAIMS_EXP, "base": {"widths": [8, 8]}, "claims": CLAIMS_EXP["claims"][:1]}
     with pytest.raises(definition.ExperimentError, match="needs diagnostics"):
         definition.parse(no_diag, "<test>")
+
+
+def test_dead_units_are_those_whose_weights_get_no_gradient():
+    """A unit whose pre-activation is negative on every example: a ReLU unit gets zero
+    gradient (dead, and saturated by the pre-activation rule); a leaky unit still gets gradient
+    (not dead by the gradient rule, though its pre-activation rule counts it)."""
+    rng = np.random.default_rng(0)
+    n, d, k = 16, 4, 3
+    x = np.abs(rng.normal(size=(n, d)))  # positive inputs
+    y = rng.integers(0, k, n)
+    kernel = np.eye(d)
+    kernel[:, :2] *= -1.0  # units 0 and 1: negative pre-activation on every example
+    params = _params({"hidden_0": kernel}, rng.normal(size=(d, k)))
+    for activation, dead in (("relu", 0.5), ("leaky_relu", 0.0)):
+        spec = RunSpec(widths=(d,), activation=activation, batch_size=n, diagnostics=True)
+        got = _diagnose(spec, params, x, y, k)
+        assert got[0, COL["dead"]] == dead, activation
+        assert got[0, COL["saturated"]] == 0.5, activation

@@ -266,3 +266,17 @@ def test_steps_on_a_grid_too_coarse_for_the_medians_are_not_compared():
     fine = runs(10)
     fine["eval_every"] = 2
     assert _check([claim], fine).loc["s", "verdict"] == "supported"
+
+
+def test_not_consistently_positive_is_one_random_effects_test_across_groups():
+    rng = np.random.default_rng(0)
+    consistent = [5 + rng.normal(0, 1, 20) for _ in range(12)]
+    varying = [m + rng.normal(0, 1, 20) for m in np.linspace(-5, 10, 12)]
+    noisy = [0.5 + rng.normal(0, 8, 20) for _ in range(12)]  # no real differences
+    verdicts = [forms.not_consistently_positive(forms.heterogeneity(g))
+                for g in (consistent, varying, noisy)]
+    assert verdicts == [OPPOSITE, AS_EXPECTED, UNCLEAR]
+    h = forms.heterogeneity(varying)
+    assert h.tau > 3 and h.p_q < 1e-6 and h.predict_low < 0 < h.predict_high
+    assert forms.heterogeneity(consistent[:2]).groups == 2  # too few: no verdict
+    assert forms.not_consistently_positive(forms.heterogeneity(consistent[:2])) == UNCLEAR

@@ -219,23 +219,27 @@ def _steps_pair(a, b, claim, name, note, common) -> Comparison:
                                            math.nan, len(common), text), None, note)
 
 
-# steps to target are measured on the evaluation grid: a comparison needs at least this many
-# evaluations within the faster arm's median steps (an evaluation every <= 1/10 of it)
+# steps to target are measured on each arm's evaluation grid: a comparison needs at least this
+# many evaluations within each arm's median steps (an evaluation every <= 1/10 of it)
 GRID_RESOLUTION = 10
 
 
 def _coarse_grid(a, b, sa, sb) -> str:
     """Why the evaluation grid is too coarse to compare the arms' steps ("" when it is not):
-    the smaller Kaplan-Meier median must span GRID_RESOLUTION evaluations."""
+    when both Kaplan-Meier medians are reached, each must span GRID_RESOLUTION evaluations of
+    its arm's grid (a median not reached: the comparison is whether the arm reaches at all,
+    which any grid tells)."""
     if "eval_every" not in a or "eval_every" not in b:
         return ""
-    grid = float(max(pd.to_numeric(a["eval_every"]).max(), pd.to_numeric(b["eval_every"]).max()))
     medians = [km_median(*s).median for s in (sa, sb)]
-    medians = [m for m in medians if math.isfinite(m)]
-    if not medians or min(medians) >= GRID_RESOLUTION * grid:
+    if not all(math.isfinite(m) for m in medians):
         return ""
-    return (f"evaluation grid too coarse: every {grid:g} steps against a median of "
-            f"{min(medians):g} steps (needs an evaluation every <= 1/{GRID_RESOLUTION} of it)")
+    for g, m in zip((a, b), medians, strict=True):
+        grid = float(pd.to_numeric(g["eval_every"]).max())
+        if m < GRID_RESOLUTION * grid:
+            return (f"evaluation grid too coarse: every {grid:g} steps against a median of "
+                    f"{m:g} steps (needs an evaluation every <= 1/{GRID_RESOLUTION} of it)")
+    return ""
 
 
 def _plain(exp: Experiment, claim, runs: pd.DataFrame) -> list[Comparison]:

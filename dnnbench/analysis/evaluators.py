@@ -66,6 +66,7 @@ from dnnbench.results.resultset import ResultSet
 from dnnbench.stats import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
+    forms,
     km_median,
     paired_censored_comparison,
     paired_difference,
@@ -513,22 +514,25 @@ def paired_difference_check(rs: ResultSet, p: dict) -> Outcome:
 
 def not_consistently_positive(rs: ResultSet, p: dict) -> Outcome:
     """Across groups (``group_by``, e.g. class pairs) the paired gain a - b is not positive
-    everywhere.  Per group: ``paired_difference`` with a Student-t interval at the
-    Bonferroni-adjusted level 1 - (1 - confidence) / groups (family-wise 95%).  Supported if
-    some group shows at most a negligible gain (its upper end below ``negligible``, default
-    0.5 points; a clearly negative gain included); contradicted if every group's gain is
-    clearly positive; otherwise inconclusive.  Needs ``min_groups`` (2) groups."""
+    everywhere, decided by ONE test across the groups (not one interval per group): a
+    random-effects model of the per-group gains (:func:`dnnbench.stats.forms.heterogeneity`).
+    Supported when the gain differs between groups (Cochran's Q, p < 0.05) and the 95%
+    prediction interval of a new group's gain reaches 0 or below; contradicted when that
+    prediction interval lies above 0 (the gain is consistently positive); otherwise
+    inconclusive. Needs ``min_groups`` (10, at least 3) groups with paired runs: with fewer,
+    the prediction interval is mostly the t quantile of k - 2 degrees of freedom (12.7 for 3
+    groups); ``negligible`` is shown beside the share of groups whose mean gain is below it."""
     col, by = p["column"], p.get("group_by", "pair")
     on, scale = list(p.get("pair_on", ["seed"])), float(p.get("scale", 1))
-    neg, conf = float(p.get("negligible", 0.005)) * scale, float(p.get("confidence", 0.95))
+    neg = float(p.get("negligible", 0.005)) * scale
     df = select(rs, p.get("where"))
     if by not in df.columns:
         raise MissingData(f"no column {by!r}")
     groups = list(pd.unique(df[by].astype(str)))
-    if len(groups) < int(p.get("min_groups", 2)):
+    need_groups = max(3, int(p.get("min_groups", 10)))
+    if len(groups) < need_groups:
         raise MissingData(f"needs several {by}s (have {len(groups)})")
-    level = 1 - (1 - conf) / len(groups)
-    res = []
+    gains = {}
     for gname in groups:
         g = df[df[by].astype(str) == gname]
         try:
@@ -536,27 +540,26 @@ def not_consistently_positive(rs: ResultSet, p: dict) -> Outcome:
             a, b = pair_up(a, b, on, f"{by} {gname}")
         except MissingData:
             continue
-        d = paired_difference(_scaled(a, col, scale), _scaled(b, col, scale), confidence=level,
-                              method="t")
-        res.append((gname, d))
-    if len(res) < int(p.get("min_groups", 2)):
-        raise MissingData(f"needs several {by}s with paired runs (have {len(res)})")
-    need = int(p.get("min_n", MIN_N))  # a group with fewer seeds stays "unclear"
-    pos = [g for g, d in res if d.low > 0 and d.n >= need]
-    flat = [g for g, d in res if d.high < neg and d.n >= need]
-    negs = [g for g, d in res if d.high < 0]
-    negs = [g for g in negs if g in flat]
-    verdict = SUPPORTED if flat else CONTRADICTED if len(pos) == len(res) else INCONCLUSIVE
-    worst_g, worst = min(res, key=lambda x: x[1].mean_diff)
+        gains[gname] = _scaled(a, col, scale) - _scaled(b, col, scale)
+    if len(gains) < need_groups:
+        raise MissingData(f"needs several {by}s with paired runs (have {len(gains)})")
+    h = forms.heterogeneity(list(gains.values()), float(p.get("confidence", forms.CONFIDENCE)))
+    verdict = {forms.AS_EXPECTED: SUPPORTED, forms.OPPOSITE: CONTRADICTED}.get(
+        forms.not_consistently_positive(h), INCONCLUSIVE)
+    means = {g: float(np.nanmean(v)) for g, v in gains.items()}
+    low_g = min(means, key=means.get)
     unit = p.get("unit", "")
-    ev = (f"{len(res)} {by}s, gain {col} {p['compare']['a']} - {p['compare']['b']} per {by} "
-          f"(t intervals at {level:.4f}, family-wise {conf:.0%}): clearly positive in "
-          f"{len(pos)}, at most negligible (< {neg:g} {unit}) in {len(flat)} "
-          f"(clearly negative in {len(negs)}), unclear in {len(res) - len(pos) - len(flat)}; "
-          f"smallest: {worst_g} {ci(worst.mean_diff, worst.low, worst.high, '{:+.2f}')} "
-          f"{unit}; {worst.n} seeds per {by}"
-          + (f" [{by}s with < {need} seeds count as unclear]" if worst.n < need else ""))
-    return Outcome(verdict, worst.mean_diff, worst.low, worst.high, len(res), ev)
+    seeds = min(int(np.isfinite(v).sum()) for v in gains.values())
+    ev = (f"{h.groups} {by}s, gain {col} {p['compare']['a']} - {p['compare']['b']}, one "
+          f"random-effects model across {by}s: mean {ci(h.mean, h.mean_low, h.mean_high)} "
+          f"{unit}, between-{by} sd {h.tau:.2f}, heterogeneity Q p={h.p_q:.2g}, 95% "
+          f"prediction interval of a new {by}'s gain [{h.predict_low:+.2f}, "
+          f"{h.predict_high:+.2f}] {unit}; mean gain below {neg:g} {unit} in "
+          f"{sum(m < neg for m in means.values())} of {len(means)} {by}s (lowest: {low_g} "
+          f"{means[low_g]:+.2f}); >= {seeds} seeds per {by}")
+    return Outcome(verdict, h.mean, h.predict_low, h.predict_high, h.groups, ev,
+                   f"new {by}: {h.mean:+.2f} [{h.predict_low:+.2f}, {h.predict_high:+.2f}] "
+                   f"{unit}".strip())
 
 
 def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:

@@ -142,9 +142,13 @@ def with_layer_metrics(exp: Experiment, runs: pd.DataFrame,
     runs = runs.copy()
     by_run = {} if layers is None else dict(list(layers.groupby(["arm", "seed"], sort=False)))
     for column, statistic, at, name in wanted:
+        if layers is not None and column not in layers:  # (diagnostics of an older version)
+            by_run_column = {}
+        else:
+            by_run_column = by_run
         values = []
         for arm, seed in zip(runs["arm"], runs["seed"], strict=True):
-            g = by_run.get((arm, seed))
+            g = by_run_column.get((arm, seed))
             if g is None:
                 values.append(math.nan if statistic != "range" else (math.nan, math.nan))
                 continue

@@ -97,7 +97,7 @@ def depth_sweep(
         help=f"Test accuracy to reach, in (0, 1] ({_default('target')}).")] = None,
     eval_every: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
-        help=f"Evaluate on the test split every N steps ({_default('eval_every')}).")] = None,
+        help=f"Evaluate on the validation split every N steps ({_default('eval_every')}).")] = None,
     max_steps: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
         help=f"Step budget per run ({_default('max_steps')}).")] = None,
@@ -117,7 +117,8 @@ def depth_sweep(
     """Steps (and seconds) to a test-accuracy target vs depth, with and without batch norm.
 
     Reproduces the classic blog experiment: tapered ReLU MLPs on MNIST, Adam 0.01, batch 500,
-    BN before the activation, steps needed to reach 90% test accuracy, several paired seeds.
+    BN before the activation, steps needed to reach 90% validation accuracy, several paired
+    seeds (the test split evaluated once at the end).
     """
     from dnnbench.definition import depth_sweep as exp
 

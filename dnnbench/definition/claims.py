@@ -80,7 +80,8 @@ RANKING = "ranking"
 LAYER_PREFIX = "layers."
 
 
-LAYER_COLUMNS = ("pre_mean", "pre_std", "act_mean", "act_std", "saturated", "grad_norm")
+LAYER_COLUMNS = ("pre_mean", "pre_std", "act_mean", "act_std", "saturated", "grad_norm",
+                 "dead")
 
 
 LAYER_STATISTICS = ("first", "last", "min", "max", "mean", "last/first", "first/last",

@@ -15,7 +15,8 @@ from dnnbench.report.figures import PALETTE, panel_axes
 from dnnbench.report.figures import panel_grid as shape
 
 TITLES = {"act_std": "activation std", "grad_norm": "gradient norm (kernel)",
-          "saturated": "saturated / dead fraction", "pre_std": "pre-activation std",
+          "saturated": "saturated fraction (ReLU: off on every example)",
+          "dead": "dead fraction (zero gradient)", "pre_std": "pre-activation std",
           "act_mean": "activation mean", "pre_mean": "pre-activation mean"}
 PROFILE_COLUMNS = ("act_std", "grad_norm")
 HEATMAP_COLUMN = "grad_norm"

@@ -315,3 +315,63 @@ def pooled(rows: Sequence[np.ndarray], decide, ratio: bool = False) -> Combined:
     table = table[:, np.all(np.isfinite(table), axis=0)]
     d = decide(Sample(table.mean(axis=0), ratio=ratio))
     return Combined(d.verdict, f"pooled over {len(rows)} comparisons: {d.text}", d.n, (d,))
+
+
+# --------------------------------------------------------------------- across groups
+
+@dataclass(frozen=True)
+class Heterogeneity:
+    """A paired effect across groups (e.g. class pairs), one random-effects model (DerSimonian
+    and Laird): ``mean`` over groups with its interval, the between-group standard deviation
+    ``tau``, Cochran's Q test of heterogeneity (``p_q``), and the 95% prediction interval of a
+    new group's effect (Higgins, Thompson & Spiegelhalter 2009)."""
+
+    mean: float
+    mean_low: float
+    mean_high: float
+    tau: float
+    p_q: float
+    predict_low: float
+    predict_high: float
+    groups: int
+
+
+def heterogeneity(groups: Sequence[np.ndarray], confidence: float = CONFIDENCE
+                  ) -> Heterogeneity:
+    """The random-effects summary of per-group samples of a paired effect (each group's values
+    over its seeds; groups with fewer than 2 values left out)."""
+    gs = [np.asarray(g, dtype=float) for g in groups]
+    gs = [g[np.isfinite(g)] for g in gs]
+    gs = [g for g in gs if g.size >= 2]
+    k = len(gs)
+    if k < 3:
+        nan = math.nan
+        return Heterogeneity(nan, nan, nan, nan, nan, nan, nan, k)
+    m = np.array([g.mean() for g in gs])
+    # a group whose seeds agree exactly still has the resolution of its values: a floor
+    floor = max(1e-12, float(np.median([g.var(ddof=1) for g in gs])) * 1e-6)
+    v = np.array([max(g.var(ddof=1), floor) / g.size for g in gs])
+    w = 1 / v
+    fixed = np.sum(w * m) / np.sum(w)
+    q = float(np.sum(w * (m - fixed) ** 2))
+    tau2 = max(0.0, (q - (k - 1)) / (np.sum(w) - np.sum(w ** 2) / np.sum(w)))
+    ws = 1 / (v + tau2)
+    mu = float(np.sum(ws * m) / np.sum(ws))
+    se = math.sqrt(1 / np.sum(ws))
+    z = stats.norm.ppf(1 - (1 - confidence) / 2)
+    t = stats.t.ppf(1 - (1 - confidence) / 2, k - 2)
+    half = t * math.sqrt(tau2 + se ** 2)
+    return Heterogeneity(mu, mu - z * se, mu + z * se, math.sqrt(tau2),
+                         float(stats.chi2.sf(q, k - 1)), mu - half, mu + half, k)
+
+
+def not_consistently_positive(h: Heterogeneity) -> str:
+    """The verdict of "the effect is not consistently positive across groups", one test:
+    as expected when the groups differ (Cochran's Q, p < 0.05) and a new group's effect may be
+    <= 0 (the prediction interval reaches 0 or below); opposite when the prediction interval
+    lies above 0 (every group's effect expected positive); unclear otherwise."""
+    if h.groups < 3 or math.isnan(h.p_q):
+        return UNCLEAR
+    if h.predict_low > 0:
+        return OPPOSITE
+    return AS_EXPECTED if h.p_q < 2 * ALPHA and h.predict_low <= 0 else UNCLEAR

@@ -90,9 +90,11 @@ class Trace(NamedTuple):
 # split in evaluation mode: mean and std of the layer's pre-activations (the activation's input)
 # and activations (its output) over every (example, unit) value; the fraction of saturated units
 # (registry.SATURATION: sigmoid/tanh outputs within 1% of a bound, ReLU-family units whose
-# pre-activation is <= 0 on every example: dead); the norm of the gradient of the batch's mean
-# loss with respect to the layer's kernel.
-DIAG_COLUMNS = ("pre_mean", "pre_std", "act_mean", "act_std", "saturated", "grad_norm")
+# pre-activation is <= 0 on every example); the norm of the gradient of the batch's mean
+# loss with respect to the layer's kernel; the fraction of dead units: those whose incoming
+# weights get exactly zero gradient from the batch (zero on every example: a ReLU unit that is
+# off throughout; a leaky unit still gets gradient in its negative regime, so it is not dead).
+DIAG_COLUMNS = ("pre_mean", "pre_std", "act_mean", "act_std", "saturated", "grad_norm", "dead")
 DIAG_BATCH = 512
 
 
@@ -353,9 +355,11 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         rows = []
         for i in range(spec.depth):
             pre, act = inter[f"pre_{i}"][0], inter[f"act_{i}"][0]
+            kernel = grads[f"hidden_{i}"]["kernel"]  # (inputs, units)
             rows.append(jnp.stack([pre.mean(), pre.std(), act.mean(), act.std(),
                                    saturation(pre, act).astype(jnp.float32),
-                                   jnp.linalg.norm(grads[f"hidden_{i}"]["kernel"])]))
+                                   jnp.linalg.norm(kernel),
+                                   jnp.mean(jnp.all(kernel == 0, axis=0)).astype(jnp.float32)]))
         return jnp.stack(rows)
 
     def eval_model(hp):

@@ -3,6 +3,7 @@ plug-ins, and `dnnbench run` / `dnnbench list` end to end."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -437,3 +438,28 @@ def test_dry_run_says_what_a_run_would_do_and_writes_nothing(tmp_path):
                               "digits", "--out", str(tmp_path / "out")])
     assert res.exit_code == 0 and "1 resumable units" in res.stdout, res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_results_record_a_packaged_file_by_name_and_others_relative(tmp_path, monkeypatch):
+    """No machine's absolute path in committed metadata: a packaged file is recorded by its
+    name, a user's file under the working folder by its relative path."""
+    assert definition.recorded_source(definition.load("clipping")) == "clipping"
+    mine = tmp_path / "exps" / "mine.toml"
+    mine.parent.mkdir()
+    mine.write_text(definition.find("clipping").read_text().replace(
+        'name = "clipping"', 'name = "mine"'))
+    monkeypatch.chdir(tmp_path)
+    assert definition.recorded_source(definition.load(str(mine))) == "exps/mine.toml"
+
+
+def test_recorded_definitions_are_checked_with_the_packaged_claims_of_now():
+    """A committed run's recorded definition gets the packaged file's current claims and
+    texts (the report and `dnnbench claims` check the same claims); claims about factors the
+    recorded run lacks are left out."""
+    now = definition.load("dying-relu")
+    old = dataclasses.replace(now, claims=now.claims[:1], found="", expected="old")
+    again = definition.as_packaged_now(old)
+    assert again.claims == now.claims and again.found == now.found
+    fewer = dataclasses.replace(old, factors={"learning_rate": now.factors["learning_rate"]})
+    assert all("activation" not in {*c.compare, *c.where, *c.against}
+               for c in definition.as_packaged_now(fewer).claims)

@@ -173,13 +173,24 @@ def _decide(p_for: float, p_against: float, n: int) -> str:
 def _decision(s: Sample, p_for: float, p_against: float, what: str) -> Decision:
     low, high = s.interval()
     est, low, high = (_shown(s, v) for v in (s.estimate, low, high))
-    fmt = "x{:.3g}" if s.ratio else "{:+.4g}"
+    fmt = "x{:.3g}" if s.ratio else _difference_format(est, low, high)
 
     def show(v):
         return "unbounded" if math.isnan(v) else fmt.format(v)
-    text = (f"{show(est)} [{show(low)}, {show(high)}] ({what}, n={s.n})"
+    text = (f"{show(est)} [{show(low)}, {show(high)}] (test: {what}; n={s.n})"
             if s.n else f"no pairs ({what})")
     return Decision(_decide(p_for, p_against, s.n), p_for, p_against, est, low, high, s.n, text)
+
+
+def _difference_format(*values: float) -> str:
+    """One format for an estimate and its bounds: decimals that show the interval's width to
+    two significant digits (at most 6); large numbers in the general format."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite or max(abs(v) for v in finite) >= 1e4:
+        return "{:+.4g}"
+    width = max(finite) - min(finite)
+    decimals = 2 if width == 0 else min(6, max(0, 1 - math.floor(math.log10(width))))
+    return f"{{:+.{decimals}f}}"
 
 
 def superiority(s: Sample, better: str, null: float | None = None) -> Decision:

@@ -63,6 +63,7 @@ def depth_runs(steps, step_ms=None, max_steps=1000, noise=0.05, seed=0,
 
 
 def optimizer_runs(steps: dict, acc: dict, noise=0.05, seed=1, max_steps=500) -> pd.DataFrame:
+    """Runs of the optimizers at their tuned rates (lr_source "tuned": what the claims test)."""
     rng = np.random.default_rng(seed)
     rows = []
     for opt, s in steps.items():
@@ -70,8 +71,8 @@ def optimizer_runs(steps: dict, acc: dict, noise=0.05, seed=1, max_steps=500) ->
             t = None if s is None else round(s * math.exp(noise * rng.standard_normal()))
             a = acc.get(opt, 0.9) + 0.003 * rng.standard_normal()
             rows.append({
-                "experiment": "optimizers", "dataset": "digits", "arm": f"{opt}/default",
-                "optimizer": opt, "learning_rate": 0.001, "lr_source": "default", "depth": 3,
+                "experiment": "optimizers", "dataset": "digits", "arm": f"{opt}/tuned",
+                "optimizer": opt, "learning_rate": 0.001, "lr_source": "tuned", "depth": 3,
                 "widths": "100-100-100", "activation": "relu", "init": "he-normal",
                 "batch_size": 32, "epochs": 10, "seed": seed_, "target": 0.9,
                 "target_kind": "absolute", "reached": t is not None, "steps_to_target": t,
@@ -336,7 +337,7 @@ def test_optimizer_claims_not_run_when_an_optimizer_is_missing(tmp_path):
     assert "rmsprop" in r["6"].outcome.evidence
     # the command for this data set, writing into the folder being checked
     assert r["6"].outcome.evidence.endswith(
-        f"run: dnnbench optimizers --seeds 5 --dataset digits --out {tmp_path}")
+        f"run: dnnbench optimizers --seeds 5 --tune --dataset digits --out {tmp_path}")
     assert r["8"].verdict == "not run"
 
 
@@ -561,3 +562,13 @@ def test_resultset_requires_no_io():
     one = next(c for c in packaged_claims() if c.id == "1")
     out = evaluate_claims([one], {("depth-sweep", "digits"): rs})
     assert out[0].verdict == "supported" and out[0].dataset == "digits"
+
+
+def test_claims_as_json(tmp_path):
+    write_set(tmp_path, "optimizers", optimizer_runs({"sgd": 300.0, "adam": 90.0}, {}))
+    res = runner.invoke(app, ["claims", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    records = json.loads(res.stdout)
+    assert {r["claim_id"] for r in records} >= {"6", "8"}
+    assert all(set(r) >= {"verdict", "effect", "low", "high", "n", "evidence"} for r in records)
+    assert all(r["effect"] is None or isinstance(r["effect"], float) for r in records)

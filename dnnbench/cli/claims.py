@@ -33,6 +33,9 @@ def claims(
         help="Replace a claims.csv that holds other claims (other inputs or code).")] = False,
     list_evaluators: Annotated[bool, typer.Option(
         "--list-evaluators", help="Describe the evaluators a claim can use and exit.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the claims as JSON (a list of objects with the columns of "
+        "claims.csv) instead of the table.")] = False,
     fail_on: Annotated[list[str] | None, typer.Option(
         "--fail-on", metavar="VERDICT", help="Exit 1 when any claim gets this verdict (repeatable; for CI, e.g. "
         "--fail-on contradicted). One of: " + ", ".join(VERDICT_STYLE) + ".",
@@ -86,7 +89,15 @@ def claims(
         usage_error(f"{target} holds other claims (made from other results or by other code); "
                     "write these elsewhere with --out DIR, or replace it with --force")
     write_csv(target, frame)
-    out_console().print(claims_table(evaluated, results_dir))
+    if as_json:
+        import json
+        import math
+
+        records = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                    for k, v in row.items()} for row in frame.to_dict(orient="records")]
+        print(json.dumps(records, indent=1, ensure_ascii=False))
+    else:
+        out_console().print(claims_table(evaluated, results_dir))
     err_console().print(f"Wrote {target}", highlight=False)
     failed = [r for r in evaluated if r.verdict in (fail_on or [])]
     if failed:

@@ -260,11 +260,11 @@ def test_steps_on_a_grid_too_coarse_for_the_medians_are_not_compared():
         return out
     coarse = _check([claim], runs(10)).loc["s"]
     assert coarse["verdict"] == "inconclusive"
-    assert "evaluation grid too coarse: every 10 steps against a median of 20" in \
-        coarse["effects"]
-    # the same ratio measured with 10 evaluations within the faster median is decided
+    assert "evaluation grid too coarse: every 10 steps against the reference's median of 40" \
+        in coarse["effects"]
+    # the same ratio measured with 10 evaluations within the reference's median is decided
     fine = runs(10)
-    fine["eval_every"] = 2
+    fine["eval_every"] = 4
     assert _check([claim], fine).loc["s", "verdict"] == "supported"
 
 
@@ -280,3 +280,10 @@ def test_not_consistently_positive_is_one_random_effects_test_across_groups():
     assert h.tau > 3 and h.p_q < 1e-6 and h.predict_low < 0 < h.predict_high
     assert forms.heterogeneity(consistent[:2]).groups == 2  # too few: no verdict
     assert forms.not_consistently_positive(forms.heterogeneity(consistent[:2])) == UNCLEAR
+
+
+def test_bounds_are_inclusive_for_values_without_spread():
+    zero = Sample(np.zeros(5))  # e.g. no dead unit in any seed
+    assert forms.bounds(zero, 0.0, 0.05).verdict == AS_EXPECTED
+    assert forms.bounds(zero, 0.0, 0.05, inside=False).verdict == OPPOSITE
+    assert forms.bounds(Sample(np.full(5, 0.2)), 0.0, 0.05).verdict == OPPOSITE

@@ -219,27 +219,26 @@ def _steps_pair(a, b, claim, name, note, common) -> Comparison:
                                            math.nan, len(common), text), None, note)
 
 
-# steps to target are measured on each arm's evaluation grid: a comparison needs at least this
-# many evaluations within each arm's median steps (an evaluation every <= 1/10 of it)
+# steps to target are measured on the evaluation grid: a comparison needs an evaluation every
+# <= 1/GRID_RESOLUTION of the reference arm's median steps (the arm compared with)
 GRID_RESOLUTION = 10
 
 
 def _coarse_grid(a, b, sa, sb) -> str:
     """Why the evaluation grid is too coarse to compare the arms' steps ("" when it is not):
-    when both Kaplan-Meier medians are reached, each must span GRID_RESOLUTION evaluations of
-    its arm's grid (a median not reached: the comparison is whether the arm reaches at all,
-    which any grid tells)."""
+    when both Kaplan-Meier medians are reached, the reference's (``b``'s) must span
+    GRID_RESOLUTION evaluations of the grid (a median not reached: the comparison is whether
+    an arm reaches at all, which any grid tells)."""
     if "eval_every" not in a or "eval_every" not in b:
         return ""
     medians = [km_median(*s).median for s in (sa, sb)]
     if not all(math.isfinite(m) for m in medians):
         return ""
-    for g, m in zip((a, b), medians, strict=True):
-        grid = float(pd.to_numeric(g["eval_every"]).max())
-        if m < GRID_RESOLUTION * grid:
-            return (f"evaluation grid too coarse: every {grid:g} steps against a median of "
-                    f"{m:g} steps (needs an evaluation every <= 1/{GRID_RESOLUTION} of it)")
-    return ""
+    grid = float(max(pd.to_numeric(a["eval_every"]).max(), pd.to_numeric(b["eval_every"]).max()))
+    if medians[1] >= GRID_RESOLUTION * grid:
+        return ""
+    return (f"evaluation grid too coarse: every {grid:g} steps against the reference's median "
+            f"of {medians[1]:g} steps (needs an evaluation every <= 1/{GRID_RESOLUTION} of it)")
 
 
 def _plain(exp: Experiment, claim, runs: pd.DataFrame) -> list[Comparison]:

@@ -118,8 +118,9 @@ def optimizers(
     seeds: Seeds = None,
     eval_every: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
-        help="Evaluate on the validation split every N steps (default: once per epoch; twice "
-             "with --quick).")] = None,
+        help="Evaluate on the validation split every N steps (default: the "
+             "optimizer-comparison file's, at most once per epoch; twice per epoch with "
+             "--quick).")] = None,
     target: Annotated[float | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
         help="Absolute validation-accuracy target in (0, 1] (default: relative, see "
@@ -199,6 +200,8 @@ def optimizers(
     per_epoch = n_train // batch_size
     if quick and eval_every is None:  # two evaluations per epoch
         eval_every = max(1, per_epoch // 2)
+    elif eval_every is None and isinstance(_BASE["eval_every"], int):
+        eval_every = min(_BASE["eval_every"], per_epoch)  # the file's, at most an epoch
     every = eval_every or per_epoch
     total = epochs * per_epoch
     with within_limits():

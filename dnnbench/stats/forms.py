@@ -234,8 +234,13 @@ def bounds(s: Sample, low: float, high: float, inside: bool = True,
     ``s`` is the lowest of several quantities (e.g. layers) and ``upper`` the highest."""
     top = s if upper is None else upper
     lo, hi = _on_scale(s, low), _on_scale(s, high)
-    p_in = max(s.p_greater(lo), top.p_less(hi))
-    p_out = min(s.p_less(lo), top.p_greater(hi))
+    if s.n and top.n and np.ptp(s.values) == 0 and np.ptp(top.values) == 0:
+        # values without spread (e.g. no dead unit in any seed): the bounds are inclusive
+        inside_ = lo <= s.values[0] and top.values[0] <= hi
+        p_in, p_out = (0.0, 1.0) if inside_ else (1.0, 0.0)
+    else:
+        p_in = max(s.p_greater(lo), top.p_less(hi))
+        p_out = min(s.p_less(lo), top.p_greater(hi))
     p_for, p_against = (p_in, p_out) if inside else (p_out, p_in)
     what = (f"{'geometric mean ' if s.ratio else ''}{'within' if inside else 'outside'} "
             f"[{low:g}, {high:g}]")

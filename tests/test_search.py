@@ -168,7 +168,7 @@ def test_importance_finds_the_one_parameter_that_matters(monkeypatch):
     assert r2 > 0.8 and imp[0] > 0.8 and abs(imp[1]) < 0.05 and abs(imp[2]) < 0.05
     # through an experiment's results: the share of variance with an interval over seeds,
     # and the claims about the search
-    exp = experiment({"n": 40, "repeats": 3,
+    exp = experiment({"n": 40, "repeats": 5,
                       "params": {"learning_rate": {"scale": "log", "low": -4, "high": 0},
                                  "eps": {"scale": "log", "low": -8, "high": -4}},
                       "designs": {"random": {}, "grid": {"method": "grid", "n": 36}}},
@@ -181,15 +181,19 @@ def test_importance_finds_the_one_parameter_that_matters(monkeypatch):
 
     def outcome(v):
         return -abs(math.log10(v["learning_rate"]) + 2.3)
-    runs = constructed_runs(exp, outcome, noise=0.01)
+    runs = constructed_runs(exp, outcome, seeds=range(5), noise=0.01)
     table = SA.importance(exp.search, runs)
     assert list(table["parameter"]) == ["learning_rate", "eps"]
     lr, eps = table.iloc[0], table.iloc[1]
-    assert lr["low"] > 0.3 and eps["high"] < 0.05 and lr["seeds"] == 3
+    assert lr["low"] > 0.3 and eps["high"] < 0.05 and lr["seeds"] == 5
+    assert (table["low"] >= 0).all() and (table["high"] <= 1).all()  # a share: in [0, 1]
     claims = check_claims(exp, runs).set_index("claim")
     assert claims.loc["lr first", "verdict"] == "supported"
     assert claims.loc["eps first", "verdict"] == "contradicted"
-    assert claims.loc["random better", "arms"] == 3  # paired over the repetitions
+    assert claims.loc["random better", "arms"] == 5  # paired over the repetitions
+    few = check_claims(exp, runs[runs["seed"] < 3]).set_index("claim")  # 3 repetitions
+    assert few.loc["lr first", "verdict"] == "inconclusive"
+    assert "too few seeds" in few.loc["lr first", "effects"]
 
 
 def test_best_claim_pairs_repetitions():

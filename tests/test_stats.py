@@ -260,7 +260,8 @@ def test_censored_comparison_partly_censored_counts_undefined_resamples():
     a, b = rng.lognormal(5.0, 0.3, 12), rng.lognormal(5.3, 0.3, 12)
     r = paired_censored_comparison(*_arm(a, 200.0), *_arm(b, 200.0))
     assert 0 < r.ratio < 1 and r.n_resamples_undefined > 0
-    assert r.low <= r.ratio and (math.isnan(r.high) or r.high >= r.ratio)
+    assert (math.isnan(r.low) or r.low <= r.ratio) and (math.isnan(r.high) or r.high >= r.ratio)
+    assert r.low != 0.0  # a resampled ratio never gets the impossible lower bound 0
 
 
 # ---- verdicts, formatting ---------------------------------------------------------

@@ -71,9 +71,11 @@ def fmt(x: float, spec: str = "{:.2f}") -> str:
 
 
 def ci(est, low, high, spec="{:.2f}") -> str:
-    """``est [low, high]``; a NaN upper bound with a known lower one is unbounded (∞)."""
+    """``est [low, high]``; a NaN bound beside a known one is unbounded (∞ above, "unbounded"
+    below: a ratio's lower bound is never the impossible 0)."""
     hi = "∞" if math.isnan(high) and not math.isnan(low) else fmt(high, spec)
-    return f"{fmt(est, spec)} [{fmt(low, spec)}, {hi}]"
+    lo = "unbounded" if math.isnan(low) and not math.isnan(high) else fmt(low, spec)
+    return f"{fmt(est, spec)} [{lo}, {hi}]"
 
 
 def claims_frame(results: list[ClaimResult]) -> pd.DataFrame:

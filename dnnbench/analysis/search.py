@@ -17,7 +17,13 @@ from dnnbench.definition.search import (
     draw,
     restrict,
 )
-from dnnbench.stats import TOO_FEW_SEEDS, mean_ci, paired_difference, verdict_from_interval
+from dnnbench.stats import (
+    MIN_SEEDS_FOR_VERDICT,
+    TOO_FEW_SEEDS,
+    mean_ci,
+    paired_difference,
+    verdict_from_interval,
+)
 
 
 def drawn_stages(search: Search, runs) -> int:
@@ -148,8 +154,10 @@ def importance(search: Search, runs, **settings):
     imp = imp / 2  # permuting an independent input adds twice its effect's variance
     for j, k in enumerate(names):
         ci = mean_ci(imp[:, j], method="t")
-        rows.append({"parameter": k, "importance": ci.estimate, "low": ci.low,
-                     "high": ci.high, "seeds": len(imp)})
+        # a share of variance lies in [0, 1]: the interval is cut to it (a t interval of
+        # few seeds would reach beyond; the cut keeps its coverage of a possible value)
+        rows.append({"parameter": k, "importance": ci.estimate, "low": max(ci.low, 0.0),
+                     "high": min(ci.high, 1.0), "seeds": len(imp)})
     r2ci = mean_ci(r2, method="t")
     out = pd.DataFrame(rows).sort_values("importance", ascending=False).reset_index(drop=True)
     out.attrs["r2"] = (r2ci.estimate, r2ci.low, r2ci.high)
@@ -228,7 +236,9 @@ def check_claim(search: Search, claim, runs) -> dict:
     imp = importance(search, runs)
     me = imp[imp["parameter"] == name].iloc[0]
     others = imp[imp["parameter"] != name]
-    if (others["low"] > me["high"]).any():
+    if me["seeds"] < MIN_SEEDS_FOR_VERDICT:
+        verdict = INCONCLUSIVE  # too few repetitions of the search for a verdict
+    elif (others["low"] > me["high"]).any():
         verdict = CONTRADICTED
     elif (me["low"] > others["high"]).all():
         verdict = SUPPORTED
@@ -236,5 +246,7 @@ def check_claim(search: Search, claim, runs) -> dict:
         verdict = INCONCLUSIVE
     order = ", ".join(f"{r.parameter} {r.importance:.3f} [{r.low:.3f}, {r.high:.3f}]"
                       for r in imp.itertuples())
+    few = (f"; {TOO_FEW_SEEDS} (fewer than {MIN_SEEDS_FOR_VERDICT} seeds)"
+           if me["seeds"] < MIN_SEEDS_FOR_VERDICT else "")
     return {"verdict": verdict, "arms": int(me["seeds"]),
-            "effects": f"share of variance ({int(me['seeds'])} seeds): {order}"}
+            "effects": f"share of variance ({int(me['seeds'])} seeds): {order}{few}"}

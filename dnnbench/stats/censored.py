@@ -317,8 +317,8 @@ def paired_censored_comparison(
     ``n_resamples`` paired bootstrap resamples of seed indices (fixed ``seed``).  In a
     resample where a's median is not reached the ratio ranks as +inf, where b's is not
     reached as 0, where neither is reached as +inf for the upper and 0 for the lower
-    bound (conservative).  A lower bound that lands there is 0.0 (unbounded below; a ratio
-    is never negative), an upper bound is NaN (unbounded above).  Such resamples are
+    bound (conservative).  A bound that lands there is NaN: unbounded below (never the
+    impossible ratio 0) or above.  Such resamples are
     counted in ``n_resamples_undefined``.  If a point median is not reached, ratio, low and
     high are NaN.
 
@@ -365,6 +365,7 @@ def paired_censored_comparison(
                 np.quantile(np.where(both, math.inf, boot), 1 - alpha / 2, method="higher")
             )
             high = math.nan if math.isinf(high) else high
+            low = math.nan if low == 0.0 else low  # unbounded below: never a ratio of 0
 
     if n < MIN_SEEDS_FOR_VERDICT:
         verdict = TOO_FEW_SEEDS

@@ -65,8 +65,9 @@ def format_interval(
 ) -> str:
     """Format as ``"12.3 [10.1, 14.0]"``.
 
-    A NaN estimate prints as ``missing``; a NaN low as ``missing``; a NaN high (with a
-    known low) as ``unbounded`` (pass e.g. ``unbounded="> budget"``).  When both bounds are
+    A NaN estimate prints as ``missing``; a NaN low beside a known estimate as "unbounded"
+    (a ratio whose resamples reach 0), else as ``missing``; a NaN high (with a known low) as
+    ``unbounded`` (pass e.g. ``unbounded="> budget"``).  When both bounds are
     NaN only the estimate is printed.
     """
 
@@ -76,4 +77,5 @@ def format_interval(
     head = num(est, missing)
     if math.isnan(low) and math.isnan(high):
         return head
-    return f"{head} [{num(low, missing)}, {num(high, unbounded)}]"
+    low_text = "unbounded" if math.isnan(low) and not math.isnan(est) else num(low, missing)
+    return f"{head} [{low_text}, {num(high, unbounded)}]"

@@ -167,6 +167,13 @@ def test_list_prints_the_catalogue_and_registries_and_one_file():
         assert word in r.output
     r = runner.invoke(app, ["list", "bn-depth"])
     assert r.exit_code == 0 and 'name = "bn-depth"' in r.output
+    r = runner.invoke(app, ["list", "--json"])
+    assert r.exit_code == 0, r.output
+    listing = json.loads(r.stdout)
+    assert [e["name"] for e in listing["experiments"]] == list(definition.catalogue())
+    assert listing["registries"]["optimizers"]["adam"]["b1"] == 0.9
+    assert "relu-dead-fraction-grows-with-lr" in next(
+        e for e in listing["experiments"] if e["name"] == "dying-relu")["claims"]
 
 
 # ------------------------------------------------------------------------------- plug-ins

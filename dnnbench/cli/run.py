@@ -215,12 +215,17 @@ def list_(
     name: Annotated[str | None, typer.Argument(
         metavar="NAME", show_default=False,
         help="Print this packaged experiment's file instead.")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the experiments and the registries' names as JSON.")] = False,
 ) -> None:
     """List the packaged experiments and every registry (optimizers and their coefficients,
     activations, initializers, schedules, normalizations, data sets, run settings)."""
     from dnnbench import definition
 
     console = out_console()
+    if as_json and name is None:
+        _print_json_listing()
+        return
     if name is not None:
         try:
             path = definition.find(name)
@@ -273,6 +278,30 @@ def list_(
     if profiles:
         r.add_row("check profiles", profiles)
     console.print(r)
+
+
+def _print_json_listing() -> None:
+    """`dnnbench list --json`: the experiments (name, title, question, arms, claims, command)
+    and the names of every registry."""
+    import json
+
+    from dnnbench import choices, definition, registry
+    from dnnbench.definition import figures, protocols
+
+    experiments = []
+    for exp_name in definition.catalogue():
+        exp = definition.load(exp_name)
+        experiments.append({"name": exp.name, "title": exp.title, "question": exp.question,
+                            "arms": exp.n_arms, "claims": [c.id for c in exp.claims],
+                            "command": exp.command})
+    registries = {"optimizers": {n: dict(o.defaults) for n, o in registry.OPTIMIZERS.items()},
+                  "activations": list(registry.ACTIVATIONS),
+                  "initializers": list(registry.INITIALIZERS),
+                  "schedules": {n: dict(sc.params) for n, sc in registry.SCHEDULES.items()},
+                  "clippings": list(registry.CLIPPINGS), "inputs": list(choices.INPUTS),
+                  "datasets": list(choices.DATASETS), "settings": list(definition.SETTINGS),
+                  "figures": list(figures.FIGURES), "protocols": list(protocols.PROTOCOLS)}
+    print(json.dumps({"experiments": experiments, "registries": registries}, indent=1))
 
 
 def _profiles() -> str:

@@ -149,6 +149,10 @@ def test_key_covers_version_code_data_seeds_and_train_kwargs(tmp_path, monkeypat
     env = dict(U.environment_key(), libraries={"jax": "0.0.1"})
     monkeypatch.setattr(U, "environment_key", lambda: env)
     assert store_at(tmp_path).key(base) != k  # library versions
+    monkeypatch.undo()
+    import dnnbench.results.io as io
+    monkeypatch.setattr(io, "cpu_model", lambda: "Another CPU (avx2)")
+    assert store_at(tmp_path).key(base) != k  # another kind of CPU: other float32 bits
 
 
 def test_key_includes_the_experiment_module_of_a_unit():

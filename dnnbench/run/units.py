@@ -246,8 +246,14 @@ def module_digests(compute: Callable) -> dict[str, str]:
 
 
 def environment_key() -> dict:
-    """Library versions and the device: a change may change the numbers of a unit."""
-    return environment()
+    """Library versions, the device and, on a CPU, its model and vector instructions (XLA's
+    CPU kernels differ between them, and so the last bits of float32 results): a change may
+    change the numbers of a unit, so a unit stored on one kind of CPU is not reused on
+    another."""
+    from dnnbench.results.io import cpu_model
+
+    env = environment()
+    return env | {"cpu": cpu_model()} if env.get("backend") == "cpu" else env
 
 
 # ------------------------------------------------------------------------------- the store

@@ -150,7 +150,7 @@ def test_key_covers_version_code_data_seeds_and_train_kwargs(tmp_path, monkeypat
     monkeypatch.setattr(U, "environment_key", lambda: env)
     assert store_at(tmp_path).key(base) != k  # library versions
     monkeypatch.undo()
-    import dnnbench.results.io as io
+    from dnnbench.results import io
     monkeypatch.setattr(io, "cpu_model", lambda: "Another CPU (avx2)")
     assert store_at(tmp_path).key(base) != k  # another kind of CPU: other float32 bits
 

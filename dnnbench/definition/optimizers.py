@@ -32,7 +32,7 @@ def experiment(optimizers: Sequence[str], *, learning_rate: float | None = None,
                ) -> definition.Experiment:
     """The packaged file with the command's settings (None: the file's): optimizers (with
     ``lr_overrides``, a factor of named levels that set their own learning rate), the budget,
-    the evaluation cadence (None: once per epoch), an absolute ``target`` or the relative one
+    the evaluation cadence (None: the file's), an absolute ``target`` or the relative one
     (``target_fraction``), and the tuned arms (``tune``: the factor ``lr_source`` gets the
     level "tuned"; ``tune_grid``: their learning rates, None: the file's [tune] grid)."""
     levels = {"optimizer": list(optimizers), "lr_source": ["default", "tuned"] if tune
@@ -41,7 +41,7 @@ def experiment(optimizers: Sequence[str], *, learning_rate: float | None = None,
     doc = definition.to_doc(definition.override(definition.load(FILE), levels))
     given = {"epochs": epochs, "batch_size": batch_size}  # None: the file's
     base = doc["base"] | {k: v for k, v in given.items() if v is not None} | {
-        "eval_every": eval_every or "epoch"}
+        "eval_every": eval_every or doc["base"]["eval_every"]}
     if learning_rate is not None:
         base["learning_rate"] = learning_rate
     # (no "cost": the packaged file's describes its own grid; the report counts the programs)

@@ -470,3 +470,10 @@ def test_recorded_definitions_are_checked_with_the_packaged_claims_of_now():
     fewer = dataclasses.replace(old, factors={"learning_rate": now.factors["learning_rate"]})
     assert all("activation" not in {*c.compare, *c.where, *c.against}
                for c in definition.as_packaged_now(fewer).claims)
+
+
+def test_a_presets_results_get_the_texts_of_the_file_it_runs():
+    packaged = definition.load("bn-depth")
+    preset = dataclasses.replace(packaged, name="depth-sweep", found="")
+    assert definition.as_packaged_now(preset).found == ""  # no packaged file of that name
+    assert definition.as_packaged_now(preset, "bn-depth").found == packaged.found

@@ -70,9 +70,19 @@ def fmt(x: float, spec: str = "{:.2f}") -> str:
     return spec.format(x)
 
 
-def ci(est, low, high, spec="{:.2f}") -> str:
+def interval_spec(*values: float) -> str:
+    """A format for an estimate and its bounds: at least 2 decimals, more when the interval is
+    narrower, so that its width shows two significant digits (at most 6 decimals)."""
+    finite = [v for v in values if isinstance(v, float | int) and math.isfinite(v)]
+    width = max(finite) - min(finite) if len(finite) > 1 else 0.0
+    decimals = 2 if width <= 0 else min(6, max(2, 1 - math.floor(math.log10(width))))
+    return f"{{:.{decimals}f}}"
+
+
+def ci(est, low, high, spec=None) -> str:
     """``est [low, high]``; a NaN bound beside a known one is unbounded (∞ above, "unbounded"
     below: a ratio's lower bound is never the impossible 0)."""
+    spec = spec or interval_spec(est, low, high)
     hi = "∞" if math.isnan(high) and not math.isnan(low) else fmt(high, spec)
     lo = "unbounded" if math.isnan(low) and not math.isnan(high) else fmt(low, spec)
     return f"{fmt(est, spec)} [{lo}, {hi}]"

@@ -218,13 +218,15 @@ def recorded_source(exp: Experiment) -> str:
         return exp.source
 
 
-def as_packaged_now(exp: Experiment) -> Experiment:
-    """A recorded definition with the claims and texts (expected, found) of the packaged file
-    of the same name as it is now (the claims are checked as the packaged file states them,
-    as `dnnbench claims` does); any other experiment as it is."""
-    if exp.name not in catalogue():
+def as_packaged_now(exp: Experiment, packaged: str | None = None) -> Experiment:
+    """A recorded definition with the claims and texts (expected, found) of its packaged file
+    as it is now (``packaged``: the file's name as the metadata record it, e.g. bn-depth for
+    the depth-sweep preset; default the experiment's own name): the claims are checked as the
+    packaged file states them, as `dnnbench claims` does. Any other experiment as it is."""
+    name = packaged if packaged in catalogue() else exp.name
+    if name not in catalogue():
         return exp
-    now = load(exp.name)
+    now = load(name)
 
     def fits(c) -> bool:  # the claim's factors are the recorded experiment's
         named = {*c.compare, *c.where, *c.against, *(f[0] for f in (c.rank, c.order) if f)}

@@ -143,7 +143,8 @@ def report_section(rs, render_figures: bool = True):
     claims and its figure, rebuilt from the definition its metadata records."""
     meta = rs.meta
     exp = definition.as_packaged_now(definition.parse(json.loads(meta["experiment_definition"]),
-                                                      str(meta.get("experiment_file", ""))))
+                                                      str(meta.get("experiment_file", ""))),
+                                     meta.get("experiment_file"))
     if exp.search is not None:
         return search_section(rs, exp, render_figures)
     dataset = (meta.get("dataset") or {}).get("name", "")

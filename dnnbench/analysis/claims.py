@@ -210,9 +210,7 @@ def _steps_pair(a, b, claim, name, note, common) -> Comparison:
         p_for = p_against = math.nan
     else:
         p_for, p_against = (sooner, later) if _better(claim) == "lower" else (later, sooner)
-    verdict = forms.UNCLEAR if len(common) < forms.MIN_SEEDS_FOR_VERDICT or math.isnan(
-        p_for) else forms.AS_EXPECTED if p_for < forms.ALPHA else (
-        forms.OPPOSITE if p_against < forms.ALPHA else forms.UNCLEAR)
+    verdict = forms.decide(p_for, p_against, len(common))
     text = (f"a median not reached; one-sided log-rank p={p_for:.3g} for, "
             f"{p_against:.3g} against (n={len(common)})")
     return Comparison(name, forms.Decision(verdict, p_for, p_against, math.nan, math.nan,

@@ -164,7 +164,9 @@ def _on_scale(s: Sample, x: float) -> float:
     return math.log(x) if s.ratio else x
 
 
-def _decide(p_for: float, p_against: float, n: int) -> str:
+def decide(p_for: float, p_against: float, n: int) -> str:
+    """The verdict of one comparison from its one-sided p-values (unclear below
+    MIN_SEEDS_FOR_VERDICT pairs or without p-values)."""
     if n < MIN_SEEDS_FOR_VERDICT or math.isnan(p_for) or math.isnan(p_against):
         return UNCLEAR
     return AS_EXPECTED if p_for < ALPHA else OPPOSITE if p_against < ALPHA else UNCLEAR
@@ -179,7 +181,7 @@ def _decision(s: Sample, p_for: float, p_against: float, what: str) -> Decision:
         return "unbounded" if math.isnan(v) else fmt.format(v)
     text = (f"{show(est)} [{show(low)}, {show(high)}] (test: {what}; n={s.n})"
             if s.n else f"no pairs ({what})")
-    return Decision(_decide(p_for, p_against, s.n), p_for, p_against, est, low, high, s.n, text)
+    return Decision(decide(p_for, p_against, s.n), p_for, p_against, est, low, high, s.n, text)
 
 
 def _difference_format(*values: float) -> str:
@@ -269,7 +271,7 @@ def trend(table: np.ndarray, increasing: bool = True,
     low, high = rs.interval()
     text = (f"Spearman rho {'' if increasing else '(decreasing) '}{rs.estimate:+.3f} "
             f"[{low:+.3f}, {high:+.3f}] ({what}, L p={p_for:.3g}, n={n})")
-    return Decision(_decide(p_for, p_against, n), p_for, p_against, rs.estimate,
+    return Decision(decide(p_for, p_against, n), p_for, p_against, rs.estimate,
                     max(low, -1.0), min(high, 1.0), n, text)
 
 

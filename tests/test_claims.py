@@ -572,3 +572,29 @@ def test_claims_as_json(tmp_path):
     assert {r["claim_id"] for r in records} >= {"6", "8"}
     assert all(set(r) >= {"verdict", "effect", "low", "high", "n", "evidence"} for r in records)
     assert all(r["effect"] is None or isinstance(r["effect"], float) for r in records)
+
+
+def test_evaluator_step_claims_apply_the_grid_rule(tmp_path):
+    """The claims-file evaluators judge steps only on a grid of <= 1/10 of the reference's
+    median steps, as the file claims do: the same clear 4x trend measured every 50 steps
+    against a shallowest median of 100 is inconclusive (and says why); every 5, supported."""
+    runs = depth_runs(BN_DEPTHS)
+    runs["steps_to_target"] = (runs["steps_to_target"] // 50 * 50).astype("Int64")
+    write_set(tmp_path, "depth-sweep", runs.assign(eval_every=50))
+    r = evaluate(tmp_path, {"1", "2", "4"})
+    assert {k: v.verdict for k, v in r.items()} == {
+        "1": "inconclusive", "2": "inconclusive", "4": "inconclusive"}  # 4: medians 300-400
+    assert "evaluation grid too coarse: every 50 steps" in r["1"].outcome.evidence
+    assert r["1"].outcome.low > 1  # the interval is still shown
+    write_set(tmp_path, "depth-sweep", depth_runs(BN_DEPTHS).assign(eval_every=5))
+    r = evaluate(tmp_path, {"1", "2"})
+    assert {k: v.verdict for k, v in r.items()} == {"1": "supported", "2": "supported"}
+
+    steps = {"sgd": 400.0, "momentum": 150.0, "nesterov": 140.0, "adagrad": 120.0,
+             "rmsprop": 100.0, "adam": 90.0, "adamax": 110.0, "nadam": 95.0, "adamw": 92.0}
+    opt = optimizer_runs(steps, {})
+    write_set(tmp_path, "optimizers", opt.assign(eval_every=100))  # SGD's median: 400
+    six = evaluate(tmp_path, {"6"})["6"]
+    assert six.verdict == "inconclusive" and "too coarse" in six.outcome.evidence
+    write_set(tmp_path, "optimizers", opt.assign(eval_every=20))
+    assert evaluate(tmp_path, {"6"})["6"].verdict == "supported"

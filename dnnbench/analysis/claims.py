@@ -189,7 +189,7 @@ def _steps_pair(a, b, claim, name, note, common) -> Comparison:
     ones included, censored at their budget) through its paired bootstrap, or, when a median
     is not reached, the one-sided log-rank tests."""
     sa, sb = steps_of_runs(a), steps_of_runs(b)
-    coarse = _coarse_grid(a, b, sa, sb)
+    coarse = coarse_grid(a, b, sa, sb)
     if coarse:
         return Comparison(name, forms.Decision(forms.UNCLEAR, math.nan, math.nan, math.nan,
                                                math.nan, math.nan, len(common), coarse),
@@ -222,13 +222,15 @@ def _steps_pair(a, b, claim, name, note, common) -> Comparison:
 GRID_RESOLUTION = 10
 
 
-def _coarse_grid(a, b, sa, sb) -> str:
+def coarse_grid(a: pd.DataFrame, b: pd.DataFrame, sa=None, sb=None) -> str:
     """Why the evaluation grid is too coarse to compare the arms' steps ("" when it is not):
     when both Kaplan-Meier medians are reached, the reference's (``b``'s) must span
     GRID_RESOLUTION evaluations of the grid (a median not reached: the comparison is whether
     an arm reaches at all, which any grid tells)."""
     if "eval_every" not in a or "eval_every" not in b:
         return ""
+    sa = steps_of_runs(a) if sa is None else sa
+    sb = steps_of_runs(b) if sb is None else sb
     medians = [km_median(*s).median for s in (sa, sb)]
     if not all(math.isfinite(m) for m in medians):
         return ""

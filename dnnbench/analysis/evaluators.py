@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dnnbench.analysis.claims import check_claims
+from dnnbench.analysis.claims import check_claims, coarse_grid
 from dnnbench.analysis.outcomes import LABELS, MissingData, Outcome, ci, fmt
 from dnnbench.definition import experiment as files
 from dnnbench.definition.claims import (
@@ -195,6 +195,14 @@ def _enough(verdict: str, n: int, p: dict) -> tuple[str, str]:
     return verdict, ""
 
 
+def _on_grid(verdict: str, a: pd.DataFrame, b: pd.DataFrame) -> tuple[str, str]:
+    """The grid rule of the file claims (:func:`coarse_grid`) for a steps comparison of ``a``
+    against the reference ``b``: inconclusive, and why, when the evaluation grid is too coarse
+    for the reference's median steps."""
+    why = coarse_grid(a, b)
+    return (INCONCLUSIVE, f" [{why}]") if why else (verdict, "")
+
+
 def _side(value_ok: bool, value_bad: bool) -> str:
     return SUPPORTED if value_ok else CONTRADICTED if value_bad else INCONCLUSIVE
 
@@ -243,15 +251,17 @@ def _depth_ends(rs: ResultSet, p: dict):
     a, b = pair_up(a, b, list(p.get("pair_on", ["seed"])), "depth comparison")
     cmp = paired_censored_comparison(*steps_of_runs(a), *steps_of_runs(b))
     per_depth = "; ".join(f"{d}: {_km_text(df[df['depth'].astype(int) == d])}" for d in depths)
-    return cmp, lo, hi, per_depth
+    return cmp, lo, hi, per_depth, (a, b)
 
 
 def trend_with_depth(rs: ResultSet, p: dict) -> Outcome:
     """Steps to target grow with depth: paired (by seed) ratio of Kaplan-Meier median steps,
     deepest / shallowest depth (``to_depth`` / ``from_depth``), with its paired-bootstrap
     interval.  Supported if the interval lies above 1, contradicted if below."""
-    cmp, lo, hi, per_depth = _depth_ends(rs, p)
-    verdict, note = _enough(_step_verdict(cmp, "more"), cmp.n, p)
+    cmp, lo, hi, per_depth, (a, b) = _depth_ends(rs, p)
+    verdict, grid = _on_grid(_step_verdict(cmp, "more"), a, b)
+    verdict, note = _enough(verdict, cmp.n, p)
+    note = grid + note
     return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n,
                    f"median steps depth {hi} / depth {lo} = {_compare_text(cmp)}; KM median "
                    f"steps (reached/N) by depth: {per_depth}{note}")
@@ -263,14 +273,16 @@ def flat_with_depth(rs: ResultSet, p: dict) -> Outcome:
     interval is inside that band, contradicted if it lies entirely outside, else
     inconclusive."""
     m = float(p.get("margin", 1.5))
-    cmp, lo, hi, per_depth = _depth_ends(rs, p)
+    cmp, lo, hi, per_depth, (a, b) = _depth_ends(rs, p)
     low = 0.0 if math.isnan(cmp.low) else cmp.low
     high = math.inf if math.isnan(cmp.high) else cmp.high
     if math.isnan(cmp.ratio):
         verdict = CONTRADICTED if cmp.verdict in ("fewer steps", "more steps") else INCONCLUSIVE
     else:
         verdict = _side(low >= 1 / m and high <= m, low > m or high < 1 / m)
+    verdict, grid = _on_grid(verdict, a, b)
     verdict, note = _enough(verdict, cmp.n, p)
+    note = grid + note
     return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n,
                    f"median steps depth {hi} / depth {lo} = {_compare_text(cmp)}, 'flat' band "
                    f"[{1 / m:.2f}, {m:.2f}]; KM median steps by depth: {per_depth}{note}")
@@ -312,7 +324,9 @@ def time_to_target_ratio(rs: ResultSet, p: dict) -> Outcome:
     a, b = pair_up(a, b, on, "time to target")
     cmp = paired_censored_comparison(*time_triplet(a), *time_triplet(b))
     verdict = _step_verdict(cmp, "fewer" if p.get("expect", "lower") == "lower" else "more")
+    verdict, grid = _on_grid(verdict, a, b)
     verdict, note = _enough(verdict, cmp.n, p)
+    note = grid + note
     ka, kb = km_median(*time_triplet(a)), km_median(*time_triplet(b))
     c = p["compare"]
     return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n,
@@ -451,22 +465,23 @@ def group_vs_reference(rs: ResultSet, p: dict) -> Outcome:
             low = 0.0 if math.isnan(cmp.low) else cmp.low
             v = _side(high < margin, low > margin) if not math.isnan(cmp.ratio) else (
                 CONTRADICTED if cmp.verdict == "more steps" else INCONCLUSIVE)
+        v, grid = _on_grid(v, a, bb)
         v, _ = _enough(v, cmp.n, p)
-        parts.append((m, cmp, v, note))
+        parts.append((m, cmp, v, note, grid))
     verdicts = [x[2] for x in parts]
     verdict = (CONTRADICTED if CONTRADICTED in verdicts else
                SUPPORTED if all(v == SUPPORTED for v in verdicts) else INCONCLUSIVE)
     # deciding member: a contradicting one, else an inconclusive one, else the weakest
     order = {CONTRADICTED: 0, INCONCLUSIVE: 1, SUPPORTED: 2}
     key = (lambda x: (order[x[2]], -(x[1].high if not math.isnan(x[1].high) else math.inf)))
-    m, cmp, _, note = min(parts, key=key)
+    m, cmp, _, note, _ = min(parts, key=key)
     rule = ("ratio interval below 1" if expect == "fewer"
             else f"ratio interval below {margin:g} (non-inferiority)")
     if any(x[3] for x in parts):
         rule += ("; a median not reached within the budget (n/N reached) only bounds the "
                  "ratio by median / budget, and the log-rank test decides")
     ev = (f"median steps / {ref} ({rule}): " + "; ".join(
-        f"{mm}: {nn or ci(c.ratio, c.low, c.high)} {v}" for mm, c, v, nn in parts)
+        f"{mm}: {nn or ci(c.ratio, c.low, c.high)} {v}{g}" for mm, c, v, nn, g in parts)
         + f"; {cmp.n} seeds ({_where_text(p.get('where'))})" + _enough(SUPPORTED, cmp.n, p)[1])
     return Outcome(verdict, cmp.ratio, cmp.low, cmp.high, cmp.n, ev,
                    f"{m} / {ref}: {note}, {ref}'s median beyond the budget" if note else "")

@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from dnnbench.analysis.checker import evaluate_claims, load_claims, packaged_claims
 from dnnbench.analysis.evaluators import EVALUATORS, frac_bounds
-from dnnbench.analysis.outcomes import CSV_COLUMNS
+from dnnbench.analysis.outcomes import CSV_COLUMNS, MissingData
 from dnnbench.cli import app
 from dnnbench.definition.claims import ClaimsError, parse_claims, read_claims_file
+from dnnbench.results.io import content_digest, csv_text
 from dnnbench.results.resultset import ResultSet, load_results
 
 SEEDS = list(range(8))
@@ -25,12 +26,18 @@ runner = CliRunner()
 # ----------------------------------------------------------------------- constructed results
 
 def write_set(folder: Path, experiment: str, runs: pd.DataFrame, dataset: str = "digits",
-              meta: dict | None = None) -> Path:
+              meta: dict | None = None, timing: pd.DataFrame | None = None) -> Path:
+    """Runs (and interleaved ``timing`` rounds, if given) as the result files of a run."""
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"{experiment}-{dataset}"
     runs.to_csv(f"{stem}-runs.csv", index=False)
     m = {"schema_version": 1, "experiment": experiment, "dataset": {"name": dataset},
          **(meta or {})}
+    if timing is not None:
+        data = csv_text(timing).encode("utf-8")
+        Path(f"{stem}-timing.csv").write_bytes(data)
+        m["files"] = {"timing": {"name": f"{stem.name}-timing.csv", "rows": len(timing),
+                                 "sha256": content_digest(data)}}
     Path(f"{stem}-meta.json").write_text(json.dumps(m))
     return Path(f"{stem}-runs.csv")
 
@@ -218,15 +225,31 @@ def test_plain_claims_of_an_experiment_file_are_checked_on_its_results(tmp_path)
         "contradicted") and rows.loc["fast", "experiment"] == "lr-pair"
 
 
+def rounds_of(runs: pd.DataFrame, rounds: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Interleaved timing rounds of the runs' arms: each arm's step_ms times the load of the
+    round (shared by the arms of one round) and a little noise of its own."""
+    rng = np.random.default_rng(seed)
+    per_arm = runs.groupby("arm", sort=False)["step_ms"].first()
+    rows = []
+    for r in range(rounds):
+        load = math.exp(rng.normal(0, 0.3))
+        rows += [{"arm": a, "round": r, "position": i, "eval_ms": 0.1,
+                  "step_ms": ms * load * math.exp(rng.normal(0, 0.02))}
+                 for i, (a, ms) in enumerate(per_arm.items())]
+    return pd.DataFrame(rows)
+
+
 def test_depth_claims_supported(tmp_path):
-    write_set(tmp_path, "depth-sweep", depth_runs(BN_DEPTHS))
+    runs = depth_runs(BN_DEPTHS)
+    write_set(tmp_path, "depth-sweep", runs, timing=rounds_of(runs))
     r = evaluate(tmp_path, {"1", "2", "3", "4"})
     assert {k: v.verdict for k, v in r.items()} == {
         "1": "supported", "2": "supported", "3": "supported", "4": "supported"}
     one = r["1"].outcome
     assert one.effect == pytest.approx(4.0, rel=0.15)  # depth 7 / depth 1 = 400 / 100
     assert one.low > 1 and one.n == len(SEEDS)
-    assert r["3"].outcome.effect == pytest.approx(1.3) and r["3"].outcome.n == 4  # per depth
+    three = r["3"].outcome  # BN / no BN step time per depth, 5 rounds each
+    assert three.effect == pytest.approx(1.3, rel=0.05) and three.n == 5
     four = r["4"].outcome  # depths 5 and 7 pooled: BN 80 x 1.3 vs no-BN 300/400 x 1
     assert four.high < 1 and four.n == 2 * len(SEEDS)
     assert r["1"].files == ("depth-sweep-digits-runs.csv",)
@@ -237,7 +260,8 @@ def test_depth_claims_contradicted(tmp_path):
     steps = {("relu", d, bn): s for d in (1, 3, 5, 7)
              for bn, s in ((False, 400 / d), (True, 50.0 * d))}  # the folklore reversed
     ms = {k: (0.8 if k[2] else 1.0) for k in steps}  # BN steps cheaper
-    write_set(tmp_path, "depth-sweep", depth_runs(steps, ms, max_steps=2000))
+    runs = depth_runs(steps, ms, max_steps=2000)
+    write_set(tmp_path, "depth-sweep", runs, timing=rounds_of(runs))
     r = evaluate(tmp_path, {"1", "2", "3", "4"})
     assert {k: v.verdict for k, v in r.items()} == {
         "1": "contradicted", "2": "contradicted", "3": "contradicted", "4": "contradicted"}
@@ -256,11 +280,13 @@ def test_depth_claims_inconclusive_with_noise(tmp_path):
 
 
 def test_too_few_seeds_is_never_more_than_inconclusive(tmp_path):
-    write_set(tmp_path, "depth-sweep", depth_runs(BN_DEPTHS, seeds=[0, 1, 2]))
+    runs = depth_runs(BN_DEPTHS, seeds=[0, 1, 2])
+    write_set(tmp_path, "depth-sweep", runs, timing=rounds_of(runs, rounds=3))
     r = evaluate(tmp_path, {"1", "3"})
     assert r["1"].verdict == "inconclusive"  # a clear 4x effect, but 3 seeds < min_n = 5
     assert r["1"].outcome.low > 1 and "too few" in r["1"].outcome.evidence
-    assert r["3"].verdict == "supported"  # per-arm step time: 4 depths >= its min_n = 3
+    assert r["3"].verdict == "inconclusive"  # a clear 1.3x, but 3 timing rounds < 5
+    assert r["3"].outcome.low > 1 and "too few" in r["3"].outcome.evidence
 
 
 def test_censored_runs_count_without_imputation(tmp_path):
@@ -488,7 +514,8 @@ def test_bad_claims_are_rejected(text, message):
 # -------------------------------------------------------------------------------- the CLI
 
 def test_cli_writes_claims_csv_and_table(tmp_path):
-    write_set(tmp_path, "depth-sweep", depth_runs(BN_DEPTHS))
+    runs = depth_runs(BN_DEPTHS)
+    write_set(tmp_path, "depth-sweep", runs, timing=rounds_of(runs))
     res = runner.invoke(app, ["claims", str(tmp_path)])
     assert res.exit_code == 0, res.output
     df = pd.read_csv(tmp_path / "claims.csv", dtype={"claim_id": str})
@@ -598,3 +625,41 @@ def test_evaluator_step_claims_apply_the_grid_rule(tmp_path):
     assert six.verdict == "inconclusive" and "too coarse" in six.outcome.evidence
     write_set(tmp_path, "optimizers", opt.assign(eval_every=20))
     assert evaluate(tmp_path, {"6"})["6"].verdict == "supported"
+
+
+def _timed_set(ratio: dict, noise: float, rounds: int = 6, seed: int = 0) -> ResultSet:
+    """A depth sweep's runs and interleaved timing rounds: BN's step ``ratio[depth]`` times
+    the no-BN step, each round's pair sharing the machine's (random) slowness of the moment."""
+    rng = np.random.default_rng(seed)
+    runs = depth_runs({("relu", d, bn): 100.0 for d in ratio for bn in (False, True)})
+    rows = []
+    for r in range(rounds):
+        for d, k in ratio.items():
+            load = math.exp(rng.normal(0, 0.5))  # a slow phase slows both arms of the round
+            for bn, factor in (("off", 1.0), ("on", k)):
+                rows.append({"arm": f"act=relu,depth={d},bn={bn}", "round": r, "position": 0,
+                             "step_ms": 2.0 * d * factor * load * math.exp(
+                                 rng.normal(0, noise)), "eval_ms": 1.0})
+    return ResultSet("depth-sweep", "digits", runs, timing=pd.DataFrame(rows))
+
+
+def test_interleaved_timing_pairs_rounds_at_every_depth():
+    """Claim 3's test: BN's step cost against no BN's, the rounds of the interleaved timing
+    paired (a slow phase of the machine slows both arms of a round), every depth (Holm)."""
+    ev = EVALUATORS["interleaved_timing"].fn
+    p = {"where": {"activation": "relu"}, "column": "step_ms", "by": "depth",
+         "compare": {"column": "bn", "a": "on", "b": "off"}, "expect": "higher"}
+    slower = ev(_timed_set({1: 1.3, 3: 1.3, 5: 1.3, 7: 1.3}, noise=0.03), p)
+    assert slower.verdict == "supported" and slower.n == 6
+    assert 1.2 < slower.effect < 1.4 and slower.low > 1
+    assert "6 interleaved timing rounds, every depth (Holm over 4" in slower.evidence
+    # faster at one depth: the claim says "each step slower", so it is contradicted
+    assert ev(_timed_set({1: 1.3, 3: 1.3, 5: 1.3, 7: 0.7}, noise=0.03), p).verdict == \
+        "contradicted"
+    # no difference within the noise of the rounds: inconclusive
+    assert ev(_timed_set({1: 1.0, 3: 1.0, 5: 1.0, 7: 1.0}, noise=0.3, seed=1), p).verdict == \
+        "inconclusive"
+    # without the interleaved rounds there is nothing to test (the claim is "not run")
+    none = ResultSet("depth-sweep", "digits", depth_runs(BN_DEPTHS))
+    with pytest.raises(MissingData, match="timing_rounds"):
+        ev(none, p)

@@ -336,6 +336,47 @@ def time_to_target_ratio(rs: ResultSet, p: dict) -> Outcome:
                    f"({_where_text(p.get('where'))}){note}")
 
 
+def interleaved_timing(rs: ResultSet, p: dict) -> Outcome:
+    """A per-step cost of a vs b (``column``, default step_ms) from the interleaved timing
+    rounds (``timing_rounds`` of the experiment file, :mod:`dnnbench.run.timing`): at each
+    level of ``by`` (default depth), the rounds pair a with b (timed seconds apart) and the
+    mean log ratio over the rounds gets a Student-t interval; the claim holds for every level
+    (Holm across them: :func:`dnnbench.stats.forms.every`). ``expect="higher"``: supported
+    when every level's ratio lies above 1, contradicted when some level's lies below."""
+    if rs.timing is None or rs.timing.empty:
+        raise MissingData("no interleaved timings: the run needs timing_rounds (its file's "
+                          "key) > 0")
+    col, by, cmp = p.get("column", "step_ms"), p.get("by", "depth"), p["compare"]
+    runs = select(rs, p.get("where"))
+    levels = runs.drop_duplicates("arm").set_index("arm")
+    for c in (cmp["column"], by):
+        if c not in levels.columns:
+            raise MissingData(f"no column {c!r}")
+    t = rs.timing[rs.timing["arm"].isin(levels.index)].copy()
+    t[by], t["side"] = t["arm"].map(levels[by]), t["arm"].map(levels[cmp["column"]]).astype(str)
+    decisions, words = [], []
+    for level, g in t.groupby(by, sort=True):
+        wide = g.pivot_table(index="round", columns="side", values=col, aggfunc="first")
+        if str(cmp["a"]) not in wide or str(cmp["b"]) not in wide:
+            continue
+        log_ratio = np.log(wide[str(cmp["a"])] / wide[str(cmp["b"])]).to_numpy(float)
+        d = forms.superiority(forms.Sample(log_ratio, ratio=True), p.get("expect", "higher"))
+        decisions.append(d)
+        words.append(f"{by} {level}: {d.text}")
+    if not decisions:
+        raise MissingData(f"no rounds time both {cmp['column']}={cmp['a']} and "
+                          f"{cmp['column']}={cmp['b']} ({_where_text(p.get('where'))})")
+    combined = forms.every(decisions)
+    weakest = max(decisions, key=lambda d: d.p_for)
+    verdict = {forms.AS_EXPECTED: SUPPORTED, forms.OPPOSITE: CONTRADICTED}.get(
+        combined.verdict, INCONCLUSIVE)
+    rounds = int(rs.timing["round"].nunique())
+    return Outcome(verdict, weakest.estimate, weakest.low, weakest.high, combined.n,
+                   f"{col} {cmp['column']}={cmp['a']} / {cmp['column']}={cmp['b']} over "
+                   f"{rounds} interleaved timing rounds, every {by} ({combined.text}): "
+                   + "; ".join(words) + f" ({_where_text(p.get('where'))})")
+
+
 def _median_bounds(obs, event, censor, idx) -> tuple[np.ndarray, np.ndarray]:
     """Per resample, bounds on the KM median: [m, m] when reached, [budget, inf] when not."""
     med = resampled_km_medians(obs, event, censor, idx)
@@ -622,6 +663,7 @@ EVALUATORS: dict[str, Evaluator] = {name: Evaluator(fn, EVALUATOR_PARAMS[name], 
     ("flat_with_depth", flat_with_depth, _cols("depth", *STEPS_COLUMNS)),
     ("paired_ratio", paired_ratio, _cols()),
     ("time_to_target_ratio", time_to_target_ratio, _cols("step_ms", *STEPS_COLUMNS)),
+    ("interleaved_timing", interleaved_timing, _cols("arm", keys=(), group=("by",))),
     ("sigmoid_gap", sigmoid_gap, _cols("activation", "bn", "depth", *STEPS_COLUMNS)),
     ("group_vs_reference", group_vs_reference, _cols(*STEPS_COLUMNS)),
     ("paired_difference", paired_difference_check, _cols()),

@@ -136,7 +136,8 @@ def execute(exp, data, n_seeds: int, out: Path, *, fresh: bool = False, force: b
                     meta["compiled_programs"] = plan.compiled_programs(units)
             runs, curves, paths = run_experiment(
                 exp.name, units, data, out, fresh=fresh and stage == 1, force=force,
-                meta=meta, finalize=functools.partial(_finalize, exp, data, units),
+                meta=meta, finalize=functools.partial(_finalize, exp, data, units,
+                                                      seeds=range(n_seeds), timing=timing),
                 executor=ex)
             if exp.search is None or stage >= exp.search.stages:
                 break
@@ -190,7 +191,7 @@ def show_results(exp, runs, curves, paths: dict, dataset: str, plot: bool) -> No
             warn("no figure: no factor varies and the results hold nothing to draw")
 
 
-def _finalize(exp, data, units, runs, curves):
+def _finalize(exp, data, units, runs, curves, *, seeds=(), timing=True):
     from dnnbench.definition import search
     from dnnbench.run import plan
 
@@ -199,7 +200,18 @@ def _finalize(exp, data, units, runs, curves):
         extra |= {"compiled_programs": plan.compiled_programs(units), "units": len(units),
                   "arms": exp.n_arms,
                   "search_refine_rule": search.REFINE_RULE}
-    return runs, curves, extra
+    tables = {}
+    if exp.timing_rounds and timing is True and exp.search is None:
+        from dnnbench.run import timing as interleaved
+
+        typer.echo(f"Timing every program in {exp.timing_rounds} interleaved rounds ...",
+                   err=True)
+        table = interleaved.interleaved_timings(exp, data, seeds, exp.timing_rounds)
+        table = table[table["arm"].isin(set(runs["arm"]))]
+        runs = interleaved.with_interleaved_step_time(runs, table)
+        tables["timing"] = table
+        extra |= {"timing_rounds": exp.timing_rounds}
+    return runs, curves, extra, tables
 
 
 def _next_stage(exp, runs, stage: int):

@@ -125,6 +125,7 @@ EVALUATOR_PARAMS: dict[str, frozenset] = {
     "flat_with_depth": _COMMON | {"from_depth", "to_depth", "margin"},
     "paired_ratio": _COMMON | {"column", "compare", "expect", "null", "aggregate", "method"},
     "time_to_target_ratio": _COMMON | {"compare", "expect"},
+    "interleaved_timing": frozenset({"where", "column", "compare", "by", "expect"}),
     "sigmoid_gap": frozenset({"where", "depth", "much", "closes", "activations", "min_n"}),
     "group_vs_reference": _COMMON | {"column", "group", "reference", "expect", "margin"},
     "paired_difference": _COMMON | {"column", "compare", "expect", "null", "scale", "unit"},
@@ -133,7 +134,8 @@ EVALUATOR_PARAMS: dict[str, frozenset] = {
     "experiment_file": frozenset({"file", "claim"}),
 }
 EXPECT = {"paired_ratio": ("higher", "lower"), "paired_difference": ("higher", "lower"),
-          "time_to_target_ratio": ("lower", "higher"), "group_vs_reference": ("fewer",
+          "time_to_target_ratio": ("lower", "higher"), "interleaved_timing": ("higher", "lower"),
+          "group_vs_reference": ("fewer",
                                                                              "not_more")}
 
 

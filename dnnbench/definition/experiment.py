@@ -116,7 +116,7 @@ MAX_ARMS = 1000  # the arms of one experiment (dnnbench.limits "grid")
 TOP_KEYS = {"name", "title", "question", "dataset", "seeds", "expected", "found", "cost",
             "reference",
             "show", "base", "factors", "quick", "claims", "protocol", "search",
-            "relative_target", "figures", "tune"}
+            "relative_target", "figures", "tune", "timing_rounds"}
 
 
 QUICK_KEYS = {"seeds", "subset", "set", "search"}
@@ -165,6 +165,9 @@ class Experiment:
     relative_target: float | None = None  # fraction of the best median final eval accuracy
     figures: tuple[str, ...] = ()  # figure kinds (dnnbench.definition.figures); () = default
     tune: Tune | None = None  # the [tune] table
+    # > 0: after training, every program's step is timed again in this many rounds, the
+    # programs interleaved (dnnbench.run.timing): the "<name>-<dataset>-timing.csv" table
+    timing_rounds: int = 0
 
     @property
     def n_arms(self) -> int:
@@ -283,7 +286,8 @@ def parse(doc: Mapping, source: str) -> Experiment:
         expected=doc.get("expected", ""), found=doc.get("found", "").strip(),
         cost=doc.get("cost", ""), base=base,
         factors=factors, named_levels=named, protocol=doc.get("protocol"),
-        relative_target=_fraction(doc.get("relative_target"), source), tune=tune)
+        relative_target=_fraction(doc.get("relative_target"), source), tune=tune,
+        timing_rounds=_timing_rounds(doc.get("timing_rounds", 0), source))
     if "search" in doc:
         exp = with_search(exp, doc["search"], source)
     reference = check_type(doc.get("reference", {}), dict, source, "reference")
@@ -307,6 +311,17 @@ def parse(doc: Mapping, source: str) -> Experiment:
         parse_claim(c, i, exp, source) for i, c in enumerate(claims)))
     expand(exp)  # every arm must make a valid spec (names, coefficients, depths)
     return exp
+
+
+MAX_TIMING_ROUNDS = 50
+
+
+def _timing_rounds(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not 0 <= value <= MAX_TIMING_ROUNDS:
+        fail(where, f"timing_rounds must be a whole number from 0 to {MAX_TIMING_ROUNDS} "
+                    f"(got {value!r})")
+    return value
 
 
 def _figures(value, where: str) -> tuple[str, ...]:
@@ -601,6 +616,8 @@ def to_doc(exp: Experiment) -> dict[str, Any]:
         doc["protocol"] = exp.protocol
     if exp.figures:
         doc["figures"] = list(exp.figures)
+    if exp.timing_rounds:
+        doc["timing_rounds"] = exp.timing_rounds
     if exp.search is not None:
             doc["search"] = search.to_doc(exp.search)
     if exp.relative_target is not None:

@@ -108,20 +108,24 @@ def now() -> str:
 
 def write_results(out: str | Path, experiment: str, dataset, runs: pd.DataFrame,
                   curves: pd.DataFrame, meta: dict,
-                  layers: pd.DataFrame | None = None) -> dict[str, Path]:
+                  layers: pd.DataFrame | None = None,
+                  tables: dict[str, pd.DataFrame] | None = None) -> dict[str, Path]:
     """Write the three files of an experiment (runs, curves, then meta); returns their paths.
 
     Each file is atomic; the meta file, written last, records the row count and digest of the
     other two, so an interruption between the writes is detected by :func:`read_results`.
-    ``layers`` (per-layer diagnostics), if given, is written before the meta file too."""
+    ``layers`` (per-layer diagnostics) and the other ``tables`` (kind -> frame, e.g. the
+    interleaved ``timing``: ``<name>-<dataset>-<kind>.csv``), if given, are written before the
+    meta file too."""
     paths = result_paths(out, experiment, dataset.name)
     remove_stale_temps(paths["runs"].parent)
     files = {}
-    tables = [("runs", runs), ("curves", curves)]
-    if layers is not None:
-        paths = {**paths, "layers": layers_path_of(paths["runs"])}
-        tables.append(("layers", layers))
-    for kind, df in tables:
+    extra = {**({"layers": layers} if layers is not None else {}), **(tables or {})}
+    written = [("runs", runs), ("curves", curves)]
+    for kind, df in extra.items():
+        paths = {**paths, kind: table_path_of(paths["runs"], kind)}
+        written.append((kind, df))
+    for kind, df in written:
         data = csv_text(df).encode("utf-8")
         atomic_write_bytes(paths[kind], data)
         files[kind] = {"name": paths[kind].name, "rows": len(df),
@@ -145,19 +149,29 @@ def meta_path_of(runs_path: str | Path) -> Path:
     return runs_path.with_name(runs_path.name.removesuffix(RUNS_SUFFIX) + META_SUFFIX)
 
 
+def table_path_of(runs_path: str | Path, kind: str) -> Path:
+    """The table ``kind`` beside ``runs_path`` (``<name>-<dataset>-<kind>.csv``)."""
+    runs_path = Path(runs_path)
+    return runs_path.with_name(runs_path.name.removesuffix(RUNS_SUFFIX) + f"-{kind}.csv")
+
+
 def layers_path_of(runs_path: str | Path) -> Path:
     """The per-layer diagnostics beside ``runs_path`` (``<name>-<dataset>-layers.csv``)."""
-    runs_path = Path(runs_path)
-    return runs_path.with_name(runs_path.name.removesuffix(RUNS_SUFFIX) + "-layers.csv")
+    return table_path_of(runs_path, "layers")
+
+
+def read_table(runs_path: str | Path, kind: str) -> pd.DataFrame | None:
+    """The table ``kind`` beside ``runs_path`` (``layers``, ``timing``), checked against the
+    meta file like the curves; None when the run has none."""
+    meta = read_meta(meta_path_of(runs_path))
+    if kind not in (meta.get("files") or {}):
+        return None
+    return _read_checked_csv(table_path_of(runs_path, kind), meta, kind, ())
 
 
 def read_layers(runs_path: str | Path) -> pd.DataFrame | None:
-    """The per-layer diagnostics beside ``runs_path``, checked against the meta file like the
-    curves; None when the run has none."""
-    meta = read_meta(meta_path_of(runs_path))
-    if "layers" not in (meta.get("files") or {}):
-        return None
-    return _read_checked_csv(layers_path_of(runs_path), meta, "layers", ())
+    """The per-layer diagnostics beside ``runs_path``; None when the run has none."""
+    return read_table(runs_path, "layers")
 
 
 def curves_path_of(runs_path: str | Path) -> Path:

@@ -18,8 +18,8 @@ from dnnbench.results.io import (
     FLAG_COLUMNS,
     NUMBER_COLUMNS,
     SchemaError,
-    read_layers,
     read_results,
+    read_table,
 )
 
 
@@ -33,6 +33,7 @@ class ResultSet:
     metas: list[dict] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # relative to the folder read
     layers: pd.DataFrame | None = None  # per-layer diagnostics (runs with diagnostics)
+    timing: pd.DataFrame | None = None  # interleaved step timings (runs with timing_rounds)
     curves: pd.DataFrame | None = None
     runs_path: Path | None = None  # the one file read by load_result
 
@@ -143,10 +144,12 @@ def load_results(folder: str | Path) -> dict[tuple[str, str], ResultSet]:
         rs.runs = pd.concat([rs.runs, runs], ignore_index=True) if len(rs.runs) else runs
         rs.metas.append(meta)
         rs.files.append(rel)
-        layers = read_layers(path)
-        if layers is not None:
-            rs.layers = layers if rs.layers is None else pd.concat([rs.layers, layers],
-                                                                   ignore_index=True)
+        for kind in ("layers", "timing"):
+            table = read_table(path, kind)
+            if table is not None:
+                old = getattr(rs, kind)
+                setattr(rs, kind, table if old is None else pd.concat([old, table],
+                                                                      ignore_index=True))
     for rs in sets.values():
         key = [c for c in ("pair", "arm", "seed", "spec_hash") if c in rs.runs.columns]
         if len(rs.files) > 1 and key:

@@ -51,8 +51,9 @@ def run(experiment: str, units, data, out, *, fresh: bool, meta: dict, finalize=
     with other settings are not replaced unless ``force`` (:class:`Refused`), and the folder is
     locked for the run (a second run into it: :class:`Refused`). A write failure (disk full)
     is :class:`Failed`; the finished units stay saved. ``finalize(runs, curves) -> (runs,
-    curves, extra_meta)``, if given, turns the units' frames into the written ones (e.g.
-    columns that depend on all units). ``executor`` (:mod:`dnnbench.run.executors`; None:
+    curves, extra_meta[, tables])``, if given, turns the units' frames into the written ones (e.g.
+    columns that depend on all units; ``tables``: more files by kind, e.g. the interleaved
+    ``timing``). ``executor`` (:mod:`dnnbench.run.executors`; None:
     here) computes the units elsewhere; it is not a setting (the results are the same).
     ``command`` is the command line recorded in the metadata, ``progress`` a
     :class:`dnnbench.run.units.Progress`, ``warn`` receives warnings (one line each)."""
@@ -135,16 +136,18 @@ def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, s
                                           stop_requested=lambda: bool(requested),
                                           executor=executor)
         stage = "results"
-        if finalize is not None:
-            runs, curves, extra_meta = finalize(runs, curves)
+        tables = {}
+        if finalize is not None:  # (runs, curves, extra meta[, extra tables by kind])
+            runs, curves, extra_meta, *more = finalize(runs, curves)
             meta = {**meta, **extra_meta}
+            tables = more[0] if more else {}
         full_meta = {"command": command, "started": started,
                      "resumed": resumed, "finished": result_io.now(), "settings_digest": digest,
                      "executor": getattr(executor, "name", "local"), **meta}
         if requested:
             raise KeyboardInterrupt
         paths = result_io.write_results(out, experiment, data, runs, curves, full_meta,
-                              layers[0] if layers else None)
+                                        layers[0] if layers else None, tables)
         record.finish()
     except BaseException as e:
         # A signal can also surface as another exception (raised inside a library callback).

@@ -195,10 +195,10 @@ class CompiledArm:
         step_ms = eval_ms = math.nan
         if timing:
             with _COMPILING_OR_TIMING:  # never while another arm compiles beside this one
-                step_ms, eval_ms = self._time_steps(params, timing_steps)
+                step_ms, eval_ms = self.time_steps(params, timing_steps)
         return ArmResult(trace, ArmTiming(self.compile_s, run_s, step_ms, eval_ms))
 
-    def _time_steps(self, params, timing_steps: int) -> tuple[float, float]:
+    def time_steps(self, params=None, timing_steps: int = 100) -> tuple[float, float]:
         """(step_ms, eval_ms): steady-state time of one training step of all seeds, and of one
         evaluation, each as the difference between two calls of the same executable. The
         reference call runs one evaluation period of zero steps without evaluating, so the

@@ -287,3 +287,36 @@ def test_bounds_are_inclusive_for_values_without_spread():
     assert forms.bounds(zero, 0.0, 0.05).verdict == AS_EXPECTED
     assert forms.bounds(zero, 0.0, 0.05, inside=False).verdict == OPPOSITE
     assert forms.bounds(Sample(np.full(5, 0.2)), 0.0, 0.05).verdict == OPPOSITE
+
+
+def test_a_loss_claim_counts_a_diverged_run_as_the_worst_value_not_as_missing():
+    """A diverged run's loss is +inf (worst), so no pair is dropped: the pairs are compared
+    by their signs (an exact sign test; both sides diverged: a tie)."""
+    claim = {"id": "l", "text": "lr 1.0 ends with a higher loss", "compare": {"lr": "1.0"},
+             "metric": "final_eval_loss", "expect": "higher"}
+
+    def runs(n_seeds, gone_ref=()):  # lr 1.0 diverges in every seed; 0.01 in gone_ref
+        rows = []
+        for lr in ("0.01", "1.0"):
+            for seed in range(n_seeds):
+                gone = lr == "1.0" or seed in gone_ref
+                rows.append({"arm": f"lr={lr}", "lr": lr, "seed": seed, "diverged": gone,
+                             "final_eval_loss": math.nan if gone else 0.3 + 0.01 * seed})
+        return pd.DataFrame(rows)
+
+    out = _check([claim], runs(8)).loc["l"]
+    assert out["verdict"] == "supported" and out["n"] == 8
+    assert "higher in 8 of 8 pairs" in out["effects"] and "sign test" in out["effects"]
+    # 5 pairs cannot decide a sign test at 2.5% (1/32 > 0.025): inconclusive, n stays 5
+    five = _check([claim], runs(5)).loc["l"]
+    assert five["verdict"] == "inconclusive" and five["n"] == 5
+    # both sides diverged in 3 seeds: ties, left out of the sign test
+    tied = _check([claim], runs(8, gone_ref=(0, 1, 2))).loc["l"]
+    assert "3 tied" in tied["effects"] and tied["n"] == 5
+    # the claim's opposite side: lr 0.01 never worse than the diverged lr 1.0
+    lower = {**claim, "id": "m", "expect": "lower"}
+    assert _check([lower], runs(8)).loc["m", "verdict"] == "contradicted"
+    # 7 of 8 pairs: one-sided p = 9/256 = 0.035 > 0.025; 8 of 8: 1/256
+    assert forms.sign(np.array([np.inf] * 6 + [-0.1, 0.2]), "higher").verdict == UNCLEAR
+    s = forms.sign(np.array([np.inf] * 6 + [0.1, 0.2]), "higher")
+    assert s.verdict == AS_EXPECTED and s.p_for == 1 / 256 and math.isnan(s.low)

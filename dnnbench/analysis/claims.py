@@ -148,11 +148,16 @@ def _better(claim) -> str:
 # ------------------------------------------------------------------------ the comparisons
 
 def claim_values(g: pd.DataFrame, column: str) -> np.ndarray:
-    """A column's per-run values for a claim: a diverged run counts as accuracy 0 (a failure,
-    not missing data); other metrics of a diverged run stay NaN."""
+    """A column's per-run values for a claim: a diverged run is a failure, not missing data:
+    accuracy 0, and a loss (a lower-is-better metric) of +inf, the worst value (compared by
+    the sign test, :func:`compare_pair`); other metrics of a diverged run stay NaN."""
     values = metric_values(g, column)
-    if "accuracy" in column and "diverged" in g:
-        values = np.where(flag(g["diverged"]), 0.0, values)
+    if "diverged" in g:
+        diverged = flag(g["diverged"])
+        if "accuracy" in column:
+            values = np.where(diverged, 0.0, values)
+        elif lower_is_better(column):
+            values = np.where(diverged, math.inf, values)
     return values
 
 
@@ -179,7 +184,14 @@ def compare_pair(a: pd.DataFrame, b: pd.DataFrame, claim, name: str,
         return _steps_pair(a, b, claim, name, note, common)
     x = claim_values(a, claim.column)
     y = claim_values(a if other_column else b, other_column or claim.column)
-    d = pd.Series(x - y, index=common)
+    with np.errstate(invalid="ignore"):
+        d = pd.Series(x - y, index=common)
+    if np.isinf(x).any() or np.isinf(y).any():  # a diverged run's loss: no mean, the signs
+        if claim.form != "superiority":
+            return Comparison(name, forms.Decision(
+                forms.UNCLEAR, math.nan, math.nan, math.nan, math.nan, math.nan, len(common),
+                f"{claim.form} needs finite values; a run diverged"), None, note)
+        return Comparison(name, forms.sign(d.to_numpy(), _better(claim)), None, note)
     return Comparison(name, _decide(claim, forms.Sample(d.to_numpy())), d, note)
 
 

@@ -227,6 +227,30 @@ def equivalence(s: Sample, margin: float) -> Decision:
     return _decision(s, p_for, p_against, f"equivalence (TOST), margin {margin:g}")
 
 
+def sign(differences: np.ndarray, better: str) -> Decision:
+    """Superiority when some paired differences are infinite (a diverged run's loss counts as
+    the worst value, +inf, not as missing data): the one-sided sign test (exact binomial) of
+    the pairs on the claimed side against those on the other; a pair where both runs
+    diverged (inf - inf) is a tie and, as in any sign test, left out. Its estimate is the
+    median difference (NaN when infinite: no finite effect to show)."""
+    d = np.asarray(differences, dtype=float)
+    up, down = int((d > 0).sum()), int((d < 0).sum())
+    n = up + down
+    wins, losses = (up, down) if better == "higher" else (down, up)
+    if n:
+        p_for = stats.binomtest(wins, n, 0.5, alternative="greater").pvalue
+        p_against = stats.binomtest(losses, n, 0.5, alternative="greater").pvalue
+    else:
+        p_for = p_against = math.nan
+    med = float(np.median(d[~np.isnan(d)])) if (~np.isnan(d)).any() else math.nan
+    est = med if math.isfinite(med) else math.nan
+    ties = int(np.isnan(d).sum() + (d == 0).sum())
+    text = (f"{better} in {wins} of {n} pairs, the other way in {losses} (sign test: a "
+            f"diverged run counts as the worst value{f'; {ties} tied' if ties else ''}; n={n})")
+    return Decision(decide(p_for, p_against, n), p_for, p_against, est, math.nan, math.nan, n,
+                    text)
+
+
 def bounds(s: Sample, low: float, high: float, inside: bool = True,
            upper: Sample | None = None) -> Decision:
     """The mean of the values (one arm's own, not a difference; a ratio sample: the geometric

@@ -246,7 +246,7 @@ def test_bad_plugins_are_refused_with_one_line(tmp_path, setting, value, message
     ('name = "x"\nrelative_target = 0.9', "relative_target needs stop_at_target = false"),
     ('name = "x"\nprotocol = "distill"', "protocol: unknown value 'distill'; allowed: train"),
     ('name = "x"\n[base]\nepochs_a = 3', "epochs_a is a setting of another protocol"),
-    ('name = "x"\nprotocol = "transfer"', "needs the factor stage = ['A', 'B', 'B-on-A']"),
+    ('name = "x"\nprotocol = "transfer"', "needs the factor stage = ['A', 'B', 'B-on-A'], then any of ['B-tuned']"),
     (('name = "x"\nprotocol = "transfer"\n[base]\nmax_steps = 9\n[factors]\n'
      'stage = ["A", "B", "B-on-A"]'), "max_steps is set by the transfer protocol"),
     (('name = "x"\nprotocol = "transfer"\n[base]\npair = "3-5"\n[factors]\n'

@@ -249,11 +249,16 @@ def test_quick_run_writes_the_common_schema(quick_run):
     recorded = definition.parse(json.loads(meta["experiment_definition"]), "meta")
     assert recorded.name == "transfer" == meta["experiment"] and recorded.protocol == "transfer"
     assert recorded.base["pair"] == "1v0" and recorded.base["epochs_a"] == 2
-    assert len(runs) == 3 * 3  # 3 stages x 3 seeds (--quick)
+    assert len(runs) == 4 * 3  # 4 stages x 3 seeds (--quick)
     assert (runs["experiment"] == "transfer").all()
     assert set(zip(runs["pair"], runs["pos_class"], runs["neg_class"])) == {("1v0", 1, 0)}
-    assert list(dict.fromkeys(runs["arm"])) == ["stage=A", "stage=B", "stage=B-on-A"]
-    assert set(runs["stage"]) == set(exp.ARMS) and set(runs["seed"]) == {0, 1, 2}
+    assert list(dict.fromkeys(runs["arm"])) == ["stage=A", "stage=B", "stage=B-on-A",
+                                                "stage=B-tuned"]
+    assert set(runs["stage"]) == {*exp.ARMS, "B-tuned"} and set(runs["seed"]) == {0, 1, 2}
+    # B-tuned: B at the grid's rate with the best median final validation accuracy
+    tuned = runs[runs["stage"] == "B-tuned"]
+    assert tuned["learning_rate"].nunique() == 1
+    assert tuned["learning_rate"].iloc[0] in exp.B_TUNED_GRID
     b_rows = runs[runs["stage"] != "A"]
     assert (b_rows["train_examples"] == 200).all() and (b_rows["epochs"] == 2).all()
     # the group's settings in every stage's rows (levels comparable across stages)
@@ -264,10 +269,10 @@ def test_quick_run_writes_the_common_schema(quick_run):
     assert runs["final_test_accuracy"].between(0, 1).all() and not runs["diverged"].any()
     assert runs["step_ms"].gt(0).all() and runs["compile_s"].gt(0).all()
     assert runs.groupby("stage")["spec_hash"].nunique().eq(1).all()
-    assert runs["spec_hash"].nunique() == 3
+    assert runs["spec_hash"].nunique() == 4
     # one evaluation per epoch on the validation split, for every stage and seed
     epochs = curves["step"] // curves["arm"].map(runs.groupby("arm")["eval_every"].first())
-    assert set(epochs) == {1, 2} and len(curves) == 3 * 3 * 2
+    assert set(epochs) == {1, 2} and len(curves) == 4 * 3 * 2
     # the file layer's summary: B-on-A against B, A not compared; 3 seeds never give a verdict
     assert "not compared" in result.stdout and "reference" in result.stdout
     assert "too few seeds for a verdict" in result.stdout
@@ -277,8 +282,11 @@ def test_quick_run_writes_the_common_schema(quick_run):
 def test_quick_run_pairs_seeds_and_feeds_seed_i_of_a_to_seed_i_of_b_on_a(quick_run):
     _, result, calls = quick_run
     assert result.exit_code == 0, result.output
-    a, b, t = calls
+    a, b, tuned, t = calls  # B-tuned: B's spec over the grid's rates, lanes of one program
     assert a["n_classes"] == 8 and b["n_classes"] == 2 and t["n_classes"] == 2
+    assert tuned["spec"] == b["spec"] and tuned["seeds"] == [0, 1, 2] * len(exp.B_TUNED_GRID)
+    assert tuned["kwargs"]["hps"]["learning_rate"] == [
+        lr for lr in exp.B_TUNED_GRID for _ in range(3)]
     assert a["seeds"] == [exp.A_SEED_OFFSET + s for s in (0, 1, 2)]
     assert b["seeds"] == t["seeds"] == [0, 1, 2]  # same keys: same data order and head
     assert b["spec"] == t["spec"] and b["spec"].loss == "sigmoid" and a["spec"].loss == "softmax"
@@ -529,3 +537,34 @@ def test_gains_per_pair_sorted_and_their_distribution(fixture_input):
     assert len(ax.containers) == 9
     assert sum(p.get_height() for p in hist.patches) == 9  # every pair in the histogram
     assert hist.get_ylabel() == "class pairs"
+
+
+def test_b_tuned_takes_the_rate_with_the_best_median_validation_accuracy():
+    """tune_b: lanes grid point-major; the median over seeds of the final validation accuracy
+    decides (a diverged lane counts as 0, so a rate that diverges in most seeds loses)."""
+    from dnnbench.spec import RunSpec
+    from dnnbench.train.arm import ArmResult, ArmTiming
+    from dnnbench.train.engine import Trace
+
+    grid, seeds = exp.B_TUNED_GRID, [0, 1, 2]
+    # final accuracy per grid point (3 seeds each); 0.1 is best by mean but diverges twice
+    acc = {0.001: [0.6, 0.62, 0.61], 0.003: [0.7, 0.7, 0.71], 0.01: [0.8, 0.82, 0.81],
+           0.03: [0.85, 0.84, 0.86], 0.1: [0.99, 0.2, 0.2], 0.3: [0.5, 0.5, 0.5]}
+    diverged = {(0.1, 1), (0.1, 2)}
+    n = len(grid) * len(seeds)
+    last = np.array([acc[lr][i] for lr in grid for i in range(3)])
+    trace = Trace(steps=np.tile([6, 12], (n, 1)), train_loss=np.zeros((n, 2)),
+                  eval_loss=np.zeros((n, 2)), eval_acc=np.stack([last / 2, last], axis=1),
+                  n_done=np.full(n, 2), diverged=np.array([(lr, i) in diverged for lr in grid
+                                                           for i in range(3)]),
+                  test_loss=np.zeros(n), test_acc=last)
+    calls = []
+
+    def train(arm, spec, task, lane_seeds, **kw):
+        calls.append((arm, lane_seeds, kw))
+        return ArmResult(trace, ArmTiming(1.0, 1.0, 1.0, 1.0))
+
+    spec, res = exp.tune_b(train, RunSpec(widths=(4,)), None, seeds)
+    assert spec.learning_rate == 0.03 and calls[0][0] == "B-tuned"
+    np.testing.assert_allclose(res.trace.test_acc, acc[0.03])
+    assert res.trace.eval_acc.shape == (3, 2)

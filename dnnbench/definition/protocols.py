@@ -5,7 +5,8 @@
 - ``transfer``: a network A is trained on the classes outside a pair, then task B (the pair)
   is trained from scratch and on A's hidden layers, frozen and then unfrozen
   (:func:`dnnbench.run.transfer.build_file_units`). The file declares the factor
-  ``stage`` (levels A, B, B-on-A) and may set the protocol's own settings below in
+  ``stage`` (levels A, B, B-on-A, in this order, and optionally B-tuned: B from scratch at
+  its validation-tuned learning rate) and may set the protocol's own settings below in
   ``[base]``, as factors or with ``--set``.
 
 Every protocol emits the common result table (:mod:`dnnbench.run.plan`: one row
@@ -34,6 +35,9 @@ class Protocol:
     # run settings the protocol decides itself (refused in its files, with the reason)
     owns: Mapping[str, str] = dataclasses.field(default_factory=dict)
     factors: tuple[str, ...] = ()  # factors every file of the protocol declares
+    # the levels such a factor must start with (default: all its setting's names); the
+    # setting's other names may follow
+    required: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
     # levels of arms that are not compared with the reference (another task: transfer's A)
     uncompared: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
 
@@ -52,7 +56,8 @@ TRANSFER = Protocol(
           "loss": "set by the transfer protocol: softmax for A, one sigmoid unit for B",
           "norm": "the transfer protocol reuses dense layers only", "input_norm":
           "the transfer protocol reuses dense layers only"},
-    factors=("stage",), uncompared={"stage": ("A",)})
+    factors=("stage",), required={"stage": ("A", "B", "B-on-A")},
+    uncompared={"stage": ("A",)})
 
 PROTOCOLS: dict[str, Protocol] = {
     DEFAULT: Protocol(DEFAULT, "every arm trained from scratch; arms of one structure are the "
@@ -90,10 +95,14 @@ def check(protocol: Protocol, exp, where: str) -> None:
                                   f"file's protocol is {protocol.name}")
     for factor in protocol.factors:
         levels = exp.factors.get(factor)
-        wanted = protocol.settings[factor].names
-        if levels is None or tuple(levels) != wanted:
+        allowed = protocol.settings[factor].names
+        wanted = protocol.required.get(factor, allowed)
+        if levels is None or tuple(levels[:len(wanted)]) != wanted or \
+                not set(levels) <= set(allowed) or len(set(levels)) != len(levels):
+            more = [x for x in allowed if x not in wanted]
             raise ExperimentError(f"{where}: protocol {protocol.name} needs the factor "
-                                  f"{factor} = {list(wanted)}")
+                                  f"{factor} = {list(wanted)}"
+                                  + (f", then any of {more}" if more else ""))
 
 
 # the transfer protocol's task B: the documented class pair of each data set

@@ -206,9 +206,10 @@ TUNE_BY = ("final_eval_accuracy", "best_eval_accuracy", "final_eval_loss")
 
 
 # the transfer protocol's own settings (dnnbench.definition.protocols), checked like the others
-STAGES = ("A", "B", "B-on-A")
+STAGES = ("A", "B", "B-on-A", "B-tuned")
 PROTOCOL_SETTINGS: dict[str, Setting] = {
-    "stage": Setting("str", "transfer stage: A, B from scratch, or B on A's layers", STAGES),
+    "stage": Setting("str", "transfer stage: A, B from scratch, B on A's layers, or B from "
+                     "scratch at its validation-tuned learning rate (B-tuned)", STAGES),
     "pair": Setting("pair", "task B as POSvNEG class labels (e.g. 3v5), or 'default' "
                     "(the data set's documented pair)"),
     "epochs_a": Setting("int", "training epochs of model A", minimum=1, maximum=100000),

@@ -16,7 +16,13 @@ split is filtered the same way, so no task-B image is ever in task A).
   the reused layers are frozen for ``freeze_epochs`` (4) epochs, then trained for
   ``unfreeze_epochs`` (16) more at ``unfreeze_lr`` (default: the learning rate). The head and
   any fresh hidden layers train at the learning rate throughout.
-- Both B arms are evaluated on all task-B test images (curves: on the task-B validation
+- **B-tuned** (a stage a file may add): B from scratch at the learning rate of
+  :data:`B_TUNED_GRID` whose seeds end with the best median final *validation* accuracy (the
+  grid's rates are lanes of one program; a diverged lane counts as accuracy 0; ties: the
+  smaller rate). The textbook's B stops near a training loss of ln 2 with 200 images at
+  0.001: B-tuned is the baseline trained as well as its own validation data allow, so that a
+  gain of B-on-A over it is not the under-training of B. Its rows carry the chosen rate.
+- The B arms are evaluated on all task-B test images (curves: on the task-B validation
   images, once per epoch).
 
 An *epoch* is ``n_train // batch_size`` steps over a fresh on-device permutation (the engine
@@ -123,6 +129,8 @@ PRESET_FILE = "transfer-learning"  # the packaged file that `dnnbench transfer` 
 ARMS = ("A", "B", "B-on-A")  # the stages
 # the protocol's settings that shape the B arms only (groups differing only in them share A)
 B_SETTINGS = ("train_size", "freeze_epochs", "unfreeze_epochs", "unfreeze_lr", "reuse_layers")
+# B-tuned's learning rates: log-spaced from the textbook's 0.001 up to 0.3
+B_TUNED_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -232,7 +240,8 @@ class SharedPrograms:
                 sizes.append(max(counts))
             return Rows(*sizes)
 
-        self.rows = {"A": rows(False), "B": rows(True), "B-on-A": rows(True)}
+        self.rows = {"A": rows(False), "B": rows(True), "B-on-A": rows(True),
+                     "B-tuned": rows(True)}
         self.programs: dict[tuple, Any] = {}
 
     def train(self, arm: str, spec: RunSpec, task: Dataset, seeds, *, timing: bool,
@@ -260,15 +269,38 @@ def a_settings(cfg: TransferConfig) -> tuple:
             cfg.batch_size, cfg.epochs_a, tuple(cfg.seeds))
 
 
+def _final_eval_accuracy(trace) -> np.ndarray:
+    """Each lane's last evaluated accuracy (a diverged lane: 0)."""
+    acc = np.asarray(trace.eval_acc, float)
+    n = np.asarray(trace.n_done, int)
+    last = np.array([acc[j, n[j] - 1] if n[j] else math.nan for j in range(len(n))])
+    return np.where(np.asarray(trace.diverged, bool) | ~np.isfinite(last), 0.0, last)
+
+
+def tune_b(train, sb: RunSpec, task_b: Dataset, seeds: Sequence[int]):
+    """B from scratch over :data:`B_TUNED_GRID` (grid point-major lanes of one program): the
+    spec at the rate with the best median final validation accuracy and that rate's lanes
+    as an ArmResult over ``seeds``."""
+    import jax
+
+    n = len(seeds)
+    lanes = {"learning_rate": [lr for lr in B_TUNED_GRID for _ in seeds]}
+    res = train("B-tuned", sb, task_b, list(seeds) * len(B_TUNED_GRID), hps=lanes)
+    medians = np.median(_final_eval_accuracy(res.trace).reshape(len(B_TUNED_GRID), n), axis=1)
+    k = int(np.argmax(medians))  # the first (smallest rate) of equal medians
+    trace = jax.tree_util.tree_map(lambda a: np.asarray(a)[k * n:(k + 1) * n], res.trace)
+    return dataclasses.replace(sb, learning_rate=B_TUNED_GRID[k]), res._replace(trace=trace)
+
+
 def train_groups(cfgs: Sequence[TransferConfig], data: Dataset, pos: int, neg: int, *,
                  timing: bool = True, shared: SharedPrograms | None = None,
-                 extra: Extra = ()) -> list[PairResult]:
+                 extra: Extra = (), tuned: bool = False) -> list[PairResult]:
     """Train A once for ``cfgs`` (settings of one class pair that share A: they differ in
     :data:`B_SETTINGS` only), then for each config B (once per distinct B: train size and
     spec) and B-on-A, from seed i's A for seed i; three vmapped programs per config, or the
     ``shared`` ones of a sweep over pairs. ``timing``: measure the steady-state step time of
-    each arm too; ``extra``: further run settings of the stages' specs. One PairResult per
-    config (their A is the same object)."""
+    each arm too; ``extra``: further run settings of the stages' specs; ``tuned``: B-tuned
+    too (:func:`tune_b`). One PairResult per config (their A is the same object)."""
     if len({a_settings(cfg) for cfg in cfgs}) != 1:
         raise ValueError("train_groups: the configs do not share model A")
 
@@ -291,6 +323,8 @@ def train_groups(cfgs: Sequence[TransferConfig], data: Dataset, pos: int, neg: i
         key = (cfg.train_size, sb.hash)
         if key not in trained_b:
             trained_b[key] = train("B", sb, task_b, seeds)
+            if tuned:
+                trained_b[key, "tuned"] = tune_b(train, sb, task_b, seeds)
         freeze_steps = cfg.freeze_epochs * steps_per_epoch(sb)
         tx = reuse.transfer_tx(cfg.reused, freeze_steps, cfg.lr_after)
         variant = {} if shared is None else {
@@ -298,8 +332,11 @@ def train_groups(cfgs: Sequence[TransferConfig], data: Dataset, pos: int, neg: i
         res_t = train("B-on-A", sb, task_b, seeds,
                       init_params=reuse.hidden_layers(params_a, cfg.reused),
                       merge_params=reuse.reuse_params, make_tx=tx, **variant)
-        out.append(PairResult(task_a, task_b, {"A": sa, "B": sb, "B-on-A": sb},
-                              {"A": res_a, "B": trained_b[key], "B-on-A": res_t}))
+        specs = {"A": sa, "B": sb, "B-on-A": sb}
+        results = {"A": res_a, "B": trained_b[key], "B-on-A": res_t}
+        if tuned:
+            specs["B-tuned"], results["B-tuned"] = trained_b[key, "tuned"]
+        out.append(PairResult(task_a, task_b, specs, results))
     return out
 
 
@@ -466,8 +503,10 @@ def build_file_units(exp: definition.Experiment, data: Dataset, seeds: Sequence[
         measure = bool(timing) and (timing != "first" or src.index == 0)
 
         def compute(src=src, pos=pos, neg=neg, measure=measure):
+            tuned = any(dict(a.levels)["stage"] == "B-tuned" for g in src.groups
+                        for a in g.arms)
             results = train_groups([g.cfg for g in src.groups], data, pos, neg, timing=measure,
-                                   shared=shared, extra=src.groups[0].extra)
+                                   shared=shared, extra=src.groups[0].extra, tuned=tuned)
             return source_frames(exp, src, data, results)
 
         key = {"pair": (pos, neg), "timing": measure, "a_seed_offset": A_SEED_OFFSET,
@@ -525,8 +564,9 @@ def stage_frames(exp: definition.Experiment, g: Group, arm: definition.ArmSettin
     sa, sb = result.specs["A"], result.specs["B"]
     freeze_steps = cfg.freeze_epochs * steps_per_epoch(sb)
     examples = {"A": len(result.task_a.y_train), "B": len(result.task_b.y_train),
-                "B-on-A": len(result.task_b.y_train)}
-    epochs = {"A": cfg.epochs_a, "B": cfg.epochs_b, "B-on-A": cfg.epochs_b}
+                "B-on-A": len(result.task_b.y_train), "B-tuned": len(result.task_b.y_train)}
+    epochs = {"A": cfg.epochs_a, "B": cfg.epochs_b, "B-on-A": cfg.epochs_b,
+              "B-tuned": cfg.epochs_b}
     levels = dict(arm.levels)
     if len(sharing) > 1:
         kept = a_levels(sharing)

@@ -99,10 +99,19 @@ def test_self_contained_report_embeds_every_figure(tmp_path):
 
 def test_html_has_a_section_per_experiment_claims_and_metadata(page):
     headings = [html.unescape(h) for h in re.findall(r"<h2>(.*?)</h2>", page)]
-    assert headings == SECTION_TITLES + ["Claims", "Metadata"]
-    for anchor in ("depth-sweep-digits", "optimizers-digits", "transfer-digits", "claims",
-                   "metadata"):
+    # the summary first; the sections in reading order (the main three first)
+    assert headings == ["Summary", *SECTION_TITLES, "Claims", "Metadata"]
+    for anchor in ("summary", "depth-sweep-digits", "optimizers-digits", "transfer-digits",
+                   "claims", "metadata"):
         assert f'id="{anchor}"' in page and f'href="#{anchor}"' in page
+
+
+def test_the_summary_tallies_the_claims_and_links_every_section(page):
+    summary = page[page.index('<section id="summary">'):page.index("</section>")]
+    tally = re.search(r'<a href="#claims">(\d+) claims: ([^<]*)</a>', summary)
+    assert tally and "supported" in tally.group(2)
+    items = re.findall(r'<li><a href="#([^"]+)">', summary)
+    assert items == ["depth-sweep-digits", "optimizers-digits", "transfer-digits"]
 
 
 def test_html_tables_carry_the_statistics(page):
@@ -187,7 +196,7 @@ def test_report_without_claims_has_no_claims_section(tmp_path):
     report = build_report(folder, render_figures=False)
     page, md = render_html(report), render_markdown(report)
     headings = [html.unescape(h) for h in re.findall(r"<h2>(.*?)</h2>", page)]
-    assert headings == [SECTION_TITLES[2], "Metadata"]
+    assert headings == ["Summary", SECTION_TITLES[2], "Metadata"]
     # (the section's own table of the file's claims stays)
     assert 'id="claims"' not in page and "## Claims" not in md
 
@@ -298,3 +307,22 @@ def test_the_same_results_give_byte_identical_reports(written, tmp_path, monkeyp
     for path in sorted(first.rglob("*")):
         if path.is_file():
             assert (again / path.relative_to(first)).read_bytes() == path.read_bytes(), path.name
+
+
+def test_sections_follow_the_reading_order_with_unique_headings():
+    from dnnbench.definition.experiment import READING_ORDER, catalogue
+    from dnnbench.report.document import Section, arrange
+
+    assert set(READING_ORDER) == set(catalogue())  # every packaged file has its place
+    def sec(anchor, title, packaged, experiment):
+        return Section(anchor, title, experiment, "", "", packaged=packaged)
+
+    got = arrange([sec("c", "Clipping — mnist", "clipping", "clipping"),
+                   sec("t1", "Transfer — mnist", "transfer-learning", "transfer"),
+                   sec("m", "Mine — mnist", "mine.toml", "mine"),
+                   sec("d", "Depth — mnist", "bn-depth", "depth-sweep"),
+                   sec("t2", "Transfer — mnist", "transfer-learning", "transfer-learning")],
+                  READING_ORDER)
+    assert [s.anchor for s in got] == ["d", "t1", "t2", "c", "m"]
+    assert [s.title for s in got][1:3] == ["Transfer — mnist (transfer)",
+                                           "Transfer — mnist (transfer-learning)"]

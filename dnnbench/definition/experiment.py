@@ -110,6 +110,14 @@ from dnnbench.spec import LANE_SETTINGS
 # `dnnbench list`, runs as `dnnbench run NAME` and is tested by the catalogue contract test
 # (tests/test_experiment_files.py): it loads, and its quick variant runs.
 CATALOGUE_FOLDER = "catalogue"
+# the packaged files in reading order (reports, listings): the three main experiments, then
+# the chapter's order (initialization and activations, normalization, gradients, reuse,
+# optimizers, schedules, regularization, hyper-parameter search, defaults)
+READING_ORDER = ("bn-depth", "optimizer-comparison", "transfer-learning",
+                 "init-activation", "dying-relu", "selu", "bn-placement", "bn-inference",
+                 "normalization", "normalization-lr", "input-normalization", "clipping",
+                 "schedules", "regularization", "lr-wd-dropout", "search", "random-vs-grid",
+                 "random-vs-grid-3", "default-configs")
 MAX_ARMS = 1000  # the arms of one experiment (dnnbench.limits "grid")
 
 

@@ -43,6 +43,19 @@ class Section:
     figures: list[FigureItem] = field(default_factory=list)
     meta: list[tuple[str, str]] = field(default_factory=list)
     runs_file: str = ""
+    dataset: str = ""
+    packaged: str = ""  # the packaged file it ran (bn-depth for the depth-sweep preset)
+    headline: str = ""  # the first sentence of what the committed run found
+
+
+@dataclass
+class SummaryLine:
+    """One experiment in the report's summary: its section, claim verdicts and headline."""
+
+    anchor: str
+    title: str
+    verdicts: str  # e.g. "3 supported, 1 inconclusive" ("" without claims)
+    headline: str
 
 
 @dataclass
@@ -52,6 +65,46 @@ class Report:
     sections: list[Section]
     claims: TableItem | None = None
     skipped: list[str] = field(default_factory=list)
+    tally: str = ""  # the claims' verdict counts, e.g. "82 claims: 47 supported, ..."
+    summary: list[SummaryLine] = field(default_factory=list)
+
+
+def arrange(sections: list[Section], order: tuple[str, ...]) -> list[Section]:
+    """The sections in reading ``order`` (packaged file names: the main experiments first,
+    then the chapter's; others after them by title), each heading unique (a repeated title
+    gets its experiment's name)."""
+    rank = {name: i for i, name in enumerate(order)}
+    out = sorted(sections, key=lambda s: (rank.get(s.packaged, len(rank)), s.title, s.anchor))
+    seen: dict[str, int] = {}
+    for s in out:
+        seen[s.title] = seen.get(s.title, 0) + 1
+    for s in out:
+        if seen[s.title] > 1:
+            s.title = f"{s.title} ({s.experiment})"
+    return out
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text`` (up to its first ". " / ": " after 40 characters)."""
+    text = " ".join(text.split())
+    for i in range(40, len(text) - 1):
+        if text[i] == "." and text[i + 1] == " ":
+            return text[:i + 1]
+    return text
+
+
+def summary_lines(sections: list[Section], claims: pd.DataFrame | None) -> list[SummaryLine]:
+    """One line per section: its claims' verdict counts (claims.csv rows of its experiment
+    and data set) and its headline."""
+    out = []
+    for s in sections:
+        verdicts = ""
+        if claims is not None and len(claims) and "experiment" in claims:
+            mine = claims[(claims["experiment"] == s.experiment)
+                          & (claims["dataset"] == s.dataset)]
+            verdicts = ", ".join(f"{n} {v}" for v, n in mine["verdict"].value_counts().items())
+        out.append(SummaryLine(s.anchor, s.title, verdicts, s.headline))
+    return out
 
 
 def meta_rows(meta: dict, runs_file: str) -> list[tuple[str, str]]:

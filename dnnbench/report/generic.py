@@ -17,7 +17,7 @@ from dnnbench.analysis.summary import NOT_COMPARED, summarize
 from dnnbench.definition import Experiment
 from dnnbench.report import figure_kinds
 from dnnbench.report.console import LABELS, fmt, fmt_interval
-from dnnbench.report.document import FigureItem, Section, TableItem, meta_rows
+from dnnbench.report.document import FigureItem, Section, TableItem, first_sentence, meta_rows
 from dnnbench.report.figures import FigureInput, figure_bytes
 from dnnbench.report.search import LEFT as SEARCH_LEFT
 from dnnbench.report.search import search_frames
@@ -178,7 +178,9 @@ def report_section(rs, render_figures: bool = True):
                    experiment=exp.name, intro=exp.question,
                    command=str(meta.get("command", "")), bullets=bullets, tables=tables,
                    figures=figs, meta=meta_rows(meta, rs.runs_path.name),
-                   runs_file=rs.runs_path.name)
+                   runs_file=rs.runs_path.name, dataset=dataset,
+                   packaged=str(meta.get("experiment_file") or exp.name),
+                   headline=first_sentence(exp.found or exp.expected))
 
 
 def search_section(rs, exp: Experiment, render_figures: bool = True):
@@ -207,4 +209,6 @@ def search_section(rs, exp: Experiment, render_figures: bool = True):
                    experiment=exp.name, intro=exp.question,
                    command=str(meta.get("command", "")), bullets=bullets, tables=tables,
                    figures=figs, meta=meta_rows(meta, rs.runs_path.name),
-                   runs_file=rs.runs_path.name)
+                   runs_file=rs.runs_path.name, dataset=dataset,
+                   packaged=str(meta.get("experiment_file") or exp.name),
+                   headline=first_sentence(exp.found or exp.expected))

@@ -18,6 +18,7 @@ import pandas as pd
 
 from dnnbench.analysis.outcomes import Outcome
 from dnnbench.definition.claims import CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED
+from dnnbench.definition.experiment import READING_ORDER
 from dnnbench.files import atomic_write_bytes, atomic_write_text
 from dnnbench.report.document import (
     FigureItem,
@@ -25,6 +26,8 @@ from dnnbench.report.document import (
     ReportError,
     Section,
     TableItem,
+    arrange,
+    summary_lines,
 )
 from dnnbench.report.generic import report_section
 from dnnbench.report.markdown import render_markdown
@@ -61,9 +64,9 @@ def _effect_text(row: pd.Series) -> str:
     return Outcome(row["verdict"], *num).effect_text
 
 
-def read_claims(results_dir: Path) -> TableItem | None:
-    """claims.csv as a readable table: id, claim, data set, verdict badge, rounded effect with
-    its interval, n and the evidence (the files and command stay in the CSV)."""
+def claims_frame(results_dir: Path) -> pd.DataFrame | None:
+    """claims.csv as strings, with the data set of each row (its evidence's "[name]" prefix);
+    None without the file; SchemaError when it cannot be read."""
     path = results_dir / CLAIMS_FILE
     if not path.exists():
         return None
@@ -74,11 +77,21 @@ def read_claims(results_dir: Path) -> TableItem | None:
     missing = [c for c in CLAIMS_REQUIRED if c not in claims.columns]
     if missing:
         raise SchemaError(f"{path}: missing columns: {', '.join(missing)}")
+    claims["dataset"] = claims["evidence"].str.extract(r"^\[([^\]]+)\] ",
+                                                       expand=False).fillna("")
+    return claims
+
+
+def read_claims(results_dir: Path) -> TableItem | None:
+    """claims.csv as a readable table: id, claim, data set, verdict badge, rounded effect with
+    its interval, n and the evidence (the files and command stay in the CSV)."""
+    claims = claims_frame(results_dir)
+    if claims is None:
+        return None
     counts = claims["verdict"].value_counts()
     summary = ", ".join(f"{n} {v}" for v, n in counts.items())
-    dataset = claims["evidence"].str.extract(r"^\[([^\]]+)\] ", expand=False).fillna("")
     table = pd.DataFrame({
-        "id": claims["claim_id"], "claim": claims["claim"], "data set": dataset,
+        "id": claims["claim_id"], "claim": claims["claim"], "data set": claims["dataset"],
         "verdict": claims["verdict"],
         "effect [95% CI]": claims.apply(_effect_text, axis=1),
         "n": claims["n"] if "n" in claims.columns else "",
@@ -113,11 +126,17 @@ def build_report(results_dir: str | Path, render_figures: bool = True,
     for s in skipped:
         if on_warning:
             on_warning(f"skipping {s}: no report for this experiment")
-    sections = [_section(rs, render_figures) for rs in sets]
+    sections = arrange([_section(rs, render_figures) for rs in sets], READING_ORDER)
+    frame = claims_frame(results_dir) if claims is not None else None
     # the newest result's finish time, not the clock: the same results give the same report
     finished = [str(rs.meta.get("finished")) for rs in sets if rs.meta.get("finished")]
     generated = f"from results finished by {max(finished)}" if finished else "from results"
-    return Report(results_dir, generated, sections, claims, skipped)
+    tally = ""
+    if frame is not None:
+        counts = ", ".join(f"{n} {v}" for v, n in frame["verdict"].value_counts().items())
+        tally = f"{len(frame)} claims: {counts}"
+    return Report(results_dir, generated, sections, claims, skipped, tally,
+                  summary_lines(sections, frame))
 
 
 # ------------------------------------------------------------------ HTML
@@ -173,6 +192,7 @@ table.meta td { font-family: ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", 
 .findings { background: #f3f8fc; border-left: 4px solid var(--accent); padding: 8px 16px;
             margin: 12px 0; border-radius: 0 6px 6px 0; }
 .findings ul { margin: 4px 0; padding-left: 18px; }
+ol.summary li { margin: 0 0 8px; }
 footer { color: var(--muted); font-size: 12.5px; margin-top: 40px; }
 """
 
@@ -222,11 +242,26 @@ def _meta_table(rows: Sequence[tuple[str, str]]) -> str:
     return f'<div class="tablewrap"><table class="meta"><tbody>{body}</tbody></table></div>'
 
 
+def _summary_html(report: Report) -> str:
+    """The summary at the top: the claims' tally (a link to the table) and one line per
+    experiment (a link to its section, its claims' verdicts, what its committed run found)."""
+    e = html.escape
+    tally = (f'<p><strong>Claims</strong>: <a href="#claims">{e(report.tally)}</a></p>'
+             if report.tally else "")
+    items = "".join(
+        f'<li><a href="#{e(x.anchor)}">{e(x.title)}</a>'
+        + (f' <span class="note">({e(x.verdicts)})</span>' if x.verdicts else "")
+        + (f"<br>{e(x.headline)}" if x.headline else "") + "</li>" for x in report.summary)
+    return (f'<section id="summary"><h2>Summary</h2>{tally}'
+            f'<ol class="summary">{items}</ol></section>')
+
+
 def render_html(report: Report, figure_dir: str | None = None) -> str:
     """The report as one HTML page: figures linked from ``figure_dir`` (relative to the page)
     or, without one, embedded (a self-contained page)."""
     e = html.escape
-    toc = [f'<li><a href="#{e(s.anchor)}">{e(s.title)}</a></li>' for s in report.sections]
+    toc = ['<li><a href="#summary">Summary</a></li>'] + [
+        f'<li><a href="#{e(s.anchor)}">{e(s.title)}</a></li>' for s in report.sections]
     if report.claims is not None:
         toc.append('<li><a href="#claims">Claims</a></li>')
     toc.append('<li><a href="#metadata">Metadata</a></li>')
@@ -238,7 +273,8 @@ def render_html(report: Report, figure_dir: str | None = None) -> str:
         (f'<p class="sub">Results in <code>{e(str(report.results_dir))}</code> · generated '
         f"{e(report.generated)} · {len(report.sections)} experiment result"
         f"{'s' if len(report.sections) != 1 else ''}</p>"),
-        f"<nav><strong>Contents</strong><ul>{''.join(toc)}</ul></nav>"]
+        f"<nav><strong>Contents</strong><ul>{''.join(toc)}</ul></nav>",
+        _summary_html(report)]
     for s in report.sections:
         parts.append(f'<section id="{e(s.anchor)}"><h2>{e(s.title)}</h2>')
         if s.intro:

@@ -38,11 +38,18 @@ def render_markdown(report: Report, figure_dir: str = "figures") -> str:
     out = ["# dnnbench report", "",
            (f"Results in `{report.results_dir}` · generated {report.generated} · "
            f"{len(report.sections)} experiment result{'s' if len(report.sections) != 1 else ''}"),
-           "", "## Contents", ""]
+           "", "## Contents", "", "- [Summary](#summary)"]
     out += [f"- [{s.title}](#{s.anchor})" for s in report.sections]
     if report.claims is not None:
         out.append("- [Claims](#claims)")
-    out += ["- [Metadata](#metadata)", ""]
+    out += ["- [Metadata](#metadata)", "", '<a id="summary"></a>', "", "## Summary", ""]
+    if report.tally:
+        out += [f"**Claims**: [{report.tally}](#claims)", ""]
+    for i, x in enumerate(report.summary, 1):
+        verdicts = f" ({x.verdicts})" if x.verdicts else ""
+        out += [f"{i}. [{x.title}](#{x.anchor}){verdicts}"
+                + (f"<br>{x.headline}" if x.headline else "")]
+    out.append("")
     for s in report.sections:
         out += [f'<a id="{s.anchor}"></a>', "", f"## {s.title}", ""]
         if s.intro:

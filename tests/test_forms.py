@@ -320,3 +320,17 @@ def test_a_loss_claim_counts_a_diverged_run_as_the_worst_value_not_as_missing():
     assert forms.sign(np.array([np.inf] * 6 + [-0.1, 0.2]), "higher").verdict == UNCLEAR
     s = forms.sign(np.array([np.inf] * 6 + [0.1, 0.2]), "higher")
     assert s.verdict == AS_EXPECTED and s.p_for == 1 / 256 and math.isnan(s.low)
+
+
+def test_the_summary_table_has_a_diverged_cell_for_every_arm_when_one_diverged():
+    """(A default-configs run printed a traceback: the "diverged" column held text for the
+    arms that diverged and NaN for the others.)"""
+    from dnnbench.analysis.summary import summarize
+    from dnnbench.report.generic import summary_cells
+
+    exp = definition.parse({**EXP, "show": ["final_test_accuracy"]}, "<test>")
+    runs = _runs({"0.001": 0.5, "0.01": 0.6, "0.1": 0.7, "1.0": 0.1},
+                 diverged={("1.0", 0), ("1.0", 3)}).assign(step_ms=1.0, compile_s=1.0)
+    cells = summary_cells(exp, summarize(exp, runs))
+    assert list(cells["diverged"]) == ["0/5", "0/5", "0/5", "2/5"]
+    assert cells.map(lambda v: isinstance(v, str)).all().all()

@@ -33,12 +33,13 @@ def summary_cells(exp: Experiment, summary: pd.DataFrame) -> pd.DataFrame:
     each shown metric with its 95% interval (steps: Kaplan-Meier median), and the paired
     comparisons with the reference arm (for the Rich table and the HTML report)."""
     rows = []
+    any_diverged = bool(len(summary)) and bool(summary["diverged"].gt(0).any())
     for _, r in summary.iterrows():
         row = {f: str(r[f]) for f in exp.factors}
         if "steps_to_target" in exp.show:  # (no target: nothing to reach)
             row["reached"] = f"{r['reached']}/{r['n']}" + (f" ({r['diverged']} div)"
                                                           if r["diverged"] else "")
-        elif r["diverged"]:
+        elif any_diverged:  # a column for every arm when some arm diverged
             row["diverged"] = f"{r['diverged']}/{r['n']}"
         for m in exp.show:
             if m == "steps_to_target":

@@ -122,14 +122,20 @@ def test_divergence_rate_metric_in_summary_and_claims():
     assert summary.loc["clip=norm", "divergence_rate"] == 0.0
     assert summary.loc["clip=norm", "diff"] == -1.0
     claims = check_claims(exp, runs)
-    assert claims["verdict"].iloc[0] == "supported"
+    # divergence is a paired 0/1 outcome: McNemar's exact test, which 5 seeds cannot pass at
+    # 2.5% even when every unclipped seed diverges and no clipped one does (p = 1/32) ...
+    assert claims["verdict"].iloc[0] == "inconclusive"
+    assert "lower in 5 of 5 pairs" in claims["effects"].iloc[0]
+    # ... and 10 seeds can (p = 1/1024)
+    ten = check_claims(exp, _claims_runs([True] * 10, [False] * 10))
+    assert ten["verdict"].iloc[0] == "supported" and ten["effect"].iloc[0] == -1.0
     # steps when one median is not reached (5/5 vs 0/5): the log-rank test decides
     assert claims["verdict"].iloc[1] == "supported", claims["effects"].iloc[1]
     mixed = _claims_runs([True, False, True, False, False], [False, False, True, False, True])
     assert check_claims(exp, mixed)["verdict"].iloc[0] == "inconclusive"
-    worse = _claims_runs([False] * 5, [True] * 5)
+    worse = _claims_runs([False] * 10, [True] * 10)
     claims = check_claims(exp, worse)
     assert claims["verdict"].iloc[0] == "contradicted"
     # steps when a median is not reached: the effect says how many reached, not "xnan"
     assert "clip=norm: a median not reached; one-sided log-rank" in claims["effects"].iloc[1]
-    assert "reached 0/5 vs 5/5; diverged: 5 of 5 vs 0 of 5" in claims["effects"].iloc[1]
+    assert "reached 0/10 vs 10/10; diverged: 10 of 10 vs 0 of 10" in claims["effects"].iloc[1]

@@ -306,18 +306,24 @@ def test_a_loss_claim_counts_a_diverged_run_as_the_worst_value_not_as_missing():
 
     out = _check([claim], runs(8)).loc["l"]
     assert out["verdict"] == "supported" and out["n"] == 8
-    assert "higher in 8 of 8 pairs" in out["effects"] and "sign test" in out["effects"]
+    assert "higher in 8 of 8 pairs, the other way in 0, 0 tied" in out["effects"]
+    assert "sign test" in out["effects"]
     # 5 pairs cannot decide a sign test at 2.5% (1/32 > 0.025): inconclusive, n stays 5
     five = _check([claim], runs(5)).loc["l"]
     assert five["verdict"] == "inconclusive" and five["n"] == 5
-    # both sides diverged in 3 seeds: ties, left out of the sign test
+    # both sides diverged in 3 seeds: ties, left out of the sign test (5 of 5 that differ:
+    # p = 1/32 > 0.025, so not enough; the n stays the 8 pairs)
     tied = _check([claim], runs(8, gone_ref=(0, 1, 2))).loc["l"]
-    assert "3 tied" in tied["effects"] and tied["n"] == 5
+    assert "3 tied" in tied["effects"] and tied["n"] == 8
+    assert tied["verdict"] == "inconclusive"
     # the claim's opposite side: lr 0.01 never worse than the diverged lr 1.0
     lower = {**claim, "id": "m", "expect": "lower"}
     assert _check([lower], runs(8)).loc["m", "verdict"] == "contradicted"
     # 7 of 8 pairs: one-sided p = 9/256 = 0.035 > 0.025; 8 of 8: 1/256
     assert forms.sign(np.array([np.inf] * 6 + [-0.1, 0.2]), "higher").verdict == UNCLEAR
+    # divergence as paired 0/1 outcomes: McNemar's exact test on the discordant pairs
+    assert forms.sign(np.array([-1.0] * 5), "lower").p_for == 1 / 32  # 5 seeds: not enough
+    assert forms.sign(np.array([-1.0] * 10), "lower").verdict == AS_EXPECTED
     s = forms.sign(np.array([np.inf] * 6 + [0.1, 0.2]), "higher")
     assert s.verdict == AS_EXPECTED and s.p_for == 1 / 256 and math.isnan(s.low)
 

@@ -13,6 +13,7 @@ a claim's levels) are made on the eval split (validation by default), never on t
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
@@ -149,14 +150,14 @@ def _better(claim) -> str:
 
 def claim_values(g: pd.DataFrame, column: str) -> np.ndarray:
     """A column's per-run values for a claim: a diverged run is a failure, not missing data:
-    accuracy 0, and a loss (a lower-is-better metric) of +inf, the worst value (compared by
-    the sign test, :func:`compare_pair`); other metrics of a diverged run stay NaN."""
+    accuracy 0, and a loss of +inf, the worst value (compared by the sign test,
+    :func:`compare_pair`); other metrics of a diverged run stay as measured (NaN)."""
     values = metric_values(g, column)
     if "diverged" in g:
         diverged = flag(g["diverged"])
         if "accuracy" in column:
             values = np.where(diverged, 0.0, values)
-        elif lower_is_better(column):
+        elif column.endswith(("_loss", "_nll")):
             values = np.where(diverged, math.inf, values)
     return values
 
@@ -186,6 +187,15 @@ def compare_pair(a: pd.DataFrame, b: pd.DataFrame, claim, name: str,
     y = claim_values(a if other_column else b, other_column or claim.column)
     with np.errstate(invalid="ignore"):
         d = pd.Series(x - y, index=common)
+    if claim.column == "divergence_rate":  # paired 0/1 outcomes: McNemar's exact test
+        if claim.form != "superiority":
+            return Comparison(name, forms.Decision(
+                forms.UNCLEAR, math.nan, math.nan, math.nan, math.nan, math.nan, len(common),
+                f"{claim.form} is not defined for divergence (paired 0/1 outcomes)"), d, note)
+        decision = forms.sign(d.to_numpy(), _better(claim),
+                              "McNemar's exact test on the pairs where one run diverged")
+        return Comparison(name, dataclasses.replace(decision, estimate=float(d.mean())), d,
+                          note)
     if np.isinf(x).any() or np.isinf(y).any():  # a diverged run's loss: no mean, the signs
         if claim.form != "superiority":
             return Comparison(name, forms.Decision(

@@ -633,6 +633,10 @@ def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:
     claim = next((c for c in source.claims if c.id == p["claim"]), None)
     if claim is None:
         raise MissingData(f"{', '.join(rs.files)}: the experiment has no claim {p['claim']!r}")
+    lacking = files.missing_factors(claim, recorded)
+    if lacking:
+        raise MissingData(f"{', '.join(rs.files)} lack the factor {', '.join(lacking)} the "
+                          "claim names (results of an earlier design: run it again)")
     row = check_claims(dataclasses.replace(recorded, claims=(claim,)), rs.runs,
                        rs.layers).iloc[0]
     if row["verdict"] == NOT_TESTED:

@@ -238,12 +238,17 @@ def as_packaged_now(exp: Experiment, packaged: str | None = None) -> Experiment:
     if name not in catalogue():
         return exp
     now = load(name)
-
-    def fits(c) -> bool:  # the claim's factors are the recorded experiment's
-        named = {*c.compare, *c.where, *c.against, *(f[0] for f in (c.rank, c.order) if f)}
-        return named <= set(exp.factors)
-    return dataclasses.replace(exp, claims=tuple(c for c in now.claims if fits(c)),
+    return dataclasses.replace(exp, claims=tuple(c for c in now.claims
+                                                 if not missing_factors(c, exp)),
                                expected=now.expected, found=now.found)
+
+
+def missing_factors(claim, exp: Experiment) -> list[str]:
+    """The factors a claim names (compare, where, against, rank, order) that ``exp`` lacks:
+    results of an earlier design of the file, on which the claim cannot be checked."""
+    named = {*claim.compare, *claim.where, *claim.against,
+             *(f[0] for f in (claim.rank, claim.order) if f)}
+    return sorted(named - set(exp.factors))
 
 
 def load(name_or_path: str) -> Experiment:

@@ -227,28 +227,29 @@ def equivalence(s: Sample, margin: float) -> Decision:
     return _decision(s, p_for, p_against, f"equivalence (TOST), margin {margin:g}")
 
 
-def sign(differences: np.ndarray, better: str) -> Decision:
-    """Superiority when some paired differences are infinite (a diverged run's loss counts as
-    the worst value, +inf, not as missing data): the one-sided sign test (exact binomial) of
-    the pairs on the claimed side against those on the other; a pair where both runs
-    diverged (inf - inf) is a tie and, as in any sign test, left out. Its estimate is the
-    median difference (NaN when infinite: no finite effect to show)."""
+def sign(differences: np.ndarray, better: str,
+         why: str = "a diverged run counts as the worst value") -> Decision:
+    """Superiority by the one-sided sign test (exact binomial) of the pairs on the claimed
+    side against those on the other; ties (equal values, or inf - inf) are left out, as in
+    any sign test. For paired differences that are infinite (a diverged run's loss counts as
+    the worst value, +inf, not as missing data) and for paired 0/1 outcomes (divergence: then
+    it is McNemar's exact test, on the discordant pairs). Its estimate is the median
+    difference (NaN when infinite: no finite effect to show)."""
     d = np.asarray(differences, dtype=float)
     up, down = int((d > 0).sum()), int((d < 0).sum())
-    n = up + down
+    n = up + down  # the pairs that differ; the others are ties
     wins, losses = (up, down) if better == "higher" else (down, up)
     if n:
         p_for = stats.binomtest(wins, n, 0.5, alternative="greater").pvalue
         p_against = stats.binomtest(losses, n, 0.5, alternative="greater").pvalue
     else:
-        p_for = p_against = math.nan
+        p_for = p_against = 1.0
     med = float(np.median(d[~np.isnan(d)])) if (~np.isnan(d)).any() else math.nan
     est = med if math.isfinite(med) else math.nan
-    ties = int(np.isnan(d).sum() + (d == 0).sum())
-    text = (f"{better} in {wins} of {n} pairs, the other way in {losses} (sign test: a "
-            f"diverged run counts as the worst value{f'; {ties} tied' if ties else ''}; n={n})")
-    return Decision(decide(p_for, p_against, n), p_for, p_against, est, math.nan, math.nan, n,
-                    text)
+    text = (f"{better} in {wins} of {len(d)} pairs, the other way in {losses}, "
+            f"{len(d) - n} tied (sign test: {why}; n={len(d)})")
+    return Decision(decide(p_for, p_against, len(d)), p_for, p_against, est, math.nan,
+                    math.nan, len(d), text)
 
 
 def bounds(s: Sample, low: float, high: float, inside: bool = True,

@@ -104,7 +104,7 @@ def test_dask_local_cluster_with_a_worker_killed_mid_unit_gives_the_local_result
         watcher.join()
     assert killed, "no worker was killed while it computed a unit"
     assert_same_results(local, tmp_path / "dask")
-    units = list((tmp_path / "dask" / ".dnnbench-units").rglob("*.pkl"))
+    units = list((tmp_path / "dask" / ".dnnbench-units").rglob("*.unit"))
     assert len(units) == N_UNITS  # each unit saved once, by the client
     meta = json.loads((tmp_path / "dask" / "tiny-synthetic-meta.json").read_text())
     assert meta["executor"] == "dask"
@@ -219,7 +219,33 @@ def test_merge_refuses_conflicting_rows_and_other_settings(local, tmp_path):
     r = runner.invoke(app, ["merge", str(local), str(tmp_path / "changed"), "--out",
                             str(tmp_path / "m")])
     one_line_refusal(r, "conflicting rows: arm=")
-    assert "final_test_accuracy" in r.output
+    assert "final_test_accuracy" in r.output and "--tolerance 1e-5" in r.output
+
+    def rounded(runs, meta):  # float32 rounding: a run as lanes and as its own program
+        runs["final_test_accuracy"] *= 1 + 3e-7
+        return runs
+
+    shutil.copytree(local, tmp_path / "rounded")
+    _rewrite(tmp_path / "rounded", rounded)
+    args = ["merge", str(local), str(tmp_path / "rounded"), "--out"]
+    one_line_refusal(runner.invoke(app, [*args, str(tmp_path / "m")]), "conflicting rows")
+    r = runner.invoke(app, [*args, str(tmp_path / "m"), "--tolerance", "1e-5"])
+    assert r.exit_code == 0, r.output
+    shutil.rmtree(tmp_path / "m")
+    # ... but not a real difference
+    r = runner.invoke(app, ["merge", str(local), str(tmp_path / "changed"), "--out",
+                            str(tmp_path / "m"), "--tolerance", "1e-5"])
+    one_line_refusal(r, "conflicting rows: arm=")
+
+    def other_code(runs, meta):  # a part made by edited code
+        meta["code"] = "0" * 16
+        return runs
+
+    shutil.copytree(local, tmp_path / "edited")
+    _rewrite(tmp_path / "edited", other_code)
+    r = runner.invoke(app, ["merge", str(local), str(tmp_path / "edited"), "--out",
+                            str(tmp_path / "m")])
+    one_line_refusal(r, "made with other settings (they differ in: code)")
 
     def other_budget(runs, meta):
         meta["config"]["base"]["max_steps"] = 999

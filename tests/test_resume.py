@@ -54,7 +54,7 @@ def test_units_are_saved_and_skipped_on_resume(tmp_path):
     units = [fake_unit(i, calls) for i in range(4)]
     runs, curves = U.run_units(units, store_at(tmp_path))
     assert calls == [0, 1, 2, 3]
-    assert len(list(store_at(tmp_path).dir.glob("*.pkl"))) == 4
+    assert len(list(store_at(tmp_path).dir.glob("*.unit"))) == 4
     calls.clear()
     runs2, curves2 = U.run_units([fake_unit(i, calls) for i in range(4)], store_at(tmp_path))
     assert calls == []  # nothing recomputed
@@ -217,7 +217,7 @@ def start_sweep(out: Path) -> subprocess.Popen:
 
 def wait_for_units(proc: subprocess.Popen, unit_dir: Path, k: int, timeout: float = 150) -> None:
     t0 = time.monotonic()
-    while len(list(unit_dir.glob("*.pkl"))) < k:
+    while len(list(unit_dir.glob("*.unit"))) < k:
         if proc.poll() is not None:
             raise AssertionError(f"finished before {k} units were saved:\n{proc.stderr.read()}")
         if time.monotonic() - t0 > timeout:
@@ -247,7 +247,7 @@ def test_sigkilled_subprocess_resumes_to_identical_files(reference, tmp_path):
     proc.kill()
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    saved = len(list(unit_dir(out).glob("*.pkl")))
+    saved = len(list(unit_dir(out).glob("*.unit")))
     assert k <= saved < N_UNITS
     assert not (out / "depth-sweep-digits-runs.csv").exists()  # no partial result files
     res = CliRunner().invoke(app, [*SWEEP, "--out", str(out)])  # the same command again
@@ -259,7 +259,7 @@ def test_sigkilled_subprocess_resumes_to_identical_files(reference, tmp_path):
 def seed_units(reference: Path, out: Path, keep: int) -> None:
     """Start ``out`` as if an earlier run had saved ``keep`` of the reference's units."""
     unit_dir(out).mkdir(parents=True)
-    for p in sorted(unit_dir(reference).glob("*.pkl"))[:keep]:
+    for p in sorted(unit_dir(reference).glob("*.unit"))[:keep]:
         shutil.copy2(p, unit_dir(out) / p.name)
 
 
@@ -274,7 +274,7 @@ def test_signal_exits_130_says_what_was_saved_then_resumes(reference, tmp_path, 
 
     def killer():
         t0 = time.monotonic()
-        while len(list(unit_dir(out).glob("*.pkl"))) <= keep and time.monotonic() - t0 < 120:
+        while len(list(unit_dir(out).glob("*.unit"))) <= keep and time.monotonic() - t0 < 120:
             time.sleep(0.01)
         os.kill(os.getpid(), sig)
 
@@ -289,7 +289,7 @@ def test_signal_exits_130_says_what_was_saved_then_resumes(reference, tmp_path, 
         signal.signal(sig, previous)
     assert not late, "the signal arrived after the sweep had finished"
     assert res.exit_code == 130, res.output
-    saved = len(list(unit_dir(out).glob("*.pkl")))
+    saved = len(list(unit_dir(out).glob("*.unit")))
     assert saved < N_UNITS
     flat = " ".join(res.stderr.split())
     assert f"Interrupted: {saved}/{N_UNITS} units are saved in {unit_dir(out)}" in flat
@@ -304,7 +304,7 @@ def test_signal_exits_130_says_what_was_saved_then_resumes(reference, tmp_path, 
 def test_damaged_unit_file_is_recomputed_with_a_warning(reference, tmp_path):
     out = tmp_path / "out"
     seed_units(reference, out, N_UNITS)
-    victim = min(unit_dir(out).glob("*.pkl"))
+    victim = min(unit_dir(out).glob("*.unit"))
     victim.write_bytes(b"garbage")
     res = CliRunner().invoke(app, [*SWEEP, "--out", str(out)])
     assert res.exit_code == 0, res.output

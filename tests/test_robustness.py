@@ -213,7 +213,10 @@ def test_unusable_out_is_refused_before_any_work(tmp_path, monkeypatch, where):
         monkeypatch.setattr(files.os, "access", lambda p, mode: False if Path(p) == tmp_path / "ro"
                             else real(p, mode))
     trained = []
-    monkeypatch.setattr(U, "run_units", lambda *a, **k: trained.append(1))
+    # (the session's own name: patching the units module's while the session is first
+    # imported would bind the stub there for every later test of this worker)
+    from dnnbench.run import session
+    monkeypatch.setattr(session, "run_units", lambda *a, **k: trained.append(1))
     res = invoke(*SWEEP, "--out", out)
     one_line_error(res, 2, f"--out {out}", {"file": "is a file, not a folder",
                                             "below a file": "is a file",
@@ -262,7 +265,7 @@ def test_disk_full_while_writing_results_exits_1_and_keeps_the_units(tmp_path, m
     res = invoke(*SWEEP, "--out", out)
     one_line_error(res, 1, "No space left on device", "1/1 units are saved",
                    after_progress=True)
-    assert len(list(out.rglob("*.pkl"))) == 1  # the finished unit is kept
+    assert len(list(out.rglob("*.unit"))) == 1  # the finished unit is kept
     assert not (out / RUNS).exists() and not (out / META).exists()
     no_partial_files(out)
     monkeypatch.undo()
@@ -276,13 +279,13 @@ def test_disk_full_while_saving_a_unit_exits_1_with_one_line(tmp_path, monkeypat
     res = invoke(*SWEEP, "--out", out)
     one_line_error(res, 1, f"writing to {out} failed", "No space left on device",
                    "0/1 units are saved", after_progress=True)
-    assert not list(out.rglob("*.pkl")) and not (out / RUNS).exists()
+    assert not list(out.rglob("*.unit")) and not (out / RUNS).exists()
     no_partial_files(out)
 
 
 def test_a_unit_path_that_is_a_folder_gives_one_line(swept, tmp_path):
     out = copy_of(swept, tmp_path)
-    (unit,) = out.rglob("*.pkl")
+    (unit,) = out.rglob("*.unit")
     unit.unlink()
     unit.mkdir()
     one_line_error(invoke(*SWEEP, "--out", out), 1, "writing to", "Is a directory",

@@ -5,9 +5,12 @@ of a grid given with ``--set``) are combined by experiment and data set. Parts a
 experiment" when their metadata agree on everything but what says which arms and seeds ran:
 the experiment, the data set (its fingerprint), ``--quick``, the configuration apart from the
 factors' levels and the number of seeds (base settings, reference, factor names...), the
-dnnbench, jax, jaxlib, flax and optax versions and the backend and device kind. A run
-(arm + seed) present in several parts must have the same numbers there (timing columns and the
-program bookkeeping aside) and is kept once; anything else is refused with one line, exit 2.
+dnnbench, jax, jaxlib, flax and optax versions, the backend and device kind, and the code
+that trained them (the ``code`` fingerprint of the metadata). A run (arm + seed) present in
+several parts must have the same numbers there (timing columns and the program bookkeeping
+aside; ``--tolerance``: floats within a relative difference, for the float32 rounding between
+a run as lanes of one program and as its own) and is kept once; anything else is refused with
+one line, exit 2.
 Rows keep the order of the folders given; programs are numbered anew across the parts.
 """
 
@@ -63,11 +66,17 @@ def _differs(a: dict, b: dict) -> str:
     return ", ".join(keys)
 
 
-def _same(x, y) -> bool:
+def _same(x, y, tolerance: float = 0.0) -> bool:
+    """Equal values (both missing counts as equal); with ``tolerance``, floats within that
+    relative difference too."""
+    import math
+
     import pandas as pd
 
     if pd.isna(x) and pd.isna(y):
         return True
+    if tolerance and isinstance(x, float) and isinstance(y, float):
+        return math.isclose(x, y, rel_tol=tolerance)
     return x == y
 
 
@@ -101,13 +110,14 @@ def _merge_definition(docs: list[dict]) -> dict:
     return doc
 
 
-def merge_sets(sets: list[tuple]):
+def merge_sets(sets: list[tuple], tolerance: float = 0.0):
     """[(folder, runs, curves, meta[, layers])] of one experiment and data set -> (runs,
     curves, meta, layers); the per-layer diagnostics (``layers``) are merged like the curves
     when every part has them (None otherwise).
 
     ValueError (one line) for parts of different experiments or settings, other columns, or
-    conflicting rows."""
+    conflicting rows (numbers that differ; with ``tolerance``, by more than that relative
+    difference: float32 rounding between lanes and separate programs is ~1e-6)."""
     import pandas as pd
 
     first_dir, first_runs, _, first_meta = sets[0][:4]
@@ -133,11 +143,16 @@ def merge_sets(sets: list[tuple]):
             k = tuple(row[c] for c in keys)
             if k in seen:
                 where, prev = seen[k]
-                bad = [c for c in compared if not _same(row[c], prev[c])]
+                bad = [c for c in compared if not _same(row[c], prev[c], tolerance)]
                 if bad:
                     name = ", ".join(f"{c}={v}" for c, v in zip(keys, k, strict=True))
+                    hint = ("" if tolerance else "; if they differ only by float32 rounding "
+                            "(the same run as lanes of one program and as its own program), "
+                            "merge with --tolerance 1e-5")
                     raise ValueError(f"conflicting rows: {name} differs in {', '.join(bad[:3])} "
-                                     f"between {where} and {folder}")
+                                     f"(" + ", ".join(f"{prev[c]!r} vs {row[c]!r}"
+                                                      for c in bad[:3])
+                                     + f") between {where} and {folder}{hint}")
                 continue
             seen[k] = (folder, row)
             keep.append(i)
@@ -192,10 +207,15 @@ def merge(
                                       help="Folder for the merged result set.")],
     force: Annotated[bool, typer.Option("--force", show_default=False,
                                         help="Replace a result set already in --out.")] = False,
+    tolerance: Annotated[float, typer.Option(
+        min=0.0, max=0.01, help="Accept a run present in several parts whose numbers differ by "
+        "at most this relative difference (e.g. 1e-5: float32 rounding between lanes and "
+        "separate programs); 0: exactly equal.")] = 0.0,
 ) -> None:
     """Combine result folders produced separately into one result set (per experiment and
     data set). Parts must be of the same experiment and settings (the factors' levels and the
-    seeds may differ); a run present in several parts must have the same numbers. Example:
+    seeds may differ) and by the same code; a run present in several parts must have the same
+numbers (--tolerance: within a relative difference). Example:
     dnnbench merge part-a part-b --out whole"""
     import types
     from collections import defaultdict
@@ -233,7 +253,7 @@ def merge(
             usage_error(f"{experiment} on {dataset} is only in {sets[0][0]}: nothing to merge "
                         "it with")
         try:
-            merged[(experiment, dataset)] = merge_sets(sets)
+            merged[(experiment, dataset)] = merge_sets(sets, tolerance)
         except ValueError as e:
             usage_error(str(e))
     check_writable_folder(out, "--out")

@@ -25,7 +25,7 @@ from dnnbench.results.runfolder import (
     settings_digest,
 )
 from dnnbench.run.executors import ExecutionFailed
-from dnnbench.run.units import UnitStore, count_saved, run_units
+from dnnbench.run.units import UnitStore, code_fingerprint, count_saved, run_units
 from dnnbench.train.arm import enable_compile_cache
 
 
@@ -141,7 +141,7 @@ def _run_locked(experiment: str, units, data, out, *, fresh: bool, meta: dict, s
             runs, curves, extra_meta, *more = finalize(runs, curves)
             meta = {**meta, **extra_meta}
             tables = more[0] if more else {}
-        full_meta = {"command": command, "started": started,
+        full_meta = {"command": command, "code": code_fingerprint(), "started": started,
                      "resumed": resumed, "finished": result_io.now(), "settings_digest": digest,
                      "executor": getattr(executor, "name", "local"), **meta}
         if requested:

@@ -14,7 +14,7 @@ share one model A. It is keyed by everything that determines its numbers (:meth:
 - the versions of jax, jaxlib, flax and optax, the backend and device kind, x64 and XLA_FLAGS.
 
 When a unit finishes, its DataFrames are saved atomically (temp file + rename) under
-``<out>/.dnnbench-units/<experiment>-<dataset>/<key>.pkl``, with a header that carries the
+``<out>/.dnnbench-units/<experiment>-<dataset>/<key>.unit``, with a header that carries the
 SHA-256 of the payload, and the payload the full key material. A file that is damaged, of
 another format, or whose material differs from the unit's is recomputed, never trusted.
 Re-running the same command skips finished units, so the final files equal those of an
@@ -30,7 +30,6 @@ import hashlib
 import itertools
 import json
 import math
-import pickle
 import threading
 import types
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -44,13 +43,14 @@ import pandas as pd
 import dnnbench
 from dnnbench import package_root
 from dnnbench.files import atomic_write_bytes, remove_stale_temps, sha256_file
+from dnnbench.results import frames as frames_codec
 from dnnbench.train.programs import environment, source_digest
 
 # (runs, curves), or (runs, curves, layers): the per-layer diagnostics of the units that make
 # them (spec.diagnostics)
 Frames = tuple[pd.DataFrame, ...]
 
-UNIT_FORMAT = 2
+UNIT_FORMAT = 3  # 3: tables as an .npz archive with a JSON manifest, no pickle
 MAGIC = b"dnnbench-unit\n"
 # The parts of the package whose code determines a unit's numbers (paths relative to it).
 # (The data code is covered by the data set fingerprint; the experiment module of a unit by
@@ -298,7 +298,7 @@ class UnitStore:
         return self._entry(unit)[1]
 
     def path(self, unit: Unit) -> Path:
-        return self.dir / f"{self.key(unit)}.pkl"
+        return self.dir / f"{self.key(unit)}.unit"
 
     def _damaged(self, unit: Unit, path: Path, why: str) -> None:
         self.damaged.append(unit.label)
@@ -324,16 +324,14 @@ class UnitStore:
         elif hashlib.sha256(payload).digest() != digest:
             why = "is damaged (checksum mismatch)"
         else:
-            try:
-                obj = pickle.loads(payload)  # our own file, checksum verified
-                runs, curves = obj["runs"], obj["curves"]
-                extra = tuple(obj.get("extra", ()))
-                if obj.get("material") != self.key_material(unit):
+            try:  # plain arrays and JSON: loading cannot run code (dnnbench.results.frames)
+                header, tables = frames_codec.decode(payload)
+                runs, curves = tables["runs"], tables["curves"]
+                extra = tuple(tables[f"extra{i}"] for i in range(int(header.get("extra", 0))))
+                if header.get("material") != self.key_material(unit):
                     why = "belongs to another unit"
-                elif not all(isinstance(f, pd.DataFrame) for f in (runs, curves, *extra)):
-                    why = "does not hold result tables"
-            except Exception:  # noqa: BLE001 - unreadable: recomputed, never trusted
-                why = "cannot be unpickled"
+            except (ValueError, KeyError, TypeError):
+                why = "does not hold result tables"
         if why is not None:
             if report:
                 self._damaged(unit, p, why)
@@ -341,10 +339,10 @@ class UnitStore:
         return (runs, curves, *extra)
 
     def save(self, unit: Unit, frames: Frames) -> None:
-        payload = pickle.dumps({"material": self.key_material(unit), "label": unit.label,
-                                "runs": frames[0], "curves": frames[1],
-                                **({"extra": tuple(frames[2:])} if len(frames) > 2 else {})},
-                               protocol=pickle.HIGHEST_PROTOCOL)
+        tables = {"runs": frames[0], "curves": frames[1],
+                  **{f"extra{i}": f for i, f in enumerate(frames[2:])}}
+        payload = frames_codec.encode(tables, {"material": self.key_material(unit),
+                                               "label": unit.label, "extra": len(frames) - 2})
         atomic_write_bytes(self.path(unit), MAGIC + hashlib.sha256(payload).digest() + payload)
 
     def has(self, unit: Unit) -> bool:
@@ -358,7 +356,7 @@ class UnitStore:
 
     def clear(self) -> None:
         """Delete every unit file of this experiment and data set."""
-        for p in self.dir.glob("*.pkl"):
+        for p in (*self.dir.glob("*.unit"), *self.dir.glob("*.pkl")):  # (.pkl: format 2)
             p.unlink()
 
 

@@ -13,6 +13,11 @@ def _num(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
 
 
+def clean_json(obj):
+    """``obj`` with non-finite floats as null and NumPy scalars as Python numbers."""
+    return _clean(obj)
+
+
 def _clean(obj):
     if isinstance(obj, dict):
         return {k: _clean(v) for k, v in obj.items()}

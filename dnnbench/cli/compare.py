@@ -77,6 +77,11 @@ def compare(
         help="... or final test accuracy falls by more than this (0.01 = 1 point).")] = 0.01,
     alpha: Annotated[float, typer.Option(
         help="One-sided significance level of the regression tests.")] = 0.01,
+    as_json: Annotated[bool, typer.Option(
+        "--json", show_default=False,
+        help="Print the comparison on stdout as one JSON object instead of the tables "
+             "(schema dnnbench-compare: a, b, thresholds, and per experiment and data set "
+             "the settings that differ, every arm's numbers and verdicts).")] = False,
 ) -> None:
     """Compare two stored runs of the same experiment arm by arm: B against A.
 
@@ -114,7 +119,7 @@ def compare(
         usage_error(f"A and B hold no results of the same experiment and data set (A: "
                     f"{names[0]}; B: {names[1]})")
     th = Thresholds(max_steps_ratio, max_accuracy_drop, alpha)
-    reports = []
+    reports, docs = [], []
     for exp, ds in common:
         (fa, ra, ma), (fb, rb, mb) = sets[0][exp, ds], sets[1][exp, ds]
         note = _settings_note(ma, mb)
@@ -126,12 +131,27 @@ def compare(
         except IncompatibleRuns as e:
             usage_error(f"cannot compare {fa} with {fb}: {e}")
         reports.append(report)
+        docs.append({"experiment": exp, "dataset": ds, "a": str(fa), "b": str(fb),
+                     "settings_differ": note, **report.to_dict()})
+        if as_json:
+            continue
         status = "no regression" if report.passed else f"{len(report.regressions)} regression(s)"
         out_console().print(check_table(report, exp, ds, names=("A", "B"), title=(
             f"{exp} on {ds}: B ({fb}, {report.n_current_seeds} seeds per arm) vs A ({fa}, "
             f"{report.n_baseline_seeds}): {status}")))
     n_reg = sum(len(r.regressions) for r in reports)
     n_imp = sum(len(r.improvements) for r in reports)
+    if as_json:
+        import json
+
+        from dnnbench.check.report import clean_json
+
+        print(json.dumps(clean_json({
+            "schema": "dnnbench-compare", "schema_version": 1, "a": str(a), "b": str(b),
+            "thresholds": {"max_steps_ratio": max_steps_ratio,
+                           "max_accuracy_drop": max_accuracy_drop, "alpha": alpha},
+            "regressions": n_reg, "improvements": n_imp, "comparisons": docs}),
+            indent=1, ensure_ascii=False))
     err_console().print(f"compare: {n_reg} regression(s), {n_imp} improvement(s)",
                         highlight=False)
     raise typer.Exit(1 if fail_on_regression and n_reg else 0)

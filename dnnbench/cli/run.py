@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Annotated
@@ -45,6 +46,12 @@ def run(
         help="Say what the run would do (arms, lanes, compiled programs, units, a lower "
              "estimate of the largest program's memory) and stop: nothing is trained or "
              "written.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", show_default=False,
+        help="Print the results on stdout as one JSON object instead of the tables (schema "
+             "dnnbench-run: experiment, dataset, files, arms: one object per arm with its "
+             "summary numbers, claims: the file's claims; with --dry-run, dnnbench-dry-run). "
+             "Progress and messages stay on stderr.")] = False,
 ) -> None:
     """Run an experiment file: its grid of arms x paired seeds, then the summary and claims.
 
@@ -77,6 +84,11 @@ def run(
                                 one_program_per_arm=one_program_per_arm)
         except (definition.ExperimentError, ValueError) as e:
             usage_error(str(e))
+        if as_json:
+            _print_json({"schema": "dnnbench-dry-run", "schema_version": 1,
+                         "experiment": exp.name, "dataset": data.name, "quick": quick,
+                         **dataclasses.asdict(planned)})
+            return
         out_console().print(f"dry run of {exp.name} on {data.name}"
                             f"{' (--quick)' if quick else ''}:", highlight=False)
         for line in planned.lines():
@@ -88,13 +100,22 @@ def run(
             meta={"experiment_file": definition.recorded_source(exp), "quick": quick},
             one_program_per_arm=one_program_per_arm, lanes_per_unit=lanes_per_unit,
             worker_data=worker_data, executor=executor, scheduler=scheduler, workers=workers,
-            slurm_param=slurm_param)
+            slurm_param=slurm_param, as_json=as_json)
+
+
+def _print_json(doc: dict) -> None:
+    import json
+
+    from dnnbench.check.report import clean_json
+
+    print(json.dumps(clean_json(doc), indent=1, ensure_ascii=False))
 
 
 def execute(exp, data, n_seeds: int, out: Path, *, fresh: bool = False, force: bool = False,
             plot: bool = False, meta: dict | None = None, one_program_per_arm: bool = False,
             lanes_per_unit: int | None = None, worker_data=None, executor: str = "local",
-            scheduler=None, workers=None, slurm_param=None, timing: bool | str = True):
+            scheduler=None, workers=None, slurm_param=None, timing: bool | str = True,
+            as_json: bool = False):
     """Train ``exp`` (its arms x ``n_seeds`` paired seeds, on ``data``) with its protocol,
     resumably into ``out``, then print the summary and claims (and, with ``plot``, write the
     figures). Shared by `dnnbench run` and the commands that are presets over a packaged
@@ -143,7 +164,7 @@ def execute(exp, data, n_seeds: int, out: Path, *, fresh: bool = False, force: b
                 break
             stage += 1
             exp = _next_stage(exp, runs, stage)
-    show_results(exp, runs, curves, paths, data.name, plot)
+    show_results(exp, runs, curves, paths, data.name, plot, as_json=as_json)
     return runs, curves, paths
 
 
@@ -160,7 +181,8 @@ def _plugins(exp) -> dict[str, dict]:
     return plugins_of(values)
 
 
-def show_results(exp, runs, curves, paths: dict, dataset: str, plot: bool) -> None:
+def show_results(exp, runs, curves, paths: dict, dataset: str, plot: bool,
+                 as_json: bool = False) -> None:
     """Print the summary (or a search's tables) and the file's claims; with ``plot``, write
     the experiment's figures next to the results (dnnbench.report.figure_kinds). Shared by
     `dnnbench run` and the commands that are presets over a packaged file."""
@@ -172,6 +194,11 @@ def show_results(exp, runs, curves, paths: dict, dataset: str, plot: bool) -> No
     from dnnbench.results.io import read_layers
 
     layers = read_layers(paths["runs"]) if "layers" in paths else None
+    if as_json:
+        _print_json(run_json(exp, runs, layers, paths, dataset))
+        if plot:
+            save(FigureInput(exp, runs, curves, layers, dataset), paths["runs"])
+        return
     console = out_console()
     if exp.search is not None:
         from dnnbench.report.search import search_tables
@@ -189,6 +216,24 @@ def show_results(exp, runs, curves, paths: dict, dataset: str, plot: bool) -> No
             typer.echo("Figures: " + ", ".join(str(p) for p in written), err=True)
         else:
             warn("no figure: no factor varies and the results hold nothing to draw")
+
+
+def run_json(exp, runs, layers, paths: dict, dataset: str) -> dict:
+    """The dnnbench-run document (schema_version 1): the experiment and data set, the files
+    written, one object per arm (its factor levels, seeds, the summary's numbers: medians,
+    means and 95% intervals, the comparison with the reference), and the file's claims (id,
+    claim, verdict, effect, low, high, n, effects). Non-finite numbers are null."""
+    from dnnbench.analysis.claims import check_claims
+    from dnnbench.analysis.summary import summarize
+
+    arms = (summarize(exp, runs).to_dict(orient="records") if exp.search is None
+            else runs.to_dict(orient="records"))
+    claims = check_claims(exp, runs, layers) if exp.claims else None
+    return {"schema": "dnnbench-run", "schema_version": 1, "experiment": exp.name,
+            "dataset": dataset, "seeds": int(runs["seed"].nunique()),
+            "files": {k: str(v) for k, v in paths.items()},
+            "arms" if exp.search is None else "runs": arms,
+            "claims": [] if claims is None else claims.to_dict(orient="records")}
 
 
 def _finalize(exp, data, units, runs, curves, *, seeds=(), timing=True):

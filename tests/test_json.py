@@ -61,3 +61,14 @@ def test_run_and_dry_run_and_compare_print_json(tmp_path):
     (one,) = cmp["comparisons"]
     assert one["experiment"] == "tiny" and one["settings_differ"] is None
     assert {m["arm"] for m in one["metrics"]} >= {"learning_rate=0.01", "learning_rate=0.1"}
+
+
+def test_the_summary_table_says_what_its_cells_are(tmp_path):
+    exp = tmp_path / "tiny.toml"
+    exp.write_text(TINY)
+    r = runner.invoke(app, ["run", str(exp), "--seeds", "2", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stdout.split())
+    assert "Kaplan-Meier median steps to 50% val accuracy [95% interval]" in text
+    assert "Other metrics: mean over the seeds [95% t interval]" in text
+    assert "Reference: learning_rate=0.01; 'vs reference': paired by seed" in text

@@ -75,11 +75,34 @@ def summary_title(exp: Experiment, summary: pd.DataFrame, dataset: str) -> str:
             "95% intervals)")
 
 
+def summary_legend(exp: Experiment) -> str:
+    """What the summary's cells are, in words: the target and its split, the intervals, the
+    reference arm."""
+    parts = []
+    if "steps_to_target" in exp.show:
+        target = exp.base.get("target")
+        split = exp.base.get("eval_split", "val")
+        what = (f"{exp.relative_target:.0%} of the best median final accuracy"
+                if exp.relative_target else f"{target:.0%}" if isinstance(target, float)
+                else "the target")
+        parts.append(f"Steps: Kaplan-Meier median steps to {what} {split} accuracy [95% "
+                     "interval] (a run that never reaches it counts as censored at its budget; "
+                     "∞: beyond the budget); reached: runs that reached it / seeds.")
+    parts.append("Other metrics: mean over the seeds [95% t interval].")
+    if exp.reference:
+        ref = ", ".join(f"{k}={v}" for k, v in exp.reference.items())
+        parts.append(f"Reference: {ref}; 'vs reference': paired by seed, a ratio of steps "
+                     "and a difference, with the verdict of its interval (5 seeds at least).")
+    return " ".join(parts)
+
+
 def summary_table(exp: Experiment, summary: pd.DataFrame, dataset: str) -> Table:
-    """The summary as a Rich table (see :func:`summary_cells`)."""
+    """The summary as a Rich table (see :func:`summary_cells`); its caption says what the
+    cells are (:func:`summary_legend`) and the experiment's question."""
     cells = summary_cells(exp, summary)
+    caption = "\n".join(x for x in (summary_legend(exp), exp.question) if x)
     t = Table(title=summary_title(exp, summary, dataset), header_style="bold",
-              title_justify="left", caption=exp.question or None, caption_justify="left")
+              title_justify="left", caption=caption or None, caption_justify="left")
     for i, c in enumerate(cells.columns):
         t.add_column(c, justify="left" if i < len(exp.factors) else "right")
     for row in cells.itertuples(index=False):

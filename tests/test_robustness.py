@@ -526,6 +526,14 @@ def _damage(out: Path, how: str) -> None:
     elif how == "cut mid-row":
         text = runs.read_text()
         runs.write_text(text[: text.rstrip("\n").rfind(",")] + "\n")
+    elif how in OUT_OF_RANGE:  # a number where one is due, but one that cannot be
+        column, value = OUT_OF_RANGE[how]
+        df = pd.read_csv(runs).astype({column: object})
+        df.loc[0, column] = value
+        df.to_csv(runs, index=False)
+    elif how == "no rows":  # (its metadata saying so too)
+        runs.write_text(runs.read_text().splitlines()[0] + "\n")
+        meta["files"]["runs"]["rows"] = 0
     if how == "files not a table":
         meta["files"] = ["runs"]
     else:
@@ -533,10 +541,23 @@ def _damage(out: Path, how: str) -> None:
     (out / META).write_text(json.dumps(meta))
 
 
+OUT_OF_RANGE = {"seed not whole": ("seed", 1.5), "negative steps": ("steps_to_target", -5),
+                "accuracy above 1": ("final_test_accuracy", 1.7),
+                "infinite step time": ("step_ms", "inf"),
+                "setting not a number": ("learning_rate", "x")}
+
+
 @pytest.mark.parametrize("how, said", [("not a number", "not numbers"),
                                        ("not a flag", "not true or false"),
                                        ("cut mid-row", "fields"),
-                                       ("files not a table", "'files' entry")])
+                                       ("files not a table", "'files' entry"),
+                                       ("seed not whole", "not a whole number >= 0 (1.5"),
+                                       ("negative steps", "not a whole number >= 0 (-5"),
+                                       ("accuracy above 1", "not in [0, 1] (1.7"),
+                                       ("infinite step time", "not a finite number >= 0 (inf"),
+                                       ("setting not a number", "'learning_rate' holds values "
+                                                                "that are not numbers"),
+                                       ("no rows", "has no runs")])
 def test_a_damaged_result_table_is_refused_by_every_reader(swept, tmp_path, how, said):
     out = copy_of(swept, tmp_path)
     _damage(out, how)

@@ -229,6 +229,8 @@ def _read_checked_csv(path: Path, meta: dict, kind: str,
     if missing:
         raise SchemaError(f"{path}: missing columns: {', '.join(missing)}")
     if kind == "runs":
+        if df.empty:
+            raise SchemaError(f"{path}: has no runs")
         check_types(df, path)
     return df
 
@@ -262,13 +264,31 @@ NUMBER_COLUMNS = ("seed", "steps_to_target", "max_steps", "steps_done", "step_ms
                   "final_test_loss")
 FLAG_COLUMNS = ("reached", "diverged")
 FLAG_TEXT = ("true", "false", "1", "0", "yes", "no")
+# what a number column may hold besides being a number: (whole numbers only, lowest, highest);
+# missing values are allowed everywhere, infinite losses too (a diverged run's)
+_COUNT, _ACCURACY, _COST = (True, 0, None), (False, 0.0, 1.0), (False, 0.0, None)
+RANGES = {"seed": _COUNT, "steps_to_target": _COUNT, "max_steps": _COUNT, "steps_done": _COUNT,
+          **dict.fromkeys(("final_eval_accuracy", "best_eval_accuracy", "final_test_accuracy"),
+                          _ACCURACY),
+          **dict.fromkeys(("step_ms", "compile_s", "eval_ms", "time_to_target_s"), _COST),
+          **dict.fromkeys(("final_eval_loss", "final_train_loss", "final_test_loss"), _COST)}
+
+
+def _numeric_settings() -> tuple[str, ...]:
+    from dnnbench.definition.settings import PROTOCOL_SETTINGS, SETTINGS
+
+    return tuple(k for k, v in {**SETTINGS, **PROTOCOL_SETTINGS}.items()
+                 if v.kind in ("int", "float"))
 
 
 def check_types(df: pd.DataFrame, path: Path) -> None:
-    """SchemaError (one line) for a value of a number column that is neither a number nor
-    empty, or of a flag column that is not true/false (a damaged or hand-edited file): every
-    reader refuses it, none reads it as data."""
-    for c in (*NUMBER_COLUMNS, *FLAG_COLUMNS):
+    """SchemaError (one line) for a value of a number column (the metrics, and the columns of
+    numeric run settings) that is neither a number nor empty, or out of its range (a seed or
+    a step count that is not a whole number >= 0, an accuracy outside [0, 1], a negative time
+    or loss), or of a flag column that is not true/false (a damaged or hand-edited file):
+    every reader refuses it, none reads it as data."""
+    numeric = (*NUMBER_COLUMNS, *(c for c in _numeric_settings() if c not in NUMBER_COLUMNS))
+    for c in (*numeric, *FLAG_COLUMNS):
         if c not in df.columns:
             continue
         given = df[c].notna() & df[c].astype(str).str.strip().ne("")
@@ -281,6 +301,22 @@ def check_types(df: pd.DataFrame, path: Path) -> None:
         if not ok.all():
             raise SchemaError(f"{path}: column {c!r} holds values that are not {what} "
                               f"({df.loc[~ok, c].iloc[0]!r} in {int((~ok).sum())} row(s))")
+        if c in RANGES:
+            whole, low, high = RANGES[c]
+            x = pd.to_numeric(df[c], errors="coerce")
+            finite = x[x.notna() & (x.abs() != float("inf"))]
+            bad = (finite < low) | (finite > high if high is not None else False)
+            if whole:
+                bad |= finite != finite.round()
+            infinite = x[x.abs() == float("inf")]
+            if c not in ("final_eval_loss", "final_train_loss", "final_test_loss"):
+                bad = pd.concat([bad, pd.Series(True, index=infinite.index)])
+            if bad.any():
+                rule = ("a whole number >= 0" if whole else f"in [{low:g}, {high:g}]"
+                        if high is not None else f"a finite number >= {low:g}")
+                raise SchemaError(f"{path}: column {c!r} holds values that are not {rule} "
+                                  f"({float(x[bad[bad].index].iloc[0]):g} in "
+                                  f"{int(bad.sum())} row(s))")
 
 
 def read_results(runs_path: str | Path, required: list[str] | tuple[str, ...] = ()):

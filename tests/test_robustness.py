@@ -555,8 +555,7 @@ OUT_OF_RANGE = {"seed not whole": ("seed", 1.5), "negative steps": ("steps_to_ta
                                        ("negative steps", "not a whole number >= 0 (-5"),
                                        ("accuracy above 1", "not in [0, 1] (1.7"),
                                        ("infinite step time", "not a finite number >= 0 (inf"),
-                                       ("setting not a number", "'learning_rate' holds values "
-                                                                "that are not numbers"),
+                                       ("setting not a number", "'learning_rate' holds values that are not numbers"),
                                        ("no rows", "has no runs")])
 def test_a_damaged_result_table_is_refused_by_every_reader(swept, tmp_path, how, said):
     out = copy_of(swept, tmp_path)

@@ -415,12 +415,13 @@ def load_plugin(path: str, what: str):
     import os
     import sys
 
+    what = f"{what} plug-in" if what else "plug-in"
     module, _, attr = path.partition(":")
     if not module or not attr:
-        raise ValueError(f"{what} plug-in {path!r}: name it package.module:factory (importable "
+        raise ValueError(f"{what} {path!r}: name it package.module:factory (importable "
                          "from the current directory or installed) or path/to/file.py:factory")
     if _plugin_file(module) and not os.path.isfile(os.path.expanduser(module)):
-        raise ValueError(f"{what} plug-in {path!r}: no such file {module}")
+        raise ValueError(f"{what} {path!r}: no such file {module}")
     try:
         if _plugin_file(module):
             obj = _import_file(module)
@@ -428,13 +429,15 @@ def load_plugin(path: str, what: str):
             if os.getcwd() not in sys.path:
                 sys.path.append(os.getcwd())
             obj = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
     except Exception as e:  # noqa: BLE001 - any import failure is the user's to fix
-        raise ValueError(f"{what} plug-in {path!r} cannot be imported: "
+        raise ValueError(f"{what} {path!r} cannot be imported: "
                          f"{type(e).__name__}: {e}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{what} {path!r}: {module} has no attribute {part!r}")
+        obj = getattr(obj, part)
     if not callable(obj):
-        raise ValueError(f"{what} plug-in {path!r} is not callable")  # noqa: TRY004 (a user's input: one-line usage error)
+        raise ValueError(f"{what} {path!r} is not callable")  # noqa: TRY004 (a user's input: one-line usage error)
     return obj
 
 
@@ -468,7 +471,7 @@ def plugin_fingerprint(path: str) -> dict:
     import sys
     from pathlib import Path
 
-    load_plugin(path, "plug-in")  # imported (ValueError, one line, when it cannot be)
+    load_plugin(path, "")  # imported (ValueError, one line, when it cannot be)
     module_part = path.partition(":")[0]
     if _plugin_file(module_part):  # a file of the user's: its source, no distribution
         return {"path": path, "source": _digest_files([Path(module_part).resolve()]),

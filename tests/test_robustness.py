@@ -588,6 +588,9 @@ def test_messages_say_what_is_wrong_with_the_path_or_file(swept, tmp_path):
     (out / META).write_text('{"cut": ')
     one_line_error(invoke(*SWEEP, "--out", out), 2, "is not valid JSON", str(META))
     one_line_error(invoke("check", "--baseline", tmp_path), 2, "is a folder")
+    one_line_error(invoke("check", "--baseline", "/dev/null"), 2, "is not a regular file")
+    one_line_error(invoke("merge", swept, out, "--out", tmp_path / "m"), 2,
+                   "not a readable metadata file")
 
 
 def test_a_full_disk_at_the_lock_file_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):

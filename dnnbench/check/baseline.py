@@ -57,6 +57,9 @@ def read_baseline(csv_path: str | Path) -> tuple[pd.DataFrame, dict]:
     if csv_path.is_dir():
         raise FileNotFoundError(f"baseline {csv_path} is a folder, not a runs CSV file (name "
                                 "the file, e.g. benchmarks/baselines/smoke.csv)")
+    if csv_path.exists() and not csv_path.is_file():
+        raise FileNotFoundError(f"baseline {csv_path} is not a regular file (a device, a "
+                                "socket, ...): name a runs CSV file")
     if not csv_path.is_file():
         raise FileNotFoundError(f"baseline not found: {csv_path} (create it with "
                                 "--update-baseline)")

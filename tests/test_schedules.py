@@ -318,7 +318,18 @@ def test_lr_find_end_to_end_on_digits(tmp_path):
     assert 1e-5 < meta["suggested_lr"] < 1.0
     line = " ".join(r.output.split())
     assert "Suggested learning rate" in line and "/ 10" in line
+    assert "Tested arm: 3 x 100 relu" in line and "momentum (momentum 0.9)" in line
     assert (tmp_path / "lr-find-optimizer-comparison-digits-loss-vs-lr.png").exists()
+    # the report has a section for it: the arm, the suggestion, the table and the figure
+    from dnnbench.report.html import build_report, render_html
+
+    report = build_report(tmp_path)
+    (section,) = report.sections
+    assert section.title == "Learning-rate range test: optimizer-comparison — digits"
+    assert section.bullets[0].startswith("Tested arm: 3 x 100 relu")
+    assert f"{meta['suggested_lr']:.3g}" in section.bullets[1]
+    assert len(section.figures) == 1 and section.figures[0].png[:4] == b"\x89PNG"
+    assert "Per seed (2 seeds)" in render_html(report)
 
 
 @pytest.mark.parametrize("args,message", [

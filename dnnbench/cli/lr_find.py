@@ -102,6 +102,8 @@ def lr_find(
         t.add_row(str(r["seed"]), f"{r['turning_lr']:.3g}", f"{r['suggested_lr']:.3g}",
                   str(r["steps_done"]), "yes" if r["diverged"] else "no")
     console.print(t)
+    console.print(f"Tested arm: {lrf.arm_words(settings)} (the reference arm of {exp.name})",
+                  highlight=False)
     console.print(f"Suggested learning rate: {s.suggested_lr:.3g} (all seeds; the loss starts "
                   f"to climb at {s.turning_lr:.3g})", highlight=False)
     console.print(f"Rule: {lrf.RULE}.", highlight=False)

@@ -30,6 +30,7 @@ from dnnbench.report.document import (
     summary_lines,
 )
 from dnnbench.report.generic import report_section
+from dnnbench.report.lr_find import lr_find_section
 from dnnbench.report.markdown import render_markdown
 from dnnbench.results.io import SchemaError, find_results
 from dnnbench.results.resultset import ResultSet, load_result
@@ -48,10 +49,14 @@ VERDICT_CLASSES = {
 }
 
 GENERIC_KEY = "experiment_definition"  # the metadata of `dnnbench run` results
+LR_FIND_KEY = "suggested_lr"  # the metadata of `dnnbench lr-find` results
 
 
 def _section(rs: ResultSet, render_figures: bool) -> Section:
-    """Any experiment's section: one builder for every result set with a definition."""
+    """Any experiment's section: one builder for every result set with a definition, and
+    the range test's for `dnnbench lr-find` results."""
+    if GENERIC_KEY not in rs.meta:
+        return lr_find_section(rs, render_figures)
     return report_section(rs, render_figures)
 
 
@@ -113,7 +118,7 @@ def build_report(results_dir: str | Path, render_figures: bool = True,
     sets, skipped = [], []
     for _, _, p in find_results(results_dir):
         rs = load_result(p, require_known=False)
-        if GENERIC_KEY in rs.meta:
+        if GENERIC_KEY in rs.meta or LR_FIND_KEY in rs.meta:
             sets.append(rs)
         else:
             skipped.append(f"{p.name} (experiment {rs.experiment!r})")

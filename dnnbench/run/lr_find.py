@@ -96,6 +96,24 @@ def arm_settings(exp, overrides: Mapping[str, Any]) -> dict[str, Any]:
     raise AssertionError("the reference arm is one of the grid's")  # pragma: no cover
 
 
+def arm_words(settings: Mapping[str, Any]) -> str:
+    """The arm a range test tested, in words: e.g. "3 x 100 relu (he-normal init), momentum
+    0.9, constant schedule, batch 32"."""
+    widths = settings.get("widths") or [settings.get("width", 100)] * int(
+        settings.get("depth", 1))
+    net = (f"{len(widths)} x {widths[0]}" if len(set(widths)) == 1
+           else "-".join(str(w) for w in widths))
+    opt = str(settings.get("optimizer", "sgd"))
+    coefs = ", ".join(f"{k} {settings[k]:g}" for k in ("momentum", "b1", "b2", "weight_decay")
+                      if isinstance(settings.get(k), int | float))
+    extra = [f"{settings['norm']} norm" for _ in [0] if settings.get("norm", "none") != "none"]
+    return ", ".join([f"{net} {settings.get('activation', 'relu')} "
+                      f"({settings.get('init', 'default')} init)", *extra,
+                      f"{opt}{f' ({coefs})' if coefs else ''}",
+                      f"{settings.get('schedule', 'constant')} schedule",
+                      f"batch {settings.get('batch_size', 32)}"])
+
+
 def range_spec(settings: Mapping[str, Any], n_train: int, *, min_lr: float, max_lr: float,
                steps: int, where: str):
     """The RunSpec of the range test of an arm: its schedule (and the schedule's parameters)

@@ -318,7 +318,7 @@ def test_lr_find_end_to_end_on_digits(tmp_path):
     assert 1e-5 < meta["suggested_lr"] < 1.0
     line = " ".join(r.output.split())
     assert "Suggested learning rate" in line and "/ 10" in line
-    assert "Tested arm: 3 x 100 relu" in line and "momentum (momentum 0.9)" in line
+    assert "Tested arm: 3 x 100 relu" in line and "momentum, constant schedule" in line
     assert (tmp_path / "lr-find-optimizer-comparison-digits-loss-vs-lr.png").exists()
     # the report has a section for it: the arm, the suggestion, the table and the figure
     from dnnbench.report.html import build_report, render_html

@@ -77,9 +77,10 @@ def lr_find_section(rs, render_figures: bool = True):
                                "scale): each seed (thin), the smoothed mean, the turning point "
                                "and the suggestion.",
                                figure_bytes(lr_find_figure(curves, title))))
-    bullets = [f"Tested arm: {arm} (the reference arm of {source}).",
-               f"Suggested learning rate: {meta.get('suggested_lr', float('nan')):.3g} (the "
-               f"loss starts to climb at {meta.get('turning_lr', float('nan')):.3g}).",
+    suggested, turning = (meta.get(k, float("nan")) for k in ("suggested_lr", "turning_lr"))
+    suggestion = f"Suggested learning rate: {suggested:.3g} (the loss starts to climb at " \
+        f"{turning:.3g})."
+    bullets = [f"Tested arm: {arm} (the reference arm of {source}).", suggestion,
                f"Rule: {meta.get('rule') or RULE}."]
     if meta.get("climbed") is False:
         bullets.append("The smoothed loss did not climb before the largest rate: the "

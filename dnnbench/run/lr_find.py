@@ -107,8 +107,8 @@ def arm_words(settings: Mapping[str, Any]) -> str:
     coefs = ", ".join(f"{k} {settings[k]:g}" for k in ("momentum", "b1", "b2", "weight_decay")
                       if isinstance(settings.get(k), int | float))
     extra = [f"{settings['norm']} norm" for _ in [0] if settings.get("norm", "none") != "none"]
-    return ", ".join([f"{net} {settings.get('activation', 'relu')} "
-                      f"({settings.get('init', 'default')} init)", *extra,
+    model = f"{net} {settings.get('activation', 'relu')} ({settings.get('init', 'default')} init)"
+    return ", ".join([model, *extra,
                       f"{opt}{f' ({coefs})' if coefs else ''}",
                       f"{settings.get('schedule', 'constant')} schedule",
                       f"batch {settings.get('batch_size', 32)}"])

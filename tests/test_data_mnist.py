@@ -175,3 +175,25 @@ def test_load_reports_failed_download(data_env, monkeypatch):
     monkeypatch.setattr(mnist, "MIRRORS", {"mnist": MIRRORS})
     with pytest.raises(DataUnavailable, match=r"could not download .*two\.invalid.*--dataset dig"):
         mnist.load("mnist", opener=FakeOpener({}, broken=MIRRORS), progress=False)
+
+
+def test_decoded_arrays_are_kept_in_the_cache_and_never_trusted_blindly(tmp_path, data_env,
+                                                                       monkeypatch):
+    """The IDX files are decoded once; the next load reads the cache's copy of the arrays,
+    named by the files' hashes (other files: another copy), and a damaged copy is decoded
+    again."""
+    folder = tmp_path / "files"
+    hashes = make_mnist_files(folder, n_train=60, n_test=20)
+    first = mnist.load_folder("mnist", folder, expected_hashes=hashes, n_val=10)
+    (copy,) = (data_env / mnist.DECODED).glob("mnist-*.npz")
+    monkeypatch.setattr(mnist, "read_idx", lambda *a, **k: pytest.fail("decoded again"))
+    again = mnist.load_folder("mnist", folder, expected_hashes=hashes, n_val=10)
+    for a in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(again, a), getattr(first, a))
+        assert getattr(again, a).dtype == getattr(first, a).dtype
+    monkeypatch.undo()
+    copy.write_bytes(b"damaged")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(data_env.parent))
+    third = mnist.load_folder("mnist", folder, expected_hashes=hashes, n_val=10)
+    np.testing.assert_array_equal(third.x_train, first.x_train)
+    assert copy.stat().st_size > 100  # written again

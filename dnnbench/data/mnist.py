@@ -25,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import urllib.request
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -175,18 +177,57 @@ def _read_pair(folder: Path, images_file: str, labels_file: str) -> tuple[np.nda
     if bad.size:
         raise DataError(f"{folder / labels_file}: label {labels[bad[0]]} at index {bad[0]} is "
                         f"out of range 0..9 ({bad.size} such labels)")
-    x = images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
-    return x, labels.astype(np.int32)
+    return images.reshape(len(images), -1), labels.astype(np.int32)
+
+
+DECODED = "decoded"  # the cache's subfolder of decoded arrays
+
+
+def _decoded_path(name: str, hashes: Mapping[str, str]) -> Path:
+    """Where the decoded arrays of files with these hashes are kept (named by a digest of the
+    four hashes: other files, other arrays)."""
+    key = hashlib.sha256(json.dumps(dict(sorted(hashes.items()))).encode()).hexdigest()[:20]
+    return cache_dir() / DECODED / f"{name}-{key}.npz"
+
+
+def _read_all(name: str, folder: Path, hashes: Mapping[str, str]):
+    """(x_train, y_train, x_test, y_test), pixels scaled to [0, 1]: decoded from the IDX files
+    once (gunzip and parsing: ~1 s for MNIST) and then read from the cache's uncompressed copy
+    of the uint8 arrays, which the files' verified hashes name (``allow_pickle=False``: plain
+    arrays only). A damaged or unwritable copy is ignored (decoded again)."""
+    path = _decoded_path(name, hashes)
+    arrays = None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = tuple(z[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+        if arrays[0].dtype != np.uint8 or len(arrays[0]) != len(arrays[1]) or \
+                len(arrays[2]) != len(arrays[3]):
+            arrays = None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        arrays = None
+    if arrays is None:
+        arrays = (*_read_pair(folder, TRAIN_IMAGES, TRAIN_LABELS),
+                  *_read_pair(folder, TEST_IMAGES, TEST_LABELS))
+        try:
+            with atomic_writer(path) as out:
+                np.savez(out, **dict(zip(("x_train", "y_train", "x_test", "y_test"), arrays,
+                                         strict=True)))
+        except OSError:  # a read-only or full cache: decoded each time, as before
+            pass
+    x_train, y_train, x_test, y_test = arrays
+    scale = np.float32(255)
+    return (x_train.astype(np.float32) / scale, y_train, x_test.astype(np.float32) / scale,
+            y_test)
 
 
 def load_folder(name: str, folder: str | os.PathLike, *,
                 expected_hashes: Mapping[str, str] | None = None, n_val: int = N_VAL) -> Dataset:
-    """Load ``name`` from the four files in ``folder`` after checking their SHA-256."""
+    """Load ``name`` from the four files in ``folder`` after checking their SHA-256 (decoded
+    arrays kept in the user cache: :func:`_read_all`)."""
     _check_name(name)
     folder = Path(folder)
     hashes = verified_hashes(name, folder, expected_hashes)
-    x_train, y_train = _read_pair(folder, TRAIN_IMAGES, TRAIN_LABELS)
-    x_test, y_test = _read_pair(folder, TEST_IMAGES, TEST_LABELS)
+    x_train, y_train, x_test, y_test = _read_all(name, folder, hashes)
     if not 0 < n_val < len(x_train):
         raise DataError(f"{folder / TRAIN_IMAGES}: {len(x_train)} training images, too few for "
                         f"a validation split of {n_val}")

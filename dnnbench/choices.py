@@ -17,7 +17,14 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adam
 SCHEDULES = ("constant", "cosine", "exponential", "warmup-cosine", "power", "piecewise", "1cycle",
              "plateau")
 DATASETS = ("mnist", "fashion-mnist", "digits", "synthetic")
-FILE_DATASETS = ("mnist", "fashion-mnist")  # the ones read from (and fetched as) IDX files
+FILE_DATASETS = ("mnist", "fashion-mnist")
+
+
+def is_user_dataset(name: str) -> bool:
+    """Whether ``name`` names a user's own data set (a .npz file, or a plug-in
+    ``package.module:load`` / ``path/to/file.py:load``; :mod:`dnnbench.data.user`) rather than
+    one of :data:`DATASETS`."""
+    return name.endswith(".npz") or (":" in name and not name.startswith(":"))  # the ones read from (and fetched as) IDX files
 BN_POSITIONS = ("before", "after")
 NORMALIZATIONS = ("none", "batch", "layer", "weight", "group")  # models.norms.NORMALIZATIONS
 # the normalizations with batch statistics (running averages): models.norms batch_stats

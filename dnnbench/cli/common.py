@@ -142,15 +142,20 @@ def load_data(dataset: str | None, default: str, data_dir, **kwargs):
 
     if dataset is not None:
         from dnnbench.data import DATASETS
+        from dnnbench.data.user import is_user_dataset
 
-        check_choice(dataset, DATASETS, "--dataset")
+        if not is_user_dataset(dataset):
+            check_choice(dataset, DATASETS, "--dataset")
     try:
         return resolve_dataset(dataset, default, data_dir=data_dir,
                                on_fallback=lambda msg: warn(msg), **kwargs)
     except DataUnavailable as e:
         usage_error(str(e))
-    except DataError as e:
-        runtime_error(str(e))
+    except DataError as e:  # a user's own arrays that fail the checks are the user's input
+        from dnnbench.data.user import is_user_dataset
+
+        (usage_error if dataset is not None and is_user_dataset(dataset) else runtime_error)(
+            str(e))
     except OSError as e:  # no permission, a folder where a file should be, ...
         runtime_error(f"cannot read the data set: {e.filename or ''}{': ' if e.filename else ''}"
                       f"{e.strerror or e}")

@@ -1,6 +1,7 @@
 """Data sets: one entry point, :func:`load_dataset`, over the registry :data:`DATASETS`.
 
-Names: ``mnist`` and ``fashion-mnist`` (the canonical IDX files, looked up in ``--data-dir``,
+A user's own data: a ``.npz`` file or a plug-in ``package.module:load``
+(:mod:`dnnbench.data.user`). Names: ``mnist`` and ``fashion-mnist`` (the canonical IDX files, looked up in ``--data-dir``,
 ``$DNNBENCH_DATA_DIR``, the user cache, then downloaded; see :mod:`dnnbench.data.mnist`),
 ``digits`` (scikit-learn's bundled 8x8 digits, offline everywhere) and ``synthetic``
 (procedural, seeded, any size). :func:`resolve_dataset` adds the offline fallback (to mnist's
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from dnnbench import choices
-from dnnbench.data import digits, mnist, synthetic
+from dnnbench.data import digits, mnist, synthetic, user
 from dnnbench.data.base import DataError, Dataset, DataUnavailable
 
 __all__ = [
@@ -64,8 +65,9 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 
 
 def _check(name: str) -> None:
-    if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
+    if name not in DATASETS and not user.is_user_dataset(name):
+        raise ValueError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}, "
+                         "a file.npz or a plug-in package.module:load")
 
 
 def standardize_dataset(ds: Dataset) -> Dataset:
@@ -119,7 +121,8 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, downlo
     downloaded (the message says where it looked and what to do), DataError for corrupt files.
     """
     _check(name)
-    ds = DATASETS[name](data_dir=data_dir, download=download, **kwargs)
+    ds = (user.load_user(name) if name not in DATASETS
+          else DATASETS[name](data_dir=data_dir, download=download, **kwargs))
     return standardize_dataset(ds) if standardize else ds
 
 

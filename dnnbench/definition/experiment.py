@@ -279,9 +279,10 @@ def parse(doc: Mapping, source: str) -> Experiment:
     protocols.get(check_type(doc.get("protocol", protocols.DEFAULT), str, source, "protocol"),
                   source)
     dataset = check_type(doc.get("dataset", "mnist"), str, source, "dataset")
-    if dataset not in choices.DATASETS:
+    if dataset not in choices.DATASETS and not choices.is_user_dataset(dataset):
         fail(source, f"dataset: unknown value {dataset!r}; allowed: "
-                      f"{', '.join(choices.DATASETS)}")
+                      f"{', '.join(choices.DATASETS)}, a file.npz (relative to the folder the "
+                      "command runs in) or a plug-in package.module:load")
     seeds = _count(doc.get("seeds", 5), source, "seeds")
     base = {k: check_setting(k, v, f"{source} [base]")
             for k, v in check_type(doc.get("base", {}), dict, source, "[base]").items()}

@@ -58,3 +58,20 @@ def test_bad_timing_rounds_is_one_line(tmp_path):
     r = runner.invoke(app, ["run", str(exp), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2
     assert "timing_rounds must be a whole number from 0 to 50" in r.output
+
+
+def test_the_depth_sweep_times_in_rounds_unless_told_not_to(tmp_path):
+    """bn-depth's timing_rounds (5) apply to full runs; --quick and --timing-rounds 0 skip
+    the pass (no timing table), --timing-rounds N sets it."""
+    from dnnbench.definition import experiment as files
+
+    assert files.load("bn-depth").timing_rounds == 5
+    assert files.quick_variant(files.load("bn-depth")).timing_rounds == 0
+    base = ["depth-sweep", "--quick", "--dataset", "digits", "--depths", "1", "--seeds", "2"]
+    r = runner.invoke(app, [*base, "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "a" / "depth-sweep-digits-timing.csv").exists()
+    r = runner.invoke(app, [*base, "--timing-rounds", "2", "--out", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    timing = pd.read_csv(tmp_path / "b" / "depth-sweep-digits-timing.csv")
+    assert sorted(timing["round"].unique()) == [0, 1] and timing["arm"].nunique() == 2

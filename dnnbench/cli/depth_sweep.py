@@ -101,6 +101,11 @@ def depth_sweep(
     max_steps: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
         help=f"Step budget per run ({_default('max_steps')}).")] = None,
+    timing_rounds: Annotated[int | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False, min=0, max=50,
+        help="Rounds of interleaved step timings after training, for the step-time claims "
+             f"(default: {_FILE.get('timing_rounds', 0)}, the bn-depth file's; 0: none, "
+             "each arm's step time then comes from one timing).")] = None,
     seeds: Seeds = None,
     quick: Quick = False,
     dataset: Dataset = None,
@@ -175,6 +180,10 @@ def depth_sweep(
         bn_momentum=bn_momentum, bn_position=bn_position, bn_logits=bn_logits,
         optimizer=optimizer, learning_rate=lr, batch_size=batch_size, target=target,
         eval_every=eval_every, max_steps=max_steps)
+    if timing_rounds is not None:
+        import dataclasses
+
+        experiment = dataclasses.replace(experiment, timing_rounds=timing_rounds)
     n_seeds = experiment.seeds
     hidden = (width,) * deepest if width is not None else widths_used[:deepest]
     with within_limits():

@@ -504,10 +504,12 @@ def override(exp: Experiment, assignments: Mapping[str, Any], where: str = "--se
 
 
 def quick_variant(exp: Experiment) -> Experiment:
-    """The experiment's smoke variant (its ``[quick]`` table)."""
+    """The experiment's smoke variant (its ``[quick]`` table), without interleaved timing
+    rounds (a smoke run decides no step-time claim: they need 5 rounds)."""
     if "search" in exp.quick:
         exp = with_search(exp, {**exp.search.source, **exp.quick["search"]},
                           f"{exp.source} [quick]")
+    exp = dataclasses.replace(exp, timing_rounds=0)
     return override(exp, exp.quick.get("set", {}), f"{exp.source} [quick] set")
 
 

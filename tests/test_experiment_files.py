@@ -470,6 +470,10 @@ def test_recorded_definitions_are_checked_with_the_packaged_claims_of_now():
     fewer = dataclasses.replace(old, factors={"learning_rate": now.factors["learning_rate"]})
     assert all("activation" not in {*c.compare, *c.where, *c.against}
                for c in definition.as_packaged_now(fewer).claims)
+    # a search's claims name columns of its own table (design, against, parameter), not
+    # factors: every one is kept
+    search = definition.load("random-vs-grid")
+    assert search.claims and definition.as_packaged_now(search).claims == search.claims
 
 
 def test_a_presets_results_get_the_texts_of_the_file_it_runs():

@@ -85,7 +85,7 @@ from typing import Any
 
 from dnnbench import choices
 from dnnbench.definition import figures, protocols, search
-from dnnbench.definition.claims import claim_docs, parse_claim
+from dnnbench.definition.claims import SEARCH_TESTS, claim_docs, parse_claim
 from dnnbench.definition.settings import (
     COLUMN_ORDER,
     DEFAULT_SHOW,
@@ -246,6 +246,8 @@ def as_packaged_now(exp: Experiment, packaged: str | None = None) -> Experiment:
 def missing_factors(claim, exp: Experiment) -> list[str]:
     """The factors a claim names (compare, where, against, rank, order) that ``exp`` lacks:
     results of an earlier design of the file, on which the claim cannot be checked."""
+    if claim.test in SEARCH_TESTS:  # names columns of the search's own table, not factors
+        return []
     named = {*claim.compare, *claim.where, *claim.against,
              *(f[0] for f in (claim.rank, claim.order) if f)}
     return sorted(named - set(exp.factors))

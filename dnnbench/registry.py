@@ -442,7 +442,7 @@ def load_plugin(path: str, what: str):
 
 
 # the run settings that may name a plug-in (RunSpec fields)
-PLUGIN_SETTINGS = ("optimizer", "activation", "init", "head_init", "schedule")
+PLUGIN_SETTINGS = ("optimizer", "activation", "init", "head_init", "schedule", "model")
 
 
 def _digest_files(files) -> str:
@@ -531,6 +531,28 @@ def get_optimizer(name: str) -> Optimizer:
             f"optimizer plug-in {name!r} returned {type(tx).__name__}, not an "
                          "optax.GradientTransformation")
     return Optimizer(factory, coef, f"plug-in {name}", native_decay="weight_decay" in coef)
+
+
+@functools.cache
+def get_model(name: str) -> Callable:
+    """A model plug-in ``package.module:factory`` (or ``path/to/file.py:factory``):
+    ``factory(n_outputs)`` returns a Flax (linen) module, called as ``module(x, train=...)`` on
+    a batch of flat features (batch, features) and returning (batch, n_outputs) logits. It may
+    hold batch norm (collection ``batch_stats``) and dropout (rng ``dropout``, applied when
+    ``train``); its parameters named ``kernel`` are the kernels of the l1/l2 penalties."""
+    import flax.linen as nn
+
+    factory = load_plugin(name, "model")
+    try:
+        module = factory(2)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"model plug-in {name!r} failed when called as factory(2): "
+                         f"{type(e).__name__}: {e}") from None
+    if not isinstance(module, nn.Module):
+        raise ValueError(  # noqa: TRY004 (a user's plug-in: one-line usage error)
+            f"model plug-in {name!r} returned {type(module).__name__}, not a flax.linen "
+            "Module")
+    return factory
 
 
 @functools.cache

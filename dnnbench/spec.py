@@ -18,7 +18,10 @@ TAPERED_WIDTHS = (500, 400, 300, 200, 100, 50, 25)
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RunSpec:
     # model
-    widths: tuple[int, ...]
+    widths: tuple[int, ...]  # () for a model plug-in
+    # "mlp" (the settings below build it) or a plug-in package.module:factory (registry
+    # get_model): a structure setting that the MLP's settings do not apply to
+    model: str = "mlp"
     activation: str = "relu"
     init: str = "he-normal"
     head_init: str = "glorot-uniform"
@@ -133,6 +136,8 @@ _DEFAULTS |= {"dropout_kind": "standard", "leaky_slope": 0.01, "diagnostics": Fa
 _DEFAULTS |= {"clip": "global_norm", "inputs": "unit"}
 # the divergence rule (issue 27): off in a bare spec, as before; experiment files set it
 _DEFAULTS |= {"divergence_factor": 0.0}
+# the model plug-in (issue 31)
+_DEFAULTS |= {"model": "mlp"}
 
 
 # ------------------------------------------------------------------- structure and lane values

@@ -75,6 +75,10 @@ def summary(
             n_in = inputs
         if n_in < 1 or classes < 2:
             raise definition.ExperimentError("--inputs must be >= 1 and --classes >= 2")
+        if spec.model != "mlp":
+            raise definition.ExperimentError(
+                f"summary lists the layers of the built-in MLP; {arm or 'the arm'} uses the model "
+                f"plug-in {spec.model} (Flax's Module.tabulate lists its layers)")
         rows = layer_rows(build_model(spec, classes), n_in)
     except (definition.ExperimentError, ValueError) as e:
         usage_error(str(e).removeprefix("option: ").removeprefix("summary: "))

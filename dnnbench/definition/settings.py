@@ -53,6 +53,10 @@ class Setting:
 
 SETTINGS: dict[str, Setting] = {
     # model
+    "model": Setting("str", "the model: mlp (the MLP the settings below describe) or a plug-in "
+                     "package.module:factory whose factory(n_outputs) returns a Flax module "
+                     "called as module(x, train=...) on flat features", ("mlp",),
+                     plugins=True),
     "widths": Setting("widths", "hidden-layer widths, e.g. [300, 100]"),
     "depth": Setting("int", "hidden layers: the first `depth` of widths (or `width` each)",
                      minimum=1, maximum=1000),
@@ -149,6 +153,13 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
+# settings of the built-in MLP: a model plug-in (setting model) is refused them
+MLP_SETTINGS = ("widths", "depth", "width", "activation", "init", "head_init", "norm",
+                "norm_position", "norm_groups", "input_norm", "bn_eval", "bn_eval_batch",
+                "bn_momentum", "bn_epsilon", "bn_logits", "dropout", "dropout_placement",
+                "dropout_kind", "leaky_slope", "max_norm", "diagnostics", "mc_samples")
+
+
 # the divergence rule of every arm an experiment defines (a bare RunSpec has it off)
 DIVERGENCE_FACTOR = 10.0
 
@@ -160,7 +171,7 @@ DERIVED = ("depth", "width", "epochs", "train_size")
 STRUCTURE_ONLY = ("train_size",)  # shapes the data rather than the spec
 
 
-COLUMN_ORDER = ("depth", "widths", "activation", "init", "head_init", "norm", "norm_position",
+COLUMN_ORDER = ("model", "depth", "widths", "activation", "init", "head_init", "norm", "norm_position",
                 "norm_groups", "input_norm", "inputs", "bn_momentum", "bn_epsilon", "bn_logits",
                 "bn_eval", "bn_eval_batch", "leaky_slope", "dropout", "dropout_placement",
                 "dropout_kind", "standardize", "loss", "optimizer",

@@ -11,6 +11,7 @@ from typing import Any
 
 from dnnbench.definition.settings import (
     DIVERGENCE_FACTOR,
+    MLP_SETTINGS,
     SETTINGS,
     TUNE_FACTOR,
     did_you_mean,
@@ -29,6 +30,13 @@ def make_spec(settings: Mapping[str, Any], n_train: int | None, where: str = "")
     s.pop(TUNE_FACTOR, None)  # not a run setting: which arms a [tune] sweep chooses
     s.setdefault("divergence_factor", DIVERGENCE_FACTOR)
     fields = {f.name for f in dataclasses.fields(RunSpec)}
+    model = s.get("model", "mlp")
+    if model != "mlp":
+        mlp_only = [k for k in MLP_SETTINGS if k in s]
+        if mlp_only:
+            fail(where, f"{mlp_only[0]} is a setting of the built-in MLP; the model plug-in "
+                         f"{model} does not take it (remove it, or set model = \"mlp\")")
+        s["widths"] = ()
     depth, width = s.pop("depth", None), s.pop("width", None)
     epochs, s_train = s.pop("epochs", None), s.pop("train_size", 0)
     widths = s.pop("widths", None)
@@ -108,10 +116,10 @@ def _resolve_norm(spec, where: str):
 def _check_plugins(settings: Mapping[str, Any]) -> None:
     """Plug-ins named in ``settings`` can be imported and are of the right kind (ValueError)."""
     # the registry imports JAX (see make_spec)
-    from dnnbench.registry import get_activation, get_initializer, get_schedule
+    from dnnbench.registry import get_activation, get_initializer, get_model, get_schedule
 
     getters = {"activation": get_activation, "init": get_initializer,
-               "head_init": get_initializer, "schedule": get_schedule}
+               "head_init": get_initializer, "schedule": get_schedule, "model": get_model}
     for key, get in getters.items():
         name = settings.get(key)
         if isinstance(name, str) and ":" in name:

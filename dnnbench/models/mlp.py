@@ -31,6 +31,7 @@ from dnnbench.registry import (
     STANDARD_DRAWS,
     get_activation,
     get_initializer,
+    get_model,
     lookup,
     standard_dropout,
 )
@@ -121,14 +122,17 @@ def _is_zero(value) -> bool:
     return isinstance(value, (int, float)) and value == 0
 
 
-def build_model(spec: RunSpec, n_classes: int) -> MLP:
+def build_model(spec: RunSpec, n_classes: int) -> nn.Module:
+    """The model of ``spec``: the MLP of its settings, or its model plug-in's module."""
+    n_out = 1 if spec.loss == "sigmoid" else n_classes
+    if spec.model != "mlp":
+        return get_model(spec.model)(n_out)
     check_norm(spec)
     if spec.norm_position not in ("before", "after"):
         raise ValueError(f"unknown BN position {spec.norm_position!r}; choose from: before, after")
     if spec.dropout_placement not in choices.DROPOUT_PLACEMENTS:
         raise ValueError(f"unknown dropout placement {spec.dropout_placement!r}; choose from: "
                          f"{', '.join(choices.DROPOUT_PLACEMENTS)}")
-    n_out = 1 if spec.loss == "sigmoid" else n_classes
     return MLP(widths=spec.widths, n_out=n_out, activation=spec.activation, initializer=spec.init,
                head_init=spec.head_init, norm=spec.norm, norm_position=spec.norm_position,
                bn_momentum=spec.bn_momentum, bn_epsilon=spec.bn_epsilon,
@@ -136,6 +140,34 @@ def build_model(spec: RunSpec, n_classes: int) -> MLP:
                dropout_inputs=spec.dropout_placement == "dense", norm_groups=spec.norm_groups,
                input_norm=spec.input_norm, dropout_kind=spec.dropout_kind,
                leaky_slope=spec.leaky_slope)
+
+
+def check_model(spec: RunSpec, n_features: int, n_classes: int) -> None:
+    """ValueError (one line) where the model plug-in of ``spec`` cannot take a batch of the
+    data's flat inputs, in training or evaluation, or gives other than (batch, outputs)
+    logits; nothing for the MLP."""
+    if spec.model == "mlp":
+        return
+    model = build_model(spec, n_classes)
+    n_out = 1 if spec.loss == "sigmoid" else n_classes
+    x = jax.ShapeDtypeStruct((2, n_features), jnp.float32)
+
+    def both(x):
+        key = jax.random.PRNGKey(0)
+        variables = model.init({"params": key}, x, train=False)
+        trained, _ = model.apply(variables, x, train=True, mutable=["batch_stats"],
+                                 rngs={"dropout": key})
+        return trained, model.apply(variables, x, train=False)
+    try:
+        shapes = jax.eval_shape(both, x)
+    except Exception as e:  # noqa: BLE001 - a user's module: one line
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ValueError(f"model plug-in {spec.model!r} failed on a batch of inputs of shape "
+                         f"(batch, {n_features}): {type(e).__name__}: {first}") from None
+    bad = [s.shape for s in shapes if getattr(s, "shape", None) != (2, n_out)]
+    if bad:
+        raise ValueError(f"model plug-in {spec.model!r} returned logits of shape {bad[0]} for "
+                         f"a batch of 2, not (2, {n_out})")
 
 
 def mlp_macs(n_in: int, widths, n_out: int) -> int:
@@ -147,6 +179,22 @@ def mlp_macs(n_in: int, widths, n_out: int) -> int:
 def train_flops(n_in: int, widths, n_out: int, examples: int) -> float:
     """Training FLOPs: forward + backward ~ 3 x forward, 2 FLOPs per multiply-accumulate."""
     return 6.0 * mlp_macs(n_in, widths, n_out) * examples
+
+
+def model_train_flops(spec: RunSpec, n_in: int, n_classes: int, examples: int) -> float:
+    """Training FLOPs of ``examples`` examples through the model of ``spec``: the MLP's
+    :func:`train_flops`, a model plug-in's from XLA's cost analysis of one forward pass
+    (lowered, not compiled), x 3."""
+    if spec.model == "mlp":
+        return train_flops(n_in, spec.widths, n_classes, examples)
+    model = build_model(spec, n_classes)
+    x = jax.ShapeDtypeStruct((examples, n_in), jnp.float32)
+    shapes = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x[:1], train=False), x)
+
+    def forward(variables, x):
+        return model.apply(variables, x, train=False)
+    cost = jax.jit(forward).lower(shapes, x).cost_analysis() or {}
+    return 3.0 * float(cost.get("flops", 0.0))
 
 
 def eval_flops(n_in: int, widths, n_out: int, examples: int) -> float:

@@ -51,8 +51,9 @@ from dnnbench.definition.experiment import (
     to_doc,
     tune_sweep,
 )
-from dnnbench.definition.settings import lower_is_better
+from dnnbench.definition.settings import MLP_SETTINGS, lower_is_better
 from dnnbench.definition.specs import make_spec
+from dnnbench.models.mlp import check_model
 from dnnbench.registry import spec_plugins
 from dnnbench.run.units import Once, Unit
 from dnnbench.spec import (
@@ -187,6 +188,7 @@ def build_units(exp: Experiment, data, seeds: Sequence[int], *, timing: bool = T
     programs = plan(exp, len(data.y_train), one_program_per_arm=one_program_per_arm)
     for index, prog in enumerate(split_lanes(programs, len(seeds), lanes_per_unit)):
         task = subset(data, prog.arms[0].train_size)
+        check_model(prog.spec, task.n_features, task.n_classes)  # a plug-in's: before training
         flat_seeds = seeds * len(prog.arms)
         hps = prog.lane_values(len(seeds))
         prepare = Once(lambda prog=prog, task=task, flat_seeds=flat_seeds, hps=hps: compile_arm(
@@ -360,12 +362,15 @@ def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
         del settings[k]
     named = _named_settings(exp)
     for k in (*NORM_COLUMNS, *REGULARIZATION_COLUMNS, *DIAGNOSTICS_COLUMNS,
-              *CLIP_INPUT_COLUMNS):  # columns of the experiments that set
+              *CLIP_INPUT_COLUMNS, *MODEL_COLUMNS):  # columns of the experiments that set
         # them (earlier CSVs unchanged)
         if k not in named:
             del settings[k]
     settings |= {"depth": spec.depth, "train_size": arm.train_size,
                  "widths": "-".join(str(w) for w in spec.widths)}
+    if spec.model != "mlp":  # the MLP's settings describe no layer of a plug-in's model
+        for k in MLP_SETTINGS:
+            settings.pop(k, None)
     if "epochs" in arm.settings.settings:
         settings["epochs"] = arm.settings.settings["epochs"]
     coefficients = {k.split(".", 1)[1]: v for k, v in lane_values(spec).items()
@@ -388,6 +393,9 @@ DIAGNOSTICS_COLUMNS = ("leaky_slope", "dropout_kind", "standardize", "diagnostic
 
 
 CLIP_INPUT_COLUMNS = ("clip", "inputs")  # the clipping kind, the input scaling
+
+
+MODEL_COLUMNS = ("model",)  # "mlp" or a model plug-in (a column where a file sets it)
 
 
 def _named_settings(exp: Experiment) -> set[str]:

@@ -20,7 +20,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from dnnbench.models.mlp import train_flops
+from dnnbench.models.mlp import model_train_flops
 from dnnbench.registry import spec_plugins
 from dnnbench.spec import RunSpec
 from dnnbench.train import programs
@@ -111,7 +111,7 @@ class CompiledArm:
         self.steps_per_epoch = len(data.y_train) // spec.batch_size
         self.prog = prog = make_program(spec, data.n_classes, len(data.y_train),
                                         **program_kwargs)
-        flops = train_flops(data.n_features, spec.widths, data.n_classes, spec.batch_size)
+        flops = model_train_flops(spec, data.n_features, data.n_classes, spec.batch_size)
         self.shards = seed_shards(self.n_seeds, flops)
         per_shard = math.ceil(self.n_seeds / self.shards)
         if chunk is None:

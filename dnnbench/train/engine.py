@@ -304,6 +304,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     if spec.batch_size > n_train:
         raise ValueError(f"batch size {spec.batch_size} is larger than the training split ({n_train})")
     model = build_model(spec, n_classes)
+    plugin = spec.model != "mlp"  # a user's module: initialized by its own init
     bs = spec.batch_size
     steps_per_epoch = n_train // bs
     n_epochs = math.ceil(spec.max_steps / steps_per_epoch)
@@ -320,6 +321,8 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         """What a run draws at its start, for a batch of seeds, computed in programs that all
         arms share (kernel draws rounded up to a power of two): the data order of every epoch
         and the standard draws of the initial kernels."""
+        if plugin:
+            return SeedInputs(orders(keys, data), {})
         x1 = jax.ShapeDtypeStruct((1, data["x_train"].shape[1]), jnp.float32)
         sizes = tuple((dist, 1 << (n - 1).bit_length()) for dist, n in draw_sizes(model, x1))
         return SeedInputs(orders(keys, data), shared_draws(keys, sizes))
@@ -331,8 +334,11 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         gain = None
         if INIT_SCALE in hp:  # the initializer's scale is a lane: sqrt(lane / the spec's)
             gain = jnp.sqrt(hp[INIT_SCALE] / get_initializer(spec.init).scale)
-        variables = init_variables(model, init_key, data["x_train"][:1],
-                                   None if pre is None else pre.draws, gain)
+        if plugin:
+            variables = model.init({"params": init_key}, data["x_train"][:1], train=False)
+        else:
+            variables = init_variables(model, init_key, data["x_train"][:1],
+                                       None if pre is None else pre.draws, gain)
         params = variables["params"]
         if merge_params is not None:
             params = merge_params(params, init_params)

@@ -12,6 +12,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish", "mish", "si
 INITIALIZERS = ("glorot-uniform", "glorot-normal", "he-normal", "he-uniform", "lecun-normal",
                 "normal", "he-avg-uniform")
 DROPOUTS = ("standard", "alpha")  # registry.DROPOUTS
+LOSSES = ("softmax", "sigmoid", "mse")  # registry.LOSSES
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax", "nadam",
               "adamw")
 SCHEDULES = ("constant", "cosine", "exponential", "warmup-cosine", "power", "piecewise", "1cycle",

@@ -141,6 +141,49 @@ def alpha_dropout(x: jax.Array, rate, key: jax.Array) -> jax.Array:
 
 DROPOUTS: dict[str, Callable] = {"standard": standard_dropout, "alpha": alpha_dropout}
 
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """A training loss as data: ``fn(logits, labels)`` gives each example's (loss, correct);
+    ``binary``: one output unit (two classes), else one logit per class."""
+
+    fn: Callable
+    about: str
+    binary: bool = False
+
+    def outputs(self, n_classes: int) -> int:
+        """The model's output units for ``n_classes`` classes."""
+        return 1 if self.binary else n_classes
+
+
+def _cross_entropy(logits, labels):
+    return (optax.softmax_cross_entropy_with_integer_labels(logits, labels),
+            jnp.argmax(logits, -1) == labels)
+
+
+def _logistic(logits, labels):
+    z = logits[:, 0]
+    return (optax.sigmoid_binary_cross_entropy(z, labels.astype(z.dtype)),
+            (z > 0) == (labels > 0))
+
+
+def _quadratic(logits, labels):
+    """Keras' ``mse`` on a softmax output: the mean over the classes of the squared
+    difference between the softmax probabilities and the one-hot target."""
+    target = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+    return (jnp.mean((jax.nn.softmax(logits) - target) ** 2, axis=-1),
+            jnp.argmax(logits, -1) == labels)
+
+
+LOSSES: dict[str, Loss] = {
+    "softmax": Loss(_cross_entropy, "cross-entropy of the softmax over the classes (its "
+                    "gradient in the logits is softmax - one-hot)"),
+    "sigmoid": Loss(_logistic, "binary cross-entropy of one sigmoid unit (logistic "
+                    "regression's loss; two classes)", binary=True),
+    "mse": Loss(_quadratic, "quadratic cost: the mean squared difference between the softmax "
+                "probabilities and the one-hot target (Keras loss='mse' on a softmax output)"),
+}
+
 @dataclasses.dataclass(frozen=True)
 class Optimizer:
     """An optimizer as data: ``factory(learning_rate, **coefficients)`` returns an

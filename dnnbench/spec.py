@@ -42,7 +42,7 @@ class RunSpec:
     dropout_placement: str = "hidden"
     dropout_kind: str = "standard"  # a name of registry.DROPOUTS: "standard" | "alpha"
     leaky_slope: float = 0.01  # leaky_relu: the slope for negative inputs
-    loss: str = "softmax"  # "softmax" (n_out classes) | "sigmoid" (one unit, binary)
+    loss: str = "softmax"  # a name of registry.LOSSES: softmax | sigmoid (one unit) | mse
     # optimization
     optimizer: str = "adam"
     learning_rate: float = 0.01

@@ -99,8 +99,9 @@ SETTINGS: dict[str, Setting] = {
                            minimum=0),
     "standardize": Setting("bool", "standardize the inputs with the training split's "
                            "per-feature mean and std"),
-    "loss": Setting("str", "softmax over the classes, or one sigmoid unit (2 classes)",
-                    ("softmax", "sigmoid")),
+    "loss": Setting("str", "the training loss: softmax (cross-entropy over the classes), "
+                    "sigmoid (one logistic unit, 2 classes) or mse (quadratic cost of the "
+                    "softmax probabilities against one-hot targets)", choices.LOSSES),
     # optimization
     "optimizer": Setting("str", "optimizer", choices.OPTIMIZERS, plugins=True),
     "learning_rate": Setting("float", "learning rate (a lane value)", minimum=0),

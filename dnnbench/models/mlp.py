@@ -27,6 +27,7 @@ from dnnbench.models.norms import batch_norm, get_normalization
 from dnnbench.registry import (
     ACTIVATION_PARAMS,
     DROPOUTS,
+    LOSSES,
     PRELU_INIT,
     STANDARD_DRAWS,
     get_activation,
@@ -124,7 +125,7 @@ def _is_zero(value) -> bool:
 
 def build_model(spec: RunSpec, n_classes: int) -> nn.Module:
     """The model of ``spec``: the MLP of its settings, or its model plug-in's module."""
-    n_out = 1 if spec.loss == "sigmoid" else n_classes
+    n_out = lookup(LOSSES, spec.loss, "loss").outputs(n_classes)
     if spec.model != "mlp":
         return get_model(spec.model)(n_out)
     check_norm(spec)
@@ -149,7 +150,7 @@ def check_model(spec: RunSpec, n_features: int, n_classes: int) -> None:
     if spec.model == "mlp":
         return
     model = build_model(spec, n_classes)
-    n_out = 1 if spec.loss == "sigmoid" else n_classes
+    n_out = lookup(LOSSES, spec.loss, "loss").outputs(n_classes)
     x = jax.ShapeDtypeStruct((2, n_features), jnp.float32)
 
     def both(x):

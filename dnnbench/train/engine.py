@@ -34,9 +34,11 @@ from dnnbench.models.mlp import (
     standard_draws,
 )
 from dnnbench.registry import (
+    LOSSES,
     SATURATION,
     get_initializer,
     get_schedule,
+    lookup,
     plateau_start,
     plateau_step,
 )
@@ -139,14 +141,8 @@ def to_device(data, spec: RunSpec, rows: Rows | None = None) -> Data:
 
 
 def per_example(logits: jax.Array, labels: jax.Array, kind: str):
-    """(loss, correct) of every example: softmax cross-entropy over classes, or binary
-    cross-entropy of one sigmoid unit."""
-    if kind == "sigmoid":
-        z = logits[:, 0]
-        return (optax.sigmoid_binary_cross_entropy(z, labels.astype(z.dtype)),
-                (z > 0) == (labels > 0))
-    return (optax.softmax_cross_entropy_with_integer_labels(logits, labels),
-            jnp.argmax(logits, -1) == labels)
+    """(loss, correct) of every example under the loss ``kind`` (registry.LOSSES)."""
+    return lookup(LOSSES, kind, "loss").fn(logits, labels)
 
 
 def loss_and_accuracy(logits: jax.Array, labels: jax.Array, kind: str):

@@ -40,8 +40,8 @@ FAMILY = {
                     "Unstable gradients"),
     **dict.fromkeys(("bn-placement", "bn-inference", "normalization", "normalization-lr",
                      "input-normalization"), "Normalization"),
-    **dict.fromkeys(("schedules", "regularization", "lr-wd-dropout"),
-                    "Schedules and regularization"),
+    **dict.fromkeys(("schedules", "losses", "regularization", "lr-wd-dropout"),
+                    "Schedules, losses and regularization"),
     **dict.fromkeys(("search", "random-vs-grid", "random-vs-grid-3", "default-configs"),
                     "Hyper-parameter search and defaults"),
 }

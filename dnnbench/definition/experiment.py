@@ -116,7 +116,8 @@ CATALOGUE_FOLDER = "catalogue"
 READING_ORDER = ("bn-depth", "optimizer-comparison", "transfer-learning",
                  "init-activation", "dying-relu", "selu", "bn-placement", "bn-inference",
                  "normalization", "normalization-lr", "input-normalization", "clipping",
-                 "schedules", "regularization", "lr-wd-dropout", "search", "random-vs-grid",
+                 "schedules", "losses", "regularization", "lr-wd-dropout", "search",
+                 "random-vs-grid",
                  "random-vs-grid-3", "default-configs")
 MAX_ARMS = 1000  # the arms of one experiment (dnnbench.limits "grid")
 

@@ -333,3 +333,18 @@ def test_meta_records_the_requested_data_set(tmp_path):
                           pd.DataFrame({"b": [2]}), {})
     meta = json.loads(paths["meta"].read_text())["dataset"]
     assert (meta["requested"], meta["fallback_reason"]) == ("digits", None)
+
+
+def test_a_start_without_bytecode_says_how_to_compile_it_once(monkeypatch, tmp_path):
+    import importlib.util
+    import sys
+
+    from dnnbench import cli
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    assert cli.bytecode_hint() is None  # bytecode is written: nothing to say
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    assert cli.bytecode_hint() is None  # JAX's is compiled already (this environment)
+    monkeypatch.setattr(importlib.util, "cache_from_source", lambda p: str(tmp_path / "x.pyc"))
+    hint = cli.bytecode_hint()
+    assert "uv sync --compile-bytecode" in hint and "\n" not in hint

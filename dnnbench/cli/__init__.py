@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import sys
 from typing import Annotated
 
@@ -129,7 +130,30 @@ for _mod in COMMAND_MODULES:
     importlib.import_module(f"dnnbench.cli.{_mod}").register(app)
 
 
+BYTECODE_HINT = ("note: Python may not write bytecode here (PYTHONDONTWRITEBYTECODE) and JAX "
+                 "has none compiled, so every start parses JAX, SciPy and pandas from source "
+                 "(~6 s); run `uv sync --compile-bytecode` once")
+
+
+def bytecode_hint() -> str | None:
+    """The one-line hint when bytecode can neither be written nor found (JAX's __init__
+    uncompiled: a fresh environment where PYTHONDONTWRITEBYTECODE is set), else None. Reads
+    file names only: imports nothing."""
+    import importlib.util
+
+    if not sys.dont_write_bytecode:
+        return None
+    spec = importlib.util.find_spec("jax")
+    if spec is None or not spec.origin:
+        return None
+    compiled = importlib.util.cache_from_source(spec.origin)
+    return None if os.path.exists(compiled) else BYTECODE_HINT
+
+
 def main() -> None:  # console-script entry point
     from dnnbench.cli.interrupt import run
 
+    hint = bytecode_hint()
+    if hint:
+        typer.echo(hint, err=True)
     run(app)  # Ctrl-C: one "Interrupted" line, exit 130

@@ -42,7 +42,8 @@ FAMILY = {
                      "input-normalization"), "Normalization"),
     **dict.fromkeys(("schedules", "losses", "regularization", "lr-wd-dropout"),
                     "Schedules, losses and regularization"),
-    **dict.fromkeys(("search", "random-vs-grid", "random-vs-grid-3", "default-configs"),
+    **dict.fromkeys(("search", "random-vs-grid", "random-vs-grid-3", "lr-scale",
+                     "default-configs"),
                     "Hyper-parameter search and defaults"),
 }
 OTHER = "Other experiments"

@@ -117,8 +117,7 @@ READING_ORDER = ("bn-depth", "optimizer-comparison", "transfer-learning",
                  "init-activation", "dying-relu", "selu", "bn-placement", "bn-inference",
                  "normalization", "normalization-lr", "input-normalization", "clipping",
                  "schedules", "losses", "regularization", "lr-wd-dropout", "search",
-                 "random-vs-grid",
-                 "random-vs-grid-3", "default-configs")
+                 "random-vs-grid", "random-vs-grid-3", "lr-scale", "default-configs")
 MAX_ARMS = 1000  # the arms of one experiment (dnnbench.limits "grid")
 
 

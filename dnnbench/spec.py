@@ -78,6 +78,8 @@ class RunSpec:
     early_stopping: int = 0
     eval_train: bool = False  # evaluate the training split (no dropout, no penalty) too
     mc_samples: int = 0  # MC dropout: stochastic passes of the final test evaluation; 0 = off
+    # the fraction of the final kernels' weights with |w| below this (kernel_sparsity); 0 = off
+    sparsity_threshold: float = 0.0
     # per-layer diagnostics at step 0 and at every evaluation (Trace.layers; a structure
     # setting: programs without them are unchanged)
     diagnostics: bool = False
@@ -138,6 +140,8 @@ _DEFAULTS |= {"clip": "global_norm", "inputs": "unit"}
 _DEFAULTS |= {"divergence_factor": 0.0}
 # the model plug-in (issue 31)
 _DEFAULTS |= {"model": "mlp"}
+# the l1 sparsity metric (issue 30)
+_DEFAULTS |= {"sparsity_threshold": 0.0}
 
 
 # ------------------------------------------------------------------- structure and lane values

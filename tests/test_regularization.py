@@ -294,3 +294,33 @@ def test_regularization_lanes_equal_separate_programs(data):
         if variant != "ref":
             assert not np.allclose(loss[variant], loss["ref"], rtol=LANE_RTOL,
                                    atol=LANE_ATOL), variant
+
+
+# --------------------------------------------------------------------- l1 sparsity
+
+def test_kernel_sparsity_counts_the_kernels_small_weights_only():
+    from dnnbench.train.engine import kernel_sparsity
+
+    params = {"hidden_0": {"kernel": jnp.array([[1e-4, -2.0], [0.5, 0.0]]),
+                           "bias": jnp.zeros(2)},  # biases are not counted
+              "head": {"kernel": jnp.array([[-5e-4], [2.0]]), "bias": jnp.zeros(1)}}
+    # by hand: |w| < 1e-3 for 1e-4, 0.0 and -5e-4: 3 of the 6 kernel weights
+    assert float(kernel_sparsity(params, 1e-3)) == pytest.approx(0.5)
+    assert float(kernel_sparsity(params, 1e-5)) == pytest.approx(1 / 6)
+
+
+def test_l1_makes_more_kernel_weights_vanish_than_l2(data):
+    """Lanes of one program at equal coefficients: the l1 penalty's constant pull drives
+    weights to 0 (Adam, a strong coefficient); l2's pull shrinks with the weight, so fewer fall
+    below the threshold; without a penalty almost none do."""
+    base = RunSpec(widths=(32,), learning_rate=0.01, batch_size=50, max_steps=200,
+                   eval_every=50, eval_split="val", target=0.0, sparsity_threshold=1e-3,
+                   l1=0.0, l2=0.0)
+    trace, spec, _ = train([base, base.replace(l1=0.01), base.replace(l2=0.01)], data)
+    s = trace.extra["kernel_sparsity"].reshape(3, len(SEEDS))
+    assert np.all(s[1] > 0.3) and np.all(s[1] > 2 * s[2]) and np.all(s[2] > s[0])
+    assert np.all(s[0] < 0.05)
+    exp = definition.parse({"name": "t", "base": {"widths": [32], "sparsity_threshold": 1e-3}},
+                           "<test>")
+    assert plan.regularization_columns(exp, spec, trace, 2)["kernel_sparsity"] == \
+        pytest.approx(float(s[1, 0]))

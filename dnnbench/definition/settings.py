@@ -145,6 +145,9 @@ SETTINGS: dict[str, Setting] = {
     "mc_samples": Setting("int", "MC dropout: stochastic passes of the final test evaluation "
                           "(e.g. 100); 0 = off", minimum=0, maximum=10000),
     "train_size": Setting("int", "use the first n training examples (0 = all)", minimum=0),
+    "sparsity_threshold": Setting("float", "measure kernel_sparsity: the fraction of the final "
+                                  "kernels' weights with |w| below this (e.g. 0.001); 0 = off",
+                                  minimum=0),
     "diagnostics": Setting("bool", "per-layer diagnostics at step 0 and every evaluation "
                            "(written to <name>-<dataset>-layers.csv)"),
     # files with [tune]
@@ -192,6 +195,8 @@ METRICS = ("steps_to_target", "time_to_target_s", "final_eval_accuracy", "best_e
            # mc_samples
            "det_test_nll", "det_test_ece", "mc_test_accuracy", "mc_test_nll", "mc_test_ece",
            "mc_std_correct", "mc_std_wrong",
+           # sparsity_threshold
+           "kernel_sparsity",
            "divergence_rate")  # the fraction of seeds that diverged (RunSpec.divergence_factor)
 
 

@@ -322,6 +322,8 @@ def regularization_columns(exp: Experiment, spec: RunSpec, tr, j: int) -> dict[s
                 "generalization_gap": train_acc - float(tr.test_acc[j])}
     if "restored_step" in extra:
         out["restored_step"] = int(extra["restored_step"][j])
+    if "kernel_sparsity" in extra:
+        out["kernel_sparsity"] = float(extra["kernel_sparsity"][j])
     if "mc" in extra:
         out |= mc_columns({k: np.asarray(v[j]) for k, v in extra["mc"].items()})
     return out
@@ -386,7 +388,7 @@ NORM_COLUMNS = ("norm_groups", "input_norm", "bn_eval", "bn_eval_batch")
 
 
 REGULARIZATION_COLUMNS = ("dropout_placement", "max_norm", "decay_params", "early_stopping",
-                          "eval_train", "mc_samples")
+                          "eval_train", "mc_samples", "sparsity_threshold")
 
 
 DIAGNOSTICS_COLUMNS = ("leaky_slope", "dropout_kind", "standardize", "diagnostics")

@@ -145,6 +145,15 @@ def per_example(logits: jax.Array, labels: jax.Array, kind: str):
     return lookup(LOSSES, kind, "loss").fn(logits, labels)
 
 
+def kernel_sparsity(params, threshold) -> jax.Array:
+    """The fraction of the weights of every kernel (leaves named ``kernel``) with |w| below
+    ``threshold`` (l1's sparsity; biases, scales and statistics not counted)."""
+    leaves = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+              if getattr(path[-1], "key", None) == "kernel"]
+    small = sum(jnp.sum(jnp.abs(leaf) < threshold) for leaf in leaves)
+    return small / sum(leaf.size for leaf in leaves)
+
+
 def loss_and_accuracy(logits: jax.Array, labels: jax.Array, kind: str):
     """(mean loss, accuracy)."""
     loss, correct = per_example(logits, labels, kind)
@@ -557,6 +566,9 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     def final_extra(params, batch_stats, hps, keys, data) -> dict:
         """What the regularization settings measure on the final parameters of every seed."""
         out = {}
+        if spec.sparsity_threshold > 0:
+            out["kernel_sparsity"] = jax.vmap(kernel_sparsity, in_axes=(0, None))(
+                params, spec.sparsity_threshold)
         if spec.eval_train:
             out["final_train_loss_clean"], out["final_train_accuracy"] = evaluate_on(
                 params, batch_stats, data, "train", hps)
@@ -696,7 +708,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         if plateau:  # the scale of performance scheduling in each evaluation period
             lr = lr * curves["scale"]
         extra = {k: curves[k] for k in ("clean_train_loss", "train_accuracy") if k in curves}
-        if spec.eval_train or spec.mc_samples:
+        if spec.eval_train or spec.mc_samples or spec.sparsity_threshold > 0:
             shapes = jax.eval_shape(final_extra, params, batch_stats, hps, state.dropout_key,
                                     data)
             finals = jax.lax.cond(

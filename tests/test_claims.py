@@ -223,6 +223,15 @@ def test_plain_claims_of_an_experiment_file_are_checked_on_its_results(tmp_path)
     rows = pd.read_csv(tmp_path / "r" / "claims.csv").set_index("claim_id")
     assert rows.loc["fast", "verdict"] == "supported" and rows.loc["best", "verdict"] == (
         "contradicted") and rows.loc["fast", "experiment"] == "lr-pair"
+    # a claim on a metric the runs lack (measured since they were made): "not run", with why
+    import dataclasses
+
+    from dnnbench.analysis.claims import check_claims
+
+    sparse = dataclasses.replace(exp.claims[1], metric="kernel_sparsity")
+    runs = next(iter(load_results(tmp_path / "r").values())).runs
+    row = check_claims(dataclasses.replace(exp, claims=(sparse,)), runs).iloc[0]
+    assert row["verdict"] == "not tested" and "no kernel_sparsity" in row["effects"]
 
 
 def rounds_of(runs: pd.DataFrame, rounds: int = 5, seed: int = 0) -> pd.DataFrame:

@@ -80,8 +80,26 @@ def check_claims(exp: Experiment, runs: pd.DataFrame,
             rows.append({"id": claim.id, "claim": claim.text,
                          **search.check_claim(exp.search, claim, runs)})
             continue
+        absent = absent_metrics(claim, runs)
+        if absent:  # e.g. a metric measured since these results were made
+            rows.append({"id": claim.id, "claim": claim.text, "verdict": NOT_TESTED,
+                         "arms": 0, "effect": math.nan, "low": math.nan, "high": math.nan,
+                         "n": 0, "effects": f"the runs have no {absent[0]} (results of an "
+                                            "earlier design: run it again)"})
+            continue
         rows.append(_row(claim, _comparisons(exp, claim, runs)))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+DERIVED_METRICS = ("divergence_rate",)  # computed from the runs' columns (diverged)
+
+
+def absent_metrics(claim, runs: pd.DataFrame) -> list[str]:
+    """The metrics a claim reads (metric, versus) that are no column of ``runs`` (per-layer
+    metrics and those derived from other columns aside)."""
+    return [m for m in (claim.metric, claim.versus)
+            if m and not m.startswith("layers.") and m not in DERIVED_METRICS
+            and m not in runs.columns]
 
 
 def _comparisons(exp: Experiment, claim, runs: pd.DataFrame) -> list[Comparison]:

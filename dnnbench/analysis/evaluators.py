@@ -640,7 +640,7 @@ def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:
     row = check_claims(dataclasses.replace(recorded, claims=(claim,)), rs.runs,
                        rs.layers).iloc[0]
     if row["verdict"] == NOT_TESTED:
-        raise MissingData(f"no arm of {', '.join(rs.files)} matches the claim")
+        raise MissingData(f"{', '.join(rs.files)}: {row['effects']}")
     # the effect's number when one comparison (or a pooled test) decides; else the words
     number = math.isfinite(row["effect"])
     n = int(row["n"]) if row["n"] == row["n"] else int(rs.runs["seed"].nunique())

@@ -124,7 +124,7 @@ def _app(version: Annotated[bool, typer.Option(
 
 # Command modules, in the order their commands appear in --help.
 COMMAND_MODULES = ["run", "lr_find", "data", "depth_sweep", "optimizers", "transfer", "claims",
-                   "check", "compare", "report", "merge", "summary"]
+                   "check", "compare", "profiles", "report", "merge", "summary"]
 
 for _mod in COMMAND_MODULES:
     importlib.import_module(f"dnnbench.cli.{_mod}").register(app)

@@ -36,7 +36,7 @@ EXPERIMENTS = "experiments"  # the folder of the experiment pages in the site
 FAMILY = {
     **dict.fromkeys(("bn-depth", "optimizer-comparison", "transfer-learning"),
                     "The three main experiments"),
-    **dict.fromkeys(("init-activation", "dying-relu", "selu", "clipping"),
+    **dict.fromkeys(("init-activation", "activation-cost", "dying-relu", "selu", "clipping"),
                     "Unstable gradients"),
     **dict.fromkeys(("bn-placement", "bn-inference", "normalization", "normalization-lr",
                      "bn-regularizes", "input-normalization"), "Normalization"),

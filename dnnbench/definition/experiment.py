@@ -114,7 +114,7 @@ CATALOGUE_FOLDER = "catalogue"
 # the chapter's order (initialization and activations, normalization, gradients, reuse,
 # optimizers, schedules, regularization, hyper-parameter search, defaults)
 READING_ORDER = ("bn-depth", "optimizer-comparison", "transfer-learning",
-                 "init-activation", "dying-relu", "selu", "bn-placement", "bn-inference",
+                 "init-activation", "activation-cost", "dying-relu", "selu", "bn-placement", "bn-inference",
                  "normalization", "normalization-lr", "bn-regularizes", "input-normalization",
                  "clipping",
                  "schedules", "losses", "regularization", "lr-wd-dropout", "search",

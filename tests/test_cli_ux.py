@@ -47,14 +47,14 @@ LIMIT_CASES = [
     (["depth-sweep", "--seeds", "1001"], "--seeds", "limit of 1,000"),
     (["depth-sweep", "--eval-every", "99999999999"], "--eval-every", "int32"),
     (["depth-sweep", "--batch-size", str(10**20)], "--batch-size", "int32"),
-    (["depth-sweep", "--lr", "1e39"], "--lr", "float32"),
+    (["depth-sweep", "--learning-rate", "1e39"], "--learning-rate", "float32"),
     (["depth-sweep", "--width", "60000", "--depths", "1-7", "--seeds", "1000",
       "--batch-size", "100"], "depth 7 with 1000 seeds needs about", "GiB", "memory"),
     (["optimizers", "--epochs", "100000000"], "--epochs", "int32"),
     (["optimizers", "--epochs", "100000", "--seeds", "1000"], "GiB", "memory"),
     (["optimizers", "--tune", "--tune-grid", "1e-4:1e-1:1000000000"], "--tune-grid",
      "limit of 1,000"),
-    (["optimizers", "--lr", "adam=1e-50"], "--lr adam", "float32"),
+    (["optimizers", "--learning-rate", "adam=1e-50"], "--learning-rate adam", "float32"),
     (["transfer", "--epochs-a", "10000000000"], "--epochs-a", "int32"),
     (["transfer", "--epochs-a", "100000000"], "--epochs-a", "model A's steps", "int32"),
     (["transfer", "--freeze-epochs", "3000000000"], "--freeze-epochs", "int32"),
@@ -101,7 +101,7 @@ def test_limit_functions_take_plain_values():
     (["depth-sweep", "--widths", "500,,300"], "empty item"),
     (["depth-sweep", "--activation", "relu", "--activation", "relu"], "more than once"),
     (["optimizers", "--optimizer", "adam", "--optimizer", "adam"], "adam is given more than"),
-    (["optimizers", "--lr", "adam=0.1", "--lr", "adam=0.2"], "adam=... is given more than"),
+    (["optimizers", "--learning-rate", "adam=0.1", "--learning-rate", "adam=0.2"], "adam=... is given more than"),
     (["optimizers", "--tune", "--tune-grid", "1e-3,,1e-2"], "empty item"),
     (["optimizers", "--tune", "--tune-grid", "1e-3,1e-3"], "more than once"),
 ])
@@ -122,7 +122,7 @@ def test_repeated_widths_are_allowed():  # a width per layer: 100,100,100 is a r
     (["depth-sweep", "--seeds", "abc"], "Invalid value for '--seeds'"),
     (["optimizers", "--seeds", "abc"], "Invalid value for '--seeds'"),
     (["transfer", "--seeds", "1.5"], "Invalid value for '--seeds'"),
-    (["depth-sweep", "--lr", "fast"], "Invalid value for '--lr'"),
+    (["depth-sweep", "--learning-rate", "fast"], "Invalid value for '--learning-rate'"),
     (["depth-sweep", "--bogus"], "No such option: --bogus"),
     (["depth-sweep", "--seeds"], "--seeds"),
     (["bogus"], "No such command 'bogus'"),
@@ -348,3 +348,20 @@ def test_a_start_without_bytecode_says_how_to_compile_it_once(monkeypatch, tmp_p
     monkeypatch.setattr(importlib.util, "cache_from_source", lambda p: str(tmp_path / "x.pyc"))
     hint = cli.bytecode_hint()
     assert "uv sync --compile-bytecode" in hint and "\n" not in hint
+
+
+@pytest.mark.parametrize(("args", "new"), [
+    (["depth-sweep", "--lr", "0"], "--learning-rate"),
+    (["depth-sweep", "--bn-position", "middle"], "--norm-position"),
+    (["optimizers", "--lr", "adam=abc"], "--learning-rate"),
+    (["transfer", "--lr", "-1"], "--learning-rate"),
+])
+def test_old_option_spellings_work_with_a_note(args, new):
+    """Preset options are named as the settings they set; the old spellings still reach the
+    same checks, after one line that names the new one."""
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2, r.output
+    note, error = r.output.strip().splitlines()
+    assert note.startswith(f"note: {args[1]} is now {new}") and error.startswith("Error:")
+    both = CliRunner().invoke(app, [*args[:3], new, args[2]])
+    assert both.exit_code == 2 and f"give {new} only" in both.output

@@ -90,7 +90,7 @@ def test_diverging_learning_rate_completes_with_diverged_rows(tmp_path, monkeypa
     monkeypatch.setattr(summary_module, "km_median", spy_km)
     monkeypatch.setattr(summary_module, "paired_censored_comparison", spy_cmp)
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, [*TINY, "--depths", "2", "--lr", "1e12", "--optimizer", "sgd",
+    res = CliRunner().invoke(app, [*TINY, "--depths", "2", "--learning-rate", "1e12", "--optimizer", "sgd",
                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
     runs = read(out)[0]

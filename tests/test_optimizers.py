@@ -209,7 +209,7 @@ def quick_run(tmp_path_factory):
     comparisons are the file layer's (tests/test_experiment_files.py)."""
     out = tmp_path_factory.mktemp("opt")
     args = ["optimizers", "--quick", "--dataset", "synthetic", "--optimizer", "adam",
-            "--lr", "0.5", "--lr", "adam=0.002", "--tune", "--tune-grid", "0.003,0.03",
+            "--learning-rate", "0.5", "--learning-rate", "adam=0.002", "--tune", "--tune-grid", "0.003,0.03",
             "--out", str(out)]
     return out, args, runner.invoke(app, args)
 
@@ -260,7 +260,7 @@ def test_quick_writes_the_common_schema_with_tuned_arms(quick_run):
 
 def test_preset_is_the_packaged_file_with_the_command_options():
     """Without options: the file's arms, budget and claims (SGD the reference), untuned;
-    --lr NAME=VALUE makes named levels; an absolute target replaces the relative one."""
+    --learning-rate NAME=VALUE makes named levels; an absolute target replaces the relative one."""
     packaged = definition.load("optimizer-comparison")
     plain = exp.experiment(tuple(OPTIMIZERS))
     assert plain.factors == {"optimizer": tuple(OPTIMIZERS), "lr_source": ("default",)}
@@ -337,12 +337,12 @@ def test_same_command_resumes_with_identical_results(quick_run):
 
 @pytest.mark.parametrize("args, needle", [
     (["--optimizer", "adamx"], "choose from: sgd, momentum, nesterov"),
-    (["--lr", "adam=abc"], "is not a number"),
-    (["--lr", "adam="], "NAME=VALUE"),
-    (["--lr", "adamx=0.1"], "unknown value 'adamx'"),
-    (["--lr", "-1"], "positive"),
-    (["--lr", "0"], "positive"),
-    (["--lr", "0.1", "--lr", "0.2"], "one plain value"),
+    (["--learning-rate", "adam=abc"], "is not a number"),
+    (["--learning-rate", "adam="], "NAME=VALUE"),
+    (["--learning-rate", "adamx=0.1"], "unknown value 'adamx'"),
+    (["--learning-rate", "-1"], "positive"),
+    (["--learning-rate", "0"], "positive"),
+    (["--learning-rate", "0.1", "--learning-rate", "0.2"], "one plain value"),
     (["--epochs", "0"], "--epochs"),
     (["--target", "1.5"], "--target must be in (0, 1]"),
     (["--target", "0"], "--target must be in (0, 1]"),

@@ -86,7 +86,7 @@ def copy_of(folder: Path, tmp_path: Path) -> Path:
 def test_other_settings_are_refused_same_settings_resume_force_replaces(swept, tmp_path):
     out = copy_of(swept, tmp_path)
     before = (out / RUNS).read_bytes()
-    res = invoke(*SWEEP, "--out", out, "--lr", "0.02")
+    res = invoke(*SWEEP, "--out", out, "--learning-rate", "0.02")
     one_line_error(res, 2, "made with other settings", str(out / META), "--force",
                    "another --out", "dnnbench depth-sweep")
     assert (out / RUNS).read_bytes() == before  # untouched
@@ -96,7 +96,7 @@ def test_other_settings_are_refused_same_settings_resume_force_replaces(swept, t
     assert res.exit_code == 0, res.output
     assert "Resuming: 1/1" in " ".join(res.stderr.split())
     digest = read_meta(out)["settings_digest"]
-    res = invoke(*SWEEP, "--out", out, "--lr", "0.02", "--force")
+    res = invoke(*SWEEP, "--out", out, "--learning-rate", "0.02", "--force")
     assert res.exit_code == 0, res.output
     assert read_meta(out)["settings_digest"] != digest
     assert read_meta(out)["config"]["base"]["learning_rate"] == 0.02

@@ -229,3 +229,15 @@ def run_experiment(experiment: str, units, data, out, *, fresh: bool, meta: dict
         raise typer.Exit(EXIT_INTERRUPTED) from None
     err_console().print("Wrote " + ", ".join(str(p) for p in paths.values()), highlight=False)
     return runs, curves, paths
+
+
+def renamed(value, old_value, new: str, old: str):
+    """The value of an option renamed after the setting it sets: the old spelling ``old``
+    still works, with a one-line note on stderr; both at once is a usage error."""
+    if old_value is None or old_value == []:
+        return value
+    if value is not None and value != []:
+        usage_error(f"give {new} only ({old} is its old spelling)")
+    typer.echo(f"note: {old} is now {new}, the name of the setting it sets; {old} will go "
+               "away", err=True)
+    return old_value

@@ -19,6 +19,7 @@ from dnnbench.cli.common import (
     load_data,
     parse_int_list,
     quick_subset,
+    renamed,
     usage_error,
     within_limits,
 )
@@ -74,10 +75,12 @@ def depth_sweep(
     bn_momentum: Annotated[float | None, typer.Option(
         rich_help_panel=MODEL, show_default=False,
         help=f"BN running-average momentum, in [0, 1) ({_default('bn_momentum')}).")] = None,
-    bn_position: Annotated[str | None, typer.Option(
+    norm_position: Annotated[str | None, typer.Option(
         metavar="NAME", rich_help_panel=MODEL, show_default=False,
         help=f"BN {listed(BN_POSITIONS)} the activation (default: {_BASE['norm_position']}, "
              "the bn-depth file's).")] = None,
+    bn_position: Annotated[str | None, typer.Option(
+        "--bn-position", hidden=True, help="Old spelling of --norm-position.")] = None,
     bn_logits: Annotated[bool | None, typer.Option(
         "--bn-logits/--no-bn-logits", rich_help_panel=MODEL, show_default=False,
         help="Also normalize the logits in the BN arm (as the original did; default: the "
@@ -86,15 +89,17 @@ def depth_sweep(
         metavar="NAME", rich_help_panel=TRAINING, show_default=False,
         help=f"Optimizer: {listed(OPTIMIZERS)} (default: {_BASE['optimizer']}, the bn-depth "
              "file's).")] = None,
-    lr: Annotated[float | None, typer.Option(
-        "--lr", rich_help_panel=TRAINING, show_default=False,
+    learning_rate: Annotated[float | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
         help=f"Learning rate ({_default('learning_rate')}).")] = None,
+    lr: Annotated[float | None, typer.Option(
+        "--lr", hidden=True, help="Old spelling of --learning-rate.")] = None,
     batch_size: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
         help=f"Mini-batch size ({_default('batch_size')}).")] = None,
     target: Annotated[float | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
-        help=f"Test accuracy to reach, in (0, 1] ({_default('target')}).")] = None,
+        help=f"Validation accuracy to reach, in (0, 1] ({_default('target')}).")] = None,
     eval_every: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
         help=f"Evaluate on the validation split every N steps ({_default('eval_every')}).")] = None,
@@ -127,6 +132,8 @@ def depth_sweep(
     """
     from dnnbench.definition import depth_sweep as exp
 
+    norm_position = renamed(norm_position, bn_position, "--norm-position", "--bn-position")
+    learning_rate = renamed(learning_rate, lr, "--learning-rate", "--lr")
     if sum([bn, no_bn, only_bn]) > 1:
         usage_error("choose at most one of --bn, --no-bn, --only-bn")
     bn_arms = BN_MODES["off" if no_bn else "on" if only_bn else "both"]
@@ -140,11 +147,11 @@ def depth_sweep(
             check_choice(a, ACTIVATIONS, "--activation")
     for value, table, option in ((init, INITIALIZERS, "--init"),
                                  (optimizer, OPTIMIZERS, "--optimizer"),
-                                 (bn_position, BN_POSITIONS, "--bn-position")):
+                                 (norm_position, BN_POSITIONS, "--norm-position")):
         if value is not None:
             check_choice(value, table, option)
     for value, option, integer, limit in ((width, "--width", True, "width"),
-                                          (lr, "--lr", False, "int32"),
+                                          (learning_rate, "--learning-rate", False, "int32"),
                                           (batch_size, "--batch-size", True, "int32"),
                                           (eval_every, "--eval-every", True, "int32"),
                                           (max_steps, "--max-steps", True, "steps"),
@@ -177,8 +184,8 @@ def depth_sweep(
     experiment = exp.experiment(
         quick=quick, seeds=seeds, depths=depth_list, widths=width_list, width=width,
         activations=tuple(activation) if activation else None, init=init, bn_arms=bn_arms,
-        bn_momentum=bn_momentum, bn_position=bn_position, bn_logits=bn_logits,
-        optimizer=optimizer, learning_rate=lr, batch_size=batch_size, target=target,
+        bn_momentum=bn_momentum, bn_position=norm_position, bn_logits=bn_logits,
+        optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size, target=target,
         eval_every=eval_every, max_steps=max_steps)
     if timing_rounds is not None:
         import dataclasses

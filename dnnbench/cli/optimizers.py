@@ -19,6 +19,7 @@ from dnnbench.cli.common import (
     check_unique,
     load_data,
     quick_subset,
+    renamed,
     usage_error,
     warn,
     within_limits,
@@ -54,18 +55,18 @@ def parse_lrs(values: list[str], optimizers, table) -> tuple[float | None, tuple
             name, _, num = v.partition("=")
             name = name.strip()
             if not name or not num.strip():
-                usage_error(f"--lr: {v!r} is not NAME=VALUE (e.g. adam=0.003)")
-            check_choice(name, table, "--lr")
+                usage_error(f"--learning-rate: {v!r} is not NAME=VALUE (e.g. adam=0.003)")
+            check_choice(name, table, "--learning-rate")
             if name in overrides:
-                usage_error(f"--lr: {name}=... is given more than once")
-            overrides[name] = _float(num.strip(), f"--lr {name}")
+                usage_error(f"--learning-rate: {name}=... is given more than once")
+            overrides[name] = _float(num.strip(), f"--learning-rate {name}")
         else:
-            plain.append(_float(v, "--lr"))
+            plain.append(_float(v, "--learning-rate"))
     if len(plain) > 1:
-        usage_error("--lr: give one plain value for all optimizers, plus NAME=VALUE overrides")
+        usage_error("--learning-rate: give one plain value for all optimizers, plus NAME=VALUE overrides")
     for name in overrides:
         if name not in optimizers:
-            warn(f"--lr {name}=...: {name} is not among the selected optimizers; ignored")
+            warn(f"--learning-rate {name}=...: {name} is not among the selected optimizers; ignored")
     return (plain[0] if plain else None), tuple(sorted(overrides.items()))
 
 
@@ -102,11 +103,13 @@ def optimizers(
         "--optimizer", metavar="NAME", rich_help_panel=TRAINING, show_default=False,
         help=f"Optimizer to compare, repeatable: {listed(OPTIMIZER_NAMES)} (default: all "
              "nine).")] = None,
-    lr: Annotated[list[str] | None, typer.Option(
-        "--lr", metavar="LR|NAME=LR", rich_help_panel=TRAINING, show_default=False,
+    learning_rate: Annotated[list[str] | None, typer.Option(
+        "--learning-rate", metavar="LR|NAME=LR", rich_help_panel=TRAINING, show_default=False,
         help=f"Learning rate: one value for all (default {_BASE['learning_rate']:g}, the "
              "optimizer-comparison file's), and/or NAME=VALUE overrides (repeatable, e.g. "
-             "--lr sgd=0.01).")] = None,
+             "--learning-rate sgd=0.01).")] = None,
+    lr: Annotated[list[str] | None, typer.Option(
+        "--lr", hidden=True, help="Old spelling of --learning-rate.")] = None,
     epochs: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
         help=f"Epochs over the training split (default: {_BASE['epochs']}; "
@@ -170,7 +173,8 @@ def optimizers(
     check_unique(names, "--optimizer")
     for name in names:
         check_choice(name, OPTIMIZERS, "--optimizer")
-    plain_lr, overrides = parse_lrs(lr or [], names, OPTIMIZERS)
+    learning_rate = renamed(learning_rate, lr, "--learning-rate", "--lr")
+    plain_lr, overrides = parse_lrs(learning_rate or [], names, OPTIMIZERS)
     epochs = pick(epochs, _BASE["epochs"], _QUICK["set"]["epochs"], quick)
     seeds = pick(seeds, _FILE["seeds"], _QUICK["seeds"], quick)
     batch_size = _BASE["batch_size"] if batch_size is None else batch_size

@@ -14,6 +14,7 @@ from dnnbench.cli.common import (
     err_console,
     load_data,
     quick_subset,
+    renamed,
     usage_error,
     warn,
     within_limits,
@@ -84,12 +85,15 @@ def transfer(
         rich_help_panel=TRAINING, show_default=False,
         help="Epochs with all layers trainable after that; B from scratch trains freeze + "
              f"unfreeze epochs ({_default('unfreeze_epochs')}).")] = None,
-    lr: Annotated[float | None, typer.Option(
-        "--lr", rich_help_panel=TRAINING, show_default=False,
+    learning_rate: Annotated[float | None, typer.Option(
+        rich_help_panel=TRAINING, show_default=False,
         help=f"SGD learning rate of every arm ({_default('learning_rate')}).")] = None,
+    lr: Annotated[float | None, typer.Option(
+        "--lr", hidden=True, help="Old spelling of --learning-rate.")] = None,
     unfreeze_lr: Annotated[float | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
-        help="Learning rate of the reused layers after unfreezing (default: --lr).")] = None,
+        help="Learning rate of the reused layers after unfreezing (default: "
+             "--learning-rate).")] = None,
     batch_size: Annotated[int | None, typer.Option(
         rich_help_panel=TRAINING, show_default=False,
         help=f"Mini-batch size ({_default('batch_size')}).")] = None,
@@ -132,11 +136,12 @@ def transfer(
     freeze_epochs = pick(freeze_epochs, _BASE["freeze_epochs"], quick_set["freeze_epochs"], quick)
     unfreeze_epochs = pick(unfreeze_epochs, _BASE["unfreeze_epochs"],
                            quick_set["unfreeze_epochs"], quick)
+    lr = renamed(learning_rate, lr, "--learning-rate", "--lr")
     lr = _BASE["learning_rate"] if lr is None else lr
     batch_size = _BASE["batch_size"] if batch_size is None else batch_size
     train_size = _BASE["train_size"] if train_size is None else train_size
     check_positive(seeds, "--seeds", integer=True, limit="seeds")
-    check_positive(lr, "--lr")
+    check_positive(lr, "--learning-rate")
     if unfreeze_lr is not None:
         check_positive(unfreeze_lr, "--unfreeze-lr")
     check_positive(epochs_a, "--epochs-a", integer=True, limit="steps")

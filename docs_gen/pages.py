@@ -1,14 +1,17 @@
 """The generated pages of the documentation site, made from dnnbench itself so that they
 cannot drift: one page per packaged experiment file (question, protocol, design, claims with
-the committed verdicts of ``results/claims.csv``, figures of ``results/``) and the reference
-of the experiment-file format and of every registry. ``docs_gen/hooks.py`` adds them to the
-site when mkdocs builds it; nothing here imports mkdocs.
+the committed verdicts of ``results/claims.csv``, figures of ``results/``), the coverage of
+the chapter (the statements of the hand-kept ``docs_gen/coverage.toml`` with the verdicts of
+the claims that test them) and the reference of the experiment-file format and of every
+registry. ``docs_gen/hooks.py`` adds them to the site when mkdocs builds it; nothing here
+imports mkdocs.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import html
 import inspect
 import json
 import re
@@ -361,7 +364,9 @@ def experiments_index(rows: list[dict]) -> str:
              ("Every packaged experiment file (`dnnbench list`; "
               "`dnnbench/definition/catalogue/`), grouped by family, with the verdicts of "
               "its claims on the committed runs. Each page is generated from the file and "
-              "from `results/` when the site is built."), ""]
+              "from `results/` when the site is built. [Coverage of the chapter](../"
+              + COVERAGE_PAGE + ") maps each statement of the chapter to the claims and "
+              "unit tests that check it."), ""]
     for family, members in families().items():
         out = []
         for name in members:
@@ -387,9 +392,164 @@ def experiment_pages() -> dict[str, str]:
 
 def experiments_nav() -> list:
     """The Experiments section of the site's navigation."""
-    return [{"Overview": f"{EXPERIMENTS}/index.md"},
+    return [{"Overview": f"{EXPERIMENTS}/index.md"}, {"Coverage of the chapter": COVERAGE_PAGE},
             *({family: [{n: f"{EXPERIMENTS}/{n}.md"} for n in members]}
               for family, members in families().items())]
+
+
+# ------------------------------------------------------------------------------ coverage page
+
+COVERAGE = Path(__file__).resolve().parent / "coverage.toml"  # kept by hand
+COVERAGE_PAGE = "coverage.md"
+STATEMENT_KEYS = {"family", "text", "claims", "unit", "note", "map"}
+# a statement's coverage, in the order of the count line
+COVERED = {"verdict": "tested by a claim with a committed verdict",
+           "claim": "tested by a claim not yet run",
+           "unit": "checked by unit tests only",
+           "none": "not covered"}
+
+
+def coverage_doc(path: Path = COVERAGE) -> dict:
+    """``docs_gen/coverage.toml``: the chapter map's statements and what tests each."""
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def catalogue_claims() -> dict[tuple[str, str], tuple[str, str]]:
+    """(packaged file, claim id) -> (the experiment its verdicts are filed under in
+    ``results/claims.csv``, the claim's text), for every claim of every packaged file."""
+    out = {}
+    for name in definition.catalogue():
+        exp = definition.load(name)
+        for c in exp.claims:
+            out[(name, str(c.id))] = (c.results or exp.name, c.text)
+    return out
+
+
+def coverage_problems(doc: dict, known: dict[tuple[str, str], object],
+                      root: Path = ROOT) -> list[str]:
+    """What is wrong with a coverage document: a statement naming a claim no packaged file
+    has, an unknown family or key, a unit-test file that does not exist, a statement with
+    neither a test nor a note; a claim of the catalogue that no statement names."""
+    problems, named = [], set()
+    families_ = doc.get("families", {})
+    for i, st in enumerate(doc.get("statement", []), 1):
+        where = f"statement {i} ({st.get('text', '')[:40]!r})"
+        if st.get("family") not in families_:
+            problems.append(f"{where}: unknown family {st.get('family')!r}")
+        if not st.get("text"):
+            problems.append(f"{where}: no text")
+        if set(st) - STATEMENT_KEYS:
+            problems.append(f"{where}: unknown keys {sorted(set(st) - STATEMENT_KEYS)}")
+        for pair in st.get("claims", []):
+            if not (isinstance(pair, list) and len(pair) == 2):
+                problems.append(f"{where}: {pair!r} is not [file, claim id]")
+                continue
+            key = (pair[0], str(pair[1]))
+            named.add(key)
+            if key not in known:
+                problems.append(f"{where}: {pair[0]} has no claim {pair[1]!r}")
+        for test in st.get("unit", []):
+            if not (root / test).is_file():
+                problems.append(f"{where}: no unit-test file {test}")
+        if not st.get("claims") and not st.get("unit") and not st.get("note"):
+            problems.append(f"{where}: nothing tests it and no note says why")
+    for name, claim_id in sorted(set(known) - named):
+        problems.append(f"claim {claim_id!r} of {name} is in no statement of "
+                        f"{COVERAGE.name}: place it")
+    return problems
+
+
+def claim_verdicts(key: tuple[str, str], known: dict, rows: list[dict]) -> str:
+    """A claim's committed verdicts: one, or one per data set ("[mnist] supported"); "not
+    run" where ``results/claims.csv`` has none."""
+    results = known[key][0] if key in known else key[0]
+    found = sorted((r for r in rows if r["experiment"] == results and r["claim_id"] == key[1]),
+                   key=lambda r: dataset_rank(r["dataset"]))
+    if not found:
+        return verdict("not run")
+    if len(found) == 1:
+        return verdict(found[0]["verdict"])
+    return ", ".join(f"[{r['dataset'] or '?'}] {verdict(r['verdict'])}" for r in found)
+
+
+def coverage_of(st: dict, known: dict, rows: list[dict]) -> str:
+    """A key of COVERED."""
+    decided = {v for v in claims.VERDICTS if v != "not run"}
+    for name, claim_id in st.get("claims", []):
+        results = known.get((name, str(claim_id)), (name,))[0]
+        if any(r["experiment"] == results and r["claim_id"] == str(claim_id)
+               and r["verdict"] in decided for r in rows):
+            return "verdict"
+    return "claim" if st.get("claims") else "unit" if st.get("unit") else "none"
+
+
+def coverage_page(rows: list[dict], doc: dict | None = None,
+                  known: dict | None = None) -> str:
+    doc = coverage_doc() if doc is None else doc
+    known = catalogue_claims() if known is None else known
+    statements = doc.get("statement", [])
+    status = [coverage_of(st, known, rows) for st in statements]
+    in_map = [s for st, s in zip(statements, status, strict=True) if st.get("map", True)]
+    counts = {k: in_map.count(k) for k in COVERED}
+    beyond = len(statements) - len(in_map)
+    lines = ["---", "hide:", "  - toc", "---", "", "# Coverage of the chapter", "",
+             ("Every claim-bearing statement of the chapter's map of experiments "
+              "(`EXPERIMENTS.md`, families A to L) and what checks it: the claims of the "
+              "packaged [experiment files](experiments/index.md) with their verdicts on the "
+              "committed runs (`results/claims.csv`; [what a verdict means](claims.md)), and "
+              "unit tests for what needs no run (definitions, identities, the textbook's "
+              "worked examples). Kept by hand in `docs_gen/coverage.toml`; "
+              "`tests/test_coverage.py` fails when it names a claim that no file has, or when "
+              "a file's claim is in no statement."), "",
+             f"**{len(in_map)} statements**: "
+             + ", ".join(f"{n} {COVERED[k]}" for k, n in counts.items()) + "."
+             + (f" Besides them, {beyond} "
+                + ("entry places claims" if beyond == 1 else "entries place claims")
+                + " of the files that the map does not state." if beyond else ""), ""]
+    problems = coverage_problems(doc, known)
+    if problems:
+        lines += ['!!! warning "docs_gen/coverage.toml is out of date"',
+                  *(f"    - {text(p)}" for p in problems), ""]
+    summary, sections = [], []
+    for letter, title in doc.get("families", {}).items():
+        mine = [(st, s) for st, s in zip(statements, status, strict=True)
+                if st.get("family") == letter]
+        if not mine:
+            continue
+        anchor = f"{letter}-{title}".lower().replace(" ", "-")
+        anchor = re.sub(r"[^a-z0-9-]", "", anchor)
+        tally = [str(sum(1 for st, s in mine if s == k and st.get("map", True)))
+                 for k in COVERED]
+        summary.append([f"[{letter}. {text(title)}](#{anchor})", *tally])
+        body, n = [], 0
+        for st, s in mine:
+            if st.get("map", True):
+                n += 1
+                label = f"{letter}{n}"
+            else:
+                label = f"{letter}+"
+            tests = "<br>".join(
+                f"[{name}]({EXPERIMENTS}/{name}.md) · "
+                f'<code class="claim-id">{html.escape(str(claim_id))}</code> '
+                + claim_verdicts((name, str(claim_id)), known, rows)
+                for name, claim_id in st.get("claims", [])) or "–"
+            notes = (["**Not covered.**"] if s == "none" else []) + (
+                ["Unit tests: " + ", ".join(f"`{t}`" for t in st["unit"]) + "."]
+                if st.get("unit") else [])
+            if st.get("note"):
+                notes.append(cell(st["note"]))
+            statement = cell(st["text"]) + ("" if st.get("map", True)
+                                            else " *(not in the map)*")
+            if notes:
+                statement += '<br><span class="coverage-note">' + " ".join(notes) + "</span>"
+            body.append([label, statement, tests])
+        sections += [f"## {letter}. {text(title)} {{#{anchor}}}", "",
+                     '<div class="coverage" markdown>', "",
+                     table(["", "statement (notes and unit tests below it)",
+                            "tested by: file · claim verdict"], body), "</div>", ""]
+    lines += [table(["family", "with a verdict", "claim not run", "unit tests only",
+                     "not covered"], summary), "", *sections]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- reference pages
@@ -555,4 +715,5 @@ def reference_pages() -> dict[str, str]:
 
 def pages() -> dict[str, str]:
     """Every generated page: its path in the site -> its Markdown."""
-    return {**experiment_pages(), **reference_pages()}
+    return {**experiment_pages(), COVERAGE_PAGE: coverage_page(claim_rows()),
+            **reference_pages()}

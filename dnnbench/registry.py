@@ -564,15 +564,8 @@ def get_optimizer(name: str) -> Optimizer:
     factory = load_plugin(name, "optimizer")
     coef = _numeric_keywords(factory)
     coef.pop("learning_rate", None)
-    try:
-        tx = factory(0.01)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"optimizer plug-in {name!r} failed when called as "
-                         f"factory(0.01): {type(e).__name__}: {e}") from None
-    if not isinstance(tx, optax.GradientTransformation):
-        raise ValueError(  # noqa: TRY004 (a user's plug-in: one-line usage error)
-            f"optimizer plug-in {name!r} returned {type(tx).__name__}, not an "
-                         "optax.GradientTransformation")
+    _made(factory, (0.01,), f"optimizer plug-in {name!r}", optax.GradientTransformation,
+          "an optax.GradientTransformation")
     return Optimizer(factory, coef, f"plug-in {name}", native_decay="weight_decay" in coef)
 
 
@@ -586,16 +579,22 @@ def get_model(name: str) -> Callable:
     import flax.linen as nn
 
     factory = load_plugin(name, "model")
-    try:
-        module = factory(2)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"model plug-in {name!r} failed when called as factory(2): "
-                         f"{type(e).__name__}: {e}") from None
-    if not isinstance(module, nn.Module):
-        raise ValueError(  # noqa: TRY004 (a user's plug-in: one-line usage error)
-            f"model plug-in {name!r} returned {type(module).__name__}, not a flax.linen "
-            "Module")
+    _made(factory, (2,), f"model plug-in {name!r}", nn.Module, "a flax.linen Module")
     return factory
+
+
+def _made(factory: Callable, args: tuple, who: str, kind: type, kind_words: str):
+    """``factory(*args)``, checked to be a ``kind``: ValueError (one line) naming the plug-in
+    ``who`` when it raises or returns something else."""
+    try:
+        out = factory(*args)
+    except Exception as e:  # noqa: BLE001 - a user's plug-in: one line
+        call = f"factory({', '.join(map(repr, args))})"
+        raise ValueError(f"{who} failed when called as {call}: {type(e).__name__}: {e}") from None
+    if not isinstance(out, kind):
+        raise ValueError(  # noqa: TRY004 (a user's plug-in: one-line usage error)
+            f"{who} returned {type(out).__name__}, not {kind_words}")
+    return out
 
 
 @functools.cache

@@ -74,22 +74,100 @@ def test_kaplan_meier_panels_stay_readable_with_seven_depths(depth):
     assert not any(a.overlaps(b) for i, a in enumerate(titles) for b in titles[i + 1:])
 
 
-def test_curves_at_the_deepest_net_median_of_running_seeds(depth):
-    fig = plots.curves_figure(depth)
+def test_curves_a_panel_per_depth_and_activation_median_of_all_seeds_stopped_ones_held(depth):
+    fig, caption = plots.curves_figure(depth)
     axes = visible_axes(fig)
-    assert [ax.get_title() for ax in axes] == ["activation=relu", "activation=sigmoid"]
-    assert "at depth=3" in fig._suptitle.get_text()
-    med = by_label(axes[0], "bn=on")
-    steps = np.sort(depth.curves["step"].unique())
-    table = depth.curves[depth.curves["arm"] == "depth=3,bn=on,activation=relu"].pivot_table(
-        index="step", columns="seed", values="eval_accuracy").reindex(steps)
+    assert [ax.get_title() for ax in axes] == [f"activation={a}, depth={d}"
+                                               for a in ("relu", "sigmoid") for d in (1, 2, 3)]
+    assert len({round(ax.get_position().y0, 3) for ax in axes}) == 2  # a row per activation
+    assert "held at their last value" in fig._suptitle.get_text()
+    assert "counted at its last value" in caption and "dot where one reached" in caption
+    med = by_label(axes[2], "bn=on")
+    arm = "depth=3,bn=on,activation=relu"
+    table = depth.curves[depth.curves["arm"] == arm].pivot_table(
+        index="step", columns="seed", values="eval_accuracy")
     running = table.notna().sum(axis=1).to_numpy()
-    assert running.max() == 3 and running.min() < 3  # stopped seeds are not carried on
-    expected = np.where(running >= 2, table.median(axis=1).to_numpy(), np.nan)
-    assert np.allclose(med.get_ydata(), expected, equal_nan=True)
-    for band in axes[0].collections:  # interquartile bands of accuracies: within [0, 1]
+    assert running.max() == 3 and running.min() < 3  # the fixture has seeds that stopped
+    held = table.ffill()  # (one budget for every seed: held to the end of the arm's steps)
+    assert np.allclose(med.get_xdata(), table.index.to_numpy(float))
+    assert np.allclose(med.get_ydata(), held.median(axis=1).to_numpy(), equal_nan=True)
+    # at the end the median is that of every seed's last value, not of the seeds left
+    lasts = [table[s].dropna().iloc[-1] for s in table.columns]
+    assert med.get_ydata()[-1] == pytest.approx(np.median(lasts))
+    for band in axes[2].collections:  # interquartile bands of accuracies: within [0, 1]
         y = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
         assert np.nanmin(y) >= 0 and np.nanmax(y) <= 1
+
+
+def test_the_median_does_not_fall_to_chance_when_seeds_that_reached_the_target_stop():
+    """3 of 5 seeds reach 0.9 by step 3 and stop; 2 stay at chance to the budget: the median
+    stays at 0.9 (held last values), not 0.1 (the two seeds left running)."""
+    steps = np.arange(1, 11)
+    rows = [{"arm": "a", "seed": s, "step": int(t), "eval_accuracy": 0.5 + 0.2 * t}
+            for s in range(3) for t in steps[:2]]
+    rows += [{"arm": "a", "seed": s, "step": 3, "eval_accuracy": 0.9 + 0.01 * s}
+             for s in range(3)]
+    rows += [{"arm": "a", "seed": s, "step": int(t), "eval_accuracy": 0.1}
+             for s in (3, 4) for t in steps]
+    curves = pd.DataFrame(rows)
+    table = plots._seed_table(curves, "a", "eval_accuracy")
+    assert table.notna().sum(axis=1).iloc[-1] == 2  # only the failing seeds run on
+    held = plots.carried(table, {s: 10 for s in range(5)})
+    assert held.notna().all().all()
+    assert held.loc[10, [0, 1, 2]].tolist() == pytest.approx([0.9, 0.91, 0.92])
+    assert held.median(axis=1).loc[10] == pytest.approx(0.9)
+    assert table.median(axis=1).loc[10] == pytest.approx(0.1)  # what dropping them shows
+    # a seed is held only up to its own budget
+    short = plots.carried(table, {0: 5})
+    assert short.loc[5, 0] == pytest.approx(0.9) and np.isnan(short.loc[6, 0])
+
+
+def test_curves_of_named_levels_a_panel_per_level_and_all_arms_in_view():
+    """Optimizers (a named first factor): a panel per optimizer, a colour per lr_source;
+    the y range keeps every seed's last value in view."""
+    opt = fixture_input("optimizers-digits")
+    fig, _caption = plots.curves_figure(opt)
+    axes = visible_axes(fig)
+    assert [ax.get_title() for ax in axes] == [f"optimizer={o}" for o in
+                                               ("sgd", "momentum", "adam", "rmsprop")]
+    assert "at optimizer" not in fig._suptitle.get_text()
+    for ax in axes:
+        assert {ln.get_label() for ln in ax.lines if ln.get_linewidth() > 2} == {
+            "lr_source=default", "lr_source=tuned"}
+    lasts = opt.curves.sort_values("step").groupby(["arm", "seed"])["eval_accuracy"].last()
+    assert axes[0].get_ylim()[0] <= lasts.min()
+
+
+def test_the_report_draws_learning_curves_for_every_experiment_with_curves():
+    opt = fixture_input("optimizers-digits")
+    assert "curves" not in opt.exp.figures
+    assert "curves" not in figure_kinds.draw(opt)  # `run --plot`: what the file declares
+    drawn = figure_kinds.draw(opt, report=True)
+    assert list(drawn)[:4] == ["steps-to-target", "speed-vs-quality", "train-loss", "curves"]
+    assert "median over all the arm's seeds" in drawn["curves"][1]
+    no_curves = dataclasses.replace(opt, curves=None)
+    assert "curves" not in figure_kinds.draw(no_curves, report=True)
+
+
+def test_named_levels_are_points_not_joined_by_lines():
+    """The optimizers' names have no order: the metric figure draws a point per level, the
+    lr_source levels side by side, no line from one optimizer to the next; a numeric factor
+    (depth) keeps its lines."""
+    opt = fixture_input("optimizers-digits")
+    (fig,) = plots.metric_figure(opt).values()
+    (ax,) = visible_axes(fig)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["sgd", "momentum", "adam",
+                                                           "rmsprop"]
+    assert len(ax.containers) == 2
+    xs = []
+    for bars in ax.containers:
+        data = bars.lines[0]
+        assert data.get_linestyle() == "None" and data.get_marker() == "o"
+        xs.append(data.get_xdata())
+    assert np.all(np.abs(xs[0] - np.arange(4)) < 0.3) and np.all(xs[0] < xs[1])
+    depth = fixture_input("depth-sweep-digits")
+    (fig,) = plots.metric_figure(depth).values()
+    assert all(b.lines[0].get_linestyle() == "-" for b in visible_axes(fig)[0].containers)
 
 
 def test_timing_step_time_and_time_to_target(depth):
@@ -123,3 +201,30 @@ def test_a_file_names_only_known_figures():
                      "figures": ["pie"]}, "<test>")
     with pytest.raises(definition.ExperimentError, match="figures: unknown figure 'layers'"):
         definition.parse({"name": "x", "figures": ["layers"]}, "<test>")  # automatic, not declared
+
+
+def test_timing_against_named_levels_draws_points(depth):
+    """The timing figure over a named first factor: markers side by side, no line from one
+    level to the next, the time to target's interval as bars."""
+    names = {1: "one", 2: "two", 3: "three"}
+    exp = dataclasses.replace(depth.exp, factors={**depth.exp.factors,
+                                                  "depth": ("one", "two", "three")})
+    named = dataclasses.replace(depth, exp=exp,
+                                runs=depth.runs.assign(depth=depth.runs["depth"].map(names)))
+    step_ax, ttt_ax = visible_axes(plots.timing_figure(named))
+    assert [t.get_text() for t in step_ax.get_xticklabels()] == ["one", "two", "three"]
+    assert len(step_ax.lines) == 4
+    assert all(ln.get_linestyle() == "None" for ln in step_ax.lines)
+    assert len(ttt_ax.containers) == 4
+    assert all(c.lines[0].get_linestyle() == "None" for c in ttt_ax.containers)
+    step_ax, _ = visible_axes(plots.timing_figure(depth))  # numeric depth: lines
+    assert {ln.get_linestyle() for ln in step_ax.lines} == {"-", "--"}
+
+
+def test_curves_with_too_many_panels_show_the_first_factor_at_its_last_level(depth,
+                                                                             monkeypatch):
+    monkeypatch.setattr(plots, "MAX_PANELS", 4)  # 3 depths x 2 activations: too many
+    fig, caption = plots.curves_figure(depth)
+    assert [ax.get_title() for ax in visible_axes(fig)] == ["activation=relu",
+                                                            "activation=sigmoid"]
+    assert "at depth=3" in fig._suptitle.get_text() and "at depth=3" in caption

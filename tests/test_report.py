@@ -68,9 +68,9 @@ def test_report_writes_html_markdown_and_figures(written):
         "depth-sweep-digits-steps-to-target.png", "depth-sweep-digits-timing.png",
         "depth-sweep-digits-curves.png", "depth-sweep-digits-kaplan-meier.png",
         "optimizers-digits-steps-to-target.png", "optimizers-digits-speed-vs-quality.png",
-        "optimizers-digits-train-loss.png",
+        "optimizers-digits-train-loss.png", "optimizers-digits-curves.png",
         "transfer-digits-final-test-accuracy.png", "transfer-digits-paired-accuracy.png",
-        "transfer-digits-gains.png"])
+        "transfer-digits-gains.png", "transfer-digits-curves.png"])
     assert "report.html" in result.stderr and result.stdout == ""
 
 
@@ -114,11 +114,90 @@ def test_the_summary_tallies_the_claims_and_links_every_section(page):
     assert items == ["depth-sweep-digits", "optimizers-digits", "transfer-digits"]
 
 
+def test_the_contents_link_every_section(page):
+    """A table of contents near the top: a link to every section of the page, in order."""
+    nav = re.search(r"<nav>(.*?)</nav>", page, re.DOTALL)
+    assert nav and page.index("<nav>") < page.index('<section id="summary">')
+    sections = re.findall(r'<section id="([^"]+)">', page)
+    assert re.findall(r'<a href="#([^"]+)">', nav.group(1)) == sections
+    assert sections[:2] == ["summary", "depth-sweep-digits"] and sections[-1] == "metadata"
+
+
+def test_every_experiment_shows_what_it_found_next_to_what_was_expected(page):
+    for anchor in ("depth-sweep-digits", "optimizers-digits", "transfer-digits"):
+        section = page[page.index(f'<section id="{anchor}">'):]
+        section = section[:section.index("</section>")]
+        outcome = re.search(r'<div class="outcome"><div class="expected">'
+                            r'<span class="label">Expected</span><p>(.+?)</p></div>'
+                            r'<div class="found"><span class="label">Found</span>'
+                            r"<p>(.+?)</p></div></div>", section)
+        assert outcome, anchor
+        assert outcome.group(1).strip() and outcome.group(2).strip()
+        # the outcome before the tables; side by side, stacked on a narrow page
+        assert section.index('class="outcome"') < section.index("<table")
+    assert re.search(r"\.outcome \{[^}]*grid-template-columns: minmax\(0, 2fr\) "
+                     r"minmax\(0, 3fr\)", page)
+    assert re.search(r"@media \(max-width: 900px\) \{[^@]*\.outcome \{ "
+                     r"grid-template-columns: 1fr; \}", page)
+
+
+def test_a_file_without_a_finding_says_so():
+    from dnnbench.report.document import NO_FINDING, Section
+    from dnnbench.report.html import _outcome_html
+
+    mine = Section("m", "Mine", "mine", "", "", expected="BN helps.")
+    text = _outcome_html(mine)
+    assert "BN helps." in text and html.escape(NO_FINDING) in text
+    assert _outcome_html(Section("r", "Range test", "lr-find", "", "")) == ""
+
+
+def test_the_summary_headline_is_a_finding_not_how_the_run_was_made():
+    from dnnbench.report.document import finding, first_sentence
+
+    text = ("Committed MNIST run of `dnnbench x --a 1` (5 seeds, re-run 2026-12-07: every "
+            "step (twice)). Without BN the steps grow from 12 to 56 (x4.67 [3.15, 5.33]). "
+            "More.")
+    assert first_sentence(finding(text)) == ("Without BN the steps grow from 12 to 56 "
+                                             "(x4.67 [3.15, 5.33]).")
+    assert finding("Committed MNIST run (5 seeds): the rate explains most.") == \
+        "The rate explains most."
+    assert finding("BN helps at depth 7.") == "BN helps at depth 7."  # no provenance
+
+
+def test_tables_wrap_instead_of_being_cut(page):
+    """Cells wrap (long words and arm names too), numbers break between an estimate, its
+    interval and a verdict but never inside an interval; no cell is kept on one line."""
+    css = page[page.index("<style>"):page.index("</style>")]
+    td = re.search(r"th, td \{([^}]*)\}", css).group(1)
+    assert "overflow-wrap: break-word" in td  # a level's name wraps between its words
+    assert "overflow-wrap: anywhere" in re.search(r"td\.text \{([^}]*)\}", css).group(1)
+    assert "pair=0v1,<wbr>stage=B-on-A" in page  # an arm's name breaks after a comma
+    # numbers on one line where there is room; on a narrow page, or in a wide table, they
+    # wrap
+    narrow = css[css.index("@media (max-width: 900px)"):]
+    assert re.search(r"td\.num \{ white-space: normal; \}", narrow)
+    assert re.search(r"table\.wide td\.num, table\.wide \.ci \{ white-space: normal; \}",
+                     css)
+    assert "nowrap" not in re.search(r"td\.text \{([^}]*)\}", css).group(1)
+    assert "table-layout: auto" in css
+    assert re.search(r"@media \(max-width: 900px\)", css)
+    # an interval is one piece (the cell breaks before and after it), except in a table
+    # too wide for that
+    assert re.search(r"\.ci \{ white-space: nowrap; \}", css)
+    assert "<table><caption>depth-sweep on digits" in page  # fewer than 9 columns
+    from dnnbench.report.document import TableItem
+    from dnnbench.report.html import html_table
+
+    wide = pd.DataFrame([{"arm": "a", **{f"m{i}": "0.91 [0.90, 0.92]" for i in range(9)}}])
+    assert '<table class="wide">' in html_table(TableItem("t", wide))
+    assert "<table><caption>" in html_table(TableItem("t", wide.iloc[:, :8]))
+
+
 def test_html_tables_carry_the_statistics(page):
     # depth sweep (the common table): KM medians and the paired ratio against BN off
     assert "depth-sweep on digits (3 seeds per arm, paired; 95% intervals)" in page
     # (3 seeds: a ratio whose interval excludes 1, but too few seeds for a verdict)
-    assert "x0.62 [0.45, 0.86] too few seeds for a verdict" in page
+    assert 'x0.62 <span class="ci">[0.45, 0.86]</span> too few seeds for a verdict' in page
     assert "fewer steps</span>" not in page
     # optimizers (a file's section): the paired comparison with SGD, default and tuned arms;
     # transfer (the common table): B-on-A against B per pair, A not compared
@@ -126,7 +205,7 @@ def test_html_tables_carry_the_statistics(page):
     assert page.count(">tuned<") == 4 and "Which optimizer converges fastest" in page
     assert page.count("too few seeds for a verdict") >= 3
     assert "transfer on digits (3 seeds per arm, paired; 95% intervals)" in page
-    assert page.count("pair=0v1,stage=B-on-A") >= 1 and "not compared" in page
+    assert page.count("pair=0v1,<wbr>stage=B-on-A") >= 1 and "not compared" in page
     # no target, nothing to reach: the transfer table has no "reached" column
     transfer = page[page.index('id="transfer-digits"'):]
     table = transfer[:transfer.index("</table>")]
@@ -180,7 +259,7 @@ def test_markdown_report_refers_to_the_written_figures(written):
     for title in SECTION_TITLES + ["Claims", "Metadata"]:
         assert f"## {title}" in md
     links = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", md)
-    assert len(links) == 10 and all((out / link).is_file() for link in links)
+    assert len(links) == 12 and all((out / link).is_file() for link in links)
     assert "| depth | bn | activation | reached | steps to target |" in md
     assert "| bn-fewer-steps |" in md
 
@@ -326,3 +405,18 @@ def test_sections_follow_the_reading_order_with_unique_headings():
     assert [s.anchor for s in got] == ["d", "t1", "t2", "c", "m"]
     assert [s.title for s in got][1:3] == ["Transfer — mnist (transfer)",
                                            "Transfer — mnist (transfer-learning)"]
+
+
+def test_a_metric_an_arm_did_not_measure_is_a_dash_not_an_empty_interval():
+    """(regularization: MC dropout's metrics exist only for dropout arms; "– [–, –]" in
+    every other row widened the table for nothing.)"""
+    from dnnbench.analysis.summary import summarize
+    from dnnbench.report.generic import stored_figure_input, summary_cells
+
+    inp = stored_figure_input(RESULTS / "depth-sweep-digits-runs.csv")
+    runs = inp.runs.copy()
+    runs.loc[runs["bn"] == "on", "final_test_accuracy"] = float("nan")
+    cells = summary_cells(inp.exp, summarize(inp.exp, runs))
+    on = cells[cells["bn"] == "on"]["test acc."]
+    assert (on == "–").all()
+    assert cells[cells["bn"] == "off"]["test acc."].str.match(r"0\.\d{4} \[").all()

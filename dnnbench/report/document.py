@@ -4,10 +4,15 @@ render it."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+# the Found of a file that records no finding yet
+NO_FINDING = ("not written yet: the experiment file has no 'found' text; the tables and "
+              "figures below are what this run measured")
 
 
 class ReportError(Exception):
@@ -46,6 +51,8 @@ class Section:
     dataset: str = ""
     packaged: str = ""  # the packaged file it ran (bn-depth for the depth-sweep preset)
     headline: str = ""  # the first sentence of what the committed run found
+    expected: str = ""  # the file's expected result, shown beside ...
+    found: str = ""  # ... what its committed run found ("" when the file records none)
 
 
 @dataclass
@@ -84,8 +91,20 @@ def arrange(sections: list[Section], order: tuple[str, ...]) -> list[Section]:
     return out
 
 
+PROVENANCE = re.compile(r"^Committed\b[^(]*\([^()]*(?:\([^()]*\)[^()]*)*\)\s*[.:;]?\s*")
+
+
+def finding(text: str) -> str:
+    """``text`` without its leading provenance ("Committed MNIST run (5 seeds, re-run ...).
+    " or "...): "), which says how the run was made, not what it found; the text as it is
+    when nothing is left after it."""
+    text = " ".join(text.split())
+    rest = PROVENANCE.sub("", text, count=1)
+    return rest[:1].upper() + rest[1:] if rest else text
+
+
 def first_sentence(text: str) -> str:
-    """The first sentence of ``text`` (up to its first ". " / ": " after 40 characters)."""
+    """The first sentence of ``text`` (up to its first ". " after 40 characters)."""
     text = " ".join(text.split())
     for i in range(40, len(text) - 1):
         if text[i] == "." and text[i + 1] == " ":

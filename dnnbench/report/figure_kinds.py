@@ -48,12 +48,20 @@ def draw_kind(name: str, inp: FigureInput) -> dict[str, tuple[Any, str]]:
     return {n: fig if isinstance(fig, tuple) else (fig, caption) for n, fig in out.items()}
 
 
-def draw(inp: FigureInput) -> dict[str, tuple[Any, str]]:
+# kinds the report draws for every experiment whose results allow it, declared or not: the
+# learning curves (dnnbench.definition.figures does not mark them automatic, so that
+# `dnnbench run --plot` writes only what a file declares)
+REPORT_KINDS = ("curves",)
+
+
+def draw(inp: FigureInput, report: bool = False) -> dict[str, tuple[Any, str]]:
     """Every figure of the experiment: its declared kinds, then the automatic ones that apply
-    (figure name -> (Figure, caption))."""
+    (figure name -> (Figure, caption)); ``report``: also REPORT_KINDS (after the declared
+    ones)."""
     declared = tuple(getattr(inp.exp, "figures", ()) or DEFAULT)
+    extra = tuple(k for k in REPORT_KINDS if report and k not in declared)
     out: dict[str, tuple[Any, str]] = {}
-    for name in (*declared, *(k for k, v in FIGURES.items() if v.auto)):
+    for name in (*declared, *extra, *(k for k, v in FIGURES.items() if v.auto)):
         out.update(draw_kind(name, inp))
     return out
 

@@ -17,7 +17,14 @@ from dnnbench.analysis.summary import NOT_COMPARED, summarize
 from dnnbench.definition import Experiment
 from dnnbench.report import figure_kinds
 from dnnbench.report.console import LABELS, fmt, fmt_interval
-from dnnbench.report.document import FigureItem, Section, TableItem, first_sentence, meta_rows
+from dnnbench.report.document import (
+    FigureItem,
+    Section,
+    TableItem,
+    finding,
+    first_sentence,
+    meta_rows,
+)
 from dnnbench.report.figures import FigureInput, figure_bytes
 from dnnbench.report.search import LEFT as SEARCH_LEFT
 from dnnbench.report.search import search_frames
@@ -26,6 +33,13 @@ from dnnbench.results.io import curves_path_of, read_curves, read_layers, read_r
 
 def _spec(metric: str) -> str:
     return "{:.4f}" if "loss" in metric or "accuracy" in metric else "{:.2f}"
+
+
+def _finite(x) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
 
 
 def summary_cells(exp: Experiment, summary: pd.DataFrame) -> pd.DataFrame:
@@ -45,6 +59,8 @@ def summary_cells(exp: Experiment, summary: pd.DataFrame) -> pd.DataFrame:
             if m == "steps_to_target":
                 row[LABELS[m]] = fmt_interval(r["median_steps"], r["steps_low"],
                                               r["steps_high"])
+            elif not _finite(r[m]):  # not measured in this arm (e.g. MC dropout's metrics)
+                row[LABELS.get(m, m)] = "–"
             else:
                 s = _spec(m)
                 row[LABELS.get(m, m)] = (f"{fmt(r[m], s)} [{fmt(r[m + '_low'], s)}, "
@@ -152,14 +168,14 @@ def stored_figure_input(runs_path: Path):
 
 
 def section_figures(rs, exp: Experiment, layers=...) -> list:
-    """The report's figures of a result set: the file's declared figure kinds and the
-    automatic ones its results allow (dnnbench.report.figure_kinds), as PNG items
-    (``layers`` as for :func:`figure_input`)."""
+    """The report's figures of a result set: the file's declared figure kinds, the learning
+    curves, and the automatic ones its results allow (dnnbench.report.figure_kinds), as PNG
+    items (``layers`` as for :func:`figure_input`)."""
 
     dataset = (rs.meta.get("dataset") or {}).get("name", "")
     inp = figure_input(exp, rs.runs, rs.runs_path, dataset, layers)
     return [FigureItem(name, f"{rs.stem}-{name}.png", caption, figure_bytes(fig, "png"))
-            for name, (fig, caption) in figure_kinds.draw(inp).items()]
+            for name, (fig, caption) in figure_kinds.draw(inp, report=True).items()]
 
 
 def report_section(rs, render_figures: bool = True):
@@ -191,9 +207,7 @@ def report_section(rs, render_figures: bool = True):
                                 "interval that excludes no difference; contradicted: one "
                                 "points the other way.", left=2, text=("effects",)))
     figs = section_figures(rs, exp, layers) if render_figures else []
-    bullets = [b for b in (exp.expected and f"Expected: {exp.expected}",
-                           exp.found and f"Found: {exp.found}",
-                           exp.cost and f"Cost: {exp.cost}",
+    bullets = [b for b in (exp.cost and f"Cost: {exp.cost}",
                            (f"Compiled programs: {meta['compiled_programs']} for "
                             f"{meta.get('arms', '–')} arms" if "compiled_programs" in meta
                             else f"Units: {meta.get('units', '–')} for "
@@ -204,7 +218,9 @@ def report_section(rs, render_figures: bool = True):
                    figures=figs, meta=meta_rows(meta, rs.runs_path.name),
                    runs_file=rs.runs_path.name, dataset=dataset,
                    packaged=str(meta.get("experiment_file") or exp.name),
-                   headline=first_sentence(exp.found or exp.expected))
+                   headline=first_sentence(finding(exp.found) if exp.found else
+                                           f"Expected: {exp.expected}" if exp.expected else ""),
+                   expected=exp.expected, found=exp.found)
 
 
 def search_section(rs, exp: Experiment, render_figures: bool = True):
@@ -222,9 +238,7 @@ def search_section(rs, exp: Experiment, render_figures: bool = True):
                                 "parameter's interval lies above every other's.", left=2,
                                 text=("effects",)))
     figs = section_figures(rs, exp) if render_figures else []
-    bullets = [b for b in (exp.expected and f"Expected: {exp.expected}",
-                           exp.found and f"Found: {exp.found}",
-                           exp.cost and f"Cost: {exp.cost}",
+    bullets = [b for b in (exp.cost and f"Cost: {exp.cost}",
                            (f"Compiled programs: {meta.get('compiled_programs', '–')} for "
                            f"{meta.get('arms', '–')} points"),
                            meta.get("search_refine_rule") and exp.search.stages > 1 and
@@ -235,4 +249,6 @@ def search_section(rs, exp: Experiment, render_figures: bool = True):
                    figures=figs, meta=meta_rows(meta, rs.runs_path.name),
                    runs_file=rs.runs_path.name, dataset=dataset,
                    packaged=str(meta.get("experiment_file") or exp.name),
-                   headline=first_sentence(exp.found or exp.expected))
+                   headline=first_sentence(finding(exp.found) if exp.found else
+                                           f"Expected: {exp.expected}" if exp.expected else ""),
+                   expected=exp.expected, found=exp.found)

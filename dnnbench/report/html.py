@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from dnnbench.definition.claims import CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPP
 from dnnbench.definition.experiment import READING_ORDER
 from dnnbench.files import atomic_write_bytes, atomic_write_text
 from dnnbench.report.document import (
+    NO_FINDING,
     FigureItem,
     Report,
     ReportError,
@@ -168,16 +170,21 @@ pre { background: #f0f2f6; border: 1px solid var(--line); border-radius: 6px; pa
       overflow-x: auto; white-space: pre-wrap; word-break: break-all; font-size: 13px; }
 code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono",
        monospace; }
-.tablewrap { overflow-x: auto; margin: 8px 0 4px; }
-table { border-collapse: collapse; font-size: 13.5px; width: 100%; }
+.tablewrap { overflow-x: auto; margin: 8px 0 4px; }  /* a last resort: cells wrap first */
+table { border-collapse: collapse; font-size: 13.5px; width: 100%; table-layout: auto; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding: 4px 0 8px;
           font-size: 14.5px; }
-th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top;
+         overflow-wrap: break-word; }
 th { background: #eef1f6; text-align: left; font-weight: 600; vertical-align: bottom;
-     min-width: 4em; }
+     min-width: 3.5em; overflow-wrap: normal; }
 th.num { text-align: right; }
-td.text { min-width: 19em; }
-td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+td.text { min-width: 12em; overflow-wrap: anywhere; }
+td.num { text-align: right; overflow-wrap: normal; font-variant-numeric: tabular-nums;
+         white-space: nowrap; }
+.ci { white-space: nowrap; }
+table.wide { font-size: 12.5px; }
+table.wide td.num, table.wide .ci { white-space: normal; }
 tbody tr:nth-child(even) td { background: #fafbfc; }
 tbody tr:hover td { background: #eef5fb; }
 .note { color: var(--muted); font-size: 13px; margin: 4px 0 16px; }
@@ -197,19 +204,48 @@ table.meta td { font-family: ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", 
 .findings { background: #f3f8fc; border-left: 4px solid var(--accent); padding: 8px 16px;
             margin: 12px 0; border-radius: 0 6px 6px 0; }
 .findings ul { margin: 4px 0; padding-left: 18px; }
+.outcome { display: grid; grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); gap: 12px;
+           margin: 12px 0; align-items: start; }
+.outcome > div { padding: 8px 14px; border-radius: 6px; border: 1px solid var(--line); }
+.outcome .expected { background: var(--soft); }
+.outcome .found { background: #f3f8fc; border-left: 4px solid var(--accent); }
+.outcome .label { font-weight: 600; display: block; margin-bottom: 2px; }
+.outcome p { margin: 0; }
+.outcome .none { color: var(--muted); font-style: italic; }
+@media (min-width: 1000px) { nav ul { columns: 2; column-gap: 32px; } nav li { break-inside: avoid; } }
+@media (max-width: 900px) {
+  main { padding: 18px 12px 40px; }
+  .outcome { grid-template-columns: 1fr; }
+  table { font-size: 12.5px; }
+  table.wide { font-size: 12px; }
+  th, td { padding: 4px 4px; }
+  td.num { white-space: normal; }  /* between an estimate, its interval and a verdict */
+  td.text { min-width: 7em; }
+}
 ol.summary li { margin: 0 0 8px; }
 footer { color: var(--muted); font-size: 12.5px; margin-top: 40px; }
 """
 
 
+INTERVAL = re.compile(r"\[[^\[\]]*\]")
+ARM_COMMA = re.compile(r",(?=[A-Za-z_][A-Za-z0-9_]*=)")  # "depth=5,bn=on": before "bn="
+
+
 def _cell(col: str, value: str) -> str:
-    text = html.escape(str(value)).replace("\n", "<br>")
+    """A cell's HTML: escaped, line breaks kept, an interval "[low, high]" as one piece
+    (class ``ci``: the cell wraps between an estimate, its interval and a verdict; only a
+    table of WIDE columns or more breaks inside an interval), an arm's name
+    ("depth=5,bn=on") with a break opportunity after each comma."""
+    text = INTERVAL.sub(lambda m: f'<span class="ci">{m.group(0)}</span>',
+                        html.escape(str(value))).replace("\n", "<br>")
+    text = ARM_COMMA.sub(",<wbr>", text)  # an arm's name breaks after a comma
     if col.lower() == "verdict" and str(value) in VERDICT_CLASSES:
         return f'<span class="badge {VERDICT_CLASSES[str(value)]}">{text}</span>'
     return text
 
 
 NUM = ' class="num"'
+WIDE = 9  # columns from which a table's intervals may break (else they cannot fit 800 px)
 TEXT = ' class="text"'
 
 
@@ -217,7 +253,8 @@ def html_table(t: TableItem) -> str:
     cols = list(t.df.columns)
     num = [i >= t.left and str(c).lower() != "verdict" and c not in t.text
            for i, c in enumerate(cols)]
-    head = "".join(f"<th{NUM if n else ''}>{html.escape(str(c))}</th>"
+    # a name_with_underscores may break after each underscore
+    head = "".join(f"<th{NUM if n else ''}>{html.escape(str(c)).replace('_', '_<wbr>')}</th>"
                    for c, n in zip(cols, num, strict=True))
     body = []
     for _, row in t.df.iterrows():
@@ -227,7 +264,8 @@ def html_table(t: TableItem) -> str:
             cells.append(f"<td{cls}>{_cell(c, row[c])}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     caption = f'<p class="note">{html.escape(t.caption)}</p>' if t.caption else ""
-    return (f'<div class="tablewrap"><table><caption>{html.escape(t.title)}</caption>'
+    wide = ' class="wide"' if len(cols) >= WIDE else ""
+    return (f'<div class="tablewrap"><table{wide}><caption>{html.escape(t.title)}</caption>'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
             f"{caption}")
 
@@ -261,6 +299,19 @@ def _summary_html(report: Report) -> str:
             f'<ol class="summary">{items}</ol></section>')
 
 
+def _outcome_html(s: Section) -> str:
+    """What the file expected and what its committed run found, side by side (stacked on a
+    narrow page); "" for a section with neither (a range test's)."""
+    if not (s.expected or s.found):
+        return ""
+    e = html.escape
+    expected = e(s.expected) if s.expected else '<span class="none">not stated</span>'
+    found = e(s.found) if s.found else f'<span class="none">{e(NO_FINDING)}</span>'
+    return ('<div class="outcome">'
+            f'<div class="expected"><span class="label">Expected</span><p>{expected}</p></div>'
+            f'<div class="found"><span class="label">Found</span><p>{found}</p></div></div>')
+
+
 def render_html(report: Report, figure_dir: str | None = None) -> str:
     """The report as one HTML page: figures linked from ``figure_dir`` (relative to the page)
     or, without one, embedded (a self-contained page)."""
@@ -286,9 +337,11 @@ def render_html(report: Report, figure_dir: str | None = None) -> str:
             parts.append(f"<p>{e(s.intro)}</p>")
         if s.command:
             parts.append(f"<pre><code>{e(s.command)}</code></pre>")
+        parts.append(_outcome_html(s))
         if s.bullets:
             items = "".join(f"<li>{e(b)}</li>" for b in s.bullets)
-            parts.append(f'<div class="findings"><strong>What the numbers say</strong>'
+            head = "The run" if s.expected or s.found else "What the numbers say"
+            parts.append(f'<div class="findings"><strong>{head}</strong>'
                          f"<ul>{items}</ul></div>")
         parts.extend(html_table(t) for t in s.tables)
         parts.extend(html_figure(f, figure_dir) for f in s.figures)

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from dnnbench.report.document import NO_FINDING
+
 if TYPE_CHECKING:
     from dnnbench.report.document import Report, TableItem
 
@@ -56,8 +58,12 @@ def render_markdown(report: Report, figure_dir: str = "figures") -> str:
             out += [s.intro, ""]
         if s.command:
             out += ["```", s.command, "```", ""]
+        if s.expected or s.found:
+            out += [f"**Expected**: {s.expected or 'not stated'}", "",
+                    f"**Found**: {s.found or NO_FINDING}", ""]
         if s.bullets:
-            out += ["**What the numbers say**", ""] + [f"- {b}" for b in s.bullets] + [""]
+            head = "The run" if s.expected or s.found else "What the numbers say"
+            out += [f"**{head}**", ""] + [f"- {b}" for b in s.bullets] + [""]
         for t in s.tables:
             out += [_table(t), ""]
         for f in s.figures:

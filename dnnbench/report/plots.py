@@ -9,6 +9,8 @@ third a panel per level.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 import textwrap
 import warnings
 
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from dnnbench.analysis.summary import summarize
+from dnnbench.definition.figures import FIGURES
 from dnnbench.report.console import LABELS
 from dnnbench.report.figures import (
     PALETTE,
@@ -111,29 +114,38 @@ def metric_figure(inp: FigureInput):
                  max(finite.max(), budget if np.isnan(shown[:, 0]).any() else 0) /
                  finite.min() >= 10)
     n_lines = len(_levels(summary[line])) if line else 1
+    x_levels = [str(v) for v in _levels(summary[x])]
     for ax, p in zip(axes, panels, strict=True):
         block = summary if p is None else summary[summary[panel] == p]
         groups = _levels(block[line]) if line else [None]
         for k, level in enumerate(groups):
             g = block if level is None else block[block[line] == level]
-            xs = g[x].astype(float).to_numpy() if numeric_x else np.arange(len(g), dtype=float)
-            # lines side by side (a few % of a step), so equal values do not hide each other
-            dodge = (k - (n_lines - 1) / 2) * 0.04
-            xs = xs * 10 ** dodge if log_x else xs + dodge * (np.ptp(xs) or 1) / max(len(xs), 1)
+            if numeric_x:
+                xs = g[x].astype(float).to_numpy()
+                # lines side by side (a few % of a step), so equal values do not hide each other
+                dodge = (k - (n_lines - 1) / 2) * 0.04
+                xs = (xs * 10 ** dodge if log_x else
+                      xs + dodge * (np.ptp(xs) or 1) / max(len(xs), 1))
+            else:  # named levels: each at its place, the second factor's side by side
+                xs = np.array([x_levels.index(str(v)) for v in g[x]], dtype=float)
+                xs += (k - (n_lines - 1) / 2) * min(0.18, 0.7 / n_lines)
             y = g[est].astype(float).to_numpy()
             lo = np.where(np.isnan(g[low].astype(float)), y, g[low].astype(float))
             hi = g[high].astype(float).to_numpy()
             hi = np.where(np.isnan(hi), budget if steps else y, hi)
             color = PALETTE[k % len(PALETTE)]
+            # a line joins the levels of a numeric factor only: named levels (optimizers,
+            # placements) have no order and nothing lies between them
             ax.errorbar(xs, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)],
-                        marker="o", capsize=3, color=color,
+                        marker="o", capsize=3, color=color, ls="-" if numeric_x else "none",
                         label=None if level is None else f"{line}={level}")
             missing = np.isnan(y)
             if steps and missing.any():
                 ax.scatter(xs[missing], np.full(missing.sum(), budget), marker="^", s=60,
                            facecolors="white", edgecolors=color, linewidths=1.6, zorder=3)
-            if not numeric_x:
-                ax.set_xticks(np.arange(len(g)), [str(v) for v in g[x]], rotation=30, ha="right")
+        if not numeric_x:
+            ax.set_xticks(np.arange(len(x_levels)), x_levels, rotation=30, ha="right")
+            ax.set_xlim(-0.6, len(x_levels) - 0.4)
         if steps and (np.isnan(shown[:, 0]).any() or np.isnan(shown[:, 2]).any()):
             ax.axhline(budget, color="0.5", ls="--", lw=1)
         if log_x:
@@ -142,7 +154,7 @@ def metric_figure(inp: FigureInput):
         if log_y:
             ax.set_yscale("log")
         ax.set_xlabel(x)
-        ax.grid(alpha=0.3, which="both" if log_y else "major")
+        ax.grid(alpha=0.3, which="both" if log_y else "major", axis="both" if numeric_x else "y")
         if p is not None:
             ax.set_title(f"{panel}={p}", fontsize=10)
     kind = "KM median" if steps else "mean"
@@ -231,11 +243,28 @@ def km_figure(inp: FigureInput):
 
 # ------------------------------------------------------------------------------- curves
 
-def _seed_table(curves: pd.DataFrame, arm: str, metric: str, steps: np.ndarray) -> pd.DataFrame:
-    """(step x seed) table of a metric; missing after a seed stopped (reached the target)."""
+def _seed_table(curves: pd.DataFrame, arm: str, metric: str) -> pd.DataFrame:
+    """(step x seed) table of a metric on the arm's own evaluation steps; missing after a
+    seed stopped (it reached the target, stopped early or diverged)."""
     c = curves[curves["arm"] == arm]
-    return c.pivot_table(index="step", columns="seed", values=metric,
-                         aggfunc="mean").reindex(steps)
+    return c.pivot_table(index="step", columns="seed", values=metric, aggfunc="mean")
+
+
+def carried(table: pd.DataFrame, budgets: dict | None = None) -> pd.DataFrame:
+    """A (step x seed) table in which a seed that stopped before the table's last step keeps
+    its last value until its budget (``budgets``: seed -> max_steps; none: to the end). A
+    median over the seeds then counts a seed that reached the target and stopped at the
+    value it stopped at, instead of dropping it and leaving the slow seeds to set the
+    median (which falls towards chance when only failing seeds are left)."""
+    out = table.copy()
+    budgets = budgets or {}
+    for seed in out.columns:
+        last = out[seed].last_valid_index()
+        if last is None:
+            continue
+        fill = (out.index > last) & (out.index <= budgets.get(seed, np.inf))
+        out.loc[fill, seed] = out.at[last, seed]
+    return out
 
 
 def _with_levels(exp, runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
@@ -243,32 +272,73 @@ def _with_levels(exp, runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     return curves.merge(levels, on="arm", how="left")
 
 
-def curves_figure(inp: FigureInput):
-    """Eval accuracy against the step at the last level of the first varying factor (e.g. the
-    deepest net) when a second one varies, a panel per level of the third (or per level of
-    the first, when it is the only one): a line colour per level of the second; thin lines
-    are seeds, a dot where one reached the target and stopped; thick, the median of the
-    seeds still training (while two are) with their interquartile range. A stopped seed is
-    not carried on at its last value: that would average frozen values with running ones."""
-    exp, runs, curves = inp.exp, inp.runs, inp.curves
-    if curves is None or curves.empty or "eval_accuracy" not in curves:
-        return None
+MAX_COLOURS = 8  # more levels than this in one panel: a panel per level instead
+
+
+def _budgets_differ(runs: pd.DataFrame, by: str) -> bool:
+    """Whether the levels of ``by`` train for budgets a factor of 3 apart or more (e.g.
+    transfer's stages: one panel each, or the short ones are squeezed against the axis)."""
+    if "max_steps" not in runs or by is None:
+        return False
+    b = runs.groupby(by, sort=False)["max_steps"].max().astype(float)
+    return bool(len(b) > 1 and b.max() >= 3 * b.min())
+
+
+def curve_layout(exp, runs: pd.DataFrame):
+    """How the learning curves are laid out: (runs shown, "where" text, colour factor, panel
+    factors). One factor: a colour per level (a panel per level when it has more than
+    MAX_COLOURS). Two or more: a colour per level of the second, a panel per level of the
+    first (and of the third), as long as that makes MAX_PANELS panels at most; else the
+    first factor at its last level (e.g. the deepest net), a panel per level of the third.
+    Levels whose budgets differ by a factor of 3 or more (transfer's stages) get a panel
+    per budget ("max_steps")."""
     x, line, panel = layout(exp)
-    where = ""
-    if line is not None:  # x at its last level; lines: the second factor; panels: the third
+    if line is None:
+        if x is not None and runs[x].nunique() > MAX_COLOURS:
+            return runs, "", None, [x]
+        return runs, "", x, ["max_steps"] if _budgets_differ(runs, x) else []
+    n_panels = runs[x].nunique() * (runs[panel].nunique() if panel else 1)
+    if n_panels > MAX_PANELS:
         last = exp.factors[x][-1]
         last = next((v for v in _levels(runs[x]) if str(v) == str(last)), _levels(runs[x])[-1])
-        runs = runs[runs[x] == last]
-        where, colour, panels_by = f" at {x}={last}", line, panel
-    else:  # one factor (or none): a line per arm, one panel
-        colour, panels_by = x, None
-    blocks = ([(f"{panels_by}={v}", runs[runs[panels_by] == v]) for v in _levels(runs[panels_by])]
-              if panels_by else [("", runs)])
-    if len(blocks) > MAX_PANELS:
+        shown, where, keys = runs[runs[x] == last], f" at {x}={last}", [panel]
+    else:  # a row of panels per level of the third factor
+        shown, where, keys = runs, "", [panel, x]
+    keys = [k for k in keys if k is not None]
+    return shown, where, line, [*keys, "max_steps"] if _budgets_differ(shown, line) else keys
+
+
+def curves_figure(inp: FigureInput):
+    """Eval accuracy against the step (layout: :func:`curve_layout`): thin lines are seeds, a
+    dot where one reached the target and stopped, a cross where one diverged; thick, the
+    median over all the seeds of the arm with their interquartile range, a seed that stopped
+    before its budget counted at its last value (:func:`carried`). Returns the figure with a
+    caption that says so. None without curves, for a search, or with more than MAX_PANELS
+    panels."""
+    exp, runs, curves = inp.exp, inp.runs, inp.curves
+    if (curves is None or curves.empty or "eval_accuracy" not in curves
+            or getattr(exp, "search", None) is not None):
         return None
-    fig, axes, _cols = _grid(len(blocks), 5.0, 3.9, max_cols=3, sharey=True)
+    runs, where, colour, keys = curve_layout(exp, runs)
+    blocks = []
+    for values in itertools.product(*(_levels(runs[k]) for k in keys)):
+        g = runs[np.logical_and.reduce([runs[k] == v for k, v in zip(keys, values,
+                                                                       strict=True)])
+                 ] if keys else runs
+        if len(g):
+            blocks.append((", ".join(f"budget {v} steps" if k == "max_steps" else f"{k}={v}"
+                                     for k, v in zip(keys, values, strict=True)), g))
+    if len(blocks) > MAX_PANELS or not blocks:
+        return None
+    big = len(blocks) <= 6
+    # a row per level of the third factor when the first has 5 levels or fewer
+    per_row = runs[keys[1]].nunique() if len(keys) == 2 and keys[1] != "max_steps" else 0
+    cols = per_row if 1 < per_row <= 5 and not big else 3 if big else 4
+    fig, axes, _cols = _grid(len(blocks), 5.0 if big else 3.7, 3.9 if big else 3.0,
+                             max_cols=cols, sharey=True)
     target = float(runs["target"].iloc[0]) if "target" in runs and len(runs) else 0.0
-    steps = np.sort(curves["step"].unique())
+    stops = "stop_at_target" in runs and bool(runs["stop_at_target"].astype(bool).any())
+    n_carried = 0
     for ax, (title, block) in zip(axes, blocks, strict=True):
         counts = []
         levels = _levels(block[colour]) if colour else [None]
@@ -279,21 +349,34 @@ def curves_figure(inp: FigureInput):
             for arm in _levels(g["arm"]):
                 r = g[g["arm"] == arm]
                 reached = set(r.loc[r["reached"].astype(bool), "seed"].astype(int))
-                t = _seed_table(curves, arm, "eval_accuracy", steps)
+                diverged = (set(r.loc[r["diverged"].astype(bool), "seed"].astype(int))
+                            if "diverged" in r else set())
+                t = _seed_table(curves, arm, "eval_accuracy")
+                if t.empty:
+                    continue
+                steps = t.index.to_numpy(float)
+                budgets = (r.set_index("seed")["max_steps"].to_dict()
+                           if "max_steps" in r else {})
                 for seed in t.columns:
                     ax.plot(steps, t[seed], color=color, alpha=0.35, lw=0.8)
                     last = t[seed].last_valid_index()
-                    if int(seed) in reached and last is not None and r["stop_at_target"].astype(
-                            bool).any():
+                    if last is None:
+                        continue
+                    if int(seed) in diverged:
+                        ax.plot([last], [t.loc[last, seed]], "x", color=color, ms=4.5)
+                    elif (int(seed) in reached and stops
+                          and last < budgets.get(seed, np.inf)):
                         ax.plot([last], [t.loc[last, seed]], "o", color=color, ms=3.5,
                                 alpha=0.8)
-                running = t.where(t.notna().sum(axis=1) >= 2)
-                with warnings.catch_warnings():  # all-NaN rows: fewer than two seeds left
+                full = carried(t, budgets)
+                n_carried += int((full.notna() & t.isna()).to_numpy().any())
+                with warnings.catch_warnings():  # all-NaN rows (none in practice)
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    low, est, high = np.nanpercentile(running.to_numpy(float), [25, 50, 75],
+                    low, est, high = np.nanpercentile(full.to_numpy(float), [25, 50, 75],
                                                       axis=1)
                 ax.plot(steps, est, color=color, lw=2.2,
-                        label=name if colour is None else f"{colour}={level}")
+                        label="median of the seeds" if colour is None else
+                        f"{colour}={level}")
                 ax.fill_between(steps, low, high, color=color, alpha=0.15, lw=0)
                 counts.append(f"{name} {len(reached)}/{t.shape[1]}")
         if target > 0:
@@ -304,14 +387,36 @@ def curves_figure(inp: FigureInput):
         ax.set_xlabel("training step")
         ax.set_ylabel(f"{_split(runs)} accuracy")
         ax.grid(alpha=0.3)
-        finals = curves[curves["arm"].isin(block["arm"])]["eval_accuracy"]
-        ax.set_ylim(max(0.0, float(np.nanpercentile(finals, 5)) - 0.05) if len(finals) else 0,
-                    1.01)
+    # one y range for the shared axes: the early evaluations may fall below it, but no
+    # seed's last value does (an arm stuck at chance stays in view)
+    shown = curves[curves["arm"].isin(runs["arm"])]
+    if len(shown):
+        lasts = shown.sort_values("step").groupby(["arm", "seed"])["eval_accuracy"].last()
+        low = min(float(np.nanpercentile(shown["eval_accuracy"], 5)), float(lasts.min()))
+        axes[0].set_ylim(max(0.0, low - 0.05), 1.01)
     figure_legend(fig, axes, ncol=4)
+    held = "; stopped seeds held at their last value" if n_carried else ""
     _title(fig, f"{_split(runs).capitalize()} accuracy during training{where}, {exp.name} on "
-                f"{inp.dataset} ({_seeds(runs)} seeds per arm; thin: seeds; thick: median, "
-                "interquartile band)")
-    return fig
+                f"{inp.dataset} ({n_seeds_text(runs)}; thin: seeds; thick: median, "
+                f"interquartile band{held})")
+    diverged = "diverged" in runs and bool(runs["diverged"].astype(bool).any())
+    return fig, curves_caption(where, bool(n_carried), stops, diverged)
+
+
+def curves_caption(where: str, held: bool, stops: bool, diverged: bool) -> str:
+    """The learning curves' caption: what the lines are and how stopped seeds count."""
+    text = f"Eval accuracy during training{where}: thin lines are seeds"
+    marks = (["a dot where one reached the target and stopped"] if stops else []) + (
+        ["a cross where one diverged"] if diverged else [])
+    if marks:
+        text += f" ({'; '.join(marks)})"
+    text += "; thick, the median over all the arm's seeds with their interquartile range"
+    if held:
+        text += (", a seed that stopped before its budget (it reached the target, stopped "
+                 "early or diverged) counted at its last value: the median does not fall "
+                 "when seeds that reached the target stop, and ends where the arm's last "
+                 "seed stopped")
+    return text + "."
 
 
 def train_loss_figure(inp: FigureInput):
@@ -344,7 +449,8 @@ def train_loss_figure(inp: FigureInput):
 # ------------------------------------------------------------------------------- timing
 
 def timing_figure(inp: FigureInput):
-    """Against the first varying factor, a line per combination of the others: ms per
+    """Against the first varying factor, a line per combination of the others (named
+    levels, e.g. optimizers: points side by side, no line between them): ms per
     training step (all seeds vmapped; compile and evaluation excluded), and the time to
     target = Kaplan-Meier median steps x step time with the steps' interval. None when no
     factor varies."""
@@ -361,24 +467,41 @@ def timing_figure(inp: FigureInput):
     ax_step, ax_ttt = fig.subplots(1, 2)
     groups = [f for f in (line, panel) if f]
     styles = ["-", "--", ":", "-."]
-    panel_levels = _levels(summary[panel]) if panel else [None]
-    for key, g in (summary.groupby(groups, sort=False) if groups else [((), summary)]):
+    x_levels = [str(v) for v in _levels(summary[x])]
+    grouped = list(summary.groupby(groups, sort=False)) if groups else [((), summary)]
+    groups_seen = [k if isinstance(k, tuple) else (k,) for k, _ in grouped]
+    n_groups = len(groups_seen)
+    for key, g in grouped:
         key = key if isinstance(key, tuple) else (key,)
         label = ", ".join(f"{f}={v}" for f, v in zip(groups, key, strict=True)) or "all"
         color = PALETTE[(_levels(summary[line]).index(key[0]) if line else 0) % len(PALETTE)]
-        ls = styles[panel_levels.index(key[-1]) % len(styles)] if panel else "-"
-        xs = g[x].astype(float).to_numpy() if numeric_x else np.arange(len(g), dtype=float)
+        k = _levels(summary[panel]).index(key[-1]) if panel else 0
         scale = g["step_ms"].to_numpy(float) / 1e3
-        ax_step.plot(xs, g["step_ms"], marker="o", ls=ls, color=color, label=label)
-        ax_ttt.plot(xs, g["median_steps"].to_numpy(float) * scale, marker="o", ls=ls,
-                    color=color, label=label)
-        ax_ttt.fill_between(xs, g["steps_low"].to_numpy(float) * scale,
-                            g["steps_high"].to_numpy(float) * scale, color=color, alpha=0.12,
-                            lw=0)
-        if not numeric_x:
-            for ax in (ax_step, ax_ttt):
-                ax.set_xticks(np.arange(len(g)), [str(v) for v in g[x]], rotation=30,
-                              ha="right")
+        ttt = g["median_steps"].to_numpy(float) * scale
+        low, high = (g["steps_low"].to_numpy(float) * scale,
+                     g["steps_high"].to_numpy(float) * scale)
+        if numeric_x:
+            xs = g[x].astype(float).to_numpy()
+            ls = styles[k % len(styles)] if panel else "-"
+            ax_step.plot(xs, g["step_ms"], marker="o", ls=ls, color=color, label=label)
+            ax_ttt.plot(xs, ttt, marker="o", ls=ls, color=color, label=label)
+            ax_ttt.fill_between(xs, low, high, color=color, alpha=0.12, lw=0)
+            continue
+        # named levels: points side by side (no line joins levels that have no order),
+        # the third factor's levels by marker; the time to target with its interval as bars
+        xs = np.array([x_levels.index(str(v)) for v in g[x]], dtype=float)
+        xs += (groups_seen.index(key) - (n_groups - 1) / 2) * min(0.18, 0.7 / n_groups)
+        marker = "osD^v<>"[k % 7]
+        ax_step.plot(xs, g["step_ms"], marker=marker, ls="none", color=color,
+                     label=label)
+        ax_ttt.errorbar(xs, ttt, yerr=[np.maximum(ttt - np.where(np.isnan(low), ttt, low), 0),
+                                       np.maximum(np.where(np.isnan(high), ttt, high) - ttt, 0)],
+                        marker=marker, ls="none", capsize=3, color=color,
+                        label=label)
+    if not numeric_x:
+        for ax in (ax_step, ax_ttt):
+            ax.set_xticks(np.arange(len(x_levels)), x_levels, rotation=30, ha="right")
+            ax.set_xlim(-0.6, len(x_levels) - 0.4)
     for ax in (ax_step, ax_ttt):
         _ticks(ax, summary[x], numeric_x, False)
         ax.set_xlabel(x)
@@ -495,12 +618,17 @@ def learning_rate_figure(inp: FigureInput):
         return None
     fig = Figure(figsize=(7.0, 6.0), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
+    held = False
     for k, arm in enumerate(_levels(runs["arm"])):
-        mean = curves[curves["arm"] == arm].groupby("step")[
-            ["learning_rate", "eval_accuracy"]].mean()
-        color = PALETTE[k % len(PALETTE)]
-        top.plot(mean.index, mean["learning_rate"], color=color, label=_arm_label(exp, arm))
-        bottom.plot(mean.index, mean["eval_accuracy"], color=color)
+        rate = curves[curves["arm"] == arm].groupby("step")["learning_rate"].mean()
+        acc = _seed_table(curves, arm, "eval_accuracy")
+        r = runs[runs["arm"] == arm]
+        full = carried(acc, r.set_index("seed")["max_steps"].to_dict()
+                       if "max_steps" in r else None)
+        held |= bool((full.notna() & acc.isna()).to_numpy().any())
+        color, ls = PALETTE[k % len(PALETTE)], ("-", "--", ":")[k // len(PALETTE) % 3]
+        top.plot(rate.index, rate, color=color, ls=ls, label=_arm_label(exp, arm))
+        bottom.plot(full.index, full.mean(axis=1), color=color, ls=ls)
     top.set_yscale("log")
     peak = float(curves["learning_rate"].max())
     top.set_ylim(max(float(curves["learning_rate"].min()), peak * 1e-4) / 1.5, peak * 1.5)
@@ -515,6 +643,16 @@ def learning_rate_figure(inp: FigureInput):
     bottom.set_xlabel("step")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
-    top.legend(fontsize=8, ncol=2, loc="best")
-    _title(fig, f"{exp.name}: learning rate and eval accuracy per step")
-    return fig
+    n_arms = runs["arm"].nunique()
+    if n_arms <= 8:
+        top.legend(fontsize=8, ncol=2, loc="best")
+    else:  # many arms: below the panels, where it hides no curve
+        fig.set_size_inches(10.0, 6.0 + 0.2 * math.ceil(n_arms / 2))
+        figure_legend(fig, [top], ncol=2)
+    _title(fig, f"{exp.name}: learning rate and eval accuracy per step"
+                + (" (a seed that stopped early held at its last value)" if held else ""))
+    if not held:
+        return fig
+    return fig, (f"{FIGURES['learning-rate'].caption} A seed that stopped before its budget "
+                 "(it reached the target, stopped early or diverged) counts at its last "
+                 "value: the mean does not jump when it stops.")

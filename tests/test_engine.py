@@ -78,8 +78,9 @@ def test_first_reach_on_constructed_trace():
     assert first_reach(steps, acc, 4, 0.99) is None
     # the program's float32 accuracy of 4,500 of 5,000 is float32(0.9) < float64 0.9: the
     # program stops the seed there (it compares in float32), and so must this
-    exact = np.array([0.89, 4500 / 5000], np.float32)
-    assert float(exact[1]) < 0.9 and first_reach(steps[:2], exact, 2, 0.9) == 20
+    # (the callers read the curves as float64 arrays of those float32 values)
+    exact = np.array([0.89, 4500 / 5000], np.float32).astype(float)
+    assert exact[1] < 0.9 and first_reach(steps[:2], exact, 2, 0.9) == 20
 
 
 def test_diverging_seed_stops_and_others_continue(data):

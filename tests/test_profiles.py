@@ -17,9 +17,9 @@ from dnnbench.analysis.profiles import (
     folder_profiles,
     performance_profiles,
     problems_of,
-    profile_figure,
 )
 from dnnbench.cli import app
+from dnnbench.report.profiles import profile_figure, profiles_section
 
 runner = CliRunner()
 SEEDS = 5
@@ -233,6 +233,13 @@ def test_the_command_prints_the_table_json_and_writes_the_figure(tmp_path):
     assert sorted(doc["files"]) == sorted(str(p) for p in (tmp_path / "o").iterdir())
     written = pd.read_csv(tmp_path / "o" / "performance-profiles.csv")
     assert list(written["optimizer"]) == ["sgd", "adam", "momentum"]
+    # the report's section: the same table, and none where nothing varies the optimizer
+    section = profiles_section(tmp_path / "r", render_figures=False)
+    table = section.tables[0].df.set_index("optimizer")
+    assert table.loc["momentum", "rho at tau = 1"] == "0.33 [0.33, 0.33]"
+    assert table.loc["adam", "problems"] == "2"
+    (tmp_path / "none").mkdir()
+    assert profiles_section(tmp_path / "none") is None
 
 
 def test_a_folder_without_an_optimizer_comparison_is_one_line_and_exit_2(tmp_path):

@@ -23,7 +23,8 @@ runner = CliRunner()
 
 SECTION_TITLES = ["Steps to 90% test accuracy vs depth, with and without batch norm — digits",
                   "Optimizers: speed and quality — digits",
-                  "Transfer: B from scratch vs B on A's layers — digits"]
+                  "Transfer: B from scratch vs B on A's layers — digits",
+                  "Optimizer performance profiles"]  # across them: after the main three
 
 
 def one_error_line(result) -> str:
@@ -70,7 +71,8 @@ def test_report_writes_html_markdown_and_figures(written):
         "optimizers-digits-steps-to-target.png", "optimizers-digits-speed-vs-quality.png",
         "optimizers-digits-train-loss.png", "optimizers-digits-curves.png",
         "transfer-digits-final-test-accuracy.png", "transfer-digits-paired-accuracy.png",
-        "transfer-digits-gains.png", "transfer-digits-curves.png"])
+        "transfer-digits-gains.png", "transfer-digits-curves.png",
+        "performance-profiles.png"])  # across the result sets that vary the optimizer
     assert "report.html" in result.stderr and result.stdout == ""
 
 
@@ -259,7 +261,9 @@ def test_markdown_report_refers_to_the_written_figures(written):
     for title in SECTION_TITLES + ["Claims", "Metadata"]:
         assert f"## {title}" in md
     links = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", md)
-    assert len(links) == 12 and all((out / link).is_file() for link in links)
+    # (the 12 of the experiments' sections and the optimizer performance profiles')
+    assert len(links) == 13 and all((out / link).is_file() for link in links)
+    assert "figures/performance-profiles.png" in links
     assert "| depth | bn | activation | reached | steps to target |" in md
     assert "| bn-fewer-steps |" in md
 

@@ -76,8 +76,8 @@ def profiles(
 
 
 def _write(result, out: Path) -> list[Path]:
-    from dnnbench.analysis.profiles import profile_figure
     from dnnbench.report.figures import PALETTE, save_figure
+    from dnnbench.report.profiles import profile_figure
     from dnnbench.results.io import write_csv
 
     out.mkdir(parents=True, exist_ok=True)

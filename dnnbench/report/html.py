@@ -34,6 +34,7 @@ from dnnbench.report.document import (
 from dnnbench.report.generic import report_section
 from dnnbench.report.lr_find import lr_find_section
 from dnnbench.report.markdown import render_markdown
+from dnnbench.report.profiles import profiles_section
 from dnnbench.results.io import SchemaError, find_results
 from dnnbench.results.resultset import ResultSet, load_result
 
@@ -134,6 +135,10 @@ def build_report(results_dir: str | Path, render_figures: bool = True,
         if on_warning:
             on_warning(f"skipping {s}: no report for this experiment")
     sections = arrange([_section(rs, render_figures) for rs in sets], READING_ORDER)
+    profiles = profiles_section(results_dir, render_figures)
+    if profiles is not None:  # across the experiments: after the main three
+        main = sum(s.packaged in READING_ORDER[:3] for s in sections)
+        sections.insert(main, profiles)
     frame = claims_frame(results_dir) if claims is not None else None
     # the newest result's finish time, not the clock: the same results give the same report
     finished = [str(rs.meta.get("finished")) for rs in sets if rs.meta.get("finished")]
@@ -142,8 +147,8 @@ def build_report(results_dir: str | Path, render_figures: bool = True,
     if frame is not None:
         counts = ", ".join(f"{n} {v}" for v, n in frame["verdict"].value_counts().items())
         tally = f"{len(frame)} claims: {counts}"
-    return Report(results_dir, generated, sections, claims, skipped, tally,
-                  summary_lines(sections, frame))
+    summary = summary_lines([s for s in sections if s is not profiles], frame)
+    return Report(results_dir, generated, sections, claims, skipped, tally, summary)
 
 
 # ------------------------------------------------------------------ HTML

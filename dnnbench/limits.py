@@ -9,6 +9,7 @@ overflow, an out-of-memory crash, or a Python list of a hundred million depths.
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Sequence
 from itertools import pairwise
 
@@ -77,3 +78,20 @@ def check_memory(nbytes: int, what: str, available: int | None = None) -> None:
         raise LimitError(f"{what} needs about {nbytes / 2**30:,.1f} GiB, more than the "
                          f"{available / 2**30:,.1f} GiB of memory of this machine; use fewer "
                          "seeds, narrower layers, fewer steps or a smaller batch")
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name and its widest vector instructions (XLA's CPU kernels, and so the
+    last bits of float32 results, differ between them: numbers are comparable bit for bit
+    only on the same kind of CPU)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return platform.processor() or None
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    isa = [f for f in ("avx512f", "avx2", "fma") if f in flags]
+    model = fields.get("model name") or platform.processor() or "unknown"
+    return f"{model} ({', '.join(isa) or 'no avx'})"

@@ -94,3 +94,20 @@ def test_only_the_most_recently_used_programs_are_kept(tmp_path):
     assert sorted(p.name for p in gone) == ["1.jaxexport", "2.jaxexport"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["0.jaxexport", "3.jaxexport",
                                                           "4.jaxexport"]
+
+
+def test_a_kept_program_and_jax_cache_entries_follow_the_kind_of_cpu(monkeypatch, tmp_path):
+    """XLA compiles for the host's vector instructions: a cache copied to another kind of CPU
+    (a CI cache restored elsewhere) misses, for our kept programs and JAX's entries alike."""
+    from dnnbench.train import compile_cache
+
+    key = programs.program_key({"spec": "x"}, ())
+    folder = compile_cache.machine_folder(tmp_path)
+    assert programs.program_key({"spec": "x"}, ()) == key  # stable
+    for module in (programs, compile_cache):
+        monkeypatch.setattr(module, "cpu_model", lambda: "Another CPU (avx512f, avx2, fma)")
+    programs.environment.cache_clear()  # (read once per process)
+    monkeypatch.setattr(programs, "environment", programs.environment.__wrapped__)
+    assert programs.program_key({"spec": "x"}, ()) != key
+    assert compile_cache.machine_folder(tmp_path) != folder
+    assert compile_cache.machine_folder(tmp_path).parent == tmp_path

@@ -27,6 +27,7 @@ import pandas as pd
 
 from dnnbench import package_versions
 from dnnbench.files import atomic_write_bytes, atomic_write_text, remove_stale_temps
+from dnnbench.limits import cpu_model
 
 SCHEMA_VERSION = 1
 RUNS_SUFFIX = "-runs.csv"
@@ -84,22 +85,6 @@ def environment() -> dict:
             "devices": [str(d) for d in devices], "device_kind": devices[0].device_kind,
             "cpu_count": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(),
             "platform": platform.platform(), "git_commit": _git_commit()}
-
-
-def cpu_model() -> str | None:
-    """The CPU's model name and its widest vector instructions (XLA's CPU kernels, and so the
-    last bits of float32 results, differ between them: numbers are comparable bit for bit
-    only on the same kind of CPU)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return platform.processor() or None
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = set(fields.get("flags", "").split())
-    isa = [f for f in ("avx512f", "avx2", "fma") if f in flags]
-    model = fields.get("model name") or platform.processor() or "unknown"
-    return f"{model} ({', '.join(isa) or 'no avx'})"
 
 
 def now() -> str:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dnnbench.files import atomic_write_bytes, folder_problem
+from dnnbench.limits import cpu_model
 from dnnbench.train import programs
 
 MAGIC = b"dnnbench-xla\n"
@@ -110,6 +111,14 @@ def default_folder() -> Path:
     return Path(base) / "dnnbench" / "jax"
 
 
+def machine_folder(folder: Path) -> Path:
+    """The folder of JAX's entries under ``folder`` for this kind of CPU: XLA compiles for
+    the host's vector instructions, and JAX's own key does not say which (a cache copied to
+    another machine, as a CI cache may be, must miss)."""
+    tag = hashlib.sha256(str(cpu_model()).encode()).hexdigest()[:12]
+    return folder / f"cpu-{tag}"
+
+
 def _wrap_jax_file_cache(warn_once) -> None:
     """Make JAX build its file cache as a :class:`CheckedCache` (once per process)."""
     global _wrapped
@@ -151,7 +160,7 @@ def enable_compile_cache(folder: str | Path | None = None,
         programs.use_folder(None)
         return None
     _wrap_jax_file_cache(warn_once)
-    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_compilation_cache_dir", str(machine_folder(folder)))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     programs.use_folder(folder.parent / "programs", on_warning=warn_once)

@@ -30,6 +30,7 @@ import jax
 
 from dnnbench import package_root, package_versions
 from dnnbench.files import atomic_write_bytes, sha256_file
+from dnnbench.limits import cpu_model
 from dnnbench.train.engine import Control, SeedInputs, Trace
 
 # The parts of the package whose source builds a training program (relative to the package).
@@ -121,10 +122,13 @@ def environment() -> dict:
     what, besides the code, may change a program or its numbers."""
     versions = package_versions("jax", "jaxlib", "flax", "optax")
     devices = jax.devices()
-    return {"libraries": versions, "backend": jax.default_backend(),
+    backend = jax.default_backend()
+    return {"libraries": versions, "backend": backend,
             "device_kind": devices[0].device_kind if devices else None,
             "device_count": len(devices), "x64": bool(jax.config.jax_enable_x64),
-            "xla_flags": os.environ.get("XLA_FLAGS", "")}
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            # XLA compiles CPU code for the host's vector instructions
+            "cpu": cpu_model() if backend == "cpu" else None}
 
 
 def prune(folder: Path, keep: int | None = None) -> list[Path]:

@@ -29,11 +29,13 @@ FIGURES: dict[str, FigureKind] = {k.name: k for k in (
                "of the second factor, a panel per other combination",
                "Kaplan-Meier curves: the fraction of seeds that reached the target by each "
                "step (a run that never reached it is censored at its budget)."),
-    FigureKind("curves", "eval accuracy against the step: a thin line per seed, the median of "
-               "the seeds still training with their interquartile range",
-               "Eval accuracy during training at the last level of the first factor: thin "
-               "lines are seeds (a dot where one reached the target and stopped); thick, the "
-               "median of the seeds still training, with their interquartile range."),
+    FigureKind("curves", "eval accuracy against the step: a thin line per seed, the median "
+               "over the arm's seeds with their interquartile range, a panel per level (the "
+               "report draws it for every experiment)",
+               "Eval accuracy during training: thin lines are seeds (a dot where one reached "
+               "the target and stopped, a cross where one diverged); thick, the median over "
+               "all the seeds of the arm with their interquartile range, a seed that stopped "
+               "before its budget counted at its last value."),
     FigureKind("train-loss", "training loss against the step per arm (geometric mean over the "
                "seeds, 95% band)",
                "Training loss (mean over the steps since the previous evaluation) per arm: "

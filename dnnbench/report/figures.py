@@ -11,6 +11,7 @@ nothing needs closing.  All intervals come from ``dnnbench.stats``.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,3 +136,10 @@ def save_figure(fig: Figure, stem: Path, formats: Sequence[str] = FORMATS) -> li
         atomic_write_bytes(path, figure_bytes(fig, fmt))
         paths.append(path)
     return paths
+
+
+def wrapped_suptitle(fig, text: str, fontsize: float = 11) -> None:
+    """A suptitle wrapped to the figure's width (~12 characters of 11-point text per inch),
+    never clipped at the figure's sides."""
+    chars = max(20, int(fig.get_figwidth() * 12 * 11 / fontsize))
+    fig.suptitle(textwrap.fill(text, chars), fontsize=fontsize)

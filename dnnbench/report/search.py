@@ -14,7 +14,7 @@ from dnnbench.analysis import search as S
 from dnnbench.definition import Experiment
 from dnnbench.definition import search as searches
 from dnnbench.report.console import LABELS
-from dnnbench.report.figures import PALETTE
+from dnnbench.report.figures import PALETTE, wrapped_suptitle
 from dnnbench.stats import mean_ci
 
 # the textbook's order of importance (Ng): 1 first; Adam's beta2 and epsilon last
@@ -187,7 +187,7 @@ def outcome_figure(exp: Experiment, runs: pd.DataFrame):
         ax.set_ylabel(f"{_label(s.metric)} (mean)")
     if len(groups) > 1:
         axes[0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"{exp.title or exp.name}: outcome of every point", fontsize=11)
+    wrapped_suptitle(fig, f"{exp.title or exp.name}: outcome of every point")
     return fig
 
 
@@ -221,7 +221,7 @@ def best_so_far_figure(exp: Experiment, runs: pd.DataFrame):
     ax.set_ylabel(f"best {_label(s.metric)} so far")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"{exp.name}: best so far", fontsize=11)
+    wrapped_suptitle(fig, f"{exp.name}: best so far")
     return fig
 
 
@@ -258,7 +258,7 @@ def heatmap_figure(exp: Experiment, runs: pd.DataFrame, bins: int = 8):
     for setter, k in ((ax.set_xlabel, pair[0]), (ax.set_ylabel, pair[1])):
         sc = s.params[k].scale
         setter({"log": f"log10 {k}", "one-minus-log": f"log10 (1 - {k})"}.get(sc, k))
-    fig.suptitle(f"{exp.name}: stage 1, {pair[0]} x {pair[1]}", fontsize=11)
+    wrapped_suptitle(fig, f"{exp.name}: stage 1, {pair[0]} x {pair[1]}")
     return fig
 
 
@@ -282,5 +282,5 @@ def chosen_figure(exp: Experiment, runs: pd.DataFrame):
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_ylabel(f"{_label(s.report)} of the chosen point")
     ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"{exp.title or exp.name}: {s.repeats} repetitions", fontsize=11)
+    wrapped_suptitle(fig, f"{exp.title or exp.name}: {s.repeats} repetitions")
     return fig

@@ -123,9 +123,14 @@ def _is_zero(value) -> bool:
     return isinstance(value, (int, float)) and value == 0
 
 
+def n_outputs(spec: RunSpec, n_classes: int) -> int:
+    """The model's output units: one per class, or one for a binary loss."""
+    return lookup(LOSSES, spec.loss, "loss").outputs(n_classes)
+
+
 def build_model(spec: RunSpec, n_classes: int) -> nn.Module:
     """The model of ``spec``: the MLP of its settings, or its model plug-in's module."""
-    n_out = lookup(LOSSES, spec.loss, "loss").outputs(n_classes)
+    n_out = n_outputs(spec, n_classes)
     if spec.model != "mlp":
         return get_model(spec.model)(n_out)
     check_norm(spec)
@@ -150,7 +155,7 @@ def check_model(spec: RunSpec, n_features: int, n_classes: int) -> None:
     if spec.model == "mlp":
         return
     model = build_model(spec, n_classes)
-    n_out = lookup(LOSSES, spec.loss, "loss").outputs(n_classes)
+    n_out = n_outputs(spec, n_classes)
     x = jax.ShapeDtypeStruct((2, n_features), jnp.float32)
 
     def both(x):

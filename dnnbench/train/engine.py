@@ -145,11 +145,17 @@ def per_example(logits: jax.Array, labels: jax.Array, kind: str):
     return lookup(LOSSES, kind, "loss").fn(logits, labels)
 
 
+def kernels_of(params) -> list[jax.Array]:
+    """The kernels among ``params`` (leaves named ``kernel``: biases, scales and statistics
+    left out), as the penalties and the sparsity metric read them."""
+    return [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+            if getattr(path[-1], "key", None) == "kernel"]
+
+
 def kernel_sparsity(params, threshold) -> jax.Array:
-    """The fraction of the weights of every kernel (leaves named ``kernel``) with |w| below
-    ``threshold`` (l1's sparsity; biases, scales and statistics not counted)."""
-    leaves = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params)
-              if getattr(path[-1], "key", None) == "kernel"]
+    """The fraction of the weights of every kernel with |w| below ``threshold`` (l1's
+    sparsity)."""
+    leaves = kernels_of(params)
     small = sum(jnp.sum(jnp.abs(leaf) < threshold) for leaf in leaves)
     return small / sum(leaf.size for leaf in leaves)
 
@@ -275,8 +281,7 @@ def as_lanes(hp) -> dict:
 def penalty(spec: RunSpec, hp: dict, params) -> jax.Array | float:
     """l1 * sum(|kernel|) + l2 * sum(kernel^2) over the kernels (biases and BN excluded); 0 when
     the program applies neither."""
-    kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params)
-               if path[-1].key == "kernel"]
+    kernels = kernels_of(params)
     total = 0.0
     for name, term in (("l1", jnp.abs), ("l2", jnp.square)):
         if getattr(spec, name) != 0:  # applied by the program (see spec.group_spec)

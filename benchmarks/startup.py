@@ -4,16 +4,17 @@
 
 The main job W1 is `dnnbench depth-sweep --depths 1,3,5,7 --seeds 3` on MNIST with the
 protocol of `benchmarks/pytorch_baseline.py` (an evaluation every 10 steps, no interleaved
-timing rounds). For a cold start (an empty XDG_CACHE_HOME: no compile cache, no kept programs,
+timing rounds: each program's step time from one timing). For a cold start (an empty XDG_CACHE_HOME: no compile cache, no kept programs,
 no decoded data) and then a warm one (the caches the cold one filled), it measures, each in a
 fresh process:
 
-  * the whole command, as a user runs it (wall time of the process);
-  * `python -c "import dnnbench.cli"` and `dnnbench --version` (interpreter and imports);
-  * inside one process that replays the command's steps with a clock around each: imports of
-    the run path (JAX and the engine), data loading, program compile (or load of a kept
-    program) per unit, training and evaluation per unit (the recorded step and evaluation
-    times separate them), and writing the result files.
+  * the whole command, as a user runs it (wall time of the process), `dnnbench --version` and
+    `dnnbench list`;
+  * the same command again in a process that runs it with a clock around each phase: imports
+    (the CLI, JAX, the engine), data loading, each program's trace and compile (or the load of
+    a kept program), the training calls (evaluations included), the step and evaluation
+    timings after training, writing the result files; "other" is the rest (argument parsing,
+    planning, summaries, claims).
 
 Prints a table; the figures go into benchmarks/RESULTS.md. Numbers are this machine's: run it
 on an otherwise idle machine (`uptime` below 1.5).
@@ -37,35 +38,44 @@ W1 = ["depth-sweep", "--depths", "1,3,5,7", "--seeds", "{seeds}", "--eval-every"
 PHASES = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from dnnbench.cli.run import execute  # noqa: F401  (the run path's imports: JAX, the engine)
-from dnnbench.data import load_dataset
-from dnnbench.definition import depth_sweep
+import dnnbench.cli as cli
+t_cli = time.perf_counter() - t0
+import jax  # the run path's imports (JAX, the engine) are counted where the command makes them
+from dnnbench import data as data_mod
 from dnnbench.results import io
-from dnnbench.run import plan
-import pandas as pd
+from dnnbench.train import arm
+clock = {"data_s": 0.0, "program_s": 0.0, "train_s": 0.0, "step_timing_s": 0.0, "write_s": 0.0}
 t_imports = time.perf_counter() - t0
+
+
+def timer(owner, name, phase):
+    fn = getattr(owner, name)
+
+    def wrapped(*a, **k):
+        t = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            clock[phase] += time.perf_counter() - t
+    setattr(owner, name, wrapped)
+
+
+timer(data_mod, "load_dataset", "data_s")
+timer(io, "write_results", "write_s")
+timer(arm.CompiledArm, "_build", "program_s")
+timer(arm.CompiledArm, "train", "train_s")
+timer(arm.CompiledArm, "time_steps", "step_timing_s")
+sys.argv = ["dnnbench", *sys.argv[1:]]
 t = time.perf_counter()
-data = load_dataset("mnist", download=False)
-t_data = time.perf_counter() - t
-exp = depth_sweep.experiment(depths=(1, 3, 5, 7), seeds=int(sys.argv[1]), eval_every=10)
-units = plan.build_units(exp, data, range(exp.seeds), timing=True)
-compile_s = train_s = 0.0
-frames = []
-for u in units:
-    t = time.perf_counter()
-    if u.prepare is not None:  # (compiled inside compute where units are not compiled ahead)
-        u.prepare()  # trace and compile, or load the kept program
-    compile_s += time.perf_counter() - t
-    t = time.perf_counter()
-    frames.append(u.compute())  # train and evaluate (and time a step), then the tables
-    train_s += time.perf_counter() - t
-t = time.perf_counter()
-runs = pd.concat([f[0] for f in frames], ignore_index=True)
-curves = pd.concat([f[1] for f in frames], ignore_index=True)
-io.write_results(sys.argv[2], exp.name, data, runs, curves, {})
-t_write = time.perf_counter() - t
-print(json.dumps({"imports_s": t_imports, "data_s": t_data, "compile_or_load_s": compile_s,
-                  "train_and_eval_s": train_s, "write_s": t_write, "units": len(units)}))
+try:
+    cli.app()
+except SystemExit as e:
+    assert not e.code, e.code
+clock["train_s"] -= clock["step_timing_s"]
+clock["command_s"] = time.perf_counter() - t
+clock["imports_s"] = t_imports
+clock["cli_import_s"] = t_cli
+print(json.dumps(clock))
 """
 
 
@@ -80,37 +90,38 @@ def timed(cmd: list[str], env: dict, cwd: Path) -> tuple[float, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--json", type=Path, help="also write the figures to this file")
     args = ap.parse_args()
     exe = [str(Path(sys.executable).with_name("dnnbench"))]
+    w1 = [a.format(seeds=args.seeds) for a in W1]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "XDG_CACHE_HOME": str(Path(tmp) / "cache")}
+        env_phase = {**os.environ, "XDG_CACHE_HOME": str(Path(tmp) / "cache-phases")}
         for state in ("cold", "warm"):
-            out = Path(tmp) / f"out-{state}"
-            cmd = [*exe, *(a.format(seeds=args.seeds) for a in W1), "--out", str(out)]
-            if state == "cold":  # the whole command first: it fills the caches for "warm"
-                whole, _ = timed(cmd, env, ROOT)
-            else:
-                whole, _ = timed([*cmd, "--fresh"], env, ROOT)
-            imports, _ = timed([sys.executable, "-c", "import dnnbench.cli"], env, ROOT)
+            # the whole command as a user runs it; the cold one fills the caches for "warm"
+            whole, _ = timed([*exe, *w1, "--out", str(Path(tmp) / "out"), "--fresh"], env, ROOT)
             version, _ = timed([*exe, "--version"], env, ROOT)
-            if state == "cold":  # the phases on cold caches again
-                env_phase = {**env, "XDG_CACHE_HOME": str(Path(tmp) / "cache-phases")}
-            else:
-                env_phase = env
-            (Path(tmp) / f"ph-{state}").mkdir()
-            _, stdout = timed([sys.executable, "-c", PHASES, str(args.seeds),
-                               str(Path(tmp) / f"ph-{state}")], env_phase, ROOT)
+            listing, _ = timed([*exe, "list"], env, ROOT)
+            # the same command again, instrumented, on caches in the same state
+            _, stdout = timed([sys.executable, "-c", PHASES, *w1, "--out",
+                               str(Path(tmp) / "out-phases"), "--fresh"], env_phase, ROOT)
             phases = json.loads(stdout.strip().splitlines()[-1])
-            rows.append((state, whole, imports, version, phases))
-    print(f"W1 = dnnbench {' '.join(W1).format(seeds=args.seeds)} (MNIST), each in a fresh "
-          "process")
-    print(f"{'':6} {'whole':>7} {'import':>7} {'--version':>9} | {'imports*':>8} {'data':>6} "
-          f"{'compile':>8} {'train+eval':>10} {'write':>6}  (s; * the run path's, in-process)")
-    for state, whole, imports, version, p in rows:
-        print(f"{state:6} {whole:7.1f} {imports:7.2f} {version:9.2f} | {p['imports_s']:8.2f} "
-              f"{p['data_s']:6.2f} {p['compile_or_load_s']:8.2f} {p['train_and_eval_s']:10.2f} "
-              f"{p['write_s']:6.2f}  ({p['units']} units)")
+            rows.append({"state": state, "whole_s": whole, "version_s": version,
+                         "list_s": listing, **phases})
+    print(f"W1 = dnnbench {' '.join(w1)} (MNIST), each in a fresh process; seconds")
+    cols = ("whole_s", "version_s", "list_s", "imports_s", "data_s", "program_s", "train_s",
+            "step_timing_s", "write_s")
+    print(f"{'':6}" + "".join(f"{c[:-2]:>13}" for c in cols) + f"{'other':>13}")
+    for r in rows:
+        other = r["imports_s"] + r["command_s"] - sum(r[c] for c in cols[3:])
+        print(f"{r['state']:6}" + "".join(f"{r[c]:13.2f}" for c in cols) + f"{other:13.2f}")
+    print("imports: the CLI, JAX and the engine before the command; program: trace and compile,"
+          " or load a kept program; train: the training calls (evaluations included); "
+          "step_timing: the step and evaluation timings after training; other: the rest of the "
+          "instrumented process (argument parsing, planning, summaries, claims)")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -49,9 +49,11 @@ def _block(tree):
     return jax.tree_util.tree_map(lambda a: a.block_until_ready(), tree)
 
 
-def _timed(fn, *args, budget_s: float = 0.2, repeats: int = 3) -> float:
+def _timed(fn, *args, budget_s: float = 0.1, repeats: int = 3) -> float:
     """Shortest wall time of ``repeats`` calls of fn(*args) (noise only ever adds time); fewer
-    calls when the shortest so far already exceeds ``budget_s``. The executable is warm: it has
+    calls when the shortest so far already exceeds ``budget_s`` (a call that long is not lost
+    in the timer's noise, and a repeat would cost as much again: with a budget of 0.2 s the
+    timings took a quarter of the main job's warm wall time). The executable is warm: it has
     just run the arm."""
     times: list[float] = []
     while len(times) < repeats and not (times and min(times) > budget_s):
@@ -212,10 +214,10 @@ class CompiledArm:
                 spec, early_stop=False, test_eval=False, max_evals=1, **ctrl), repeats=repeats)
 
         t_ref = timed(evaluate=False, chunk_steps=0)
-        # a period of n steps, n sized to take ~0.3 s, after a one-step probe
+        # a period of n steps, n sized to take ~0.2 s, after a one-step probe
         limit = max(1, min(timing_steps, spec.max_steps))
         probe = timed(repeats=1, evaluate=False, chunk_steps=1) - t_ref
-        n = int(min(limit, max(1, math.ceil(0.3 / max(probe, 1e-6)))))
+        n = int(min(limit, max(1, math.ceil(0.2 / max(probe, 1e-6)))))
         t_train = timed(evaluate=False, chunk_steps=n)
         t_eval = timed(evaluate=True, chunk_steps=0)
         step_ms = (t_train - t_ref) / n * 1e3

@@ -24,6 +24,9 @@ class RunSpec:
     model: str = "mlp"
     activation: str = "relu"
     init: str = "he-normal"
+    # the hidden initializer's variance scale (variance = init_scale / n, n its fan mode's
+    # count); 0: the initializer's own (He 2, LeCun and Glorot 1). A lane value
+    init_scale: float = 0.0
     head_init: str = "glorot-uniform"
     norm: str = "none"  # a name of models.norms.NORMALIZATIONS
     norm_position: str = "before"  # "before" | "after" the activation
@@ -142,6 +145,8 @@ _DEFAULTS |= {"divergence_factor": 0.0}
 _DEFAULTS |= {"model": "mlp"}
 # the l1 sparsity metric (issue 30)
 _DEFAULTS |= {"sparsity_threshold": 0.0}
+# the hidden initializer's scale as a number (issue 30)
+_DEFAULTS |= {"init_scale": 0.0}
 
 
 # ------------------------------------------------------------------- structure and lane values
@@ -153,8 +158,10 @@ _DEFAULTS |= {"sparsity_threshold": 0.0}
 # the program of a group applies it when any of its arms does (a lane value of 0 then leaves
 # the numbers as they would be without it).
 LANE_SETTINGS = ("learning_rate", "dropout", "l1", "l2", "clip_norm", "bn_momentum", "max_norm",
-                 "leaky_slope", "bn_epsilon")
-INIT_SCALE = "init_scale"  # lane name of the hidden initializer's scale (variance = scale / n)
+                 "leaky_slope", "bn_epsilon", "init_scale")
+# lane name of the hidden initializer's scale (variance = scale / n): the setting init_scale,
+# else the initializer's own
+INIT_SCALE = "init_scale"
 OPTIMIZER_PREFIX = "opt."  # lane names of optimizer coefficients: "opt.<coefficient>"
 SCHEDULE_PREFIX = "sched."  # lane names of schedule parameters: "sched.<parameter>"
 
@@ -171,7 +178,7 @@ def lane_values(spec: RunSpec) -> dict[str, float]:
     for name in ("clip_norm", "max_norm"):
         if values[name] == 0:
             values[name] = float("inf")
-    values[INIT_SCALE] = float(get_initializer(spec.init).scale)
+    values[INIT_SCALE] = float(spec.init_scale or get_initializer(spec.init).scale)
     coefficients = {**get_optimizer(spec.optimizer).defaults, **dict(spec.optimizer_params)}
     values |= {OPTIMIZER_PREFIX + k: float(v) for k, v in coefficients.items()}
     params = get_schedule(spec.schedule).resolve(dict(spec.schedule_params), spec.schedule)
@@ -207,6 +214,8 @@ def group_spec(specs: list[RunSpec]) -> tuple[RunSpec, tuple[str, ...]]:
     lanes = tuple(k for k in values[0]
                   if k == "learning_rate" or any(v[k] != values[0][k] for v in values[1:]))
     changes = {k: max(getattr(s, k) for s in specs) for k in LANE_SETTINGS if k in lanes}
+    if INIT_SCALE in lanes:  # the program's model keeps its initializer's own scale: the
+        changes[INIT_SCALE] = 0.0  # lanes' gains turn it into each arm's (engine.init)
     params = dict(first.optimizer_params)
     for k in lanes:
         if k.startswith(OPTIMIZER_PREFIX):

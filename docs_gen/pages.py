@@ -42,7 +42,7 @@ FAMILY = {
     **dict.fromkeys(("init-activation", "activation-cost", "dying-relu", "selu", "clipping"),
                     "Unstable gradients"),
     **dict.fromkeys(("bn-placement", "bn-inference", "normalization", "normalization-lr",
-                     "bn-regularizes", "input-normalization"), "Normalization"),
+                     "bn-regularizes", "bn-init-scale", "input-normalization"), "Normalization"),
     **dict.fromkeys(("schedules", "losses", "regularization", "lr-wd-dropout"),
                     "Schedules, losses and regularization"),
     **dict.fromkeys(("search", "random-vs-grid", "random-vs-grid-3", "lr-scale",

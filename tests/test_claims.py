@@ -141,7 +141,7 @@ def test_packaged_claims_cover_the_issue():
 
 def test_packaged_claims_live_in_the_experiment_files_they_belong_to():
     """Claims 1-10 come from the catalogue's files (no claims.toml), as do the timing claims
-    of activation-cost; a file's evaluator
+    of activation-cost and the spread claim of bn-init-scale; a file's evaluator
     claims survive the definition recorded in the metadata, and `dnnbench run` leaves them to
     `dnnbench claims` (they read another schema)."""
     from dnnbench import definition
@@ -156,7 +156,8 @@ def test_packaged_claims_live_in_the_experiment_files_they_belong_to():
                        str(catalogue["optimizer-comparison"]): ["6", "7", "8"],
                        str(catalogue["transfer-learning"]): ["9", "10"],
                        str(catalogue["activation-cost"]): ["elu-costs-more",
-                                                           "smooth-activations-cost-more"]}
+                                                           "smooth-activations-cost-more"],
+                       str(catalogue["bn-init-scale"]): ["bn-less-sensitive-to-init-scale"]}
     exp = definition.load("bn-depth")
     again = definition.parse(definition.to_doc(exp), "recorded")
     assert [c for c in again.claims if c.checks] == [c for c in exp.claims if c.checks]

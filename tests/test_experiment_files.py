@@ -131,7 +131,7 @@ def test_vectorized_lanes_equal_separate_programs():
 
 QUICK_SETS = {  # the catalogue contract's overrides, by protocol (tiny budgets and nets)
     None: ["--set", "max_steps=60", "--set", "eval_every=20", "--set", "target=0.5"],
-    "transfer": ["--set", "widths=[8]"],
+    "transfer": ["--set", "widths=[8,8,8]"],  # (transfer-reuse reuses up to 3 layers)
 }
 
 
@@ -149,6 +149,11 @@ def test_every_packaged_experiment_loads_and_its_quick_variant_runs(name, tmp_pa
     arms = quick.n_arms
     if quick.search is not None:  # a search's fine stages add points
         arms = arms // len(quick.search.points) * quick.search.planned_points
+    if exp.protocol == "transfer":  # A's rows: once per model A, shared by its groups
+        from dnnbench.run import transfer
+
+        groups = transfer.plan(quick, load_dataset("digits"), range(1))
+        arms -= len(groups) - len(transfer.sources(groups))
     assert len(runs) == arms * exp.quick["seeds"]
     # a diverged run (loss non-finite, or 10x its initial loss) has no final accuracy
     trained = runs[~runs["diverged"].astype(bool)]

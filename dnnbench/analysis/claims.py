@@ -360,21 +360,36 @@ def _ranking(exp: Experiment, claim, runs: pd.DataFrame) -> list[Comparison]:
 
 
 def _trend(exp: Experiment, claim, runs: pd.DataFrame) -> list[Comparison]:
-    """One trend test per combination of the other levels: seeds x the ordered levels."""
+    """One trend test per combination of the other levels: seeds x the ordered levels. With
+    ``against``, the trend of the paired difference: at each level, the arm's value minus
+    that of the arm with the same levels but ``against``'s (e.g. a gain over a reference
+    that shrinks as a factor grows); a level without that arm is left out."""
     factor, order = claim.order
     out = []
     for rest, members in _grouped(exp, claim, runs, factor).items():
         levels = [str(x) for x in order if str(x) in members]
+        if claim.against:
+            others = {lv: _rows_of(exp, runs, {**{f: members[lv][1][f].iloc[0]
+                                                  for f in exp.factors}, **claim.against})
+                      for lv in levels}
+            levels = [lv for lv in levels if not others[lv].empty]
         if len(levels) < 3:
             continue
         frames = [members[lv][1] for lv in levels]
+        if claim.against:
+            frames += [others[lv] for lv in levels]
         seeds = sorted(set.intersection(*(set(f["seed"]) for f in frames)))
         table = np.column_stack([claim_values(f.set_index("seed").loc[seeds].reset_index(),
                                               claim.column) for f in frames])
+        if claim.against:  # the arms' values minus their against arms', per seed
+            table = table[:, :len(levels)] - table[:, len(levels):]
         d = forms.trend(table, increasing=claim.expect == "increasing", levels=levels)
         diverged = sum(int(flag(f["diverged"]).sum()) for f in frames if "diverged" in f)
         note = f"{diverged} of {sum(len(f) for f in frames)} runs diverged" if diverged else ""
-        out.append(Comparison(rest or factor, d, None, note))
+        name = rest or factor
+        if claim.against:
+            name += " minus " + ",".join(f"{k}={v}" for k, v in claim.against.items())
+        out.append(Comparison(name, d, None, note))
     return out
 
 

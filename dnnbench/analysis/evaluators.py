@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dnnbench.analysis.claims import check_claims, coarse_grid
+from dnnbench.analysis.claims import check_claims, claim_values, coarse_grid
 from dnnbench.analysis.outcomes import LABELS, MissingData, Outcome, ci, fmt
 from dnnbench.definition import experiment as files
 from dnnbench.definition.claims import (
@@ -618,6 +618,95 @@ def not_consistently_positive(rs: ResultSet, p: dict) -> Outcome:
                    f"{unit}".strip())
 
 
+def _spreads(part: pd.DataFrame, col: str, by: str, levels: list, on: list[str],
+             statistic: str, scale: float) -> tuple[pd.Series, pd.DataFrame]:
+    """Per pair key (``on``), the spread of ``col`` over ``levels`` of ``by`` (NaN where a
+    level has no value), and the wide table (pairs x levels) it comes from."""
+    part = part[part[by].astype(str).isin([str(v) for v in levels])]
+    t = part[on].copy()
+    t["_level"], t["_value"] = part[by].astype(str).to_numpy(), claim_values(part, col) * scale
+    if t.duplicated([*on, "_level"]).any():
+        raise ValueError(f"spread of {col}: several runs per {'/'.join(on)} and {by} level in "
+                         "one arm; narrow the claim's where filter")
+    wide = t.pivot(index=on, columns="_level", values="_value").reindex(
+        columns=[str(v) for v in levels])
+    values = wide.to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        if statistic == "range":
+            spread = values.max(axis=1) - values.min(axis=1)  # NaN where a level is missing
+        else:
+            spread = np.where(np.isinf(values).any(axis=1), np.inf, values.std(axis=1, ddof=1))
+    return pd.Series(spread, index=wide.index), wide
+
+
+def spread_across(rs: ResultSet, p: dict) -> Outcome:
+    """How much ``column`` varies over the levels of the factor ``across`` (e.g. the
+    initializer's scale: "less sensitive to the init scale"), arm a against arm b of
+    ``compare``, paired on ``pair_on`` (default seed): for each pair, the spread of a's values
+    over the levels (``statistic``: range = max - min, the default, or std, the standard
+    deviation) minus b's, in units of ``column`` x ``scale``, and the mean of these paired
+    differences tested against ``null`` (default 0) by superiority (a Student-t interval,
+    :func:`dnnbench.stats.forms.superiority`). ``expect="lower"``: supported when a's spread is
+    smaller (the interval lies below ``null``), contradicted when it is larger. The levels are
+    those both arms have (at least 2). A diverged run counts, as in the file claims (accuracy
+    0; a loss of +inf, an infinite spread: then the sign test decides); a pair without a run
+    at some level of either arm is left out (n: the pairs used)."""
+    col, by = p["column"], p["across"]
+    on, scale = list(p.get("pair_on", ["seed"])), float(p.get("scale", 1))
+    statistic, expect = p.get("statistic", "range"), p.get("expect", "lower")
+    df = select(rs, p.get("where"))
+    for c in (by, "diverged" if col == "divergence_rate" else col):
+        if c not in df.columns:
+            raise MissingData(f"no column {c!r}")
+    a, b = _by_compare(df, p["compare"], p.get("where"))
+    shared = set(a[by].astype(str)) & set(b[by].astype(str))
+    levels = [v for v in pd.unique(pd.concat([a[by], b[by]])) if str(v) in shared]
+    levels = sorted(levels, key=lambda v: (pd.to_numeric(pd.Series([v]), errors="coerce")
+                                           .fillna(math.inf).iloc[0], str(v)))
+    if len(levels) < 2:
+        raise MissingData(f"needs runs of both arms at two or more levels of {by} (shared: "
+                          f"{', '.join(map(str, levels)) or 'none'}; "
+                          f"{_where_text(p.get('where'))})")
+    sa, wa = _spreads(a, col, by, levels, on, statistic, scale)
+    sb, wb = _spreads(b, col, by, levels, on, statistic, scale)
+    keys = sa.index.intersection(sb.index)
+    if keys.empty:
+        raise MissingData(f"spread of {col}: no runs to pair on {'/'.join(on)}")
+    sa, sb = sa.loc[keys], sb.loc[keys]
+    used = sa.notna() & sb.notna()  # inf - inf (both infinite) is a tie of the sign test
+    sa, sb = sa[used], sb[used]
+    with np.errstate(invalid="ignore"):
+        d = (sa - sb).to_numpy(float)
+    infinite = bool(np.isinf(sa).any() or np.isinf(sb).any())
+    if infinite:
+        decision = forms.sign(d, expect, "a diverged run's infinite loss makes the spread "
+                                         "infinite, the largest")
+    else:
+        decision = forms.superiority(forms.Sample(d), expect, float(p.get("null", 0.0)))
+    verdict = {forms.AS_EXPECTED: SUPPORTED, forms.OPPOSITE: CONTRADICTED}.get(
+        decision.verdict, INCONCLUSIVE)
+    n = int(used.sum())
+    verdict, note = _enough(verdict, n, p)
+    c, unit = p["compare"], p.get("unit", "")
+
+    def means(wide: pd.DataFrame) -> str:
+        m = wide.loc[keys][used.to_numpy()].mean(axis=0)
+        return ", ".join(f"{lv}: {fmt(float(v), '{:.3g}')}" for lv, v in m.items())
+
+    diverged = ""
+    if "diverged" in df.columns:
+        ka, kb = (int(flag(x["diverged"]).sum()) for x in (a, b))
+        diverged = f"; diverged: {ka} of {len(a)} vs {kb} of {len(b)} runs" if ka or kb else ""
+    lost = len(keys) - n
+    ev = (f"{statistic} of {col} over {by} ({len(levels)} levels) {c['column']}={c['a']} - "
+          f"{c['column']}={c['b']}: {decision.text}{' ' + unit if unit else ''}; mean {statistic} "
+          f"{fmt(float(sa.mean()), '{:.3g}')} vs {fmt(float(sb.mean()), '{:.3g}')}; "
+          f"mean {col} by {by}, {c['a']}: {means(wa)}; {c['b']}: {means(wb)}{diverged}"
+          + (f"; {lost} pair(s) without every level left out" if lost else "")
+          + (f" ({_where_text(p['where'])})" if p.get("where") else "") + note)
+    return Outcome(verdict, decision.estimate, decision.low, decision.high, n, ev)
+
+
 def experiment_file_claim(rs: ResultSet, p: dict) -> Outcome:
     """A claim of an experiment file (compare, where, metric, expect; ``claim`` names it, in
     the packaged file ``file``, else in the definition the results' metadata records),
@@ -672,6 +761,9 @@ EVALUATORS: dict[str, Evaluator] = {name: Evaluator(fn, EVALUATOR_PARAMS[name], 
     ("group_vs_reference", group_vs_reference, _cols(*STEPS_COLUMNS)),
     ("paired_difference", paired_difference_check, _cols()),
     ("not_consistently_positive", not_consistently_positive, _cols(group=("group_by",))),
+    ("spread_across", spread_across, lambda p: {
+        ("diverged" if c == "divergence_rate" else c)
+        for c in _cols(keys=("column", "across"))(p)}),
     ("experiment_file", experiment_file_claim, lambda p: {"arm", "seed"}),
 )}
 assert set(EVALUATORS) == set(EVALUATOR_PARAMS), "every declared evaluator has its function"

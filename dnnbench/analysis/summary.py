@@ -54,7 +54,9 @@ def compared(exp: Experiment, levels: dict[str, Any]) -> bool:
 
 
 def level_key(df: pd.DataFrame, factors: Sequence[str]) -> pd.Series:
-    return df[list(factors)].astype(str).agg("|".join, axis=1) if factors else \
+    # str of each value: an empty level (transfer's A, shared by groups that differ in a B
+    # setting) is "nan", where pandas 3's astype(str) would keep it a float NaN
+    return df[list(factors)].astype(object).map(str).agg("|".join, axis=1) if factors else \
         pd.Series("", index=df.index)
 
 

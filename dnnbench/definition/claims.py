@@ -131,12 +131,14 @@ EVALUATOR_PARAMS: dict[str, frozenset] = {
     "paired_difference": _COMMON | {"column", "compare", "expect", "null", "scale", "unit"},
     "not_consistently_positive": _COMMON | {"column", "compare", "group_by", "scale", "unit",
                                             "negligible", "confidence", "min_groups"},
+    "spread_across": _COMMON | {"column", "compare", "across", "statistic", "expect", "null",
+                                "scale", "unit"},
     "experiment_file": frozenset({"file", "claim"}),
 }
+SPREAD_STATISTICS = ("range", "std")  # spread_across: max - min, or the standard deviation
 EXPECT = {"paired_ratio": ("higher", "lower"), "paired_difference": ("higher", "lower"),
           "time_to_target_ratio": ("lower", "higher"), "interleaved_timing": ("higher", "lower"),
-          "group_vs_reference": ("fewer",
-                                                                             "not_more")}
+          "group_vs_reference": ("fewer", "not_more"), "spread_across": ("lower", "higher")}
 
 
 NUMERIC_PARAMS = {**dict.fromkeys(("from_depth", "to_depth", "min_n", "min_groups", "depth"),
@@ -166,7 +168,8 @@ def parse_check(t: Any, where: str) -> Check:
     required = {"paired_ratio": ("column", "compare"), "paired_difference": ("column", "compare"),
                 "time_to_target_ratio": ("compare",), "group_vs_reference": ("group",
                                                                             "reference"),
-                "not_consistently_positive": ("column", "compare")}.get(name, ())
+                "not_consistently_positive": ("column", "compare"),
+                "spread_across": ("column", "compare", "across")}.get(name, ())
     for k in required:
         if k not in params:
             raise ClaimsError(f"{where}: evaluator {name} needs '{k}'")
@@ -177,6 +180,8 @@ def parse_check(t: Any, where: str) -> Check:
         if not ok:
             raise ClaimsError(f"{where}.{k}: expected {'an integer' if kind is int else 'a number'}"
                               f"{' or deepest' if k == 'depth' else ''}, got {v!r}")
+    if "statistic" in params and params["statistic"] not in SPREAD_STATISTICS:
+        raise ClaimsError(f"{where}.statistic: one of {', '.join(SPREAD_STATISTICS)}")
     if "expect" in params and params["expect"] not in EXPECT.get(name, ()):
         raise ClaimsError(f"{where}.expect: one of {', '.join(EXPECT.get(name, ()))}")
     return Check(name, params)

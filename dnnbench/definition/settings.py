@@ -66,6 +66,10 @@ SETTINGS: dict[str, Setting] = {
     "init": Setting("str", "kernel initializer of the hidden layers ('default': He for the "
                     "ReLU family, Glorot for sigmoid/tanh, LeCun for SELU)",
                     ("default", *choices.INITIALIZERS), plugins=True),
+    "init_scale": Setting("float", "variance scale of the hidden initializer: variance = "
+                          "init_scale / n, n the initializer's fan (fan_in for He and LeCun), "
+                          "its distribution kept; 0 = the initializer's own (He 2, LeCun and "
+                          "Glorot 1) (a lane value)", minimum=0),
     "head_init": Setting("str", "initializer of the output layer", choices.INITIALIZERS,
                          plugins=True),
     "norm": Setting("str", "normalization of the hidden layers", choices.NORMALIZATIONS),
@@ -158,8 +162,8 @@ SETTINGS: dict[str, Setting] = {
 
 
 # settings of the built-in MLP: a model plug-in (setting model) is refused them
-MLP_SETTINGS = ("widths", "depth", "width", "activation", "init", "head_init", "norm",
-                "norm_position", "norm_groups", "input_norm", "bn_eval", "bn_eval_batch",
+MLP_SETTINGS = ("widths", "depth", "width", "activation", "init", "init_scale", "head_init",
+                "norm", "norm_position", "norm_groups", "input_norm", "bn_eval", "bn_eval_batch",
                 "bn_momentum", "bn_epsilon", "bn_logits", "dropout", "dropout_placement",
                 "dropout_kind", "leaky_slope", "max_norm", "diagnostics", "mc_samples")
 
@@ -175,10 +179,10 @@ DERIVED = ("depth", "width", "epochs", "train_size")
 STRUCTURE_ONLY = ("train_size",)  # shapes the data rather than the spec
 
 
-COLUMN_ORDER = ("model", "depth", "widths", "activation", "init", "head_init", "norm", "norm_position",
-                "norm_groups", "input_norm", "inputs", "bn_momentum", "bn_epsilon", "bn_logits",
-                "bn_eval", "bn_eval_batch", "leaky_slope", "dropout", "dropout_placement",
-                "dropout_kind", "standardize", "loss", "optimizer",
+COLUMN_ORDER = ("model", "depth", "widths", "activation", "init", "init_scale", "head_init",
+                "norm", "norm_position", "norm_groups", "input_norm", "inputs", "bn_momentum",
+                "bn_epsilon", "bn_logits", "bn_eval", "bn_eval_batch", "leaky_slope", "dropout",
+                "dropout_placement", "dropout_kind", "standardize", "loss", "optimizer",
                 "learning_rate", "schedule", "clip", "clip_norm", "l1", "l2", "max_norm",
                 "decay_params", "batch_size", "epochs", "max_steps", "eval_every", "eval_split",
                 "target", "stop_at_target", "divergence_factor", "early_stopping", "eval_train",
@@ -239,6 +243,10 @@ PROTOCOL_SETTINGS: dict[str, Setting] = {
                            "(default: learning_rate)", minimum=0),
     "reuse_layers": Setting("int", "hidden layers of A reused by B-on-A (default: all)",
                             minimum=0, maximum=1000),
+    "b_rate": Setting("str", "learning rate of the B arms (B, B-on-A; unfreeze_lr defaults to "
+                      "it): learning_rate (the file's), or tuned: per class pair and "
+                      "train_size, the rate of B-tuned's grid at which B from scratch ends "
+                      "with the best median validation accuracy", ("learning_rate", "tuned")),
 }
 
 

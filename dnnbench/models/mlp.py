@@ -14,6 +14,7 @@ asks for that collection (the per-layer diagnostics of :mod:`dnnbench.train.engi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -30,6 +31,7 @@ from dnnbench.registry import (
     LOSSES,
     PRELU_INIT,
     STANDARD_DRAWS,
+    Initializer,
     get_activation,
     get_initializer,
     get_model,
@@ -46,6 +48,7 @@ class MLP(nn.Module):
     n_out: int
     activation: str = "relu"
     initializer: str = "he-normal"
+    init_scale: float = 0.0  # the hidden initializer's variance scale; 0: the initializer's own
     head_init: str = "glorot-uniform"
     norm: str = "none"
     norm_position: str = "before"
@@ -79,7 +82,7 @@ class MLP(nn.Module):
         (MC dropout: evaluation mode with dropout)."""
         drop = (train if stochastic is None else stochastic) and not _is_zero(self.dropout)
         drop_fn = lookup(DROPOUTS, self.dropout_kind, "dropout kind")
-        kernel_init = get_initializer(self.initializer)()
+        kernel_init = hidden_initializer(self)()
         norm = get_normalization(self.norm)
         before = norm.layer is not None and self.norm_position == "before"
         after = norm.layer is not None and self.norm_position == "after"
@@ -106,6 +109,13 @@ class MLP(nn.Module):
         if self.bn_logits:
             x = self._bn(x, train, "bn_head")
         return x
+
+
+def hidden_initializer(model: MLP) -> Initializer:
+    """The initializer of ``model``'s hidden layers: its registry entry (or plug-in), at the
+    model's ``init_scale`` where that is set (variance = init_scale / n)."""
+    init = get_initializer(model.initializer)
+    return dataclasses.replace(init, scale=float(model.init_scale)) if model.init_scale else init
 
 
 def max_norm(params, r):
@@ -140,7 +150,8 @@ def build_model(spec: RunSpec, n_classes: int) -> nn.Module:
         raise ValueError(f"unknown dropout placement {spec.dropout_placement!r}; choose from: "
                          f"{', '.join(choices.DROPOUT_PLACEMENTS)}")
     return MLP(widths=spec.widths, n_out=n_out, activation=spec.activation, initializer=spec.init,
-               head_init=spec.head_init, norm=spec.norm, norm_position=spec.norm_position,
+               init_scale=spec.init_scale, head_init=spec.head_init, norm=spec.norm,
+               norm_position=spec.norm_position,
                bn_momentum=spec.bn_momentum, bn_epsilon=spec.bn_epsilon,
                bn_logits=spec.bn_logits, dropout=spec.dropout,
                dropout_inputs=spec.dropout_placement == "dense", norm_groups=spec.norm_groups,
@@ -222,8 +233,8 @@ def _layout(model: MLP, x: jax.ShapeDtypeStruct):  # tracing a model costs ~0.1 
     shapes = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False), x)
     layers = {name: leaves["kernel"].shape for name, leaves in shapes["params"].items()
               if "kernel" in leaves}
-    inits = {name: get_initializer(model.head_init if name == "head" else model.initializer)
-             for name in layers}
+    inits = {name: get_initializer(model.head_init) if name == "head" else
+             hidden_initializer(model) for name in layers}
     return shapes, layers, inits
 
 

@@ -217,6 +217,21 @@ def _read_checked_csv(path: Path, meta: dict, kind: str,
         if df.empty:
             raise SchemaError(f"{path}: has no runs")
         check_types(df, path)
+        df = _whole_int_settings(df)
+    return df
+
+
+def _whole_int_settings(df: pd.DataFrame) -> pd.DataFrame:
+    """Integer settings with empty cells (transfer's A rows, shared by groups that differ in
+    train_size or reuse_layers) read back as whole numbers (``Int64``), as they were written:
+    a level 50 stays "50", not "50.0", for the claims and summaries that match levels."""
+    from dnnbench.definition.settings import PROTOCOL_SETTINGS, SETTINGS
+
+    for k, v in {**SETTINGS, **PROTOCOL_SETTINGS}.items():
+        if v.kind == "int" and k in df and pd.api.types.is_float_dtype(df[k]):
+            x = df[k].dropna()
+            if len(x) and (x == x.round()).all():
+                df[k] = df[k].astype("Int64")
     return df
 
 

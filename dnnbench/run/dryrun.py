@@ -42,8 +42,8 @@ def dry_run(exp: Experiment, data, n_seeds: int, *, lanes_per_unit: int | None =
         units = transfer.sources(groups)
         cfg = groups[0].cfg
         spec = transfer.spec_a(cfg, data)
-        stages = len(exp.factors.get("stage", ())) or 3  # a program per stage and unit
-        return DryRun(exp.n_arms, n_seeds, exp.n_arms * n_seeds, stages * len(units), len(units),
+        return DryRun(exp.n_arms, n_seeds, exp.n_arms * n_seeds,
+                      transfer.program_count(groups), len(units),
                       f"model A of {units[0].label}", run_bytes(
                           lanes=n_seeds, layer_sizes=layer_sizes(spec),
                           batch_size=spec.batch_size, steps=spec.max_steps,

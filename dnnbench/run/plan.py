@@ -391,7 +391,8 @@ REGULARIZATION_COLUMNS = ("dropout_placement", "max_norm", "decay_params", "earl
                           "eval_train", "mc_samples", "sparsity_threshold")
 
 
-DIAGNOSTICS_COLUMNS = ("leaky_slope", "dropout_kind", "standardize", "diagnostics")
+DIAGNOSTICS_COLUMNS = ("leaky_slope", "dropout_kind", "standardize", "diagnostics",
+                       "init_scale")
 
 
 CLIP_INPUT_COLUMNS = ("clip", "inputs")  # the clipping kind, the input scaling

@@ -22,6 +22,12 @@ split is filtered the same way, so no task-B image is ever in task A).
   smaller rate). The textbook's B stops near a training loss of ln 2 with 200 images at
   0.001: B-tuned is the baseline trained as well as its own validation data allow, so that a
   gain of B-on-A over it is not the under-training of B. Its rows carry the chosen rate.
+- ``b_rate = "tuned"`` (a setting, default ``"learning_rate"``: the file's rate): B and
+  B-on-A both train at B-tuned's choice for their class pair and train size (B's rows are
+  then B-tuned's lanes at that rate, not a separate program), and ``unfreeze_lr`` defaults to
+  it; A keeps the file's rate. A comparison of B-on-A variants with B (or with each other)
+  then runs at a rate at which B from scratch is trained as well as its validation data
+  allow, chosen on validation, never on test.
 - The B arms are evaluated on all task-B test images (curves: on the task-B validation
   images, once per epoch).
 
@@ -58,7 +64,7 @@ Sharing A (and B)
 -----------------
 A *group* is a class pair with one setting of every factor but ``stage``. Groups that differ
 only in settings of the B arms (:data:`B_SETTINGS`: train_size, freeze_epochs,
-unfreeze_epochs, unfreeze_lr, reuse_layers) need the same model A: it is trained once per
+unfreeze_epochs, unfreeze_lr, reuse_layers, b_rate) need the same model A: it is trained once per
 distinct A (pair, A's run settings, seeds), in one unit together with every group that reuses
 it, and its rows are written once (a B setting that differs between those groups is empty in
 A's rows, and its factor is left out of A's arm name). Within such a unit, B from scratch is
@@ -77,8 +83,8 @@ seed, the same metric columns as every experiment: final_test_accuracy, final_ev
 - train_size: the B arms' training images (the group's setting, also in A's rows);
   train_examples: the images the stage trained on (A: every task-A training image);
 - reuse_layers, freeze_epochs, unfreeze_epochs, unfreeze_lr: the group's B-on-A settings
-  (reuse_layers resolved: all hidden layers by default; unfreeze_lr: the learning rate by
-  default), in every stage's rows, so that levels stay comparable across stages;
+  (reuse_layers resolved: all hidden layers by default; unfreeze_lr: the B arms' learning
+  rate by default), in every stage's rows, so that levels stay comparable across stages;
 - epochs_a: A's epochs; epochs: the stage's own epochs (A: epochs_a; B and B-on-A:
   freeze + unfreeze epochs).
 
@@ -128,7 +134,8 @@ A_SEED_OFFSET = 10_000
 PRESET_FILE = "transfer-learning"  # the packaged file that `dnnbench transfer` runs
 ARMS = ("A", "B", "B-on-A")  # the stages
 # the protocol's settings that shape the B arms only (groups differing only in them share A)
-B_SETTINGS = ("train_size", "freeze_epochs", "unfreeze_epochs", "unfreeze_lr", "reuse_layers")
+B_SETTINGS = ("train_size", "freeze_epochs", "unfreeze_epochs", "unfreeze_lr", "reuse_layers",
+              "b_rate")
 # B-tuned's learning rates: log-spaced from the textbook's 0.001 up to 0.3
 B_TUNED_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 
@@ -155,6 +162,8 @@ class TransferConfig:
     unfreeze_epochs: int = 16
     train_size: int = 200
     reuse_layers: int | None = None  # None: all hidden layers
+    # the B arms' learning rate: "learning_rate" (the file's) or "tuned" (B-tuned's choice)
+    b_rate: str = "learning_rate"
     seeds: tuple[int, ...] = tuple(range(20))
 
     @property
@@ -320,24 +329,36 @@ def train_groups(cfgs: Sequence[TransferConfig], data: Dataset, pos: int, neg: i
     for cfg in cfgs:
         _, task_b = tasks.split_tasks(data, pos, neg, cfg.train_size)
         sb = spec_b(cfg, task_b, extra)
-        key = (cfg.train_size, sb.hash)
+        key = (cfg.train_size, sb.hash, cfg.b_rate)
         if key not in trained_b:
-            trained_b[key] = train("B", sb, task_b, seeds)
-            if tuned:
+            if cfg.b_rate != "tuned":
+                trained_b[key] = sb, train("B", sb, task_b, seeds)
+            if tuned or cfg.b_rate == "tuned":
                 trained_b[key, "tuned"] = tune_b(train, sb, task_b, seeds)
+            if cfg.b_rate == "tuned":  # B is B-tuned's choice (its lanes at the chosen rate)
+                trained_b[key] = trained_b[key, "tuned"]
+        sb_run, res_b = trained_b[key]
+        lr_after = unfreeze_lr(cfg, sb_run)
         freeze_steps = cfg.freeze_epochs * steps_per_epoch(sb)
-        tx = reuse.transfer_tx(cfg.reused, freeze_steps, cfg.lr_after)
+        tx = reuse.transfer_tx(cfg.reused, freeze_steps, lr_after)
         variant = {} if shared is None else {
-            "variant": (cfg.reused, freeze_steps, cfg.lr_after)}
-        res_t = train("B-on-A", sb, task_b, seeds,
+            "variant": (cfg.reused, freeze_steps, lr_after)}
+        res_t = train("B-on-A", sb_run, task_b, seeds,
                       init_params=reuse.hidden_layers(params_a, cfg.reused),
                       merge_params=reuse.reuse_params, make_tx=tx, **variant)
-        specs = {"A": sa, "B": sb, "B-on-A": sb}
-        results = {"A": res_a, "B": trained_b[key], "B-on-A": res_t}
+        specs = {"A": sa, "B": sb_run, "B-on-A": sb_run}
+        results = {"A": res_a, "B": res_b, "B-on-A": res_t}
         if tuned:
             specs["B-tuned"], results["B-tuned"] = trained_b[key, "tuned"]
         out.append(PairResult(task_a, task_b, specs, results))
     return out
+
+
+def unfreeze_lr(cfg: TransferConfig, spec_b_arms: RunSpec) -> float:
+    """The learning rate of B-on-A's reused layers after unfreezing: the file's unfreeze_lr,
+    else the B arms' rate (``spec_b_arms``: the file's, or B-tuned's choice with b_rate
+    "tuned")."""
+    return spec_b_arms.learning_rate if cfg.unfreeze_lr is None else cfg.unfreeze_lr
 
 
 def train_pair(cfg: TransferConfig, data: Dataset, pos: int, neg: int, *,
@@ -425,7 +446,8 @@ def plan(exp: definition.Experiment, data: Dataset, seeds: Sequence[int]) -> lis
             unfreeze_lr=s.get("unfreeze_lr"), batch_size=probe.batch_size,
             epochs_a=s.get("epochs_a", 20), freeze_epochs=s.get("freeze_epochs", 4),
             unfreeze_epochs=s.get("unfreeze_epochs", 16), train_size=s.get("train_size", 200),
-            reuse_layers=s.get("reuse_layers"), seeds=tuple(int(x) for x in seeds))
+            reuse_layers=s.get("reuse_layers"), b_rate=s.get("b_rate", "learning_rate"),
+            seeds=tuple(int(x) for x in seeds))
         _check(cfg, data, where)
         out.append(Group(i, cfg, extra, tuple(arms)))
     return out
@@ -469,6 +491,21 @@ def sources(groups: Sequence[Group]) -> list[Source]:
     for g in groups:
         by_a.setdefault((g.cfg.pairs, a_settings(g.cfg), g.extra), []).append(g)
     return [Source(i, tuple(gs)) for i, gs in enumerate(by_a.values())]
+
+
+def program_count(groups: Sequence[Group]) -> int:
+    """The programs :func:`train_groups` compiles for ``groups``, counted per unit (model A):
+    A; per distinct B (train size, B's epochs, b_rate) B, or B-tuned's program of the grid
+    when its rate is tuned, and B-tuned too when the file has that stage; one B-on-A per
+    group. Several units share their programs (:class:`SharedPrograms`, where their steps
+    per epoch agree): the largest unit's count."""
+    counts = []
+    for src in sources(groups):
+        tuned = any(dict(a.levels)["stage"] == "B-tuned" for g in src.groups for a in g.arms)
+        bs = {(g.cfg.train_size, g.cfg.epochs_b, g.cfg.b_rate) for g in src.groups}
+        counts.append(1 + sum(1 + (tuned and rate != "tuned") for *_, rate in bs)
+                      + len(src.groups))
+    return max(counts)
 
 
 def a_levels(groups: Sequence[Group]) -> list[tuple[str, Any]]:
@@ -563,6 +600,7 @@ def stage_frames(exp: definition.Experiment, g: Group, arm: definition.ArmSettin
     stage = dict(arm.levels)["stage"]
     sa, sb = result.specs["A"], result.specs["B"]
     freeze_steps = cfg.freeze_epochs * steps_per_epoch(sb)
+    lr_after = unfreeze_lr(cfg, result.specs["B-on-A"])
     examples = {"A": len(result.task_a.y_train), "B": len(result.task_b.y_train),
                 "B-on-A": len(result.task_b.y_train), "B-tuned": len(result.task_b.y_train)}
     epochs = {"A": cfg.epochs_a, "B": cfg.epochs_b, "B-on-A": cfg.epochs_b,
@@ -579,7 +617,7 @@ def stage_frames(exp: definition.Experiment, g: Group, arm: definition.ArmSettin
                                   result.results[stage], cfg.seeds)
     values = dict(zip(STAGE_COLUMNS, (
         pair_label(pos, neg), pos, neg, stage, cfg.train_size, examples[stage],
-        cfg.reused, cfg.freeze_epochs, cfg.unfreeze_epochs, cfg.lr_after, cfg.epochs_a,
+        cfg.reused, cfg.freeze_epochs, cfg.unfreeze_epochs, lr_after, cfg.epochs_a,
         epochs[stage]), strict=True))
     values |= {k: v for k, v in levels.items() if k in values}  # levels as the file names them
     for col in B_SETTINGS:
@@ -590,11 +628,14 @@ def stage_frames(exp: definition.Experiment, g: Group, arm: definition.ArmSettin
     for k, v in reversed(values.items()):
         r.insert(at, k, v)
     if stage == "B-on-A":
-        r["spec_hash"] = _hash(sb.hash, sa.hash, cfg.reused, freeze_steps, cfg.lr_after)
+        r["spec_hash"] = _hash(sb.hash, sa.hash, cfg.reused, freeze_steps, lr_after)
     return r, c
 
 
 def b_value(cfg: TransferConfig, setting: str):
-    """The value of a B setting in ``cfg`` as its column shows it."""
-    return {"reuse_layers": cfg.reused, "unfreeze_lr": cfg.lr_after}.get(
+    """The value of a B setting in ``cfg`` as its column shows it (a tuned rate, chosen per
+    train size: the train size stands for it)."""
+    lr_after = (("tuned", cfg.train_size) if cfg.b_rate == "tuned" and cfg.unfreeze_lr is None
+                else cfg.lr_after)
+    return {"reuse_layers": cfg.reused, "unfreeze_lr": lr_after}.get(
         setting, getattr(cfg, setting, None))

@@ -49,6 +49,16 @@ class RichProgress(ProgressProtocol):
         self._t0 = time.perf_counter()
         self._p.update(self._task, description=f"{self.title}: {label}")
 
+    def inside_unit(self, label: str, evaluations: int, of: int) -> None:
+        """The unit's evaluation periods done of its budget, and the time left at this pace
+        (an upper bound where seeds stop at a target)."""
+        if evaluations >= of or not evaluations:
+            return
+        took = time.perf_counter() - self._t0
+        left = took * (of - evaluations) / evaluations
+        self._p.update(self._task, description=f"{self.title}: {label} (evaluation "
+                                               f"{evaluations}/{of}, unit ETA ≤ {_clock(left)})")
+
     def unit_finished(self, label: str, cached: bool) -> None:
         self._p.advance(self._task)
         self._p.console.print(f"{label} done in {time.perf_counter() - self._t0:.1f} s",
@@ -58,6 +68,13 @@ class RichProgress(ProgressProtocol):
         if self._p is not None:
             self._p.update(self._task, description=self.title)
             self._p.stop()
+
+
+def _clock(seconds: float) -> str:
+    """'0:42', '1:05:09'."""
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def plural(n: int, noun: str) -> str:

@@ -366,6 +366,9 @@ class Progress:
     def start(self, total: int, done: int) -> None: ...
     def unit_started(self, label: str) -> None: ...
     def unit_finished(self, label: str, cached: bool) -> None: ...
+    # inside a unit that trains locally: after each call of its arm's program (about a second;
+    # see dnnbench.train.arm.reporting_progress), the evaluation periods done of its budget
+    def inside_unit(self, label: str, evaluations: int, of: int) -> None: ...
     def stop(self) -> None: ...
 
 
@@ -382,6 +385,8 @@ def run_units(units: Sequence[Unit], store: UnitStore, *, fresh: bool = False,
     while a finalizer runs), and its flag then still stops the run at the next unit boundary.
     An ``executor`` (:mod:`dnnbench.run.executors`) computes the units to do
     elsewhere (each saved as it arrives); the order of the tables is the same."""
+    from dnnbench.train.arm import reporting_progress  # (flax: only where units train)
+
     progress = progress or Progress()
     stop_requested = stop_requested or (lambda: False)
     remove_stale_temps(store.dir)
@@ -407,7 +412,8 @@ def run_units(units: Sequence[Unit], store: UnitStore, *, fresh: bool = False,
                 following = nxt.get(id(unit))
                 if following is not None and following.prepare is not None:
                     ahead.submit(following.prepare)  # compile it while this unit trains
-                cached = unit.compute()
+                with reporting_progress(functools.partial(progress.inside_unit, unit.label)):
+                    cached = unit.compute()
                 store.save(unit, cached)
                 progress.unit_finished(unit.label, cached=False)
             frames.append(cached)

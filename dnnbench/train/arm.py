@@ -8,10 +8,14 @@ never hides inside "time per step". ``train_arm`` does both.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import json
 import math
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import jax
@@ -31,6 +35,20 @@ from dnnbench.train.engine import Rows, Trace, full_control, make_program, seed_
 # Held while an arm compiles and while step times are measured: an experiment may compile its
 # next arm on another thread while this one trains, but never while this one is being timed.
 _COMPILING_OR_TIMING = threading.Lock()
+# Where CompiledArm.train reports its progress inside a unit, when its caller gives none
+_PROGRESS: contextvars.ContextVar[Callable[[int, int], None] | None] = \
+    contextvars.ContextVar("dnnbench_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting_progress(progress: Callable[[int, int], None]) -> Iterator[None]:
+    """Within the block, every arm that trains tells ``progress(evaluations, of)`` after each
+    call of about a second (see ``CompiledArm.train``): progress inside a unit."""
+    token = _PROGRESS.set(progress)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 class ArmTiming(NamedTuple):
@@ -61,6 +79,11 @@ def _timed(fn, *args, budget_s: float = 0.1, repeats: int = 3) -> float:
         _block(fn(*args))
         times.append(time.perf_counter() - t0)
     return min(times)
+
+
+def _rows(mask: np.ndarray, new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """``new``'s rows (leading axis) where ``mask``, else ``old``'s."""
+    return np.where(mask.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
 
 
 def _pad(tree, n: int):
@@ -122,15 +145,20 @@ class CompiledArm:
         n_pad = self.shards * chunk * math.ceil(per_shard / chunk)
         self.takes_params = init_params is not None
 
-        def run(keys, hps, dev, init_params, ctrl, pre):
-            return prog.run_seeds(keys, hps, dev, init_params, ctrl, pre, chunk=chunk)
+        def run(keys, hps, dev, init_params, ctrl, pre, carry, start, until):
+            # the carry in and out as a list of its arrays: its tree holds the optimizer's
+            # state types, which an exported (kept) program cannot name
+            carry = jax.tree_util.tree_unflatten(self._carry_tree, carry)
+            carry, trace, ended, done = prog.segment_seeds(
+                keys, hps, dev, init_params, ctrl, pre, carry, start, until, chunk=chunk)
+            return jax.tree_util.tree_leaves(carry), trace, ended, done
 
         if self.shards > 1:
             mesh = Mesh(np.array(jax.devices()[:self.shards]), ("seeds",))
             split, whole = NamedSharding(mesh, P("seeds")), NamedSharding(mesh, P())
-            run = jax.shard_map(run, mesh=mesh, in_specs=(P("seeds"), P("seeds"), P(),
-                                                          P("seeds"), P(), P("seeds")),
-                                out_specs=P("seeds"), check_vma=False)
+            run = jax.shard_map(run, mesh=mesh, in_specs=(
+                P("seeds"), P("seeds"), P(), P("seeds"), P(), P("seeds"), P("seeds"), P(), P()),
+                out_specs=P("seeds"), check_vma=False)
         else:
             split = whole = None
         self._split, self._whole = split, whole
@@ -142,7 +170,13 @@ class CompiledArm:
         params_shape = None if init_params is None else jax.tree_util.tree_map(
             lambda a: jax.ShapeDtypeStruct((n_pad, *a.shape[1:]), a.dtype, sharding=split),
             init_params)
-        args = (self.keys, self.hps, self.dev, params_shape, full_control(spec), self.pre)
+        ctrl = full_control(spec)
+        shapes, self._carry_tree = jax.tree_util.tree_flatten(prog.carry_shapes(
+            self.keys, self.hps, self.dev, params_shape, ctrl, self.pre, chunk=chunk))
+        self._carry_shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=split)
+                              for a in shapes]
+        args = (self.keys, self.hps, self.dev, params_shape, ctrl, self.pre, self._carry_shapes,
+                jnp.bool_(True), jnp.int32(0))
         key = programs.program_key(
             {"spec": json.dumps(spec.to_dict(), sort_keys=True), "n_classes": data.n_classes,
              "n_train": len(data.y_train), "rows": None if rows is None else repr(tuple(rows)),
@@ -168,14 +202,56 @@ class CompiledArm:
     def _place(self, tree):
         return tree if self._split is None else jax.device_put(tree, self._split)
 
-    def _call(self, init_params, ctrl):
-        return self.compiled(self.keys, self.hps, self.dev, init_params, ctrl, self.pre)
+    def _blank_carry(self):
+        """A carry for the first call (its values are not read)."""
+        return self._place(jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype),
+                                                  self._carry_shapes))
+
+    def _call(self, init_params, ctrl, carry=None, start: bool = True, until: int | None = None):
+        """One call of the program: from step 0 (``start``) or ``carry``, up to evaluation
+        ``until`` (default: all of them); (carry, trace, ended, done), see
+        ``engine.Program.segment_seeds``."""
+        carry = self._blank_carry() if carry is None else carry
+        until = jnp.int32(self.spec.n_evals if until is None else until)
+        return self.compiled(self.keys, self.hps, self.dev, init_params, ctrl, self.pre, carry,
+                             jnp.bool_(start), until)
+
+    def _segments(self, params, ctrl, progress: Callable[[int, int], None],
+                  segment_evals: int | None = None, seconds: float = 1.0):
+        """The trace of a run made in calls of ``segment_evals`` evaluation periods each
+        (default: sized to take about ``seconds``), ``progress(evaluations, of)`` told after
+        each call: the evaluations of the least advanced group still training."""
+        n = self.spec.n_evals
+        every = segment_evals or max(1, math.ceil(n / 20))
+        carry, trace, until, start = self._blank_carry(), None, 0, True
+        while True:
+            until = min(n, until + every)
+            t0 = time.perf_counter()
+            carry, part, ended, done = _block(self._call(params, ctrl, carry, start, until))
+            took, start = time.perf_counter() - t0, False
+            ended, done = np.asarray(ended), np.asarray(done)
+            if ended.any():
+                part = jax.device_get(part)
+                trace = part if trace is None else jax.tree_util.tree_map(
+                    functools.partial(_rows, ended), part, trace)
+            if done.all():
+                progress(n, n)
+                return trace
+            evals = np.asarray(jax.tree_util.tree_unflatten(self._carry_tree, carry)[1])
+            progress(int(evals[~done].min()), n)
+            if segment_evals is None:  # about ``seconds`` a call from now on
+                every = max(1, min(n, round(every * seconds / max(took, 1e-3))))
 
     def train(self, *, data=None, init_params=None, timing: bool = True,
-              timing_steps: int = 100) -> ArmResult:
+              timing_steps: int = 100, progress: Callable[[int, int], None] | None = None,
+              segment_evals: int | None = None) -> ArmResult:
         """Train every seed (on ``data`` instead of the compiled arm's own data set, if given;
         see the class); with ``timing``, also measure the step and evaluation times with the
-        same executable (``Control`` switches evaluation off and limits the chunks)."""
+        same executable (``Control`` switches evaluation off and limits the chunks). With
+        ``progress`` (default: the one :func:`reporting_progress` set, if any), train in calls
+        of about a second (or ``segment_evals`` evaluation periods), telling it
+        ``(evaluations, of)`` after each."""
+        progress = progress if progress is not None else _PROGRESS.get()
         if (init_params is not None) != self.takes_params:
             raise ValueError("init_params must be given exactly when the arm was compiled "
                              "with them")
@@ -189,10 +265,12 @@ class CompiledArm:
         params = None if init_params is None else self._place(_pad(init_params, self.n_pad))
         spec = self.spec
         t0 = time.perf_counter()
-        trace = _block(self._call(params, full_control(spec)))
+        if progress is None:
+            trace = jax.device_get(_block(self._call(params, full_control(spec)))[1])
+        else:
+            trace = self._segments(params, full_control(spec), progress, segment_evals)
         run_s = time.perf_counter() - t0
-        trace = jax.tree_util.tree_map(lambda a: np.asarray(a)[:self.n_seeds],
-                                       jax.device_get(trace))
+        trace = jax.tree_util.tree_map(lambda a: np.asarray(a)[:self.n_seeds], trace)
 
         step_ms = eval_ms = math.nan
         if timing:
@@ -208,10 +286,12 @@ class CompiledArm:
         finished seeds, recording curves), which for five seeds of a large net would
         otherwise add ~40 ms to a one-step measurement."""
         spec = self.spec
+        blank = self._blank_carry()  # (made once: never read, so never part of a timing)
 
         def timed(repeats=3, **ctrl):
             return _timed(self._call, params, full_control(
-                spec, early_stop=False, test_eval=False, max_evals=1, **ctrl), repeats=repeats)
+                spec, early_stop=False, test_eval=False, max_evals=1, **ctrl), blank,
+                repeats=repeats)
 
         t_ref = timed(evaluate=False, chunk_steps=0)
         # a period of n steps, n sized to take ~0.2 s, after a one-step probe

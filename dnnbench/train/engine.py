@@ -270,6 +270,10 @@ class Program(NamedTuple):
     run_seeds: Callable  # (keys, hps, data, init_params=None, ctrl=None, pre=None) -> Trace
     run: Callable  # (key, hp, data, init_params=None, ctrl=None, pre=None) -> Trace
     diagnose: Callable  # (params, batch_stats, hp, data) -> (depth, len(DIAG_COLUMNS))
+    # (keys, hps, data, init_params, ctrl, pre, carry, start, until) -> (carry, trace, ended,
+    # done): run_seeds in segments (progress between calls)
+    segment_seeds: Callable
+    carry_shapes: Callable  # (keys, hps, data, init_params, ctrl, pre) -> the carry's shapes
 
 
 def as_lanes(hp) -> dict:
@@ -294,6 +298,24 @@ def _keep(active: jax.Array, new, old):
     def pick(n, o):
         return jnp.where(active.reshape(active.shape + (1,) * (n.ndim - 1)), n, o)
     return jax.tree_util.tree_map(pick, new, old)
+
+
+def _lanes(carry: tuple) -> tuple:
+    """A batch's loop carry as ``segment_seeds`` passes it between calls: without the data
+    orders, and its one unbatched leaf (the evaluation count) given a lane axis, as every
+    other leaf has."""
+    return (carry[0]._replace(perms=None), jnp.broadcast_to(carry[1], carry[2].shape),
+            *carry[2:])
+
+
+def _unlanes(carry: tuple) -> tuple:
+    return (carry[0], carry[1][0], *carry[2:])
+
+
+def _blank(shapes):
+    """Arrays of ``shapes`` (a tree of ShapeDtypeStruct): NaN where floating, else 0."""
+    return jax.tree_util.tree_map(lambda a: jnp.full(
+        a.shape, jnp.nan if jnp.issubdtype(a.dtype, jnp.floating) else 0, a.dtype), shapes)
 
 
 MC_KEY = 2**31 - 1  # folded into a seed's dropout key: the masks of its MC dropout passes
@@ -587,6 +609,9 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         return out
 
     plateau = get_schedule(spec.schedule).plateau  # static: other programs are unchanged
+    names = ("train_loss", "eval_loss", "eval_acc") + (  # the curves the loop records
+        ("clean_train_loss", "train_accuracy") if spec.eval_train else ()) + (
+        ("scale",) if plateau else ())
 
     def run_seeds(keys, hps, data, init_params=None, ctrl=None, pre=None, *,
                   chunk: int | None = None) -> Trace:
@@ -615,8 +640,71 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             return jax.tree_util.tree_map(lambda a: a.reshape((n_seeds, *a.shape[2:])), trace)
         return run_batch(keys, hps, init_params, pre, data, ctrl)
 
+    def segment_seeds(keys, hps, data, init_params, ctrl, pre, carry, start, until, *,
+                      chunk: int | None = None):
+        """``run_seeds`` in segments, one call each, so that the caller can report progress
+        between them (a host callback inside the loop would keep the program out of JAX's
+        persistent cache). A call runs the evaluation periods of every group of seeds up to
+        ``until`` (from step 0 when ``start``; else from ``carry``, the previous call's) and
+        returns (carry, trace, ended, done), all with a leading lane axis: ``trace`` holds the
+        final numbers of the lanes whose group ended in this call (``ended``), others are
+        blank; ``done``: the lane's group has ended, now or before. One call with ``start``
+        and ``until`` >= ``ctrl.max_evals`` is ``run_seeds``: the same operations in the same
+        order. ``carry`` on the first call: any array tree of its shapes (``carry_shapes``)."""
+        hps = as_lanes(hps)
+        n_seeds = keys.shape[0]
+        chunk = n_seeds if chunk is None else chunk
+        if n_seeds % chunk:
+            raise ValueError(f"chunk {chunk} does not divide {n_seeds} seeds")
+
+        def group(keys, hps, init_params, pre, carry):
+            # the data orders stay out of the carry (MNIST: 6 MB a lane); taken anew each call
+            perms = pre.perms if pre is not None else \
+                jax.vmap(shuffles, in_axes=(0, None))(keys, data)
+            carry = jax.lax.cond(start, lambda: _lanes(begin_batch(
+                keys, hps, init_params, pre, data, ctrl)), lambda: carry)
+            carry = _unlanes(carry)
+            carry = (carry[0]._replace(perms=perms), *carry[1:])
+            over = (carry[1] >= ctrl.max_evals) | ~jnp.any(carry[2])
+            was_done = ~start & over
+            carry = loop_batch(carry, hps, data, ctrl, until)
+            done = (carry[1] >= ctrl.max_evals) | ~jnp.any(carry[2])
+            ends = done & ~was_done
+            shapes = jax.eval_shape(lambda c: end_batch(c, hps, data, ctrl), carry)
+            trace = jax.lax.cond(ends, lambda: end_batch(carry, hps, data, ctrl),
+                                 lambda: _blank(shapes))
+            lanes = keys.shape[0]
+            return (_lanes(carry), trace, jnp.broadcast_to(ends, (lanes,)),
+                    jnp.broadcast_to(done, (lanes,)))
+
+        groups = partial(jax.tree_util.tree_map,
+                         lambda a: a.reshape((n_seeds // chunk, chunk, *a.shape[1:])))
+        out = jax.lax.map(lambda g: group(*g), groups((keys, hps, init_params, pre, carry)))
+        return jax.tree_util.tree_map(lambda a: a.reshape((n_seeds, *a.shape[2:])), out)
+
+    def carry_shapes(keys, hps, data, init_params=None, ctrl=None, pre=None, *,
+                     chunk: int | None = None):
+        """The shapes of ``segment_seeds``'s carry for these arguments."""
+        ctrl = full_control(spec) if ctrl is None else ctrl
+        hps = as_lanes(hps)
+        n_seeds = keys.shape[0]
+        chunk = n_seeds if chunk is None else chunk
+        groups = partial(jax.tree_util.tree_map,
+                         lambda a: a.reshape((n_seeds // chunk, chunk, *a.shape[1:])))
+
+        def begin(keys, hps, init_params, pre):
+            one = jax.lax.map(lambda g: _lanes(begin_batch(*g, data, ctrl)),
+                              groups((keys, hps, init_params, pre)))
+            return jax.tree_util.tree_map(lambda a: a.reshape((n_seeds, *a.shape[2:])), one)
+        return jax.eval_shape(begin, keys, hps, init_params, pre)
+
     def run_batch(keys, hps, init_params, pre, data, ctrl) -> Trace:
-        """``run_seeds`` on one vmapped batch of seeds."""
+        """``run_seeds`` on one vmapped batch of seeds: its loop from step 0 to the end."""
+        carry = begin_batch(keys, hps, init_params, pre, data, ctrl)
+        return end_batch(loop_batch(carry, hps, data, ctrl, ctrl.max_evals), hps, data, ctrl)
+
+    def begin_batch(keys, hps, init_params, pre, data, ctrl) -> tuple:
+        """The loop's carry at step 0 of one vmapped batch of seeds."""
         n_seeds = keys.shape[0]
         state = jax.vmap(init, in_axes=(0, 0, None, None if init_params is None else 0,
                                         None if pre is None else 0))(
@@ -624,9 +712,6 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         nan_seeds = jnp.full((n_seeds,), jnp.nan, jnp.float32)
         nan_curves = jnp.full((n_seeds, n_evals), jnp.nan, jnp.float32)
         false = jnp.zeros((n_seeds,), bool)
-        names = ("train_loss", "eval_loss", "eval_acc") + (
-            ("clean_train_loss", "train_accuracy") if spec.eval_train else ()) + (
-            ("scale",) if plateau else ())
         # early stopping (spec.early_stopping): the lowest eval loss so far, its step and variables,
         # and the evaluations since
         stopping = None if not spec.early_stopping else {
@@ -634,9 +719,27 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             "variables": (state.params, state.batch_stats),
             "step": jnp.zeros((n_seeds,), jnp.int32), "wait": jnp.zeros((n_seeds,), jnp.int32)}
 
+        init_carry = (state, jnp.int32(0), ~false, jnp.zeros((n_seeds,), jnp.int32), false,
+                      false, dict.fromkeys(names, nan_curves), (nan_seeds, nan_seeds),
+                      plateau_start((n_seeds,)) if plateau else None, stopping, None,
+                      nan_seeds)
+        if spec.diagnostics:  # step 0, then one row per evaluation
+            layers = jnp.full((n_seeds, n_evals + 1, spec.depth, len(DIAG_COLUMNS)), jnp.nan)
+            at_init = jax.lax.cond(ctrl.evaluate, lambda: diagnose_seeds(
+                state.params, state.batch_stats, hps, data), lambda: layers[:, 0])
+            init_carry = (*init_carry[:-2], layers.at[:, 0].set(at_init), init_carry[-1])
+        return init_carry
+
+    def loop_batch(carry, hps, data, ctrl, until) -> tuple:
+        """The carry after the evaluation periods from its own up to ``until`` (and at most
+        ``ctrl.max_evals``), while any seed is active."""
+        false = jnp.zeros_like(carry[2])
+        plateau_params = schedule_parameters(spec, hps)
+        last_period = jnp.minimum(until, ctrl.max_evals)
+
         def cond(c):
             i, active = c[1], c[2]
-            return (i < ctrl.max_evals) & jnp.any(active)
+            return (i < last_period) & jnp.any(active)
 
         def body(c):
             state, i, active, n_done, diverged, reached, curves, last, pl, es, layers, first = c
@@ -675,18 +778,13 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             return (state, i + 1, active & ~bad & ~hit & ~stop, n_done, diverged | bad,
                     reached | hit, curves, last, pl, es, layers, first)
 
-        plateau_params = schedule_parameters(spec, hps)
-        init_carry = (state, jnp.int32(0), ~false, jnp.zeros((n_seeds,), jnp.int32), false,
-                      false, dict.fromkeys(names, nan_curves), (nan_seeds, nan_seeds),
-                      plateau_start((n_seeds,)) if plateau else None, stopping, None,
-                      nan_seeds)
-        if spec.diagnostics:  # step 0, then one row per evaluation
-            layers = jnp.full((n_seeds, n_evals + 1, spec.depth, len(DIAG_COLUMNS)), jnp.nan)
-            at_init = jax.lax.cond(ctrl.evaluate, lambda: diagnose_seeds(
-                state.params, state.batch_stats, hps, data), lambda: layers[:, 0])
-            init_carry = (*init_carry[:-2], layers.at[:, 0].set(at_init), init_carry[-1])
-        state, _, _, n_done, diverged, _, curves, last, _, stopping, layers, _ = \
-            jax.lax.while_loop(cond, body, init_carry)
+        return jax.lax.while_loop(cond, body, carry)
+
+    def end_batch(carry, hps, data, ctrl) -> Trace:
+        """The trace of one vmapped batch of seeds from the carry its loop ended with."""
+        state, _, _, n_done, diverged, _, curves, last, _, stopping, layers, _ = carry
+        n_seeds = n_done.shape[0]
+        nan_seeds = jnp.full((n_seeds,), jnp.nan, jnp.float32)
         # the final parameters: with early stopping, those of the lowest eval loss (restored)
         params, batch_stats = (state.params, state.batch_stats) if stopping is None else \
             stopping["variables"]
@@ -745,7 +843,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
 
     return Program(shuffles, seed_inputs, init, train_step, train_chunk, evaluate, run_seeds,
                    run, lambda params, batch_stats, hp, data: diagnose(
-                       params, batch_stats, as_lanes(hp), data))
+                       params, batch_stats, as_lanes(hp), data), segment_seeds, carry_shapes)
 
 
 def first_reach(steps: np.ndarray, acc: np.ndarray, n_done: int, target: float) -> int | None:

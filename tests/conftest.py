@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import urllib.error
 from pathlib import Path
 
@@ -58,6 +59,22 @@ def fake_mnist(tmp_path, data_env) -> tuple[Path, dict[str, str]]:
     """A data folder ``root`` whose ``mnist/`` holds tiny generated files; (root, their hashes)."""
     root = tmp_path / "data"
     return root, make_mnist_files(root / "mnist")
+
+
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+
+
+def pytest_configure(config):
+    """The default tier compiles at XLA's backend optimization level 0 (in this process, its
+    workers and the CLI processes tests start): compiles take ~35% less time and the tests'
+    nets are tiny, so a cold suite is mostly compiles. The slow tier (``-m slow``), and every
+    real run, compile with XLA's defaults; DNNBENCH_TEST_XLA_DEFAULTS=1 keeps them for the
+    default tier too. (XLA_FLAGS is part of the compile-cache and kept-program keys: the two
+    never share an entry.)"""
+    if "not slow" in (config.option.markexpr or "") and \
+            os.environ.get("DNNBENCH_TEST_XLA_DEFAULTS") != "1" and \
+            FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
 
 
 @pytest.fixture(scope="session", autouse=True)

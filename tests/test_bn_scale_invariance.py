@@ -131,6 +131,7 @@ def _frames(exp, data, seeds, **kwargs):
     return pd.concat([p[0] for p in parts], ignore_index=True)
 
 
+@pytest.mark.slow  # (22 s cold) init_scale lanes vs programs: test_diagnostics does it too
 def test_init_scale_lanes_equal_one_program_per_scale():
     """Scales as lanes of one program give the numbers of one program per scale (where the
     model draws at the scale itself): tests/_lanes.py tolerance, with a negative control. (The

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PLUGIN = """import optax
 
 SCALE = {scale}
@@ -50,6 +52,8 @@ def _check(folder: Path, cache: str, *extra: str) -> subprocess.CompletedProcess
         cwd=folder, env=env, capture_output=True, text=True, check=False, timeout=600)
 
 
+@pytest.mark.slow  # (50 s cold, 4 processes) the default tier keeps the parts: the gate catching
+# a slowdown (test_check) and an edited plug-in missing every key (the two tests below)
 def test_an_edited_plugin_fails_the_gate_with_warm_and_cold_caches(tmp_path):
     (tmp_path / "myopt.py").write_text(PLUGIN.format(scale=1.0))
     (tmp_path / "mine.toml").write_text(EXPERIMENT)

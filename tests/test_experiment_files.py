@@ -86,6 +86,7 @@ def _frames(exp, data, seeds, **kwargs):
             pd.concat([p[1] for p in parts], ignore_index=True))
 
 
+@pytest.mark.slow  # (30 s cold) lanes vs programs also in test_schedules, test_diagnostics
 def test_vectorized_lanes_equal_separate_programs():
     """Every kind of lane value at once (lr, an optimizer coefficient, weight decay, dropout,
     l2, clipping, BN momentum, epsilon -- in training and at evaluation): a reference arm and one arm per setting changed, all lanes of
@@ -135,7 +136,15 @@ QUICK_SETS = {  # the catalogue contract's overrides, by protocol (tiny budgets 
 }
 
 
-@pytest.mark.parametrize("name", list(definition.catalogue()))
+# The quick run of every packaged file costs ~4 minutes of compiles on a cold cache (2 cores):
+# the default tier runs one file of each protocol and kind of claim; the slow tier runs them
+# all. Every file is planned in the default tier (test_every_packaged_file_plans_its_quick_run).
+QUICK_RUN_DEFAULT = ("bn-depth", "transfer-learning", "search", "regularization", "schedules")
+
+
+@pytest.mark.parametrize("name", [
+    name if name in QUICK_RUN_DEFAULT else pytest.param(name, marks=pytest.mark.slow)
+    for name in definition.catalogue()])
 def test_every_packaged_experiment_loads_and_its_quick_variant_runs(name, tmp_path):
     exp = definition.load(name)
     assert exp.title and exp.question and exp.expected and exp.cost
@@ -160,6 +169,21 @@ def test_every_packaged_experiment_loads_and_its_quick_variant_runs(name, tmp_pa
     assert len(trained) and trained["final_test_accuracy"].between(0, 1).all()
     for claim in exp.claims:  # (evaluator claims are checked by `dnnbench claims`)
         assert (claim.text in " ".join(r.output.split())) != bool(claim.checks)
+
+
+@pytest.mark.parametrize("name", list(definition.catalogue()))
+def test_every_packaged_file_plans_its_quick_run(name, tmp_path):
+    """Every packaged file loads, states what it is for, and its quick variant plans (arms,
+    programs, units, memory) with the contract's overrides, nothing trained or written."""
+    exp = definition.load(name)
+    assert exp.title and exp.question and exp.expected and exp.cost
+    quick = definition.quick_variant(exp)
+    assert quick.n_arms <= exp.n_arms
+    r = runner.invoke(app, ["run", name, "--quick", "--dataset", "digits", "--dry-run", "--out",
+                            str(tmp_path / "out"), *QUICK_SETS.get(exp.protocol,
+                                                                   QUICK_SETS[None])])
+    assert r.exit_code == 0, r.output
+    assert f"{quick.n_arms} arms" in r.output and not (tmp_path / "out").exists()
 
 
 def test_list_prints_the_catalogue_and_registries_and_one_file():

@@ -43,7 +43,7 @@ _PROGRESS: contextvars.ContextVar[Callable[[int, int], None] | None] = \
 @contextlib.contextmanager
 def reporting_progress(progress: Callable[[int, int], None]) -> Iterator[None]:
     """Within the block, every arm that trains tells ``progress(evaluations, of)`` after each
-    call of about a second (see ``CompiledArm.train``): progress inside a unit."""
+    call of about two seconds (see ``CompiledArm.train``): progress inside a unit."""
     token = _PROGRESS.set(progress)
     try:
         yield
@@ -217,7 +217,7 @@ class CompiledArm:
                              jnp.bool_(start), until)
 
     def _segments(self, params, ctrl, progress: Callable[[int, int], None],
-                  segment_evals: int | None = None, seconds: float = 1.0):
+                  segment_evals: int | None = None, seconds: float = 2.0):
         """The trace of a run made in calls of ``segment_evals`` evaluation periods each
         (default: sized to take about ``seconds``), ``progress(evaluations, of)`` told after
         each call: the evaluations of the least advanced group still training."""
@@ -249,7 +249,7 @@ class CompiledArm:
         see the class); with ``timing``, also measure the step and evaluation times with the
         same executable (``Control`` switches evaluation off and limits the chunks). With
         ``progress`` (default: the one :func:`reporting_progress` set, if any), train in calls
-        of about a second (or ``segment_evals`` evaluation periods), telling it
+        of about two seconds (or ``segment_evals`` evaluation periods), telling it
         ``(evaluations, of)`` after each."""
         progress = progress if progress is not None else _PROGRESS.get()
         if (init_params is not None) != self.takes_params:

@@ -95,6 +95,15 @@ def metric_figure(inp: FigureInput):
     if exp.search is not None or x is None:
         return None
     summary = summarize(exp, runs)
+    # rows outside the grid (a transfer file's shared model A, whose B levels are empty)
+    summary = summary[summary[[f for f in (x, line, panel) if f]].notna().all(axis=1)]
+    if line:  # factors beyond the third: a line per combination with the second's level
+        more = [f for f in exp.factors if len(exp.factors[f]) > 1][3:]
+        if more:
+            name = ", ".join((line, *more))
+            summary = summary.assign(**{name: summary[[line, *more]].astype(str).agg(
+                ", ".join, axis=1)})
+            line = name
     metric = exp.show[0]
     steps = metric == "steps_to_target"
     est, low, high = (("median_steps", "steps_low", "steps_high") if steps else

@@ -223,6 +223,11 @@ class CompiledArm:
         each call: the evaluations of the least advanced group still training."""
         n = self.spec.n_evals
         every = segment_evals or max(1, math.ceil(n / 20))
+        # each call copies the carry (in and out): ~0.1 s for 200 MB on 2 CPU cores; a call
+        # of at least 1 s per 10 MB keeps that under 1-2% (the 180 lanes of
+        # benchmarks/grid.py: 21 s a call)
+        seconds = max(seconds, sum(math.prod(a.shape) * a.dtype.itemsize
+                                   for a in self._carry_shapes) / 10e6)
         carry, trace, until, start = self._blank_carry(), None, 0, True
         while True:
             until = min(n, until + every)

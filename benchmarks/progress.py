@@ -2,7 +2,7 @@
 
     DNNBENCH_DATA_DIR=../shared/data uv run python benchmarks/progress.py [--repeats 5]
 
-A unit that trains with progress runs its program in calls of about two seconds (the loop's
+A unit that trains with progress runs its program in calls of about four seconds (the loop's
 carry handed from call to call, see ``engine.Program.segment_seeds``) instead of one call.
 For two arms on MNIST, compiled once each, the same training is timed both ways, alternating
 (one call, segments, one call, ...) so that a slow phase of the machine slows both alike:

@@ -42,6 +42,24 @@ def layout(exp) -> tuple[str | None, str | None, str | None]:
     return tuple((varying + [None, None, None])[:3])
 
 
+def in_grid(table: pd.DataFrame, *factors: str | None) -> pd.DataFrame:
+    """``table`` without the rows that have no level of one of ``factors`` (a transfer file's
+    shared model A, whose B-arm levels are empty): they belong to no point of the figure."""
+    named = [f for f in factors if f]
+    return table[table[named].notna().all(axis=1)] if named else table
+
+
+def joined(exp, table: pd.DataFrame, line: str | None) -> tuple[pd.DataFrame, str | None]:
+    """(table, line): with factors beyond the third varying, a line per combination of the
+    second factor's level with theirs (a new column, e.g. "stage, reused" = "B-on-A, frozen"),
+    so that arms that differ only there are told apart."""
+    more = [f for f in exp.factors if len(exp.factors[f]) > 1][3:]
+    if not line or not more:
+        return table, line
+    name = ", ".join((line, *more))
+    return table.assign(**{name: table[[line, *more]].astype(str).agg(", ".join, axis=1)}), name
+
+
 def _levels(values) -> list:
     return list(dict.fromkeys(values))
 
@@ -95,15 +113,7 @@ def metric_figure(inp: FigureInput):
     if exp.search is not None or x is None:
         return None
     summary = summarize(exp, runs)
-    # rows outside the grid (a transfer file's shared model A, whose B levels are empty)
-    summary = summary[summary[[f for f in (x, line, panel) if f]].notna().all(axis=1)]
-    if line:  # factors beyond the third: a line per combination with the second's level
-        more = [f for f in exp.factors if len(exp.factors[f]) > 1][3:]
-        if more:
-            name = ", ".join((line, *more))
-            summary = summary.assign(**{name: summary[[line, *more]].astype(str).agg(
-                ", ".join, axis=1)})
-            line = name
+    summary, line = joined(exp, in_grid(summary, x, line, panel), line)
     metric = exp.show[0]
     steps = metric == "steps_to_target"
     est, low, high = (("median_steps", "steps_low", "steps_high") if steps else
@@ -302,6 +312,7 @@ def curve_layout(exp, runs: pd.DataFrame):
     Levels whose budgets differ by a factor of 3 or more (transfer's stages) get a panel
     per budget ("max_steps")."""
     x, line, panel = layout(exp)
+    runs = in_grid(runs, x, line, panel)
     if line is None:
         if x is not None and runs[x].nunique() > MAX_COLOURS:
             return runs, "", None, [x]
@@ -329,6 +340,7 @@ def curves_figure(inp: FigureInput):
             or getattr(exp, "search", None) is not None):
         return None
     runs, where, colour, keys = curve_layout(exp, runs)
+    runs, colour = joined(exp, runs, colour)
     blocks = []
     for values in itertools.product(*(_levels(runs[k]) for k in keys)):
         g = runs[np.logical_and.reduce([runs[k] == v for k, v in zip(keys, values,

@@ -43,7 +43,7 @@ _PROGRESS: contextvars.ContextVar[Callable[[int, int], None] | None] = \
 @contextlib.contextmanager
 def reporting_progress(progress: Callable[[int, int], None]) -> Iterator[None]:
     """Within the block, every arm that trains tells ``progress(evaluations, of)`` after each
-    call of about two seconds (see ``CompiledArm.train``): progress inside a unit."""
+    call of about four seconds (see ``CompiledArm.train``): progress inside a unit."""
     token = _PROGRESS.set(progress)
     try:
         yield
@@ -217,15 +217,16 @@ class CompiledArm:
                              jnp.bool_(start), until)
 
     def _segments(self, params, ctrl, progress: Callable[[int, int], None],
-                  segment_evals: int | None = None, seconds: float = 2.0):
+                  segment_evals: int | None = None, seconds: float = 4.0):
         """The trace of a run made in calls of ``segment_evals`` evaluation periods each
         (default: sized to take about ``seconds``), ``progress(evaluations, of)`` told after
         each call: the evaluations of the least advanced group still training."""
         n = self.spec.n_evals
         every = segment_evals or max(1, math.ceil(n / 20))
-        # each call copies the carry (in and out): ~0.1 s for 200 MB on 2 CPU cores; a call
-        # of at least 1 s per 10 MB keeps that under 1-2% (the 180 lanes of
-        # benchmarks/grid.py: 21 s a call)
+        # each call hands the carry over (out and back in): a call of at least 1 s per 10 MB
+        # of it keeps that far below 1% (the 180 lanes of benchmarks/grid.py, 215 MB: 21 s a
+        # call; measured there, five calls of one evaluation each took 23.9 s against 24.0 s
+        # for one call)
         seconds = max(seconds, sum(math.prod(a.shape) * a.dtype.itemsize
                                    for a in self._carry_shapes) / 10e6)
         carry, trace, until, start = self._blank_carry(), None, 0, True
@@ -244,8 +245,11 @@ class CompiledArm:
                 return trace
             evals = np.asarray(jax.tree_util.tree_unflatten(self._carry_tree, carry)[1])
             progress(int(evals[~done].min()), n)
-            if segment_evals is None:  # about ``seconds`` a call from now on
+            if segment_evals is None:  # about ``seconds`` a call from now on; what is left
+                # in one call when that would take less than two (a short unit: 2 calls)
                 every = max(1, min(n, round(every * seconds / max(took, 1e-3))))
+                if n - until <= 2 * every:
+                    every = n
 
     def train(self, *, data=None, init_params=None, timing: bool = True,
               timing_steps: int = 100, progress: Callable[[int, int], None] | None = None,
@@ -254,7 +258,7 @@ class CompiledArm:
         see the class); with ``timing``, also measure the step and evaluation times with the
         same executable (``Control`` switches evaluation off and limits the chunks). With
         ``progress`` (default: the one :func:`reporting_progress` set, if any), train in calls
-        of about two seconds (or ``segment_evals`` evaluation periods), telling it
+        of about four seconds (or ``segment_evals`` evaluation periods), telling it
         ``(evaluations, of)`` after each."""
         progress = progress if progress is not None else _PROGRESS.get()
         if (init_params is not None) != self.takes_params:

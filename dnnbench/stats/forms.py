@@ -294,10 +294,11 @@ def trend(table: np.ndarray, increasing: bool = True,
     rs = Sample(rho if increasing else -rho)
     p_for, p_against = (up, down) if increasing else (down, up)
     low, high = rs.interval()
+    low, high = max(low, -1.0), min(high, 1.0)  # (a t interval of a correlation: clipped)
     text = (f"Spearman rho {'' if increasing else '(decreasing) '}{rs.estimate:+.3f} "
             f"[{low:+.3f}, {high:+.3f}] ({what}, L p={p_for:.3g}, n={n})")
-    return Decision(decide(p_for, p_against, n), p_for, p_against, rs.estimate,
-                    max(low, -1.0), min(high, 1.0), n, text)
+    return Decision(decide(p_for, p_against, n), p_for, p_against, rs.estimate, low, high, n,
+                    text)
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:

@@ -300,6 +300,18 @@ def _keep(active: jax.Array, new, old):
     return jax.tree_util.tree_map(pick, new, old)
 
 
+def _seed_groups(n_seeds: int, chunk: int | None) -> tuple[Callable, Callable]:
+    """(split, join): a tree with a leading lane axis cut into consecutive groups of ``chunk``
+    lanes (a new leading axis, for ``lax.map``), and put back (None: one group)."""
+    chunk = n_seeds if chunk is None else chunk
+    if n_seeds % chunk:
+        raise ValueError(f"chunk {chunk} does not divide {n_seeds} seeds")
+    split = partial(jax.tree_util.tree_map,
+                    lambda a: a.reshape((n_seeds // chunk, chunk, *a.shape[1:])))
+    join = partial(jax.tree_util.tree_map, lambda a: a.reshape((n_seeds, *a.shape[2:])))
+    return split, join
+
+
 def _lanes(carry: tuple) -> tuple:
     """A batch's loop carry as ``segment_seeds`` passes it between calls: without the data
     orders, and its one unbatched leaf (the evaluation count) given a lane axis, as every
@@ -631,13 +643,9 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         hps = as_lanes(hps)
         n_seeds = keys.shape[0]
         if chunk is not None and chunk < n_seeds:
-            if n_seeds % chunk:
-                raise ValueError(f"chunk {chunk} does not divide {n_seeds} seeds")
-            groups = partial(jax.tree_util.tree_map,
-                             lambda a: a.reshape((n_seeds // chunk, chunk, *a.shape[1:])))
-            trace = jax.lax.map(lambda g: run_batch(*g, data, ctrl),
-                                groups((keys, hps, init_params, pre)))
-            return jax.tree_util.tree_map(lambda a: a.reshape((n_seeds, *a.shape[2:])), trace)
+            split, join = _seed_groups(n_seeds, chunk)
+            return join(jax.lax.map(lambda g: run_batch(*g, data, ctrl),
+                                    split((keys, hps, init_params, pre))))
         return run_batch(keys, hps, init_params, pre, data, ctrl)
 
     def segment_seeds(keys, hps, data, init_params, ctrl, pre, carry, start, until, *,
@@ -652,10 +660,10 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         and ``until`` >= ``ctrl.max_evals`` is ``run_seeds``: the same operations in the same
         order. ``carry`` on the first call: any array tree of its shapes (``carry_shapes``)."""
         hps = as_lanes(hps)
-        n_seeds = keys.shape[0]
-        chunk = n_seeds if chunk is None else chunk
-        if n_seeds % chunk:
-            raise ValueError(f"chunk {chunk} does not divide {n_seeds} seeds")
+        split, join = _seed_groups(keys.shape[0], chunk)
+
+        def finished(carry):  # the group's budget spent, or none of its seeds active
+            return (carry[1] >= ctrl.max_evals) | ~jnp.any(carry[2])
 
         def group(keys, hps, init_params, pre, carry):
             # the data orders stay out of the carry (MNIST: 6 MB a lane); taken anew each call
@@ -665,10 +673,9 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
                 keys, hps, init_params, pre, data, ctrl)), lambda: carry)
             carry = _unlanes(carry)
             carry = (carry[0]._replace(perms=perms), *carry[1:])
-            over = (carry[1] >= ctrl.max_evals) | ~jnp.any(carry[2])
-            was_done = ~start & over
+            was_done = ~start & finished(carry)
             carry = loop_batch(carry, hps, data, ctrl, until)
-            done = (carry[1] >= ctrl.max_evals) | ~jnp.any(carry[2])
+            done = finished(carry)
             ends = done & ~was_done
             shapes = jax.eval_shape(lambda c: end_batch(c, hps, data, ctrl), carry)
             trace = jax.lax.cond(ends, lambda: end_batch(carry, hps, data, ctrl),
@@ -677,26 +684,18 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             return (_lanes(carry), trace, jnp.broadcast_to(ends, (lanes,)),
                     jnp.broadcast_to(done, (lanes,)))
 
-        groups = partial(jax.tree_util.tree_map,
-                         lambda a: a.reshape((n_seeds // chunk, chunk, *a.shape[1:])))
-        out = jax.lax.map(lambda g: group(*g), groups((keys, hps, init_params, pre, carry)))
-        return jax.tree_util.tree_map(lambda a: a.reshape((n_seeds, *a.shape[2:])), out)
+        return join(jax.lax.map(lambda g: group(*g), split((keys, hps, init_params, pre, carry))))
 
     def carry_shapes(keys, hps, data, init_params=None, ctrl=None, pre=None, *,
                      chunk: int | None = None):
         """The shapes of ``segment_seeds``'s carry for these arguments."""
         ctrl = full_control(spec) if ctrl is None else ctrl
-        hps = as_lanes(hps)
-        n_seeds = keys.shape[0]
-        chunk = n_seeds if chunk is None else chunk
-        groups = partial(jax.tree_util.tree_map,
-                         lambda a: a.reshape((n_seeds // chunk, chunk, *a.shape[1:])))
+        split, join = _seed_groups(keys.shape[0], chunk)
 
         def begin(keys, hps, init_params, pre):
-            one = jax.lax.map(lambda g: _lanes(begin_batch(*g, data, ctrl)),
-                              groups((keys, hps, init_params, pre)))
-            return jax.tree_util.tree_map(lambda a: a.reshape((n_seeds, *a.shape[2:])), one)
-        return jax.eval_shape(begin, keys, hps, init_params, pre)
+            return join(jax.lax.map(lambda g: _lanes(begin_batch(*g, data, ctrl)),
+                                    split((keys, hps, init_params, pre))))
+        return jax.eval_shape(begin, keys, as_lanes(hps), init_params, pre)
 
     def run_batch(keys, hps, init_params, pre, data, ctrl) -> Trace:
         """``run_seeds`` on one vmapped batch of seeds: its loop from step 0 to the end."""

@@ -12,7 +12,8 @@ ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish", "mish", "si
 INITIALIZERS = ("glorot-uniform", "glorot-normal", "he-normal", "he-uniform", "lecun-normal",
                 "normal", "he-avg-uniform")
 DROPOUTS = ("standard", "alpha")  # registry.DROPOUTS
-LOSSES = ("softmax", "sigmoid", "mse")  # registry.LOSSES
+LOSSES = ("softmax", "sigmoid", "mse", "reconstruction")  # registry.LOSSES
+PRETEXTS = ("classes", "autoencoder", "rotation")  # run.transfer.PRETEXTS
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax", "nadam",
               "adamw")
 SCHEDULES = ("constant", "cosine", "exponential", "warmup-cosine", "power", "piecewise", "1cycle",
@@ -34,6 +35,7 @@ BN_EVAL = ("running", "population", "batch")  # models.norms.BN_EVAL
 # dropout after every hidden layer, or before every dense layer (the inputs too)
 DROPOUT_PLACEMENTS = ("hidden", "dense")
 DECAY_PARAMS = ("all", "kernels")  # what decoupled weight decay shrinks
+MAX_NORM_PARAMS = ("all", "hidden")  # the kernels max-norm rescales
 CLIPPINGS = ("none", "value", "norm", "global_norm")  # registry.CLIPPINGS
 INPUTS = ("unit", "raw", "standardized")  # data.INPUT_SCALINGS
 FALLBACKS = ("mnist", "digits")  # in this order, for a default data set that is missing

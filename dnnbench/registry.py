@@ -145,14 +145,22 @@ DROPOUTS: dict[str, Callable] = {"standard": standard_dropout, "alpha": alpha_dr
 @dataclasses.dataclass(frozen=True)
 class Loss:
     """A training loss as data: ``fn(logits, labels)`` gives each example's (loss, correct);
-    ``binary``: one output unit (two classes), else one logit per class."""
+    ``binary``: one output unit (two classes), else one logit per class; ``reconstructs``:
+    the model outputs one value per input feature and ``fn(outputs, inputs)`` compares them
+    with the inputs themselves (labels unused: an autoencoder); its "correct" is the
+    fraction of an example's features reconstructed within :data:`RECONSTRUCTED`."""
 
     fn: Callable
     about: str
     binary: bool = False
+    reconstructs: bool = False
 
-    def outputs(self, n_classes: int) -> int:
-        """The model's output units for ``n_classes`` classes."""
+    def outputs(self, n_classes: int, n_features: int | None = None) -> int:
+        """The model's output units for ``n_classes`` classes (or ``n_features`` inputs)."""
+        if self.reconstructs:
+            if n_features is None:
+                raise ValueError("a reconstruction loss needs the number of input features")
+            return n_features
         return 1 if self.binary else n_classes
 
 
@@ -175,6 +183,16 @@ def _quadratic(logits, labels):
             jnp.argmax(logits, -1) == labels)
 
 
+RECONSTRUCTED = 0.1  # a feature within this of the input counts as reconstructed
+
+
+def _reconstruction(outputs, inputs):
+    """Mean squared error of the outputs against the inputs (pixels in [0, 1])."""
+    error = outputs - inputs
+    return (jnp.mean(error ** 2, axis=-1),
+            jnp.mean(jnp.abs(error) < RECONSTRUCTED, axis=-1, dtype=outputs.dtype))
+
+
 LOSSES: dict[str, Loss] = {
     "softmax": Loss(_cross_entropy, "cross-entropy of the softmax over the classes (its "
                     "gradient in the logits is softmax - one-hot)"),
@@ -182,6 +200,10 @@ LOSSES: dict[str, Loss] = {
                     "regression's loss; two classes)", binary=True),
     "mse": Loss(_quadratic, "quadratic cost: the mean squared difference between the softmax "
                 "probabilities and the one-hot target (Keras loss='mse' on a softmax output)"),
+    "reconstruction": Loss(_reconstruction, "an autoencoder's: the mean squared error of a "
+                           "linear output per input feature against the input itself (labels "
+                           "unused; accuracy: the fraction of features within 0.1)",
+                           reconstructs=True),
 }
 
 @dataclasses.dataclass(frozen=True)

@@ -63,6 +63,7 @@ class RunSpec:
     # max-norm: after every step each unit's incoming weight vector (a kernel's column, Keras
     # max_norm axis 0) is rescaled to norm <= max_norm; 0 = off
     max_norm: float = 0.0
+    max_norm_params: str = "all"  # the kernels max_norm rescales: "all" | "hidden" (not head)
     decay_params: str = "all"  # what decoupled weight decay shrinks: "all" | "kernels"
     batch_size: int = 500
     # budget and evaluation
@@ -132,7 +133,8 @@ _DEFAULTS = {"optimizer_params": [], "schedule_params": [], "l1": 0.0, "l2": 0.0
 # the normalization settings (issue 17), likewise left out at their defaults
 _DEFAULTS |= {"norm_groups": 4, "input_norm": False, "bn_eval": "running", "bn_eval_batch": 0}
 # the regularization settings (issue 19)
-_DEFAULTS |= {"dropout_placement": "hidden", "max_norm": 0.0, "decay_params": "all",
+_DEFAULTS |= {"dropout_placement": "hidden", "max_norm": 0.0, "max_norm_params": "all",
+              "decay_params": "all",
               "early_stopping": 0, "eval_train": False, "mc_samples": 0}
 # the unstable-gradients settings (issue 16), likewise
 _DEFAULTS |= {"dropout_kind": "standard", "leaky_slope": 0.01, "diagnostics": False,

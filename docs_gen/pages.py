@@ -15,6 +15,7 @@ import html
 import inspect
 import json
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -42,7 +43,9 @@ FAMILY = {
     **dict.fromkeys(("init-activation", "activation-cost", "dying-relu", "selu", "clipping"),
                     "Unstable gradients"),
     **dict.fromkeys(("bn-placement", "bn-inference", "normalization", "normalization-lr",
-                     "bn-regularizes", "bn-init-scale", "input-normalization"), "Normalization"),
+                     "bn-scale-invariance", "bn-regularizes", "bn-init-scale",
+                     "input-normalization"), "Normalization"),
+    **dict.fromkeys(("transfer-reuse", "pretraining"), "Reusing layers and pretraining"),
     **dict.fromkeys(("schedules", "losses", "regularization", "lr-wd-dropout"),
                     "Schedules, losses and regularization"),
     **dict.fromkeys(("search", "random-vs-grid", "random-vs-grid-3", "lr-scale",
@@ -552,6 +555,47 @@ def coverage_page(rows: list[dict], doc: dict | None = None,
     return "\n".join(lines)
 
 
+README = ROOT / "README.md"
+README_MARKS = ("<!-- coverage: made by `python docs_gen/pages.py readme` -->",
+                "<!-- coverage end -->")
+
+
+def readme_coverage(rows: list[dict], doc: dict | None = None,
+                    known: dict | None = None) -> str:
+    """The README's coverage table: per family of the chapter map, its statements (those
+    with a committed verdict), and the verdicts of the claims that test them."""
+    doc = coverage_doc() if doc is None else doc
+    known = catalogue_claims() if known is None else known
+    statements = doc.get("statement", [])
+    kinds = ("supported", "inconclusive", "contradicted", "not run")
+    body, total = [], [0, 0, *(0 for _ in kinds)]
+    for letter, title in doc.get("families", {}).items():
+        mine = [st for st in statements if st.get("family") == letter and st.get("map", True)]
+        pairs = {(n, str(c)) for st in doc.get("statement", []) if st.get("family") == letter
+                 for n, c in st.get("claims", [])}
+        tally = dict.fromkeys(kinds, 0)
+        for key in pairs:
+            results = known.get(key, (key[0],))[0]
+            found = [r["verdict"] for r in rows
+                     if r["experiment"] == results and r["claim_id"] == key[1]]
+            for v in found or ["not run"]:
+                tally[v if v in tally else "not run"] += 1
+        decided = sum(coverage_of(st, known, rows) == "verdict" for st in mine)
+        counts = [len(mine), decided, *tally.values()]
+        total = [a + b for a, b in zip(total, counts, strict=True)]
+        body.append([f"{letter}. {title}", *map(str, counts)])
+    body.append(["**all**", *(f"**{n}**" for n in total)])
+    return "\n".join([README_MARKS[0], table(
+        ["family", "statements", "with a verdict", *(f"claims {k}" for k in kinds)], body),
+        README_MARKS[1]])
+
+
+def readme_with_coverage(readme: str, block: str) -> str:
+    """``readme`` with its coverage block (between README_MARKS) replaced by ``block``."""
+    start, end = readme.index(README_MARKS[0]), readme.index(README_MARKS[1])
+    return readme[:start] + block + readme[end + len(README_MARKS[1]):]
+
+
 # --------------------------------------------------------------------------- reference pages
 
 def defaults() -> dict[str, str]:
@@ -717,3 +761,10 @@ def pages() -> dict[str, str]:
     """Every generated page: its path in the site -> its Markdown."""
     return {**experiment_pages(), COVERAGE_PAGE: coverage_page(claim_rows()),
             **reference_pages()}
+
+
+if __name__ == "__main__":  # python docs_gen/pages.py readme: the README's coverage table
+    if sys.argv[1:] != ["readme"]:
+        raise SystemExit("usage: python docs_gen/pages.py readme")
+    README.write_text(readme_with_coverage(README.read_text(encoding="utf-8"),
+                                           readme_coverage(claim_rows())), encoding="utf-8")

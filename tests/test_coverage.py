@@ -109,3 +109,15 @@ def test_every_family_of_the_map_has_a_statement(doc):
     letters = re.findall(r"^## ([A-Z])\. ", MAP.read_text(encoding="utf-8"), re.MULTILINE)
     assert letters and set(letters) == set(doc["families"])
     assert {st["family"] for st in doc["statement"]} == set(letters)
+
+
+def test_the_readme_coverage_table_is_the_one_the_committed_claims_make(pages, doc, known):
+    """README.md's coverage table is made from coverage.toml and results/claims.csv: it
+    cannot drift from them (`python docs_gen/pages.py readme` remakes it)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = pages.readme_coverage(pages.claim_rows(), doc, known)
+    assert pages.readme_with_coverage(readme, block) == readme, (
+        "README.md's coverage table is out of date: run `python docs_gen/pages.py readme`")
+    total = next(r for r in block.splitlines() if "**all**" in r).replace("*", "").split(" | ")
+    assert total[0] == "| all" and int(total[1]) == sum(
+        st.get("map", True) for st in doc["statement"])

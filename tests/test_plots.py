@@ -228,3 +228,24 @@ def test_curves_with_too_many_panels_show_the_first_factor_at_its_last_level(dep
     assert [ax.get_title() for ax in visible_axes(fig)] == ["activation=relu",
                                                             "activation=sigmoid"]
     assert "at depth=3" in fig._suptitle.get_text() and "at depth=3" in caption
+
+
+def test_factors_beyond_the_third_join_the_line_and_the_legend_names_each():
+    """A fourth varying factor (transfer-reuse's `reused`) is joined to the line's factor:
+    one line per combination, its legend entry naming both factors and their levels."""
+    exp = definition.parse({"name": "j", "dataset": "synthetic", "factors": {
+        "train_size": [50, 200], "stage": ["B", "B-on-A"], "reuse_layers": [1, 3],
+        "reused": ["frozen", "fine-tuned"]}}, "<test>")
+    table = pd.DataFrame([{"train_size": n, "stage": s, "reuse_layers": k, "reused": r}
+                          for n in (50, 200) for s in ("B", "B-on-A") for k in (1, 3)
+                          for r in ("frozen", "fine-tuned")])
+    out, line = plots.joined(exp, table, "stage")
+    assert line == "stage, reused"
+    assert sorted(set(out[line])) == ["stage=B, reused=fine-tuned", "stage=B, reused=frozen",
+                                      "stage=B-on-A, reused=fine-tuned",
+                                      "stage=B-on-A, reused=frozen"]
+    assert plots.legend_label(line, "stage=B, reused=frozen") == "stage=B, reused=frozen"
+    assert plots.legend_label("stage", "B") == "stage=B"
+    three = definition.parse({"name": "j", "dataset": "synthetic", "factors": {
+        "train_size": [50, 200], "stage": ["B", "B-on-A"], "reuse_layers": [1, 3]}}, "<test>")
+    assert plots.joined(three, table, "stage") == (table, "stage")  # nothing to join

@@ -68,6 +68,12 @@ def test_max_norm_rescales_each_units_incoming_weights():
     np.testing.assert_allclose(out["kernel"][:, 1], [1.2, 1.6], rtol=1e-6)  # same direction
     np.testing.assert_array_equal(out["bias"], params["hidden_0"]["bias"])
     np.testing.assert_array_equal(max_norm(params, jnp.inf)["hidden_0"]["kernel"], kernel)
+    # max_norm_params "hidden": the output layer's kernel is left free, the hidden ones capped
+    both = {**params, "head": {"kernel": kernel, "bias": jnp.zeros(3)}}
+    hidden = max_norm(both, 2.0, "hidden")
+    np.testing.assert_array_equal(hidden["head"]["kernel"], kernel)
+    np.testing.assert_allclose(hidden["hidden_0"]["kernel"], out["kernel"], rtol=1e-6)
+    np.testing.assert_allclose(max_norm(both, 2.0)["head"]["kernel"], out["kernel"], rtol=1e-6)
 
 
 # ------------------------------------------------------------------------------- dropout

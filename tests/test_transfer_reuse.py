@@ -1,7 +1,8 @@
 """The layer-reuse heuristics (transfer-reuse.toml) on the transfer protocol: how many of A's
 layers B-on-A reuses, whether it keeps them frozen throughout or fine-tunes them, and task B's
 training-set size as factors of one file sharing one model A; ``b_rate = "tuned"`` (every B
-arm at B from scratch's validation-tuned rate per train size); a trend claim over the paired
+arm at B from scratch's validation-tuned rate per train size) and ``"tuned-per-arm"`` (each
+B-on-A variant at its own validation-tuned rate); a trend claim over the paired
 difference with a reference (the gain of reuse shrinking with the data); and the runs table
 read back with its empty (A's) levels intact."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -70,6 +72,9 @@ def test_the_factors_plan_one_group_per_b_setting_sharing_one_model_a(data, tmp_
     assert exp.program_count(plain) == 1 + 2 * 2 + 8  # B and B-tuned at each size
     with pytest.raises(definition.ExperimentError, match="b_rate: unknown value 'best'"):
         definition.override(reuse_file(tmp_path), {"b_rate": "best"})
+    with pytest.raises(definition.ExperimentError, match="no rate of the grid"):
+        exp.plan(definition.override(reuse_file(tmp_path, "tuned"), {
+            "b_rate_min": 0.2, "b_rate_max": 0.25}), data, range(2))
     with pytest.raises(definition.ExperimentError, match="reuse_layers 3 exceeds the 2"):
         exp.plan(definition.override(reuse_file(tmp_path), {"widths": [8, 8]}), data, range(2))
 
@@ -121,6 +126,58 @@ def test_tuned_b_rate_trains_every_b_arm_at_b_tuneds_choice(trained):
         for arm, b in at[at["stage"] == "B"].groupby("arm"):  # B is B-tuned's lanes
             t = tuned[tuned["arm"] == arm.replace("stage=B,", "stage=B-tuned,")]
             np.testing.assert_array_equal(b[metrics].to_numpy(), t[metrics].to_numpy())
+
+
+def test_tuned_per_arm_each_b_on_a_variant_picks_its_own_rate_on_validation(data, tmp_path):
+    """b_rate "tuned-per-arm": every B-on-A variant trains over B-tuned's grid (here up to
+    b_rate_max 1) as lanes of its program (seed i's A tiled over the rates), and keeps the rate of the best median final
+    validation accuracy (a diverged lane: 0; ties: the smaller rate); its rows carry that
+    rate, also as the reused layers' rate after unfreezing. B is still B-tuned's choice."""
+    import dnnbench.train.arm as arm_module
+
+    lanes = []
+    real = arm_module.train_arm
+
+    def recording(spec, task, seeds, **kwargs):
+        result = real(spec, task, seeds, **kwargs)
+        if "init_params" in kwargs:
+            lead = {np.shape(a)[0] for a in jax.tree_util.tree_leaves(kwargs["init_params"])}
+            assert lead == {len(seeds)}  # A's layers: one per lane
+            lanes.append((len(task.y_train), kwargs["hps"]["learning_rate"],
+                          exp._final_eval_accuracy(result.trace)))
+        return result
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(arm_module, "train_arm", recording)
+    try:
+        e = definition.override(reuse_file(tmp_path, "tuned-per-arm"), {"b_rate_max": 1.0})
+        groups = exp.plan(e, data, range(3))
+        assert exp.program_count(groups) == 1 + 2 + 8  # the grid: lanes, not programs
+        runs, _ = exp.build_file_units(e, data, range(3), timing=False)[0].compute()
+    finally:
+        mp.undo()
+    grid = exp.b_grid(high=1.0)  # the default grid (0.001 to 0.3) and 1.0
+    assert grid == (*exp.B_TUNED_GRID, 1.0) and exp.b_grid(0.001, 0.3) == exp.B_TUNED_GRID
+    assert exp.b_grid(0.0001, 0.01) == (0.0001, 0.0003, 0.001, 0.003, 0.01)
+    assert len(lanes) == 8 and all(len(rates) == 3 * len(grid) for _, rates, _ in lanes)
+    b_on_a = runs[runs["stage"] == "B-on-A"]
+    chosen = []
+    for (n, rates, acc), (arm, rows) in zip(lanes, b_on_a.groupby("arm", sort=False),
+                                            strict=True):
+        assert n == rows["train_size"].iloc[0], arm
+        medians = np.median(np.asarray(acc).reshape(len(grid), 3), axis=1)
+        assert list(rates) == [r for r in grid for _ in range(3)]
+        best = grid[int(np.argmax(medians))]
+        assert (rows["learning_rate"] == best).all() and (rows["unfreeze_lr"] == best).all()
+        ours = rows["final_eval_accuracy"].where(~rows["diverged"].astype(bool), 0).fillna(0)
+        assert np.median(ours) == pytest.approx(medians.max())
+        chosen.append(best)
+    for n in (16, 48):  # B: B-tuned's choice at its train size, as with b_rate "tuned"
+        assert runs.loc[(runs["stage"] == "B") & (runs["train_size"] == n),
+                        "learning_rate"].nunique() == 1
+    # the variants' rates are their own: a B-on-A hash per variant and rate
+    assert b_on_a.groupby("arm")["spec_hash"].nunique().eq(1).all()
+    assert b_on_a["spec_hash"].nunique() == 8
 
 
 def test_frozen_trains_only_the_fresh_layers_and_fine_tuned_departs_after_its_freeze(trained):

@@ -4,7 +4,9 @@ original label (every split is filtered the same way, so no task-B image is ever
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 
 import numpy as np
 
@@ -33,6 +35,46 @@ def check_pair(pair: tuple[int, int], n_classes: int) -> None:
     if n_classes < 3:
         raise ValueError(f"task A needs at least one class besides the pair; the data set has "
                          f"only {n_classes} classes")
+
+
+def unlabeled_task(data: Dataset) -> Dataset:
+    """Every image of every split, as unlabeled data (an autoencoder's task: the labels stay
+    in the arrays but a reconstruction loss never reads them)."""
+    return dataclasses.replace(data, source=f"{data.source}; unlabeled: every image, labels "
+                                              "unused")
+
+
+ROTATION_SEED = 0  # the draw of each image's quarter turns (the same in every run)
+
+
+def image_side(n_features: int) -> int | None:
+    """The side of square images of ``n_features`` pixels (None: not square)."""
+    side = math.isqrt(n_features)
+    return side if side * side == n_features else None
+
+
+def rotation_task(data: Dataset) -> Dataset:
+    """Every image of every split turned by k quarter turns (k drawn uniformly from 0..3 per
+    image, from :data:`ROTATION_SEED`), labelled k: an auxiliary task whose labels come from
+    the images themselves; ValueError for images that are not square."""
+    side = image_side(data.n_features)
+    if side is None:
+        raise ValueError(f"the rotation task needs square images; {data.name} has "
+                         f"{data.n_features} features per example")
+    rng = np.random.default_rng(ROTATION_SEED)
+    splits = {}
+    for split in ("train", "val", "test"):
+        x = data.split(split)[0].reshape(-1, side, side)
+        k = rng.integers(0, 4, len(x)).astype(np.int32)
+        turned = np.empty_like(x)
+        for q in range(4):
+            turned[k == q] = np.rot90(x[k == q], q, axes=(1, 2))
+        splits[split] = (turned.reshape(len(x), -1), k)
+    return Dataset(name=data.name, x_train=splits["train"][0], y_train=splits["train"][1],
+                   x_val=splits["val"][0], y_val=splits["val"][1], x_test=splits["test"][0],
+                   y_test=splits["test"][1], n_classes=4, hashes=data.hashes,
+                   source=f"{data.source}; rotation: each image turned by k quarter turns, "
+                          "labelled k", class_names=("0", "90", "180", "270"))
 
 
 def task_b_train_count(data: Dataset, pos: int, neg: int) -> int:

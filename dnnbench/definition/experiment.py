@@ -115,9 +115,9 @@ CATALOGUE_FOLDER = "catalogue"
 # optimizers, schedules, regularization, hyper-parameter search, defaults)
 READING_ORDER = ("bn-depth", "optimizer-comparison", "transfer-learning",
                  "init-activation", "activation-cost", "dying-relu", "selu", "bn-placement", "bn-inference",
-                 "normalization", "normalization-lr", "bn-regularizes", "bn-init-scale",
-                 "input-normalization",
-                 "clipping", "transfer-reuse",
+                 "normalization", "normalization-lr", "bn-scale-invariance", "bn-regularizes",
+                 "bn-init-scale", "input-normalization",
+                 "clipping", "transfer-reuse", "pretraining",
                  "schedules", "losses", "regularization", "lr-wd-dropout", "search",
                  "random-vs-grid", "random-vs-grid-3", "lr-scale", "default-configs")
 MAX_ARMS = 1000  # the arms of one experiment (dnnbench.limits "grid")

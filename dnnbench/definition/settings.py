@@ -104,8 +104,10 @@ SETTINGS: dict[str, Setting] = {
     "standardize": Setting("bool", "standardize the inputs with the training split's "
                            "per-feature mean and std"),
     "loss": Setting("str", "the training loss: softmax (cross-entropy over the classes), "
-                    "sigmoid (one logistic unit, 2 classes) or mse (quadratic cost of the "
-                    "softmax probabilities against one-hot targets)", choices.LOSSES),
+                    "sigmoid (one logistic unit, 2 classes), mse (quadratic cost of the "
+                    "softmax probabilities against one-hot targets) or reconstruction (an "
+                    "autoencoder's: squared error of one output per input against the input)",
+                    choices.LOSSES),
     # optimization
     "optimizer": Setting("str", "optimizer", choices.OPTIMIZERS, plugins=True),
     "learning_rate": Setting("float", "learning rate (a lane value)", minimum=0),
@@ -119,6 +121,9 @@ SETTINGS: dict[str, Setting] = {
     "l2": Setting("float", "l2 penalty coefficient on the kernels (a lane value)", minimum=0),
     "max_norm": Setting("float", "max-norm: after every step each unit's incoming weights "
                         "rescaled to norm <= this, 0 = off (a lane value)", minimum=0),
+    "max_norm_params": Setting("str", "the kernels that max_norm rescales: all, or the hidden "
+                               "layers' only (the output layer's left free)",
+                               choices.MAX_NORM_PARAMS),
     "decay_params": Setting("str", "what decoupled weight decay (weight_decay) shrinks: all "
                             "parameters, or the kernels only (as the l1/l2 penalties)",
                             choices.DECAY_PARAMS),
@@ -184,7 +189,7 @@ COLUMN_ORDER = ("model", "depth", "widths", "activation", "init", "init_scale", 
                 "bn_epsilon", "bn_logits", "bn_eval", "bn_eval_batch", "leaky_slope", "dropout",
                 "dropout_placement", "dropout_kind", "standardize", "loss", "optimizer",
                 "learning_rate", "schedule", "clip", "clip_norm", "l1", "l2", "max_norm",
-                "decay_params", "batch_size", "epochs", "max_steps", "eval_every", "eval_split",
+                "max_norm_params", "decay_params", "batch_size", "epochs", "max_steps", "eval_every", "eval_split",
                 "target", "stop_at_target", "divergence_factor", "early_stopping", "eval_train",
                 "mc_samples",
                 "train_size", "diagnostics")
@@ -243,10 +248,23 @@ PROTOCOL_SETTINGS: dict[str, Setting] = {
                            "(default: learning_rate)", minimum=0),
     "reuse_layers": Setting("int", "hidden layers of A reused by B-on-A (default: all)",
                             minimum=0, maximum=1000),
+    "pretext": Setting("str", "what model A learns: classes (softmax over the classes outside "
+                       "task B's pair; the default), autoencoder (reconstructs every "
+                       "training image, labels unused: unlabeled pretraining) or rotation "
+                       "(which of four quarter turns each training image was given: an "
+                       "auxiliary task whose labels come from the images)", choices.PRETEXTS),
+    "b_rate_min": Setting("float", "the bottom of the grid that a tuned B arm's rate is "
+                          "chosen from (0.0001, 0.0003, 0.001, ... 3 from it on; default "
+                          "0.001)", minimum=0.0001, maximum=3.0),
+    "b_rate_max": Setting("float", "the top of the grid that a tuned B arm's rate is chosen "
+                          "from (up to it; default 0.3)", minimum=0.0001, maximum=3.0),
     "b_rate": Setting("str", "learning rate of the B arms (B, B-on-A; unfreeze_lr defaults to "
                       "it): learning_rate (the file's), or tuned: per class pair and "
                       "train_size, the rate of B-tuned's grid at which B from scratch ends "
-                      "with the best median validation accuracy", ("learning_rate", "tuned")),
+                      "with the best median validation accuracy; or tuned-per-arm: every B "
+                      "arm (B, each B-on-A variant) at the rate of that grid at which it "
+                      "ends with its own best median validation accuracy",
+                      ("learning_rate", "tuned", "tuned-per-arm")),
 }
 
 

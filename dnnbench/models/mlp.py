@@ -118,11 +118,12 @@ def hidden_initializer(model: MLP) -> Initializer:
     return dataclasses.replace(init, scale=float(model.init_scale)) if model.init_scale else init
 
 
-def max_norm(params, r):
+def max_norm(params, r, which: str = "all"):
     """``params`` with every kernel's columns (a unit's incoming weights, Keras ``max_norm``
-    axis 0) rescaled to norm <= ``r`` (a number or a traced lane value; inf leaves them)."""
+    axis 0) rescaled to norm <= ``r`` (a number or a traced lane value; inf leaves them);
+    ``which`` "hidden": the output layer (``head``) left as it is."""
     def project(path, leaf):
-        if path[-1].key != "kernel":
+        if path[-1].key != "kernel" or (which == "hidden" and path[0].key == "head"):
             return leaf
         norms = jnp.linalg.norm(leaf, axis=0, keepdims=True)
         return leaf * jnp.minimum(1.0, r / norms)
@@ -133,14 +134,15 @@ def _is_zero(value) -> bool:
     return isinstance(value, (int, float)) and value == 0
 
 
-def n_outputs(spec: RunSpec, n_classes: int) -> int:
-    """The model's output units: one per class, or one for a binary loss."""
-    return lookup(LOSSES, spec.loss, "loss").outputs(n_classes)
+def n_outputs(spec: RunSpec, n_classes: int, n_features: int | None = None) -> int:
+    """The model's output units: one per class, one for a binary loss, or one per input
+    feature (``n_features``) for a reconstruction loss."""
+    return lookup(LOSSES, spec.loss, "loss").outputs(n_classes, n_features)
 
 
-def build_model(spec: RunSpec, n_classes: int) -> nn.Module:
+def build_model(spec: RunSpec, n_classes: int, n_features: int | None = None) -> nn.Module:
     """The model of ``spec``: the MLP of its settings, or its model plug-in's module."""
-    n_out = n_outputs(spec, n_classes)
+    n_out = n_outputs(spec, n_classes, n_features)
     if spec.model != "mlp":
         return get_model(spec.model)(n_out)
     check_norm(spec)
@@ -165,8 +167,8 @@ def check_model(spec: RunSpec, n_features: int, n_classes: int) -> None:
     logits; nothing for the MLP."""
     if spec.model == "mlp":
         return
-    model = build_model(spec, n_classes)
-    n_out = n_outputs(spec, n_classes)
+    model = build_model(spec, n_classes, n_features)
+    n_out = n_outputs(spec, n_classes, n_features)
     x = jax.ShapeDtypeStruct((2, n_features), jnp.float32)
 
     def both(x):
@@ -203,8 +205,8 @@ def model_train_flops(spec: RunSpec, n_in: int, n_classes: int, examples: int) -
     :func:`train_flops`, a model plug-in's from XLA's cost analysis of one forward pass
     (lowered, not compiled), x 3."""
     if spec.model == "mlp":
-        return train_flops(n_in, spec.widths, n_classes, examples)
-    model = build_model(spec, n_classes)
+        return train_flops(n_in, spec.widths, n_outputs(spec, n_classes, n_in), examples)
+    model = build_model(spec, n_classes, n_in)
     x = jax.ShapeDtypeStruct((examples, n_in), jnp.float32)
     shapes = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x[:1], train=False), x)
 

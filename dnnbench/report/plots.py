@@ -51,13 +51,20 @@ def in_grid(table: pd.DataFrame, *factors: str | None) -> pd.DataFrame:
 
 def joined(exp, table: pd.DataFrame, line: str | None) -> tuple[pd.DataFrame, str | None]:
     """(table, line): with factors beyond the third varying, a line per combination of the
-    second factor's level with theirs (a new column, e.g. "stage, reused" = "B-on-A, frozen"),
-    so that arms that differ only there are told apart."""
+    second factor's level with theirs (a new column, e.g. "stage, reused" = "stage=B-on-A,
+    reused=frozen": :func:`legend_label` shows the value alone), so that arms that differ
+    only there are told apart."""
     more = [f for f in exp.factors if len(exp.factors[f]) > 1][3:]
     if not line or not more:
         return table, line
     name = ", ".join((line, *more))
-    return table.assign(**{name: table[[line, *more]].astype(str).agg(", ".join, axis=1)}), name
+    named = [table[f].astype(str).radd(f"{f}=") for f in (line, *more)]
+    return table.assign(**{name: pd.concat(named, axis=1).agg(", ".join, axis=1)}), name
+
+
+def legend_label(line: str, level) -> str:
+    """A line's legend entry: factor=level (a joined line's value names its factors)."""
+    return str(level) if ", " in line else f"{line}={level}"
 
 
 def _levels(values) -> list:
@@ -157,7 +164,7 @@ def metric_figure(inp: FigureInput):
             # placements) have no order and nothing lies between them
             ax.errorbar(xs, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)],
                         marker="o", capsize=3, color=color, ls="-" if numeric_x else "none",
-                        label=None if level is None else f"{line}={level}")
+                        label=None if level is None else legend_label(line, level))
             missing = np.isnan(y)
             if steps and missing.any():
                 ax.scatter(xs[missing], np.full(missing.sum(), budget), marker="^", s=60,
@@ -397,7 +404,7 @@ def curves_figure(inp: FigureInput):
                                                       axis=1)
                 ax.plot(steps, est, color=color, lw=2.2,
                         label="median of the seeds" if colour is None else
-                        f"{colour}={level}")
+                        legend_label(colour, level))
                 ax.fill_between(steps, low, high, color=color, alpha=0.15, lw=0)
                 counts.append(f"{name} {len(reached)}/{t.shape[1]}")
         if target > 0:

@@ -387,7 +387,8 @@ def arm_columns(exp: Experiment, arm: PlannedArm) -> dict[str, Any]:
 NORM_COLUMNS = ("norm_groups", "input_norm", "bn_eval", "bn_eval_batch")
 
 
-REGULARIZATION_COLUMNS = ("dropout_placement", "max_norm", "decay_params", "early_stopping",
+REGULARIZATION_COLUMNS = ("dropout_placement", "max_norm", "max_norm_params", "decay_params",
+                          "early_stopping",
                           "eval_train", "mc_samples", "sparsity_threshold")
 
 

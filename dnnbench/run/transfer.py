@@ -17,8 +17,9 @@ split is filtered the same way, so no task-B image is ever in task A).
   ``unfreeze_epochs`` (16) more at ``unfreeze_lr`` (default: the learning rate). The head and
   any fresh hidden layers train at the learning rate throughout.
 - **B-tuned** (a stage a file may add): B from scratch at the learning rate of
-  :data:`B_TUNED_GRID` whose seeds end with the best median final *validation* accuracy (the
-  grid's rates are lanes of one program; a diverged lane counts as accuracy 0; ties: the
+  :data:`B_TUNED_GRID` (or of :data:`B_RATES` from ``b_rate_min`` to ``b_rate_max``) whose
+  seeds end with the best median final *validation* accuracy (the grid's rates are lanes of one
+  program; a diverged lane counts as accuracy 0; ties: the
   smaller rate). The textbook's B stops near a training loss of ln 2 with 200 images at
   0.001: B-tuned is the baseline trained as well as its own validation data allow, so that a
   gain of B-on-A over it is not the under-training of B. Its rows carry the chosen rate.
@@ -28,6 +29,19 @@ split is filtered the same way, so no task-B image is ever in task A).
   it; A keeps the file's rate. A comparison of B-on-A variants with B (or with each other)
   then runs at a rate at which B from scratch is trained as well as its validation data
   allow, chosen on validation, never on test.
+- ``b_rate = "tuned-per-arm"``: B is B-tuned's choice as above, and each B-on-A variant tunes
+  its own rate the same way (the grid's rates as lanes of its program, the reused layers
+  after unfreezing at the lane's rate unless ``unfreeze_lr`` is set; the best median final
+  validation accuracy wins, a diverged lane counting as 0). A comparison of two variants, or
+  of a variant with B, then compares each side trained as well as its own validation data
+  allow: a variant that diverges at B's rate is not judged at that rate.
+- ``pretext`` (a setting, default ``"classes"``): what A learns, from :data:`PRETEXTS`:
+  the classes outside the pair (the textbook's task A), ``"autoencoder"`` (every training
+  image of every class reconstructed through a linear output per pixel, labels unused:
+  pretraining on unlabeled data, task B's own training images among them, as unlabeled
+  images) or ``"rotation"`` (every training image given k random quarter turns, labelled k:
+  an auxiliary task whose labels cost nothing). B-on-A reuses A's first hidden layers
+  whatever A learned (the autoencoder's encoder: its hidden layers below the output).
 - The B arms are evaluated on all task-B test images (curves: on the task-B validation
   images, once per epoch).
 
@@ -135,9 +149,40 @@ PRESET_FILE = "transfer-learning"  # the packaged file that `dnnbench transfer` 
 ARMS = ("A", "B", "B-on-A")  # the stages
 # the protocol's settings that shape the B arms only (groups differing only in them share A)
 B_SETTINGS = ("train_size", "freeze_epochs", "unfreeze_epochs", "unfreeze_lr", "reuse_layers",
-              "b_rate")
-# B-tuned's learning rates: log-spaced from the textbook's 0.001 up to 0.3
-B_TUNED_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+              "b_rate", "b_rate_min", "b_rate_max")
+# the rates a B arm is tuned over: the points of B_RATES (log-spaced, a factor ~3 apart)
+# from the setting b_rate_min to b_rate_max; B_TUNED_GRID: the default, the textbook's 0.001
+# up to 0.3
+B_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+B_RATE_MIN, B_RATE_MAX = 0.001, 0.3
+
+
+def b_grid(low: float = B_RATE_MIN, high: float = B_RATE_MAX) -> tuple[float, ...]:
+    """The tuning grid: the points of :data:`B_RATES` from ``low`` to ``high``."""
+    return tuple(r for r in B_RATES if low * (1 - 1e-9) <= r <= high * (1 + 1e-9))
+
+
+B_TUNED_GRID = b_grid()
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretext:
+    """What model A learns: ``task(data, pos, neg)`` is its Dataset (task B's pair given),
+    ``loss`` its training loss (a name of registry.LOSSES)."""
+
+    task: Callable[[Dataset, int, int], Dataset]
+    loss: str
+    about: str
+
+
+PRETEXTS: dict[str, Pretext] = {
+    "classes": Pretext(lambda data, pos, neg: tasks.split_tasks(data, pos, neg)[0], "softmax",
+                       "the classes outside task B's pair, relabelled (supervised)"),
+    "autoencoder": Pretext(lambda data, pos, neg: tasks.unlabeled_task(data), "reconstruction",
+                           "every image reconstructed, labels unused (unsupervised)"),
+    "rotation": Pretext(lambda data, pos, neg: tasks.rotation_task(data), "softmax",
+                        "each image's random quarter turns predicted (labels from the images)"),
+}
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -164,6 +209,14 @@ class TransferConfig:
     reuse_layers: int | None = None  # None: all hidden layers
     # the B arms' learning rate: "learning_rate" (the file's) or "tuned" (B-tuned's choice)
     b_rate: str = "learning_rate"
+    pretext: str = "classes"  # what A learns (PRETEXTS)
+    # the range of the grid that a tuned B arm's rate is chosen from (b_grid)
+    b_rate_min: float = B_RATE_MIN
+    b_rate_max: float = B_RATE_MAX
+
+    @property
+    def b_grid(self) -> tuple[float, ...]:
+        return b_grid(self.b_rate_min, self.b_rate_max)
     seeds: tuple[int, ...] = tuple(range(20))
 
     @property
@@ -197,7 +250,8 @@ def _spec(cfg: TransferConfig, n_train: int, batch_size: int, epochs: int, loss:
 
 
 def spec_a(cfg: TransferConfig, task_a: Dataset, extra: Extra = ()) -> RunSpec:
-    return _spec(cfg, len(task_a.y_train), cfg.batch_size, cfg.epochs_a, "softmax", extra)
+    return _spec(cfg, len(task_a.y_train), cfg.batch_size, cfg.epochs_a,
+                 PRETEXTS[cfg.pretext].loss, extra)
 
 
 def spec_b(cfg: TransferConfig, task_b: Dataset, extra: Extra = ()) -> RunSpec:
@@ -236,14 +290,17 @@ class SharedPrograms:
     def __init__(self, cfgs: TransferConfig | Sequence[TransferConfig], data: Dataset):
         cfgs = [cfgs] if isinstance(cfgs, TransferConfig) else list(cfgs)
         pairs = [(pair, cfg.train_size) for cfg in cfgs for pair in cfg.pairs]
+        whole = any(cfg.pretext != "classes" for cfg in cfgs)  # an A on every image
 
         def rows(task_b: bool) -> Rows:
             """The largest split sizes of task A (or B) over the pairs (counted on labels, as
-            ``split_tasks`` splits them)."""
+            ``split_tasks`` splits them; every image for a pretext other than classes)."""
             sizes = []
             for split in ("train", "val", "test"):
                 y = data.split(split)[1]
                 counts = [int((np.isin(y, pair) == task_b).sum()) for pair, _ in pairs]
+                if whole and not task_b:
+                    counts.append(len(y))
                 if task_b and split == "train":
                     counts = [min(n, size) for n, (_, size) in zip(counts, pairs, strict=True)]
                 sizes.append(max(counts))
@@ -275,7 +332,7 @@ def a_settings(cfg: TransferConfig) -> tuple:
     """What model A depends on besides the class pair and the other run settings: configs
     that agree on it (and differ in :data:`B_SETTINGS` only) share one A."""
     return (cfg.widths, cfg.activation, cfg.init, cfg.optimizer, cfg.learning_rate,
-            cfg.batch_size, cfg.epochs_a, tuple(cfg.seeds))
+            cfg.batch_size, cfg.epochs_a, cfg.pretext, tuple(cfg.seeds))
 
 
 def _final_eval_accuracy(trace) -> np.ndarray:
@@ -286,19 +343,24 @@ def _final_eval_accuracy(trace) -> np.ndarray:
     return np.where(np.asarray(trace.diverged, bool) | ~np.isfinite(last), 0.0, last)
 
 
-def tune_b(train, sb: RunSpec, task_b: Dataset, seeds: Sequence[int]):
-    """B from scratch over :data:`B_TUNED_GRID` (grid point-major lanes of one program): the
-    spec at the rate with the best median final validation accuracy and that rate's lanes
-    as an ArmResult over ``seeds``."""
+def tune_b(train, sb: RunSpec, task_b: Dataset, seeds: Sequence[int], arm: str = "B-tuned",
+           init_params=None, grid: Sequence[float] = B_TUNED_GRID, **kwargs):
+    """``arm`` (B from scratch, or a B-on-A variant: ``init_params`` per seed and the
+    engine's ``kwargs``) over ``grid`` (grid point-major lanes of one program): the spec at
+    the rate with the best median final validation accuracy and that rate's lanes as an
+    ArmResult over ``seeds``."""
     import jax
 
     n = len(seeds)
-    lanes = {"learning_rate": [lr for lr in B_TUNED_GRID for _ in seeds]}
-    res = train("B-tuned", sb, task_b, list(seeds) * len(B_TUNED_GRID), hps=lanes)
-    medians = np.median(_final_eval_accuracy(res.trace).reshape(len(B_TUNED_GRID), n), axis=1)
+    lanes = {"learning_rate": [lr for lr in grid for _ in seeds]}
+    if init_params is not None:  # seed i's layers for lane (rate k, seed i)
+        kwargs["init_params"] = jax.tree_util.tree_map(
+            lambda a: np.concatenate([np.asarray(a)] * len(grid)), init_params)
+    res = train(arm, sb, task_b, list(seeds) * len(grid), hps=lanes, **kwargs)
+    medians = np.median(_final_eval_accuracy(res.trace).reshape(len(grid), n), axis=1)
     k = int(np.argmax(medians))  # the first (smallest rate) of equal medians
     trace = jax.tree_util.tree_map(lambda a: np.asarray(a)[k * n:(k + 1) * n], res.trace)
-    return dataclasses.replace(sb, learning_rate=B_TUNED_GRID[k]), res._replace(trace=trace)
+    return dataclasses.replace(sb, learning_rate=grid[k]), res._replace(trace=trace)
 
 
 def train_groups(cfgs: Sequence[TransferConfig], data: Dataset, pos: int, neg: int, *,
@@ -318,7 +380,7 @@ def train_groups(cfgs: Sequence[TransferConfig], data: Dataset, pos: int, neg: i
             return trainer.train_arm(spec, task, seeds, timing=timing, **kwargs)
         return shared.train(arm, spec, task, seeds, timing=timing, **kwargs)
 
-    task_a, _ = tasks.split_tasks(data, pos, neg, cfgs[0].train_size)
+    task_a = PRETEXTS[cfgs[0].pretext].task(data, pos, neg)
     sa = spec_a(cfgs[0], task_a, extra)
     seeds = tuple(cfgs[0].seeds)
     res_a = train("A", sa, task_a, [A_SEED_OFFSET + s for s in seeds], return_params=True)
@@ -329,24 +391,31 @@ def train_groups(cfgs: Sequence[TransferConfig], data: Dataset, pos: int, neg: i
     for cfg in cfgs:
         _, task_b = tasks.split_tasks(data, pos, neg, cfg.train_size)
         sb = spec_b(cfg, task_b, extra)
-        key = (cfg.train_size, sb.hash, cfg.b_rate)
+        key = (cfg.train_size, sb.hash, cfg.b_rate, cfg.b_grid)
         if key not in trained_b:
-            if cfg.b_rate != "tuned":
+            if cfg.b_rate == "learning_rate":
                 trained_b[key] = sb, train("B", sb, task_b, seeds)
-            if tuned or cfg.b_rate == "tuned":
-                trained_b[key, "tuned"] = tune_b(train, sb, task_b, seeds)
-            if cfg.b_rate == "tuned":  # B is B-tuned's choice (its lanes at the chosen rate)
+            if tuned or cfg.b_rate != "learning_rate":
+                trained_b[key, "tuned"] = tune_b(train, sb, task_b, seeds,
+                                                 grid=cfg.b_grid)
+            if cfg.b_rate != "learning_rate":  # B: B-tuned's choice (its lanes at that rate)
                 trained_b[key] = trained_b[key, "tuned"]
         sb_run, res_b = trained_b[key]
-        lr_after = unfreeze_lr(cfg, sb_run)
+        per_arm = cfg.b_rate == "tuned-per-arm"
+        # tuned per arm: the reused layers after unfreezing at the lane's rate (None)
+        lr_after = None if per_arm and cfg.unfreeze_lr is None else unfreeze_lr(cfg, sb_run)
         freeze_steps = cfg.freeze_epochs * steps_per_epoch(sb)
-        tx = reuse.transfer_tx(cfg.reused, freeze_steps, lr_after)
-        variant = {} if shared is None else {
-            "variant": (cfg.reused, freeze_steps, lr_after)}
-        res_t = train("B-on-A", sb_run, task_b, seeds,
-                      init_params=reuse.hidden_layers(params_a, cfg.reused),
-                      merge_params=reuse.reuse_params, make_tx=tx, **variant)
-        specs = {"A": sa, "B": sb_run, "B-on-A": sb_run}
+        kwargs = {"init_params": reuse.hidden_layers(params_a, cfg.reused),
+                  "merge_params": reuse.reuse_params,
+                  "make_tx": reuse.transfer_tx(cfg.reused, freeze_steps, lr_after)}
+        if shared is not None:
+            kwargs["variant"] = (cfg.reused, freeze_steps, lr_after)
+        if per_arm:
+            st, res_t = tune_b(train, sb, task_b, seeds, "B-on-A",
+                               grid=cfg.b_grid, **kwargs)
+        else:
+            st, res_t = sb_run, train("B-on-A", sb_run, task_b, seeds, **kwargs)
+        specs = {"A": sa, "B": sb_run, "B-on-A": st}
         results = {"A": res_a, "B": res_b, "B-on-A": res_t}
         if tuned:
             specs["B-tuned"], results["B-tuned"] = trained_b[key, "tuned"]
@@ -447,7 +516,8 @@ def plan(exp: definition.Experiment, data: Dataset, seeds: Sequence[int]) -> lis
             epochs_a=s.get("epochs_a", 20), freeze_epochs=s.get("freeze_epochs", 4),
             unfreeze_epochs=s.get("unfreeze_epochs", 16), train_size=s.get("train_size", 200),
             reuse_layers=s.get("reuse_layers"), b_rate=s.get("b_rate", "learning_rate"),
-            seeds=tuple(int(x) for x in seeds))
+            pretext=s.get("pretext", "classes"), b_rate_min=s.get("b_rate_min", B_RATE_MIN),
+            b_rate_max=s.get("b_rate_max", B_RATE_MAX), seeds=tuple(int(x) for x in seeds))
         _check(cfg, data, where)
         out.append(Group(i, cfg, extra, tuple(arms)))
     return out
@@ -465,6 +535,12 @@ def _check(cfg: TransferConfig, data: Dataset, where: str) -> None:
                         f" (the task-B training images of pair {pair_label(pos, neg)})")
     if len(data.y_train) - tasks.task_b_train_count(data, pos, neg) < cfg.batch_size:
         problems.append(f"batch_size {cfg.batch_size} exceeds task A's training split")
+    if not cfg.b_grid:
+        problems.append(f"no rate of the grid {list(B_RATES)} lies between b_rate_min "
+                        f"{cfg.b_rate_min} and b_rate_max {cfg.b_rate_max}")
+    if cfg.pretext == "rotation" and tasks.image_side(data.n_features) is None:
+        problems.append(f"pretext rotation needs square images, not {data.n_features} "
+                        "features per example")
     if problems:
         raise definition.ExperimentError(f"{where}: {problems[0]} in {data.name}")
 
@@ -503,7 +579,7 @@ def program_count(groups: Sequence[Group]) -> int:
     for src in sources(groups):
         tuned = any(dict(a.levels)["stage"] == "B-tuned" for g in src.groups for a in g.arms)
         bs = {(g.cfg.train_size, g.cfg.epochs_b, g.cfg.b_rate) for g in src.groups}
-        counts.append(1 + sum(1 + (tuned and rate != "tuned") for *_, rate in bs)
+        counts.append(1 + sum(1 + (tuned and rate == "learning_rate") for *_, rate in bs)
                       + len(src.groups))
     return max(counts)
 
@@ -628,14 +704,16 @@ def stage_frames(exp: definition.Experiment, g: Group, arm: definition.ArmSettin
     for k, v in reversed(values.items()):
         r.insert(at, k, v)
     if stage == "B-on-A":
-        r["spec_hash"] = _hash(sb.hash, sa.hash, cfg.reused, freeze_steps, lr_after)
+        r["spec_hash"] = _hash(spec.hash, sa.hash, cfg.reused, freeze_steps, lr_after)
     return r, c
 
 
 def b_value(cfg: TransferConfig, setting: str):
     """The value of a B setting in ``cfg`` as its column shows it (a tuned rate, chosen per
     train size: the train size stands for it)."""
-    lr_after = (("tuned", cfg.train_size) if cfg.b_rate == "tuned" and cfg.unfreeze_lr is None
-                else cfg.lr_after)
+    lr_after = ((cfg.b_rate, cfg.train_size, *(
+        (cfg.reused, cfg.freeze_epochs, cfg.unfreeze_epochs) if cfg.b_rate == "tuned-per-arm"
+        else ())) if cfg.b_rate != "learning_rate" and cfg.unfreeze_lr is None
+        else cfg.lr_after)
     return {"reuse_layers": cfg.reused, "unfreeze_lr": lr_after}.get(
         setting, getattr(cfg, setting, None))

@@ -135,7 +135,7 @@ class CompiledArm:
         self.lane_names = tuple(hps)
         self.steps_per_epoch = len(data.y_train) // spec.batch_size
         self.prog = prog = make_program(spec, data.n_classes, len(data.y_train),
-                                        **program_kwargs)
+                                        n_features=data.n_features, **program_kwargs)
         flops = model_train_flops(spec, data.n_features, data.n_classes, spec.batch_size)
         self.shards = seed_shards(self.n_seeds, flops)
         per_shard = math.ceil(self.n_seeds / self.shards)

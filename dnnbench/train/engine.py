@@ -140,9 +140,11 @@ def to_device(data, spec: RunSpec, rows: Rows | None = None) -> Data:
     return dev
 
 
-def per_example(logits: jax.Array, labels: jax.Array, kind: str):
-    """(loss, correct) of every example under the loss ``kind`` (registry.LOSSES)."""
-    return lookup(LOSSES, kind, "loss").fn(logits, labels)
+def per_example(logits: jax.Array, labels: jax.Array, kind: str, inputs=None):
+    """(loss, correct) of every example under the loss ``kind`` (registry.LOSSES); a
+    reconstruction loss compares the outputs with the ``inputs`` instead of the labels."""
+    loss = lookup(LOSSES, kind, "loss")
+    return loss.fn(logits, inputs if loss.reconstructs else labels)
 
 
 def kernels_of(params) -> list[jax.Array]:
@@ -160,9 +162,9 @@ def kernel_sparsity(params, threshold) -> jax.Array:
     return small / sum(leaf.size for leaf in leaves)
 
 
-def loss_and_accuracy(logits: jax.Array, labels: jax.Array, kind: str):
+def loss_and_accuracy(logits: jax.Array, labels: jax.Array, kind: str, inputs=None):
     """(mean loss, accuracy)."""
-    loss, correct = per_example(logits, labels, kind)
+    loss, correct = per_example(logits, labels, kind, inputs)
     return loss.mean(), jnp.mean(correct)
 
 
@@ -336,7 +338,8 @@ EVAL_BLOCK = 2000  # examples per block of an evaluation (keeps activations in c
 
 def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
                  make_tx: Callable = optim.make_tx, return_params: bool = False,
-                 merge_params: Callable | None = None) -> Program:
+                 merge_params: Callable | None = None, n_features: int | None = None
+                 ) -> Program:
     """Build the pure functions of an arm.
 
     ``make_tx(spec, hp)`` builds the optimizer of one lane (``hp``: its lane values; default
@@ -347,7 +350,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
     """
     if spec.batch_size > n_train:
         raise ValueError(f"batch size {spec.batch_size} is larger than the training split ({n_train})")
-    model = build_model(spec, n_classes)
+    model = build_model(spec, n_classes, n_features)
     plugin = spec.model != "mlp"  # a user's module: initialized by its own init
     bs = spec.batch_size
     steps_per_epoch = n_train // bs
@@ -398,7 +401,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
         def loss_fn(p):
             logits, inter = eval_model(hp).apply({"params": p, "batch_stats": batch_stats}, x,
                                                  train=False, mutable=["intermediates"])
-            return loss_and_accuracy(logits, y, spec.loss)[0], inter["intermediates"]
+            return loss_and_accuracy(logits, y, spec.loss, x)[0], inter["intermediates"]
 
         grads, inter = jax.grad(loss_fn, has_aux=True)(params)
         saturation = SATURATION.get(spec.activation, lambda pre, act: jnp.float32(jnp.nan))
@@ -434,14 +437,14 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             logits, updates = lane_model(hp).apply(
                 {"params": params, "batch_stats": state.batch_stats}, xb, train=True,
                 mutable=["batch_stats"], rngs=rngs)
-            loss = loss_and_accuracy(logits, yb, spec.loss)[0]
+            loss = loss_and_accuracy(logits, yb, spec.loss, xb)[0]
             return loss + penalty(spec, hp, params), updates
 
         (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         tx_updates, opt_state = make_tx(spec, hp).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, tx_updates)
         if spec.max_norm != 0:  # applied by the program (see spec.group_spec)
-            params = max_norm(params, setting(spec, hp, "max_norm"))
+            params = max_norm(params, setting(spec, hp, "max_norm"), spec.max_norm_params)
         new = state._replace(params=params, opt_state=opt_state,
                              batch_stats=updates.get("batch_stats", state.batch_stats))
         return new, loss
@@ -494,7 +497,7 @@ def make_program(spec: RunSpec, n_classes: int, n_train: int, *,
             else:
                 logits = eval_model(hp).apply({"params": params, "batch_stats": batch_stats},
                                               xb, train=False)
-            loss, correct = per_example(logits, yb, spec.loss)
+            loss, correct = per_example(logits, yb, spec.loss, xb)
             return jnp.sum(wb * loss), jnp.sum(wb * correct)
 
         n = len(y)

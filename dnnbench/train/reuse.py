@@ -56,8 +56,9 @@ def layer_labels(reuse_layers: int) -> Callable[[Any], Any]:
     return labels
 
 
-def transfer_tx(reuse_layers: int, freeze_steps: int, unfreeze_lr: float) -> Callable:
-    """The engine's ``make_tx(spec, hp)`` for B-on-A: reused layers frozen, then ``unfreeze_lr``."""
+def transfer_tx(reuse_layers: int, freeze_steps: int, unfreeze_lr: float | None) -> Callable:
+    """The engine's ``make_tx(spec, hp)`` for B-on-A: reused layers frozen, then
+    ``unfreeze_lr`` (None: the run's rate, a lane value where the rate is one)."""
 
     def make_tx(spec: RunSpec, hp) -> optax.GradientTransformation:
         return optax.multi_transform(  # each part: the run's optimizer, on its part's tree

@@ -493,9 +493,11 @@ def test_recorded_definitions_are_checked_with_the_packaged_claims_of_now():
     texts (the report and `dnnbench claims` check the same claims); claims about factors the
     recorded run lacks are left out."""
     now = definition.load("dying-relu")
-    old = dataclasses.replace(now, claims=now.claims[:1], found="", expected="old")
+    old = dataclasses.replace(now, claims=now.claims[:1], found="", expected="old",
+                              cost="an estimate made before the run")
     again = definition.as_packaged_now(old)
     assert again.claims == now.claims and again.found == now.found
+    assert again.cost == now.cost  # measured by the committed run, written after it
     fewer = dataclasses.replace(old, factors={"learning_rate": now.factors["learning_rate"]})
     assert all("activation" not in {*c.compare, *c.where, *c.against}
                for c in definition.as_packaged_now(fewer).claims)

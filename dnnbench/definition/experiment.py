@@ -232,8 +232,8 @@ def recorded_source(exp: Experiment) -> str:
 
 
 def as_packaged_now(exp: Experiment, packaged: str | None = None) -> Experiment:
-    """A recorded definition with the claims and texts (expected, found) of its packaged file
-    as it is now (``packaged``: the file's name as the metadata record it, e.g. bn-depth for
+    """A recorded definition with the claims and texts (expected, found, cost: written
+    after the committed run, from what it measured) of its packaged file as it is now (``packaged``: the file's name as the metadata record it, e.g. bn-depth for
     the depth-sweep preset; default the experiment's own name): the claims are checked as the
     packaged file states them, as `dnnbench claims` does. Any other experiment as it is."""
     name = packaged if packaged in catalogue() else exp.name
@@ -242,7 +242,7 @@ def as_packaged_now(exp: Experiment, packaged: str | None = None) -> Experiment:
     now = load(name)
     return dataclasses.replace(exp, claims=tuple(c for c in now.claims
                                                  if not missing_factors(c, exp)),
-                               expected=now.expected, found=now.found)
+                               expected=now.expected, found=now.found, cost=now.cost)
 
 
 def missing_factors(claim, exp: Experiment) -> list[str]:

@@ -4,6 +4,7 @@ common schema (tests/fixtures/results): what each one plots."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -233,19 +234,18 @@ def test_curves_with_too_many_panels_show_the_first_factor_at_its_last_level(dep
 def test_factors_beyond_the_third_join_the_line_and_the_legend_names_each():
     """A fourth varying factor (transfer-reuse's `reused`) is joined to the line's factor:
     one line per combination, its legend entry naming both factors and their levels."""
-    exp = definition.parse({"name": "j", "dataset": "synthetic", "factors": {
-        "train_size": [50, 200], "stage": ["B", "B-on-A"], "reuse_layers": [1, 3],
-        "reused": ["frozen", "fine-tuned"]}}, "<test>")
-    table = pd.DataFrame([{"train_size": n, "stage": s, "reuse_layers": k, "reused": r}
-                          for n in (50, 200) for s in ("B", "B-on-A") for k in (1, 3)
-                          for r in ("frozen", "fine-tuned")])
-    out, line = plots.joined(exp, table, "stage")
-    assert line == "stage, reused"
-    assert sorted(set(out[line])) == ["stage=B, reused=fine-tuned", "stage=B, reused=frozen",
-                                      "stage=B-on-A, reused=fine-tuned",
-                                      "stage=B-on-A, reused=frozen"]
-    assert plots.legend_label(line, "stage=B, reused=frozen") == "stage=B, reused=frozen"
-    assert plots.legend_label("stage", "B") == "stage=B"
+    factors = {"learning_rate": [0.1, 1.0], "norm": ["batch", "none"], "depth": [1, 3],
+               "activation": ["relu", "elu"]}
+    exp = definition.parse({"name": "j", "dataset": "synthetic", "factors": factors}, "<t>")
+    table = pd.DataFrame([dict(zip(factors, values, strict=True)) for values in
+                          itertools.product(*factors.values())])
+    out, line = plots.joined(exp, table, "norm")
+    assert line == "norm, activation"
+    assert sorted(set(out[line])) == ["norm=batch, activation=elu",
+                                      "norm=batch, activation=relu",
+                                      "norm=none, activation=elu", "norm=none, activation=relu"]
+    assert plots.legend_label(line, "norm=batch, activation=elu") == "norm=batch, activation=elu"
+    assert plots.legend_label("norm", "batch") == "norm=batch"
     three = definition.parse({"name": "j", "dataset": "synthetic", "factors": {
-        "train_size": [50, 200], "stage": ["B", "B-on-A"], "reuse_layers": [1, 3]}}, "<test>")
-    assert plots.joined(three, table, "stage") == (table, "stage")  # nothing to join
+        k: v for k, v in factors.items() if k != "activation"}}, "<t>")
+    assert plots.joined(three, table, "norm") == (table, "norm")  # nothing to join

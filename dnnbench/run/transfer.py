@@ -213,11 +213,11 @@ class TransferConfig:
     # the range of the grid that a tuned B arm's rate is chosen from (b_grid)
     b_rate_min: float = B_RATE_MIN
     b_rate_max: float = B_RATE_MAX
+    seeds: tuple[int, ...] = tuple(range(20))
 
     @property
     def b_grid(self) -> tuple[float, ...]:
         return b_grid(self.b_rate_min, self.b_rate_max)
-    seeds: tuple[int, ...] = tuple(range(20))
 
     @property
     def depth(self) -> int:
@@ -709,11 +709,15 @@ def stage_frames(exp: definition.Experiment, g: Group, arm: definition.ArmSettin
 
 
 def b_value(cfg: TransferConfig, setting: str):
-    """The value of a B setting in ``cfg`` as its column shows it (a tuned rate, chosen per
-    train size: the train size stands for it)."""
-    lr_after = ((cfg.b_rate, cfg.train_size, *(
-        (cfg.reused, cfg.freeze_epochs, cfg.unfreeze_epochs) if cfg.b_rate == "tuned-per-arm"
-        else ())) if cfg.b_rate != "learning_rate" and cfg.unfreeze_lr is None
-        else cfg.lr_after)
+    """The value of a B setting in ``cfg`` as its column shows it; a tuned rate, not known
+    before training, stands as what it is chosen by: the grid and the train size (b_rate
+    "tuned"), and the variant too ("tuned-per-arm")."""
+    if cfg.unfreeze_lr is not None or cfg.b_rate == "learning_rate":
+        lr_after = cfg.lr_after
+    elif cfg.b_rate == "tuned":
+        lr_after = ("tuned", cfg.b_grid, cfg.train_size)
+    else:
+        lr_after = ("tuned-per-arm", cfg.b_grid, cfg.train_size, cfg.reused,
+                    cfg.freeze_epochs, cfg.unfreeze_epochs)
     return {"reuse_layers": cfg.reused, "unfreeze_lr": lr_after}.get(
         setting, getattr(cfg, setting, None))
